@@ -1,0 +1,584 @@
+//! The local decision: PIN (+OTP) against the user's tokens, challenges, fail counters.
+//!
+//! Every step that reads and then changes a token (an OTP check, a fail count, a challenge
+//! answer) runs inside one store write transaction that re-reads the token under the lock.
+
+use super::{
+    new_transaction_id, split_realm, Clock, Conversation, Login, Options, Outcome, Verdict,
+};
+use crate::config::{Config, OtpPin};
+use crate::crypto::{burn_pin_check, ct_eq, verify_pin, Secret, StoreKey};
+use crate::error::{Error, Result};
+use crate::store::{AuditEntry, ChallengeRecord, Store, StoreTx, TokenRecord};
+use crate::tokens::{self, CheckContext, TokenType};
+
+/// Longer passes are refused before any work: no PIN+OTP is this long, and hashing megabytes
+/// per token would let one login hold the store.
+pub const MAX_PASS_LEN: usize = 1024;
+
+pub struct LocalEngine<'a, S: Store, C: Clock> {
+    cfg: &'a Config,
+    store: &'a S,
+    key: &'a StoreKey,
+    clock: &'a C,
+}
+
+/// Where a login stands while it is decided: who, and what was said so far.
+struct Attempt<'a> {
+    login: &'a Login,
+    user: String,
+    realm: String,
+    events: Vec<AuditEntry>,
+}
+
+impl Attempt<'_> {
+    fn event(
+        &mut self,
+        now: u64,
+        token: Option<&TokenRecord>,
+        result: &str,
+        reason: &str,
+    ) -> AuditEntry {
+        let e = AuditEntry {
+            time: now,
+            service: self.login.service.clone(),
+            rhost: self.login.rhost.clone(),
+            user: self.user.clone(),
+            realm: self.realm.clone(),
+            serial: token.map(|t| t.serial.clone()).unwrap_or_default(),
+            kind: token.map(|t| t.kind.name().to_string()).unwrap_or_default(),
+            result: result.into(),
+            reason: reason.into(),
+        };
+        self.events.push(e.clone());
+        e
+    }
+}
+
+/// What the first pass matched.
+enum PassMatch<'t> {
+    /// PIN+OTP (or the OTP alone with `otppin` none/system): each token with its OTP part.
+    Otp(Vec<(&'t TokenRecord, Secret)>),
+    /// The PIN alone, of these tokens.
+    PinOnly(Vec<&'t TokenRecord>),
+    Nothing,
+}
+
+impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
+    pub fn new(cfg: &'a Config, store: &'a S, key: &'a StoreKey, clock: &'a C) -> Self {
+        LocalEngine {
+            cfg,
+            store,
+            key,
+            clock,
+        }
+    }
+
+    pub fn authenticate(
+        &self,
+        login: &Login,
+        opts: &Options,
+        conv: &mut impl Conversation,
+    ) -> Outcome {
+        let (user, realm) = split_realm(self.cfg, &login.user);
+        let mut at = Attempt {
+            login,
+            user,
+            realm,
+            events: Vec::new(),
+        };
+        let verdict = match self.run(&mut at, opts, conv) {
+            Ok(v) => v,
+            Err(Error::Conversation(m)) => {
+                at.event(
+                    self.clock.now(),
+                    None,
+                    "error",
+                    &format!("conversation: {m}"),
+                );
+                Verdict::ConversationFailed(m)
+            }
+            Err(e) => {
+                at.event(self.clock.now(), None, "error", &e.to_string());
+                Verdict::Unavailable(e)
+            }
+        };
+        Outcome {
+            verdict,
+            events: at.events,
+        }
+    }
+
+    fn run(
+        &self,
+        at: &mut Attempt,
+        opts: &Options,
+        conv: &mut impl Conversation,
+    ) -> Result<Verdict> {
+        let tokens = if valid_user_name(&at.user) {
+            self.store.tokens_of(&at.user, &at.realm)?
+        } else {
+            Vec::new()
+        };
+        if !tokens.iter().any(|t| t.active) && (opts.nullok || self.cfg.auth.pass_on_no_token) {
+            // Like google-authenticator's nullok: decided before any prompt.
+            let now = self.clock.now();
+            return self.store.write(|tx| {
+                if self.cfg.auth.pass_on_no_token {
+                    tx.audit(&at.event(now, None, "accept", "no active token: pass_on_no_token"))?;
+                    Ok(Verdict::PassOnNoToken)
+                } else {
+                    tx.audit(&at.event(now, None, "ignore", "no active token: nullok"))?;
+                    Ok(Verdict::NoToken)
+                }
+            });
+        }
+
+        let system_pin = self.cfg.auth.otppin == OtpPin::System;
+        if (opts.use_first_pass || opts.try_first_pass) && !system_pin {
+            match &at.login.authtok {
+                Some(pass) => {
+                    let v = self.check_pass(at, &tokens, pass, conv)?;
+                    if opts.use_first_pass || !matches!(v, Verdict::Reject { .. }) {
+                        return Ok(v);
+                    }
+                }
+                None if opts.use_first_pass => {
+                    let now = self.clock.now();
+                    return self.store.write(|tx| {
+                        let reason = "use_first_pass: no password from an earlier module";
+                        tx.audit(&at.event(now, None, "reject", reason))?;
+                        Ok(Verdict::Reject {
+                            reason: reason.into(),
+                        })
+                    });
+                }
+                None => {}
+            }
+        }
+
+        let text = match (&opts.prompt, self.cfg.auth.otppin) {
+            (Some(p), _) => p.as_str(),
+            (None, OtpPin::Token) => self.cfg.prompts.pin.as_str(),
+            (None, _) => self.cfg.prompts.otp.as_str(),
+        };
+        let pass = ask(conv, text)?;
+        self.check_pass(at, &tokens, &pass, conv)
+    }
+
+    fn context(&self, now: u64) -> CheckContext {
+        CheckContext {
+            now,
+            hotp_window: self.cfg.auth.hotp_window,
+            totp_window: self.cfg.auth.totp_window,
+        }
+    }
+
+    /// The first pass: PIN+OTP, the PIN alone (which may open a challenge), or the OTP alone.
+    fn check_pass(
+        &self,
+        at: &mut Attempt,
+        tokens: &[TokenRecord],
+        pass: &[u8],
+        conv: &mut impl Conversation,
+    ) -> Result<Verdict> {
+        if pass.len() > MAX_PASS_LEN {
+            let now = self.clock.now();
+            return self.fail(
+                at,
+                &[],
+                now,
+                &format!("pass longer than {MAX_PASS_LEN} bytes"),
+            );
+        }
+        let matched = match self.cfg.auth.otppin {
+            OtpPin::Token => self.match_pin(tokens, pass),
+            OtpPin::None | OtpPin::System => {
+                let with_otp = tokens
+                    .iter()
+                    .filter(|t| t.kind != TokenType::Spass)
+                    .map(|t| (t, crate::crypto::secret(pass)))
+                    .collect();
+                PassMatch::Otp(with_otp)
+            }
+        };
+        let now = self.clock.now();
+        match matched {
+            PassMatch::Otp(candidates) => {
+                let c: Vec<(&str, &[u8])> = candidates
+                    .iter()
+                    .map(|(t, otp)| (t.serial.as_str(), &otp[..]))
+                    .collect();
+                self.check_otp(at, &c, now, None)
+            }
+            PassMatch::PinOnly(candidates) => self.pin_only(at, &candidates, now, conv),
+            PassMatch::Nothing => {
+                let all: Vec<&TokenRecord> = tokens.iter().collect();
+                self.fail(at, &all, now, "wrong PIN or unknown user")
+            }
+        }
+    }
+
+    /// Compares the pass with each token's PIN, as PIN+OTP and as the PIN alone. A user with no
+    /// tokens costs the same two PIN checks, so timing does not tell users apart.
+    fn match_pin<'t>(&self, tokens: &'t [TokenRecord], pass: &[u8]) -> PassMatch<'t> {
+        if tokens.is_empty() {
+            burn_pin_check(pass);
+            burn_pin_check(pass);
+            return PassMatch::Nothing;
+        }
+        let mut with_otp = Vec::new();
+        let mut pin_only = Vec::new();
+        for t in tokens {
+            let Ok(logic) = tokens::for_params(&t.params()) else {
+                continue;
+            };
+            let n = logic.otp_len();
+            if n > 0 && pass.len() >= n {
+                let (pin, tail) = pass.split_at(pass.len() - n);
+                if pin_matches(t, pin) {
+                    with_otp.push((t, crate::crypto::secret(tail)));
+                    continue;
+                }
+            }
+            if pin_matches(t, pass) {
+                pin_only.push(t);
+            }
+        }
+        match (with_otp.is_empty(), pin_only.is_empty()) {
+            (false, _) => PassMatch::Otp(with_otp),
+            (true, false) => PassMatch::PinOnly(pin_only),
+            (true, true) => PassMatch::Nothing,
+        }
+    }
+
+    /// Checks OTPs against candidate tokens (serial, OTP) in one write transaction that
+    /// re-reads each token under the lock; the first that accepts moves its counter. With
+    /// `transaction`, the challenge rows are closed in the same step.
+    fn check_otp(
+        &self,
+        at: &mut Attempt,
+        candidates: &[(&str, &[u8])],
+        now: u64,
+        transaction: Option<&str>,
+    ) -> Result<Verdict> {
+        let ctx = self.context(now);
+        self.store.write(|tx| {
+            let mut refusals: Vec<(TokenRecord, &str)> = Vec::new();
+            let mut checked = Vec::new();
+            for &(serial, otp) in candidates {
+                let Some(t) = tx.token(serial)? else { continue };
+                if t.user != at.user || t.realm != at.realm {
+                    continue;
+                }
+                if !t.active {
+                    refusals.push((t, "token disabled"));
+                    continue;
+                }
+                if self.locked(tx, &t, now)? {
+                    refusals.push((t, "token locked: too many failures"));
+                    continue;
+                }
+                let logic = tokens::for_params(&t.params())?;
+                let key = self.key.open(&t.serial, &t.sealed_key)?;
+                if let Some(counter) = logic.check(&key, otp, t.counter, &ctx) {
+                    tx.record_success(&t.serial, counter)?;
+                    if let Some(id) = transaction {
+                        tx.close_challenges(id, "answered")?;
+                    }
+                    let reason = if transaction.is_some() {
+                        "challenge answered"
+                    } else {
+                        "PIN and OTP matched"
+                    };
+                    tx.audit(&at.event(now, Some(&t), "accept", reason))?;
+                    return Ok(Verdict::Accept { serial: t.serial });
+                }
+                checked.push(t);
+            }
+            if let Some(id) = transaction {
+                tx.close_challenges(id, "failed")?;
+            }
+            for t in &checked {
+                tx.record_failure(&t.serial, now)?;
+                tx.audit(&at.event(now, Some(t), "reject", "wrong OTP or OTP already used"))?;
+            }
+            let locked = refusals
+                .iter()
+                .find(|(_, why)| why.starts_with("token locked"))
+                .map(|(t, _)| t.serial.clone());
+            for (t, why) in &refusals {
+                let result = if why.starts_with("token locked") {
+                    "locked"
+                } else {
+                    "reject"
+                };
+                tx.audit(&at.event(now, Some(t), result, why))?;
+            }
+            Ok(match (checked.is_empty(), locked) {
+                (true, Some(serial)) => Verdict::Locked { serial },
+                (true, None) if !refusals.is_empty() => Verdict::Reject {
+                    reason: refusals[0].1.into(),
+                },
+                _ => Verdict::Reject {
+                    reason: "wrong OTP or OTP already used".into(),
+                },
+            })
+        })
+    }
+
+    /// The PIN alone: `spass` accepts; challenge-response tokens open one challenge each under
+    /// one transaction id and ask for the OTP; other tokens fail.
+    fn pin_only(
+        &self,
+        at: &mut Attempt,
+        candidates: &[&TokenRecord],
+        now: u64,
+        conv: &mut impl Conversation,
+    ) -> Result<Verdict> {
+        let transaction_id = new_transaction_id();
+        let validity = self.cfg.auth.challenge_validity;
+        let opened = self.store.write(|tx| {
+            let mut opened: Vec<TokenRecord> = Vec::new();
+            let mut refused: Vec<(TokenRecord, &str)> = Vec::new();
+            for cand in candidates {
+                let Some(t) = tx.token(&cand.serial)? else {
+                    continue;
+                };
+                if !t.active {
+                    refused.push((t, "token disabled"));
+                } else if self.locked(tx, &t, now)? {
+                    refused.push((t, "token locked: too many failures"));
+                } else if t.kind == TokenType::Spass {
+                    tx.record_success(&t.serial, t.counter)?;
+                    tx.audit(&at.event(now, Some(&t), "accept", "PIN matched (spass)"))?;
+                    return Ok(Err(Verdict::Accept { serial: t.serial }));
+                } else if self.does_challenge(t.kind) {
+                    opened.push(t);
+                } else {
+                    refused.push((
+                        t,
+                        "PIN alone, but this token type does no challenge response",
+                    ));
+                }
+            }
+            if opened.is_empty() {
+                let locked = refused
+                    .iter()
+                    .find(|(_, w)| w.starts_with("token locked"))
+                    .map(|(t, _)| t.serial.clone());
+                for (t, why) in &refused {
+                    if why.starts_with("PIN alone") {
+                        tx.record_failure(&t.serial, now)?;
+                    }
+                    let result = if why.starts_with("token locked") {
+                        "locked"
+                    } else {
+                        "reject"
+                    };
+                    tx.audit(&at.event(now, Some(t), result, why))?;
+                }
+                let reason = refused
+                    .first()
+                    .map(|(_, w)| w.to_string())
+                    .unwrap_or_default();
+                return Ok(Err(match locked {
+                    Some(serial) => Verdict::Locked { serial },
+                    None => Verdict::Reject { reason },
+                }));
+            }
+            for t in &opened {
+                tx.insert_challenge(&ChallengeRecord {
+                    transaction_id: transaction_id.clone(),
+                    serial: t.serial.clone(),
+                    user: at.user.clone(),
+                    realm: at.realm.clone(),
+                    created: now,
+                    expires: now + validity,
+                    state: "open".into(),
+                    data: None,
+                })?;
+                tx.audit(&at.event(
+                    now,
+                    Some(t),
+                    "challenge",
+                    &format!("challenge opened, transaction {transaction_id}"),
+                ))?;
+            }
+            Ok(Ok(opened))
+        })?;
+        let opened = match opened {
+            Ok(o) => o,
+            Err(verdict) => return Ok(verdict),
+        };
+        let message = self.challenge_message(&opened);
+        let answer = match ask(conv, &message) {
+            Ok(a) => a,
+            Err(e) => {
+                // Nobody can answer this transaction any more: close it.
+                self.store
+                    .write(|tx| tx.close_challenges(&transaction_id, "failed"))?;
+                return Err(e);
+            }
+        };
+        self.answer_challenge(at, &transaction_id, &answer)
+    }
+
+    /// Checks the answer to an open transaction: the OTP alone, against its tokens only, within
+    /// `challenge_validity`. A transaction is answered once, right or wrong.
+    fn answer_challenge(
+        &self,
+        at: &mut Attempt,
+        transaction_id: &str,
+        otp: &[u8],
+    ) -> Result<Verdict> {
+        let now = self.clock.now();
+        let rows = self.store.write(|tx| {
+            let rows = tx.open_challenges(transaction_id)?;
+            if rows.is_empty() {
+                tx.audit(&at.event(
+                    now,
+                    None,
+                    "reject",
+                    "no open challenge with this transaction id",
+                ))?;
+                return Ok(Err(Verdict::Reject {
+                    reason: "no open challenge".into(),
+                }));
+            }
+            if rows.iter().all(|c| c.expires <= now) {
+                tx.close_challenges(transaction_id, "expired")?;
+                tx.audit(&at.event(now, None, "reject", "challenge expired"))?;
+                return Ok(Err(Verdict::Reject {
+                    reason: "challenge expired".into(),
+                }));
+            }
+            Ok(Ok(rows))
+        })?;
+        let rows = match rows {
+            Ok(r) => r,
+            Err(v) => return Ok(v),
+        };
+        let candidates: Vec<(&str, &[u8])> = rows
+            .iter()
+            .filter(|c| c.expires > now && c.user == at.user && c.realm == at.realm)
+            .map(|c| (c.serial.as_str(), otp))
+            .collect();
+        self.check_otp(at, &candidates, now, Some(transaction_id))
+    }
+
+    /// Answers an open transaction outside a PAM conversation (the second step of a
+    /// two-request client, and tests of "answered once").
+    pub fn answer(&self, login: &Login, transaction_id: &str, otp: &[u8]) -> Outcome {
+        let (user, realm) = split_realm(self.cfg, &login.user);
+        let mut at = Attempt {
+            login,
+            user,
+            realm,
+            events: Vec::new(),
+        };
+        let verdict = match self.answer_challenge(&mut at, transaction_id, otp) {
+            Ok(v) => v,
+            Err(e) => Verdict::Unavailable(e),
+        };
+        Outcome {
+            verdict,
+            events: at.events,
+        }
+    }
+
+    fn does_challenge(&self, kind: TokenType) -> bool {
+        kind.always_challenges()
+            || self
+                .cfg
+                .auth
+                .challenge_response
+                .iter()
+                .any(|t| t == kind.name())
+    }
+
+    /// Whether the fail counter locks the token now; clears a counter whose
+    /// `fail_clear_timeout` has passed.
+    fn locked(&self, tx: &dyn StoreTx, t: &TokenRecord, now: u64) -> Result<bool> {
+        if t.fail_count < self.cfg.auth.max_fail {
+            return Ok(false);
+        }
+        let timeout = self.cfg.auth.fail_clear_timeout;
+        if timeout > 0 && t.last_fail.is_some_and(|l| l + timeout <= now) {
+            tx.clear_failures(&t.serial)?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Counts a failure on each token and audits it; the PIN matched none of them, or the pass
+    /// was refused before any check.
+    fn fail(
+        &self,
+        at: &mut Attempt,
+        tokens: &[&TokenRecord],
+        now: u64,
+        reason: &str,
+    ) -> Result<Verdict> {
+        self.store.write(|tx| {
+            for t in tokens.iter().filter(|t| t.active) {
+                tx.record_failure(&t.serial, now)?;
+            }
+            tx.audit(&at.event(now, None, "reject", reason))?;
+            Ok(Verdict::Reject {
+                reason: reason.into(),
+            })
+        })
+    }
+
+    /// The text of a challenge: the message of the token type, or of each type when one PIN
+    /// opened challenges on tokens of several types.
+    fn challenge_message(&self, opened: &[TokenRecord]) -> String {
+        let p = &self.cfg.prompts;
+        let mut msgs: Vec<&str> = Vec::new();
+        for t in opened {
+            let m = match t.kind {
+                TokenType::Hotp => &p.hotp,
+                TokenType::Totp => &p.totp,
+                TokenType::Email => &p.email,
+                TokenType::Sms => &p.sms,
+                TokenType::Ocra => &p.ocra,
+                _ => &p.otp,
+            };
+            if !msgs.contains(&m.as_str()) {
+                msgs.push(m);
+            }
+        }
+        match msgs.as_slice() {
+            [one] => one.to_string(),
+            _ if opened.len() > 1 && msgs.len() > 1 => {
+                let parts: Vec<&str> = msgs
+                    .iter()
+                    .map(|m| m.trim_end().trim_end_matches(':'))
+                    .collect();
+                format!("{}: ", parts.join(" or "))
+            }
+            _ => p.multi.clone(),
+        }
+    }
+}
+
+/// Asks and insists on an answer: NULL or a failed conversation is an error, not an empty pass.
+fn ask(conv: &mut impl Conversation, text: &str) -> Result<Secret> {
+    conv.prompt(text, false)?
+        .ok_or_else(|| Error::Conversation("the conversation answered NULL".into()))
+}
+
+fn pin_matches(t: &TokenRecord, pin: &[u8]) -> bool {
+    match &t.pin_hash {
+        Some(h) => verify_pin(pin, h),
+        // A token without a PIN: the pass is the OTP alone.
+        None => ct_eq(pin, b""),
+    }
+}
+
+/// User names that can be looked up. Others are treated as unknown users.
+fn valid_user_name(u: &str) -> bool {
+    // U+FFFD stands for bytes that were not UTF-8 in the name PAM gave us.
+    !u.is_empty() && u.len() <= 256 && !u.chars().any(|c| c.is_control() || c == '\u{fffd}')
+}

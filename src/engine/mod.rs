@@ -1,0 +1,178 @@
+//! The authentication decision. Pure Rust, generic over a [`Conversation`] (how we talk to the
+//! user), a [`Clock`] (the source of time) and a [`Store`]. The PAM module and `tessera check`
+//! both call [`authenticate`]; nothing here knows about PAM.
+
+mod local;
+
+pub use local::LocalEngine;
+
+use crate::config::{Config, Mode};
+use crate::crypto::{Secret, StoreKey};
+use crate::error::Error;
+use crate::store::{AuditEntry, SqliteStore};
+
+/// How the engine talks to the user.
+pub trait Conversation {
+    /// Asks for input. `Ok(None)` is an answer of NULL (the user gave nothing at all).
+    fn prompt(&mut self, text: &str, echo: bool) -> Result<Option<Secret>, Error>;
+    /// Shows a line of information.
+    fn info(&mut self, text: &str) -> Result<(), Error>;
+    /// Shows an error line.
+    fn error(&mut self, text: &str) -> Result<(), Error>;
+}
+
+/// The source of time, in Unix seconds. Read when a step starts, never deep inside a check.
+pub trait Clock {
+    fn now(&self) -> u64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+}
+
+/// Who is logging in, from where, through what.
+#[derive(Debug, Clone, Default)]
+pub struct Login {
+    pub service: String,
+    pub rhost: String,
+    /// The user name as given. A name that is not valid UTF-8 or has control characters never
+    /// matches a token, but goes through the same prompts as any unknown user.
+    pub user: String,
+    /// PAM_AUTHTOK set by an earlier module, if any.
+    pub authtok: Option<Secret>,
+}
+
+/// Per-service switches, from the PAM line (or the command's flags).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub use_first_pass: bool,
+    pub try_first_pass: bool,
+    /// A user without active tokens gets [`Verdict::NoToken`] instead of a failure.
+    pub nullok: bool,
+    /// Overrides the first prompt.
+    pub prompt: Option<String>,
+    pub debug: bool,
+}
+
+/// The outcome of one authentication.
+#[derive(Debug)]
+pub enum Verdict {
+    Accept {
+        serial: String,
+    },
+    /// Wrong PIN or OTP, replay, expired or answered challenge, unknown user, disabled token.
+    Reject {
+        reason: String,
+    },
+    /// The token whose PIN matched is locked by its fail counter.
+    Locked {
+        serial: String,
+    },
+    /// The user has no active token and `nullok` is set.
+    NoToken,
+    /// The user has no active token and `pass_on_no_token` is set.
+    PassOnNoToken,
+    /// The store, key, config or server could not be used.
+    Unavailable(Error),
+    /// The conversation failed or answered NULL.
+    ConversationFailed(String),
+}
+
+impl Verdict {
+    pub fn is_accept(&self) -> bool {
+        matches!(self, Verdict::Accept { .. } | Verdict::PassOnNoToken)
+    }
+}
+
+/// A verdict and the audit events of the attempts that led to it (already written to the
+/// audit table where the store could be used; the caller sends them to syslog).
+#[derive(Debug)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub events: Vec<AuditEntry>,
+}
+
+impl Outcome {
+    pub fn unavailable(e: Error, login: &Login, now: u64) -> Outcome {
+        let event = AuditEntry {
+            time: now,
+            service: login.service.clone(),
+            rhost: login.rhost.clone(),
+            user: login.user.clone(),
+            result: "error".into(),
+            reason: e.to_string(),
+            ..AuditEntry::default()
+        };
+        Outcome {
+            verdict: Verdict::Unavailable(e),
+            events: vec![event],
+        }
+    }
+}
+
+/// Authenticates `login` as the config says: opens the store and runs the local engine (the
+/// remote mode forwards instead). The one entry point of the PAM module and `tessera check`.
+pub fn authenticate(
+    cfg: &Config,
+    opts: &Options,
+    login: &Login,
+    conv: &mut impl Conversation,
+    clock: &impl Clock,
+) -> Outcome {
+    match cfg.auth.mode {
+        Mode::Local => {
+            let (store, key) = match open_store(cfg).and_then(|s| Ok((s, load_key(cfg)?))) {
+                Ok(v) => v,
+                Err(e) => return Outcome::unavailable(e, login, clock.now()),
+            };
+            LocalEngine::new(cfg, &store, &key, clock).authenticate(login, opts, conv)
+        }
+        Mode::Remote => Outcome::unavailable(
+            Error::Remote("remote mode is not available in this build".into()),
+            login,
+            clock.now(),
+        ),
+    }
+}
+
+/// Opens the store named by the config.
+pub fn open_store(cfg: &Config) -> Result<SqliteStore, Error> {
+    SqliteStore::open(&cfg.store.path, cfg.store.busy_timeout_ms)
+}
+
+/// Loads the key that seals OTP keys, refusing a key file others can read or write.
+pub fn load_key(cfg: &Config) -> Result<StoreKey, Error> {
+    let path = &cfg.store.key_file;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::Key(format!("{}: {e} (run `tessera init`)", path.display())))?;
+    crate::fsperm::refuse_readable_by_others(path, &meta)?;
+    StoreKey::load(path)
+}
+
+/// Splits `user@realm` when `[auth].realm_separator` is set; otherwise the default realm.
+pub fn split_realm(cfg: &Config, user: &str) -> (String, String) {
+    if let Some(sep) = cfg.auth.realm_separator.as_deref() {
+        if let Some((u, r)) = user.rsplit_once(sep) {
+            if !u.is_empty() && !r.is_empty() {
+                return (u.to_string(), r.to_string());
+            }
+        }
+    }
+    (user.to_string(), cfg.auth.default_realm.clone())
+}
+
+/// A new transaction id: 20 random decimal digits, as privacyIDEA makes them.
+pub fn new_transaction_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::rngs::OsRng;
+    (0..20)
+        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+        .collect()
+}

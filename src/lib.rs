@@ -1,0 +1,21 @@
+//! tessera: a PAM module with its own OTP engine and privacyIDEA-style challenge response.
+//!
+//! Layers, from the outside in: [`pam`] (the only FFI, thin) → [`engine`] (every decision) →
+//! [`store`] (SQLite) and [`tokens`] (one module per token type).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::todo,
+    clippy::unimplemented
+)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod config;
+pub mod crypto;
+pub mod engine;
+pub mod error;
+pub mod fsperm;
+pub mod pam;
+pub mod store;
+pub mod tokens;

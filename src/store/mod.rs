@@ -1,0 +1,481 @@
+//! The SQLite store. It owns all SQL. The engine sees it through [`Store`] and [`StoreTx`]:
+//! reads of a user's tokens, and write transactions taken with `BEGIN IMMEDIATE`, so that the
+//! check of an OTP and the move of the counter are one step that no other process can split.
+
+mod schema;
+
+use crate::error::{describe_sqlite, Error, Result};
+use crate::tokens::{Algorithm, TokenParams, TokenType};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A token as stored. The key stays sealed until the engine needs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenRecord {
+    pub serial: String,
+    pub user: String,
+    pub realm: String,
+    #[serde(rename = "type", serialize_with = "ser_type")]
+    pub kind: TokenType,
+    pub active: bool,
+    #[serde(skip)]
+    pub pin_hash: Option<String>,
+    #[serde(skip)]
+    pub sealed_key: Vec<u8>,
+    pub digits: u32,
+    #[serde(serialize_with = "ser_alg")]
+    pub algorithm: Algorithm,
+    pub period: u64,
+    pub drift: i64,
+    pub counter: u64,
+    pub fail_count: u32,
+    pub last_fail: Option<u64>,
+    /// Type-specific settings as JSON (e-mail address, phone, OCRA suite, 4eyes realm).
+    pub info: serde_json::Value,
+    pub description: String,
+    pub created: u64,
+}
+
+fn ser_type<S: serde::Serializer>(t: &TokenType, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(t.name())
+}
+fn ser_alg<S: serde::Serializer>(a: &Algorithm, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(a.name())
+}
+
+impl TokenRecord {
+    pub fn params(&self) -> TokenParams {
+        TokenParams {
+            kind: self.kind,
+            digits: self.digits,
+            algorithm: self.algorithm,
+            period: self.period,
+            drift: self.drift,
+        }
+    }
+
+    pub fn has_pin(&self) -> bool {
+        self.pin_hash.is_some()
+    }
+}
+
+/// One token's part of a transaction: a PIN-only pass opens one row per token.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChallengeRecord {
+    pub transaction_id: String,
+    pub serial: String,
+    pub user: String,
+    pub realm: String,
+    pub created: u64,
+    pub expires: u64,
+    /// `open`, `answered` or `failed`.
+    pub state: String,
+    #[serde(skip)]
+    pub data: Option<Vec<u8>>,
+}
+
+/// One row of the audit table. Never holds a PIN, an OTP or a key.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditEntry {
+    pub time: u64,
+    pub service: String,
+    pub rhost: String,
+    pub user: String,
+    pub realm: String,
+    pub serial: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub result: String,
+    pub reason: String,
+}
+
+/// What the engine reads outside a transaction.
+pub trait Store {
+    /// All tokens of a user in a realm, active or not.
+    fn tokens_of(&self, user: &str, realm: &str) -> Result<Vec<TokenRecord>>;
+    /// Runs `f` in one write transaction; commits when it returns `Ok`, rolls back on `Err`.
+    fn write<R>(&self, f: impl FnOnce(&dyn StoreTx) -> Result<R>) -> Result<R>;
+}
+
+/// What the engine does inside a write transaction.
+pub trait StoreTx {
+    /// A fresh read of one token, taken under the write lock.
+    fn token(&self, serial: &str) -> Result<Option<TokenRecord>>;
+    /// Stores the counter that an accepted OTP moved to and clears the fail counter.
+    fn record_success(&self, serial: &str, counter: u64) -> Result<()>;
+    /// Counts one failure on a token.
+    fn record_failure(&self, serial: &str, now: u64) -> Result<()>;
+    /// Clears a fail counter whose `fail_clear_timeout` has passed.
+    fn clear_failures(&self, serial: &str) -> Result<()>;
+    fn insert_challenge(&self, c: &ChallengeRecord) -> Result<()>;
+    /// The rows of a transaction that are still open.
+    fn open_challenges(&self, transaction_id: &str) -> Result<Vec<ChallengeRecord>>;
+    /// Closes every row of a transaction with `state`.
+    fn close_challenges(&self, transaction_id: &str, state: &str) -> Result<()>;
+    fn audit(&self, e: &AuditEntry) -> Result<()>;
+}
+
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const TOKEN_COLS: &str = "serial, user, realm, type, active, pin_hash, sealed_key, digits, \
+    algorithm, period, drift, counter, fail_count, last_fail, info, description, created";
+
+fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
+    let kind: String = r.get(3)?;
+    let alg: String = r.get(8)?;
+    let info: String = r.get(14)?;
+    let bad = |i, m: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, m.into())
+    };
+    Ok(TokenRecord {
+        serial: r.get(0)?,
+        user: r.get(1)?,
+        realm: r.get(2)?,
+        kind: TokenType::parse(&kind).map_err(|e| bad(3, e.to_string()))?,
+        active: r.get(4)?,
+        pin_hash: r.get(5)?,
+        sealed_key: r.get(6)?,
+        digits: r.get(7)?,
+        algorithm: Algorithm::parse(&alg).map_err(|e| bad(8, e.to_string()))?,
+        period: r.get::<_, i64>(9)? as u64,
+        drift: r.get(10)?,
+        counter: r.get::<_, i64>(11)? as u64,
+        fail_count: r.get(12)?,
+        last_fail: r.get::<_, Option<i64>>(13)?.map(|v| v as u64),
+        info: serde_json::from_str(&info).map_err(|e| bad(14, e.to_string()))?,
+        description: r.get(15)?,
+        created: r.get::<_, i64>(16)? as u64,
+    })
+}
+
+fn challenge_from_row(r: &Row<'_>) -> rusqlite::Result<ChallengeRecord> {
+    Ok(ChallengeRecord {
+        transaction_id: r.get(0)?,
+        serial: r.get(1)?,
+        user: r.get(2)?,
+        realm: r.get(3)?,
+        created: r.get::<_, i64>(4)? as u64,
+        expires: r.get::<_, i64>(5)? as u64,
+        state: r.get(6)?,
+        data: r.get(7)?,
+    })
+}
+
+const CHALLENGE_COLS: &str = "transaction_id, serial, user, realm, created, expires, state, data";
+
+impl SqliteStore {
+    /// Opens an existing store, refusing one that group or others may write. Pending
+    /// migrations are applied; a store newer than this build is refused.
+    pub fn open(path: &Path, busy_timeout_ms: u64) -> Result<SqliteStore> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| Error::Store(format!("{}: {e} (run `tessera init`)", path.display())))?;
+        crate::fsperm::refuse_writable_by_others(path, &meta)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| Error::Store(format!("{}: {}", path.display(), describe_sqlite(&e))))?;
+        Self::setup(conn, path, busy_timeout_ms)
+    }
+
+    /// Creates a store (0600) if there is none, and opens it.
+    pub fn create(path: &Path, busy_timeout_ms: u64) -> Result<SqliteStore> {
+        if !path.exists() {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                crate::fsperm::create_private_dir(dir)?;
+            }
+            crate::fsperm::create_private_file(path, b"")?;
+        }
+        Self::open(path, busy_timeout_ms)
+    }
+
+    fn setup(conn: Connection, path: &Path, busy_timeout_ms: u64) -> Result<SqliteStore> {
+        let ctx = |e: rusqlite::Error| {
+            Error::Store(format!("{}: {}", path.display(), describe_sqlite(&e)))
+        };
+        conn.busy_timeout(Duration::from_millis(busy_timeout_ms))
+            .map_err(ctx)?;
+        // WAL lets readers go on while one login writes; FULL syncs each commit, because a
+        // counter lost in a power cut would make a used OTP valid again.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(ctx)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(ctx)?;
+        let mut store = SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let path = self.path.display().to_string();
+        let ctx = |e: rusqlite::Error| Error::Store(format!("{path}: {}", describe_sqlite(&e)));
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(ctx)?;
+        let known = schema::MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(Error::Store(format!(
+                "{path}: schema version {version} is newer than this tessera ({known})"
+            )));
+        }
+        if version == known {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(ctx)?;
+        // Re-read under the lock: another process may have migrated meanwhile.
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(ctx)?;
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql).map_err(ctx)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)
+                .map_err(ctx)?;
+        }
+        tx.commit().map_err(ctx)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    // ---- admin operations (the `tessera` command) ----
+
+    pub fn insert_token(&self, t: &TokenRecord) -> Result<()> {
+        let n = self.conn.execute(
+            &format!("INSERT OR IGNORE INTO tokens ({TOKEN_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"),
+            params![
+                t.serial, t.user, t.realm, t.kind.name(), t.active, t.pin_hash, t.sealed_key,
+                t.digits, t.algorithm.name(), t.period as i64, t.drift, t.counter as i64, t.fail_count,
+                t.last_fail.map(|v| v as i64), t.info.to_string(), t.description, t.created as i64
+            ],
+        )?;
+        if n == 0 {
+            return Err(Error::Invalid(format!("token {} already exists", t.serial)));
+        }
+        Ok(())
+    }
+
+    pub fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {TOKEN_COLS} FROM tokens WHERE ?1 IS NULL OR user = ?1 ORDER BY user, serial"
+        ))?;
+        let rows = st.query_map(params![user], token_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn get_token(&self, serial: &str) -> Result<TokenRecord> {
+        self.conn
+            .query_row(
+                &format!("SELECT {TOKEN_COLS} FROM tokens WHERE serial = ?1"),
+                params![serial],
+                token_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::Invalid(format!("no token with serial {serial}")))
+    }
+
+    fn update_one(&self, serial: &str, sql: &str, p: &[&dyn rusqlite::ToSql]) -> Result<()> {
+        let mut all: Vec<&dyn rusqlite::ToSql> = vec![&serial];
+        all.extend_from_slice(p);
+        let n = self.conn.execute(sql, all.as_slice())?;
+        if n == 0 {
+            return Err(Error::Invalid(format!("no token with serial {serial}")));
+        }
+        Ok(())
+    }
+
+    pub fn set_pin_hash(&self, serial: &str, pin_hash: Option<&str>) -> Result<()> {
+        self.update_one(
+            serial,
+            "UPDATE tokens SET pin_hash = ?2 WHERE serial = ?1",
+            &[&pin_hash],
+        )
+    }
+
+    pub fn set_active(&self, serial: &str, active: bool) -> Result<()> {
+        self.update_one(
+            serial,
+            "UPDATE tokens SET active = ?2 WHERE serial = ?1",
+            &[&active],
+        )
+    }
+
+    pub fn reset_failures(&self, serial: &str) -> Result<()> {
+        self.update_one(
+            serial,
+            "UPDATE tokens SET fail_count = 0, last_fail = NULL WHERE serial = ?1",
+            &[],
+        )
+    }
+
+    pub fn set_counter_and_drift(&self, serial: &str, counter: u64, drift: i64) -> Result<()> {
+        self.update_one(
+            serial,
+            "UPDATE tokens SET counter = ?2, drift = ?3, fail_count = 0 WHERE serial = ?1",
+            &[&(counter as i64), &drift],
+        )
+    }
+
+    pub fn remove_token(&self, serial: &str) -> Result<()> {
+        self.update_one(serial, "DELETE FROM tokens WHERE serial = ?1", &[])?;
+        self.conn
+            .execute("DELETE FROM challenges WHERE serial = ?1", params![serial])?;
+        Ok(())
+    }
+
+    pub fn list_challenges(&self, include_closed: bool) -> Result<Vec<ChallengeRecord>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {CHALLENGE_COLS} FROM challenges WHERE ?1 OR state = 'open' \
+             ORDER BY created, transaction_id, serial"
+        ))?;
+        let rows = st.query_map(params![include_closed], challenge_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn audit_entries(&self, user: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>> {
+        let mut st = self.conn.prepare(
+            "SELECT time, service, rhost, user, realm, serial, type, result, reason FROM audit \
+             WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![user, limit], |r| {
+            Ok(AuditEntry {
+                time: r.get::<_, i64>(0)? as u64,
+                service: r.get(1)?,
+                rhost: r.get(2)?,
+                user: r.get(3)?,
+                realm: r.get(4)?,
+                serial: r.get(5)?,
+                kind: r.get(6)?,
+                result: r.get(7)?,
+                reason: r.get(8)?,
+            })
+        })?;
+        let mut v: Vec<AuditEntry> = rows.collect::<rusqlite::Result<_>>()?;
+        v.reverse();
+        Ok(v)
+    }
+}
+
+impl Store for SqliteStore {
+    fn tokens_of(&self, user: &str, realm: &str) -> Result<Vec<TokenRecord>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {TOKEN_COLS} FROM tokens WHERE user = ?1 AND realm = ?2 ORDER BY serial"
+        ))?;
+        let rows = st.query_map(params![user, realm], token_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn write<R>(&self, f: impl FnOnce(&dyn StoreTx) -> Result<R>) -> Result<R> {
+        // `unchecked_transaction` because the store is shared by `&self`; IMMEDIATE takes the
+        // write lock up front, so two logins can't both read the old counter.
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let out = f(&SqliteTx(&tx))?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+struct SqliteTx<'a>(&'a rusqlite::Transaction<'a>);
+
+impl StoreTx for SqliteTx<'_> {
+    fn token(&self, serial: &str) -> Result<Option<TokenRecord>> {
+        Ok(self
+            .0
+            .prepare_cached(&format!(
+                "SELECT {TOKEN_COLS} FROM tokens WHERE serial = ?1"
+            ))?
+            .query_row(params![serial], token_from_row)
+            .optional()?)
+    }
+
+    fn record_success(&self, serial: &str, counter: u64) -> Result<()> {
+        // MAX() keeps the counter from ever moving back, whatever the caller computed.
+        self.0.execute(
+            "UPDATE tokens SET counter = MAX(counter, ?2), fail_count = 0, last_fail = NULL \
+             WHERE serial = ?1",
+            params![serial, counter as i64],
+        )?;
+        Ok(())
+    }
+
+    fn record_failure(&self, serial: &str, now: u64) -> Result<()> {
+        self.0.execute(
+            "UPDATE tokens SET fail_count = fail_count + 1, last_fail = ?2 WHERE serial = ?1",
+            params![serial, now as i64],
+        )?;
+        Ok(())
+    }
+
+    fn clear_failures(&self, serial: &str) -> Result<()> {
+        self.0.execute(
+            "UPDATE tokens SET fail_count = 0, last_fail = NULL WHERE serial = ?1",
+            params![serial],
+        )?;
+        Ok(())
+    }
+
+    fn insert_challenge(&self, c: &ChallengeRecord) -> Result<()> {
+        self.0.execute(
+            &format!("INSERT INTO challenges ({CHALLENGE_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"),
+            params![
+                c.transaction_id,
+                c.serial,
+                c.user,
+                c.realm,
+                c.created as i64,
+                c.expires as i64,
+                c.state,
+                c.data
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn open_challenges(&self, transaction_id: &str) -> Result<Vec<ChallengeRecord>> {
+        let mut st = self.0.prepare_cached(&format!(
+            "SELECT {CHALLENGE_COLS} FROM challenges WHERE transaction_id = ?1 AND state = 'open' \
+             ORDER BY serial"
+        ))?;
+        let rows = st.query_map(params![transaction_id], challenge_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn close_challenges(&self, transaction_id: &str, state: &str) -> Result<()> {
+        self.0.execute(
+            "UPDATE challenges SET state = ?2 WHERE transaction_id = ?1 AND state = 'open'",
+            params![transaction_id, state],
+        )?;
+        Ok(())
+    }
+
+    fn audit(&self, e: &AuditEntry) -> Result<()> {
+        self.0.execute(
+            "INSERT INTO audit (time, service, rhost, user, realm, serial, type, result, reason) \
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+            params![
+                e.time as i64,
+                e.service,
+                e.rhost,
+                e.user,
+                e.realm,
+                e.serial,
+                e.kind,
+                e.result,
+                e.reason
+            ],
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,51 @@
+//! Versioned migrations, tracked in SQLite's `user_version`. Append only: a released migration
+//! is never edited.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: tokens, challenges, audit
+    "CREATE TABLE tokens (
+        serial      TEXT PRIMARY KEY,
+        user        TEXT NOT NULL,
+        realm       TEXT NOT NULL,
+        type        TEXT NOT NULL,
+        active      INTEGER NOT NULL DEFAULT 1,
+        pin_hash    TEXT,
+        sealed_key  BLOB NOT NULL,
+        digits      INTEGER NOT NULL DEFAULT 6,
+        algorithm   TEXT NOT NULL DEFAULT 'sha1',
+        period      INTEGER NOT NULL DEFAULT 30,
+        drift       INTEGER NOT NULL DEFAULT 0,
+        counter     INTEGER NOT NULL DEFAULT 0,
+        fail_count  INTEGER NOT NULL DEFAULT 0,
+        last_fail   INTEGER,
+        info        TEXT NOT NULL DEFAULT '{}',
+        description TEXT NOT NULL DEFAULT '',
+        created     INTEGER NOT NULL
+    );
+    CREATE INDEX tokens_user ON tokens (user, realm);
+    CREATE TABLE challenges (
+        transaction_id TEXT NOT NULL,
+        serial         TEXT NOT NULL,
+        user           TEXT NOT NULL,
+        realm          TEXT NOT NULL,
+        created        INTEGER NOT NULL,
+        expires        INTEGER NOT NULL,
+        state          TEXT NOT NULL DEFAULT 'open',
+        data           BLOB,
+        PRIMARY KEY (transaction_id, serial)
+    );
+    CREATE INDEX challenges_state ON challenges (state, expires);
+    CREATE TABLE audit (
+        id      INTEGER PRIMARY KEY,
+        time    INTEGER NOT NULL,
+        service TEXT NOT NULL,
+        rhost   TEXT NOT NULL,
+        user    TEXT NOT NULL,
+        realm   TEXT NOT NULL,
+        serial  TEXT NOT NULL,
+        type    TEXT NOT NULL,
+        result  TEXT NOT NULL,
+        reason  TEXT NOT NULL
+    );
+    CREATE INDEX audit_user ON audit (user, time);",
+];

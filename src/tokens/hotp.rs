@@ -1,0 +1,97 @@
+//! HOTP (RFC 4226): the counter only moves forward; a look-ahead window absorbs button presses
+//! that never reached a login.
+
+use super::{hotp_code, is_digits, Algorithm, CheckContext, Token};
+use crate::crypto::ct_eq;
+
+pub struct Hotp {
+    pub digits: u32,
+    pub algorithm: Algorithm,
+}
+
+impl Token for Hotp {
+    fn otp_len(&self) -> usize {
+        self.digits as usize
+    }
+
+    fn check(&self, key: &[u8], otp: &[u8], counter: u64, ctx: &CheckContext) -> Option<u64> {
+        if !is_digits(otp, self.digits) {
+            return None;
+        }
+        // Every counter in the window is computed and compared, so the time taken does not tell
+        // how far ahead the match was.
+        let mut found = None;
+        for c in counter..=counter.saturating_add(ctx.hotp_window) {
+            if ct_eq(&hotp_code(self.algorithm, key, c, self.digits), otp) && found.is_none() {
+                found = Some(c + 1);
+            }
+        }
+        found
+    }
+
+    fn resync(
+        &self,
+        key: &[u8],
+        otp1: &[u8],
+        otp2: &[u8],
+        counter: u64,
+        _ctx: &CheckContext,
+    ) -> Option<(u64, i64)> {
+        const RESYNC_WINDOW: u64 = 1000;
+        if !is_digits(otp1, self.digits) || !is_digits(otp2, self.digits) {
+            return None;
+        }
+        (counter..counter + RESYNC_WINDOW)
+            .find(|&c| {
+                ct_eq(&hotp_code(self.algorithm, key, c, self.digits), otp1)
+                    && ct_eq(&hotp_code(self.algorithm, key, c + 1, self.digits), otp2)
+            })
+            .map(|c| (c + 2, 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &[u8] = b"12345678901234567890";
+    const CTX: CheckContext = CheckContext {
+        now: 0,
+        hotp_window: 10,
+        totp_window: 1,
+    };
+
+    fn t() -> Hotp {
+        Hotp {
+            digits: 6,
+            algorithm: Algorithm::Sha1,
+        }
+    }
+
+    #[test]
+    fn accepts_inside_window_and_moves_past_it() {
+        assert_eq!(t().check(KEY, b"755224", 0, &CTX), Some(1));
+        assert_eq!(t().check(KEY, b"520489", 0, &CTX), Some(10)); // counter 9
+    }
+
+    #[test]
+    fn refuses_behind_counter_and_beyond_window() {
+        assert_eq!(t().check(KEY, b"755224", 1, &CTX), None);
+        let narrow = CheckContext {
+            hotp_window: 3,
+            ..CTX
+        };
+        assert_eq!(t().check(KEY, b"520489", 0, &narrow), None);
+        assert_eq!(t().check(KEY, b"75522", 0, &CTX), None);
+        assert_eq!(t().check(KEY, b"75522x", 0, &CTX), None);
+    }
+
+    #[test]
+    fn resync_finds_two_consecutive_codes() {
+        assert_eq!(
+            t().resync(KEY, b"399871", b"520489", 0, &CTX),
+            Some((10, 0))
+        );
+        assert_eq!(t().resync(KEY, b"399871", b"755224", 0, &CTX), None);
+    }
+}

@@ -1,0 +1,145 @@
+//! Token types behind one trait. Each type is one file; the engine only sees [`Token`].
+//!
+//! A token's mutable state is one number, `counter`: the next acceptable HOTP counter, or for
+//! TOTP the next acceptable time step (the last used step + 1). Because every accepted OTP moves
+//! it strictly forward inside one store transaction, an OTP value is accepted at most once.
+
+mod hotp;
+mod oath;
+mod pw;
+mod spass;
+mod totp;
+
+pub use hotp::Hotp;
+pub use oath::{hotp_code, Algorithm};
+pub use pw::Pw;
+pub use spass::Spass;
+pub use totp::Totp;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenType {
+    Hotp,
+    Totp,
+    Pw,
+    Spass,
+    Email,
+    Sms,
+    Ocra,
+    FourEyes,
+}
+
+impl TokenType {
+    pub const ALL: [TokenType; 8] = [
+        TokenType::Hotp,
+        TokenType::Totp,
+        TokenType::Pw,
+        TokenType::Spass,
+        TokenType::Email,
+        TokenType::Sms,
+        TokenType::Ocra,
+        TokenType::FourEyes,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenType::Hotp => "hotp",
+            TokenType::Totp => "totp",
+            TokenType::Pw => "pw",
+            TokenType::Spass => "spass",
+            TokenType::Email => "email",
+            TokenType::Sms => "sms",
+            TokenType::Ocra => "ocra",
+            TokenType::FourEyes => "4eyes",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<TokenType> {
+        TokenType::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| Error::Invalid(format!("unknown token type \"{s}\"")))
+    }
+
+    /// Types whose PIN-only pass always opens a challenge, whatever `challenge_response` says.
+    pub fn always_challenges(self) -> bool {
+        matches!(self, TokenType::Email | TokenType::Sms | TokenType::Ocra)
+    }
+}
+
+/// The parameters of a token that its OTP check needs, as stored.
+#[derive(Debug, Clone)]
+pub struct TokenParams {
+    pub kind: TokenType,
+    pub digits: u32,
+    pub algorithm: Algorithm,
+    /// TOTP period in seconds.
+    pub period: u64,
+    /// TOTP clock drift in steps, set by resync.
+    pub drift: i64,
+}
+
+/// What a check may look at besides the key and the OTP.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckContext {
+    /// Unix time in seconds, read once per login.
+    pub now: u64,
+    pub hotp_window: u64,
+    pub totp_window: u64,
+}
+
+/// One token type's OTP logic. Pure: no I/O, no clock; the store applies the returned state.
+pub trait Token {
+    /// How many trailing characters of a PIN+OTP pass are the OTP; 0 when the pass is the PIN
+    /// alone (`spass`).
+    fn otp_len(&self) -> usize;
+
+    /// Checks `otp` against the key, given the current `counter`. On success returns the new
+    /// counter to store (which is never below the old one).
+    fn check(&self, key: &[u8], otp: &[u8], counter: u64, ctx: &CheckContext) -> Option<u64>;
+
+    /// Finds two consecutive OTPs far outside the normal window; returns (new counter, new drift).
+    fn resync(
+        &self,
+        _key: &[u8],
+        _otp1: &[u8],
+        _otp2: &[u8],
+        _counter: u64,
+        _ctx: &CheckContext,
+    ) -> Option<(u64, i64)> {
+        None
+    }
+}
+
+/// The logic of one token, chosen by its type.
+pub fn for_params(p: &TokenParams) -> Result<Box<dyn Token>> {
+    Ok(match p.kind {
+        TokenType::Hotp => Box::new(Hotp {
+            digits: p.digits,
+            algorithm: p.algorithm,
+        }),
+        TokenType::Totp => Box::new(Totp {
+            digits: p.digits,
+            algorithm: p.algorithm,
+            period: p.period,
+            drift: p.drift,
+        }),
+        // A pw token keeps the length of its static password in `digits`.
+        TokenType::Pw => Box::new(Pw {
+            len: p.digits as usize,
+        }),
+        TokenType::Spass => Box::new(Spass),
+        other => {
+            return Err(Error::Invalid(format!(
+                "token type {} is not supported by this build",
+                other.name()
+            )))
+        }
+    })
+}
+
+/// Reads an OTP typed by a user as ASCII digits; anything else never matches.
+pub(crate) fn is_digits(otp: &[u8], n: u32) -> bool {
+    otp.len() == n as usize && otp.iter().all(u8::is_ascii_digit)
+}

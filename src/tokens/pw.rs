@@ -1,0 +1,20 @@
+//! `pw`: a static password as the OTP part (privacyIDEA's registration/password token). The
+//! password is the token key; it is compared in constant time and may be used again.
+
+use super::{CheckContext, Token};
+use crate::crypto::ct_eq;
+
+pub struct Pw {
+    /// Length of the static password in bytes.
+    pub len: usize,
+}
+
+impl Token for Pw {
+    fn otp_len(&self) -> usize {
+        self.len
+    }
+
+    fn check(&self, key: &[u8], otp: &[u8], counter: u64, _ctx: &CheckContext) -> Option<u64> {
+        ct_eq(key, otp).then_some(counter)
+    }
+}
