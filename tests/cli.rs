@@ -348,6 +348,35 @@ fn resync_moves_the_counter_past_two_consecutive_codes() {
 }
 
 #[test]
+fn resync_sets_the_drift_of_a_totp_token_whose_clock_runs_ahead() {
+    let env = Env::init();
+    env.ok(&[
+        "token", "add", "--user", "alice", "--type", "totp", "--pin", "PIN", "--key", RFC_KEY,
+        "--serial", "T1",
+    ]);
+    let key = b"12345678901234567890";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let s = now / 30 + 100; // the device is 100 steps (50 minutes) ahead
+    assert_eq!(env.check("alice", &format!("PIN{}\n", hotp(key, s))).0, 1);
+    let out = env.ok(&["token", "resync", "T1", &hotp(key, s), &hotp(key, s + 1)]);
+    assert!(out.contains("resynchronised"), "{out}");
+    let drift = env.token_json("T1")["drift"].as_i64().unwrap();
+    assert!((100..=101).contains(&drift), "drift {drift}");
+    assert_eq!(
+        env.check("alice", &format!("PIN{}\n", hotp(key, s + 1))).0,
+        1,
+        "used in resync"
+    );
+    assert_eq!(
+        env.check("alice", &format!("PIN{}\n", hotp(key, s + 2))).0,
+        0
+    );
+}
+
+#[test]
 fn disabled_tokens_fail_and_enabled_ones_work_again() {
     let env = Env::init();
     env.add_rfc_hotp("H1");
@@ -627,5 +656,21 @@ fn doctor_reports_each_check_and_fails_on_a_wrong_key() {
     assert_eq!(code(&out), 1);
     assert!(
         text(&out.stdout).contains("FAIL  the key file does not open the keys of 1 token(s): H1")
+    );
+}
+
+#[test]
+fn check_without_an_answer_fails_in_one_error_line() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    let out = env.run(&["check", "alice"], "");
+    assert_eq!(code(&out), 1);
+    assert!(out.stdout.is_empty());
+    let err = text(&out.stderr);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("tessera: ")).collect();
+    assert_eq!(
+        errors,
+        ["tessera: conversation: no answer: end of input"],
+        "{err}"
     );
 }

@@ -21,7 +21,11 @@ struct Terminal;
 
 impl Conversation for Terminal {
     fn prompt(&mut self, text: &str, echo: bool) -> Result<Option<Secret>, Error> {
-        input::ask(text, echo).map_err(|e| Error::Conversation(e.to_string()))
+        match input::ask(text, echo) {
+            Ok(Some(answer)) => Ok(Some(answer)),
+            Ok(None) => Err(Error::Conversation("no answer: end of input".into())),
+            Err(e) => Err(Error::Conversation(e.to_string())),
+        }
     }
 
     fn info(&mut self, text: &str) -> Result<(), Error> {

@@ -1,6 +1,6 @@
 //! `tessera doctor`: checks, each on one line (`ok`, `warn` or `FAIL`), what a login needs: the
 //! config, the modes of the config, store and key, the store's schema, that the key opens the
-//! stored tokens, and where the PAM module is installed and used. Exit 1 if anything failed.
+//! stored tokens, where the PAM module is installed and used, and the syslog socket. Exit 1 if anything failed.
 
 use super::{CliResult, Failure};
 use crate::config::{Config, Mode};
@@ -76,7 +76,12 @@ fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
         check_tokens(r, store, key)?;
     }
     check_store_dir(r, &cfg)?;
-    check_pam(r)
+    check_pam(r)?;
+    if Path::new("/dev/log").exists() {
+        r.ok("syslog socket /dev/log")
+    } else {
+        r.warn("no syslog socket /dev/log: logins are recorded in the audit table only")
+    }
 }
 
 /// Every stored key must open with the key file: a wrong key file locks everyone out.

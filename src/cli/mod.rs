@@ -136,7 +136,7 @@ struct AddArgs {
     /// The login name of the token owner
     #[arg(long)]
     user: String,
-    /// Token type
+    /// Token type (email, sms, ocra and 4eyes are not in this build yet)
     #[arg(long = "type", value_name = "TYPE")]
     kind: TypeArg,
     /// Serial [default: the type and 8 random hex digits, e.g. HOTP1A2B3C4D]
