@@ -257,6 +257,14 @@ fn a_missing_key_is_unavailable() {
     let fx = fixture_with_token();
     std::fs::remove_file(&fx.key_file).unwrap();
     assert_unavailable(&fx, "missing key");
+    let rows = fx.audit();
+    assert_eq!(
+        rows.len(),
+        1,
+        "the store works, so the attempt is audited: {rows:?}"
+    );
+    assert_eq!(rows[0].result, "error");
+    assert!(rows[0].reason.contains("secret.key"), "{rows:?}");
 }
 
 #[test]
