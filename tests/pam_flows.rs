@@ -410,3 +410,33 @@ fn the_otp_of_a_token_outside_the_transaction_does_not_answer_it() {
     assert_eq!(out.code, PAM_AUTH_ERR);
     assert_eq!(fx.token("H2").counter, 0);
 }
+
+#[test]
+fn one_pin_of_tokens_of_two_types_asks_for_either_in_one_message() {
+    let fx = Fixture::new("[prompts]\nhotp = \"Key fob code: \"\ntotp = \"App code: \"\n");
+    let h = Tok::hotp("H1", "alice", "1234");
+    let t = Tok::totp("T1", "alice", "1234").key(KEY32);
+    fx.add(&h);
+    fx.add(&t);
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer("Key fob code or App code: ", &t.hotp_at(now() / 30))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    assert_eq!(out.prompts(), ["PIN: ", "Key fob code or App code: "]);
+}
+
+#[test]
+fn a_token_without_a_pin_takes_the_otp_alone() {
+    let fx = Fixture::new("");
+    let t = Tok::hotp("H1", "alice", "").no_pin();
+    fx.add(&t);
+    let out = fx.login("alice").answer("PIN", &t.hotp_at(0)).run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    let out = fx
+        .login("alice")
+        .answer("PIN", &format!("1234{}", t.hotp_at(1)))
+        .run();
+    assert_eq!(out.code, PAM_AUTH_ERR, "no PIN means no PIN, not any PIN");
+}
