@@ -13,22 +13,48 @@ use support::*;
 const PROCESSES: usize = 8;
 const ROUNDS: u64 = 50;
 
-/// Reads the child's stderr until the prompt is there: it then blocks reading stdin.
-fn wait_for_prompt(child: &mut Child, prompt: &str) -> String {
+/// Reads the child's stderr until the prompt is there: it then blocks reading stdin. Returns
+/// `None` when it exited first because pam_wrapper could not make its temporary directory
+/// (it names it `/tmp/pam.<one character>` after the pid, so concurrent processes can collide);
+/// any other early exit fails the test.
+fn wait_for_prompt(child: &mut Child, prompt: &str) -> Option<String> {
     let err = child.stderr.as_mut().unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 512];
     while !String::from_utf8_lossy(&seen).contains(prompt) {
         let n = err.read(&mut buf).unwrap();
-        assert!(
-            n > 0,
-            "exited before the prompt: {}",
-            String::from_utf8_lossy(&seen)
-        );
+        if n == 0 {
+            let text = String::from_utf8_lossy(&seen).into_owned();
+            assert!(
+                text.contains("Failed to create pam_wrapper config dir"),
+                "exited before the prompt: {text}"
+            );
+            let _ = child.wait();
+            return None;
+        }
         seen.extend_from_slice(&buf[..n]);
     }
-    String::from_utf8_lossy(&seen).into_owned()
+    Some(String::from_utf8_lossy(&seen).into_owned())
 }
+
+/// Starts a pamtester that waits at the PIN prompt, retrying pam_wrapper's directory clashes.
+fn waiting_pamtester(fx: &Fixture) -> (Child, String) {
+    for _ in 0..10 {
+        let mut c = pamtester_command(&fx.services, "alice")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("pamtester (apt-get install pamtester libpam-wrapper)");
+        if let Some(seen) = wait_for_prompt(&mut c, "PIN: ") {
+            return (c, seen);
+        }
+    }
+    panic!("pamtester could not start 10 times in a row");
+}
+
+/// The two races share /tmp/pam.* names: run them one at a time.
+static ONE_RACE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs `rounds` rounds; in each, all processes get PIN + `otp(round)` at once. Returns the
 /// time taken. `counter(round)` is where the token's counter must be after the round.
@@ -39,24 +65,13 @@ fn race(
     otp: impl Fn(u64) -> String,
     counter_after: impl Fn(u64) -> u64,
 ) -> Duration {
+    let _one = ONE_RACE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let start = Instant::now();
     let mut counter = fx.token(serial).counter;
     for round in 0..rounds {
         let line = format!("1234{}\n", otp(round));
-        let mut children: Vec<Child> = (0..PROCESSES)
-            .map(|_| {
-                pamtester_command(&fx.services, "alice")
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .expect("pamtester (apt-get install pamtester libpam-wrapper)")
-            })
-            .collect();
-        let mut stderr: Vec<String> = children
-            .iter_mut()
-            .map(|c| wait_for_prompt(c, "PIN: "))
-            .collect();
+        let (mut children, mut stderr): (Vec<Child>, Vec<String>) =
+            (0..PROCESSES).map(|_| waiting_pamtester(fx)).unzip();
         // All of them wait at the prompt: answer them back to back.
         let mut stdins: Vec<_> = children
             .iter_mut()
