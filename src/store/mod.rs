@@ -53,6 +53,11 @@ impl TokenRecord {
             algorithm: self.algorithm,
             period: self.period,
             drift: self.drift,
+            ocra_suite: self
+                .info
+                .get("ocra_suite")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
         }
     }
 

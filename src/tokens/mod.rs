@@ -4,18 +4,27 @@
 //! TOTP the next acceptable time step (the last used step + 1). Because every accepted OTP moves
 //! it strictly forward inside one store transaction, an OTP value is accepted at most once.
 
+pub mod email;
+pub mod foureyes;
 mod hotp;
 mod oath;
+pub mod ocra;
 mod pw;
+pub mod sms;
 mod spass;
 mod totp;
 
+pub use email::Email;
+pub use foureyes::FourEyes;
 pub use hotp::Hotp;
 pub use oath::{hotp_code, Algorithm};
+pub use ocra::Ocra;
 pub use pw::Pw;
+pub use sms::Sms;
 pub use spass::Spass;
 pub use totp::Totp;
 
+use crate::crypto::Secret;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -78,6 +87,8 @@ pub struct TokenParams {
     pub period: u64,
     /// TOTP clock drift in steps, set by resync.
     pub drift: i64,
+    /// The OCRA suite of an `ocra` token (from the token's `info`).
+    pub ocra_suite: Option<String>,
 }
 
 /// What a check may look at besides the key and the OTP.
@@ -87,6 +98,16 @@ pub struct CheckContext {
     pub now: u64,
     pub hotp_window: u64,
     pub totp_window: u64,
+}
+
+/// What a PIN-only pass makes for a token whose answer is not simply its next OTP.
+pub struct Challenge {
+    /// Kept (sealed) in the challenge row and given back to [`Token::check_challenge`].
+    pub data: Secret,
+    /// The OTP to send out of band (e-mail, SMS).
+    pub otp: Option<Secret>,
+    /// What the user needs to see to answer (the OCRA question).
+    pub question: Option<String>,
 }
 
 /// One token type's OTP logic. Pure: no I/O, no clock; the store applies the returned state.
@@ -110,6 +131,25 @@ pub trait Token {
     ) -> Option<(u64, i64)> {
         None
     }
+
+    /// Makes the data of a challenge opened by a PIN-only pass: `None` for tokens whose answer
+    /// is their next OTP (HOTP, TOTP). `pin` is the PIN just typed (OCRA `P` suites hash it).
+    fn challenge(&self, _pin: &[u8], _rng: &mut dyn rand::RngCore) -> Result<Option<Challenge>> {
+        Ok(None)
+    }
+
+    /// Checks the answer to a challenge of this token, given the data [`Token::challenge`]
+    /// made. On success returns the new counter (never below the old one).
+    fn check_challenge(
+        &self,
+        key: &[u8],
+        _data: Option<&[u8]>,
+        answer: &[u8],
+        counter: u64,
+        ctx: &CheckContext,
+    ) -> Option<u64> {
+        self.check(key, answer, counter, ctx)
+    }
 }
 
 /// The logic of one token, chosen by its type.
@@ -130,16 +170,52 @@ pub fn for_params(p: &TokenParams) -> Result<Box<dyn Token>> {
             len: p.digits as usize,
         }),
         TokenType::Spass => Box::new(Spass),
-        other => {
-            return Err(Error::Invalid(format!(
-                "token type {} is not supported by this build",
-                other.name()
-            )))
-        }
+        // E-mail and SMS tokens keep the length of the OTP they send in `digits`.
+        TokenType::Email => Box::new(Email {
+            otp_length: p.digits,
+        }),
+        TokenType::Sms => Box::new(Sms {
+            otp_length: p.digits,
+        }),
+        TokenType::Ocra => Box::new(Ocra::new(p.ocra_suite.as_deref().ok_or_else(|| {
+            Error::Invalid("an ocra token without an OCRA suite in its info".into())
+        })?)?),
+        TokenType::FourEyes => Box::new(FourEyes),
     })
+}
+
+/// `n` random decimal digits, for OTPs sent out of band.
+pub(crate) fn random_digits(n: u32, rng: &mut dyn rand::RngCore) -> Secret {
+    // Rejection sampling keeps the digits uniform (256 is not a multiple of 10).
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(n as usize));
+    while out.len() < n as usize {
+        let mut b = [0u8; 1];
+        rng.fill_bytes(&mut b);
+        if b[0] < 250 {
+            out.push(b'0' + b[0] % 10);
+        }
+    }
+    out
 }
 
 /// Reads an OTP typed by a user as ASCII digits; anything else never matches.
 pub(crate) fn is_digits(otp: &[u8], n: u32) -> bool {
     otp.len() == n as usize && otp.iter().all(u8::is_ascii_digit)
+}
+
+/// The challenge of a token that sends its OTP out of band: the data kept is the OTP itself
+/// (sealed by the engine), and the same OTP is what gets sent.
+pub(crate) fn oob_challenge(otp_length: u32, rng: &mut dyn rand::RngCore) -> Challenge {
+    let otp = random_digits(otp_length, rng);
+    Challenge {
+        data: otp.clone(),
+        otp: Some(otp),
+        question: None,
+    }
+}
+
+/// The answer to an out-of-band challenge: the OTP that was sent, compared in constant time.
+pub(crate) fn oob_check(data: Option<&[u8]>, answer: &[u8], counter: u64) -> Option<u64> {
+    let sent = data?;
+    (!sent.is_empty() && crate::crypto::ct_eq(sent, answer)).then_some(counter)
 }
