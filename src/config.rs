@@ -108,21 +108,132 @@ pub struct RemoteConfig {
     pub dialect: Dialect,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SmsConfig {
-    pub url: Option<String>,
-    pub method: Option<String>,
-    pub parameters: std::collections::BTreeMap<String, String>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum HttpMethod {
+    #[serde(alias = "get")]
+    GET,
+    #[serde(alias = "post")]
+    POST,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsBody {
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// A JSON object of the parameters (strings).
+    Json,
+}
+
+/// The HTTP gateway that sends SMS: the parameters go in the query (GET) or the body (POST).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    /// The gateway URL; `{phone}` and `{otp}` may appear in it (percent-encoded).
+    pub url: Option<String>,
+    pub method: HttpMethod,
+    /// How a POST carries the parameters.
+    pub body: SmsBody,
+    /// Name = value template; `{phone}`, `{otp}`, `{serial}`, `{user}` and `{validity}` are
+    /// replaced.
+    pub parameters: std::collections::BTreeMap<String, String>,
+    /// Extra request headers, same placeholders.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// A 2xx answer is a success unless this is set and missing from the answer body.
+    pub success_contains: Option<String>,
+    /// A 2xx answer whose body contains this is a failure.
+    pub fail_contains: Option<String>,
+    /// Seconds for the whole request.
+    pub timeout: u64,
+    /// CA bundle for an https gateway; unset: the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Digits of the OTP sent.
+    pub otp_length: u32,
+    /// Seconds the OTP answers its challenge.
+    pub validity: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP, then STARTTLS, which the relay must offer.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS at all: only for a relay on this host.
+    None,
+}
+
+/// How OTP mails leave: an SMTP relay, or a sendmail-style command.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmailConfig {
-    pub smtp_host: Option<String>,
-    pub smtp_port: Option<u16>,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub tls: SmtpTls,
+    /// CA bundle for the relay's certificate; unset: the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// SMTP AUTH user; needs `password_file`.
+    pub username: Option<String>,
+    /// A file (not readable by group or others) holding the SMTP AUTH password.
+    pub password_file: Option<PathBuf>,
+    /// A sendmail-style command (e.g. "/usr/sbin/sendmail -t -i") that reads the whole
+    /// message on stdin; set, it is used instead of SMTP.
     pub sendmail: Option<String>,
-    pub from: Option<String>,
+    pub from: String,
+    /// Templates; `{otp}`, `{user}`, `{serial}`, `{email}` and `{validity}` are replaced.
+    pub subject: String,
+    pub body: String,
+    /// Seconds for connecting and for each SMTP reply (or for the command to finish).
+    pub timeout: u64,
+    pub otp_length: u32,
+    pub validity: u64,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig {
+            url: None,
+            method: HttpMethod::POST,
+            body: SmsBody::Form,
+            parameters: [
+                ("phone".to_string(), "{phone}".to_string()),
+                (
+                    "text".to_string(),
+                    "Your one-time password is {otp}".to_string(),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            headers: Default::default(),
+            success_contains: None,
+            fail_contains: None,
+            timeout: 10,
+            ca_file: None,
+            otp_length: 6,
+            validity: 300,
+        }
+    }
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            smtp_host: "localhost".into(),
+            smtp_port: 25,
+            tls: SmtpTls::Starttls,
+            ca_file: None,
+            username: None,
+            password_file: None,
+            sendmail: None,
+            from: "tessera@localhost".into(),
+            subject: "Your one-time password".into(),
+            body: "Your one-time password is {otp}.\nIt is valid for {validity} seconds.\n".into(),
+            timeout: 10,
+            otp_length: 6,
+            validity: 300,
+        }
+    }
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(
@@ -175,9 +286,9 @@ impl Default for Prompts {
             otp: "OTP: ".into(),
             hotp: "Please enter your otp value: ".into(),
             totp: "Please enter your otp value: ".into(),
-            email: "Please enter the OTP sent to your e-mail: ".into(),
-            sms: "Please enter the OTP sent by SMS: ".into(),
-            ocra: "Please answer the challenge: ".into(),
+            email: "Please enter the OTP sent to {email}: ".into(),
+            sms: "Please enter the OTP sent to {phone}: ".into(),
+            ocra: "Please answer the challenge {question}: ".into(),
             multi: "Please enter the OTP of one of your tokens: ".into(),
         }
     }
@@ -272,6 +383,72 @@ impl Config {
         if self.remote.timeout == 0 || self.remote.timeout > 300 {
             return Err(("timeout", "must be between 1 and 300 seconds".into()));
         }
+        let (e, m) = (&self.email, &self.sms);
+        for (sec, len, validity, timeout) in [
+            ("email", e.otp_length, e.validity, e.timeout),
+            ("sms", m.otp_length, m.validity, m.timeout),
+        ] {
+            let key = |k: &'static str| -> &'static str {
+                match (sec, k) {
+                    ("email", "otp_length") => "email.otp_length",
+                    ("email", "validity") => "email.validity",
+                    ("email", _) => "email.timeout",
+                    (_, "otp_length") => "sms.otp_length",
+                    (_, "validity") => "sms.validity",
+                    _ => "sms.timeout",
+                }
+            };
+            if !(4..=10).contains(&len) {
+                return Err((key("otp_length"), "must be 4 to 10 digits".into()));
+            }
+            if validity == 0 {
+                return Err((key("validity"), "must be at least 1 second".into()));
+            }
+            if timeout == 0 || timeout > 300 {
+                return Err((key("timeout"), "must be between 1 and 300 seconds".into()));
+            }
+        }
+        if !crate::tokens::email::valid_address(&e.from) {
+            return Err((
+                "email.from",
+                format!("\"{}\" is not a plain user@domain address", e.from),
+            ));
+        }
+        if e.smtp_host.is_empty()
+            || e.smtp_host
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(("email.smtp_host", "must be a host name or address".into()));
+        }
+        if e.smtp_port == 0 {
+            return Err(("email.smtp_port", "must be 1 to 65535".into()));
+        }
+        if e.username.is_some() != e.password_file.is_some() {
+            return Err((
+                "email.username",
+                "username and password_file go together".into(),
+            ));
+        }
+        if e.sendmail
+            .as_deref()
+            .is_some_and(|c| c.split_whitespace().next().is_none())
+        {
+            return Err(("email.sendmail", "must name a command".into()));
+        }
+        for t in [&e.subject, &e.from] {
+            if t.contains(['\r', '\n']) {
+                return Err(("email.subject", "must be one line".into()));
+            }
+        }
+        if let Some(u) = &m.url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err((
+                    "sms.url",
+                    "the SMS gateway URL must start with http:// or https://".into(),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -285,12 +462,23 @@ impl Config {
 }
 
 /// The line on which `key` is set, for messages about values that parsed but are wrong.
+/// `section.key` looks only inside `[section]`.
 fn find_key_line(text: &str, key: &str) -> usize {
+    let (section, key) = match key.split_once('.') {
+        Some((s, k)) => (Some(s), k),
+        None => (None, key),
+    };
+    let mut current = "";
     text.lines()
         .position(|l| {
             let l = l.trim_start();
-            l.strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
+            if let Some(h) = l.strip_prefix('[') {
+                current = h.split(']').next().unwrap_or("").trim();
+                return false;
+            }
+            section.is_none_or(|s| s == current)
+                && l.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
         })
         .map_or(0, |i| i + 1)
 }
@@ -347,6 +535,48 @@ mod tests {
         assert_eq!(c.auth.hotp_window, d.auth.hotp_window);
         assert_eq!(c.prompts.ocra, d.prompts.ocra);
         assert_eq!(c.remote.timeout, d.remote.timeout);
+        assert_eq!(c.prompts.email, d.prompts.email);
+        assert_eq!(c.prompts.sms, d.prompts.sms);
+        assert_eq!(c.email.smtp_host, d.email.smtp_host);
+        assert_eq!(c.email.smtp_port, d.email.smtp_port);
+        assert_eq!(c.email.tls, d.email.tls);
+        assert_eq!(c.email.from, d.email.from);
+        assert_eq!(c.email.subject, d.email.subject);
+        assert_eq!(c.email.body, d.email.body);
+        assert_eq!(c.email.timeout, d.email.timeout);
+        assert_eq!(c.email.otp_length, d.email.otp_length);
+        assert_eq!(c.email.validity, d.email.validity);
+        assert_eq!(c.sms.method, d.sms.method);
+        assert_eq!(c.sms.body, d.sms.body);
+        assert_eq!(c.sms.parameters, d.sms.parameters);
+        assert_eq!(c.sms.timeout, d.sms.timeout);
+        assert_eq!(c.sms.otp_length, d.sms.otp_length);
+        assert_eq!(c.sms.validity, d.sms.validity);
+    }
+
+    #[test]
+    fn email_and_sms_keys_are_checked() {
+        let c = parse(
+            "[email]\nsmtp_host = \"mail.example.org\"\nsmtp_port = 587\ntls = \"none\"\n\
+                       [sms]\nurl = \"https://sms.example.org/send?to={phone}\"\nmethod = \"GET\"\n\
+                       [sms.headers]\nAuthorization = \"Bearer x\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.email.tls, SmtpTls::None);
+        assert_eq!(c.sms.method, HttpMethod::GET);
+        assert_eq!(c.sms.headers["Authorization"], "Bearer x");
+        for (text, key) in [
+            ("[email]\notp_length = 3\n", "otp_length"),
+            ("[sms]\nvalidity = 0\n", "validity"),
+            ("[email]\nfrom = \"not an address\"\n", "from"),
+            ("[email]\nusername = \"u\"\n", "username"),
+            ("[sms]\nurl = \"ftp://x\"\n", "url"),
+            ("[email]\ntls = \"maybe\"\n", "tls"),
+            ("[sms]\nbody = \"xml\"\n", "body"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(":2"), "{text}: {e}");
+        }
     }
 
     #[test]
