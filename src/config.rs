@@ -476,7 +476,7 @@ fn find_key_line(text: &str, key: &str) -> usize {
                 current = h.split(']').next().unwrap_or("").trim();
                 return false;
             }
-            section.is_none_or(|s| s == current)
+            section.map_or(true, |s| s == current)
                 && l.strip_prefix(key)
                     .is_some_and(|rest| rest.trim_start().starts_with('='))
         })

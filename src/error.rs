@@ -18,6 +18,8 @@ pub enum Error {
     Conversation(String),
     /// The remote validation server could not be used.
     Remote(String),
+    /// An OTP could not be sent out of band (SMTP relay, sendmail command, SMS gateway).
+    Delivery(String),
     /// A request of an admin that makes no sense (unknown serial, bad option value).
     Invalid(String),
 }
@@ -31,6 +33,7 @@ impl fmt::Display for Error {
             Error::Permissions(m) => write!(f, "permissions: {m}"),
             Error::Conversation(m) => write!(f, "conversation: {m}"),
             Error::Remote(m) => write!(f, "remote: {m}"),
+            Error::Delivery(m) => write!(f, "delivery: {m}"),
             Error::Invalid(m) => write!(f, "{m}"),
         }
     }

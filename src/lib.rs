@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod fsperm;
