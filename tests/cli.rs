@@ -482,23 +482,95 @@ fn pw_and_spass_tokens() {
 }
 
 #[test]
-fn unsupported_types_are_refused_clearly() {
+fn email_sms_ocra_and_4eyes_tokens_are_enrolled_with_their_info() {
     let env = Env::init();
-    let out = env.run(
-        &[
-            "token",
-            "add",
-            "--user",
-            "x",
-            "--type",
-            "email",
-            "--email",
-            "x@example.org",
-        ],
-        "",
+    let add = |args: &[&str]| {
+        let mut a = vec!["token", "add", "--user", "x"];
+        a.extend_from_slice(args);
+        env.run(&a, "")
+    };
+    let out = add(&[
+        "--type",
+        "email",
+        "--email",
+        "x@example.org",
+        "--serial",
+        "E1",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(env.token_json("E1")["info"]["email"], "x@example.org");
+    assert_eq!(env.token_json("E1")["digits"], 6);
+    let out = add(&[
+        "--type",
+        "sms",
+        "--phone",
+        "+49 170 1234567",
+        "--serial",
+        "S1",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(env.token_json("S1")["info"]["phone"], "+49 170 1234567");
+    let out = add(&[
+        "--type",
+        "ocra",
+        "--ocra-suite",
+        "OCRA-1:HOTP-SHA256-8:C-QN08-PSHA1",
+        "--genkey",
+        "--serial",
+        "O1",
+        "--pin",
+        "1234",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
+    assert_eq!(lines[0], "O1");
+    assert_eq!(
+        lines[1].len(),
+        64,
+        "the generated SHA256 key in hex: {lines:?}"
     );
-    let err = assert_one_line_error(&out, 1);
-    assert!(err.contains("not supported"), "{err}");
+    let o = env.token_json("O1");
+    assert_eq!(o["info"]["ocra_suite"], "OCRA-1:HOTP-SHA256-8:C-QN08-PSHA1");
+    assert_eq!(
+        (o["digits"].clone(), o["algorithm"].clone()),
+        (8.into(), "sha256".into())
+    );
+    let out = add(&[
+        "--type",
+        "4eyes",
+        "--4eyes",
+        "admins:2",
+        "--separator",
+        "|",
+        "--serial",
+        "F1",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(
+        env.token_json("F1")["info"]["4eyes"],
+        serde_json::json!({"realm": "admins", "count": 2, "separator": "|"})
+    );
+    for args in [
+        &["--type", "email"][..],
+        &["--type", "email", "--email", "not-an-address"],
+        &[
+            "--type", "email", "--email", "a@b.org", "--phone", "+4912345",
+        ],
+        &["--type", "sms", "--phone", "call me"],
+        &[
+            "--type",
+            "ocra",
+            "--ocra-suite",
+            "OCRA-1:HOTP-MD5-6:QN08",
+            "--genkey",
+        ],
+        &["--type", "ocra", "--ocra-suite", "OCRA-1:HOTP-SHA1-6:QN08"],
+        &["--type", "4eyes", "--4eyes", "admins"],
+        &["--type", "4eyes", "--4eyes", "admins:2", "--pin", "1"],
+        &["--type", "hotp", "--genkey", "--separator", "|"],
+    ] {
+        assert_one_line_error(&add(args), 2);
+    }
 }
 
 /// Splits an otpauth URI into its type, label and parameters.

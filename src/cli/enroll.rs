@@ -50,6 +50,8 @@ struct Plan {
     counter: u64,
     key: Secret,
     generated: bool,
+    /// Type-specific settings: email, phone, ocra_suite, 4eyes.
+    info: serde_json::Value,
 }
 
 pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
@@ -76,7 +78,7 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
         counter: plan.counter,
         fail_count: 0,
         last_fail: None,
-        info: serde_json::json!({}),
+        info: plan.info.clone(),
         description: a.description.clone().unwrap_or_default(),
         created: SystemClock.now(),
     };
@@ -93,7 +95,10 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
         }
     }
     outln!("{}", record.serial)?;
-    if plan.generated {
+    if plan.generated && plan.kind == TokenType::Ocra {
+        // No otpauth:// form exists for OCRA: the key goes to the device in hex.
+        outln!("{}", crypto::encode_hex(&plan.key))?;
+    } else if plan.generated {
         let uri = otpauth_uri(&a.issuer, &login_name(cfg, &a.user, &plan.realm), &plan);
         outln!("{uri}")?;
         if a.qr {
@@ -106,24 +111,21 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
 /// Checks the options against the type and works out the token's parameters.
 fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
     let kind = a.kind.token_type();
-    if matches!(
-        kind,
-        TokenType::Email | TokenType::Sms | TokenType::Ocra | TokenType::FourEyes
-    ) {
-        return Err(Failure::invalid(format!(
-            "token type {} is not supported by this build yet",
-            kind.name()
-        )));
-    }
-    for (flag, given) in [
-        ("--email", a.email.is_some()),
-        ("--phone", a.phone.is_some()),
-        ("--ocra-suite", a.ocra_suite.is_some()),
-        ("--4eyes", a.four_eyes.is_some()),
+    for (flag, given, owner) in [
+        ("--email", a.email.is_some(), TokenType::Email),
+        ("--phone", a.phone.is_some(), TokenType::Sms),
+        ("--ocra-suite", a.ocra_suite.is_some(), TokenType::Ocra),
+        ("--4eyes", a.four_eyes.is_some(), TokenType::FourEyes),
     ] {
-        if given {
+        if given && kind != owner {
             return Err(Failure::usage(format!(
                 "{flag} does not apply to {} tokens",
+                kind.name()
+            )));
+        }
+        if !given && kind == owner {
+            return Err(Failure::usage(format!(
+                "a {} token needs {flag}",
                 kind.name()
             )));
         }
@@ -140,6 +142,7 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
         TokenType::Hotp => &["--key", "--genkey", "--digits", "--algorithm", "--counter"],
         TokenType::Totp => &["--key", "--genkey", "--digits", "--algorithm", "--period"],
         TokenType::Pw => &["--key"],
+        TokenType::Ocra => &["--key", "--genkey", "--counter"],
         _ => &[],
     };
     if let Some((flag, _)) = given.iter().find(|(f, g)| *g && !allowed.contains(f)) {
@@ -168,6 +171,9 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
             ));
         }
     }
+    if a.qr && !matches!(kind, TokenType::Hotp | TokenType::Totp) {
+        return Err(Failure::usage("--qr is for hotp and totp tokens"));
+    }
     if a.qr && !a.genkey {
         // Only a generated key is ever shown.
         return Err(Failure::usage("--qr needs --genkey"));
@@ -183,6 +189,7 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
         counter: 0,
         key: crypto::secret(b""),
         generated: false,
+        info: serde_json::json!({}),
     };
     match kind {
         TokenType::Hotp | TokenType::Totp => {
@@ -215,6 +222,57 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
             })?;
             plan.key = static_password(hex)?;
             plan.digits = plan.key.len() as u32;
+        }
+        TokenType::Email => {
+            let address = a.email.as_deref().unwrap_or_default();
+            if !crate::tokens::email::valid_address(address) {
+                return Err(Failure::usage(format!(
+                    "--email \"{address}\" is not a plain user@domain address"
+                )));
+            }
+            plan.digits = cfg.email.otp_length;
+            plan.info = serde_json::json!({ "email": address });
+        }
+        TokenType::Sms => {
+            let phone = a.phone.as_deref().unwrap_or_default();
+            if !crate::tokens::sms::valid_phone(phone) {
+                return Err(Failure::usage(format!(
+                    "--phone \"{phone}\" is not a phone number (+, then 4 to 20 digits)"
+                )));
+            }
+            plan.digits = cfg.sms.otp_length;
+            plan.info = serde_json::json!({ "phone": phone });
+        }
+        TokenType::Ocra => {
+            let text = a.ocra_suite.as_deref().unwrap_or_default();
+            let suite = crate::tokens::Ocra::new(text)
+                .map_err(|e| Failure::usage(format!("--ocra-suite: {e}")))?
+                .suite;
+            plan.digits = suite.digits;
+            plan.algorithm = suite.algorithm;
+            plan.counter = a.counter.unwrap_or(0);
+            plan.key = match &a.key {
+                Some(hex) => otp_key(hex)?,
+                None if a.genkey => {
+                    plan.generated = true;
+                    random_key(suite.algorithm)
+                }
+                None => return Err(Failure::usage("an ocra token needs --key HEX or --genkey")),
+            };
+            plan.info = serde_json::json!({ "ocra_suite": text });
+        }
+        TokenType::FourEyes => {
+            if has_pin {
+                return Err(Failure::usage(
+                    "a 4eyes token has no PIN of its own: its pass is the other users' PIN+OTPs",
+                ));
+            }
+            let spec = a.four_eyes.as_deref().unwrap_or_default();
+            let sep = a.separator.as_deref().unwrap_or(" ");
+            let policy = crate::tokens::foureyes::Policy::parse(spec, sep)
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            check_name("realm", &policy.realm)?;
+            plan.info = policy.to_info();
         }
         _ => {
             if !has_pin {
@@ -366,6 +424,7 @@ mod tests {
             counter,
             key: crypto::secret(b"12345678901234567890"),
             generated: true,
+            info: serde_json::json!({}),
         }
     }
 

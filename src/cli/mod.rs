@@ -136,7 +136,7 @@ struct AddArgs {
     /// The login name of the token owner
     #[arg(long)]
     user: String,
-    /// Token type (email, sms, ocra and 4eyes are not in this build yet)
+    /// Token type
     #[arg(long = "type", value_name = "TYPE")]
     kind: TypeArg,
     /// Serial [default: the type and 8 random hex digits, e.g. HOTP1A2B3C4D]
@@ -174,6 +174,9 @@ struct AddArgs {
     /// REALM:N — N tokens of other users of REALM are needed (type 4eyes)
     #[arg(long = "4eyes", value_name = "REALM:N")]
     four_eyes: Option<String>,
+    /// The character that joins the users' PIN+OTPs in a 4eyes pass [default: a space]
+    #[arg(long, value_name = "CHAR", requires = "four_eyes")]
+    separator: Option<String>,
     /// Realm of the user [default: [auth].default_realm]
     #[arg(long)]
     realm: Option<String>,

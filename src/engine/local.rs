@@ -8,9 +8,10 @@ use super::{
 };
 use crate::config::{Config, OtpPin};
 use crate::crypto::{burn_pin_check, ct_eq, verify_pin, Secret, StoreKey};
+use crate::delivery::{Channel, Configured, Courier, OutOfBand};
 use crate::error::{Error, Result};
 use crate::store::{AuditEntry, ChallengeRecord, Store, StoreTx, TokenRecord};
-use crate::tokens::{self, CheckContext, TokenType};
+use crate::tokens::{self, foureyes, CheckContext, Token, TokenType};
 
 /// Longer passes are refused before any work: no PIN+OTP is this long, and hashing megabytes
 /// per token would let one login hold the store.
@@ -21,6 +22,29 @@ pub struct LocalEngine<'a, S: Store, C: Clock> {
     store: &'a S,
     key: &'a StoreKey,
     clock: &'a C,
+    /// Sends e-mail and SMS OTPs; `None` is the courier the config describes.
+    courier: Option<&'a dyn Courier>,
+}
+
+/// One token an OTP is checked against: with the (unsealed) data of its challenge when the
+/// OTP answers one.
+struct Candidate<'c> {
+    serial: &'c str,
+    otp: &'c [u8],
+    data: Option<Secret>,
+}
+
+/// A challenge about to be opened: the token, the sealed data, what the message shows.
+struct Opened {
+    token: TokenRecord,
+    data: Option<Vec<u8>>,
+    question: Option<String>,
+    expires: u64,
+}
+
+/// The associated data that binds a challenge's sealed data to its transaction and token.
+fn challenge_aad(transaction_id: &str, serial: &str) -> String {
+    format!("challenge\n{transaction_id}\n{serial}")
 }
 
 /// Where a login stands while it is decided: who, and what was said so far.
@@ -71,7 +95,25 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             store,
             key,
             clock,
+            courier: None,
         }
+    }
+
+    /// Sends e-mail and SMS OTPs through `courier` instead of the configured relay/gateway.
+    pub fn with_courier(mut self, courier: &'a dyn Courier) -> Self {
+        self.courier = Some(courier);
+        self
+    }
+
+    /// The logic of a token; e-mail and SMS OTP lengths come from the config.
+    fn logic(&self, t: &TokenRecord) -> Result<Box<dyn Token>> {
+        let mut p = t.params();
+        match t.kind {
+            TokenType::Email => p.digits = self.cfg.email.otp_length,
+            TokenType::Sms => p.digits = self.cfg.sms.otp_length,
+            _ => {}
+        }
+        tokens::for_params(&p)
     }
 
     pub fn authenticate(
@@ -216,13 +258,23 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         let now = self.clock.now();
         match matched {
             PassMatch::Otp(candidates) => {
-                let c: Vec<(&str, &[u8])> = candidates
+                let c: Vec<Candidate> = candidates
                     .iter()
-                    .map(|(t, otp)| (t.serial.as_str(), &otp[..]))
+                    .map(|(t, otp)| Candidate {
+                        serial: t.serial.as_str(),
+                        otp: &otp[..],
+                        data: None,
+                    })
                     .collect();
                 self.check_otp(at, &c, now, None)
             }
-            PassMatch::PinOnly(candidates) => self.pin_only(at, &candidates, now, conv),
+            PassMatch::PinOnly(candidates) => self.pin_only(at, &candidates, pass, now, conv),
+            PassMatch::Nothing
+                if self.cfg.auth.otppin == OtpPin::Token
+                    && tokens.iter().any(|t| t.kind == TokenType::FourEyes) =>
+            {
+                self.four_eyes(at, tokens, pass, now, conv)
+            }
             PassMatch::Nothing => {
                 let all: Vec<&TokenRecord> = tokens.iter().collect();
                 self.fail(at, &all, now, "wrong PIN or unknown user")
@@ -241,7 +293,11 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         let mut with_otp = Vec::new();
         let mut pin_only = Vec::new();
         for t in tokens {
-            let Ok(logic) = tokens::for_params(&t.params()) else {
+            if t.kind == TokenType::FourEyes {
+                // Its pass is other users' PIN+OTPs: see `four_eyes`.
+                continue;
+            }
+            let Ok(logic) = self.logic(t) else {
                 continue;
             };
             let n = logic.otp_len();
@@ -269,7 +325,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
     fn check_otp(
         &self,
         at: &mut Attempt,
-        candidates: &[(&str, &[u8])],
+        candidates: &[Candidate],
         now: u64,
         transaction: Option<&str>,
     ) -> Result<Verdict> {
@@ -277,7 +333,8 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         self.store.write(|tx| {
             let mut refusals: Vec<(TokenRecord, &str)> = Vec::new();
             let mut checked = Vec::new();
-            for &(serial, otp) in candidates {
+            for cand in candidates {
+                let (serial, otp) = (cand.serial, cand.otp);
                 let Some(t) = tx.token(serial)? else { continue };
                 if t.user != at.user || t.realm != at.realm {
                     continue;
@@ -290,9 +347,19 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                     refusals.push((t, "token locked: too many failures"));
                     continue;
                 }
-                let logic = tokens::for_params(&t.params())?;
+                let logic = self.logic(&t)?;
                 let key = self.key.open(&t.serial, &t.sealed_key)?;
-                if let Some(counter) = logic.check(&key, otp, t.counter, &ctx) {
+                let result = match transaction {
+                    Some(_) => logic.check_challenge(
+                        &key,
+                        cand.data.as_ref().map(|d| &d[..]),
+                        otp,
+                        t.counter,
+                        &ctx,
+                    ),
+                    None => logic.check(&key, otp, t.counter, &ctx),
+                };
+                if let Some(counter) = result {
                     tx.record_success(&t.serial, counter)?;
                     if let Some(id) = transaction {
                         tx.close_challenges(id, "answered")?;
@@ -339,17 +406,18 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
     }
 
     /// The PIN alone: `spass` accepts; challenge-response tokens open one challenge each under
-    /// one transaction id and ask for the OTP; other tokens fail.
+    /// one transaction id and ask for the OTP; other tokens fail. E-mail and SMS OTPs are sent
+    /// before any challenge row is written: a failed delivery leaves no open challenge.
     fn pin_only(
         &self,
         at: &mut Attempt,
         candidates: &[&TokenRecord],
+        pin: &[u8],
         now: u64,
         conv: &mut impl Conversation,
     ) -> Result<Verdict> {
         let transaction_id = new_transaction_id();
-        let validity = self.cfg.auth.challenge_validity;
-        let opened = self.store.write(|tx| {
+        let chosen = self.store.write(|tx| {
             let mut opened: Vec<TokenRecord> = Vec::new();
             let mut refused: Vec<(TokenRecord, &str)> = Vec::new();
             for cand in candidates {
@@ -398,30 +466,88 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                     None => Verdict::Reject { reason },
                 }));
             }
-            for t in &opened {
+            Ok(Ok(opened))
+        })?;
+        let chosen = match chosen {
+            Ok(o) => o,
+            Err(verdict) => return Ok(verdict),
+        };
+
+        // Challenge data and out-of-band delivery, outside any store transaction: a slow relay
+        // must not hold the store's write lock.
+        let mut opened: Vec<Opened> = Vec::new();
+        let mut failed: Vec<(TokenRecord, Error)> = Vec::new();
+        for t in chosen {
+            match self.make_challenge(&t, pin, &transaction_id, now) {
+                Ok((data, question)) => {
+                    let validity = match t.kind {
+                        TokenType::Email => self.cfg.email.validity,
+                        TokenType::Sms => self.cfg.sms.validity,
+                        _ => self.cfg.auth.challenge_validity,
+                    };
+                    opened.push(Opened {
+                        token: t,
+                        data,
+                        question,
+                        expires: now + validity,
+                    })
+                }
+                Err(e) => failed.push((t, e)),
+            }
+        }
+        for (t, _) in &failed {
+            // The user learns that the OTP did not go out; the reason goes to the log only.
+            let how = match t.kind {
+                TokenType::Sms => "by SMS",
+                _ => "by e-mail",
+            };
+            let _ = conv.error(&format!(
+                "The OTP could not be sent {how}. Please try again later or contact your administrator."
+            ));
+        }
+        let committed = self.store.write(|tx| {
+            for (t, e) in &failed {
+                tx.audit(&at.event(now, Some(t), "error", &format!("challenge not opened: {e}")))?;
+            }
+            if opened.is_empty() {
+                return Ok(false);
+            }
+            for o in &opened {
                 tx.insert_challenge(&ChallengeRecord {
                     transaction_id: transaction_id.clone(),
-                    serial: t.serial.clone(),
+                    serial: o.token.serial.clone(),
                     user: at.user.clone(),
                     realm: at.realm.clone(),
                     created: now,
-                    expires: now + validity,
+                    expires: o.expires,
                     state: "open".into(),
-                    data: None,
+                    data: o.data.clone(),
                 })?;
                 tx.audit(&at.event(
                     now,
-                    Some(t),
+                    Some(&o.token),
                     "challenge",
                     &format!("challenge opened, transaction {transaction_id}"),
                 ))?;
             }
-            Ok(Ok(opened))
+            Ok(true)
         })?;
-        let opened = match opened {
-            Ok(o) => o,
-            Err(verdict) => return Ok(verdict),
-        };
+        if !committed {
+            let reason = failed
+                .into_iter()
+                .next()
+                .map(|(_, e)| e)
+                .unwrap_or_else(|| Error::Delivery("no challenge could be opened".into()));
+            return Ok(Verdict::Unavailable(reason));
+        }
+        for o in &opened {
+            let shown = self.prompt_of(&o.token);
+            if let Some(q) = &o.question {
+                if !shown.contains("{question}") {
+                    let _ = conv.info(&format!("Challenge: {q}"));
+                }
+            }
+        }
         let message = self.challenge_message(&opened);
         let answer = match ask(conv, &message) {
             Ok(a) => a,
@@ -433,6 +559,173 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             }
         };
         self.answer_challenge(at, &transaction_id, &answer)
+    }
+
+    /// The data of one token's challenge, sealed, and the question to show; sends the OTP of
+    /// e-mail and SMS tokens.
+    fn make_challenge(
+        &self,
+        t: &TokenRecord,
+        pin: &[u8],
+        transaction_id: &str,
+        now: u64,
+    ) -> Result<(Option<Vec<u8>>, Option<String>)> {
+        let logic = self.logic(t)?;
+        let Some(ch) = logic.challenge(pin, &mut rand::rngs::OsRng)? else {
+            return Ok((None, None));
+        };
+        if let Some(otp) = &ch.otp {
+            let info = |k: &str| t.info.get(k).and_then(|v| v.as_str()).unwrap_or("");
+            let (channel, validity) = match t.kind {
+                TokenType::Sms => (
+                    Channel::Sms {
+                        phone: info("phone"),
+                    },
+                    self.cfg.sms.validity,
+                ),
+                _ => (
+                    Channel::Email {
+                        address: info("email"),
+                    },
+                    self.cfg.email.validity,
+                ),
+            };
+            let m = OutOfBand {
+                channel,
+                otp,
+                user: &t.user,
+                serial: &t.serial,
+                validity,
+                now,
+            };
+            match self.courier {
+                Some(c) => c.send(&m)?,
+                None => Configured(self.cfg).send(&m)?,
+            }
+        }
+        let sealed = self
+            .key
+            .seal(&challenge_aad(transaction_id, &t.serial), &ch.data);
+        Ok((Some(sealed), ch.question))
+    }
+
+    /// The 4eyes rule: the pass is N other users' PIN+OTP joined by the token's separator; it
+    /// succeeds when tokens of N distinct users of the token's realm accept their parts.
+    fn four_eyes(
+        &self,
+        at: &mut Attempt,
+        tokens: &[TokenRecord],
+        pass: &[u8],
+        now: u64,
+        conv: &mut impl Conversation,
+    ) -> Result<Verdict> {
+        let ctx = self.context(now);
+        let mut last = Verdict::Reject {
+            reason: "wrong PIN or unknown user".into(),
+        };
+        for t in tokens.iter().filter(|t| t.kind == TokenType::FourEyes) {
+            let policy = foureyes::Policy::from_info(&t.serial, &t.info)?;
+            let Some(parts) = policy.split(pass) else {
+                return self.fail(at, &[t], now, "4eyes: too many parts in the pass");
+            };
+            // Each part against the realm's tokens of other users: the first whose PIN matches.
+            let members: Vec<TokenRecord> = self
+                .store
+                .tokens_in_realm(&policy.realm)?
+                .into_iter()
+                .filter(|m| {
+                    m.active
+                        && m.user != at.user
+                        && matches!(
+                            m.kind,
+                            TokenType::Hotp | TokenType::Totp | TokenType::Pw | TokenType::Spass
+                        )
+                })
+                .collect();
+            let mut pairs: Vec<(&TokenRecord, Secret)> = Vec::new();
+            for part in &parts {
+                for m in &members {
+                    let Ok(logic) = self.logic(m) else { continue };
+                    let n = logic.otp_len();
+                    if part.len() < n {
+                        continue;
+                    }
+                    let (pin, otp) = part.split_at(part.len() - n);
+                    if pin_matches(m, pin) {
+                        pairs.push((m, crate::crypto::secret(otp)));
+                        break;
+                    }
+                }
+            }
+            let verdict = self.store.write(|tx| {
+                let Some(own) = tx.token(&t.serial)? else {
+                    return Ok(None);
+                };
+                if !own.active {
+                    tx.audit(&at.event(now, Some(&own), "reject", "token disabled"))?;
+                    return Ok(Some(Verdict::Reject {
+                        reason: "token disabled".into(),
+                    }));
+                }
+                if self.locked(tx, &own, now)? {
+                    tx.audit(&at.event(
+                        now,
+                        Some(&own),
+                        "locked",
+                        "token locked: too many failures",
+                    ))?;
+                    return Ok(Some(Verdict::Locked {
+                        serial: own.serial.clone(),
+                    }));
+                }
+                let mut users: Vec<String> = Vec::new();
+                for (m, otp) in &pairs {
+                    let Some(m) = tx.token(&m.serial)? else {
+                        continue;
+                    };
+                    if !m.active || self.locked(tx, &m, now)? {
+                        continue;
+                    }
+                    let logic = self.logic(&m)?;
+                    let key = self.key.open(&m.serial, &m.sealed_key)?;
+                    match logic.check(&key, otp, m.counter, &ctx) {
+                        Some(counter) => {
+                            tx.record_success(&m.serial, counter)?;
+                            if !users.contains(&m.user) {
+                                users.push(m.user.clone());
+                            }
+                        }
+                        None => tx.record_failure(&m.serial, now)?,
+                    }
+                }
+                if users.len() >= policy.count as usize {
+                    tx.record_success(&own.serial, own.counter)?;
+                    let why = format!(
+                        "4eyes: tokens of {} users of realm {} matched",
+                        users.len(),
+                        policy.realm
+                    );
+                    tx.audit(&at.event(now, Some(&own), "accept", &why))?;
+                    Ok(Some(Verdict::Accept { serial: own.serial }))
+                } else {
+                    tx.record_failure(&own.serial, now)?;
+                    let why = policy.shortfall(users.len());
+                    tx.audit(&at.event(now, Some(&own), "reject", &why))?;
+                    Ok(Some(Verdict::Reject { reason: why }))
+                }
+            })?;
+            match verdict {
+                Some(v @ (Verdict::Accept { .. } | Verdict::Locked { .. })) => return Ok(v),
+                Some(v) => last = v,
+                None => {}
+            }
+        }
+        if let Verdict::Reject { reason } = &last {
+            if reason.starts_with("Only found") {
+                let _ = conv.error(reason);
+            }
+        }
+        Ok(last)
     }
 
     /// Checks the answer to an open transaction: the OTP alone, against its tokens only, within
@@ -470,10 +763,19 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             Ok(r) => r,
             Err(v) => return Ok(v),
         };
-        let candidates: Vec<(&str, &[u8])> = rows
+        let candidates: Vec<Candidate> = rows
             .iter()
             .filter(|c| c.expires > now && c.user == at.user && c.realm == at.realm)
-            .map(|c| (c.serial.as_str(), otp))
+            .map(|c| Candidate {
+                serial: c.serial.as_str(),
+                otp,
+                // Data that does not unseal (moved to another row, other key) answers nothing.
+                data: c.data.as_deref().and_then(|d| {
+                    self.key
+                        .open(&challenge_aad(transaction_id, &c.serial), d)
+                        .ok()
+                }),
+            })
             .collect();
         self.check_otp(at, &candidates, now, Some(transaction_id))
     }
@@ -542,34 +844,57 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         })
     }
 
-    /// The text of a challenge: the message of the token type, or of each type when one PIN
-    /// opened challenges on tokens of several types.
-    fn challenge_message(&self, opened: &[TokenRecord]) -> String {
+    /// The message template of a token's type.
+    fn prompt_of(&self, t: &TokenRecord) -> &str {
         let p = &self.cfg.prompts;
-        let mut msgs: Vec<&str> = Vec::new();
-        for t in opened {
-            let m = match t.kind {
-                TokenType::Hotp => &p.hotp,
-                TokenType::Totp => &p.totp,
-                TokenType::Email => &p.email,
-                TokenType::Sms => &p.sms,
-                TokenType::Ocra => &p.ocra,
-                _ => &p.otp,
+        match t.kind {
+            TokenType::Hotp => &p.hotp,
+            TokenType::Totp => &p.totp,
+            TokenType::Email => &p.email,
+            TokenType::Sms => &p.sms,
+            TokenType::Ocra => &p.ocra,
+            _ => &p.otp,
+        }
+    }
+
+    /// The text of a challenge: the message of the token type with its placeholders filled, or
+    /// each distinct message joined with " or " when one PIN opened challenges on several
+    /// tokens.
+    fn challenge_message(&self, opened: &[Opened]) -> String {
+        let mut msgs: Vec<String> = Vec::new();
+        for o in opened {
+            let t = &o.token;
+            let info = |k: &str| {
+                t.info
+                    .get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string()
             };
-            if !msgs.contains(&m.as_str()) {
+            let email = tokens::email::mask_address(&info("email"));
+            let phone = tokens::sms::mask_phone(&info("phone"));
+            let question = o.question.clone().unwrap_or_default();
+            let vars = [
+                ("serial", t.serial.as_str()),
+                ("email", email.as_str()),
+                ("phone", phone.as_str()),
+                ("question", question.as_str()),
+            ];
+            let m = crate::delivery::fill(self.prompt_of(t), &vars).to_string();
+            if !msgs.contains(&m) {
                 msgs.push(m);
             }
         }
         match msgs.as_slice() {
-            [one] => one.to_string(),
-            _ if opened.len() > 1 && msgs.len() > 1 => {
+            [one] => one.clone(),
+            _ if msgs.len() > 1 => {
                 let parts: Vec<&str> = msgs
                     .iter()
                     .map(|m| m.trim_end().trim_end_matches(':'))
                     .collect();
                 format!("{}: ", parts.join(" or "))
             }
-            _ => p.multi.clone(),
+            _ => self.cfg.prompts.multi.clone(),
         }
     }
 }

@@ -100,6 +100,8 @@ pub struct AuditEntry {
 pub trait Store {
     /// All tokens of a user in a realm, active or not.
     fn tokens_of(&self, user: &str, realm: &str) -> Result<Vec<TokenRecord>>;
+    /// All tokens of a realm, of every user (the members a 4eyes token counts).
+    fn tokens_in_realm(&self, realm: &str) -> Result<Vec<TokenRecord>>;
     /// Runs `f` in one write transaction; commits when it returns `Ok`, rolls back on `Err`.
     fn write<R>(&self, f: impl FnOnce(&dyn StoreTx) -> Result<R>) -> Result<R>;
 }
@@ -382,6 +384,14 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn tokens_in_realm(&self, realm: &str) -> Result<Vec<TokenRecord>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {TOKEN_COLS} FROM tokens WHERE realm = ?1 ORDER BY user, serial"
+        ))?;
+        let rows = st.query_map(params![realm], token_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn write<R>(&self, f: impl FnOnce(&dyn StoreTx) -> Result<R>) -> Result<R> {
         // `unchecked_transaction` because the store is shared by `&self`; IMMEDIATE takes the
         // write lock up front, so two logins can't both read the old counter.
@@ -459,7 +469,8 @@ impl StoreTx for SqliteTx<'_> {
 
     fn close_challenges(&self, transaction_id: &str, state: &str) -> Result<()> {
         self.0.execute(
-            "UPDATE challenges SET state = ?2 WHERE transaction_id = ?1 AND state = 'open'",
+            // A closed challenge's data (a sealed OTP) is of no use any more: drop it.
+            "UPDATE challenges SET state = ?2, data = NULL WHERE transaction_id = ?1 AND state = 'open'",
             params![transaction_id, state],
         )?;
         Ok(())

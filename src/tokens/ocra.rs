@@ -470,7 +470,8 @@ mod tests {
     /// C.2 Mutual challenge response (server and client computations).
     #[test]
     fn rfc6287_c2_mutual() {
-        let cases: [(&str, &[u8], bool, [&str; 5], [&str; 5]); 4] = [
+        type Case<'a> = (&'a str, &'a [u8], bool, [&'a str; 5], [&'a str; 5]);
+        let cases: [Case; 4] = [
             (
                 "OCRA-1:HOTP-SHA256-8:QA08",
                 K32,
