@@ -83,6 +83,8 @@ pub struct Tok {
     pub period: u64,
     pub counter: u64,
     pub active: bool,
+    /// Type-specific settings (email, phone, ocra_suite, 4eyes).
+    pub info: serde_json::Value,
 }
 
 impl Tok {
@@ -99,6 +101,7 @@ impl Tok {
             period: 30,
             counter: 0,
             active: true,
+            info: serde_json::json!({}),
         }
     }
     pub fn hotp(serial: &str, user: &str, pin: &str) -> Tok {
@@ -138,6 +141,14 @@ impl Tok {
     }
     pub fn no_pin(mut self) -> Tok {
         self.pin = None;
+        self
+    }
+    pub fn info(mut self, info: serde_json::Value) -> Tok {
+        self.info = info;
+        self
+    }
+    pub fn realm(mut self, realm: &str) -> Tok {
+        self.realm = realm.into();
         self
     }
     pub fn disabled(mut self) -> Tok {
@@ -242,7 +253,7 @@ impl Fixture {
             counter: t.counter,
             fail_count: 0,
             last_fail: None,
-            info: serde_json::json!({}),
+            info: t.info.clone(),
             description: String::new(),
             created: now(),
         };
@@ -294,6 +305,21 @@ pub enum Reply {
     NoResponse,
     /// Returns PAM_CONV_ERR.
     ConvErr,
+    /// Answers what the function makes of the prompt (e.g. an OTP read from a captured mail).
+    Compute(Compute),
+}
+
+/// What a [`Compute`] reply runs: prompt text in, answer out.
+pub type ComputeFn = dyn Fn(&str) -> Vec<u8> + Send + Sync;
+
+/// A function of the prompt text that gives the answer.
+#[derive(Clone)]
+pub struct Compute(pub std::sync::Arc<ComputeFn>);
+
+impl std::fmt::Debug for Compute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Compute(..)")
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -368,6 +394,17 @@ impl PamLogin {
     /// Expects a prompt containing `expect` and answers `answer`.
     pub fn answer(self, expect: &str, answer: &str) -> Self {
         self.reply(expect, Reply::Text(answer.as_bytes().to_vec()))
+    }
+    /// Expects a prompt containing `expect` and answers what `f` makes of the prompt.
+    pub fn answer_with(
+        self,
+        expect: &str,
+        f: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.reply(
+            expect,
+            Reply::Compute(Compute(std::sync::Arc::new(move |p| f(p).into_bytes()))),
+        )
     }
     pub fn reply(mut self, expect: &str, reply: Reply) -> Self {
         self.steps.push_back(Step {
@@ -554,6 +591,7 @@ unsafe fn converse_inner(
                 std::thread::sleep(d);
                 t
             }
+            Reply::Compute(f) => (f.0)(&text),
             Reply::Null => continue,
             Reply::NoResponse => {
                 // SAFETY: as above; `resp` is a valid out-pointer.

@@ -1,0 +1,1018 @@
+//! Issue 3's token types through the real libpam, each with the two-step flow: PIN first, the
+//! challenge (and for e-mail/SMS the OTP sent out of band to a real SMTP server or a local HTTP
+//! gateway), then the OTP alone.
+
+mod support;
+
+use pam_tessera::tokens::ocra::{hash_pin_for, Suite};
+use pam_tessera::tokens::{Algorithm, TokenType};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::*;
+
+const ADDRESS: &str = "alice@example.org";
+const PHONE: &str = "+49 170 1234567";
+
+// ---- peers ----
+
+/// aiosmtpd (Debian's python3-aiosmtpd) on 127.0.0.1, writing each accepted message to a file.
+struct SmtpServer {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl SmtpServer {
+    fn start(args: &[&str]) -> SmtpServer {
+        let dir = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/smtp_server.py");
+        // Debian's python3, where python3-aiosmtpd is installed (not a python3 of a pyenv).
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(&script)
+            .arg(dir.path())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("/usr/bin/python3 (apt-get install python3-aiosmtpd)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("smtp_server.py did not start: {line:?}"))
+            .parse()
+            .unwrap();
+        SmtpServer { child, dir, port }
+    }
+
+    /// The messages received so far, oldest first.
+    fn mails(&self) -> Vec<String> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+
+    fn config(&self, extra: &str) -> String {
+        format!(
+            "[email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nfrom = \"otp@example.org\"\n{extra}\n",
+            self.port
+        )
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// The OTP in a captured mail: the first run of `n` digits in the body.
+fn otp_in(mail: &str, n: usize) -> String {
+    let body = mail.split("\r\n\r\n").nth(1).unwrap_or("");
+    digits_in(body, n).unwrap_or_else(|| panic!("no {n}-digit OTP in {mail:?}"))
+}
+
+fn digits_in(text: &str, n: usize) -> Option<String> {
+    text.as_bytes()
+        .split(|b| !b.is_ascii_digit())
+        .find(|w| w.len() == n)
+        .map(|w| String::from_utf8(w.to_vec()).unwrap())
+}
+
+/// One HTTP request as the gateway saw it.
+#[derive(Debug, Clone)]
+struct Recorded {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Recorded {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the local gateway does with a request.
+#[derive(Clone)]
+enum Gateway {
+    Answer(u16, &'static str),
+    /// Reads the request, then says nothing for this long.
+    Hang(Duration),
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 (a thread of this test) that records every request.
+struct HttpServer {
+    port: u16,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl HttpServer {
+    fn start(mode: Gateway) -> HttpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let rec = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let rec = rec.clone();
+                let mode = mode.clone();
+                std::thread::spawn(move || serve(stream, &rec, &mode));
+            }
+        });
+        HttpServer { port, requests }
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+fn serve(mut s: TcpStream, rec: &Mutex<Vec<Recorded>>, mode: &Gateway) {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = s.read(&mut chunk).unwrap_or(0);
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or("").split(' ');
+    let (method, target) = (
+        first.next().unwrap_or("").to_string(),
+        first.next().unwrap_or("").to_string(),
+    );
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < len {
+        let n = s.read(&mut chunk).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    rec.lock().unwrap().push(Recorded {
+        method,
+        target,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    match mode {
+        Gateway::Answer(status, text) => {
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            );
+        }
+        Gateway::Hang(d) => std::thread::sleep(*d),
+    }
+}
+
+/// Percent-decoding of a form or query value.
+fn unpct(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() + 1 => {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn form_fields(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (unpct(k), unpct(v)))
+        .collect()
+}
+
+fn field(fields: &[(String, String)], name: &str) -> String {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("no field {name} in {fields:?}"))
+}
+
+// ---- tokens ----
+
+fn email_tok(serial: &str, user: &str, pin: &str) -> Tok {
+    Tok::new(TokenType::Email, serial, user, pin, b"").info(serde_json::json!({ "email": ADDRESS }))
+}
+
+fn sms_tok(serial: &str, user: &str, pin: &str) -> Tok {
+    Tok::new(TokenType::Sms, serial, user, pin, b"").info(serde_json::json!({ "phone": PHONE }))
+}
+
+fn ocra_tok(serial: &str, user: &str, pin: &str, suite: &str, key: &[u8]) -> Tok {
+    let s = Suite::parse(suite).unwrap();
+    Tok::new(TokenType::Ocra, serial, user, pin, key)
+        .digits(s.digits)
+        .algorithm(s.algorithm)
+        .info(serde_json::json!({ "ocra_suite": suite }))
+}
+
+fn open_challenges(fx: &Fixture) -> usize {
+    fx.challenges().iter().filter(|c| c.state == "open").count()
+}
+
+fn errors(out: &Outcome) -> Vec<&str> {
+    out.messages
+        .iter()
+        .filter(|m| m.style == PAM_ERROR_MSG)
+        .map(|m| m.text.as_str())
+        .collect()
+}
+
+// ---- e-mail ----
+
+#[test]
+fn email_pin_sends_the_otp_through_smtp_and_the_mailed_otp_answers_once() {
+    let smtp = SmtpServer::start(&[]);
+    let fx = Fixture::new(&smtp.config("tls = \"none\"\nsubject = \"OTP for {user}\""));
+    fx.add(&email_tok("E1", "alice", "1234"));
+    let mails = smtp.dir.path().to_path_buf();
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer_with(
+            "Please enter the OTP sent to a****@example.org: ",
+            move |_| {
+                let m = std::fs::read_dir(&mails).unwrap().count();
+                assert_eq!(m, 1, "the mail is there before the prompt");
+                let path = std::fs::read_dir(&mails)
+                    .unwrap()
+                    .next()
+                    .unwrap()
+                    .unwrap()
+                    .path();
+                otp_in(&std::fs::read_to_string(path).unwrap(), 6)
+            },
+        )
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert!(mail.contains("X-Envelope-From: otp@example.org"), "{mail}");
+    assert!(
+        mail.contains(&format!("X-Envelope-To: {ADDRESS}")),
+        "{mail}"
+    );
+    assert!(mail.contains(&format!("To: {ADDRESS}\r\n")), "{mail}");
+    assert!(mail.contains("Subject: OTP for alice\r\n"), "{mail}");
+    assert!(mail.contains("It is valid for 300 seconds."), "{mail}");
+    let otp = otp_in(mail, 6);
+    // The challenge is closed, its sealed OTP dropped; the OTP is in no audit row.
+    let ch = fx.challenges();
+    assert_eq!(ch.len(), 1);
+    assert_eq!(ch[0].state, "answered");
+    assert!(ch[0].data.is_none());
+    assert!(ch[0].expires >= ch[0].created + 300);
+    assert!(fx.audit().iter().all(|e| !e.reason.contains(&otp)));
+
+    // The same OTP does not answer the next challenge (which mails a new one).
+    let again = otp.clone();
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer_with("sent to", move |_| again.clone())
+        .run();
+    assert_eq!(out.code, PAM_AUTH_ERR);
+    assert_eq!(smtp.mails().len(), 2);
+    assert_eq!(open_challenges(&fx), 0);
+}
+
+#[test]
+fn email_with_a_wrong_otp_fails_and_closes_the_challenge() {
+    let smtp = SmtpServer::start(&[]);
+    let fx = Fixture::new(&smtp.config("tls = \"none\""));
+    fx.add(&email_tok("E1", "alice", "1234"));
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer_with("sent to", |_| "000000x".into())
+        .run();
+    assert_eq!(out.code, PAM_AUTH_ERR);
+    assert_eq!(fx.challenges()[0].state, "failed");
+    assert_eq!(fx.token("E1").fail_count, 1);
+}
+
+/// A test CA and a certificate for 127.0.0.1 signed by it (openssl): (CA, cert, key).
+fn make_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |n: &str| dir.join(n);
+    let run = |args: &[&str]| {
+        let st = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(st.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=tessera test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    std::fs::write(
+        p("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    (p("ca.pem"), p("cert.pem"), p("key.pem"))
+}
+
+#[test]
+fn email_goes_over_starttls_with_smtp_auth() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_cert(certs.path());
+    let smtp = SmtpServer::start(&[
+        "--tls",
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+        "--auth",
+        "mailer",
+        "s3cret",
+    ]);
+    let pwfile = certs.path().join("smtp.password");
+    pam_tessera::fsperm::create_private_file(&pwfile, b"s3cret\n").unwrap();
+    let fx = Fixture::new(&smtp.config(&format!(
+        "tls = \"starttls\"\nca_file = \"{}\"\nusername = \"mailer\"\npassword_file = \"{}\"",
+        ca.display(),
+        pwfile.display()
+    )));
+    fx.add(&email_tok("E1", "alice", "1234"));
+    let dir = smtp.dir.path().to_path_buf();
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer_with("sent to", move |_| {
+            let p = std::fs::read_dir(&dir)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path();
+            otp_in(&std::fs::read_to_string(p).unwrap(), 6)
+        })
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    let mail = &smtp.mails()[0];
+    assert!(
+        mail.contains("X-TLS: yes") && mail.contains("X-Auth: yes"),
+        "{mail}"
+    );
+
+    // A wrong password: the relay refuses, nothing is sent, the reason names AUTH.
+    let badpw = certs.path().join("bad.password");
+    pam_tessera::fsperm::create_private_file(&badpw, b"wrong\n").unwrap();
+    let fx3 = Fixture::new(&smtp.config(&format!(
+        "tls = \"starttls\"\nca_file = \"{}\"\nusername = \"mailer\"\npassword_file = \"{}\"",
+        ca.display(),
+        badpw.display()
+    )));
+    fx3.add(&email_tok("E1", "alice", "1234"));
+    let out = fx3.login("alice").answer("PIN", "1234").run();
+    assert_eq!(out.code, PAM_AUTHINFO_UNAVAIL);
+    let reason = fx3.audit().last().unwrap().reason.clone();
+    assert!(reason.contains("AUTH PLAIN answered 535"), "{reason}");
+    assert!(
+        !reason.contains("wrong"),
+        "no password in the log: {reason}"
+    );
+    assert_eq!(smtp.mails().len(), 1);
+
+    // The same relay without its CA: the certificate is refused, nothing is sent.
+    let fx2 = Fixture::new(&smtp.config("tls = \"starttls\""));
+    fx2.add(&email_tok("E1", "alice", "1234"));
+    let out = fx2.login("alice").answer("PIN", "1234").run();
+    assert_eq!(out.code, PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(smtp.mails().len(), 1);
+    let reason = fx2.audit().last().unwrap().reason.clone();
+    assert!(reason.contains("TLS handshake"), "{reason}");
+}
+
+#[test]
+fn email_relay_down_tells_the_user_logs_the_reason_and_leaves_no_challenge() {
+    // A port nothing listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let fx = Fixture::new(&format!(
+        "[email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\ntls = \"none\"\n"
+    ));
+    fx.add(&email_tok("E1", "alice", "1234"));
+    let out = fx.login("alice").answer("PIN", "1234").run();
+    assert_eq!(out.code, PAM_AUTHINFO_UNAVAIL, "{out:?}");
+    assert_eq!(
+        errors(&out),
+        ["The OTP could not be sent by e-mail. Please try again later or contact your administrator."]
+    );
+    assert_eq!(out.prompts(), ["PIN: "], "no OTP prompt");
+    assert!(fx.challenges().is_empty(), "no challenge row at all");
+    let e = fx.audit().last().unwrap().clone();
+    assert_eq!((e.result.as_str(), e.serial.as_str()), ("error", "E1"));
+    assert!(
+        e.reason.contains("SMTP relay 127.0.0.1") && e.reason.contains("connect"),
+        "{}",
+        e.reason
+    );
+    assert_eq!(
+        fx.token("E1").fail_count,
+        0,
+        "a delivery failure is not the user's"
+    );
+}
+
+#[test]
+fn email_through_a_sendmail_command() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let mail = out_dir.path().join("mail.eml");
+    let fx = Fixture::new(&format!(
+        "[email]\nsendmail = \"/usr/bin/tee {}\"\n",
+        mail.display()
+    ));
+    fx.add(&email_tok("E1", "alice", "1234"));
+    let m = mail.clone();
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer_with("sent to", move |_| {
+            otp_in(
+                &std::fs::read_to_string(&m).unwrap().replace('\n', "\r\n"),
+                6,
+            )
+        })
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    assert!(std::fs::read_to_string(&mail)
+        .unwrap()
+        .contains("To: alice@example.org\n"));
+}
+
+// ---- SMS ----
+
+fn sms_config(url: &str, extra: &str) -> String {
+    format!("[sms]\nurl = \"{url}\"\n{extra}\n")
+}
+
+fn sms_login_with_recorded_otp(
+    fx: &Fixture,
+    gw: &HttpServer,
+    pick: fn(&Recorded) -> String,
+) -> Outcome {
+    let reqs = gw.requests.clone();
+    fx.login("alice")
+        .answer("PIN", "1234")
+        .answer_with(
+            "Please enter the OTP sent to +** *** ***4567: ",
+            move |_| {
+                let r = reqs.lock().unwrap();
+                assert_eq!(r.len(), 1, "the gateway had the request before the prompt");
+                digits_in(&pick(&r[0]), 6).unwrap()
+            },
+        )
+        .run()
+}
+
+#[test]
+fn sms_pin_posts_the_otp_to_the_gateway_as_a_form() {
+    let gw = HttpServer::start(Gateway::Answer(200, "OK"));
+    let fx = Fixture::new(&sms_config(
+        &gw.url("/send"),
+        "[sms.headers]\nAuthorization = \"Bearer t0ken\"\n",
+    ));
+    fx.add(&sms_tok("S1", "alice", "1234"));
+    let out = sms_login_with_recorded_otp(&fx, &gw, |r| field(&form_fields(&r.body), "text"));
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    let r = &gw.requests()[0];
+    assert_eq!((r.method.as_str(), r.target.as_str()), ("POST", "/send"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(r.header("authorization"), Some("Bearer t0ken"));
+    let f = form_fields(&r.body);
+    assert_eq!(field(&f, "phone"), PHONE);
+    assert!(field(&f, "text").starts_with("Your one-time password is "));
+    assert_eq!(fx.challenges()[0].state, "answered");
+}
+
+#[test]
+fn sms_by_get_with_placeholders_in_url_and_query() {
+    let gw = HttpServer::start(Gateway::Answer(200, "queued"));
+    let fx = Fixture::new(&sms_config(
+        &gw.url("/api?to={phone}"),
+        "method = \"GET\"\nsuccess_contains = \"queued\"\n[sms.parameters]\nmsg = \"code {otp}\"\n",
+    ));
+    fx.add(&sms_tok("S1", "alice", "1234"));
+    let out = sms_login_with_recorded_otp(&fx, &gw, |r| unpct(&r.target));
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    let r = &gw.requests()[0];
+    assert_eq!(r.method, "GET");
+    let (path, query) = r.target.split_once('?').unwrap();
+    assert_eq!(path, "/api");
+    let q = form_fields(query);
+    assert_eq!(field(&q, "to"), PHONE);
+    assert!(field(&q, "msg").starts_with("code "));
+}
+
+#[test]
+fn sms_as_json_body() {
+    let gw = HttpServer::start(Gateway::Answer(201, "{}"));
+    let fx = Fixture::new(&sms_config(
+        &gw.url("/json"),
+        "body = \"json\"\n[sms.parameters]\nnumber = \"{phone}\"\ncontent = \"{otp}\"\n",
+    ));
+    fx.add(&sms_tok("S1", "alice", "1234"));
+    let out = sms_login_with_recorded_otp(&fx, &gw, |r| r.body.clone());
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    let r = &gw.requests()[0];
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["number"], PHONE);
+    assert_eq!(v["content"].as_str().unwrap().len(), 6);
+}
+
+fn assert_failed_sms(fx: &Fixture, out: &Outcome, reason_has: &str) {
+    assert_eq!(out.code, PAM_AUTHINFO_UNAVAIL, "{out:?}");
+    assert_eq!(
+        errors(out),
+        ["The OTP could not be sent by SMS. Please try again later or contact your administrator."]
+    );
+    assert_eq!(out.prompts(), ["PIN: "]);
+    assert!(fx.challenges().is_empty(), "no challenge left open");
+    let e = fx.audit().last().unwrap().clone();
+    assert_eq!((e.result.as_str(), e.serial.as_str()), ("error", "S1"));
+    assert!(e.reason.contains("SMS gateway 127.0.0.1"), "{}", e.reason);
+    assert!(e.reason.contains(reason_has), "{}", e.reason);
+}
+
+#[test]
+fn sms_gateway_error_status_is_a_clear_failure_without_challenge() {
+    let gw = HttpServer::start(Gateway::Answer(500, "boom"));
+    let fx = Fixture::new(&sms_config(&gw.url("/send"), ""));
+    fx.add(&sms_tok("S1", "alice", "1234"));
+    let out = fx.login("alice").answer("PIN", "1234").run();
+    assert_failed_sms(&fx, &out, "HTTP 500");
+    assert_eq!(gw.requests().len(), 1);
+}
+
+#[test]
+fn sms_gateway_answer_with_the_fail_marker_is_a_failure() {
+    let gw = HttpServer::start(Gateway::Answer(200, "ERROR: no credit"));
+    let fx = Fixture::new(&sms_config(&gw.url("/send"), "fail_contains = \"ERROR\""));
+    fx.add(&sms_tok("S1", "alice", "1234"));
+    let out = fx.login("alice").answer("PIN", "1234").run();
+    assert_failed_sms(&fx, &out, "no credit");
+}
+
+#[test]
+fn sms_gateway_that_hangs_times_out() {
+    let gw = HttpServer::start(Gateway::Hang(Duration::from_secs(6)));
+    let fx = Fixture::new(&sms_config(&gw.url("/send"), "timeout = 1"));
+    fx.add(&sms_tok("S1", "alice", "1234"));
+    let started = std::time::Instant::now();
+    let out = fx.login("alice").answer("PIN", "1234").run();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_failed_sms(&fx, &out, "timeout");
+}
+
+#[test]
+fn sms_without_a_gateway_url_is_a_clear_failure() {
+    let fx = Fixture::new("");
+    fx.add(&sms_tok("S1", "alice", "1234"));
+    let out = fx.login("alice").answer("PIN", "1234").run();
+    assert_eq!(out.code, PAM_AUTHINFO_UNAVAIL);
+    assert!(fx.challenges().is_empty());
+    assert!(fx
+        .audit()
+        .last()
+        .unwrap()
+        .reason
+        .contains("[sms] url is not set"));
+}
+
+// ---- OCRA ----
+
+/// The question at the end of "Please answer the challenge 12345678: ".
+fn question_in(prompt: &str) -> String {
+    prompt
+        .trim_end()
+        .trim_end_matches(':')
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn ocra_login(fx: &Fixture, suite: &str, key: &[u8], counter: u64, pin: &str) -> Outcome {
+    let s = Suite::parse(suite).unwrap();
+    let key = key.to_vec();
+    let p = s
+        .pin_hash
+        .map(|h| hash_pin_for(h, pin.as_bytes()).to_vec())
+        .unwrap_or_default();
+    fx.login("alice")
+        .answer("PIN", pin)
+        .answer_with("Please answer the challenge ", move |prompt| {
+            let q = question_in(prompt);
+            assert_eq!(q.len(), s.question_len, "{prompt}");
+            let t = now() / s.time_step.unwrap_or(1);
+            String::from_utf8(s.compute(&key, counter, &q, &p, b"", t).unwrap().to_vec()).unwrap()
+        })
+        .run()
+}
+
+#[test]
+fn ocra_suites_answer_their_question() {
+    for (suite, key) in [
+        ("OCRA-1:HOTP-SHA1-6:QN08", KEY20),
+        ("OCRA-1:HOTP-SHA256-8:QA08", KEY32),
+        ("OCRA-1:HOTP-SHA512-8:QN08-T1M", KEY64),
+        ("OCRA-1:HOTP-SHA256-8:QH10-T30S", KEY32),
+        ("OCRA-1:HOTP-SHA256-8:QN08-PSHA1", KEY32),
+        ("OCRA-1:HOTP-SHA512-8:QA10-PSHA256-T1M", KEY64),
+    ] {
+        let fx = Fixture::new("");
+        fx.add(&ocra_tok("O1", "alice", "1234", suite, key));
+        let out = ocra_login(&fx, suite, key, 0, "1234");
+        assert_eq!(out.code, PAM_SUCCESS, "{suite}: {out:?}");
+        assert_eq!(out.prompts()[0], "PIN: ");
+        assert_eq!(fx.challenges()[0].state, "answered", "{suite}");
+    }
+}
+
+#[test]
+fn ocra_counter_suite_moves_the_counter_and_refuses_an_old_one() {
+    let suite = "OCRA-1:HOTP-SHA512-8:C-QN08";
+    let fx = Fixture::new("");
+    fx.add(&ocra_tok("O1", "alice", "1234", suite, KEY64).counter(3));
+    let out = ocra_login(&fx, suite, KEY64, 5, "1234");
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    assert_eq!(fx.token("O1").counter, 6);
+    let out = ocra_login(&fx, suite, KEY64, 5, "1234");
+    assert_eq!(
+        out.code, PAM_AUTH_ERR,
+        "a counter behind the token's is refused"
+    );
+}
+
+#[test]
+fn ocra_wrong_response_fails() {
+    let suite = "OCRA-1:HOTP-SHA1-6:QN08";
+    let fx = Fixture::new("");
+    fx.add(&ocra_tok("O1", "alice", "1234", suite, KEY20));
+    // The response of another key.
+    let out = ocra_login(&fx, suite, KEY32, 0, "1234");
+    assert_eq!(out.code, PAM_AUTH_ERR);
+    assert_eq!(fx.challenges()[0].state, "failed");
+}
+
+#[test]
+fn ocra_question_gets_its_own_line_when_the_message_has_no_placeholder() {
+    let suite = "OCRA-1:HOTP-SHA1-6:QN08";
+    let fx = Fixture::new("[prompts]\nocra = \"Response: \"\n");
+    fx.add(&ocra_tok("O1", "alice", "1234", suite, KEY20));
+    let s = Suite::parse(suite).unwrap();
+    // The answer can't be computed from this prompt: the question came in the line before.
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer("Response: ", "")
+        .run();
+    assert_eq!(out.code, PAM_AUTH_ERR);
+    let info: Vec<&Msg> = out
+        .messages
+        .iter()
+        .filter(|m| m.style == PAM_TEXT_INFO)
+        .collect();
+    assert_eq!(info.len(), 1, "{out:?}");
+    let q = info[0].text.strip_prefix("Challenge: ").unwrap();
+    assert_eq!(q.len(), 8);
+    assert!(s.compute(KEY20, 0, q, b"", b"", 0).is_ok());
+}
+
+// ---- 4eyes ----
+
+fn four_eyes_fixture(count: u32) -> (Fixture, Tok, Tok, Tok) {
+    let fx = Fixture::new("");
+    let bob = Tok::hotp("B1", "bob", "bpin").realm("admins");
+    let carol = Tok::hotp("C1", "carol", "cpin").realm("admins").key(KEY32);
+    // A token of bob's in another realm, and one of the vault user itself: neither counts.
+    let bob2 = Tok::hotp("B2", "bob", "b2pin").realm("admins").key(KEY64);
+    fx.add(&bob);
+    fx.add(&carol);
+    fx.add(&bob2);
+    fx.add(
+        &Tok::new(TokenType::FourEyes, "F1", "vault", "", b"")
+            .no_pin()
+            .info(
+                serde_json::json!({"4eyes": {"realm": "admins", "count": count, "separator": " "}}),
+            ),
+    );
+    (fx, bob, carol, bob2)
+}
+
+#[test]
+fn four_eyes_succeeds_with_two_distinct_users_of_the_realm() {
+    let (fx, bob, carol, _) = four_eyes_fixture(2);
+    let pass = format!("bpin{} cpin{}", bob.hotp_at(0), carol.hotp_at(0));
+    let out = fx.login("vault").answer("PIN", &pass).run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    assert_eq!(fx.token("B1").counter, 1);
+    assert_eq!(fx.token("C1").counter, 1);
+    let e = fx.audit().last().unwrap().clone();
+    assert_eq!((e.result.as_str(), e.serial.as_str()), ("accept", "F1"));
+    // The OTPs are used up.
+    let out = fx.login("vault").answer("PIN", &pass).run();
+    assert_eq!(out.code, PAM_AUTH_ERR);
+    assert_eq!(errors(&out), ["Only found 0 tokens in realm admins"]);
+}
+
+#[test]
+fn four_eyes_with_one_user_fails_with_privacyideas_message() {
+    let (fx, bob, _, bob2) = four_eyes_fixture(2);
+    let out = fx
+        .login("vault")
+        .answer("PIN", &format!("bpin{}", bob.hotp_at(0)))
+        .run();
+    assert_eq!(out.code, PAM_AUTH_ERR);
+    assert_eq!(errors(&out), ["Only found 1 tokens in realm admins"]);
+    assert_eq!(
+        fx.audit().last().unwrap().reason,
+        "Only found 1 tokens in realm admins"
+    );
+    // Two tokens of the same user are one pair of eyes.
+    let pass = format!("bpin{} b2pin{}", bob.hotp_at(1), bob2.hotp_at(0));
+    let out = fx.login("vault").answer("PIN", &pass).run();
+    assert_eq!(out.code, PAM_AUTH_ERR);
+    assert_eq!(errors(&out), ["Only found 1 tokens in realm admins"]);
+    assert_eq!(fx.token("F1").fail_count, 2);
+}
+
+#[test]
+fn four_eyes_with_a_wrong_otp_of_one_user_fails() {
+    let (fx, bob, _, _) = four_eyes_fixture(2);
+    let out = fx
+        .login("vault")
+        .answer("PIN", &format!("bpin{} cpin000000", bob.hotp_at(0)))
+        .run();
+    assert_eq!(out.code, PAM_AUTH_ERR);
+    assert_eq!(errors(&out), ["Only found 1 tokens in realm admins"]);
+    assert_eq!(fx.token("C1").fail_count, 1);
+}
+
+// ---- realms and several challenges ----
+
+#[test]
+fn user_at_realm_selects_the_realm_when_a_separator_is_set() {
+    let fx = Fixture::new("[auth]\nrealm_separator = \"@\"\n");
+    let t = Tok::hotp("H1", "alice", "1234").realm("corp");
+    fx.add(&t);
+    let out = fx
+        .login("alice")
+        .answer("PIN", &format!("1234{}", t.hotp_at(0)))
+        .run();
+    assert_eq!(
+        out.code, PAM_AUTH_ERR,
+        "alice alone is in the default realm"
+    );
+    let out = fx
+        .login("alice@corp")
+        .answer("PIN", &format!("1234{}", t.hotp_at(0)))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    let e = fx.audit().last().unwrap().clone();
+    assert_eq!((e.user.as_str(), e.realm.as_str()), ("alice", "corp"));
+    // Without a separator, "alice@corp" is a user name of its own.
+    let fx = Fixture::new("");
+    fx.add(&t);
+    let out = fx
+        .login("alice@corp")
+        .answer("PIN", &format!("1234{}", t.hotp_at(1)))
+        .run();
+    assert_eq!(out.code, PAM_AUTH_ERR);
+}
+
+#[test]
+fn one_pin_opens_hotp_and_email_challenges_and_either_otp_answers() {
+    let smtp = SmtpServer::start(&[]);
+    let fx = Fixture::new(&smtp.config("tls = \"none\""));
+    let h = Tok::hotp("H1", "alice", "1234");
+    fx.add(&h);
+    fx.add(&email_tok("E1", "alice", "1234"));
+    // One message per token, in the order of their serials.
+    let message = "Please enter the OTP sent to a****@example.org or Please enter your otp value: ";
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer(message, &h.hotp_at(0))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    let ch = fx.challenges();
+    assert_eq!(ch.len(), 2);
+    assert_eq!(
+        ch[0].transaction_id, ch[1].transaction_id,
+        "one transaction"
+    );
+    assert!(ch.iter().all(|c| c.state == "answered"));
+    assert_eq!(smtp.mails().len(), 1);
+
+    // Next time the mailed OTP answers.
+    let dir = smtp.dir.path().to_path_buf();
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer_with(message, move |_| {
+            let mut p: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            p.sort();
+            otp_in(&std::fs::read_to_string(p.last().unwrap()).unwrap(), 6)
+        })
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    assert_eq!(fx.token("H1").counter, 1, "the HOTP was not used");
+    let last = fx.audit().last().unwrap().clone();
+    assert_eq!(
+        (last.serial.as_str(), last.reason.as_str()),
+        ("E1", "challenge answered")
+    );
+}
+
+#[test]
+fn a_failed_email_still_opens_the_hotp_challenge() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let fx = Fixture::new(&format!(
+        "[email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\ntls = \"none\"\n"
+    ));
+    let h = Tok::hotp("H1", "alice", "1234");
+    fx.add(&h);
+    fx.add(&email_tok("E1", "alice", "1234"));
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer("Please enter your otp value: ", &h.hotp_at(0))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    assert_eq!(errors(&out).len(), 1);
+    let ch = fx.challenges();
+    assert_eq!(ch.len(), 1, "only the HOTP challenge: {ch:?}");
+    assert_eq!(ch[0].serial, "H1");
+}
+
+#[test]
+fn sealed_challenge_data_holds_no_plaintext_otp() {
+    let gw = HttpServer::start(Gateway::Answer(200, "OK"));
+    let fx = Fixture::new(&sms_config(&gw.url("/send"), ""));
+    fx.add(&sms_tok("S1", "alice", "1234"));
+    let seen: Arc<Mutex<Vec<u8>>> = Arc::new(Mutex::new(Vec::new()));
+    let reqs = gw.requests.clone();
+    let db = fx.db.clone();
+    let s2 = seen.clone();
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer_with("sent to", move |_| {
+            // While the challenge is open, its row holds only sealed bytes.
+            let out = Command::new("sqlite3")
+                .arg(&db)
+                .arg("SELECT hex(data) FROM challenges WHERE state = 'open'")
+                .output()
+                .unwrap();
+            *s2.lock().unwrap() = out.stdout;
+            let r = reqs.lock().unwrap();
+            digits_in(&field(&form_fields(&r[0].body), "text"), 6).unwrap()
+        })
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS);
+    let hexdata = String::from_utf8(seen.lock().unwrap().clone()).unwrap();
+    let hexdata = hexdata.trim();
+    assert!(
+        hexdata.len() > 2 * (24 + 16),
+        "sealed: nonce + tag + OTP: {hexdata}"
+    );
+    let otp = digits_in(&field(&form_fields(&gw.requests()[0].body), "text"), 6).unwrap();
+    let otp_hex: String = otp.bytes().map(|b| format!("{b:02X}")).collect();
+    assert!(!hexdata.contains(&otp_hex));
+}
+
+#[test]
+fn algorithms_of_ocra_match_the_token_record() {
+    // The enrolled token carries the suite's hash and digits.
+    let fx = Fixture::new("");
+    fx.add(&ocra_tok(
+        "O1",
+        "alice",
+        "1234",
+        "OCRA-1:HOTP-SHA512-8:QN08",
+        KEY64,
+    ));
+    let t = fx.token("O1");
+    assert_eq!((t.digits, t.algorithm), (8, Algorithm::Sha512));
+}
