@@ -746,3 +746,133 @@ fn check_without_an_answer_fails_in_one_error_line() {
         "{err}"
     );
 }
+
+/// `tessera check` driven line by line: answers each prompt (one line on stderr, as on a pipe)
+/// with what `answer` makes of it; returns (exit code, stdout, stderr).
+fn check_interactive(
+    env: &Env,
+    user: &str,
+    mut answer: impl FnMut(&str) -> Option<String>,
+) -> (i32, String, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("--config")
+        .arg(&env.config)
+        .args(["check", user])
+        .env_remove("TESSERA_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if let Some(a) = answer(line.trim_end()) {
+            writeln!(stdin, "{a}").unwrap();
+        }
+        line.clear();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    (code(&out), text(&out.stdout), seen)
+}
+
+#[test]
+fn check_shows_the_ocra_question_and_takes_the_device_response() {
+    use pam_tessera::tokens::ocra::Suite;
+    let env = Env::init();
+    let suite = "OCRA-1:HOTP-SHA1-6:QN08";
+    env.ok(&[
+        "token",
+        "add",
+        "--user",
+        "alice",
+        "--type",
+        "ocra",
+        "--ocra-suite",
+        suite,
+        "--key",
+        RFC_KEY,
+        "--pin",
+        "1234",
+        "--serial",
+        "O1",
+    ]);
+    let s = Suite::parse(suite).unwrap();
+    let (rc, stdout, stderr) = check_interactive(&env, "alice", |prompt| {
+        if prompt == "PIN:" {
+            return Some("1234".into());
+        }
+        let q = prompt.strip_prefix("Please answer the challenge ")?;
+        let q = q.trim_end_matches(':');
+        let r = s
+            .compute(b"12345678901234567890", 0, q, b"", b"", 0)
+            .unwrap();
+        Some(String::from_utf8(r.to_vec()).unwrap())
+    });
+    assert_eq!(rc, 0, "{stderr}");
+    assert_eq!(stdout.trim(), "ACCEPT (serial O1)");
+}
+
+#[test]
+fn check_sends_the_email_otp_and_takes_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("mail");
+    let env = Env::with_config(&format!(
+        "[email]\nsendmail = \"/usr/bin/tee {}\"\n",
+        mail.display()
+    ));
+    env.ok(&["init"]);
+    env.ok(&[
+        "token",
+        "add",
+        "--user",
+        "alice",
+        "--type",
+        "email",
+        "--email",
+        "alice@example.org",
+        "--pin",
+        "1234",
+        "--serial",
+        "E1",
+    ]);
+    let (rc, stdout, stderr) = check_interactive(&env, "alice", |prompt| match prompt {
+        "PIN:" => Some("1234".into()),
+        "Please enter the OTP sent to a****@example.org:" => {
+            let m = std::fs::read_to_string(&mail).unwrap();
+            let body = m.split("\n\n").nth(1).unwrap();
+            Some(body.chars().filter(char::is_ascii_digit).take(6).collect())
+        }
+        _ => None,
+    });
+    assert_eq!(rc, 0, "{stderr}");
+    assert_eq!(stdout.trim(), "ACCEPT (serial E1)");
+    // A sendmail that fails: one clear line for the user, the verdict says unavailable.
+    let env = Env::with_config("[email]\nsendmail = \"/bin/false\"\n");
+    env.ok(&["init"]);
+    env.ok(&[
+        "token",
+        "add",
+        "--user",
+        "alice",
+        "--type",
+        "email",
+        "--email",
+        "alice@example.org",
+        "--pin",
+        "1234",
+    ]);
+    let (rc, _, stderr) =
+        check_interactive(&env, "alice", |p| (p == "PIN:").then(|| "1234".into()));
+    assert_eq!(rc, 1);
+    assert!(
+        stderr.contains("The OTP could not be sent by e-mail."),
+        "{stderr}"
+    );
+    assert!(stderr.contains("sendmail command /bin/false"), "{stderr}");
+}
