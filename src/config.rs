@@ -339,6 +339,17 @@ mod tests {
     }
 
     #[test]
+    fn shipped_default_config_parses_to_the_defaults() {
+        let text = include_str!("../conf/tessera.toml");
+        let c = parse(text).unwrap();
+        let d = Config::default();
+        assert_eq!(c.store.path, d.store.path);
+        assert_eq!(c.auth.hotp_window, d.auth.hotp_window);
+        assert_eq!(c.prompts.ocra, d.prompts.ocra);
+        assert_eq!(c.remote.timeout, d.remote.timeout);
+    }
+
+    #[test]
     fn remote_url_may_be_one_or_many() {
         let c = parse("[remote]\nurl = \"https://a\"\n").unwrap();
         assert_eq!(c.remote.url, ["https://a"]);
