@@ -398,3 +398,72 @@ fn through_libpam_an_unreachable_server_is_authinfo_unavail() {
         "{log}"
     );
 }
+
+// ------------------------------------------------------------------ the `tessera` command
+
+fn tessera(config: &Path, args: &[&str], stdin: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("TESSERA_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn check_and_doctor_use_the_remote_servers() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let config = pam_config(dir.path(), &s.http.url);
+    let (code, out) = tessera(&config, &["check", "carol"], "carolpin\n");
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = tessera(&config, &["check", "carol"], "wrongpin\n");
+    assert_eq!(code, 1, "{out}");
+
+    // doctor: each server answers (TLS verified with ca_file), remote only: no store needed.
+    let ca = s.tls.ca.clone().unwrap();
+    let text = format!(
+        "[store]\npath = {:?}\nkey_file = {:?}\n[auth]\nmode = \"remote\"\n[remote]\nurl = [{:?}, {:?}]\nca_file = {ca:?}\ntimeout = 5\n",
+        dir.path().join("absent.db"),
+        dir.path().join("absent.key"),
+        s.http.url,
+        s.tls.url,
+    );
+    let config = write_file(dir.path(), "doctor.toml", &text);
+    let (code, out) = tessera(&config, &["doctor"], "");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("ok    remote {}: answers (HTTP 200", s.tls.url)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("ok    remote {}: answers (HTTP 200", s.http.url)),
+        "{out}"
+    );
+    assert!(out.contains("remote only"), "{out}");
+
+    let dead = refused_url();
+    let text = text.replace(&s.http.url, &dead);
+    let config = write_file(dir.path(), "doctor2.toml", &text);
+    let (code, out) = tessera(&config, &["doctor"], "");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("FAIL  remote {dead}: ")), "{out}");
+}

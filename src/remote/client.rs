@@ -217,6 +217,23 @@ impl Client {
         Err(Unreachable(failures.join("; ")))
     }
 
+    /// Asks each server on its own for `path` (GET), for `tessera doctor`: the HTTP status,
+    /// or why there was none.
+    pub fn probe(&self, path: &str) -> Vec<(String, Result<u16, String>)> {
+        let req = Request {
+            path: Some(path),
+            get: true,
+            fields: &[],
+        };
+        self.servers
+            .iter()
+            .map(|s| {
+                let r = self.send(s, &req, self.timeout).map(|(status, _)| status);
+                (s.base.clone(), r)
+            })
+            .collect()
+    }
+
     fn send(
         &self,
         server: &Server,

@@ -106,6 +106,29 @@ pub fn authenticate<C: Conversation, K: Clock>(
     }
 }
 
+/// What `tessera doctor` learns about each configured server: whether it answers (TLS
+/// verified as for a login) within `timeout`. privacyIDEA is asked for `/healthz/`, LinOTP
+/// for `/validate/ok`; any answer below 500 shows that the server is there.
+pub fn probe(cfg: &Config) -> Result<Vec<(String, std::result::Result<String, String>)>> {
+    let client = Client::new(&cfg.remote, "doctor")?;
+    let path = match cfg.remote.dialect {
+        Dialect::Privacyidea => "/healthz/",
+        Dialect::Linotp => "/validate/ok",
+    };
+    Ok(client
+        .probe(path)
+        .into_iter()
+        .map(|(url, r)| {
+            let r = match r {
+                Ok(s) if s < 500 => Ok(format!("answers (HTTP {s} on {path})")),
+                Ok(s) => Err(format!("HTTP {s} on {path}")),
+                Err(e) => Err(e),
+            };
+            (url, r)
+        })
+        .collect())
+}
+
 /// The user name and realm sent to the server: `user@realm` when `[auth].realm_separator` is
 /// set and used, else `[remote].realm` (or none: the server's default realm).
 fn remote_user(cfg: &Config, name: &str) -> (String, Option<String>) {
