@@ -686,3 +686,26 @@ fn linotp_simplecheck_smileys() {
         Verdict::Reject { .. }
     ));
 }
+
+#[test]
+fn a_server_that_hangs_on_the_challenge_answer_is_unavailable_in_time() {
+    let f = fake(|req, _| match req.field("transaction_id") {
+        None => challenge_json("66", &[("interactive", "please enter otp: ")]),
+        Some(_) => Act::Hang,
+    });
+    let (_d, cfg) = cfg_for(&[&f.url()], "fallback = \"local\"");
+    let mut conv = ScriptedConv::answers(&[("PIN: ", "alicepin"), ("please enter otp", "123456")]);
+    let t = Instant::now();
+    let out = run(&cfg, "alice", &mut conv);
+    // The answer belonged to the server's challenge: no local fallback, just unavailable.
+    assert!(
+        matches!(out.verdict, Verdict::Unavailable(_)),
+        "{:?}",
+        out.verdict
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(TIMEOUT + 1),
+        "{:?}",
+        t.elapsed()
+    );
+}
