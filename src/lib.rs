@@ -19,5 +19,6 @@ pub mod engine;
 pub mod error;
 pub mod fsperm;
 pub mod pam;
+pub mod remote;
 pub mod store;
 pub mod tokens;

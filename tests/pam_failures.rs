@@ -315,9 +315,16 @@ fn an_unknown_module_argument_is_unavailable() {
 
 #[test]
 fn a_remote_mode_without_a_server_is_unavailable() {
+    // The pass is asked first (no server can be asked before there is something to send),
+    // then a refused connection ends the login at once.
     let fx = fixture_with_token();
-    fx.write_config("[auth]\nmode = \"remote\"\n[remote]\nurl = \"https://127.0.0.1:1/\"\n");
-    assert_unavailable(&fx, "remote mode");
+    fx.write_config(
+        "[auth]\nmode = \"remote\"\n[remote]\nurl = \"http://127.0.0.1:1/\"\ntimeout = 2\n",
+    );
+    let start = Instant::now();
+    let out = fx.login("alice").answer("PIN", "1234").run();
+    assert_eq!(out.code, PAM_AUTHINFO_UNAVAIL, "{out:?}");
+    assert!(start.elapsed() < Duration::from_secs(3), "quick");
 }
 
 // ---- odd input ----

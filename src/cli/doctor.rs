@@ -1,9 +1,10 @@
 //! `tessera doctor`: checks, each on one line (`ok`, `warn` or `FAIL`), what a login needs: the
 //! config, the modes of the config, store and key, the store's schema, that the key opens the
-//! stored tokens, where the PAM module is installed and used, and the syslog socket. Exit 1 if anything failed.
+//! stored tokens, that each remote server answers (remote mode), where the PAM module is
+//! installed and used, and the syslog socket. Exit 1 if anything failed.
 
 use super::{CliResult, Failure};
-use crate::config::{Config, Mode};
+use crate::config::{Config, Fallback, Mode};
 use crate::engine;
 use crate::store::SqliteStore;
 use std::path::{Path, PathBuf};
@@ -44,7 +45,16 @@ fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
         Err(e) => return r.fail(&e.to_string()),
     };
     if cfg.auth.mode == Mode::Remote {
-        r.warn("mode = \"remote\": this build has no remote mode; logins are refused")?;
+        check_remote(r, &cfg)?;
+        if cfg.remote.fallback == Fallback::Fail && !cfg.store.path.exists() {
+            // A remote-only host: no store, no key; logins are logged to syslog only.
+            r.ok(&format!(
+                "no local store {}: remote only, audit in syslog",
+                cfg.store.path.display()
+            ))?;
+            check_pam(r)?;
+            return check_syslog(r);
+        }
     }
     let key = match engine::load_key(&cfg) {
         Ok(k) => {
@@ -77,10 +87,33 @@ fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
     }
     check_store_dir(r, &cfg)?;
     check_pam(r)?;
+    check_syslog(r)
+}
+
+fn check_syslog(r: &mut Report) -> CliResult<()> {
     if Path::new("/dev/log").exists() {
         r.ok("syslog socket /dev/log")
     } else {
         r.warn("no syslog socket /dev/log: logins are recorded in the audit table only")
+    }
+}
+
+/// Each remote server must answer, with its certificate verified as a login would.
+fn check_remote(r: &mut Report, cfg: &Config) -> CliResult<()> {
+    match crate::remote::probe(cfg) {
+        Err(e) => r.fail(&e.to_string()),
+        Ok(results) => {
+            if !cfg.remote.verify_tls {
+                r.warn("[remote] verify_tls = false: server certificates are not checked")?;
+            }
+            for (url, res) in results {
+                match res {
+                    Ok(what) => r.ok(&format!("remote {url}: {what}"))?,
+                    Err(why) => r.fail(&format!("remote {url}: {why}"))?,
+                }
+            }
+            Ok(())
+        }
     }
 }
 

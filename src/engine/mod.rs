@@ -143,11 +143,26 @@ pub fn authenticate(
             };
             LocalEngine::new(cfg, &store, &key, clock).authenticate(login, opts, conv)
         }
-        Mode::Remote => Outcome::unavailable(
-            Error::Remote("remote mode is not available in this build".into()),
-            login,
-            clock.now(),
-        ),
+        Mode::Remote => {
+            // The store is optional here: it takes the audit rows and serves the local
+            // fallback, but a remote-only host has none.
+            let (store, store_error) = if cfg.store.path.exists() {
+                match open_store(cfg) {
+                    Ok(s) => (Some(s), None),
+                    Err(e) => (None, Some(e)),
+                }
+            } else {
+                (None, None)
+            };
+            let mut outcome =
+                crate::remote::authenticate(cfg, opts, login, conv, clock, store.as_ref());
+            if let Some(e) = store_error {
+                let mut event = Outcome::unavailable(e, login, clock.now()).events;
+                event.append(&mut outcome.events);
+                outcome.events = event;
+            }
+            outcome
+        }
     }
 }
 

@@ -67,7 +67,7 @@ impl PamHooks for TesseraPam {
             let prio = match e.result.as_str() {
                 "accept" | "challenge" | "ignore" => LOG_INFO,
                 "error" => LOG_ERR,
-                "locked" => LOG_WARNING,
+                "locked" | "warning" => LOG_WARNING,
                 _ => LOG_NOTICE,
             };
             ffi::syslog(pamh, prio, &log_line(e));

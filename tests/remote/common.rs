@@ -1,0 +1,435 @@
+//! Shared by the remote-mode tests: a scripted conversation, configs, a tiny HTTP(S) server
+//! to play the faults a real privacyIDEA won't, and a local store for the fallback.
+#![allow(dead_code)]
+
+use pam_tessera::config::Config;
+use pam_tessera::crypto::{secret, Secret, StoreKey};
+use pam_tessera::engine::{self, Clock, Conversation, Login, Options, Outcome, SystemClock};
+use pam_tessera::error::Error;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A conversation that expects prompts in order and answers them; `info`/`error` lines are
+/// kept. Dropping it with unanswered prompts fails the test: the exact prompt sequence is
+/// part of what is tested.
+pub struct ScriptedConv {
+    script: VecDeque<(String, Option<String>)>,
+    pub prompts: Vec<String>,
+    pub infos: Vec<String>,
+}
+
+impl ScriptedConv {
+    /// `steps`: (a text the prompt must contain, the answer; `None` answers NULL).
+    pub fn new(steps: &[(&str, Option<&str>)]) -> Self {
+        ScriptedConv {
+            script: steps
+                .iter()
+                .map(|(p, a)| (p.to_string(), a.map(str::to_string)))
+                .collect(),
+            prompts: Vec::new(),
+            infos: Vec::new(),
+        }
+    }
+    pub fn answers(steps: &[(&str, &str)]) -> Self {
+        let v: Vec<(&str, Option<&str>)> = steps.iter().map(|(p, a)| (*p, Some(*a))).collect();
+        Self::new(&v)
+    }
+}
+
+impl Conversation for ScriptedConv {
+    fn prompt(&mut self, text: &str, _echo: bool) -> Result<Option<Secret>, Error> {
+        self.prompts.push(text.to_string());
+        let Some((want, answer)) = self.script.pop_front() else {
+            panic!(
+                "unexpected prompt {text:?} (prompts so far: {:?})",
+                self.prompts
+            );
+        };
+        assert!(
+            text.contains(&want),
+            "prompt {text:?} does not contain {want:?}"
+        );
+        Ok(answer.map(|a| secret(a.as_bytes())))
+    }
+    fn info(&mut self, text: &str) -> Result<(), Error> {
+        self.infos.push(text.to_string());
+        Ok(())
+    }
+    fn error(&mut self, text: &str) -> Result<(), Error> {
+        self.infos.push(text.to_string());
+        Ok(())
+    }
+}
+
+impl Drop for ScriptedConv {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert!(
+                self.script.is_empty(),
+                "prompts never asked: {:?} (asked: {:?})",
+                self.script,
+                self.prompts
+            );
+        }
+    }
+}
+
+pub fn login(user: &str) -> Login {
+    Login {
+        service: "tessera-test".into(),
+        rhost: "192.0.2.7".into(),
+        user: user.into(),
+        authtok: None,
+    }
+}
+
+/// A remote-mode config; `extra` is more TOML for the `[remote]` table.
+pub fn remote_config(urls: &[&str], extra: &str, store_dir: &Path) -> Config {
+    let list: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
+    let text = format!(
+        "[store]\npath = {:?}\nkey_file = {:?}\n[auth]\nmode = \"remote\"\n[remote]\nurl = [{}]\n{extra}\n",
+        store_dir.join("tessera.db"),
+        store_dir.join("secret.key"),
+        list.join(", ")
+    );
+    Config::parse(&text, Path::new("test.toml")).expect("test config")
+}
+
+pub fn run(cfg: &Config, user: &str, conv: &mut ScriptedConv) -> Outcome {
+    engine::authenticate(cfg, &Options::default(), &login(user), conv, &SystemClock)
+}
+
+pub fn run_with(cfg: &Config, opts: &Options, l: &Login, conv: &mut ScriptedConv) -> Outcome {
+    engine::authenticate(cfg, opts, l, conv, &SystemClock)
+}
+
+pub fn now() -> u64 {
+    SystemClock.now()
+}
+
+// ------------------------------------------------------------------ fake server
+
+/// One request as the fake server saw it.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    /// Form fields (POST body) or query fields (GET), decoded.
+    pub fields: Vec<(String, String)>,
+}
+
+impl Seen {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the fake does with a request.
+pub enum Act {
+    /// Status and body (JSON or text).
+    Reply(u16, String),
+    /// Reads the request, then says nothing and keeps the connection open.
+    Hang,
+    /// Closes the connection without a word.
+    Close,
+}
+
+pub fn json(status: u16, body: &str) -> Act {
+    Act::Reply(status, body.to_string())
+}
+
+type Handler = dyn Fn(&Seen, usize) -> Act + Send + Sync;
+
+pub struct Fake {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Fake {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A plain-HTTP fake; `handler` gets each request and its number (0-based).
+pub fn fake(handler: impl Fn(&Seen, usize) -> Act + Send + Sync + 'static) -> Fake {
+    serve(Arc::new(handler), None)
+}
+
+/// A TLS fake with the given server config.
+pub fn fake_tls(
+    tls: Arc<rustls::ServerConfig>,
+    handler: impl Fn(&Seen, usize) -> Act + Send + Sync + 'static,
+) -> Fake {
+    serve(Arc::new(handler), Some(tls))
+}
+
+/// A fake that accepts TCP connections and never says anything (not even a TLS hello).
+pub fn silent() -> Fake {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    Fake {
+        addr,
+        seen: Arc::default(),
+    }
+}
+
+/// An address where nothing listens (connection refused).
+pub fn refused_url() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}")
+}
+
+fn serve(handler: Arc<Handler>, tls: Option<Arc<rustls::ServerConfig>>) -> Fake {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let seen2 = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let handler = handler.clone();
+            let seen = seen2.clone();
+            let tls = tls.clone();
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                match tls {
+                    None => connection(stream, &*handler, &seen),
+                    Some(cfg) => {
+                        let Ok(conn) = rustls::ServerConnection::new(cfg) else {
+                            return;
+                        };
+                        let tls_stream = rustls::StreamOwned::new(conn, stream);
+                        connection(tls_stream, &*handler, &seen)
+                    }
+                }
+            });
+        }
+    });
+    Fake { addr, seen }
+}
+
+/// Serves requests on one connection (keep-alive) until the client closes it.
+fn connection<S: Read + Write>(stream: S, handler: &Handler, seen: &Mutex<Vec<Seen>>) {
+    let mut reader = BufReader::new(stream);
+    loop {
+        let Some(req) = read_request(&mut reader) else {
+            return;
+        };
+        let n = {
+            let mut s = seen.lock().unwrap();
+            s.push(req.clone());
+            s.len() - 1
+        };
+        match handler(&req, n) {
+            Act::Reply(status, body) => {
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let w = reader.get_mut();
+                if w.write_all(head.as_bytes()).is_err()
+                    || w.write_all(body.as_bytes()).is_err()
+                    || w.flush().is_err()
+                {
+                    return;
+                }
+            }
+            Act::Hang => {
+                std::thread::sleep(Duration::from_secs(60));
+                return;
+            }
+            Act::Close => return,
+        }
+    }
+}
+
+fn read_request<R: BufRead>(r: &mut R) -> Option<Seen> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        if k.eq_ignore_ascii_case("content-length") {
+            len = v.trim().parse().ok()?;
+        }
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).ok()?;
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let form = if method == "GET" {
+        query.as_bytes().to_vec()
+    } else {
+        body
+    };
+    Some(Seen {
+        method,
+        path: path.to_string(),
+        headers,
+        fields: decode_form(&form),
+    })
+}
+
+fn decode_form(b: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(b);
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (unescape(k), unescape(v))
+        })
+        .collect()
+}
+
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("00");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(0));
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+// ------------------------------------------------------------------ certificates
+
+pub struct TestCa {
+    pub cert_pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+pub fn test_ca(name: &str) -> TestCa {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    TestCa {
+        cert_pem: cert.pem(),
+        issuer: rcgen::Issuer::new(params, key),
+    }
+}
+
+/// A rustls server config whose leaf, signed by `ca`, is valid for `names` only.
+pub fn server_tls(ca: &TestCa, names: &[&str]) -> Arc<rustls::ServerConfig> {
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let params = rcgen::CertificateParams::new(names).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    let chain = vec![cert.der().clone()];
+    let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .unwrap();
+    Arc::new(cfg)
+}
+
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+// ------------------------------------------------------------------ local store
+
+/// RFC 4226's key, the one the test privacyIDEA gives alice's HOTP_ALICE.
+pub const RFC_KEY: &[u8] = b"12345678901234567890";
+
+pub fn hotp(key: &[u8], counter: u64) -> String {
+    let c = pam_tessera::tokens::hotp_code(pam_tessera::tokens::Algorithm::Sha1, key, counter, 6);
+    String::from_utf8(c.to_vec()).unwrap()
+}
+
+/// Creates the store and key of `cfg` and enrolls an HOTP token (RFC key, PIN `pin`) for
+/// `user` in the default realm, as `tessera token add` would.
+pub fn local_store_with_hotp(cfg: &Config, user: &str, serial: &str, pin: &str) {
+    let key = StoreKey::generate();
+    pam_tessera::fsperm::create_private_file(&cfg.store.key_file, key.to_hex().as_bytes()).unwrap();
+    let store = pam_tessera::store::SqliteStore::create(&cfg.store.path, cfg.store.busy_timeout_ms)
+        .unwrap();
+    let rec = pam_tessera::store::TokenRecord {
+        serial: serial.into(),
+        user: user.into(),
+        realm: cfg.auth.default_realm.clone(),
+        kind: pam_tessera::tokens::TokenType::Hotp,
+        active: true,
+        pin_hash: Some(pam_tessera::crypto::hash_pin(pin.as_bytes()).unwrap()),
+        sealed_key: key.seal(serial, RFC_KEY),
+        digits: 6,
+        algorithm: pam_tessera::tokens::Algorithm::Sha1,
+        period: 0,
+        drift: 0,
+        counter: 0,
+        fail_count: 0,
+        last_fail: None,
+        info: serde_json::json!({}),
+        description: String::new(),
+        created: now(),
+    };
+    store.insert_token(&rec).unwrap();
+}
+
+pub fn audit_of(cfg: &Config, user: &str) -> Vec<pam_tessera::store::AuditEntry> {
+    let store =
+        pam_tessera::store::SqliteStore::open(&cfg.store.path, cfg.store.busy_timeout_ms).unwrap();
+    store.audit_entries(Some(user), 100).unwrap()
+}

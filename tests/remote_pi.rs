@@ -1,0 +1,469 @@
+//! Remote mode against a real privacyIDEA (started once for this test binary, see
+//! `remote/pi.rs`): PIN+OTP, replay, PIN → challenge → OTP, wrong PIN, unknown user, two
+//! challenge tokens, spass, a locked token, HTTPS with the script's CA and refused with
+//! another, fail-over between URLs, and the same flows through real libpam (pamtester under
+//! pam_wrapper).
+
+#[path = "remote/common.rs"]
+mod common;
+#[path = "remote/pi.rs"]
+mod pi;
+
+use common::*;
+use pam_tessera::config::Config;
+use pam_tessera::engine::Verdict;
+use pi::{next, servers};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: u64 = 5;
+const ERIN_HOTP_KEY: &[u8] = b"abcdefghijklmnopqrst";
+const BOB_TOTP_KEY: &[u8] = b"ABCDEFGHIJKLMNOPQRST";
+
+fn http_cfg(extra: &str) -> (tempfile::TempDir, Config) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = servers().http.url.clone();
+    let cfg = remote_config(
+        &[&url],
+        &format!("timeout = {TIMEOUT}\n{extra}"),
+        dir.path(),
+    );
+    (dir, cfg)
+}
+
+fn tls_cfg(ca: &Path) -> (tempfile::TempDir, Config) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = servers().tls.url.clone();
+    let cfg = remote_config(
+        &[&url],
+        &format!("timeout = {TIMEOUT}\nca_file = {ca:?}"),
+        dir.path(),
+    );
+    (dir, cfg)
+}
+
+fn reject_reason(out: &pam_tessera::engine::Outcome) -> String {
+    match &out.verdict {
+        Verdict::Reject { reason } => reason.clone(),
+        v => panic!("expected Reject, got {v:?} ({:?})", out.events),
+    }
+}
+
+#[test]
+fn pin_plus_otp_is_accepted_and_its_replay_refused() {
+    let s = servers();
+    let mut alice = s.http.alice();
+    let c = next(&mut alice);
+    let pass = format!("alicepin{}", hotp(RFC_KEY, c));
+    let (_d, cfg) = http_cfg("");
+    let mut conv = ScriptedConv::answers(&[("PIN: ", &pass)]);
+    let out = run(&cfg, "alice", &mut conv);
+    assert!(
+        matches!(out.verdict, Verdict::Accept { ref serial } if serial == "HOTP_ALICE"),
+        "{:?} {:?}",
+        out.verdict,
+        out.events
+    );
+    assert_eq!(out.events.last().unwrap().kind, "hotp");
+    let mut conv = ScriptedConv::answers(&[("PIN: ", &pass)]);
+    let out = run(&cfg, "alice", &mut conv);
+    reject_reason(&out);
+}
+
+#[test]
+fn pin_alone_opens_a_challenge_answered_with_the_otp() {
+    let s = servers();
+    let mut alice = s.http.alice();
+    let c = next(&mut alice);
+    let (_d, cfg) = http_cfg("");
+    let mut conv = ScriptedConv::answers(&[
+        ("PIN: ", "alicepin"),
+        ("please enter otp", &hotp(RFC_KEY, c)),
+    ]);
+    let out = run(&cfg, "alice", &mut conv);
+    assert!(
+        out.verdict.is_accept(),
+        "{:?} {:?}",
+        out.verdict,
+        out.events
+    );
+    let results: Vec<&str> = out.events.iter().map(|e| e.result.as_str()).collect();
+    assert_eq!(results, ["challenge", "accept"]);
+    assert_eq!(out.events[0].serial, "HOTP_ALICE");
+    // A wrong answer to a new challenge fails.
+    let mut conv = ScriptedConv::answers(&[("PIN: ", "alicepin"), ("please enter otp", "000000")]);
+    reject_reason(&run(&cfg, "alice", &mut conv));
+}
+
+#[test]
+fn a_wrong_pin_is_refused() {
+    let s = servers();
+    let mut alice = s.http.alice();
+    let c = next(&mut alice);
+    let (_d, cfg) = http_cfg("");
+    let mut conv = ScriptedConv::answers(&[("PIN: ", &format!("wrongpin{}", hotp(RFC_KEY, c)))]);
+    let out = run(&cfg, "alice", &mut conv);
+    let why = reject_reason(&out);
+    assert!(why.contains("wrong otp pin"), "{why}");
+}
+
+#[test]
+fn an_unknown_user_fails_like_a_wrong_pin() {
+    let (_d, cfg) = http_cfg("");
+    let mut conv = ScriptedConv::answers(&[("PIN: ", "whatever123456")]);
+    let out = run(&cfg, "mallory", &mut conv);
+    let why = reject_reason(&out);
+    assert!(why.contains("error 904"), "{why}");
+    assert_eq!(conv.prompts, ["PIN: "]);
+    // Same code for the PAM caller as a wrong PIN.
+    assert_eq!(
+        pam_tessera::pam::pam_code(&out.verdict),
+        pam::constants::PamResultCode::PAM_AUTH_ERR
+    );
+}
+
+#[test]
+fn a_user_without_token_is_refused() {
+    let (_d, cfg) = http_cfg("");
+    let mut conv = ScriptedConv::answers(&[("PIN: ", "davepw")]);
+    reject_reason(&run(&cfg, "dave", &mut conv));
+}
+
+#[test]
+fn an_spass_pin_is_accepted() {
+    let (_d, cfg) = http_cfg("");
+    let mut conv = ScriptedConv::answers(&[("PIN: ", "carolpin")]);
+    let out = run(&cfg, "carol", &mut conv);
+    assert!(
+        matches!(out.verdict, Verdict::Accept { ref serial } if serial == "SPASS_CAROL"),
+        "{:?}",
+        out.verdict
+    );
+}
+
+#[test]
+fn one_pin_two_challenge_tokens_one_prompt() {
+    let (_d, cfg) = http_cfg("");
+    let mut conv = ScriptedConv::answers(&[
+        ("PIN: ", "erinpin"),
+        ("please enter otp", &hotp(ERIN_HOTP_KEY, 0)),
+    ]);
+    let out = run(&cfg, "erin", &mut conv);
+    assert!(
+        matches!(out.verdict, Verdict::Accept { ref serial } if serial == "HOTP_ERIN"),
+        "{:?} {:?}",
+        out.verdict,
+        out.events
+    );
+    let ch = &out.events[0];
+    assert_eq!(ch.result, "challenge");
+    assert!(
+        ch.serial.contains("HOTP_ERIN") && ch.serial.contains("TOTP_ERIN"),
+        "{}",
+        ch.serial
+    );
+}
+
+#[test]
+fn a_token_locked_by_its_fail_counter_gives_maxtries() {
+    let (_d, cfg) = http_cfg("");
+    // 10 wrong PINs lock bob's token on this server (max fail 10).
+    for _ in 0..10 {
+        let mut conv = ScriptedConv::answers(&[("PIN: ", "wrong000000")]);
+        reject_reason(&run(&cfg, "bob", &mut conv));
+    }
+    let now = now();
+    let otp = pam_tessera::tokens::hotp_code(
+        pam_tessera::tokens::Algorithm::Sha1,
+        BOB_TOTP_KEY,
+        now / 30,
+        6,
+    );
+    let pass = format!("bobpin{}", String::from_utf8_lossy(&otp));
+    let mut conv = ScriptedConv::answers(&[("PIN: ", &pass)]);
+    let out = run(&cfg, "bob", &mut conv);
+    assert!(
+        matches!(out.verdict, Verdict::Locked { .. }),
+        "{:?} {:?}",
+        out.verdict,
+        out.events
+    );
+    assert_eq!(
+        pam_tessera::pam::pam_code(&out.verdict),
+        pam::constants::PamResultCode::PAM_MAXTRIES
+    );
+}
+
+#[test]
+fn https_with_the_servers_ca_in_ca_file() {
+    let s = servers();
+    let ca = s.tls.ca.clone().unwrap();
+    assert!(s.tls.url.starts_with("https://"), "{}", s.tls.url);
+    let (_d, cfg) = tls_cfg(&ca);
+    let mut conv = ScriptedConv::answers(&[("PIN: ", "carolpin")]);
+    let out = run(&cfg, "carol", &mut conv);
+    assert!(
+        out.verdict.is_accept(),
+        "{:?} {:?}",
+        out.verdict,
+        out.events
+    );
+    // The challenge flow over TLS too (one kept-alive connection).
+    let mut alice = s.tls.alice();
+    let c = next(&mut alice);
+    let mut conv = ScriptedConv::answers(&[
+        ("PIN: ", "alicepin"),
+        ("please enter otp", &hotp(RFC_KEY, c)),
+    ]);
+    let out = run(&cfg, "alice", &mut conv);
+    assert!(
+        out.verdict.is_accept(),
+        "{:?} {:?}",
+        out.verdict,
+        out.events
+    );
+}
+
+#[test]
+fn the_same_https_server_is_refused_with_a_wrong_ca() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let other = test_ca("not the privacyIDEA test CA");
+    let wrong = write_file(dir.path(), "wrong-ca.pem", &other.cert_pem);
+    let (_d, cfg) = tls_cfg(&wrong);
+    let mut conv = ScriptedConv::answers(&[("PIN: ", "carolpin")]);
+    let t = Instant::now();
+    let out = run(&cfg, "carol", &mut conv);
+    let Verdict::Unavailable(e) = &out.verdict else {
+        panic!("expected Unavailable, got {:?}", out.verdict)
+    };
+    assert!(t.elapsed() < Duration::from_secs(TIMEOUT + 1));
+    let msg = e.to_string();
+    assert!(
+        msg.contains("UnknownIssuer") || msg.to_lowercase().contains("issuer"),
+        "{msg}"
+    );
+    // Without ca_file the system roots don't know the test CA either.
+    let dir2 = tempfile::tempdir().unwrap();
+    let cfg = remote_config(&[&s.tls.url], "timeout = 5", dir2.path());
+    let mut conv = ScriptedConv::answers(&[("PIN: ", "carolpin")]);
+    assert!(matches!(
+        run(&cfg, "carol", &mut conv).verdict,
+        Verdict::Unavailable(_)
+    ));
+}
+
+#[test]
+fn an_unreachable_first_url_fails_over_to_the_real_server() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = remote_config(&[&refused_url(), &s.http.url], "timeout = 5", dir.path());
+    let mut conv = ScriptedConv::answers(&[("PIN: ", "carolpin")]);
+    let out = run(&cfg, "carol", &mut conv);
+    assert!(
+        out.verdict.is_accept(),
+        "{:?} {:?}",
+        out.verdict,
+        out.events
+    );
+    assert!(out.events.last().unwrap().reason.contains(&s.http.url));
+}
+
+#[test]
+fn remote_attempts_are_audited_in_the_local_store_when_there_is_one() {
+    let (_d, cfg) = http_cfg("");
+    local_store_with_hotp(&cfg, "carol", "LOCAL_UNUSED", "x");
+    let mut conv = ScriptedConv::answers(&[("PIN: ", "carolpin")]);
+    assert!(run(&cfg, "carol", &mut conv).verdict.is_accept());
+    let audit = audit_of(&cfg, "carol");
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0].result, "accept");
+    assert_eq!(audit[0].serial, "SPASS_CAROL");
+    assert!(!audit[0].reason.contains("carolpin"));
+}
+
+// ------------------------------------------------------------------ through real libpam
+
+/// The module as `cargo test` built it (next to the test binary).
+fn module_path() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    for p in [
+        deps.join("libpam_tessera.so"),
+        deps.join("../libpam_tessera.so"),
+    ] {
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("libpam_tessera.so not found near {}", exe.display());
+}
+
+/// Runs `pamtester` for `user` under pam_wrapper with a service that uses the module in
+/// remote mode; `answers` go to the prompts one per line. Returns (success, stderr).
+fn pamtester(config: &Path, user: &str, answers: &[&str]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tessera-remote"),
+        format!(
+            "auth required {} config={}\naccount required pam_permit.so\n",
+            module_path().display(),
+            config.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("other"),
+        "auth required pam_deny.so\naccount required pam_deny.so\n",
+    )
+    .unwrap();
+    let mut child = Command::new("pamtester")
+        .args(["-v", "tessera-remote", user, "authenticate"])
+        .env("LD_PRELOAD", "libpam_wrapper.so")
+        .env("PAM_WRAPPER", "1")
+        .env("PAM_WRAPPER_SERVICE_DIR", dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pamtester (apt-get install pamtester libpam-wrapper)");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for a in answers {
+            writeln!(stdin, "{a}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn pam_config(dir: &Path, url: &str) -> PathBuf {
+    // A remote-only host: the store path does not exist.
+    let p = dir.join("tessera.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[store]\npath = {:?}\nkey_file = {:?}\n[auth]\nmode = \"remote\"\n[remote]\nurl = {url:?}\ntimeout = {TIMEOUT}\n",
+            dir.join("absent.db"),
+            dir.join("absent.key"),
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn through_libpam_pin_challenge_otp_and_refusals() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let config = pam_config(dir.path(), &s.http.url);
+
+    let (ok, log) = pamtester(&config, "carol", &["carolpin"]);
+    assert!(ok, "{log}");
+    assert!(log.contains("successfully authenticated"), "{log}");
+
+    let mut alice = s.http.alice();
+    let c = next(&mut alice);
+    let (ok, log) = pamtester(&config, "alice", &["alicepin", &hotp(RFC_KEY, c)]);
+    assert!(ok, "{log}");
+    assert!(
+        log.contains("please enter otp"),
+        "the server's challenge message is the prompt: {log}"
+    );
+    // The same OTP again: refused (PAM_AUTH_ERR).
+    let (ok, log) = pamtester(&config, "alice", &["alicepin", &hotp(RFC_KEY, c)]);
+    assert!(!ok, "{log}");
+    assert!(log.contains("Authentication failure"), "{log}");
+    drop(alice);
+
+    let (ok, log) = pamtester(&config, "mallory", &["whatever123456"]);
+    assert!(!ok && log.contains("Authentication failure"), "{log}");
+}
+
+#[test]
+fn through_libpam_an_unreachable_server_is_authinfo_unavail() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = pam_config(dir.path(), &refused_url());
+    let (ok, log) = pamtester(&config, "carol", &["carolpin"]);
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains("Authentication service cannot retrieve authentication info"),
+        "{log}"
+    );
+}
+
+// ------------------------------------------------------------------ the `tessera` command
+
+fn tessera(config: &Path, args: &[&str], stdin: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("TESSERA_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn check_and_doctor_use_the_remote_servers() {
+    let s = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let config = pam_config(dir.path(), &s.http.url);
+    let (code, out) = tessera(&config, &["check", "carol"], "carolpin\n");
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = tessera(&config, &["check", "carol"], "wrongpin\n");
+    assert_eq!(code, 1, "{out}");
+
+    // doctor: each server answers (TLS verified with ca_file), remote only: no store needed.
+    let ca = s.tls.ca.clone().unwrap();
+    let text = format!(
+        "[store]\npath = {:?}\nkey_file = {:?}\n[auth]\nmode = \"remote\"\n[remote]\nurl = [{:?}, {:?}]\nca_file = {ca:?}\ntimeout = 5\n",
+        dir.path().join("absent.db"),
+        dir.path().join("absent.key"),
+        s.http.url,
+        s.tls.url,
+    );
+    let config = write_file(dir.path(), "doctor.toml", &text);
+    let (code, out) = tessera(&config, &["doctor"], "");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("ok    remote {}: answers (HTTP 200", s.tls.url)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("ok    remote {}: answers (HTTP 200", s.http.url)),
+        "{out}"
+    );
+    assert!(out.contains("remote only"), "{out}");
+
+    let dead = refused_url();
+    let text = text.replace(&s.http.url, &dead);
+    let config = write_file(dir.path(), "doctor2.toml", &text);
+    let (code, out) = tessera(&config, &["doctor"], "");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("FAIL  remote {dead}: ")), "{out}");
+}
