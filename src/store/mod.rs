@@ -6,6 +6,7 @@ mod schema;
 
 use crate::error::{describe_sqlite, Error, Result};
 use crate::tokens::{Algorithm, TokenParams, TokenType};
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -122,6 +123,14 @@ pub struct SqliteStore {
     path: PathBuf,
 }
 
+/// The WAL size from which an engine transaction, once committed, checkpoints the WAL into the
+/// database and truncates it. A login that opens the store alone (the usual case: one login per
+/// process) rebuilds the WAL index by reading every frame since the last truncation, so the
+/// WAL is kept short; a login adds about three frames of 4 KiB. (SQLite's own automatic
+/// checkpoints never restart the WAL here: the index that records them dies with each login's
+/// connection, so the WAL would only grow.)
+const WAL_TRUNCATE_BYTES: u64 = 256 * 1024;
+
 const TOKEN_COLS: &str = "serial, user, realm, type, active, pin_hash, sealed_key, digits, \
     algorithm, period, drift, counter, fail_count, last_fail, info, description, created";
 
@@ -200,10 +209,23 @@ impl SqliteStore {
         };
         conn.busy_timeout(Duration::from_millis(busy_timeout_ms))
             .map_err(ctx)?;
-        // WAL lets readers go on while one login writes; FULL syncs each commit, because a
-        // counter lost in a power cut would make a used OTP valid again.
-        conn.pragma_update(None, "journal_mode", "WAL")
+        // Every login runs alone in its process, so its connection is the last one to close:
+        // by default SQLite would then checkpoint, delete the WAL and its index, and the next
+        // login would create both again: three more fsyncs and two file creations per login.
+        // The WAL stays instead, and is checkpointed when it grows (`checkpoint_if_long`).
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(ctx)?;
+        // WAL lets readers go on while one login writes. The mode is stored in the file: set
+        // it only once, not on every open.
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .map_err(ctx)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(ctx)?;
+        }
+        // FULL syncs each commit, because a counter lost in a power cut would make a used OTP
+        // valid again.
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(ctx)?;
         let mut store = SqliteStore {
@@ -248,6 +270,25 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The WAL file next to the database.
+    fn wal_path(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push("-wal");
+        PathBuf::from(p)
+    }
+
+    /// Checkpoints the WAL into the database and truncates it once it has grown past
+    /// [`WAL_TRUNCATE_BYTES`]. Maintenance only: the commits are already durable in the WAL, so
+    /// a checkpoint that fails or finds readers in the way is left to a later login.
+    fn checkpoint_if_long(&self) {
+        let long = std::fs::metadata(self.wal_path()).is_ok_and(|m| m.len() > WAL_TRUNCATE_BYTES);
+        if long {
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
     }
 
     // ---- admin operations (the `tessera` command) ----
@@ -383,6 +424,7 @@ impl Store for SqliteStore {
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let out = f(&SqliteTx(&tx))?;
         tx.commit()?;
+        self.checkpoint_if_long();
         Ok(out)
     }
 }
@@ -477,5 +519,78 @@ impl StoreTx for SqliteTx<'_> {
             ],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(serial: &str) -> TokenRecord {
+        TokenRecord {
+            serial: serial.into(),
+            user: "alice".into(),
+            realm: "default".into(),
+            kind: TokenType::Hotp,
+            active: true,
+            pin_hash: None,
+            sealed_key: vec![0; 40],
+            digits: 6,
+            algorithm: Algorithm::Sha1,
+            period: 30,
+            drift: 0,
+            counter: 0,
+            fail_count: 0,
+            last_fail: None,
+            info: serde_json::json!({}),
+            description: String::new(),
+            created: 0,
+        }
+    }
+
+    /// One login: open alone, one write transaction, close (as each PAM login does).
+    fn login(path: &Path, counter: u64) {
+        let s = SqliteStore::open(path, 1000).unwrap();
+        s.write(|tx| {
+            tx.record_failure("T1", counter)?;
+            tx.record_success("T1", counter)?;
+            tx.audit(&AuditEntry {
+                time: counter,
+                result: "accept".into(),
+                reason: "x".repeat(200),
+                ..AuditEntry::default()
+            })
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn wal_is_kept_across_logins_and_truncated_when_long() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        SqliteStore::create(&path, 1000)
+            .unwrap()
+            .insert_token(&token("T1"))
+            .unwrap();
+        let wal = dir.path().join("t.db-wal");
+        let mut truncated = false;
+        let mut last = 0;
+        for c in 1..=200u64 {
+            login(&path, c);
+            // Nothing was checkpointed on close: the WAL is still there, and what it holds
+            // is what the next connection reads.
+            let len = std::fs::metadata(&wal).unwrap().len();
+            truncated |= len < last;
+            last = len;
+            assert!(
+                len <= WAL_TRUNCATE_BYTES + 64 * 1024,
+                "WAL grew to {len} bytes"
+            );
+            let s = SqliteStore::open(&path, 1000).unwrap();
+            let t = s.get_token("T1").unwrap();
+            assert_eq!((t.counter, t.fail_count), (c, 0));
+            assert_eq!(s.audit_entries(None, 1000).unwrap().len(), c as usize);
+        }
+        assert!(truncated, "the WAL was never checkpointed and truncated");
     }
 }
