@@ -9,6 +9,7 @@ use crate::tokens::{Algorithm, TokenParams, TokenType};
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -101,6 +102,12 @@ pub trait Store {
 }
 
 /// What the engine does inside a write transaction.
+///
+/// A transaction that moves a counter ([`record_success`](StoreTx::record_success)) or closes a
+/// challenge is synced to disk before [`Store::write`] returns, so a power cut can't make a
+/// used OTP or an answered challenge valid again. One that only counts failures and writes
+/// audit rows (every rejected attempt) is not synced on its own: it reaches the disk with the
+/// next synced commit or checkpoint, and a power cut may lose it.
 pub trait StoreTx {
     /// A fresh read of one token, taken under the write lock.
     fn token(&self, serial: &str) -> Result<Option<TokenRecord>>;
@@ -121,6 +128,9 @@ pub trait StoreTx {
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// The WAL did not exist when the store was opened: the first synced commit also syncs the
+    /// directory, or a power cut could lose the new file with the commit in it.
+    wal_is_new: Cell<bool>,
 }
 
 /// The WAL size from which an engine transaction, once committed, checkpoints the WAL into the
@@ -184,12 +194,13 @@ impl SqliteStore {
         let meta = std::fs::metadata(path)
             .map_err(|e| Error::Store(format!("{}: {e} (run `tessera init`)", path.display())))?;
         crate::fsperm::refuse_writable_by_others(path, &meta)?;
+        let wal_is_new = !wal_path(path).exists();
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| Error::Store(format!("{}: {}", path.display(), describe_sqlite(&e))))?;
-        Self::setup(conn, path, busy_timeout_ms)
+        Self::setup(conn, path, busy_timeout_ms, wal_is_new)
     }
 
     /// Creates a store (0600) if there is none, and opens it.
@@ -203,7 +214,12 @@ impl SqliteStore {
         Self::open(path, busy_timeout_ms)
     }
 
-    fn setup(conn: Connection, path: &Path, busy_timeout_ms: u64) -> Result<SqliteStore> {
+    fn setup(
+        conn: Connection,
+        path: &Path,
+        busy_timeout_ms: u64,
+        wal_is_new: bool,
+    ) -> Result<SqliteStore> {
         let ctx = |e: rusqlite::Error| {
             Error::Store(format!("{}: {}", path.display(), describe_sqlite(&e)))
         };
@@ -225,12 +241,13 @@ impl SqliteStore {
                 .map_err(ctx)?;
         }
         // FULL syncs each commit, because a counter lost in a power cut would make a used OTP
-        // valid again.
+        // valid again. (Engine transactions sync only what needs it: see `Store::write`.)
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(ctx)?;
         let mut store = SqliteStore {
             conn,
             path: path.to_path_buf(),
+            wal_is_new: Cell::new(wal_is_new),
         };
         store.migrate()?;
         Ok(store)
@@ -272,18 +289,36 @@ impl SqliteStore {
         &self.path
     }
 
-    /// The WAL file next to the database.
-    fn wal_path(&self) -> PathBuf {
-        let mut p = self.path.clone().into_os_string();
-        p.push("-wal");
-        PathBuf::from(p)
+    /// Makes every commit so far durable: syncs the WAL, and its directory if this store
+    /// created the WAL.
+    fn sync_wal(&self) -> Result<()> {
+        let wal = wal_path(&self.path);
+        let io = |e: std::io::Error| Error::Store(format!("{}: {e}", wal.display()));
+        match std::fs::File::open(&wal) {
+            Ok(f) => f.sync_data().map_err(io)?,
+            // Checkpointed and removed by another connection, which synced the database first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(e)),
+        }
+        if self.wal_is_new.get() {
+            let dir = match self.path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::Store(format!("{}: {e}", dir.display())))?;
+            self.wal_is_new.set(false);
+        }
+        Ok(())
     }
 
     /// Checkpoints the WAL into the database and truncates it once it has grown past
     /// [`WAL_TRUNCATE_BYTES`]. Maintenance only: the commits are already durable in the WAL, so
     /// a checkpoint that fails or finds readers in the way is left to a later login.
     fn checkpoint_if_long(&self) {
-        let long = std::fs::metadata(self.wal_path()).is_ok_and(|m| m.len() > WAL_TRUNCATE_BYTES);
+        let long =
+            std::fs::metadata(wal_path(&self.path)).is_ok_and(|m| m.len() > WAL_TRUNCATE_BYTES);
         if long {
             let _ = self
                 .conn
@@ -419,22 +454,55 @@ impl Store for SqliteStore {
     }
 
     fn write<R>(&self, f: impl FnOnce(&dyn StoreTx) -> Result<R>) -> Result<R> {
+        // The commit itself is not synced (NORMAL); what must be durable is synced right after
+        // it, before the caller sees the result (see `StoreTx`). A rejected attempt thus costs
+        // no fsync. The connection goes back to FULL for everything else.
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let out = self.write_tx(f);
+        let restored = self.conn.pragma_update(None, "synchronous", "FULL");
+        let out = out?;
+        restored?;
+        Ok(out)
+    }
+}
+
+impl SqliteStore {
+    fn write_tx<R>(&self, f: impl FnOnce(&dyn StoreTx) -> Result<R>) -> Result<R> {
         // `unchecked_transaction` because the store is shared by `&self`; IMMEDIATE takes the
         // write lock up front, so two logins can't both read the old counter.
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
-        let out = f(&SqliteTx(&tx))?;
+        let stx = SqliteTx {
+            tx: &tx,
+            durable: Cell::new(false),
+        };
+        let out = f(&stx)?;
+        let durable = stx.durable.get();
         tx.commit()?;
+        if durable {
+            self.sync_wal()?;
+        }
         self.checkpoint_if_long();
         Ok(out)
     }
 }
 
-struct SqliteTx<'a>(&'a rusqlite::Transaction<'a>);
+/// The WAL file next to a database.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push("-wal");
+    PathBuf::from(p)
+}
+
+struct SqliteTx<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    /// Something was written that must be synced before the verdict is given.
+    durable: Cell<bool>,
+}
 
 impl StoreTx for SqliteTx<'_> {
     fn token(&self, serial: &str) -> Result<Option<TokenRecord>> {
         Ok(self
-            .0
+            .tx
             .prepare_cached(&format!(
                 "SELECT {TOKEN_COLS} FROM tokens WHERE serial = ?1"
             ))?
@@ -443,8 +511,9 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn record_success(&self, serial: &str, counter: u64) -> Result<()> {
+        self.durable.set(true);
         // MAX() keeps the counter from ever moving back, whatever the caller computed.
-        self.0.execute(
+        self.tx.execute(
             "UPDATE tokens SET counter = MAX(counter, ?2), fail_count = 0, last_fail = NULL \
              WHERE serial = ?1",
             params![serial, counter as i64],
@@ -453,7 +522,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn record_failure(&self, serial: &str, now: u64) -> Result<()> {
-        self.0.execute(
+        self.tx.execute(
             "UPDATE tokens SET fail_count = fail_count + 1, last_fail = ?2 WHERE serial = ?1",
             params![serial, now as i64],
         )?;
@@ -461,7 +530,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn clear_failures(&self, serial: &str) -> Result<()> {
-        self.0.execute(
+        self.tx.execute(
             "UPDATE tokens SET fail_count = 0, last_fail = NULL WHERE serial = ?1",
             params![serial],
         )?;
@@ -469,7 +538,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn insert_challenge(&self, c: &ChallengeRecord) -> Result<()> {
-        self.0.execute(
+        self.tx.execute(
             &format!("INSERT INTO challenges ({CHALLENGE_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"),
             params![
                 c.transaction_id,
@@ -486,7 +555,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn open_challenges(&self, transaction_id: &str) -> Result<Vec<ChallengeRecord>> {
-        let mut st = self.0.prepare_cached(&format!(
+        let mut st = self.tx.prepare_cached(&format!(
             "SELECT {CHALLENGE_COLS} FROM challenges WHERE transaction_id = ?1 AND state = 'open' \
              ORDER BY serial"
         ))?;
@@ -495,7 +564,8 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn close_challenges(&self, transaction_id: &str, state: &str) -> Result<()> {
-        self.0.execute(
+        self.durable.set(true);
+        self.tx.execute(
             "UPDATE challenges SET state = ?2 WHERE transaction_id = ?1 AND state = 'open'",
             params![transaction_id, state],
         )?;
@@ -503,7 +573,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn audit(&self, e: &AuditEntry) -> Result<()> {
-        self.0.execute(
+        self.tx.execute(
             "INSERT INTO audit (time, service, rhost, user, realm, serial, type, result, reason) \
              VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
             params![
@@ -592,5 +662,30 @@ mod tests {
             assert_eq!(s.audit_entries(None, 1000).unwrap().len(), c as usize);
         }
         assert!(truncated, "the WAL was never checkpointed and truncated");
+    }
+
+    #[test]
+    fn write_goes_back_to_full_sync_and_rolls_back_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let s = SqliteStore::create(&path, 1000).unwrap();
+        s.insert_token(&token("T1")).unwrap();
+        let sync = |s: &SqliteStore| -> i64 {
+            s.conn
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(sync(&s), 2);
+        let r: Result<()> = s.write(|tx| {
+            tx.record_success("T1", 5)?;
+            Err(Error::Invalid("no".into()))
+        });
+        assert!(r.is_err());
+        assert_eq!(sync(&s), 2, "FULL again for admin writes");
+        assert_eq!(s.get_token("T1").unwrap().counter, 0, "rolled back");
+        s.write(|tx| tx.record_success("T1", 5)).unwrap();
+        assert_eq!(sync(&s), 2);
+        assert_eq!(s.get_token("T1").unwrap().counter, 5);
+        assert!(!s.wal_is_new.get(), "the new WAL's directory was synced");
     }
 }
