@@ -14,7 +14,8 @@
 #   ROUNDS  runs of every row, in a shuffled order each round; the table shows the median run
 #           (default 3)
 #   SHARED  the shared folder with bench/pambench.c (default: ../shared next to the repository)
-#   MODULE  a pam_tessera.so to measure (default: `cargo build --release` of this checkout)
+#   MODULE  a pam_tessera.so to measure (default: this checkout, built with
+#           `cargo rustc --release --lib --crate-type cdylib`: the release profile with LTO)
 #   WORKDIR where stores and secret files live (default: a new directory under /var/tmp, which
 #           is on disk: fsync costs what it costs in production; /tmp may be tmpfs)
 #   KEEP=1  keep WORKDIR
@@ -47,13 +48,16 @@ command -v oathtool >/dev/null || die "missing oathtool"
 command -v python3 >/dev/null || die "missing python3"
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+# The store set-up tool: a debug build (a release build of the package would rebuild the lib as
+# cdylib+rlib over the LTO module below, and the other way round, on every run).
+(cd "$ROOT" && cargo build --quiet --example bench_store)
+SETUP=$CARGO_TARGET_DIR/debug/examples/bench_store
 if [ -z "${MODULE:-}" ]; then
-    (cd "$ROOT" && cargo build --quiet --release --lib --example bench_store)
+    # The module as it should ship: the lib alone as a cdylib, so that the release profile's
+    # LTO applies (cargo drops LTO when it builds crate-type = ["cdylib", "rlib"] together).
+    (cd "$ROOT" && cargo rustc --quiet --release --lib --crate-type cdylib)
     MODULE=$CARGO_TARGET_DIR/release/libpam_tessera.so
-else
-    (cd "$ROOT" && cargo build --quiet --release --example bench_store)
 fi
-SETUP=$CARGO_TARGET_DIR/release/examples/bench_store
 [ -f "$MODULE" ] || die "no module at $MODULE"
 
 WORKDIR=${WORKDIR:-$(mktemp -d /var/tmp/pam-bench.XXXXXX)}
