@@ -59,7 +59,7 @@ impl Clock for FixedClock {
 /// A store with one HOTP token for `alice` (PIN 1234 unless `otppin` is none), in its own
 /// temporary directory, and the config that points at it.
 struct Fixture {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     cfg: Config,
     key: StoreKey,
 }
@@ -103,11 +103,7 @@ impl Fixture {
                 created: 0,
             })
             .unwrap();
-        Fixture {
-            _dir: dir,
-            cfg,
-            key,
-        }
+        Fixture { dir, cfg, key }
     }
 
     fn store(&self) -> SqliteStore {
@@ -284,6 +280,19 @@ fn whole_authenticate(c: &mut Criterion) {
     });
     c.bench_function("store/load_key", |b| {
         b.iter(|| black_box(engine::load_key(&f.cfg).unwrap()))
+    });
+    // The module parses its config on every login too.
+    let conf = f.dir.path().join("tessera.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[store]\npath = {:?}\nkey_file = {:?}\n[auth]\notppin = \"none\"\n",
+            f.cfg.store.path, f.cfg.store.key_file
+        ),
+    )
+    .unwrap();
+    c.bench_function("config/load", |b| {
+        b.iter(|| black_box(Config::load(&conf).unwrap()))
     });
 }
 
