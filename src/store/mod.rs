@@ -128,9 +128,6 @@ pub trait StoreTx {
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
-    /// The WAL did not exist when the store was opened: the first synced commit also syncs the
-    /// directory, or a power cut could lose the new file with the commit in it.
-    wal_is_new: Cell<bool>,
 }
 
 /// The WAL size from which an engine transaction, once committed, checkpoints the WAL into the
@@ -200,7 +197,14 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| Error::Store(format!("{}: {}", path.display(), describe_sqlite(&e))))?;
-        Self::setup(conn, path, busy_timeout_ms, wal_is_new)
+        let store = Self::setup(conn, path, busy_timeout_ms)?;
+        if wal_is_new {
+            // SQLite (built with SQLITE_DISABLE_DIRSYNC, see .cargo/config.toml) does not sync
+            // the directory after creating the WAL; do it once here, so that the WAL survives a
+            // power cut together with the commits synced into it. The WAL then stays for good.
+            store.sync_dir()?;
+        }
+        Ok(store)
     }
 
     /// Creates a store (0600) if there is none, and opens it.
@@ -214,12 +218,7 @@ impl SqliteStore {
         Self::open(path, busy_timeout_ms)
     }
 
-    fn setup(
-        conn: Connection,
-        path: &Path,
-        busy_timeout_ms: u64,
-        wal_is_new: bool,
-    ) -> Result<SqliteStore> {
+    fn setup(conn: Connection, path: &Path, busy_timeout_ms: u64) -> Result<SqliteStore> {
         let ctx = |e: rusqlite::Error| {
             Error::Store(format!("{}: {}", path.display(), describe_sqlite(&e)))
         };
@@ -247,7 +246,6 @@ impl SqliteStore {
         let mut store = SqliteStore {
             conn,
             path: path.to_path_buf(),
-            wal_is_new: Cell::new(wal_is_new),
         };
         store.migrate()?;
         Ok(store)
@@ -289,28 +287,27 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Makes every commit so far durable: syncs the WAL, and its directory if this store
-    /// created the WAL.
+    /// Makes every commit so far durable: syncs the WAL.
     fn sync_wal(&self) -> Result<()> {
         let wal = wal_path(&self.path);
         let io = |e: std::io::Error| Error::Store(format!("{}: {e}", wal.display()));
         match std::fs::File::open(&wal) {
-            Ok(f) => f.sync_data().map_err(io)?,
+            Ok(f) => f.sync_data().map_err(io),
             // Checkpointed and removed by another connection, which synced the database first.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io(e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(e)),
         }
-        if self.wal_is_new.get() {
-            let dir = match self.path.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| Error::Store(format!("{}: {e}", dir.display())))?;
-            self.wal_is_new.set(false);
-        }
-        Ok(())
+    }
+
+    /// Syncs the directory of the store, so that files created in it survive a power cut.
+    fn sync_dir(&self) -> Result<()> {
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::Store(format!("{}: {e}", dir.display())))
     }
 
     /// Checkpoints the WAL into the database and truncates it once it has grown past
@@ -686,6 +683,5 @@ mod tests {
         s.write(|tx| tx.record_success("T1", 5)).unwrap();
         assert_eq!(sync(&s), 2);
         assert_eq!(s.get_token("T1").unwrap().counter, 5);
-        assert!(!s.wal_is_new.get(), "the new WAL's directory was synced");
     }
 }
