@@ -6,8 +6,10 @@ mod schema;
 
 use crate::error::{describe_sqlite, Error, Result};
 use crate::tokens::{Algorithm, TokenParams, TokenType};
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -107,6 +109,12 @@ pub trait Store {
 }
 
 /// What the engine does inside a write transaction.
+///
+/// A transaction that moves a counter ([`record_success`](StoreTx::record_success)) or closes a
+/// challenge is synced to disk before [`Store::write`] returns, so a power cut can't make a
+/// used OTP or an answered challenge valid again. One that only counts failures and writes
+/// audit rows (every rejected attempt) is not synced on its own: it reaches the disk with the
+/// next synced commit or checkpoint, and a power cut may lose it.
 pub trait StoreTx {
     /// A fresh read of one token, taken under the write lock.
     fn token(&self, serial: &str) -> Result<Option<TokenRecord>>;
@@ -128,6 +136,14 @@ pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
 }
+
+/// The WAL size from which an engine transaction, once committed, checkpoints the WAL into the
+/// database and truncates it. A login that opens the store alone (the usual case: one login per
+/// process) rebuilds the WAL index by reading every frame since the last truncation, so the
+/// WAL is kept short; a login adds about three frames of 4 KiB. (SQLite's own automatic
+/// checkpoints never restart the WAL here: the index that records them dies with each login's
+/// connection, so the WAL would only grow.)
+const WAL_TRUNCATE_BYTES: u64 = 256 * 1024;
 
 const TOKEN_COLS: &str = "serial, user, realm, type, active, pin_hash, sealed_key, digits, \
     algorithm, period, drift, counter, fail_count, last_fail, info, description, created";
@@ -182,12 +198,20 @@ impl SqliteStore {
         let meta = std::fs::metadata(path)
             .map_err(|e| Error::Store(format!("{}: {e} (run `tessera init`)", path.display())))?;
         crate::fsperm::refuse_writable_by_others(path, &meta)?;
+        let wal_is_new = !wal_path(path).exists();
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| Error::Store(format!("{}: {}", path.display(), describe_sqlite(&e))))?;
-        Self::setup(conn, path, busy_timeout_ms)
+        let store = Self::setup(conn, path, busy_timeout_ms)?;
+        if wal_is_new {
+            // SQLite (built with SQLITE_DISABLE_DIRSYNC, see .cargo/config.toml) does not sync
+            // the directory after creating the WAL; do it once here, so that the WAL survives a
+            // power cut together with the commits synced into it. The WAL then stays for good.
+            store.sync_dir()?;
+        }
+        Ok(store)
     }
 
     /// Creates a store (0600) if there is none, and opens it.
@@ -207,10 +231,23 @@ impl SqliteStore {
         };
         conn.busy_timeout(Duration::from_millis(busy_timeout_ms))
             .map_err(ctx)?;
-        // WAL lets readers go on while one login writes; FULL syncs each commit, because a
-        // counter lost in a power cut would make a used OTP valid again.
-        conn.pragma_update(None, "journal_mode", "WAL")
+        // Every login runs alone in its process, so its connection is the last one to close:
+        // by default SQLite would then checkpoint, delete the WAL and its index, and the next
+        // login would create both again: three more fsyncs and two file creations per login.
+        // The WAL stays instead, and is checkpointed when it grows (`checkpoint_if_long`).
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(ctx)?;
+        // WAL lets readers go on while one login writes. The mode is stored in the file: set
+        // it only once, not on every open.
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .map_err(ctx)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(ctx)?;
+        }
+        // FULL syncs each commit, because a counter lost in a power cut would make a used OTP
+        // valid again. (Engine transactions sync only what needs it: see `Store::write`.)
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(ctx)?;
         let mut store = SqliteStore {
@@ -255,6 +292,42 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Makes every commit so far durable: syncs the WAL.
+    fn sync_wal(&self) -> Result<()> {
+        let wal = wal_path(&self.path);
+        let io = |e: std::io::Error| Error::Store(format!("{}: {e}", wal.display()));
+        match std::fs::File::open(&wal) {
+            Ok(f) => f.sync_data().map_err(io),
+            // Checkpointed and removed by another connection, which synced the database first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// Syncs the directory of the store, so that files created in it survive a power cut.
+    fn sync_dir(&self) -> Result<()> {
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::Store(format!("{}: {e}", dir.display())))
+    }
+
+    /// Checkpoints the WAL into the database and truncates it once it has grown past
+    /// [`WAL_TRUNCATE_BYTES`]. Maintenance only: the commits are already durable in the WAL, so
+    /// a checkpoint that fails or finds readers in the way is left to a later login.
+    fn checkpoint_if_long(&self) {
+        let long =
+            std::fs::metadata(wal_path(&self.path)).is_ok_and(|m| m.len() > WAL_TRUNCATE_BYTES);
+        if long {
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
     }
 
     // ---- admin operations (the `tessera` command) ----
@@ -393,21 +466,55 @@ impl Store for SqliteStore {
     }
 
     fn write<R>(&self, f: impl FnOnce(&dyn StoreTx) -> Result<R>) -> Result<R> {
-        // `unchecked_transaction` because the store is shared by `&self`; IMMEDIATE takes the
-        // write lock up front, so two logins can't both read the old counter.
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
-        let out = f(&SqliteTx(&tx))?;
-        tx.commit()?;
+        // The commit itself is not synced (NORMAL); what must be durable is synced right after
+        // it, before the caller sees the result (see `StoreTx`). A rejected attempt thus costs
+        // no fsync. The connection goes back to FULL for everything else.
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let out = self.write_tx(f);
+        let restored = self.conn.pragma_update(None, "synchronous", "FULL");
+        let out = out?;
+        restored?;
         Ok(out)
     }
 }
 
-struct SqliteTx<'a>(&'a rusqlite::Transaction<'a>);
+impl SqliteStore {
+    fn write_tx<R>(&self, f: impl FnOnce(&dyn StoreTx) -> Result<R>) -> Result<R> {
+        // `unchecked_transaction` because the store is shared by `&self`; IMMEDIATE takes the
+        // write lock up front, so two logins can't both read the old counter.
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let stx = SqliteTx {
+            tx: &tx,
+            durable: Cell::new(false),
+        };
+        let out = f(&stx)?;
+        let durable = stx.durable.get();
+        tx.commit()?;
+        if durable {
+            self.sync_wal()?;
+        }
+        self.checkpoint_if_long();
+        Ok(out)
+    }
+}
+
+/// The WAL file next to a database.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push("-wal");
+    PathBuf::from(p)
+}
+
+struct SqliteTx<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    /// Something was written that must be synced before the verdict is given.
+    durable: Cell<bool>,
+}
 
 impl StoreTx for SqliteTx<'_> {
     fn token(&self, serial: &str) -> Result<Option<TokenRecord>> {
         Ok(self
-            .0
+            .tx
             .prepare_cached(&format!(
                 "SELECT {TOKEN_COLS} FROM tokens WHERE serial = ?1"
             ))?
@@ -416,8 +523,9 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn record_success(&self, serial: &str, counter: u64) -> Result<()> {
+        self.durable.set(true);
         // MAX() keeps the counter from ever moving back, whatever the caller computed.
-        self.0.execute(
+        self.tx.execute(
             "UPDATE tokens SET counter = MAX(counter, ?2), fail_count = 0, last_fail = NULL \
              WHERE serial = ?1",
             params![serial, counter as i64],
@@ -426,7 +534,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn record_failure(&self, serial: &str, now: u64) -> Result<()> {
-        self.0.execute(
+        self.tx.execute(
             "UPDATE tokens SET fail_count = fail_count + 1, last_fail = ?2 WHERE serial = ?1",
             params![serial, now as i64],
         )?;
@@ -434,7 +542,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn clear_failures(&self, serial: &str) -> Result<()> {
-        self.0.execute(
+        self.tx.execute(
             "UPDATE tokens SET fail_count = 0, last_fail = NULL WHERE serial = ?1",
             params![serial],
         )?;
@@ -442,7 +550,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn insert_challenge(&self, c: &ChallengeRecord) -> Result<()> {
-        self.0.execute(
+        self.tx.execute(
             &format!("INSERT INTO challenges ({CHALLENGE_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"),
             params![
                 c.transaction_id,
@@ -459,7 +567,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn open_challenges(&self, transaction_id: &str) -> Result<Vec<ChallengeRecord>> {
-        let mut st = self.0.prepare_cached(&format!(
+        let mut st = self.tx.prepare_cached(&format!(
             "SELECT {CHALLENGE_COLS} FROM challenges WHERE transaction_id = ?1 AND state = 'open' \
              ORDER BY serial"
         ))?;
@@ -468,7 +576,8 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn close_challenges(&self, transaction_id: &str, state: &str) -> Result<()> {
-        self.0.execute(
+        self.durable.set(true);
+        self.tx.execute(
             // A closed challenge's data (a sealed OTP) is of no use any more: drop it.
             "UPDATE challenges SET state = ?2, data = NULL WHERE transaction_id = ?1 AND state = 'open'",
             params![transaction_id, state],
@@ -477,7 +586,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn audit(&self, e: &AuditEntry) -> Result<()> {
-        self.0.execute(
+        self.tx.execute(
             "INSERT INTO audit (time, service, rhost, user, realm, serial, type, result, reason) \
              VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
             params![
@@ -493,5 +602,102 @@ impl StoreTx for SqliteTx<'_> {
             ],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(serial: &str) -> TokenRecord {
+        TokenRecord {
+            serial: serial.into(),
+            user: "alice".into(),
+            realm: "default".into(),
+            kind: TokenType::Hotp,
+            active: true,
+            pin_hash: None,
+            sealed_key: vec![0; 40],
+            digits: 6,
+            algorithm: Algorithm::Sha1,
+            period: 30,
+            drift: 0,
+            counter: 0,
+            fail_count: 0,
+            last_fail: None,
+            info: serde_json::json!({}),
+            description: String::new(),
+            created: 0,
+        }
+    }
+
+    /// One login: open alone, one write transaction, close (as each PAM login does).
+    fn login(path: &Path, counter: u64) {
+        let s = SqliteStore::open(path, 1000).unwrap();
+        s.write(|tx| {
+            tx.record_failure("T1", counter)?;
+            tx.record_success("T1", counter)?;
+            tx.audit(&AuditEntry {
+                time: counter,
+                result: "accept".into(),
+                reason: "x".repeat(200),
+                ..AuditEntry::default()
+            })
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn wal_is_kept_across_logins_and_truncated_when_long() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        SqliteStore::create(&path, 1000)
+            .unwrap()
+            .insert_token(&token("T1"))
+            .unwrap();
+        let wal = dir.path().join("t.db-wal");
+        let mut truncated = false;
+        let mut last = 0;
+        for c in 1..=200u64 {
+            login(&path, c);
+            // Nothing was checkpointed on close: the WAL is still there, and what it holds
+            // is what the next connection reads.
+            let len = std::fs::metadata(&wal).unwrap().len();
+            truncated |= len < last;
+            last = len;
+            assert!(
+                len <= WAL_TRUNCATE_BYTES + 64 * 1024,
+                "WAL grew to {len} bytes"
+            );
+            let s = SqliteStore::open(&path, 1000).unwrap();
+            let t = s.get_token("T1").unwrap();
+            assert_eq!((t.counter, t.fail_count), (c, 0));
+            assert_eq!(s.audit_entries(None, 1000).unwrap().len(), c as usize);
+        }
+        assert!(truncated, "the WAL was never checkpointed and truncated");
+    }
+
+    #[test]
+    fn write_goes_back_to_full_sync_and_rolls_back_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let s = SqliteStore::create(&path, 1000).unwrap();
+        s.insert_token(&token("T1")).unwrap();
+        let sync = |s: &SqliteStore| -> i64 {
+            s.conn
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(sync(&s), 2);
+        let r: Result<()> = s.write(|tx| {
+            tx.record_success("T1", 5)?;
+            Err(Error::Invalid("no".into()))
+        });
+        assert!(r.is_err());
+        assert_eq!(sync(&s), 2, "FULL again for admin writes");
+        assert_eq!(s.get_token("T1").unwrap().counter, 0, "rolled back");
+        s.write(|tx| tx.record_success("T1", 5)).unwrap();
+        assert_eq!(sync(&s), 2);
+        assert_eq!(s.get_token("T1").unwrap().counter, 5);
     }
 }

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Whole logins through real libpam: tessera next to Debian's pam_google_authenticator and
+# pam_oath, in the same run, with the shared harness pambench.c (pam_start + pam_authenticate +
+# pam_end per login, "-m fresh": the cost sshd and sudo pay per login).
+#
+# All three modules use HOTP with replay protection: the counter moves forward on every accepted
+# code, and the accept path feeds successive codes from a file. The reject path answers a wrong
+# code. tessera runs twice: with `otppin = "none"` (the OTP alone, like the peers: the fair
+# comparison) and with the default PIN+OTP (one Argon2id PIN check per login, reported apart).
+#
+# Usage: bench/pam-bench.sh            (env: N, N_PIN, ROUNDS, SHARED, MODULE, WORKDIR, KEEP)
+#   N       logins per run for the OTP-only rows (default 2000)
+#   N_PIN   logins per run for tessera's PIN+OTP rows (default 200; each costs ~12-25 ms)
+#   ROUNDS  runs of every row, in a shuffled order each round; the table shows the median run
+#           (default 3)
+#   SHARED  the shared folder with bench/pambench.c (default: ../shared next to the repository)
+#   MODULE  a pam_tessera.so to measure (default: this checkout, built with
+#           `cargo rustc --release --lib --crate-type cdylib`: the release profile with LTO)
+#   WORKDIR where stores and secret files live (default: a new directory under /var/tmp, which
+#           is on disk: fsync costs what it costs in production; /tmp may be tmpfs)
+#   KEEP=1  keep WORKDIR
+# Needs: cc, libpam0g-dev, oathtool, libpam-google-authenticator, libpam-oath, python3.
+# If /dev/log is missing (containers), a sink is bound there for the run: without one, every
+# syslog() of every module falls back to a slow console write and the figures measure that.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(git -C "$here" rev-parse --show-toplevel)
+SHARED=${SHARED:-$ROOT/../shared}
+N=${N:-2000}
+N_PIN=${N_PIN:-200}
+ROUNDS=${ROUNDS:-3}
+WARMUP=10
+KEYHEX=3132333435363738393031323334353637383930   # RFC 4226's test key
+KEYB32=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ
+PIN=1234
+WRONG=000000                                       # not a code of KEYHEX at counters 0..2020+
+BENCH_USER=$(id -un)
+SECDIR=/lib/x86_64-linux-gnu/security
+[ -d "$SECDIR" ] || SECDIR=/lib/$(gcc -print-multiarch 2>/dev/null)/security
+
+die() { echo "pam-bench: $*" >&2; exit 1; }
+[ -f "$SHARED/bench/pambench.c" ] || die "no $SHARED/bench/pambench.c (set SHARED)"
+for m in pam_google_authenticator.so pam_oath.so; do
+    [ -f "$SECDIR/$m" ] || die "missing $SECDIR/$m (apt-get install libpam-google-authenticator libpam-oath)"
+done
+command -v oathtool >/dev/null || die "missing oathtool"
+command -v python3 >/dev/null || die "missing python3"
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+# The store set-up tool: a debug build (a release build of the package would rebuild the lib as
+# cdylib+rlib over the LTO module below, and the other way round, on every run).
+(cd "$ROOT" && cargo build --quiet --example bench_store)
+SETUP=$CARGO_TARGET_DIR/debug/examples/bench_store
+if [ -z "${MODULE:-}" ]; then
+    # The module as it should ship: the lib alone as a cdylib, so that the release profile's
+    # LTO applies (cargo drops LTO when it builds crate-type = ["cdylib", "rlib"] together).
+    (cd "$ROOT" && cargo rustc --quiet --release --lib --crate-type cdylib)
+    MODULE=$CARGO_TARGET_DIR/release/libpam_tessera.so
+fi
+[ -f "$MODULE" ] || die "no module at $MODULE"
+
+WORKDIR=${WORKDIR:-$(mktemp -d /var/tmp/pam-bench.XXXXXX)}
+mkdir -p "$WORKDIR"
+W=$(cd "$WORKDIR" && pwd)
+sink_pid=
+cleanup() {
+    if [ -n "$sink_pid" ]; then kill "$sink_pid" 2>/dev/null || true; rm -f /dev/log; fi
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$W"
+}
+trap cleanup EXIT
+
+if [ ! -S /dev/log ]; then
+    [ -w /dev ] || die "/dev/log is missing and /dev is not writable: run as root or start a syslog daemon"
+    python3 - /dev/log <<'EOF' &
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+while True:
+    s.recv(65536)
+EOF
+    sink_pid=$!
+    for _ in $(seq 50); do [ -S /dev/log ] && break; sleep 0.1; done
+    echo "(no /dev/log here: bound a syslog sink there for this run)"
+fi
+
+cc -O2 -Wall -o "$W/pambench" "$SHARED/bench/pambench.c" -lpam
+
+# PAM services, loaded with pam_start_confdir from $W/pam.d.
+mkdir -p "$W/pam.d" "$W/state"
+echo "auth required pam_deny.so" > "$W/pam.d/other"
+echo "auth required $SECDIR/pam_google_authenticator.so secret=$W/state/ga user=$BENCH_USER no_increment_hotp noskewadj" \
+    > "$W/pam.d/ga"
+echo "auth required $SECDIR/pam_oath.so usersfile=$W/state/oath window=10" > "$W/pam.d/oath"
+echo "auth required $MODULE config=$W/state/tessera-otp.toml" > "$W/pam.d/tessera-otp"
+echo "auth required $MODULE config=$W/state/tessera-pin.toml" > "$W/pam.d/tessera-pin"
+
+# Code files: successive HOTP codes, one per login (warm-up included).
+oathtool -c 0 -w $((N + WARMUP)) "$KEYHEX" > "$W/codes0"
+oathtool -c 1 -w $((N + WARMUP)) "$KEYHEX" > "$W/codes1"       # google-authenticator starts at 1
+head -n $((N_PIN + WARMUP)) "$W/codes0" | sed "s/^/$PIN/" > "$W/codes-pin"
+
+# Fresh state for one module before each run, so that every run starts at counter 0.
+reset_state() {
+    local s=$W/state
+    case $1 in
+    ga)
+        rm -f "$s/ga"
+        # HOTP, window 10 like the others; 0600 and owned by the user, as the module requires.
+        printf '%s\n" HOTP_COUNTER 1\n" WINDOW_SIZE 10\n' "$KEYB32" > "$s/ga"
+        chmod 600 "$s/ga" ;;
+    oath)
+        printf 'HOTP %s - %s\n' "$BENCH_USER" "$KEYHEX" > "$s/oath"
+        chmod 600 "$s/oath" ;;
+    tessera-otp | tessera-pin)
+        rm -f "$s/$1".db* "$s/$1.key"
+        local otppin=none pin=()
+        [ "$1" = tessera-pin ] && otppin=token pin=("$PIN")
+        "$SETUP" "$s/$1.db" "$s/$1.key" "$BENCH_USER" "$KEYHEX" "${pin[@]}"
+        # max_fail: the reject runs fail thousands of times in a row; a locked token would be
+        # refused before its OTP check and so measure another path.
+        printf '[store]\npath = "%s"\nkey_file = "%s"\n[auth]\notppin = "%s"\nmax_fail = 4294967295\n' \
+            "$s/$1.db" "$s/$1.key" "$otppin" > "$s/$1.toml"
+        chmod 600 "$s/$1.toml" ;;
+    esac
+}
+
+# case name | service | logins | expected | answers...
+CASES=(
+    "google-authenticator accept|ga|$N|success|-F $W/codes1 -a @"
+    "google-authenticator reject|ga|$N|fail|-a $WRONG"
+    "pam_oath accept|oath|$N|success|-F $W/codes0 -a @"
+    "pam_oath reject|oath|$N|fail|-a $WRONG"
+    "tessera OTP-only accept|tessera-otp|$N|success|-F $W/codes0 -a @"
+    "tessera OTP-only reject|tessera-otp|$N|fail|-a $WRONG"
+    "tessera PIN+OTP accept|tessera-pin|$N_PIN|success|-F $W/codes-pin -a @"
+    "tessera PIN+OTP reject (right PIN, wrong OTP)|tessera-pin|$N_PIN|fail|-a $PIN$WRONG"
+    "tessera PIN+OTP reject (wrong PIN)|tessera-pin|$N_PIN|fail|-a 9999$WRONG"
+)
+
+results=$W/results.txt
+: > "$results"
+echo "module: $MODULE"
+echo "N=$N N_PIN=$N_PIN ROUNDS=$ROUNDS workdir=$W ($(df -T "$W" | awk 'NR==2{print $2}'))"
+for round in $(seq "$ROUNDS"); do
+    while IFS= read -r i; do
+        IFS='|' read -r name svc n expect args <<< "${CASES[$i]}"
+        reset_state "$svc"
+        # shellcheck disable=SC2086 # args holds several options on purpose
+        line=$("$W/pambench" -c "$W/pam.d" -s "$svc" -u "$BENCH_USER" -n "$n" -w $WARMUP \
+            -m fresh -e "$expect" $args) || die "$name: unexpected results: $line"
+        echo "$name|$line" >> "$results"
+        printf 'round %s  %-48s %s\n' "$round" "$name" "$(sed 's/.*auths_per_s=\([^ ]*\).*p50_us=\([^ ]*\).*/\1 auths\/s, p50 \2 µs/' <<< "$line")"
+    done < <(seq 0 $((${#CASES[@]} - 1)) | shuf)
+done
+
+python3 - "$results" "${CASES[@]}" <<'EOF'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, res = line.rstrip("\n").split("|", 1)
+    kv = dict(f.split("=", 1) for f in res.split()[1:])
+    rows.setdefault(name, []).append(kv)
+print()
+print("| module, path | logins | auths/s | p50 µs | p90 µs | p99 µs |")
+print("|---|---:|---:|---:|---:|---:|")
+for case in sys.argv[2:]:
+    name = case.split("|")[0]
+    runs = rows[name]
+    # the median run by throughput, so that its percentiles belong together
+    runs.sort(key=lambda r: float(r["auths_per_s"]))
+    r = runs[len(runs) // 2]
+    print(f"| {name} | {r['total']} | {float(r['auths_per_s']):,.0f} | {float(r['p50_us']):,.0f} "
+          f"| {float(r['p90_us']):,.0f} | {float(r['p99_us']):,.0f} |")
+EOF

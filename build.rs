@@ -1,0 +1,25 @@
+//! Links the unwinder statically into `pam_tessera.so` (and the other targets of the package).
+//!
+//! Rust's std asks the linker for `-lgcc_s`, so the module would pull `libgcc_s.so.1` into every
+//! sshd and sudo process that loads it — on every login, since they dlopen the module per PAM
+//! handle — and that library's constructor alone costs more than the whole check (it runs CPUID
+//! about ten times; each one traps to the hypervisor in a VM). `-static-libgcc` is ignored for
+//! Rust targets, so a linker script named `libgcc_s.so` that stands for the static unwinder
+//! (`libgcc_eh.a`) is put first on the link search path. `panic = "unwind"` keeps working: a
+//! panic is still caught at the FFI boundary and becomes PAM_ABORT.
+//! See docs/benchmarks.md for the figures.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=build.rs");
+    let os = std::env::var("CARGO_CFG_TARGET_OS")?;
+    let env = std::env::var("CARGO_CFG_TARGET_ENV")?;
+    if os == "linux" && env == "gnu" {
+        let dir = PathBuf::from(std::env::var("OUT_DIR")?).join("static-libgcc");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("libgcc_s.so"), "INPUT ( -lgcc_eh )\n")?;
+        println!("cargo:rustc-link-search=native={}", dir.display());
+    }
+    Ok(())
+}
