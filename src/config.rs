@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_PATH: &str = "/etc/tessera/tessera.toml";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub store: StoreConfig,
@@ -138,20 +138,6 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(
         OneOrMany::One(s) => vec![s],
         OneOrMany::Many(v) => v,
     })
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            store: StoreConfig::default(),
-            auth: AuthConfig::default(),
-            prompts: Prompts::default(),
-            remote: RemoteConfig::default(),
-            sms: SmsConfig::default(),
-            email: EmailConfig::default(),
-            source: None,
-        }
-    }
 }
 
 impl Default for StoreConfig {
@@ -350,6 +336,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("yubikey"), "{e}");
+    }
+
+    #[test]
+    fn shipped_default_config_parses_to_the_defaults() {
+        let text = include_str!("../conf/tessera.toml");
+        let c = parse(text).unwrap();
+        let d = Config::default();
+        assert_eq!(c.store.path, d.store.path);
+        assert_eq!(c.auth.hotp_window, d.auth.hotp_window);
+        assert_eq!(c.prompts.ocra, d.prompts.ocra);
+        assert_eq!(c.remote.timeout, d.remote.timeout);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 )]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod engine;

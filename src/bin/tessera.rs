@@ -1,1 +1,5 @@
-fn main() {}
+//! The `tessera` admin command; everything is in `pam_tessera::cli`.
+
+fn main() -> std::process::ExitCode {
+    pam_tessera::cli::main()
+}

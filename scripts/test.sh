@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# tessera's whole test suite: formatting, lints, unit and libpam integration tests
+# (`cargo test`), then the end-to-end tests (sshd, sudo, the Debian package) when run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+export CARGO_TERM_COLOR=never
+cargo fmt --all -- --check
+cargo clippy --all-targets --quiet -- -D warnings
+cargo test --all-targets
+if [ -x tests/e2e/run-all.sh ]; then
+  if [ "$(id -u)" = 0 ]; then
+    tests/e2e/run-all.sh
+  else
+    echo "end-to-end tests (sshd, sudo, .deb) need root: skipped in this non-root run" >&2
+  fi
+fi

@@ -1,0 +1,123 @@
+//! `tessera init`, `challenge list` and `audit`.
+
+use super::output::{self, Table};
+use super::CliResult;
+use crate::config::Config;
+use crate::crypto::StoreKey;
+use crate::engine::{self, Clock, SystemClock};
+use crate::error::Error;
+use crate::fsperm;
+use crate::store::SqliteStore;
+
+/// Creates what is missing: the store (0600, its directory 0700, schema migrated) and the key
+/// file (0600). An existing key is never replaced; an existing store is only migrated.
+pub fn init(cfg: &Config) -> CliResult<()> {
+    let store_path = &cfg.store.path;
+    let key_path = &cfg.store.key_file;
+    let store_existed = store_path.exists();
+    let store = SqliteStore::create(store_path, cfg.store.busy_timeout_ms)?;
+    outln!(
+        "store {}: {}",
+        store_path.display(),
+        if store_existed {
+            "exists, schema up to date"
+        } else {
+            "created"
+        }
+    )?;
+
+    if key_path.exists() || key_path.is_symlink() {
+        // Only checked: the mode and the format. Tokens sealed with it must stay readable.
+        engine::load_key(cfg)?;
+        return outln!("key {}: exists, kept", key_path.display());
+    }
+    let sealed = store.list_tokens(None)?.len();
+    if sealed > 0 {
+        return Err(Error::Key(format!(
+            "{}: missing, but the store holds {sealed} token(s) sealed with it; restore the key \
+             file (a new key could not open them)",
+            key_path.display()
+        ))
+        .into());
+    }
+    if let Some(dir) = key_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fsperm::create_private_dir(dir)?;
+    }
+    let key = StoreKey::generate();
+    let mut text = key.to_hex();
+    text.push('\n');
+    fsperm::create_private_file(key_path, text.as_bytes()).map_err(|e| match e {
+        Error::Store(m) => Error::Key(m),
+        other => other,
+    })?;
+    outln!("key {}: created", key_path.display())
+}
+
+pub fn challenge_list(cfg: &Config, all: bool, json: bool) -> CliResult<()> {
+    let store = engine::open_store(cfg)?;
+    let rows = store.list_challenges(all)?;
+    if json {
+        return output::json(&rows);
+    }
+    let now = SystemClock.now();
+    let mut t = Table::new(&[
+        "TRANSACTION",
+        "SERIAL",
+        "USER",
+        "REALM",
+        "CREATED (UTC)",
+        "EXPIRES (UTC)",
+        "STATE",
+    ]);
+    for c in rows {
+        let state = if c.state == "open" && c.expires <= now {
+            "open, expired".to_string()
+        } else {
+            c.state.clone()
+        };
+        t.row(vec![
+            c.transaction_id,
+            c.serial,
+            c.user,
+            c.realm,
+            output::time(c.created),
+            output::time(c.expires),
+            state,
+        ]);
+    }
+    t.print()
+}
+
+pub fn audit(cfg: &Config, user: Option<&str>, limit: u32, json: bool) -> CliResult<()> {
+    let store = engine::open_store(cfg)?;
+    let rows = store.audit_entries(user, limit)?;
+    if json {
+        return output::json(&rows);
+    }
+    let mut t = Table::new(&[
+        "TIME (UTC)",
+        "RESULT",
+        "USER",
+        "REALM",
+        "SERIAL",
+        "TYPE",
+        "SERVICE",
+        "RHOST",
+        "REASON",
+    ]);
+    let dash = |s: String| if s.is_empty() { "-".to_string() } else { s };
+    for e in rows {
+        t.row(vec![
+            output::time(e.time),
+            e.result,
+            e.user,
+            dash(e.realm),
+            dash(e.serial),
+            dash(e.kind),
+            dash(e.service),
+            dash(e.rhost),
+            e.reason,
+        ]);
+    }
+    t.print()
+}

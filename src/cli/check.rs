@@ -1,0 +1,99 @@
+//! `tessera check USER`: the LinOTP test page in a terminal. The login goes through the same
+//! [`engine::authenticate`] as the PAM module, with a terminal conversation (prompts on stderr,
+//! answers from the terminal with echo off, or one line each from a piped stdin). The outcome is
+//! written to the audit table by the engine and to syslog (authpriv) here, in the module's format.
+
+use super::{input, CheckArgs, CliResult, Failure};
+use crate::config::Config;
+use crate::crypto::Secret;
+use crate::engine::{self, Conversation, Login, Options, SystemClock, Verdict};
+use crate::error::Error;
+use crate::store::AuditEntry;
+use std::io::Write;
+use syslog::{Facility, Formatter3164};
+
+/// Sends the syslog lines to this Unix datagram socket instead of `/dev/log` (for tests).
+pub const SYSLOG_SOCKET_ENV: &str = "TESSERA_SYSLOG_SOCKET";
+
+/// The conversation of a terminal: prompts and messages on stderr, so stdout holds only the
+/// verdict.
+struct Terminal;
+
+impl Conversation for Terminal {
+    fn prompt(&mut self, text: &str, echo: bool) -> Result<Option<Secret>, Error> {
+        match input::ask(text, echo) {
+            Ok(Some(answer)) => Ok(Some(answer)),
+            Ok(None) => Err(Error::Conversation("no answer: end of input".into())),
+            Err(e) => Err(Error::Conversation(e.to_string())),
+        }
+    }
+
+    fn info(&mut self, text: &str) -> Result<(), Error> {
+        writeln!(std::io::stderr(), "{text}").map_err(|e| Error::Conversation(e.to_string()))
+    }
+
+    fn error(&mut self, text: &str) -> Result<(), Error> {
+        writeln!(std::io::stderr(), "{text}").map_err(|e| Error::Conversation(e.to_string()))
+    }
+}
+
+pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
+    let login = Login {
+        service: a.service.clone(),
+        rhost: a.rhost.clone(),
+        user: a.user.clone(),
+        authtok: None,
+    };
+    let outcome = engine::authenticate(
+        cfg,
+        &Options::default(),
+        &login,
+        &mut Terminal,
+        &SystemClock,
+    );
+    log_events(&outcome.events);
+    match outcome.verdict {
+        Verdict::Accept { serial } => outln!("ACCEPT (serial {serial})"),
+        Verdict::PassOnNoToken => outln!("ACCEPT (no active token, pass_on_no_token)"),
+        Verdict::Reject { reason } => {
+            outln!("REJECT: {reason}")?;
+            Err(Failure::Reported)
+        }
+        Verdict::Locked { serial } => {
+            outln!("LOCKED: token {serial} is locked by its fail counter (tessera token reset)")?;
+            Err(Failure::Reported)
+        }
+        Verdict::NoToken => {
+            outln!("IGNORE: no active token")?;
+            Err(Failure::Reported)
+        }
+        Verdict::Unavailable(e) => Err(Failure::Error(Error::Invalid(format!("unavailable: {e}")))),
+        Verdict::ConversationFailed(m) => Err(Failure::Error(Error::Conversation(m))),
+    }
+}
+
+/// One syslog line per audit event, facility authpriv, with the module's line format and
+/// priorities. A missing syslog socket is not an error: the audit table has the events too.
+fn log_events(events: &[AuditEntry]) {
+    let formatter = Formatter3164 {
+        facility: Facility::LOG_AUTHPRIV,
+        hostname: None,
+        process: "tessera".into(),
+        pid: std::process::id(),
+    };
+    let logger = match std::env::var_os(SYSLOG_SOCKET_ENV) {
+        Some(path) => syslog::unix_custom(formatter, path),
+        None => syslog::unix(formatter),
+    };
+    let Ok(mut logger) = logger else { return };
+    for e in events {
+        let line = crate::pam::log_line(e);
+        // The same priorities as the PAM module's.
+        let _ = match e.result.as_str() {
+            "accept" | "challenge" | "ignore" => logger.info(line),
+            "error" => logger.err(line),
+            "locked" => logger.warning(line),
+            _ => logger.notice(line),
+        };
+    }
+}

@@ -1,0 +1,393 @@
+//! `tessera token add`: check the options against the type, hash the PIN, seal the key under the
+//! serial, insert. Prints the serial, and for a generated key its `otpauth://` URI.
+
+use super::{input, AddArgs, AlgorithmArg, CliResult, Failure, TypeArg};
+use crate::config::Config;
+use crate::crypto::{self, Secret};
+use crate::engine::{self, Clock, SystemClock};
+use crate::error::Error;
+use crate::store::TokenRecord;
+use crate::tokens::{Algorithm, TokenType};
+use rand::RngCore;
+
+/// Longest static password of a `pw` token, in bytes (a PAM pass holds PIN + password).
+const MAX_PW: usize = 256;
+/// Longest OTP key accepted, in bytes (HMAC hashes longer keys anyway).
+const MAX_KEY: usize = 128;
+
+impl TypeArg {
+    fn token_type(self) -> TokenType {
+        match self {
+            TypeArg::Hotp => TokenType::Hotp,
+            TypeArg::Totp => TokenType::Totp,
+            TypeArg::Pw => TokenType::Pw,
+            TypeArg::Spass => TokenType::Spass,
+            TypeArg::Email => TokenType::Email,
+            TypeArg::Sms => TokenType::Sms,
+            TypeArg::Ocra => TokenType::Ocra,
+            TypeArg::FourEyes => TokenType::FourEyes,
+        }
+    }
+}
+
+impl From<AlgorithmArg> for Algorithm {
+    fn from(a: AlgorithmArg) -> Algorithm {
+        match a {
+            AlgorithmArg::Sha1 => Algorithm::Sha1,
+            AlgorithmArg::Sha256 => Algorithm::Sha256,
+            AlgorithmArg::Sha512 => Algorithm::Sha512,
+        }
+    }
+}
+
+/// A token about to be enrolled, its options checked.
+struct Plan {
+    kind: TokenType,
+    realm: String,
+    digits: u32,
+    algorithm: Algorithm,
+    period: u64,
+    counter: u64,
+    key: Secret,
+    generated: bool,
+}
+
+pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
+    let plan = plan(cfg, a)?;
+    if let Some(s) = &a.serial {
+        check_serial(s)?;
+    }
+    let pin = input::pin_from_args(a.pin.pin.as_deref(), a.pin.pin_stdin)?;
+    let pin_hash = pin.map(|p| crypto::hash_pin(&p)).transpose()?;
+    let store = engine::open_store(cfg)?;
+    let store_key = engine::load_key(cfg)?;
+    let mut record = TokenRecord {
+        serial: String::new(),
+        user: a.user.clone(),
+        realm: plan.realm.clone(),
+        kind: plan.kind,
+        active: true,
+        pin_hash,
+        sealed_key: Vec::new(),
+        digits: plan.digits,
+        algorithm: plan.algorithm,
+        period: plan.period,
+        drift: 0,
+        counter: plan.counter,
+        fail_count: 0,
+        last_fail: None,
+        info: serde_json::json!({}),
+        description: a.description.clone().unwrap_or_default(),
+        created: SystemClock.now(),
+    };
+    // A generated serial is drawn again on the (unlikely) clash with an existing one.
+    let mut tries = if a.serial.is_some() { 1 } else { 5 };
+    loop {
+        record.serial = a.serial.clone().unwrap_or_else(|| new_serial(plan.kind));
+        record.sealed_key = store_key.seal(&record.serial, &plan.key);
+        tries -= 1;
+        match store.insert_token(&record) {
+            Ok(()) => break,
+            Err(Error::Invalid(_)) if tries > 0 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    outln!("{}", record.serial)?;
+    if plan.generated {
+        let uri = otpauth_uri(&a.issuer, &login_name(cfg, &a.user, &plan.realm), &plan);
+        outln!("{uri}")?;
+        if a.qr {
+            outln!("{}", super::qr::render(&uri)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks the options against the type and works out the token's parameters.
+fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
+    let kind = a.kind.token_type();
+    if matches!(
+        kind,
+        TokenType::Email | TokenType::Sms | TokenType::Ocra | TokenType::FourEyes
+    ) {
+        return Err(Failure::invalid(format!(
+            "token type {} is not supported by this build yet",
+            kind.name()
+        )));
+    }
+    for (flag, given) in [
+        ("--email", a.email.is_some()),
+        ("--phone", a.phone.is_some()),
+        ("--ocra-suite", a.ocra_suite.is_some()),
+        ("--4eyes", a.four_eyes.is_some()),
+    ] {
+        if given {
+            return Err(Failure::usage(format!(
+                "{flag} does not apply to {} tokens",
+                kind.name()
+            )));
+        }
+    }
+    let given = [
+        ("--key", a.key.is_some()),
+        ("--genkey", a.genkey),
+        ("--digits", a.digits.is_some()),
+        ("--algorithm", a.algorithm.is_some()),
+        ("--period", a.period.is_some()),
+        ("--counter", a.counter.is_some()),
+    ];
+    let allowed: &[&str] = match kind {
+        TokenType::Hotp => &["--key", "--genkey", "--digits", "--algorithm", "--counter"],
+        TokenType::Totp => &["--key", "--genkey", "--digits", "--algorithm", "--period"],
+        TokenType::Pw => &["--key"],
+        _ => &[],
+    };
+    if let Some((flag, _)) = given.iter().find(|(f, g)| *g && !allowed.contains(f)) {
+        return Err(Failure::usage(format!(
+            "{flag} does not apply to {} tokens",
+            kind.name()
+        )));
+    }
+    check_name("user", &a.user)?;
+    if let Some(sep) = cfg.auth.realm_separator.as_deref() {
+        if a.user.contains(sep) {
+            return Err(Failure::usage(format!(
+                "the user name contains the realm separator \"{sep}\"; give the realm with --realm"
+            )));
+        }
+    }
+    let realm = a
+        .realm
+        .clone()
+        .unwrap_or_else(|| cfg.auth.default_realm.clone());
+    check_name("realm", &realm)?;
+    if let Some(d) = &a.description {
+        if d.chars().any(char::is_control) {
+            return Err(Failure::usage(
+                "the description contains control characters",
+            ));
+        }
+    }
+    if a.qr && !a.genkey {
+        // Only a generated key is ever shown.
+        return Err(Failure::usage("--qr needs --genkey"));
+    }
+    let has_pin = a.pin.pin.is_some() || a.pin.pin_stdin;
+    let algorithm = a.algorithm.map(Algorithm::from).unwrap_or(Algorithm::Sha1);
+    let mut plan = Plan {
+        kind,
+        realm,
+        digits: 0,
+        algorithm,
+        period: 30,
+        counter: 0,
+        key: crypto::secret(b""),
+        generated: false,
+    };
+    match kind {
+        TokenType::Hotp | TokenType::Totp => {
+            plan.digits = a.digits.unwrap_or(6);
+            if !matches!(plan.digits, 6 | 8) {
+                return Err(Failure::usage("--digits must be 6 or 8"));
+            }
+            plan.period = a.period.unwrap_or(30);
+            if !matches!(plan.period, 30 | 60) {
+                return Err(Failure::usage("--period must be 30 or 60"));
+            }
+            plan.counter = a.counter.unwrap_or(0);
+            plan.key = match &a.key {
+                Some(hex) => otp_key(hex)?,
+                None if a.genkey => {
+                    plan.generated = true;
+                    random_key(algorithm)
+                }
+                None => {
+                    return Err(Failure::usage(format!(
+                        "a {} token needs --key HEX or --genkey",
+                        kind.name()
+                    )))
+                }
+            };
+        }
+        TokenType::Pw => {
+            let hex = a.key.as_deref().ok_or_else(|| {
+                Failure::usage("a pw token needs its static password in hex: --key HEX")
+            })?;
+            plan.key = static_password(hex)?;
+            plan.digits = plan.key.len() as u32;
+        }
+        _ => {
+            if !has_pin {
+                return Err(Failure::usage(
+                    "a spass token needs a PIN (--pin or --pin-stdin): its pass is the PIN alone",
+                ));
+            }
+        }
+    }
+    Ok(plan)
+}
+
+fn decode_key(hex: &str) -> CliResult<Secret> {
+    crypto::decode_hex(hex.trim())
+        .map(zeroize::Zeroizing::new)
+        .ok_or_else(|| Failure::usage("--key is not hex (an even number of digits 0-9, a-f)"))
+}
+
+fn otp_key(hex: &str) -> CliResult<Secret> {
+    let key = decode_key(hex)?;
+    if key.is_empty() || key.len() > MAX_KEY {
+        return Err(Failure::usage(format!(
+            "--key must be 1 to {MAX_KEY} bytes"
+        )));
+    }
+    if key.len() < 16 {
+        super::warn(&format!(
+            "the key has only {} bits; RFC 4226 asks for at least 128",
+            key.len() * 8
+        ));
+    }
+    Ok(key)
+}
+
+fn static_password(hex: &str) -> CliResult<Secret> {
+    let pw = decode_key(hex)?;
+    if pw.is_empty() || pw.len() > MAX_PW {
+        return Err(Failure::usage(format!(
+            "the static password must be 1 to {MAX_PW} bytes"
+        )));
+    }
+    if pw.iter().any(|b| b.is_ascii_control()) {
+        return Err(Failure::usage(
+            "the static password contains control characters, which can't be typed",
+        ));
+    }
+    Ok(pw)
+}
+
+/// As long as the hash output, like the RFC 6238 seeds.
+fn random_key(alg: Algorithm) -> Secret {
+    let len = match alg {
+        Algorithm::Sha1 => 20,
+        Algorithm::Sha256 => 32,
+        Algorithm::Sha512 => 64,
+    };
+    let mut key = zeroize::Zeroizing::new(vec![0u8; len]);
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    key
+}
+
+/// The type in capitals and 8 random hex digits, e.g. `HOTP1A2B3C4D`.
+fn new_serial(kind: TokenType) -> String {
+    let mut b = [0u8; 4];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    format!(
+        "{}{}",
+        kind.name().to_ascii_uppercase(),
+        crypto::encode_hex(&b).to_ascii_uppercase()
+    )
+}
+
+fn check_serial(s: &str) -> CliResult<()> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::usage(
+            "--serial must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_', '.', ':'",
+        ))
+    }
+}
+
+/// User and realm names as the engine can look them up.
+fn check_name(what: &str, s: &str) -> CliResult<()> {
+    if s.is_empty() || s.len() > 256 || s.chars().any(char::is_control) {
+        return Err(Failure::usage(format!(
+            "the {what} name must be 1 to 256 bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The name the user logs in with: `user<sep>realm` for a realm other than the default.
+fn login_name(cfg: &Config, user: &str, realm: &str) -> String {
+    match cfg.auth.realm_separator.as_deref() {
+        Some(sep) if realm != cfg.auth.default_realm => format!("{user}{sep}{realm}"),
+        _ => user.to_string(),
+    }
+}
+
+/// The Key URI of authenticator apps:
+/// `otpauth://TYPE/ISSUER:ACCOUNT?secret=BASE32&issuer=ISSUER&algorithm=SHA1&digits=6&period=30`
+/// (`counter=N` instead of `period` for HOTP).
+fn otpauth_uri(issuer: &str, account: &str, p: &Plan) -> String {
+    let last = match p.kind {
+        TokenType::Hotp => format!("counter={}", p.counter),
+        _ => format!("period={}", p.period),
+    };
+    format!(
+        "otpauth://{}/{}:{}?secret={}&issuer={}&algorithm={}&digits={}&{last}",
+        p.kind.name(),
+        pct(issuer),
+        pct(account),
+        crypto::encode_base32(&p.key),
+        pct(issuer),
+        p.algorithm.name().to_ascii_uppercase(),
+        p.digits,
+    )
+}
+
+/// Percent-encoding of everything but RFC 3986 unreserved characters.
+fn pct(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(kind: TokenType, digits: u32, counter: u64) -> Plan {
+        Plan {
+            kind,
+            realm: "default".into(),
+            digits,
+            algorithm: Algorithm::Sha1,
+            period: 30,
+            counter,
+            key: crypto::secret(b"12345678901234567890"),
+            generated: true,
+        }
+    }
+
+    #[test]
+    fn otpauth_uris_follow_the_key_uri_format() {
+        assert_eq!(
+            otpauth_uri("tessera", "alice", &plan(TokenType::Totp, 6, 0)),
+            "otpauth://totp/tessera:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\
+             &issuer=tessera&algorithm=SHA1&digits=6&period=30"
+        );
+        assert_eq!(
+            otpauth_uri("ACME Co", "bob@it", &plan(TokenType::Hotp, 8, 5)),
+            "otpauth://hotp/ACME%20Co:bob%40it?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\
+             &issuer=ACME%20Co&algorithm=SHA1&digits=8&counter=5"
+        );
+    }
+
+    #[test]
+    fn generated_serials_name_the_type() {
+        let s = new_serial(TokenType::Hotp);
+        assert!(s.starts_with("HOTP") && s.len() == 12, "{s}");
+        assert!(check_serial(&s).is_ok());
+        assert!(check_serial("a b").is_err() && check_serial("").is_err());
+    }
+}

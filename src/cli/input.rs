@@ -1,0 +1,112 @@
+//! Reading PINs and passes. On a terminal the input is read with echo off (through `rpassword`,
+//! which owns the termios calls, so no `unsafe` here); otherwise one line is read from stdin, so
+//! scripts and tests can pipe answers in.
+
+use super::{CliResult, Failure};
+use crate::crypto::Secret;
+use std::io::{BufRead, IsTerminal, Read, Write};
+use zeroize::Zeroizing;
+
+/// Longest line read; the engine refuses passes past 1024 bytes anyway.
+const MAX_LINE: u64 = 4096;
+
+/// Longest PIN accepted at enrollment.
+const MAX_PIN: usize = 256;
+
+pub fn stdin_is_terminal() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+/// Shows `prompt` on stderr and reads one answer. With `echo` false and a terminal on stdin, the
+/// answer is not echoed. `Ok(None)` at end of input.
+pub fn ask(prompt: &str, echo: bool) -> std::io::Result<Option<Secret>> {
+    let mut err = std::io::stderr();
+    if stdin_is_terminal() {
+        err.write_all(prompt.as_bytes())?;
+        err.flush()?;
+        if !echo {
+            let line = Zeroizing::new(rpassword::read_password()?);
+            return Ok(Some(Zeroizing::new(line.as_bytes().to_vec())));
+        }
+    } else if !prompt.is_empty() {
+        // Nobody types after it: one prompt per line keeps a log of the dialogue readable.
+        writeln!(err, "{prompt}")?;
+    }
+    read_line()
+}
+
+/// One line of stdin without its line end; `None` at end of input.
+pub fn read_line() -> std::io::Result<Option<Secret>> {
+    let mut buf = Zeroizing::new(Vec::new());
+    let n = std::io::stdin()
+        .lock()
+        .take(MAX_LINE)
+        .read_until(b'\n', &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    }
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    Ok(Some(buf))
+}
+
+/// A PIN given on the command line, or read from stdin with `--pin-stdin`; `None` if neither.
+pub fn pin_from_args(pin: Option<&str>, pin_stdin: bool) -> CliResult<Option<Secret>> {
+    let pin = match (pin, pin_stdin) {
+        (Some(p), _) => crate::crypto::secret(p.as_bytes()),
+        (None, true) => {
+            let prompt = if stdin_is_terminal() { "PIN: " } else { "" };
+            ask(prompt, false)
+                .map_err(|e| Failure::invalid(format!("reading the PIN from stdin: {e}")))?
+                .ok_or_else(|| Failure::invalid("no PIN on stdin"))?
+        }
+        (None, false) => return Ok(None),
+    };
+    check_pin(&pin)?;
+    Ok(Some(pin))
+}
+
+/// Asks for a new PIN: twice with echo off on a terminal, else one line of stdin.
+pub fn new_pin_interactive() -> CliResult<Secret> {
+    let read_err = |e: std::io::Error| Failure::invalid(format!("reading the PIN: {e}"));
+    if !stdin_is_terminal() {
+        let pin = read_line()
+            .map_err(read_err)?
+            .ok_or_else(|| Failure::invalid("no PIN on stdin"))?;
+        check_pin(&pin)?;
+        return Ok(pin);
+    }
+    let first = ask("New PIN: ", false)
+        .map_err(read_err)?
+        .ok_or_else(|| Failure::invalid("no PIN given"))?;
+    check_pin(&first)?;
+    let again = ask("Repeat PIN: ", false)
+        .map_err(read_err)?
+        .ok_or_else(|| Failure::invalid("no PIN given"))?;
+    if !crate::crypto::ct_eq(&first, &again) {
+        return Err(Failure::invalid("the two PINs differ; nothing changed"));
+    }
+    Ok(first)
+}
+
+/// A PIN must be something a user can type into a PAM prompt.
+fn check_pin(pin: &[u8]) -> CliResult<()> {
+    if pin.is_empty() {
+        return Err(Failure::usage(
+            "the PIN is empty (leave the PIN out for a token without one)",
+        ));
+    }
+    if pin.len() > MAX_PIN {
+        return Err(Failure::usage(format!(
+            "the PIN is longer than {MAX_PIN} bytes"
+        )));
+    }
+    if pin.iter().any(|b| b.is_ascii_control()) {
+        return Err(Failure::usage("the PIN contains control characters"));
+    }
+    Ok(())
+}

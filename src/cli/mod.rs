@@ -1,0 +1,369 @@
+//! The `tessera` admin command: argument definitions (clap derive), configuration loading, and
+//! the mapping of results to exit codes (0 ok, 1 failure, 2 usage) and one-line errors.
+//!
+//! Each subcommand lives in its own module and works through the library: the store's admin
+//! operations, the crypto helpers, and for `check` the same [`crate::engine::authenticate`] as the
+//! PAM module.
+
+#[macro_use]
+mod output;
+mod admin;
+mod check;
+mod doctor;
+mod enroll;
+mod input;
+mod qr;
+mod token;
+
+use crate::config::{Config, DEFAULT_PATH};
+use crate::error::Error;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The environment variable naming the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "TESSERA_CONFIG";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "Manage the tessera OTP store and test logins",
+    // `tessera` alone is a usage error in one line, like any other.
+    arg_required_else_help = false
+)]
+pub struct Cli {
+    /// Configuration file [default: $TESSERA_CONFIG, else /etc/tessera/tessera.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the store (0600, in a 0700 directory) and the key file (0600); never overwrites a key
+    Init,
+    /// Enroll and manage tokens
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Show challenges
+    #[command(subcommand)]
+    Challenge(ChallengeCmd),
+    /// Show the audit trail, oldest first
+    Audit(AuditArgs),
+    /// Test a login through the same engine as the PAM module (exit 0 on accept)
+    Check(CheckArgs),
+    /// Check the config, file modes, store, key and PAM setup
+    Doctor,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCmd {
+    /// Enroll a token; prints its serial (and the otpauth:// URI of a generated key)
+    Add(Box<AddArgs>),
+    /// List tokens
+    List {
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one token
+    Show {
+        serial: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set (or with --no-pin remove) a token's PIN; asks for it when no flag gives it
+    SetPin {
+        serial: String,
+        #[command(flatten)]
+        pin: PinArgs,
+        /// Remove the PIN: the pass is then the OTP alone
+        #[arg(long, conflicts_with_all = ["pin", "pin_stdin"])]
+        no_pin: bool,
+    },
+    /// Enable a token
+    Enable { serial: String },
+    /// Disable a token (its logins are refused)
+    Disable { serial: String },
+    /// Remove a token and its challenges
+    Remove { serial: String },
+    /// Clear a token's fail counter (unlocks it)
+    Reset { serial: String },
+    /// Resynchronise an HOTP counter or a TOTP clock drift with two consecutive OTPs
+    Resync {
+        serial: String,
+        otp1: String,
+        otp2: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PinArgs {
+    /// The token PIN (visible in the process list: prefer --pin-stdin)
+    #[arg(long, value_name = "PIN", conflicts_with = "pin_stdin")]
+    pin: Option<String>,
+    /// Read the PIN from the first line of standard input
+    #[arg(long)]
+    pin_stdin: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TypeArg {
+    Hotp,
+    Totp,
+    Pw,
+    Spass,
+    Email,
+    Sms,
+    Ocra,
+    #[value(name = "4eyes")]
+    FourEyes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AlgorithmArg {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+#[derive(Debug, Args)]
+struct AddArgs {
+    /// The login name of the token owner
+    #[arg(long)]
+    user: String,
+    /// Token type (email, sms, ocra and 4eyes are not in this build yet)
+    #[arg(long = "type", value_name = "TYPE")]
+    kind: TypeArg,
+    /// Serial [default: the type and 8 random hex digits, e.g. HOTP1A2B3C4D]
+    #[arg(long)]
+    serial: Option<String>,
+    #[command(flatten)]
+    pin: PinArgs,
+    /// The OTP key in hex (for pw: the static password in hex)
+    #[arg(long, value_name = "HEX", conflicts_with = "genkey")]
+    key: Option<String>,
+    /// Generate a random key and print its otpauth:// URI
+    #[arg(long)]
+    genkey: bool,
+    /// OTP length: 6 or 8 [default: 6]
+    #[arg(long, value_name = "N")]
+    digits: Option<u32>,
+    /// HMAC hash [default: sha1]
+    #[arg(long, value_name = "ALG")]
+    algorithm: Option<AlgorithmArg>,
+    /// TOTP period in seconds: 30 or 60 [default: 30]
+    #[arg(long, value_name = "S")]
+    period: Option<u64>,
+    /// HOTP: the next counter value the token will show [default: 0]
+    #[arg(long, value_name = "N")]
+    counter: Option<u64>,
+    /// E-mail address (type email)
+    #[arg(long, value_name = "ADDRESS")]
+    email: Option<String>,
+    /// Phone number (type sms)
+    #[arg(long, value_name = "NUMBER")]
+    phone: Option<String>,
+    /// OCRA suite, e.g. OCRA-1:HOTP-SHA1-6:QN08 (type ocra)
+    #[arg(long, value_name = "SUITE")]
+    ocra_suite: Option<String>,
+    /// REALM:N — N tokens of other users of REALM are needed (type 4eyes)
+    #[arg(long = "4eyes", value_name = "REALM:N")]
+    four_eyes: Option<String>,
+    /// Realm of the user [default: [auth].default_realm]
+    #[arg(long)]
+    realm: Option<String>,
+    /// Free text shown in listings
+    #[arg(long, value_name = "TEXT")]
+    description: Option<String>,
+    /// Issuer shown by authenticator apps
+    #[arg(long, value_name = "NAME", default_value = "tessera")]
+    issuer: String,
+    /// Also print the otpauth:// URI as a QR code for the terminal (needs --genkey)
+    #[arg(long)]
+    qr: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ChallengeCmd {
+    /// List open challenges (with --all also answered, failed and expired ones)
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct AuditArgs {
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+    /// The newest N entries
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    limit: u32,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The login name, as PAM would pass it (user@realm when a realm separator is set)
+    user: String,
+    /// The service name recorded in the audit trail and syslog
+    #[arg(long, value_name = "NAME", default_value = "tessera-check")]
+    service: String,
+    /// The remote host recorded in the audit trail and syslog
+    #[arg(long, value_name = "HOST", default_value = "")]
+    rhost: String,
+}
+
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The arguments make no sense: exit 2.
+    Usage(String),
+    /// The command failed: exit 1.
+    Error(Error),
+    /// The command failed and has already said so (a check's verdict): exit 1, nothing more.
+    Reported,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
+impl Failure {
+    fn usage(msg: impl Into<String>) -> Failure {
+        Failure::Usage(msg.into())
+    }
+    fn invalid(msg: impl Into<String>) -> Failure {
+        Failure::Error(Error::Invalid(msg.into()))
+    }
+}
+
+pub type CliResult<T> = Result<T, Failure>;
+
+/// The whole command: parse, run, report. The binary's `main` calls only this.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(e),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(m)) => {
+            say_error(&m);
+            ExitCode::from(2)
+        }
+        Err(Failure::Error(e)) => {
+            say_error(&e.to_string());
+            ExitCode::from(1)
+        }
+        Err(Failure::Reported) => ExitCode::from(1),
+    }
+}
+
+/// One line on stderr: `tessera: <message>`.
+fn say_error(msg: &str) {
+    let one_line = msg.replace(['\n', '\r'], " ");
+    let _ = writeln!(std::io::stderr(), "tessera: {one_line}");
+}
+
+/// A warning on stderr, one line; the command goes on.
+fn warn(msg: &str) {
+    say_error(&format!("warning: {msg}"));
+}
+
+/// Help and version go to stdout with exit 0; every usage error is one line and exit 2.
+fn clap_exit(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // A command group without its subcommand: its usage line says what is missing.
+            let text = e.render().to_string();
+            let usage = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Usage: "))
+                .unwrap_or("tessera <COMMAND>");
+            say_error(&format!("usage: {usage} (see --help)"));
+            ExitCode::from(2)
+        }
+        _ => {
+            // clap's message is its first paragraph (e.g. the missing arguments, one per line).
+            let text = e.render().to_string();
+            let first: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .skip_while(|l| l.is_empty())
+                .take_while(|l| !l.is_empty())
+                .collect();
+            let msg = first.join(" ");
+            let msg = msg.trim_start_matches("error: ");
+            say_error(&format!("{msg} (see --help)"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The config path: `--config`, else `$TESSERA_CONFIG`, else the default.
+fn config_path(cli: &Cli) -> PathBuf {
+    if let Some(p) = &cli.config {
+        return p.clone();
+    }
+    match std::env::var_os(CONFIG_ENV) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(DEFAULT_PATH),
+    }
+}
+
+/// Loads the config as the module does (refusing one others can write). A missing file is an
+/// error for every command, also `init`: the store and key must go where the module will look.
+fn load_config(path: &std::path::Path) -> CliResult<Config> {
+    if !path.exists() {
+        return Err(Failure::Error(Error::Config(format!(
+            "{}: no such file (install conf/tessera.toml there, or give --config PATH or {CONFIG_ENV})",
+            path.display()
+        ))));
+    }
+    Ok(crate::pam::load_config(Some(path))?)
+}
+
+fn run(cli: Cli) -> CliResult<()> {
+    let path = config_path(&cli);
+    if let Command::Doctor = cli.command {
+        return doctor::run(&path);
+    }
+    let cfg = load_config(&path)?;
+    match cli.command {
+        Command::Init => admin::init(&cfg),
+        Command::Token(cmd) => token::run(&cfg, cmd),
+        Command::Challenge(ChallengeCmd::List { all, json }) => {
+            admin::challenge_list(&cfg, all, json)
+        }
+        Command::Audit(a) => admin::audit(&cfg, a.user.as_deref(), a.limit, a.json),
+        Command::Check(a) => check::run(&cfg, &a),
+        Command::Doctor => doctor::run(&path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+}

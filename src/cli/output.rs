@@ -1,0 +1,138 @@
+//! What the command prints: aligned tables, `key value` blocks, JSON, UTC times. Every write to
+//! stdout goes through [`outln!`], so a closed pipe is an error (exit 1), not a panic.
+
+use super::{CliResult, Failure};
+use crate::error::Error;
+use serde::Serialize;
+
+/// `println!` that returns a [`CliResult`] instead of panicking when stdout is gone.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err($crate::cli::output::stdout_failed)
+    }};
+}
+
+pub fn stdout_failed(e: std::io::Error) -> Failure {
+    Failure::Error(Error::Invalid(format!("stdout: {e}")))
+}
+
+/// Prints a value as pretty JSON.
+pub fn json<T: Serialize + ?Sized>(v: &T) -> CliResult<()> {
+    let text = serde_json::to_string_pretty(v)
+        .map_err(|e| Failure::Error(Error::Invalid(format!("JSON: {e}"))))?;
+    outln!("{text}")
+}
+
+/// Control characters in stored names would break the layout (or forge lines): escape them.
+pub fn clean(s: &str) -> String {
+    if s.chars().any(char::is_control) {
+        s.escape_debug().to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// A table with a header row; columns are padded to their widest cell, the last one is not.
+pub struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(headers: &[&str]) -> Table {
+        Table {
+            rows: vec![headers.iter().map(|h| h.to_string()).collect()],
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells.iter().map(|c| clean(c)).collect());
+    }
+
+    pub fn print(&self) -> CliResult<()> {
+        let cols = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let widths: Vec<usize> = (0..cols)
+            .map(|i| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(i))
+                    .map(|c| c.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for r in &self.rows {
+            let mut line = String::new();
+            for (i, cell) in r.iter().enumerate() {
+                if i + 1 == r.len() {
+                    line.push_str(cell);
+                } else {
+                    let pad = widths[i] - cell.chars().count();
+                    line.push_str(cell);
+                    line.push_str(&" ".repeat(pad + 2));
+                }
+            }
+            outln!("{}", line.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+/// Prints `key  value` lines with the keys aligned.
+pub fn fields(pairs: &[(&str, String)]) -> CliResult<()> {
+    let w = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in pairs {
+        outln!("{k:<w$}  {}", clean(v))?;
+    }
+    Ok(())
+}
+
+pub fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` in UTC.
+pub fn time(t: u64) -> String {
+    let days = (t / 86_400) as i64;
+    let secs = t % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_times() {
+        assert_eq!(time(0), "1970-01-01 00:00:00");
+        assert_eq!(time(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(time(1_234_567_890), "2009-02-13 23:31:30");
+        assert_eq!(time(4_102_444_799), "2099-12-31 23:59:59");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(clean("alice"), "alice");
+        assert_eq!(clean("a\nb"), "a\\nb");
+    }
+}

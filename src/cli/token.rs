@@ -1,0 +1,201 @@
+//! `tessera token ...`: list, show, PIN, enable/disable, remove, reset, resync (`add` is in
+//! `enroll.rs`).
+
+use super::output::{self, Table};
+use super::{enroll, input, CliResult, Failure, TokenCmd};
+use crate::config::Config;
+use crate::crypto;
+use crate::engine::{self, Clock, SystemClock};
+use crate::store::TokenRecord;
+use crate::tokens::{self, CheckContext, TokenType};
+use serde::Serialize;
+
+pub fn run(cfg: &Config, cmd: TokenCmd) -> CliResult<()> {
+    match cmd {
+        TokenCmd::Add(a) => enroll::add(cfg, &a),
+        TokenCmd::List { user, json } => list(cfg, user.as_deref(), json),
+        TokenCmd::Show { serial, json } => show(cfg, &serial, json),
+        TokenCmd::SetPin {
+            serial,
+            pin,
+            no_pin,
+        } => set_pin(cfg, &serial, pin.pin.as_deref(), pin.pin_stdin, no_pin),
+        TokenCmd::Enable { serial } => {
+            engine::open_store(cfg)?.set_active(&serial, true)?;
+            outln!("token {serial} enabled")
+        }
+        TokenCmd::Disable { serial } => {
+            engine::open_store(cfg)?.set_active(&serial, false)?;
+            outln!("token {serial} disabled")
+        }
+        TokenCmd::Remove { serial } => {
+            engine::open_store(cfg)?.remove_token(&serial)?;
+            outln!("token {serial} removed")
+        }
+        TokenCmd::Reset { serial } => {
+            engine::open_store(cfg)?.reset_failures(&serial)?;
+            outln!("token {serial}: fail counter cleared")
+        }
+        TokenCmd::Resync { serial, otp1, otp2 } => resync(cfg, &serial, &otp1, &otp2),
+    }
+}
+
+/// A token as listed: the stored fields (never the PIN hash or the key) and two derived ones.
+#[derive(Serialize)]
+struct TokenView<'a> {
+    #[serde(flatten)]
+    token: &'a TokenRecord,
+    has_pin: bool,
+    /// The fail counter has reached `max_fail` (and `fail_clear_timeout` has not cleared it).
+    locked: bool,
+}
+
+fn view<'a>(cfg: &Config, t: &'a TokenRecord, now: u64) -> TokenView<'a> {
+    let timeout = cfg.auth.fail_clear_timeout;
+    let cleared = timeout > 0 && t.last_fail.is_some_and(|l| l + timeout <= now);
+    TokenView {
+        token: t,
+        has_pin: t.has_pin(),
+        locked: t.fail_count >= cfg.auth.max_fail && !cleared,
+    }
+}
+
+fn fails(cfg: &Config, v: &TokenView) -> String {
+    let lock = if v.locked { " locked" } else { "" };
+    format!("{}/{}{lock}", v.token.fail_count, cfg.auth.max_fail)
+}
+
+fn list(cfg: &Config, user: Option<&str>, json: bool) -> CliResult<()> {
+    let tokens = engine::open_store(cfg)?.list_tokens(user)?;
+    let now = SystemClock.now();
+    let views: Vec<TokenView> = tokens.iter().map(|t| view(cfg, t, now)).collect();
+    if json {
+        return output::json(&views);
+    }
+    let mut table = Table::new(&[
+        "SERIAL",
+        "TYPE",
+        "USER",
+        "REALM",
+        "ACTIVE",
+        "PIN",
+        "FAILS",
+        "COUNTER",
+        "DESCRIPTION",
+    ]);
+    for v in &views {
+        let t = v.token;
+        table.row(vec![
+            t.serial.clone(),
+            t.kind.name().into(),
+            t.user.clone(),
+            t.realm.clone(),
+            output::yes_no(t.active),
+            output::yes_no(v.has_pin),
+            fails(cfg, v),
+            t.counter.to_string(),
+            t.description.clone(),
+        ]);
+    }
+    table.print()
+}
+
+fn show(cfg: &Config, serial: &str, json: bool) -> CliResult<()> {
+    let t = engine::open_store(cfg)?.get_token(serial)?;
+    let v = view(cfg, &t, SystemClock.now());
+    if json {
+        return output::json(&v);
+    }
+    let mut f = vec![
+        ("serial", t.serial.clone()),
+        ("type", t.kind.name().into()),
+        ("user", t.user.clone()),
+        ("realm", t.realm.clone()),
+        ("active", output::yes_no(t.active)),
+        ("pin", if v.has_pin { "set" } else { "none" }.into()),
+    ];
+    match t.kind {
+        TokenType::Hotp => f.extend([
+            ("digits", t.digits.to_string()),
+            ("algorithm", t.algorithm.name().into()),
+            ("counter", t.counter.to_string()),
+        ]),
+        TokenType::Totp => f.extend([
+            ("digits", t.digits.to_string()),
+            ("algorithm", t.algorithm.name().into()),
+            ("period", t.period.to_string()),
+            ("drift", t.drift.to_string()),
+            ("next step", t.counter.to_string()),
+        ]),
+        TokenType::Pw => f.push(("length", t.digits.to_string())),
+        _ => {}
+    }
+    f.extend([
+        ("fails", fails(cfg, &v)),
+        ("last fail", t.last_fail.map_or("-".into(), output::time)),
+        ("description", t.description.clone()),
+        ("info", t.info.to_string()),
+        ("created", output::time(t.created)),
+    ]);
+    output::fields(&f)
+}
+
+fn set_pin(
+    cfg: &Config,
+    serial: &str,
+    pin: Option<&str>,
+    pin_stdin: bool,
+    no_pin: bool,
+) -> CliResult<()> {
+    let store = engine::open_store(cfg)?;
+    // Fails on an unknown serial before anything is asked.
+    let t = store.get_token(serial)?;
+    if no_pin {
+        if t.kind == TokenType::Spass {
+            return Err(Failure::usage(
+                "a spass token needs its PIN: its pass is the PIN alone",
+            ));
+        }
+        store.set_pin_hash(serial, None)?;
+        return outln!("token {serial}: PIN removed");
+    }
+    let pin = match input::pin_from_args(pin, pin_stdin)? {
+        Some(p) => p,
+        None => input::new_pin_interactive()?,
+    };
+    let hash = crypto::hash_pin(&pin)?;
+    store.set_pin_hash(serial, Some(&hash))?;
+    outln!("token {serial}: PIN set")
+}
+
+/// Finds two consecutive OTPs beyond the login window and moves the HOTP counter (or sets the
+/// TOTP drift) past them.
+fn resync(cfg: &Config, serial: &str, otp1: &str, otp2: &str) -> CliResult<()> {
+    let store = engine::open_store(cfg)?;
+    let t = store.get_token(serial)?;
+    if !matches!(t.kind, TokenType::Hotp | TokenType::Totp) {
+        return Err(Failure::invalid(format!(
+            "token {serial} is a {} token; only hotp and totp tokens can be resynchronised",
+            t.kind.name()
+        )));
+    }
+    let key = engine::load_key(cfg)?.open(&t.serial, &t.sealed_key)?;
+    let ctx = CheckContext {
+        now: SystemClock.now(),
+        hotp_window: cfg.auth.hotp_window,
+        totp_window: cfg.auth.totp_window,
+    };
+    let logic = tokens::for_params(&t.params())?;
+    let found = logic.resync(&key, otp1.as_bytes(), otp2.as_bytes(), t.counter, &ctx);
+    let Some((counter, drift)) = found else {
+        return Err(Failure::invalid(format!(
+            "token {serial}: the two OTPs are not consecutive values within the resync window; \
+             nothing changed"
+        )));
+    };
+    store.set_counter_and_drift(serial, counter, drift)?;
+    match t.kind {
+        TokenType::Totp => outln!("token {serial} resynchronised: drift {drift} steps"),
+        _ => outln!("token {serial} resynchronised: next counter {counter}"),
+    }
+}

@@ -1,0 +1,676 @@
+//! The `tessera` command as users and scripts see it: the built binary, run against a config
+//! and store in a temporary directory. Exit codes (0 ok, 1 failure, 2 usage), one-line errors,
+//! JSON that parses, and logins through `tessera check` (the same engine as the PAM module).
+
+use pam_tessera::crypto::{decode_base32, encode_hex};
+use pam_tessera::tokens::{hotp_code, Algorithm};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The RFC 4226 test key ("12345678901234567890") and its first codes.
+const RFC_KEY: &str = "3132333435363738393031323334353637383930";
+
+struct Env {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Env {
+    /// A config pointing the store and key into a fresh directory; nothing created yet.
+    fn new() -> Env {
+        Env::with_config("")
+    }
+
+    fn with_config(extra: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("tessera.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[store]\npath = \"{}\"\nkey_file = \"{}\"\n{extra}",
+                dir.path().join("db/tessera.db").display(),
+                dir.path().join("secret.key").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Env { dir, config }
+    }
+
+    /// An initialised store.
+    fn init() -> Env {
+        let env = Env::new();
+        env.ok(&["init"]);
+        env
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn run_with(&self, args: &[&str], stdin: &str, envs: &[(&str, &Path)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("TESSERA_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn run(&self, args: &[&str], stdin: &str) -> Output {
+        self.run_with(args, stdin, &[])
+    }
+
+    /// Runs and insists on exit 0; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, "");
+        assert_eq!(code(&out), 0, "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    /// `tessera check USER` with the answers on stdin; returns (exit code, stdout).
+    fn check(&self, user: &str, answers: &str) -> (i32, String) {
+        let out = self.run(&["check", user], answers);
+        (code(&out), text(&out.stdout))
+    }
+
+    fn add_rfc_hotp(&self, serial: &str) {
+        self.ok(&[
+            "token", "add", "--user", "alice", "--type", "hotp", "--pin", "PIN", "--key", RFC_KEY,
+            "--serial", serial,
+        ]);
+    }
+
+    fn token_json(&self, serial: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["token", "show", serial, "--json"])).unwrap()
+    }
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A failure or usage error: the given exit code and exactly one `tessera: ...` line on stderr.
+fn assert_one_line_error(o: &Output, want: i32) -> String {
+    let err = text(&o.stderr);
+    assert_eq!(code(o), want, "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.starts_with("tessera: "), "{err:?}");
+    err
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn hotp(key: &[u8], counter: u64) -> String {
+    text(&hotp_code(Algorithm::Sha1, key, counter, 6))
+}
+
+fn oathtool(args: &[&str]) -> String {
+    let out = Command::new("oathtool").args(args).output().unwrap();
+    assert!(out.status.success(), "oathtool {args:?}");
+    text(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn init_creates_private_files_and_never_replaces_the_key() {
+    let env = Env::new();
+    let first = env.ok(&["init"]);
+    assert!(first.contains("created"), "{first}");
+    let key = std::fs::read(env.path("secret.key")).unwrap();
+    assert_eq!(key.len(), 65, "64 hex digits and a newline");
+    assert_eq!(mode(&env.path("secret.key")), 0o600);
+    assert_eq!(mode(&env.path("db/tessera.db")), 0o600);
+    assert_eq!(mode(&env.path("db")), 0o700);
+
+    let again = env.ok(&["init"]);
+    assert!(again.contains("exists, kept"), "{again}");
+    assert_eq!(std::fs::read(env.path("secret.key")).unwrap(), key);
+    assert_eq!(mode(&env.path("secret.key")), 0o600);
+}
+
+#[test]
+fn init_refuses_a_new_key_for_a_store_with_tokens() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    std::fs::remove_file(env.path("secret.key")).unwrap();
+    let out = env.run(&["init"], "");
+    let err = assert_one_line_error(&out, 1);
+    assert!(err.contains("restore the key file"), "{err}");
+    assert!(!env.path("secret.key").exists());
+}
+
+#[test]
+fn pin_plus_otp_accepts_once() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    assert_eq!(
+        env.check("alice", "PIN755224\n"),
+        (0, "ACCEPT (serial H1)\n".into())
+    );
+    let (rc, out) = env.check("alice", "PIN755224\n");
+    assert_eq!(rc, 1, "a replayed OTP is refused");
+    assert!(out.starts_with("REJECT: "), "{out}");
+}
+
+#[test]
+fn pin_alone_opens_a_challenge_answered_by_the_otp() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    let out = env.run(&["check", "alice"], "PIN\n755224\n");
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("Please enter your otp value"));
+    let ch: serde_json::Value =
+        serde_json::from_str(&env.ok(&["challenge", "list", "--all", "--json"])).unwrap();
+    assert_eq!(ch[0]["serial"], "H1");
+    assert_eq!(ch[0]["state"], "answered");
+    assert_eq!(ch[0]["transaction_id"].as_str().unwrap().len(), 20);
+    let open: serde_json::Value =
+        serde_json::from_str(&env.ok(&["challenge", "list", "--json"])).unwrap();
+    assert_eq!(open, serde_json::json!([]), "no open challenge left");
+}
+
+#[test]
+fn listings_print_json_that_parses_and_holds_no_secret() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    env.check("alice", "PIN755224\n");
+    let list: serde_json::Value =
+        serde_json::from_str(&env.ok(&["token", "list", "--json"])).unwrap();
+    let t = &list[0];
+    assert_eq!(t["serial"], "H1");
+    assert_eq!(t["type"], "hotp");
+    assert_eq!(t["counter"], 1);
+    assert_eq!(t["has_pin"], true);
+    assert_eq!(t["locked"], false);
+    let only_bob: serde_json::Value =
+        serde_json::from_str(&env.ok(&["token", "list", "--user", "bob", "--json"])).unwrap();
+    assert_eq!(only_bob, serde_json::json!([]));
+    let audit: serde_json::Value =
+        serde_json::from_str(&env.ok(&["audit", "--user", "alice", "--json"])).unwrap();
+    assert_eq!(audit[0]["result"], "accept");
+    assert_eq!(audit[0]["serial"], "H1");
+    for args in [
+        &["token", "list", "--json"][..],
+        &["token", "show", "H1", "--json"],
+        &["token", "list"],
+        &["token", "show", "H1"],
+        &["audit"],
+        &["audit", "--json"],
+    ] {
+        let out = env.ok(args);
+        for secret in [
+            RFC_KEY,
+            "12345678901234567890",
+            "GEZDGNBV",
+            "argon2",
+            "755224",
+        ] {
+            assert!(!out.contains(secret), "{args:?} shows {secret}: {out}");
+        }
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    let env = Env::init();
+    for args in [
+        &[][..],
+        &["token"],
+        &["--bogus", "init"],
+        &["token", "add", "--user", "x"],
+        &["token", "add", "--user", "x", "--type", "yubikey"],
+        &[
+            "token", "add", "--user", "x", "--type", "hotp", "--digits", "six",
+        ],
+        &[
+            "token", "add", "--user", "x", "--type", "hotp", "--digits", "7", "--genkey",
+        ],
+        &[
+            "token", "add", "--user", "x", "--type", "totp", "--period", "45", "--genkey",
+        ],
+        &[
+            "token", "add", "--user", "x", "--type", "hotp", "--key", "xyz",
+        ],
+        &[
+            "token", "add", "--user", "x", "--type", "hotp", "--key", "00", "--genkey",
+        ],
+        &["token", "add", "--user", "x", "--type", "hotp"],
+        &[
+            "token", "add", "--user", "x", "--type", "totp", "--qr", "--key", "00",
+        ],
+        &["token", "add", "--user", "x", "--type", "spass"],
+        &[
+            "token", "add", "--user", "x", "--type", "hotp", "--genkey", "--email", "a@b",
+        ],
+        &["token", "resync", "H1", "123456"],
+        &["audit", "--limit", "-1"],
+    ] {
+        let out = env.run(args, "");
+        assert_one_line_error(&out, 2);
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    assert_eq!(code(&env.run(&["--help"], "")), 0);
+    assert_eq!(code(&env.run(&["token", "add", "--help"], "")), 0);
+}
+
+#[test]
+fn unknown_serial_is_a_one_line_failure() {
+    let env = Env::init();
+    for args in [
+        &["token", "show", "NOPE"][..],
+        &["token", "enable", "NOPE"],
+        &["token", "disable", "NOPE"],
+        &["token", "remove", "NOPE"],
+        &["token", "reset", "NOPE"],
+        &["token", "set-pin", "NOPE", "--pin", "1"],
+        &["token", "resync", "NOPE", "1", "2"],
+    ] {
+        let err = assert_one_line_error(&env.run(args, ""), 1);
+        assert!(err.contains("NOPE"), "{err}");
+    }
+}
+
+#[test]
+fn a_missing_config_is_an_error_naming_it() {
+    let env = Env::new();
+    let missing = env.path("nope.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("--config")
+        .arg(&missing)
+        .arg("init")
+        .output()
+        .unwrap();
+    let err = assert_one_line_error(&out, 1);
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+    // TESSERA_CONFIG is used when --config is not given.
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .env("TESSERA_CONFIG", &env.config)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(env.path("secret.key").exists());
+}
+
+#[test]
+fn a_config_others_can_write_is_refused() {
+    let env = Env::init();
+    std::fs::set_permissions(&env.config, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let err = assert_one_line_error(&env.run(&["token", "list"], ""), 1);
+    assert!(err.contains("writable by group or others"), "{err}");
+}
+
+#[test]
+fn resync_moves_the_counter_past_two_consecutive_codes() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    let key = b"12345678901234567890";
+    // Far beyond the login window of 10: refused.
+    assert_eq!(env.check("alice", &format!("PIN{}\n", hotp(key, 50))).0, 1);
+    let err = assert_one_line_error(
+        &env.run(
+            &["token", "resync", "H1", &hotp(key, 50), &hotp(key, 52)],
+            "",
+        ),
+        1,
+    );
+    assert!(err.contains("not consecutive"), "{err}");
+    let out = env.ok(&["token", "resync", "H1", &hotp(key, 50), &hotp(key, 51)]);
+    assert!(out.contains("next counter 52"), "{out}");
+    let t = env.token_json("H1");
+    assert_eq!(
+        (t["counter"].as_u64(), t["fail_count"].as_u64()),
+        (Some(52), Some(0))
+    );
+    assert_eq!(env.check("alice", &format!("PIN{}\n", hotp(key, 51))).0, 1);
+    assert_eq!(env.check("alice", &format!("PIN{}\n", hotp(key, 52))).0, 0);
+}
+
+#[test]
+fn resync_sets_the_drift_of_a_totp_token_whose_clock_runs_ahead() {
+    let env = Env::init();
+    env.ok(&[
+        "token", "add", "--user", "alice", "--type", "totp", "--pin", "PIN", "--key", RFC_KEY,
+        "--serial", "T1",
+    ]);
+    let key = b"12345678901234567890";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let s = now / 30 + 100; // the device is 100 steps (50 minutes) ahead
+    assert_eq!(env.check("alice", &format!("PIN{}\n", hotp(key, s))).0, 1);
+    let out = env.ok(&["token", "resync", "T1", &hotp(key, s), &hotp(key, s + 1)]);
+    assert!(out.contains("resynchronised"), "{out}");
+    let drift = env.token_json("T1")["drift"].as_i64().unwrap();
+    assert!((100..=101).contains(&drift), "drift {drift}");
+    assert_eq!(
+        env.check("alice", &format!("PIN{}\n", hotp(key, s + 1))).0,
+        1,
+        "used in resync"
+    );
+    assert_eq!(
+        env.check("alice", &format!("PIN{}\n", hotp(key, s + 2))).0,
+        0
+    );
+}
+
+#[test]
+fn disabled_tokens_fail_and_enabled_ones_work_again() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    env.ok(&["token", "disable", "H1"]);
+    assert_eq!(env.token_json("H1")["active"], false);
+    let (rc, out) = env.check("alice", "PIN755224\n");
+    assert_eq!((rc, out.as_str()), (1, "REJECT: token disabled\n"));
+    env.ok(&["token", "enable", "H1"]);
+    assert_eq!(env.check("alice", "PIN755224\n").0, 0);
+}
+
+#[test]
+fn reset_unlocks_a_token_locked_by_its_fail_counter() {
+    let env = Env::with_config("[auth]\nmax_fail = 2\n");
+    env.ok(&["init"]);
+    env.add_rfc_hotp("H1");
+    for _ in 0..2 {
+        assert_eq!(env.check("alice", "PIN000000\n").0, 1);
+    }
+    let t = env.token_json("H1");
+    assert_eq!(
+        (t["fail_count"].as_u64(), &t["locked"]),
+        (Some(2), &serde_json::json!(true))
+    );
+    let (rc, out) = env.check("alice", "PIN755224\n");
+    assert_eq!(rc, 1);
+    assert!(out.starts_with("LOCKED: token H1"), "{out}");
+    env.ok(&["token", "reset", "H1"]);
+    assert_eq!(env.token_json("H1")["locked"], false);
+    assert_eq!(env.check("alice", "PIN755224\n").0, 0);
+}
+
+#[test]
+fn set_pin_from_stdin_replaces_the_pin_and_no_pin_removes_it() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    let out = env.run(&["token", "set-pin", "H1", "--pin-stdin"], "s3cret\n");
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(env.check("alice", "PIN755224\n").0, 1, "old PIN");
+    assert_eq!(env.check("alice", "s3cret287082\n").0, 0, "new PIN");
+    // Without a flag and with a pipe, the PIN is the first line of stdin.
+    let out = env.run(&["token", "set-pin", "H1"], "other\n");
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(env.check("alice", "other359152\n").0, 0);
+    env.ok(&["token", "set-pin", "H1", "--no-pin"]);
+    assert_eq!(env.token_json("H1")["has_pin"], false);
+    assert_eq!(env.check("alice", "969429\n").0, 0, "the OTP alone");
+    assert_one_line_error(&env.run(&["token", "set-pin", "H1", "--pin-stdin"], ""), 1);
+}
+
+#[test]
+fn remove_deletes_the_token() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    env.ok(&["token", "remove", "H1"]);
+    assert_eq!(env.ok(&["token", "list", "--json"]).trim(), "[]");
+    assert_eq!(env.check("alice", "PIN755224\n").0, 1);
+}
+
+#[test]
+fn duplicate_serials_are_refused() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    let out = env.run(
+        &[
+            "token", "add", "--user", "bob", "--type", "hotp", "--genkey", "--serial", "H1",
+        ],
+        "",
+    );
+    let err = assert_one_line_error(&out, 1);
+    assert!(err.contains("already exists"), "{err}");
+}
+
+#[test]
+fn pw_and_spass_tokens() {
+    let env = Env::init();
+    let pw = encode_hex(b"horse-staple");
+    let serial = env.ok(&[
+        "token", "add", "--user", "carol", "--type", "pw", "--pin", "12", "--key", &pw,
+    ]);
+    assert!(
+        serial.starts_with("PW") && serial.trim().len() == 10,
+        "{serial}"
+    );
+    assert_eq!(env.token_json(serial.trim())["digits"], 12);
+    assert_eq!(env.check("carol", "12horse-staple\n").0, 0);
+    assert_eq!(
+        env.check("carol", "12horse-staple\n").0,
+        0,
+        "a static password is reusable"
+    );
+    assert_eq!(env.check("carol", "12horse-stapl\n").0, 1);
+
+    let serial = env.ok(&[
+        "token", "add", "--user", "dave", "--type", "spass", "--pin", "only-pin",
+    ]);
+    assert!(serial.starts_with("SPASS"), "{serial}");
+    assert_eq!(
+        env.check("dave", "only-pin\n"),
+        (0, format!("ACCEPT (serial {})\n", serial.trim()))
+    );
+    assert_eq!(env.check("dave", "\n").0, 1);
+}
+
+#[test]
+fn unsupported_types_are_refused_clearly() {
+    let env = Env::init();
+    let out = env.run(
+        &[
+            "token",
+            "add",
+            "--user",
+            "x",
+            "--type",
+            "email",
+            "--email",
+            "x@example.org",
+        ],
+        "",
+    );
+    let err = assert_one_line_error(&out, 1);
+    assert!(err.contains("not supported"), "{err}");
+}
+
+/// Splits an otpauth URI into its type, label and parameters.
+fn parse_uri(uri: &str) -> (String, String, std::collections::HashMap<String, String>) {
+    let rest = uri.strip_prefix("otpauth://").unwrap();
+    let (path, query) = rest.split_once('?').unwrap();
+    let (kind, label) = path.split_once('/').unwrap();
+    let params = query
+        .split('&')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    (kind.into(), label.into(), params)
+}
+
+#[test]
+fn generated_totp_key_uri_works_with_oathtool() {
+    let env = Env::init();
+    let out = env.ok(&[
+        "token", "add", "--user", "alice", "--type", "totp", "--genkey", "--pin", "PIN",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let serial = lines[0];
+    assert!(serial.starts_with("TOTP"), "{out}");
+    let (kind, label, p) = parse_uri(lines[1]);
+    assert_eq!((kind.as_str(), label.as_str()), ("totp", "tessera:alice"));
+    assert_eq!(p["issuer"], "tessera");
+    assert_eq!(
+        (
+            p["algorithm"].as_str(),
+            p["digits"].as_str(),
+            p["period"].as_str()
+        ),
+        ("SHA1", "6", "30")
+    );
+    assert_eq!(decode_base32(&p["secret"]).unwrap().len(), 20);
+    let otp = oathtool(&["--totp", "-b", &p["secret"]]);
+    assert_eq!(
+        env.check("alice", &format!("PIN{otp}\n")),
+        (0, format!("ACCEPT (serial {serial})\n"))
+    );
+}
+
+#[test]
+fn generated_hotp_key_uri_works_with_oathtool() {
+    let env = Env::init();
+    let out = env.ok(&[
+        "token",
+        "add",
+        "--user",
+        "alice",
+        "--type",
+        "hotp",
+        "--genkey",
+        "--digits",
+        "8",
+        "--counter",
+        "5",
+        "--issuer",
+        "ACME",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    let (kind, label, p) = parse_uri(lines[1]);
+    assert_eq!((kind.as_str(), label.as_str()), ("hotp", "ACME:alice"));
+    assert_eq!((p["digits"].as_str(), p["counter"].as_str()), ("8", "5"));
+    let key = encode_hex(&decode_base32(&p["secret"]).unwrap());
+    // No PIN: the pass is the OTP alone. The token starts at counter 5.
+    let otp = oathtool(&["-d", "8", "-c", "5", &key]);
+    assert_eq!(
+        env.check("alice", &format!("{otp}\n")),
+        (0, format!("ACCEPT (serial {})\n", lines[0]))
+    );
+    let next = oathtool(&["-d", "8", "-c", "6", &key]);
+    assert_eq!(env.check("alice", &format!("{next}\n")).0, 0);
+}
+
+#[test]
+fn given_key_is_checked_like_oathtool_computes_it() {
+    let env = Env::init();
+    env.ok(&[
+        "token",
+        "add",
+        "--user",
+        "erin",
+        "--type",
+        "totp",
+        "--pin",
+        "p",
+        "--key",
+        RFC_KEY,
+        "--algorithm",
+        "sha256",
+        "--digits",
+        "8",
+        "--period",
+        "60",
+    ]);
+    let otp = oathtool(&["--totp=sha256", "-s", "60", "-d", "8", RFC_KEY]);
+    assert_eq!(env.check("erin", &format!("p{otp}\n")).0, 0);
+}
+
+#[test]
+fn check_logs_to_syslog_authpriv_without_secrets() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    let sock_path = env.path("log.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let out = env.run_with(
+        &[
+            "check",
+            "alice",
+            "--service",
+            "sshd",
+            "--rhost",
+            "192.0.2.7",
+        ],
+        "PIN755224\n",
+        &[("TESSERA_SYSLOG_SOCKET", &sock_path)],
+    );
+    assert_eq!(code(&out), 0);
+    let mut buf = [0u8; 2048];
+    let n = sock.recv(&mut buf).unwrap();
+    let line = text(&buf[..n]);
+    // authpriv (10) * 8 + info (6)
+    assert!(line.starts_with("<86>"), "{line}");
+    assert!(line.contains("tessera["), "{line}");
+    assert!(
+        line.contains("result=accept user=\"alice\" realm=\"default\" serial=\"H1\" type=hotp service=\"sshd\" rhost=\"192.0.2.7\""),
+        "{line}"
+    );
+    assert!(!line.contains("755224") && !line.contains("PIN7"), "{line}");
+}
+
+#[test]
+fn doctor_reports_each_check_and_fails_on_a_wrong_key() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    let out = env.run(&["doctor"], "");
+    assert_eq!(code(&out), 0, "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("ok    key opens all 1 token key(s)"));
+    // Another key file: the stored OTP keys no longer open.
+    std::fs::remove_file(env.path("secret.key")).unwrap();
+    std::fs::write(env.path("secret.key"), format!("{}\n", "ab".repeat(32))).unwrap();
+    std::fs::set_permissions(
+        env.path("secret.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let out = env.run(&["doctor"], "");
+    assert_eq!(code(&out), 1);
+    assert!(
+        text(&out.stdout).contains("FAIL  the key file does not open the keys of 1 token(s): H1")
+    );
+}
+
+#[test]
+fn check_without_an_answer_fails_in_one_error_line() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    let out = env.run(&["check", "alice"], "");
+    assert_eq!(code(&out), 1);
+    assert!(out.stdout.is_empty());
+    let err = text(&out.stderr);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("tessera: ")).collect();
+    assert_eq!(
+        errors,
+        ["tessera: conversation: no answer: end of input"],
+        "{err}"
+    );
+}
