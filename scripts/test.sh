@@ -8,6 +8,11 @@ export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets
+# The README's other command must keep working: the demo, on a debug build.
+DEMO_PROFILE=debug scripts/demo.sh >/tmp/tessera-demo.log 2>&1 || { cat /tmp/tessera-demo.log; exit 1; }
+grep -c 'successfully authenticated' /tmp/tessera-demo.log | grep -qx 2 \
+  || { cat /tmp/tessera-demo.log; echo "demo: expected 2 successful logins" >&2; exit 1; }
+echo "demo: 2 logins accepted, the replay refused"
 if [ -x tests/e2e/run-all.sh ]; then
   if [ "$(id -u)" = 0 ]; then
     tests/e2e/run-all.sh

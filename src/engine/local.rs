@@ -90,23 +90,34 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         let verdict = match self.run(&mut at, opts, conv) {
             Ok(v) => v,
             Err(Error::Conversation(m)) => {
-                at.event(
+                let e = at.event(
                     self.clock.now(),
                     None,
                     "error",
                     &format!("conversation: {m}"),
                 );
+                self.audit_error(&e);
                 Verdict::ConversationFailed(m)
             }
-            Err(e) => {
-                at.event(self.clock.now(), None, "error", &e.to_string());
-                Verdict::Unavailable(e)
+            Err(err) => {
+                let e = at.event(self.clock.now(), None, "error", &err.to_string());
+                // A store that failed (busy, corrupt, full) can't take the row either.
+                if !matches!(err, Error::Store(_)) {
+                    self.audit_error(&e);
+                }
+                Verdict::Unavailable(err)
             }
         };
         Outcome {
             verdict,
             events: at.events,
         }
+    }
+
+    /// Writes the row of an attempt that ended in an error: the transaction that would have
+    /// written it was never reached or was rolled back. Best effort; syslog has the line anyway.
+    fn audit_error(&self, e: &AuditEntry) {
+        let _ = self.store.write(|tx| tx.audit(e));
     }
 
     fn run(

@@ -9,7 +9,7 @@ pub use local::LocalEngine;
 use crate::config::{Config, Mode};
 use crate::crypto::{Secret, StoreKey};
 use crate::error::Error;
-use crate::store::{AuditEntry, SqliteStore};
+use crate::store::{AuditEntry, SqliteStore, Store};
 
 /// How the engine talks to the user.
 pub trait Conversation {
@@ -128,9 +128,18 @@ pub fn authenticate(
 ) -> Outcome {
     match cfg.auth.mode {
         Mode::Local => {
-            let (store, key) = match open_store(cfg).and_then(|s| Ok((s, load_key(cfg)?))) {
-                Ok(v) => v,
+            let store = match open_store(cfg) {
+                Ok(s) => s,
                 Err(e) => return Outcome::unavailable(e, login, clock.now()),
+            };
+            let key = match load_key(cfg) {
+                Ok(k) => k,
+                Err(e) => {
+                    // The store works: the attempt gets its audit row like any other.
+                    let out = Outcome::unavailable(e, login, clock.now());
+                    let _ = store.write(|tx| out.events.iter().try_for_each(|e| tx.audit(e)));
+                    return out;
+                }
             };
             LocalEngine::new(cfg, &store, &key, clock).authenticate(login, opts, conv)
         }
