@@ -1,0 +1,265 @@
+#!/usr/bin/python3
+"""The Debian package, end to end: build (or take) libpam-tessera's .deb, run lintian, install
+it, `tessera init`, enroll a token, log in with pamtester through the installed module and the
+installed tessera-test service, try the pam-auth-update profile (in a private mount namespace,
+so the real /etc/pam.d/common-* never change), then remove and purge, and check that nothing of
+the package is left.
+
+Usage (as root): tests/e2e/deb.py [PATH.deb]
+Without a path it builds the package from a copy of this tree with `dpkg-buildpackage -b -us
+-uc` (cargo's target/ of this tree is reused as the build cache).
+Refuses to run when libpam-tessera is installed or /etc/tessera or /var/lib/tessera exist: it
+would not purge an administrator's real setup.
+"""
+
+import glob
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2elib import (  # noqa: E402
+    CLEANUP, KEY, ROOT, Hotp, Results, add_user, log, require_root, run,
+)
+
+PKG = "libpam-tessera"
+OTP_PROMPT = "Please enter your otp value: "
+MULTIARCH = subprocess.run(["dpkg-architecture", "-qDEB_HOST_MULTIARCH"], capture_output=True,
+                           text=True).stdout.strip() or "x86_64-linux-gnu"
+MODULE = f"/usr/lib/{MULTIARCH}/security/pam_tessera.so"
+
+require_root()
+R = Results("deb")
+tag = os.getpid() % 100000
+
+
+def installed():
+    p = run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}", PKG])
+    return p.returncode == 0 and p.stdout.strip() not in ("", "un", "pn")
+
+
+if installed() or os.path.exists("/etc/tessera") or os.path.exists("/var/lib/tessera"):
+    log(f"{PKG} is installed or /etc/tessera or /var/lib/tessera exist: not touching them")
+    sys.exit(1)
+
+work = tempfile.mkdtemp(prefix="tessera-e2e.deb.")
+CLEANUP.add(f"rm -r {work}", lambda: shutil.rmtree(work, ignore_errors=True))
+
+
+def build():
+    """dpkg-buildpackage -b -us -uc in a copy of the tree; returns (.deb, .changes)."""
+    src = os.path.join(work, "src")
+    os.mkdir(src)
+    tar = subprocess.Popen(["tar", "-C", ROOT, "--exclude=./target", "--exclude=./.git",
+                            "-cf", "-", "."], stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-C", src, "-xf", "-"], stdin=tar.stdout, check=True)
+    tar.wait()
+    env = dict(os.environ, CARGO_TARGET_DIR=os.environ.get("CARGO_TARGET_DIR")
+               or os.path.join(ROOT, "target"))
+    t0 = time.monotonic()
+    with open(os.path.join(work, "build.log"), "w") as logf:
+        p = subprocess.run(["dpkg-buildpackage", "-b", "-us", "-uc"], cwd=src, env=env,
+                           stdout=logf, stderr=subprocess.STDOUT, timeout=1800)
+    log(f"      (dpkg-buildpackage: {time.monotonic() - t0:.0f}s, exit {p.returncode})")
+    if p.returncode != 0:
+        log(open(os.path.join(work, "build.log")).read()[-3000:])
+        return None, None
+    debs = glob.glob(os.path.join(work, f"{PKG}_*.deb"))
+    changes = glob.glob(os.path.join(work, "tessera_*.changes"))
+    return (debs[0] if debs else None), (changes[0] if changes else None)
+
+
+if len(sys.argv) > 1:
+    deb, changes = os.path.abspath(sys.argv[1]), None
+else:
+    deb, changes = build()
+if not R.check("dpkg-buildpackage -b -us -uc builds the package", bool(deb)):
+    R.finish()
+
+lint = run(["lintian", "--pedantic", "-I", "--show-overrides", changes or deb], timeout=300)
+log("      lintian output:\n" + "\n".join("      | " + line for line in
+                                          lint.stdout.splitlines() + lint.stderr.splitlines()))
+R.check("lintian: no errors", not re.search(r"(?m)^E: ", lint.stdout), lint.stdout)
+
+# What exists with "tessera" in its name before: after the purge there must be nothing more.
+PRUNE = ["/proc", "/sys", "/dev", "/run", "/tmp", "/work", "/root", "/var/log", "/home"]
+
+
+def tessera_paths():
+    cmd = ["find", "/", "-xdev"]
+    for i, p in enumerate(PRUNE):
+        cmd += (["-o"] if i else ["("]) + ["-path", p]
+    cmd += [")", "-prune", "-o", "-iname", "*tessera*", "-print"]
+    return set(run(cmd, timeout=300).stdout.split())
+
+
+def digest(paths):
+    out = {}
+    for p in paths:
+        with open(p, "rb") as f:
+            out[p] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+COMMON = sorted(glob.glob("/etc/pam.d/common-*"))
+PAM_STATE = sorted(glob.glob("/var/lib/pam/*"))  # pam-auth-update's own record
+before_paths = tessera_paths()
+before_common = digest(COMMON)
+before_state = digest(PAM_STATE)
+
+
+def purge_if_left():
+    if installed():
+        run(["dpkg", "-P", PKG])
+
+
+CLEANUP.add(f"dpkg -P {PKG}", purge_if_left)
+
+# --- install ----------------------------------------------------------------------------------
+p = run(["dpkg", "-i", deb], timeout=300)
+R.check("dpkg -i installs the package", p.returncode == 0 and installed(), p.stdout + p.stderr)
+
+
+def mode(path):
+    try:
+        return oct(os.stat(path).st_mode & 0o7777)
+    except FileNotFoundError:
+        return None
+
+
+R.check(f"module installed as {MODULE}", mode(MODULE) == "0o644", str(mode(MODULE)))
+R.check("tessera command in /usr/sbin", mode("/usr/sbin/tessera") == "0o755")
+R.check("/var/lib/tessera is 0700", mode("/var/lib/tessera") == "0o700",
+        str(mode("/var/lib/tessera")))
+conffiles = run(["dpkg-query", "-W", "-f=${Conffiles}", PKG]).stdout
+R.check("/etc/tessera/tessera.toml and /etc/pam.d/tessera-test are conffiles",
+        "/etc/tessera/tessera.toml " in conffiles and "/etc/pam.d/tessera-test " in conffiles,
+        conffiles)
+pages = [run(["man", "-w", sec, name]).stdout.strip()
+         for sec, name in (("8", "pam_tessera"), ("8", "tessera"), ("5", "tessera.toml"))]
+R.check("man pages pam_tessera(8), tessera(8), tessera.toml(5) are found by man",
+        all(pg.startswith("/usr/share/man/") for pg in pages), str(pages))
+R.check("pam-auth-update profile installed, not enabled by the install",
+        os.path.exists("/usr/share/pam-configs/tessera")
+        and digest(COMMON) == before_common
+        and not any("pam_tessera" in open(c).read() for c in COMMON))
+syms = run(["nm", "-D", "--defined-only", MODULE]).stdout.split("\n")
+exported = sorted({line.split()[-1] for line in syms if re.search(r" [TDBRW] ", line)})
+R.check("the module exports only the pam_sm_* hooks",
+        exported and all(s.startswith("pam_sm_") for s in exported), str(exported))
+
+# --- init, enroll, log in ---------------------------------------------------------------------
+p = run(["tessera", "init"])
+R.check("tessera init creates the store and the key", p.returncode == 0
+        and mode("/etc/tessera/secret.key") == "0o600"
+        and mode("/var/lib/tessera/tessera.db") == "0o600",
+        p.stdout + p.stderr + str(mode("/etc/tessera/secret.key")))
+user = f"tsg{tag}"  # pamtester needs no system user for the tessera-test service
+serial = run(["tessera", "token", "add", "--user", user, "--type", "hotp",
+              "--pin-stdin", "--key", KEY], input="1357\n")
+R.check("tessera token add prints the serial", serial.returncode == 0
+        and re.fullmatch(r"\S+", serial.stdout.strip() or "-") is not None, serial.stderr)
+doctor = run(["tessera", "doctor"])
+R.check("tessera doctor: everything ok (module installed, a service uses it)",
+        doctor.returncode == 0 and not re.search(r"(?m)^(warn|fail)", doctor.stdout),
+        doctor.stdout + doctor.stderr)
+
+otp = Hotp()
+
+
+def pamtester(service, who, *answers):
+    return run(["pamtester", "-v", service, who, "authenticate", "acct_mgmt"],
+               input="".join(a + "\n" for a in answers))
+
+
+p = pamtester("tessera-test", user, "1357", otp.next())
+R.check("pamtester tessera-test: PIN, challenge, OTP through the installed module",
+        p.returncode == 0 and OTP_PROMPT in p.stderr, p.stderr)
+p = pamtester("tessera-test", user, "1357" + otp.next())
+R.check("pamtester tessera-test: PIN+OTP in one answer", p.returncode == 0, p.stderr)
+p = pamtester("tessera-test", user, "1357", otp.wrong())
+R.check("pamtester tessera-test: a wrong OTP is refused",
+        p.returncode != 0 and "Authentication failure" in p.stderr, p.stderr)
+
+# --- the pam-auth-update profile, on copies of /etc/pam.d and /var/lib/pam --------------------
+ns = os.path.join(work, "ns")
+shutil.copytree("/etc/pam.d", f"{ns}/pam.d", symlinks=True)
+shutil.copytree("/var/lib/pam", f"{ns}/var-lib-pam", symlinks=True)
+with open(f"{ns}/pam.d/tessera-common", "w") as f:
+    f.write("@include common-auth\n@include common-account\n")
+
+
+def in_copy(*argv, input=None):
+    """argv in a private mount namespace that sees the copies as /etc/pam.d and /var/lib/pam."""
+    script = ('mount --bind "$0/pam.d" /etc/pam.d && '
+              'mount --bind "$0/var-lib-pam" /var/lib/pam && exec "$@"')
+    return run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, ns, *argv],
+               input=input, timeout=120)
+
+
+p = in_copy("env", "DEBIAN_FRONTEND=noninteractive", "pam-auth-update", "--enable", "tessera")
+auth = open(f"{ns}/pam.d/common-auth").read()
+lines = [ln for ln in auth.splitlines() if ln.startswith("auth")]
+tess = [i for i, ln in enumerate(lines) if "pam_tessera.so" in ln]
+permit = [i for i, ln in enumerate(lines) if "pam_permit.so" in ln]
+R.check("pam-auth-update --enable tessera adds 'required pam_tessera.so nullok' after the "
+        "primary block", p.returncode == 0 and len(tess) == 1 and permit and tess[0] > permit[0]
+        and re.search(r"required\s+pam_tessera\.so nullok", lines[tess[0]]) is not None,
+        p.stderr + auth)
+
+# Two real users with Unix passwords: one with a token, one without.
+pat, nat = add_user(f"tsp{tag}"), add_user(f"tsn{tag}")
+run(["chpasswd"], input=f"{pat}:pw-{tag}-a\n{nat}:pw-{tag}-n\n", check=True)
+run(["tessera", "token", "add", "--user", pat, "--type", "hotp", "--pin", "8642",
+     "--key", KEY, "--counter", "100"], check=True)
+otp_p = Hotp()
+otp_p.counter = 100
+
+
+def via_common(who, *answers):
+    return in_copy("pamtester", "-v", "tessera-common", who, "authenticate", "acct_mgmt",
+                   input="".join(a + "\n" for a in answers))
+
+
+p = via_common(pat, f"pw-{tag}-a", "8642", otp_p.next())
+R.check("profile enabled: Unix password, then token PIN and OTP", p.returncode == 0, p.stderr)
+p = via_common(pat, f"pw-{tag}-a", "8642", otp_p.wrong())
+R.check("profile enabled: the right password and a wrong OTP are refused", p.returncode != 0,
+        p.stderr)
+p = via_common(nat, f"pw-{tag}-n")
+R.check("profile enabled: a user without a token logs in with the password (nullok)",
+        p.returncode == 0 and "PIN" not in p.stderr, p.stderr)
+p = via_common(nat, "wrong")
+R.check("profile enabled: a wrong Unix password is still refused", p.returncode != 0, p.stderr)
+p = in_copy("pam-auth-update", "--package", "--remove", "tessera")
+R.check("pam-auth-update --remove tessera (what prerm does) takes the line out again",
+        p.returncode == 0 and "pam_tessera" not in open(f"{ns}/pam.d/common-auth").read(),
+        p.stderr)
+R.check("the real /etc/pam.d/common-* never changed",
+        digest(glob.glob("/etc/pam.d/common-*")) == before_common)
+
+# --- remove, purge ----------------------------------------------------------------------------
+p = run(["dpkg", "-r", PKG], timeout=300)
+R.check("dpkg -r removes the module and the command, keeps config and store",
+        p.returncode == 0 and not os.path.exists(MODULE)
+        and not os.path.exists("/usr/sbin/tessera")
+        and os.path.exists("/etc/tessera/tessera.toml")
+        and os.path.exists("/var/lib/tessera/tessera.db"), p.stderr)
+p = run(["dpkg", "-P", PKG], timeout=300)
+after = tessera_paths()
+R.check("dpkg -P purges config, key, store and state",
+        p.returncode == 0 and not installed() and not os.path.exists("/etc/tessera")
+        and not os.path.exists("/var/lib/tessera")
+        and not os.path.exists("/etc/pam.d/tessera-test"), p.stderr)
+R.check("nothing named tessera is left that was not there before",
+        after <= before_paths, str(sorted(after - before_paths)))
+R.check("/etc/pam.d/common-* and /var/lib/pam are as before the install",
+        digest(glob.glob("/etc/pam.d/common-*")) == before_common
+        and digest(glob.glob("/var/lib/pam/*")) == before_state)
+
+R.finish()

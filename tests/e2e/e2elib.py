@@ -1,0 +1,328 @@
+"""Shared pieces of tessera's end-to-end tests (run as root, no TTY needed).
+
+Each test script builds a throwaway world around the real programs (sshd, sudo, su, login,
+pamtester, dpkg) and tears it down again, whatever happens:
+
+- a private work directory /tmp/tessera-e2e.* (0700) with its own tessera.toml, store and key;
+- PAM stacks made from the shipped files in pam.d/, with `pam_tessera.so` replaced by the
+  module under test (absolute path) and `config=` pointing at the work directory's config;
+- test users (useradd), sudoers drop-ins, /etc/pam.d files and processes, each registered for
+  removal as it is created.
+
+Results are counted with `check()`; `finish()` prints `N passed, M failed` and exits non-zero
+when anything failed.
+"""
+
+import atexit
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# RFC 4226's test key: oathtool -c N gives its N-th code.
+KEY = "3132333435363738393031323334353637383930"
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+class Results:
+    def __init__(self, name):
+        self.name = name
+        self.passed = 0
+        self.failed = 0
+        self.started = time.monotonic()
+
+    def check(self, what, ok, detail=""):
+        if ok:
+            self.passed += 1
+            log(f"ok    {what}")
+        else:
+            self.failed += 1
+            log(f"FAIL  {what}" + (f"\n      {detail}" if detail else ""))
+        return ok
+
+    def finish(self):
+        secs = time.monotonic() - self.started
+        log(f"{self.name}: {self.passed} passed, {self.failed} failed ({secs:.1f}s)")
+        sys.exit(1 if self.failed or not self.passed else 0)
+
+
+class Cleanup:
+    """Undo steps, run last-in first-out at exit, also on SIGTERM/SIGINT."""
+
+    def __init__(self):
+        self.steps = []
+        atexit.register(self.run)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum, _frame):
+        self.run()
+        sys.exit(128 + signum)
+
+    def add(self, what, fn):
+        self.steps.append((what, fn))
+
+    def run(self):
+        while self.steps:
+            what, fn = self.steps.pop()
+            try:
+                fn()
+            except Exception as e:  # keep tearing down the rest
+                log(f"cleanup: {what}: {e}")
+
+
+CLEANUP = Cleanup()
+
+
+def run(cmd, input=None, check=False, env=None, timeout=60):
+    """Runs a command; returns CompletedProcess with text stdout/stderr."""
+    p = subprocess.run(
+        cmd, input=input, capture_output=True, text=True, env=env, timeout=timeout
+    )
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{cmd!r} exited {p.returncode}: {p.stderr.strip()}")
+    return p
+
+
+def require_root():
+    if os.geteuid() != 0:
+        log("these tests need root")
+        sys.exit(1)
+
+
+def artefacts():
+    """The module and the command under test: $TESSERA_MODULE / $TESSERA_BIN, else the debug
+    build of this tree (built here if missing)."""
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+    module = os.environ.get("TESSERA_MODULE") or os.path.join(target, "debug", "libpam_tessera.so")
+    binary = os.environ.get("TESSERA_BIN") or os.path.join(target, "debug", "tessera")
+    if not (os.path.exists(module) and os.path.exists(binary)):
+        subprocess.run(["cargo", "build", "--quiet"], cwd=ROOT, check=True)
+    return os.path.abspath(module), os.path.abspath(binary)
+
+
+class World:
+    """A work directory with a config, an initialised store and key, and helpers."""
+
+    def __init__(self, tag, max_fail=50):
+        self.module, self.binary = artefacts()
+        self.tag = f"{tag}{os.getpid() % 100000}"
+        self.dir = tempfile.mkdtemp(prefix=f"tessera-e2e.{tag}.")
+        os.chmod(self.dir, 0o700)
+        CLEANUP.add(f"rm -r {self.dir}", lambda: shutil.rmtree(self.dir, ignore_errors=True))
+        CLEANUP.add("rm /tmp/pam.*", remove_pam_wrapper_leftovers)
+        self.config = os.path.join(self.dir, "tessera.toml")
+        with open(self.config, "w") as f:
+            f.write(
+                f'[store]\npath = "{self.dir}/store/tessera.db"\n'
+                f'key_file = "{self.dir}/secret.key"\n'
+                f"[auth]\nmax_fail = {max_fail}\n"
+            )
+        os.chmod(self.config, 0o600)
+        self.tessera("init")
+
+    def tessera(self, *args, input=None):
+        p = run([self.binary, "--config", self.config, *args], input=input)
+        if p.returncode != 0:
+            raise RuntimeError(f"tessera {' '.join(args)}: {p.stderr.strip()}")
+        return p.stdout.strip()
+
+    def hotp_token(self, user, pin, serial):
+        """Enrolls an HOTP token with the RFC 4226 key; returns an OTP source."""
+        out = self.tessera(
+            "token", "add", "--user", user, "--type", "hotp", "--pin", pin,
+            "--key", KEY, "--serial", serial,
+        )
+        assert out.splitlines()[0] == serial, out
+        return Hotp()
+
+    def stack(self, shipped):
+        """The text of a shipped pam.d file, made to use the module under test and our config."""
+        with open(os.path.join(ROOT, "pam.d", shipped)) as f:
+            text = f.read()
+        new, n = re.subn(
+            r"(?m)^(\s*auth\s+\S+\s+)pam_tessera\.so\b",
+            lambda m: f"{m.group(1)}{self.module} config={self.config}",
+            text,
+        )
+        new = re.sub(
+            r"(?m)^(\s*account\s+\S+\s+)pam_tessera\.so\b",
+            lambda m: f"{m.group(1)}{self.module} config={self.config}",
+            new,
+        )
+        assert n >= 1, f"pam.d/{shipped} has no auth line with pam_tessera.so"
+        return new
+
+    def install_service(self, name, text):
+        """Writes /etc/pam.d/NAME (a name no one else uses), removed at exit."""
+        path = f"/etc/pam.d/{name}"
+        assert not os.path.exists(path), f"{path} exists already"
+        with open(path, "w") as f:
+            f.write(text)
+        CLEANUP.add(f"rm {path}", lambda: os.remove(path))
+        return path
+
+    def audit(self, user):
+        return self.tessera("audit", "--user", user, "--limit", "200")
+
+
+class Hotp:
+    """Hands out the RFC 4226 key's OTPs in order; an OTP given out is spent for good."""
+
+    def __init__(self):
+        self.counter = 0
+
+    def peek(self):
+        return oathtool(self.counter)
+
+    def next(self):
+        code = oathtool(self.counter)
+        self.counter += 1
+        return code
+
+    def wrong(self):
+        """A 6-digit code that is none of the next window's codes."""
+        window = {oathtool(c) for c in range(self.counter, self.counter + 12)}
+        for n in range(1000000):
+            code = f"{(123456 + n * 7919) % 1000000:06d}"
+            if code not in window:
+                return code
+        raise RuntimeError("no wrong code")
+
+
+def oathtool(counter):
+    return run(["oathtool", "-c", str(counter), KEY], check=True).stdout.strip()
+
+
+def add_user(name, shell="/bin/sh"):
+    """A real local user with a home; removed (with home and mail spool) at exit."""
+    run(["userdel", "-r", name])  # leftovers of an interrupted run
+    run(["useradd", "-m", "-s", shell, name], check=True)
+    # "*": no Unix password at all (tessera replaces it), but not a locked account.
+    run(["usermod", "-p", "*", name], check=True)
+    CLEANUP.add(f"userdel {name}", lambda: _userdel(name))
+    return name
+
+
+def _userdel(name):
+    p = run(["userdel", "-r", "-f", name])
+    if p.returncode not in (0, 12):  # 12: home already gone
+        log(f"cleanup: userdel {name}: {p.stderr.strip()}")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, proc, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def remove_pam_wrapper_leftovers():
+    # pam_wrapper's per-process copies; only its own pattern (/tmp/pam.X), never other files.
+    for n in os.listdir("/tmp"):
+        if re.fullmatch(r"pam\.[0-9A-Za-z]", n):
+            shutil.rmtree(os.path.join("/tmp", n), ignore_errors=True)
+
+
+class Pty:
+    """A program on a fresh pseudo-terminal (its controlling terminal), driven by expect()."""
+
+    def __init__(self, argv, env=None):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            try:
+                os.execvpe(argv[0], argv, env or os.environ)
+            finally:
+                os._exit(127)
+        self.buf = ""  # output not yet consumed by expect()
+        self.transcript = ""  # everything, for failure messages
+        self.eof = False
+        CLEANUP.add(f"kill pty child {self.pid}", self.kill)
+
+    def _fill(self, timeout):
+        """Reads what arrives within `timeout`; False at end of output or on timeout."""
+        if self.eof:
+            return False
+        r, _, _ = select.select([self.fd], [], [], max(timeout, 0))
+        if not r:
+            return False
+        try:
+            data = os.read(self.fd, 4096)
+        except OSError:  # EIO: the other side closed
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        text = data.decode(errors="replace")
+        self.buf += text
+        self.transcript += text
+        return True
+
+    def expect(self, pattern, timeout=15):
+        """Waits until `pattern` (regex) appears in the unread output; returns the match (the
+        output up to its end is consumed) or None on timeout or end of output."""
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while True:
+            m = rx.search(self.buf)
+            if m:
+                self.buf = self.buf[m.end():]
+                return m
+            if not self._fill(deadline - time.monotonic()) and (
+                self.eof or time.monotonic() >= deadline
+            ):
+                return None
+
+    def send(self, line):
+        os.write(self.fd, (line + "\n").encode())
+
+    def wait(self, timeout=15):
+        """Reads to the end and returns the exit status (None if it did not end in time)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.pid = 0
+                while self._fill(0.05):
+                    pass
+                return os.waitstatus_to_exitcode(status)
+            self._fill(0.1)
+        return None
+
+    def kill(self):
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            self.pid = 0
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass

@@ -1,0 +1,278 @@
+#!/usr/bin/python3
+"""A real OpenSSH sshd on 127.0.0.1 with tessera's shipped PAM stacks, and real clients.
+
+Two sshd instances, each with its own config, host key and PAM service (sshd started through
+a symlink named after the service, so /etc/pam.d/sshd is never touched):
+  A: pam.d/sshd,           AuthenticationMethods "keyboard-interactive password"
+  B: pam.d/sshd-publickey, AuthenticationMethods publickey,keyboard-interactive
+Clients: paramiko (keyboard-interactive, password, publickey) and OpenSSH ssh through
+SSH_ASKPASS (no TTY). Run as root: tests/e2e/sshd.py
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2elib import (  # noqa: E402
+    CLEANUP, Results, World, add_user, free_port, log, require_root, run, wait_port,
+)
+
+import paramiko  # noqa: E402
+
+PIN_PROMPT = "PIN: "
+OTP_PROMPT = "Please enter your otp value: "
+
+require_root()
+R = Results("sshd")
+W = World("ssh")
+tag = os.getpid() % 100000
+alice = add_user(f"tsa{tag}")  # keyboard-interactive / password, HOTP token
+bob = add_user(f"tsb{tag}")  # publickey + keyboard-interactive, HOTP token
+carol = add_user(f"tsc{tag}")  # publickey, no token (nullok in the publickey stack)
+otp_a = W.hotp_token(alice, "1234", f"SSH-A-{tag}")
+otp_b = W.hotp_token(bob, "5678", f"SSH-B-{tag}")
+
+os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{W.dir}/hostkey"], check=True)
+run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{W.dir}/userkey"], check=True)
+user_key = paramiko.Ed25519Key.from_private_key_file(f"{W.dir}/userkey")
+for u in (bob, carol):
+    home = os.path.expanduser(f"~{u}")
+    os.makedirs(f"{home}/.ssh", mode=0o700, exist_ok=True)
+    with open(f"{W.dir}/userkey.pub") as src, open(f"{home}/.ssh/authorized_keys", "w") as dst:
+        dst.write(src.read())
+    run(["chown", "-R", f"{u}:{u}", f"{home}/.ssh"], check=True)
+
+
+def start_sshd(name, stack, settings):
+    """Starts sshd with PAM service `name` (= the name of the symlink it runs as)."""
+    service = f"tessera-e2e-{name}-{tag}"
+    W.install_service(service, W.stack(stack))
+    os.makedirs(f"{W.dir}/bin", exist_ok=True)
+    exe = f"{W.dir}/bin/{service}"
+    os.symlink("/usr/sbin/sshd", exe)
+    port = free_port()
+    conf = f"{W.dir}/{name}_config"
+    with open(conf, "w") as f:
+        f.write(
+            f"Port {port}\nListenAddress 127.0.0.1\nHostKey {W.dir}/hostkey\nPidFile none\n"
+            "UsePAM yes\nKbdInteractiveAuthentication yes\nPermitRootLogin no\nUseDNS no\n"
+            f"AllowUsers {alice} {bob} {carol}\nMaxAuthTries 20\nLogLevel VERBOSE\n"
+            + "".join(f"{k} {v}\n" for k, v in settings.items())
+        )
+    p = run([exe, "-t", "-f", conf])
+    if p.returncode != 0:
+        raise RuntimeError(f"sshd -t: {p.stderr}")
+    logf = open(f"{W.dir}/{name}.log", "w")
+    proc = subprocess.Popen([exe, "-D", "-e", "-f", conf], stdout=logf, stderr=logf)
+    CLEANUP.add(f"stop sshd {proc.pid}", lambda: (proc.terminate(), proc.wait(10)))
+    if not wait_port(port, proc):
+        raise RuntimeError(f"sshd {name} did not start: {open(logf.name).read()}")
+    return port, service
+
+
+port_a, svc_a = start_sshd(
+    "sshd", "sshd",
+    {
+        "AuthenticationMethods": "keyboard-interactive password",
+        "PasswordAuthentication": "yes",
+        "PubkeyAuthentication": "no",
+    },
+)
+port_b, svc_b = start_sshd(
+    "sshdpk", "sshd-publickey",
+    {
+        "AuthenticationMethods": "publickey,keyboard-interactive",
+        "PasswordAuthentication": "no",
+        "PubkeyAuthentication": "yes",
+    },
+)
+
+
+class Login:
+    """One paramiko connection: what was asked, whether it got in, who it is."""
+
+    def __init__(self, port, user):
+        self.t = paramiko.Transport(("127.0.0.1", port))
+        self.t.start_client(timeout=10)
+        self.user = user
+        self.prompts = []
+        self.remaining = None
+
+    def publickey(self, key):
+        try:
+            self.remaining = self.t.auth_publickey(self.user, key)
+        except paramiko.AuthenticationException as e:
+            self.remaining = e
+        return self
+
+    def interactive(self, *answers):
+        queue = list(answers)
+
+        def handler(_title, _instructions, prompts):
+            out = []
+            for text, _echo in prompts:
+                self.prompts.append(text)
+                out.append(queue.pop(0) if queue else "")
+            return out
+
+        try:
+            self.t.auth_interactive(self.user, handler)
+        except paramiko.AuthenticationException:
+            pass
+        return self
+
+    def password(self, pw):
+        try:
+            self.t.auth_password(self.user, pw, fallback=False)
+        except paramiko.AuthenticationException:
+            pass
+        return self
+
+    def whoami(self):
+        """`id -un` in a session when authenticated, else None."""
+        try:
+            if not self.t.is_authenticated():
+                return None
+            ch = self.t.open_session(timeout=10)
+            ch.exec_command("id -un")
+            return ch.makefile().read().decode().strip()
+        finally:
+            self.t.close()
+
+
+def audit_last(user):
+    rows = json.loads(W.tessera("audit", "--user", user, "--limit", "1", "--json"))
+    return rows[-1] if rows else {}
+
+
+def askpass_ssh(port, user, answers, extra=()):
+    """OpenSSH ssh without a TTY: every prompt goes to an askpass script that answers by the
+    prompt's text (answers: {substring: answer}) and writes the prompt to a log."""
+    script = f"{W.dir}/askpass"
+    plog = f"{W.dir}/askpass.log"
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\nprintf '%s\\n' \"$1\" >> " + plog + "\n")
+        f.write('case "$1" in\n')
+        for sub, ans in answers.items():
+            f.write(f"  *'{sub}'*) printf '%s\\n' '{ans}' ;;\n")
+        f.write("  *) exit 1 ;;\nesac\n")
+    os.chmod(script, 0o700)
+    if os.path.exists(plog):
+        os.remove(plog)
+    env = dict(os.environ, SSH_ASKPASS=script, SSH_ASKPASS_REQUIRE="force", DISPLAY="none")
+    cmd = [
+        "ssh", "-F", "/dev/null", "-p", str(port), "-o", "StrictHostKeyChecking=no",
+        "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+        "-o", "NumberOfPasswordPrompts=1", *extra, f"{user}@127.0.0.1", "id", "-un",
+    ]
+    p = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=30, start_new_session=True)
+    prompts = open(plog).read().splitlines() if os.path.exists(plog) else []
+    return p, prompts
+
+
+# --- A: keyboard-interactive (and password) with pam.d/sshd -------------------------------
+t0 = time.monotonic()
+otp = otp_a.next()
+lg = Login(port_a, alice).interactive("1234", otp)
+who = lg.whoami()
+R.check("kbd-int: PIN, then the challenge, then the OTP logs in",
+        lg.prompts == [PIN_PROMPT, OTP_PROMPT] and who == alice, f"{lg.prompts} {who!r}")
+a = audit_last(alice)
+R.check("kbd-int: audit row names the sshd service, 127.0.0.1 and the serial",
+        a.get("result") == "accept" and a.get("service") == svc_a
+        and a.get("rhost") == "127.0.0.1" and a.get("serial") == f"SSH-A-{tag}", str(a))
+
+lg = Login(port_a, alice).interactive("1234" + otp_a.next())
+who = lg.whoami()
+R.check("kbd-int: PIN+OTP in one answer logs in with a single prompt",
+        lg.prompts == [PIN_PROMPT] and who == alice, f"{lg.prompts} {who!r}")
+
+lg = Login(port_a, alice).interactive("1234", otp_a.wrong())
+who = lg.whoami()
+R.check("kbd-int: a wrong OTP after the challenge is refused",
+        lg.prompts == [PIN_PROMPT, OTP_PROMPT] and who is None, f"{lg.prompts} {who!r}")
+
+lg = Login(port_a, alice).interactive("1234", otp)
+R.check("kbd-int: an OTP used before is refused (replay)",
+        lg.whoami() is None and audit_last(alice).get("result") == "reject")
+
+lg = Login(port_a, alice).interactive("9999" + otp_a.peek())
+R.check("kbd-int: a wrong PIN with the right OTP is refused, no challenge",
+        lg.prompts == [PIN_PROMPT] and lg.whoami() is None, str(lg.prompts))
+
+lg = Login(port_a, bob).interactive("5678" + otp_b.peek())
+R.check("kbd-int: a second user logs in with his own PIN and token",
+        lg.whoami() == bob)
+otp_b.next()
+
+p, prompts = askpass_ssh(port_a, alice, {"PIN": "1234", "otp value": otp_a.next()},
+                         ["-o", "PreferredAuthentications=keyboard-interactive"])
+R.check("OpenSSH ssh (askpass): PIN, then OTP, runs the command",
+        p.returncode == 0 and p.stdout.strip() == alice and len(prompts) == 2
+        and "PIN" in prompts[0] and "otp value" in prompts[1],
+        f"rc={p.returncode} out={p.stdout!r} err={p.stderr.strip()!r} prompts={prompts}")
+
+p, prompts = askpass_ssh(port_a, alice, {"PIN": "1234", "otp value": otp_a.wrong()},
+                         ["-o", "PreferredAuthentications=keyboard-interactive"])
+R.check("OpenSSH ssh (askpass): a wrong OTP is refused",
+        p.returncode == 255 and p.stdout == "" and len(prompts) == 2,
+        f"rc={p.returncode} out={p.stdout!r} prompts={prompts}")
+
+lg = Login(port_a, alice).password("1234" + otp_a.next())
+R.check("password auth: PIN+OTP in one string logs in", lg.whoami() == alice)
+
+lg = Login(port_a, alice).password("1234")
+R.check("password auth: the PIN alone is refused (sshd answers the challenge with it)",
+        lg.whoami() is None)
+
+p, prompts = askpass_ssh(port_a, alice, {"password": "1234" + otp_a.next()},
+                         ["-o", "PreferredAuthentications=password"])
+R.check("OpenSSH ssh password auth: PIN+OTP in one string",
+        p.returncode == 0 and p.stdout.strip() == alice,
+        f"rc={p.returncode} err={p.stderr.strip()!r} prompts={prompts}")
+
+lg = Login(port_a, f"nosuch{tag}").interactive("1234", "123456")
+R.check("kbd-int: an unknown user gets the same PIN prompt and is refused",
+        lg.prompts[:1] == [PIN_PROMPT] and lg.whoami() is None, str(lg.prompts))
+log(f"      (stack A: {time.monotonic() - t0:.1f}s)")
+
+# --- B: publickey, then keyboard-interactive with pam.d/sshd-publickey ----------------------
+t0 = time.monotonic()
+lg = Login(port_b, bob).publickey(user_key)
+partial = lg.remaining
+lg.interactive("5678", otp_b.next())
+who = lg.whoami()
+R.check("publickey is accepted as a partial success, keyboard-interactive remains",
+        partial == ["keyboard-interactive"], str(partial))
+R.check("publickey, then PIN, challenge and OTP logs in",
+        lg.prompts == [PIN_PROMPT, OTP_PROMPT] and who == bob, f"{lg.prompts} {who!r}")
+
+lg = Login(port_b, bob).publickey(user_key).interactive("5678", otp_b.wrong())
+R.check("publickey, then a wrong OTP is refused", lg.whoami() is None)
+
+lg = Login(port_b, bob).interactive("5678" + otp_b.peek())
+R.check("keyboard-interactive without the key first is refused, nothing asked",
+        lg.prompts == [] and lg.whoami() is None, str(lg.prompts))
+
+lg = Login(port_b, carol).publickey(user_key).interactive()
+who = lg.whoami()
+R.check("nullok: a user without a token gets in with the key alone, tessera asks nothing",
+        lg.prompts == [] and who == carol, f"{lg.prompts} {who!r}")
+
+lg = Login(port_b, bob).publickey(user_key).interactive("")
+R.check("nullok does not help a user who has a token (empty answer refused)",
+        lg.whoami() is None)
+
+p, prompts = askpass_ssh(port_b, bob, {"PIN": "5678", "otp value": otp_b.next()},
+                         ["-i", f"{W.dir}/userkey", "-o", "IdentitiesOnly=yes"])
+R.check("OpenSSH ssh: publickey, then PIN and OTP through askpass",
+        p.returncode == 0 and p.stdout.strip() == bob and len(prompts) == 2,
+        f"rc={p.returncode} out={p.stdout!r} err={p.stderr.strip()!r} prompts={prompts}")
+log(f"      (stack B: {time.monotonic() - t0:.1f}s)")
+
+R.finish()
