@@ -5,7 +5,7 @@ mod support;
 use pam_tessera::config::Config;
 use pam_tessera::crypto::StoreKey;
 use pam_tessera::engine::{LocalEngine, Login, SystemClock, Verdict};
-use pam_tessera::store::SqliteStore;
+use pam_tessera::store::{ChallengeRecord, SqliteStore, Store};
 use pam_tessera::tokens::Algorithm;
 use std::time::Duration;
 use support::*;
@@ -274,6 +274,41 @@ fn an_expired_challenge_fails() {
         .audit()
         .iter()
         .any(|e| e.result == "reject" && e.reason.contains("expired")));
+}
+
+#[test]
+fn a_challenge_left_open_by_a_cut_off_login_is_expired_by_the_next_one() {
+    let fx = Fixture::new("");
+    let t = Tok::hotp("H1", "alice", "1234");
+    fx.add(&t);
+    // What a login killed between the challenge and its answer leaves behind.
+    let stale = ChallengeRecord {
+        transaction_id: "00000000000000000001".into(),
+        serial: "H1".into(),
+        user: "alice".into(),
+        realm: fx.token("H1").realm,
+        created: now() - 600,
+        expires: now() - 480,
+        state: "open".into(),
+        data: None,
+    };
+    fx.store().write(|tx| tx.insert_challenge(&stale)).unwrap();
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer(CHALLENGE, &t.hotp_at(0))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    let states: Vec<(String, String)> = fx
+        .challenges()
+        .into_iter()
+        .map(|c| (c.transaction_id, c.state))
+        .collect();
+    assert!(
+        states.contains(&("00000000000000000001".into(), "expired".into())),
+        "{states:?}"
+    );
+    assert!(fx.store().list_challenges(false).unwrap().is_empty());
 }
 
 #[test]

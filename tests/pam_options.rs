@@ -29,6 +29,25 @@ fn otppin_none_asks_for_the_otp_alone() {
 }
 
 #[test]
+fn otppin_none_refuses_and_audits_an_unknown_user_like_a_wrong_otp() {
+    let fx = Fixture::new("[auth]\notppin = \"none\"\n");
+    let t = Tok::hotp("H1", "alice", "1234");
+    fx.add(&t);
+    let out = fx.login("nobody").answer("OTP", &t.hotp_at(0)).run();
+    assert_eq!(out.code, PAM_AUTH_ERR);
+    assert_eq!(out.messages, [Msg::prompt("OTP: ")], "prompted like alice");
+    let rows: Vec<_> = fx
+        .audit()
+        .into_iter()
+        .filter(|e| e.user == "nobody")
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].result, "reject");
+    assert_eq!(rows[0].reason, "wrong OTP or unknown user");
+    assert_eq!(fx.token("H1").counter, 0);
+}
+
+#[test]
 fn otppin_system_asks_only_the_otp_after_the_unix_password_module() {
     let fx = Fixture::new("[auth]\notppin = \"system\"\n");
     let t = Tok::hotp("H1", "alice", "1234");
@@ -129,6 +148,25 @@ fn try_first_pass_prompts_when_the_earlier_pass_does_not_match() {
         .run();
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
     assert_eq!(out.prompts(), ["Password: ", "PIN: "]);
+    // The Unix password matched no PIN: that is no failed attempt, only the prompt's answer is.
+    let out = fx
+        .login("alice")
+        .answer("Password", "unix-password")
+        .answer("PIN", "1234000000")
+        .run();
+    assert_eq!(out.code, PAM_AUTH_ERR);
+    assert_eq!(fx.token("H1").fail_count, 1, "one failure, not two");
+    let out = fx
+        .login("nobody")
+        .answer("Password", "unix-password")
+        .answer("PIN", "1234000000")
+        .run();
+    assert_eq!(out.code, PAM_AUTH_ERR);
+    assert_eq!(
+        out.prompts(),
+        ["Password: ", "PIN: "],
+        "an unknown user too"
+    );
     // Without an earlier pass it simply prompts.
     fx.set_args("try_first_pass");
     let out = fx

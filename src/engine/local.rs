@@ -53,6 +53,9 @@ struct Attempt<'a> {
     user: String,
     realm: String,
     events: Vec<AuditEntry>,
+    /// Checking an earlier module's pass under `try_first_pass`: a pass that matches no PIN
+    /// falls through to the prompt without counting a failure.
+    probing_first_pass: bool,
 }
 
 impl Attempt<'_> {
@@ -128,6 +131,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             user,
             realm,
             events: Vec::new(),
+            probing_first_pass: false,
         };
         let verdict = match self.run(&mut at, opts, conv) {
             Ok(v) => v,
@@ -191,7 +195,10 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         if (opts.use_first_pass || opts.try_first_pass) && !system_pin {
             match &at.login.authtok {
                 Some(pass) => {
-                    let v = self.check_pass(at, &tokens, pass, conv)?;
+                    at.probing_first_pass = opts.try_first_pass && !opts.use_first_pass;
+                    let v = self.check_pass(at, &tokens, pass, conv);
+                    at.probing_first_pass = false;
+                    let v = v?;
                     if opts.use_first_pass || !matches!(v, Verdict::Reject { .. }) {
                         return Ok(v);
                     }
@@ -257,6 +264,11 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         };
         let now = self.clock.now();
         match matched {
+            PassMatch::Otp(candidates) if candidates.is_empty() => {
+                // otppin none/system and no token that takes an OTP (an unknown user): refused
+                // and audited like a wrong OTP.
+                self.fail(at, &[], now, "wrong OTP or unknown user")
+            }
             PassMatch::Otp(candidates) => {
                 let c: Vec<Candidate> = candidates
                     .iter()
@@ -275,6 +287,13 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             {
                 self.four_eyes(at, tokens, pass, now, conv)
             }
+            PassMatch::Nothing if at.probing_first_pass => {
+                // try_first_pass: an earlier module's password that is no PIN of ours is not a
+                // failed attempt; the prompt that follows decides and counts.
+                Ok(Verdict::Reject {
+                    reason: "the earlier pass matched no PIN".into(),
+                })
+            }
             PassMatch::Nothing => {
                 let all: Vec<&TokenRecord> = tokens.iter().collect();
                 self.fail(at, &all, now, "wrong PIN or unknown user")
@@ -282,8 +301,9 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         }
     }
 
-    /// Compares the pass with each token's PIN, as PIN+OTP and as the PIN alone. A user with no
-    /// tokens costs the same two PIN checks, so timing does not tell users apart.
+    /// Compares the pass with each token's PIN, as PIN+OTP and as the PIN alone: two PIN checks
+    /// per token, and two for a user with no tokens, so timing does not tell a one-token user
+    /// from an unknown one. (It does show how many tokens a user has, as privacyIDEA's does.)
     fn match_pin<'t>(&self, tokens: &'t [TokenRecord], pass: &[u8]) -> PassMatch<'t> {
         if tokens.is_empty() {
             burn_pin_check(pass);
@@ -307,6 +327,10 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                     with_otp.push((t, crate::crypto::secret(tail)));
                     continue;
                 }
+            } else {
+                // Every token costs two checks whatever the pass, like an unknown user does:
+                // a short pass must not tell a one-token user from a user who doesn't exist.
+                burn_pin_check(pass);
             }
             if pin_matches(t, pass) {
                 pin_only.push(t);
@@ -506,6 +530,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             ));
         }
         let committed = self.store.write(|tx| {
+            tx.expire_challenges(now)?;
             for (t, e) in &failed {
                 tx.audit(&at.event(now, Some(t), "error", &format!("challenge not opened: {e}")))?;
             }
@@ -789,6 +814,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             user,
             realm,
             events: Vec::new(),
+            probing_first_pass: false,
         };
         let verdict = match self.answer_challenge(&mut at, transaction_id, otp) {
             Ok(v) => v,
@@ -908,8 +934,12 @@ fn ask(conv: &mut impl Conversation, text: &str) -> Result<Secret> {
 fn pin_matches(t: &TokenRecord, pin: &[u8]) -> bool {
     match &t.pin_hash {
         Some(h) => verify_pin(pin, h),
-        // A token without a PIN: the pass is the OTP alone.
-        None => ct_eq(pin, b""),
+        // A token without a PIN: the pass is the OTP alone. The check is still paid, so
+        // timing does not tell a PIN-less token from one with a PIN.
+        None => {
+            burn_pin_check(pin);
+            ct_eq(pin, b"")
+        }
     }
 }
 

@@ -129,8 +129,15 @@ pub trait StoreTx {
     fn open_challenges(&self, transaction_id: &str) -> Result<Vec<ChallengeRecord>>;
     /// Closes every row of a transaction with `state`.
     fn close_challenges(&self, transaction_id: &str, state: &str) -> Result<()>;
+    /// Marks open challenges whose time has passed as expired (a login that was cut off leaves
+    /// its challenge open) and deletes closed rows a day past their expiry.
+    fn expire_challenges(&self, now: u64) -> Result<()>;
     fn audit(&self, e: &AuditEntry) -> Result<()>;
 }
+
+/// How long a closed challenge stays listed by `tessera challenge list --all` (seconds past its
+/// expiry); the audit table keeps the history.
+const CLOSED_CHALLENGE_RETENTION: u64 = 86_400;
 
 pub struct SqliteStore {
     conn: Connection,
@@ -581,6 +588,18 @@ impl StoreTx for SqliteTx<'_> {
             // A closed challenge's data (a sealed OTP) is of no use any more: drop it.
             "UPDATE challenges SET state = ?2, data = NULL WHERE transaction_id = ?1 AND state = 'open'",
             params![transaction_id, state],
+        )?;
+        Ok(())
+    }
+
+    fn expire_challenges(&self, now: u64) -> Result<()> {
+        self.tx.execute(
+            "UPDATE challenges SET state = 'expired', data = NULL WHERE state = 'open' AND expires <= ?1",
+            params![now as i64],
+        )?;
+        self.tx.execute(
+            "DELETE FROM challenges WHERE state IN ('answered', 'failed', 'expired') AND expires <= ?1",
+            params![now.saturating_sub(CLOSED_CHALLENGE_RETENTION) as i64],
         )?;
         Ok(())
     }
