@@ -165,8 +165,13 @@ serial = run(["tessera", "token", "add", "--user", user, "--type", "hotp",
 R.check("tessera token add prints the serial", serial.returncode == 0
         and re.fullmatch(r"\S+", serial.stdout.strip() or "-") is not None, serial.stderr)
 doctor = run(["tessera", "doctor"])
+# A container without a syslog daemon has no /dev/log: doctor rightly warns about that, and
+# only that is allowed here.
+doctor_warnings = [l for l in re.findall(r"(?m)^(?:warn|fail).*$", doctor.stdout, re.I)
+                   if os.path.exists("/dev/log") or "/dev/log" not in l]
 R.check("tessera doctor: everything ok (module installed, a service uses it)",
-        doctor.returncode == 0 and not re.search(r"(?m)^(warn|fail)", doctor.stdout),
+        doctor.returncode == 0 and "used by /etc/pam.d: tessera-test" in doctor.stdout
+        and not doctor_warnings,
         doctor.stdout + doctor.stderr)
 
 otp = Hotp()
