@@ -84,23 +84,15 @@ impl Fixture {
         };
         store
             .insert_token(&TokenRecord {
-                serial: "HOTP0001".into(),
-                user: "alice".into(),
-                realm: cfg.auth.default_realm.clone(),
-                kind: TokenType::Hotp,
-                active: true,
                 pin_hash,
-                sealed_key: key.seal("HOTP0001", KEY),
-                digits: 6,
-                algorithm: Algorithm::Sha1,
-                period: 30,
-                drift: 0,
-                counter: 0,
-                fail_count: 0,
-                last_fail: None,
-                info: serde_json::json!({}),
                 description: "bench".into(),
-                created: 0,
+                ..TokenRecord::new(
+                    "HOTP0001",
+                    "alice",
+                    &cfg.auth.default_realm,
+                    TokenType::Hotp,
+                    key.seal("HOTP0001", KEY),
+                )
             })
             .unwrap();
         Fixture { dir, cfg, key }

@@ -6,7 +6,7 @@
 
 use pam_tessera::crypto::{decode_hex, hash_pin, StoreKey};
 use pam_tessera::store::{SqliteStore, TokenRecord};
-use pam_tessera::tokens::{Algorithm, TokenType};
+use pam_tessera::tokens::TokenType;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -36,23 +36,15 @@ fn run(a: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         None => None,
     };
     store.insert_token(&TokenRecord {
-        serial: "BENCH0001".into(),
-        user: user.clone(),
-        realm: "default".into(),
-        kind: TokenType::Hotp,
-        active: true,
         pin_hash,
-        sealed_key: key.seal("BENCH0001", &otp_key),
-        digits: 6,
-        algorithm: Algorithm::Sha1,
-        period: 30,
-        drift: 0,
-        counter: 0,
-        fail_count: 0,
-        last_fail: None,
-        info: serde_json::json!({}),
         description: "pam-bench".into(),
-        created: 0,
+        ..TokenRecord::new(
+            "BENCH0001",
+            user,
+            "default",
+            TokenType::Hotp,
+            key.seal("BENCH0001", &otp_key),
+        )
     })?;
     Ok(())
 }

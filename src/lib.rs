@@ -18,6 +18,7 @@ pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod fsperm;
+pub mod http;
 pub mod pam;
 pub mod remote;
 pub mod store;

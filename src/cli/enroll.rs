@@ -64,23 +64,15 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
     let store = engine::open_store(cfg)?;
     let store_key = engine::load_key(cfg)?;
     let mut record = TokenRecord {
-        serial: String::new(),
-        user: a.user.clone(),
-        realm: plan.realm.clone(),
-        kind: plan.kind,
-        active: true,
         pin_hash,
-        sealed_key: Vec::new(),
         digits: plan.digits,
         algorithm: plan.algorithm,
         period: plan.period,
-        drift: 0,
         counter: plan.counter,
-        fail_count: 0,
-        last_fail: None,
         info: plan.info.clone(),
         description: a.description.clone().unwrap_or_default(),
         created: SystemClock.now(),
+        ..TokenRecord::new("", &a.user, &plan.realm, plan.kind, Vec::new())
     };
     // A generated serial is drawn again on the (unlikely) clash with an existing one.
     let mut tries = if a.serial.is_some() { 1 } else { 5 };
@@ -388,26 +380,13 @@ fn otpauth_uri(issuer: &str, account: &str, p: &Plan) -> String {
     format!(
         "otpauth://{}/{}:{}?secret={}&issuer={}&algorithm={}&digits={}&{last}",
         p.kind.name(),
-        pct(issuer),
-        pct(account),
+        crate::http::percent_encode(issuer),
+        crate::http::percent_encode(account),
         crypto::encode_base32(&p.key),
-        pct(issuer),
+        crate::http::percent_encode(issuer),
         p.algorithm.name().to_ascii_uppercase(),
         p.digits,
     )
-}
-
-/// Percent-encoding of everything but RFC 3986 unreserved characters.
-fn pct(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

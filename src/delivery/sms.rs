@@ -5,18 +5,14 @@
 use super::{fill, vars, OutOfBand};
 use crate::config::{HttpMethod, SmsBody, SmsConfig};
 use crate::error::{Error, Result};
+use crate::http::percent_encode;
 use std::sync::Arc;
 use std::time::Duration;
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+use ureq::tls::{RootCerts, TlsConfig};
 use zeroize::Zeroizing;
 
 /// The most of a gateway's answer that is read.
 const MAX_BODY: u64 = 64 * 1024;
-
-const SYSTEM_BUNDLES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-];
 
 pub fn send(cfg: &SmsConfig, phone: &str, m: &OutOfBand<'_>) -> Result<()> {
     let url_t = cfg
@@ -34,15 +30,15 @@ pub fn send(cfg: &SmsConfig, phone: &str, m: &OutOfBand<'_>) -> Result<()> {
     let validity = m.validity.to_string();
     let vars = vars(m, otp, &validity);
     // In the URL, values are percent-encoded.
-    let enc_otp = pct(otp);
-    let enc_phone = pct(phone);
+    let enc_otp = percent_encode(otp);
+    let enc_phone = percent_encode(phone);
     let url = fill(
         url_t,
         &[
             ("otp", &enc_otp),
             ("phone", &enc_phone),
-            ("serial", &pct(m.serial)),
-            ("user", &pct(m.user)),
+            ("serial", &percent_encode(m.serial)),
+            ("user", &percent_encode(m.user)),
         ],
     );
     let host = gateway_host(url_t);
@@ -116,19 +112,7 @@ pub fn send(cfg: &SmsConfig, phone: &str, m: &OutOfBand<'_>) -> Result<()> {
 
 fn agent(cfg: &SmsConfig, https: bool) -> Result<ureq::Agent> {
     let tls = if https {
-        let certs = match &cfg.ca_file {
-            Some(p) => load_pem(p)?,
-            None => {
-                let p = SYSTEM_BUNDLES
-                    .iter()
-                    .map(std::path::Path::new)
-                    .find(|p| p.exists())
-                    .ok_or_else(|| {
-                        Error::Config("no system CA bundle; set [sms] ca_file".into())
-                    })?;
-                load_pem(p)?
-            }
-        };
+        let certs = crate::http::trusted_roots(cfg.ca_file.as_deref(), "[sms]")?;
         TlsConfig::builder()
             .root_certs(RootCerts::Specific(Arc::new(certs)))
             .build()
@@ -143,24 +127,6 @@ fn agent(cfg: &SmsConfig, https: bool) -> Result<ureq::Agent> {
         .timeout_global(Some(Duration::from_secs(cfg.timeout)))
         .build()
         .into())
-}
-
-fn load_pem(path: &std::path::Path) -> Result<Vec<Certificate<'static>>> {
-    let pem = std::fs::read(path)
-        .map_err(|e| Error::Config(format!("[sms] ca_file {}: {e}", path.display())))?;
-    let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
-        .filter_map(|i| match i {
-            Ok(PemItem::Certificate(c)) => Some(c),
-            _ => None,
-        })
-        .collect();
-    if certs.is_empty() {
-        return Err(Error::Config(format!(
-            "{}: no PEM certificate in it",
-            path.display()
-        )));
-    }
-    Ok(certs)
 }
 
 /// An error of ureq in words; never the URL (it may hold the OTP).
@@ -187,22 +153,9 @@ fn form(params: &[(String, Zeroizing<String>)]) -> Zeroizing<String> {
         if i > 0 {
             out.push('&');
         }
-        out.push_str(&pct(k));
+        out.push_str(&percent_encode(k));
         out.push('=');
-        out.push_str(&pct(v));
-    }
-    out
-}
-
-/// Percent-encoding of everything but RFC 3986 unreserved characters.
-fn pct(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+        out.push_str(&percent_encode(v));
     }
     out
 }
@@ -213,7 +166,7 @@ mod tests {
 
     #[test]
     fn encodings() {
-        assert_eq!(pct("+49 170"), "%2B49%20170");
+        assert_eq!(percent_encode("+49 170"), "%2B49%20170");
         assert_eq!(
             gateway_host("https://sms.example.org:8443/send?x={otp}"),
             "sms.example.org:8443"

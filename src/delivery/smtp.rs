@@ -12,12 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-/// Where the system's trusted roots are on Debian and its relatives.
-const SYSTEM_BUNDLES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-];
-
 /// A reply line longer than this, or a reply of more lines, is garbage.
 const MAX_LINE: usize = 4096;
 const MAX_LINES: usize = 100;
@@ -364,27 +358,14 @@ fn read_password(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
 /// rustls with the ring provider, TLS 1.2 and 1.3, verifying against `ca_file` or the system.
 pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
-    let path = match ca_file {
-        Some(p) => p.to_path_buf(),
-        None => SYSTEM_BUNDLES
-            .iter()
-            .map(Path::new)
-            .find(|p| p.exists())
-            .map(Path::to_path_buf)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "no system CA bundle (looked at {}); set [email] ca_file",
-                    SYSTEM_BUNDLES.join(", ")
-                ))
-            })?,
-    };
-    let certs = load_certs(&path)?;
+    let certs = crate::http::trusted_roots(ca_file, "[email]")?
+        .into_iter()
+        .map(|c| CertificateDer::from(c.der().to_vec()));
     let (added, _) = roots.add_parsable_certificates(certs);
     if added == 0 {
-        return Err(Error::Config(format!(
-            "{}: no usable PEM certificate in it",
-            path.display()
-        )));
+        return Err(Error::Config(
+            "[email] ca_file: no usable certificate in it".into(),
+        ));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -393,13 +374,4 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
-}
-
-fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    use rustls::pki_types::pem::PemObject;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
-        .filter_map(|c| c.ok())
-        .collect();
-    Ok(certs)
 }

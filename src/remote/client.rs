@@ -9,22 +9,12 @@ use super::dialect::Endpoint;
 use crate::config::RemoteConfig;
 use crate::error::Error;
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
-use zeroize::Zeroizing;
+use ureq::tls::{RootCerts, TlsConfig};
 
 /// Answers longer than this are not read: no validation answer is this big.
 const MAX_BODY: u64 = 64 * 1024;
-
-/// Where the system's trusted roots live, by distribution.
-const SYSTEM_BUNDLES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-];
 
 /// One configured server.
 #[derive(Debug, Clone)]
@@ -138,10 +128,7 @@ impl Client {
         } else if !cfg.verify_tls {
             TlsConfig::builder().disable_verification(true).build()
         } else {
-            let roots = match &cfg.ca_file {
-                Some(p) => load_pem_certs(p)?,
-                None => system_roots()?,
-            };
+            let roots = crate::http::trusted_roots(cfg.ca_file.as_deref(), "[remote]")?;
             TlsConfig::builder()
                 .root_certs(RootCerts::Specific(Arc::new(roots)))
                 .build()
@@ -246,7 +233,7 @@ impl Client {
             server.base,
             req.path.unwrap_or(server.endpoint.path())
         );
-        let body = form_encode(req.fields);
+        let body = crate::http::form_encode(req.fields);
         let result = if req.get {
             let url = if body.is_empty() {
                 url
@@ -319,68 +306,6 @@ fn user_agent(service: &str) -> String {
     format!("{name}/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// `application/x-www-form-urlencoded`, byte by byte, into a buffer wiped after use.
-pub fn form_encode(fields: &[(&str, &[u8])]) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(
-        fields.iter().map(|(k, v)| k.len() + 3 * v.len() + 2).sum(),
-    ));
-    for (n, (k, v)) in fields.iter().enumerate() {
-        if n > 0 {
-            out.push(b'&');
-        }
-        encode_into(&mut out, k.as_bytes());
-        out.push(b'=');
-        encode_into(&mut out, v);
-    }
-    out
-}
-
-fn encode_into(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'*') {
-            out.push(b);
-        } else if b == b' ' {
-            out.push(b'+');
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
-    }
-}
-
-/// The certificates of a PEM file (a CA bundle or one CA).
-fn load_pem_certs(path: &Path) -> Result<Vec<Certificate<'static>>, Error> {
-    let pem = std::fs::read(path)
-        .map_err(|e| Error::Config(format!("[remote] ca_file {}: {e}", path.display())))?;
-    let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
-        .filter_map(|item| match item {
-            Ok(PemItem::Certificate(c)) => Some(c),
-            _ => None,
-        })
-        .collect();
-    if certs.is_empty() {
-        return Err(Error::Config(format!(
-            "[remote] ca_file {}: no PEM certificate in it",
-            path.display()
-        )));
-    }
-    Ok(certs)
-}
-
-/// The system's trusted roots, from the distribution's bundle.
-fn system_roots() -> Result<Vec<Certificate<'static>>, Error> {
-    for p in SYSTEM_BUNDLES {
-        let path = Path::new(p);
-        if path.exists() {
-            return load_pem_certs(path);
-        }
-    }
-    Err(Error::Config(format!(
-        "no system CA bundle found (looked at {}); set [remote] ca_file",
-        SYSTEM_BUNDLES.join(", ")
-    )))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,12 +332,6 @@ mod tests {
         assert!(Server::parse("https://").is_err());
         assert!(Server::parse("https://u:p@host").is_err());
         assert!(Server::parse("https://host/?x=1").is_err());
-    }
-
-    #[test]
-    fn form_fields_are_percent_encoded() {
-        let f = form_encode(&[("user", b"al ice"), ("pass", b"p&w=%\xff1")]);
-        assert_eq!(&f[..], b"user=al+ice&pass=p%26w%3D%25%FF1");
     }
 
     #[test]

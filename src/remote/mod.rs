@@ -11,7 +11,7 @@
 mod client;
 pub mod dialect;
 
-pub use client::form_encode;
+pub use crate::http::form_encode;
 pub use dialect::{Challenge, PollState, RemoteAnswer};
 
 use crate::config::{Config, Dialect, Fallback, OtpPin};

@@ -48,6 +48,36 @@ fn ser_alg<S: serde::Serializer>(a: &Algorithm, s: S) -> std::result::Result<S::
 }
 
 impl TokenRecord {
+    /// A freshly enrolled token: active, 6 digits, SHA-1, 30 s, counter 0, no PIN, no failures,
+    /// no type settings. Callers set what differs with `..TokenRecord::new(...)`.
+    pub fn new(
+        serial: &str,
+        user: &str,
+        realm: &str,
+        kind: TokenType,
+        sealed_key: Vec<u8>,
+    ) -> Self {
+        TokenRecord {
+            serial: serial.into(),
+            user: user.into(),
+            realm: realm.into(),
+            kind,
+            active: true,
+            pin_hash: None,
+            sealed_key,
+            digits: 6,
+            algorithm: Algorithm::Sha1,
+            period: 30,
+            drift: 0,
+            counter: 0,
+            fail_count: 0,
+            last_fail: None,
+            info: serde_json::json!({}),
+            description: String::new(),
+            created: 0,
+        }
+    }
+
     pub fn params(&self) -> TokenParams {
         TokenParams {
             kind: self.kind,
@@ -629,25 +659,7 @@ mod tests {
     use super::*;
 
     fn token(serial: &str) -> TokenRecord {
-        TokenRecord {
-            serial: serial.into(),
-            user: "alice".into(),
-            realm: "default".into(),
-            kind: TokenType::Hotp,
-            active: true,
-            pin_hash: None,
-            sealed_key: vec![0; 40],
-            digits: 6,
-            algorithm: Algorithm::Sha1,
-            period: 30,
-            drift: 0,
-            counter: 0,
-            fail_count: 0,
-            last_fail: None,
-            info: serde_json::json!({}),
-            description: String::new(),
-            created: 0,
-        }
+        TokenRecord::new(serial, "alice", "default", TokenType::Hotp, vec![0; 40])
     }
 
     /// One login: open alone, one write transaction, close (as each PAM login does).

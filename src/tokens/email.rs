@@ -1,39 +1,5 @@
 //! `email`: a PIN-only pass makes a random OTP that is mailed to the token's address; the OTP
-//! answers that one challenge. The OTP is kept only sealed in the challenge row.
-
-use super::{oob_challenge, oob_check, Challenge, CheckContext, Token};
-use crate::error::Result;
-
-pub struct Email {
-    /// Digits of the OTP sent (`[email].otp_length`).
-    pub otp_length: u32,
-}
-
-impl Token for Email {
-    fn otp_len(&self) -> usize {
-        // The first pass is the PIN alone: the OTP only exists once it was sent.
-        0
-    }
-
-    fn check(&self, _key: &[u8], _otp: &[u8], _counter: u64, _ctx: &CheckContext) -> Option<u64> {
-        None
-    }
-
-    fn challenge(&self, _pin: &[u8], rng: &mut dyn rand::RngCore) -> Result<Option<Challenge>> {
-        Ok(Some(oob_challenge(self.otp_length, rng)))
-    }
-
-    fn check_challenge(
-        &self,
-        _key: &[u8],
-        data: Option<&[u8]>,
-        answer: &[u8],
-        counter: u64,
-        _ctx: &CheckContext,
-    ) -> Option<u64> {
-        oob_check(data, answer, counter)
-    }
-}
+//! answers that one challenge (the logic is [`super::SentOtp`]'s). This file: the address.
 
 /// A plain `local@domain` address: no display name, no spaces, no characters that could end a
 /// mail header or an SMTP command.
@@ -82,33 +48,5 @@ mod tests {
             assert!(!valid_address(bad), "{bad:?}");
         }
         assert_eq!(mask_address("alice@example.org"), "a****@example.org");
-    }
-
-    #[test]
-    fn the_sent_otp_answers_once_per_challenge_data() {
-        let t = Email { otp_length: 8 };
-        let c = t.challenge(b"", &mut rand::rngs::OsRng).unwrap().unwrap();
-        let otp = c.otp.clone().unwrap();
-        assert_eq!(otp.len(), 8);
-        assert!(otp.iter().all(u8::is_ascii_digit));
-        let ctx = CheckContext {
-            now: 0,
-            hotp_window: 10,
-            totp_window: 1,
-        };
-        assert_eq!(
-            t.check_challenge(b"", Some(&c.data), &otp, 4, &ctx),
-            Some(4)
-        );
-        assert_eq!(
-            t.check_challenge(b"", Some(&c.data), b"1234567", 4, &ctx),
-            None
-        );
-        assert_eq!(t.check_challenge(b"", None, &otp, 4, &ctx), None);
-        assert_eq!(
-            t.check(b"", &otp, 4, &ctx),
-            None,
-            "no OTP without a challenge"
-        );
     }
 }

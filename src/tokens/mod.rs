@@ -10,17 +10,17 @@ mod hotp;
 mod oath;
 pub mod ocra;
 mod pw;
+mod sent;
 pub mod sms;
 mod spass;
 mod totp;
 
-pub use email::Email;
 pub use foureyes::FourEyes;
 pub use hotp::Hotp;
 pub use oath::{hotp_code, Algorithm};
 pub use ocra::Ocra;
 pub use pw::Pw;
-pub use sms::Sms;
+pub use sent::SentOtp;
 pub use spass::Spass;
 pub use totp::Totp;
 
@@ -171,10 +171,7 @@ pub fn for_params(p: &TokenParams) -> Result<Box<dyn Token>> {
         }),
         TokenType::Spass => Box::new(Spass),
         // E-mail and SMS tokens keep the length of the OTP they send in `digits`.
-        TokenType::Email => Box::new(Email {
-            otp_length: p.digits,
-        }),
-        TokenType::Sms => Box::new(Sms {
+        TokenType::Email | TokenType::Sms => Box::new(SentOtp {
             otp_length: p.digits,
         }),
         TokenType::Ocra => Box::new(Ocra::new(p.ocra_suite.as_deref().ok_or_else(|| {
@@ -201,21 +198,4 @@ pub(crate) fn random_digits(n: u32, rng: &mut dyn rand::RngCore) -> Secret {
 /// Reads an OTP typed by a user as ASCII digits; anything else never matches.
 pub(crate) fn is_digits(otp: &[u8], n: u32) -> bool {
     otp.len() == n as usize && otp.iter().all(u8::is_ascii_digit)
-}
-
-/// The challenge of a token that sends its OTP out of band: the data kept is the OTP itself
-/// (sealed by the engine), and the same OTP is what gets sent.
-pub(crate) fn oob_challenge(otp_length: u32, rng: &mut dyn rand::RngCore) -> Challenge {
-    let otp = random_digits(otp_length, rng);
-    Challenge {
-        data: otp.clone(),
-        otp: Some(otp),
-        question: None,
-    }
-}
-
-/// The answer to an out-of-band challenge: the OTP that was sent, compared in constant time.
-pub(crate) fn oob_check(data: Option<&[u8]>, answer: &[u8], counter: u64) -> Option<u64> {
-    let sent = data?;
-    (!sent.is_empty() && crate::crypto::ct_eq(sent, answer)).then_some(counter)
 }

@@ -1,38 +1,5 @@
 //! `sms`: like `email`, but the OTP goes to the token's phone number through the HTTP gateway
-//! of `[sms]`.
-
-use super::{oob_challenge, oob_check, Challenge, CheckContext, Token};
-use crate::error::Result;
-
-pub struct Sms {
-    /// Digits of the OTP sent (`[sms].otp_length`).
-    pub otp_length: u32,
-}
-
-impl Token for Sms {
-    fn otp_len(&self) -> usize {
-        0
-    }
-
-    fn check(&self, _key: &[u8], _otp: &[u8], _counter: u64, _ctx: &CheckContext) -> Option<u64> {
-        None
-    }
-
-    fn challenge(&self, _pin: &[u8], rng: &mut dyn rand::RngCore) -> Result<Option<Challenge>> {
-        Ok(Some(oob_challenge(self.otp_length, rng)))
-    }
-
-    fn check_challenge(
-        &self,
-        _key: &[u8],
-        data: Option<&[u8]>,
-        answer: &[u8],
-        counter: u64,
-        _ctx: &CheckContext,
-    ) -> Option<u64> {
-        oob_check(data, answer, counter)
-    }
-}
+//! of `[sms]` (the logic is [`super::SentOtp`]'s). This file: the phone number.
 
 /// A phone number: an optional `+`, then 4 to 20 digits, spaces and dashes allowed between.
 pub fn valid_phone(p: &str) -> bool {
@@ -82,13 +49,5 @@ mod tests {
         }
         assert_eq!(mask_phone("+491701234567"), "+********4567");
         assert_eq!(mask_phone("+49 170 1234567"), "+** *** ***4567");
-    }
-
-    #[test]
-    fn otp_length_comes_from_the_token() {
-        let t = Sms { otp_length: 6 };
-        let c = t.challenge(b"", &mut rand::rngs::OsRng).unwrap().unwrap();
-        assert_eq!(c.otp.unwrap().len(), 6);
-        assert!(c.question.is_none());
     }
 }

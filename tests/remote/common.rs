@@ -407,23 +407,16 @@ pub fn local_store_with_hotp(cfg: &Config, user: &str, serial: &str, pin: &str) 
     let store = pam_tessera::store::SqliteStore::create(&cfg.store.path, cfg.store.busy_timeout_ms)
         .unwrap();
     let rec = pam_tessera::store::TokenRecord {
-        serial: serial.into(),
-        user: user.into(),
-        realm: cfg.auth.default_realm.clone(),
-        kind: pam_tessera::tokens::TokenType::Hotp,
-        active: true,
         pin_hash: Some(pam_tessera::crypto::hash_pin(pin.as_bytes()).unwrap()),
-        sealed_key: key.seal(serial, RFC_KEY),
-        digits: 6,
-        algorithm: pam_tessera::tokens::Algorithm::Sha1,
         period: 0,
-        drift: 0,
-        counter: 0,
-        fail_count: 0,
-        last_fail: None,
-        info: serde_json::json!({}),
-        description: String::new(),
         created: now(),
+        ..pam_tessera::store::TokenRecord::new(
+            serial,
+            user,
+            &cfg.auth.default_realm,
+            pam_tessera::tokens::TokenType::Hotp,
+            key.seal(serial, RFC_KEY),
+        )
     };
     store.insert_token(&rec).unwrap();
 }

@@ -239,23 +239,21 @@ impl Fixture {
 
     pub fn add(&self, t: &Tok) {
         let rec = TokenRecord {
-            serial: t.serial.clone(),
-            user: t.user.clone(),
-            realm: t.realm.clone(),
-            kind: t.kind,
             active: t.active,
             pin_hash: t.pin.as_ref().map(|p| hash_pin(p.as_bytes()).unwrap()),
-            sealed_key: self.key.seal(&t.serial, &t.key),
             digits: t.digits,
             algorithm: t.algorithm,
             period: t.period,
-            drift: 0,
             counter: t.counter,
-            fail_count: 0,
-            last_fail: None,
             info: t.info.clone(),
-            description: String::new(),
             created: now(),
+            ..TokenRecord::new(
+                &t.serial,
+                &t.user,
+                &t.realm,
+                t.kind,
+                self.key.seal(&t.serial, &t.key),
+            )
         };
         self.store().insert_token(&rec).unwrap();
     }
