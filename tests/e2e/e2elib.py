@@ -115,7 +115,9 @@ def artefacts():
 class World:
     """A work directory with a config, an initialised store and key, and helpers."""
 
-    def __init__(self, tag, max_fail=50):
+    def __init__(self, tag, max_fail=50, before_init=None):
+        """before_init(world), if given, runs once the work directory and config exist and
+        before `tessera init` creates the store under world.dir/store."""
         self.module, self.binary = artefacts()
         self.tag = f"{tag}{os.getpid() % 100000}"
         self.dir = tempfile.mkdtemp(prefix=f"tessera-e2e.{tag}.")
@@ -130,6 +132,8 @@ class World:
                 f"[auth]\nmax_fail = {max_fail}\n"
             )
         os.chmod(self.config, 0o600)
+        if before_init:
+            before_init(self)
         self.tessera("init")
 
     def tessera(self, *args, input=None):

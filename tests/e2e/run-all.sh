@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# tessera's end-to-end tests, as root: real sshd, sudo, su/login and the Debian package.
+# tessera's end-to-end tests, as root: real sshd, sudo, su/login, a store on a full disk
+# (its own tmpfs) and the Debian package.
 # Usage: tests/e2e/run-all.sh [PATH.deb]   (with a .deb the package test skips the build)
 # Each script sets up and removes what it creates and prints `N passed, M failed`.
 set -uo pipefail
@@ -13,7 +14,7 @@ fi
 cargo build --quiet || exit 1
 py=/usr/bin/python3   # the system Python, which has paramiko from python3-paramiko
 failed=()
-for t in sshd.py sudo.py su_login.py deb.py; do
+for t in sshd.py sudo.py su_login.py full_disk.py deb.py; do
   echo "== tests/e2e/$t"
   start=$SECONDS
   args=()
@@ -25,6 +26,6 @@ for t in sshd.py sudo.py su_login.py deb.py; do
     failed+=("$t")
   fi
 done
-n=4
+n=5
 echo "e2e: $((n - ${#failed[@]})) passed, ${#failed[@]} failed${failed:+ (${failed[*]})}"
 [ ${#failed[@]} -eq 0 ]
