@@ -4,7 +4,8 @@
 //! answer) runs inside one store write transaction that re-reads the token under the lock.
 
 use super::{
-    new_transaction_id, split_realm, Clock, Conversation, Login, Options, Outcome, Verdict,
+    ask, first_prompt, new_transaction_id, split_realm, Clock, Conversation, Login, Options,
+    Outcome, Verdict,
 };
 use crate::config::{Config, OtpPin};
 use crate::crypto::{burn_pin_check, ct_eq, verify_pin, Secret, StoreKey};
@@ -217,12 +218,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             }
         }
 
-        let text = match (&opts.prompt, self.cfg.auth.otppin) {
-            (Some(p), _) => p.as_str(),
-            (None, OtpPin::Token) => self.cfg.prompts.pin.as_str(),
-            (None, _) => self.cfg.prompts.otp.as_str(),
-        };
-        let pass = ask(conv, text)?;
+        let pass = ask(conv, first_prompt(self.cfg, opts))?;
         self.check_pass(at, &tokens, &pass, conv)
     }
 
@@ -926,11 +922,6 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
 }
 
 /// Asks and insists on an answer: NULL or a failed conversation is an error, not an empty pass.
-fn ask(conv: &mut impl Conversation, text: &str) -> Result<Secret> {
-    conv.prompt(text, false)?
-        .ok_or_else(|| Error::Conversation("the conversation answered NULL".into()))
-}
-
 fn pin_matches(t: &TokenRecord, pin: &[u8]) -> bool {
     match &t.pin_hash {
         Some(h) => verify_pin(pin, h),

@@ -6,7 +6,7 @@ mod local;
 
 pub use local::LocalEngine;
 
-use crate::config::{Config, Mode};
+use crate::config::{Config, Mode, OtpPin};
 use crate::crypto::{Secret, StoreKey};
 use crate::error::Error;
 use crate::store::{AuditEntry, SqliteStore, Store};
@@ -19,6 +19,22 @@ pub trait Conversation {
     fn info(&mut self, text: &str) -> Result<(), Error>;
     /// Shows an error line.
     fn error(&mut self, text: &str) -> Result<(), Error>;
+}
+
+/// A hidden prompt whose NULL answer is an error: a login can't go on without a pass.
+pub(crate) fn ask(conv: &mut impl Conversation, text: &str) -> Result<Secret, Error> {
+    conv.prompt(text, false)?
+        .ok_or_else(|| Error::Conversation("the conversation answered NULL".into()))
+}
+
+/// The first prompt: the service's `prompt=`, else the PIN prompt when the pass starts with the
+/// token PIN (`otppin = token`), else the OTP prompt. The local and the remote engine ask alike.
+pub(crate) fn first_prompt<'a>(cfg: &'a Config, opts: &'a Options) -> &'a str {
+    match (&opts.prompt, cfg.auth.otppin) {
+        (Some(p), _) => p,
+        (None, OtpPin::Token) => &cfg.prompts.pin,
+        (None, _) => &cfg.prompts.otp,
+    }
 }
 
 /// The source of time, in Unix seconds. Read when a step starts, never deep inside a check.

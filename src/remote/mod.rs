@@ -16,7 +16,9 @@ pub use dialect::{Challenge, PollState, RemoteAnswer};
 
 use crate::config::{Config, Dialect, Fallback, OtpPin};
 use crate::crypto::Secret;
-use crate::engine::{Clock, Conversation, LocalEngine, Login, Options, Outcome, Verdict};
+use crate::engine::{
+    ask, first_prompt, Clock, Conversation, LocalEngine, Login, Options, Outcome, Verdict,
+};
 use crate::error::{Error, Result};
 use crate::store::{AuditEntry, SqliteStore, Store};
 use client::{Client, Request, Unreachable};
@@ -272,12 +274,7 @@ impl<K: Clock> Run<'_, K> {
                 None => {}
             }
         }
-        let text = match (&opts.prompt, self.cfg.auth.otppin) {
-            (Some(p), _) => p.clone(),
-            (None, OtpPin::Token) => self.cfg.prompts.pin.clone(),
-            (None, _) => self.cfg.prompts.otp.clone(),
-        };
-        let pass = ask(conv, &text)?;
+        let pass = ask(conv, first_prompt(self.cfg, opts))?;
         self.first_pass(client, &pass, false, conv)
     }
 
@@ -578,11 +575,6 @@ fn detail(message: &str) -> String {
 }
 
 /// Asks and insists on an answer: NULL or a failed conversation is an error.
-fn ask(conv: &mut impl Conversation, text: &str) -> Result<Secret> {
-    conv.prompt(text, false)?
-        .ok_or_else(|| Error::Conversation("the conversation answered NULL".into()))
-}
-
 /// User names that can be sent. Others are treated as unknown users.
 fn valid_user_name(u: &str) -> bool {
     !u.is_empty() && u.len() <= 256 && !u.chars().any(|c| c.is_control() || c == '\u{fffd}')
