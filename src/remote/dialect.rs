@@ -180,7 +180,10 @@ fn push_unique(list: &mut Vec<String>, s: &str) {
     }
 }
 
-fn parse_privacyidea(http_status: u16, body: &[u8]) -> Result<RemoteAnswer, String> {
+/// What both dialects' `/validate/check` JSON share: a `result` object whose `status` false is
+/// the server's error answer (`Ok(Err(..))`, whatever the HTTP status) and whose `status` true
+/// is only believed with HTTP 200. `Ok(Ok(document))` is for the dialect to read on.
+fn check_document(http_status: u16, body: &[u8]) -> Result<Result<Value, RemoteAnswer>, String> {
     let v = json_object(body)?;
     let result = v
         .get("result")
@@ -189,7 +192,7 @@ fn parse_privacyidea(http_status: u16, body: &[u8]) -> Result<RemoteAnswer, Stri
     match result.get("status").and_then(Value::as_bool) {
         Some(false) => {
             let (code, message) = error_of(&v);
-            return Ok(RemoteAnswer::Error { code, message });
+            return Ok(Err(RemoteAnswer::Error { code, message }));
         }
         Some(true) => {}
         None => return Err("`result.status` is not a boolean".into()),
@@ -197,6 +200,15 @@ fn parse_privacyidea(http_status: u16, body: &[u8]) -> Result<RemoteAnswer, Stri
     if http_status != 200 {
         return Err(format!("HTTP {http_status} with status true"));
     }
+    Ok(Ok(v))
+}
+
+fn parse_privacyidea(http_status: u16, body: &[u8]) -> Result<RemoteAnswer, String> {
+    let v = match check_document(http_status, body)? {
+        Ok(v) => v,
+        Err(server_error) => return Ok(server_error),
+    };
+    let result = &v["result"];
     let value = result.get("value").and_then(Value::as_bool);
     let auth = result.get("authentication").and_then(Value::as_str);
     let tx = transaction_id(v.pointer("/detail/transaction_id"));
@@ -266,22 +278,11 @@ fn privacyidea_challenge(v: &Value, transaction_id: String) -> Challenge {
 }
 
 fn parse_linotp(http_status: u16, body: &[u8]) -> Result<RemoteAnswer, String> {
-    let v = json_object(body)?;
-    let result = v
-        .get("result")
-        .and_then(Value::as_object)
-        .ok_or("no `result` object")?;
-    match result.get("status").and_then(Value::as_bool) {
-        Some(false) => {
-            let (code, message) = error_of(&v);
-            return Ok(RemoteAnswer::Error { code, message });
-        }
-        Some(true) => {}
-        None => return Err("`result.status` is not a boolean".into()),
-    }
-    if http_status != 200 {
-        return Err(format!("HTTP {http_status} with status true"));
-    }
+    let v = match check_document(http_status, body)? {
+        Ok(v) => v,
+        Err(server_error) => return Ok(server_error),
+    };
+    let result = &v["result"];
     let serial = str_at(&v, "/detail/serial").to_string();
     let kind = str_at(&v, "/detail/tokentype").to_string();
     let message = str_at(&v, "/detail/message").to_string();
