@@ -1,7 +1,7 @@
 //! `tessera token add`: check the options against the type, hash the PIN, seal the key under the
 //! serial, insert. Prints the serial, and for a generated key its `otpauth://` URI.
 
-use super::{input, AddArgs, AlgorithmArg, CliResult, Failure, TypeArg};
+use super::{input, AddArgs, CliResult, Failure};
 use crate::config::Config;
 use crate::crypto::{self, Secret};
 use crate::engine::{self, Clock, SystemClock};
@@ -14,31 +14,6 @@ use rand::RngCore;
 const MAX_PW: usize = 256;
 /// Longest OTP key accepted, in bytes (HMAC hashes longer keys anyway).
 const MAX_KEY: usize = 128;
-
-impl TypeArg {
-    fn token_type(self) -> TokenType {
-        match self {
-            TypeArg::Hotp => TokenType::Hotp,
-            TypeArg::Totp => TokenType::Totp,
-            TypeArg::Pw => TokenType::Pw,
-            TypeArg::Spass => TokenType::Spass,
-            TypeArg::Email => TokenType::Email,
-            TypeArg::Sms => TokenType::Sms,
-            TypeArg::Ocra => TokenType::Ocra,
-            TypeArg::FourEyes => TokenType::FourEyes,
-        }
-    }
-}
-
-impl From<AlgorithmArg> for Algorithm {
-    fn from(a: AlgorithmArg) -> Algorithm {
-        match a {
-            AlgorithmArg::Sha1 => Algorithm::Sha1,
-            AlgorithmArg::Sha256 => Algorithm::Sha256,
-            AlgorithmArg::Sha512 => Algorithm::Sha512,
-        }
-    }
-}
 
 /// A token about to be enrolled, its options checked.
 struct Plan {
@@ -102,7 +77,7 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
 
 /// Checks the options against the type and works out the token's parameters.
 fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
-    let kind = a.kind.token_type();
+    let kind = a.kind;
     for (flag, given, owner) in [
         ("--email", a.email.is_some(), TokenType::Email),
         ("--phone", a.phone.is_some(), TokenType::Sms),
@@ -171,7 +146,7 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
         return Err(Failure::usage("--qr needs --genkey"));
     }
     let has_pin = a.pin.pin.is_some() || a.pin.pin_stdin;
-    let algorithm = a.algorithm.map(Algorithm::from).unwrap_or(Algorithm::Sha1);
+    let algorithm = a.algorithm.unwrap_or(Algorithm::Sha1);
     let mut plan = Plan {
         kind,
         realm,

@@ -17,7 +17,9 @@ mod token;
 
 use crate::config::{Config, DEFAULT_PATH};
 use crate::error::Error;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use crate::tokens::{Algorithm, TokenType};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -111,24 +113,14 @@ struct PinArgs {
     pin_stdin: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum TypeArg {
-    Hotp,
-    Totp,
-    Pw,
-    Spass,
-    Email,
-    Sms,
-    Ocra,
-    #[value(name = "4eyes")]
-    FourEyes,
+/// `--type`: the names of [`TokenType::ALL`], so that the list of types lives in one place.
+fn token_type_arg() -> impl TypedValueParser<Value = TokenType> {
+    PossibleValuesParser::new(TokenType::ALL.map(TokenType::name)).try_map(|s| TokenType::parse(&s))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum AlgorithmArg {
-    Sha1,
-    Sha256,
-    Sha512,
+/// `--algorithm`: the names of [`Algorithm::ALL`].
+fn algorithm_arg() -> impl TypedValueParser<Value = Algorithm> {
+    PossibleValuesParser::new(Algorithm::ALL.map(Algorithm::name)).try_map(|s| Algorithm::parse(&s))
 }
 
 #[derive(Debug, Args)]
@@ -137,8 +129,8 @@ struct AddArgs {
     #[arg(long)]
     user: String,
     /// Token type
-    #[arg(long = "type", value_name = "TYPE")]
-    kind: TypeArg,
+    #[arg(long = "type", value_name = "TYPE", value_parser = token_type_arg())]
+    kind: TokenType,
     /// Serial [default: the type and 8 random hex digits, e.g. HOTP1A2B3C4D]
     #[arg(long)]
     serial: Option<String>,
@@ -154,8 +146,8 @@ struct AddArgs {
     #[arg(long, value_name = "N")]
     digits: Option<u32>,
     /// HMAC hash [default: sha1]
-    #[arg(long, value_name = "ALG")]
-    algorithm: Option<AlgorithmArg>,
+    #[arg(long, value_name = "ALG", value_parser = algorithm_arg())]
+    algorithm: Option<Algorithm>,
     /// TOTP period in seconds: 30 or 60 [default: 30]
     #[arg(long, value_name = "S")]
     period: Option<u64>,

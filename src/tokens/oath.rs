@@ -11,6 +11,8 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    pub const ALL: [Algorithm; 3] = [Algorithm::Sha1, Algorithm::Sha256, Algorithm::Sha512];
+
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Sha1 => "sha1",
