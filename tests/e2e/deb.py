@@ -24,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (  # noqa: E402
-    CLEANUP, KEY, ROOT, Hotp, Results, add_user, log, require_root, run,
+    CLEANUP, KEY, ROOT, Hotp, Results, add_user, log, pamtester, require_root, run,
 )
 
 PKG = "libpam-tessera"
@@ -176,18 +176,14 @@ R.check("tessera doctor: everything ok (module installed, a service uses it)",
 
 otp = Hotp()
 
-
-def pamtester(service, who, *answers):
-    return run(["pamtester", "-v", service, who, "authenticate", "acct_mgmt"],
-               input="".join(a + "\n" for a in answers))
-
-
-p = pamtester("tessera-test", user, "1357", otp.next())
+# Through the installed module's auth and account hooks, as a service would call them.
+AUTH_AND_ACCOUNT = ("authenticate", "acct_mgmt")
+p = pamtester("tessera-test", user, "1357", otp.next(), ops=AUTH_AND_ACCOUNT)
 R.check("pamtester tessera-test: PIN, challenge, OTP through the installed module",
         p.returncode == 0 and OTP_PROMPT in p.stderr, p.stderr)
-p = pamtester("tessera-test", user, "1357" + otp.next())
+p = pamtester("tessera-test", user, "1357" + otp.next(), ops=AUTH_AND_ACCOUNT)
 R.check("pamtester tessera-test: PIN+OTP in one answer", p.returncode == 0, p.stderr)
-p = pamtester("tessera-test", user, "1357", otp.wrong())
+p = pamtester("tessera-test", user, "1357", otp.wrong(), ops=AUTH_AND_ACCOUNT)
 R.check("pamtester tessera-test: a wrong OTP is refused",
         p.returncode != 0 and "Authentication failure" in p.stderr, p.stderr)
 

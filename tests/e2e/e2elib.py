@@ -205,6 +205,13 @@ class Hotp:
         raise RuntimeError("no wrong code")
 
 
+def pamtester(service, user, *answers, ops=("authenticate",), env=None, timeout=60):
+    """pamtester -v on SERVICE for USER, one line of stdin per prompt; prompts and libpam's
+    messages are on stderr."""
+    return run(["pamtester", "-v", service, user, *ops],
+               input="".join(a + "\n" for a in answers), env=env, timeout=timeout)
+
+
 def oathtool(counter):
     return run(["oathtool", "-c", str(counter), KEY], check=True).stdout.strip()
 

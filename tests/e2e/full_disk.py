@@ -19,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2elib import CLEANUP, Results, World, require_root, run  # noqa: E402
+from e2elib import CLEANUP, Results, World, pamtester, require_root, run  # noqa: E402
 
 UNAVAIL = "Authentication service cannot retrieve authentication info"
 
@@ -55,8 +55,7 @@ env = dict(os.environ, LD_PRELOAD="libpam_wrapper.so", PAM_WRAPPER="1",
 def login(*answers):
     """pamtester on the test service; returns (exit code, stderr, seconds)."""
     start = time.monotonic()
-    p = run(["pamtester", "-v", "tessera-full", user, "authenticate"],
-            input="".join(a + "\n" for a in answers), env=env, timeout=30)
+    p = pamtester("tessera-full", user, *answers, env=env, timeout=30)
     return p.returncode, p.stderr, time.monotonic() - start
 
 
