@@ -106,6 +106,11 @@ pub struct RemoteConfig {
     pub push_timeout: u64,
     pub fallback: Fallback,
     pub dialect: Dialect,
+    /// The proxy for the validate requests (`http://`, `https://` or `socks5://` URL). Never
+    /// taken from the environment: `su` runs the module with the invoking user's environment.
+    pub proxy: Option<String>,
+    /// Plain `http://` URLs carry PINs and OTPs unencrypted: refused unless set.
+    pub allow_plain_http: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -151,6 +156,10 @@ pub struct SmsConfig {
     pub otp_length: u32,
     /// Seconds the OTP answers its challenge.
     pub validity: u64,
+    /// The proxy for the gateway request; never taken from the environment.
+    pub proxy: Option<String>,
+    /// A plain `http://` gateway URL carries the OTP unencrypted: refused unless set.
+    pub allow_plain_http: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -212,6 +221,8 @@ impl Default for SmsConfig {
             ca_file: None,
             otp_length: 6,
             validity: 300,
+            proxy: None,
+            allow_plain_http: false,
         }
     }
 }
@@ -305,6 +316,8 @@ impl Default for RemoteConfig {
             push_timeout: 60,
             fallback: Fallback::Fail,
             dialect: Dialect::Privacyidea,
+            proxy: None,
+            allow_plain_http: false,
         }
     }
 }
@@ -381,7 +394,7 @@ impl Config {
             return Err(("url", "mode = \"remote\" needs [remote] url".into()));
         }
         if self.remote.timeout == 0 || self.remote.timeout > 300 {
-            return Err(("timeout", "must be between 1 and 300 seconds".into()));
+            return Err(("remote.timeout", "must be between 1 and 300 seconds".into()));
         }
         let (e, m) = (&self.email, &self.sms);
         for (sec, len, validity, timeout) in [
@@ -448,6 +461,23 @@ impl Config {
                     "the SMS gateway URL must start with http:// or https://".into(),
                 ));
             }
+            if u.starts_with("http://") && !m.allow_plain_http {
+                return Err(("sms.url", PLAIN_HTTP.replace("{what}", "the OTP")));
+            }
+        }
+        if let Some(u) = self.remote.url.iter().find(|u| u.starts_with("http://")) {
+            if !self.remote.allow_plain_http {
+                let what = format!("`{u}` carries PINs and OTPs");
+                return Err(("remote.url", PLAIN_HTTP.replace("{what}", &what)));
+            }
+        }
+        for (key, proxy) in [
+            ("remote.proxy", &self.remote.proxy),
+            ("sms.proxy", &m.proxy),
+        ] {
+            if let Some(p) = proxy {
+                proxy_of(p).map_err(|e| (key, e))?;
+            }
         }
         Ok(())
     }
@@ -459,6 +489,28 @@ impl Config {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "(built-in defaults)".into())
     }
+}
+
+/// Why a plain `http://` URL is refused; `{what}` names what it would carry.
+const PLAIN_HTTP: &str = "plain http:// sends {what} unencrypted; use https://, or set \
+    allow_plain_http = true in this section if that is really wanted (e.g. a server on this host)";
+
+/// The proxy of a `proxy` key, checked: only the schemes ureq speaks, and a host.
+pub fn proxy_of(url: &str) -> std::result::Result<ureq::Proxy, String> {
+    const SCHEMES: [&str; 5] = [
+        "http://",
+        "https://",
+        "socks4://",
+        "socks4a://",
+        "socks5://",
+    ];
+    if !SCHEMES.iter().any(|s| url.starts_with(s)) {
+        return Err(format!(
+            "proxy \"{}\" must start with http://, https://, socks4://, socks4a:// or socks5://",
+            url.escape_debug()
+        ));
+    }
+    ureq::Proxy::new(url).map_err(|e| format!("proxy \"{}\": {e}", url.escape_debug()))
 }
 
 /// The line on which `key` is set, for messages about values that parsed but are wrong.
@@ -577,6 +629,32 @@ mod tests {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(key) && e.contains(":2"), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn plain_http_and_proxies_are_explicit() {
+        for (text, key) in [
+            ("[remote]\nurl = \"http://pi.example.org\"\n", "remote.url"),
+            ("[sms]\nurl = \"http://sms.example.org/\"\n", "sms.url"),
+            ("[remote]\nproxy = \"ftp://p\"\n", "remote.proxy"),
+            ("[sms]\nproxy = \"proxy.example.org:3128\"\n", "sms.proxy"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(":2"), "{text}: {e}");
+        }
+        let e = parse("[remote]\nurl = \"http://127.0.0.1:5000\"\n").unwrap_err();
+        assert!(e.to_string().contains("allow_plain_http"), "{e}");
+        let c = parse(
+            "[remote]\nurl = \"http://127.0.0.1:5000\"\nallow_plain_http = true\n\
+             proxy = \"http://proxy.example.org:3128\"\n\
+             [sms]\nurl = \"http://127.0.0.1/send\"\nallow_plain_http = true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.remote.proxy.as_deref(),
+            Some("http://proxy.example.org:3128")
+        );
+        assert!(c.sms.proxy.is_none() && c.sms.allow_plain_http);
     }
 
     #[test]

@@ -319,7 +319,7 @@ fn a_remote_mode_without_a_server_is_unavailable() {
     // then a refused connection ends the login at once.
     let fx = fixture_with_token();
     fx.write_config(
-        "[auth]\nmode = \"remote\"\n[remote]\nurl = \"http://127.0.0.1:1/\"\ntimeout = 2\n",
+        "[auth]\nmode = \"remote\"\n[remote]\nurl = \"http://127.0.0.1:1/\"\nallow_plain_http = true\ntimeout = 2\n",
     );
     let start = Instant::now();
     let out = fx.login("alice").answer("PIN", "1234").run();

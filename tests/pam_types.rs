@@ -548,7 +548,8 @@ fn email_through_a_sendmail_command() {
 // ---- SMS ----
 
 fn sms_config(url: &str, extra: &str) -> String {
-    format!("[sms]\nurl = \"{url}\"\n{extra}\n")
+    // The recording gateway listens on 127.0.0.1 without TLS.
+    format!("[sms]\nurl = \"{url}\"\nallow_plain_http = true\n{extra}\n")
 }
 
 fn sms_login_with_recorded_otp(
@@ -568,6 +569,52 @@ fn sms_login_with_recorded_otp(
             },
         )
         .run()
+}
+
+/// Security review: the module took HTTP_PROXY & co. from the caller's environment (under `su`,
+/// the invoking user's), so a local user could read SMS OTPs sent to a plain-http gateway.
+#[test]
+fn an_sms_otp_never_goes_to_a_proxy_from_the_environment() {
+    let gw = HttpServer::start(Gateway::Answer(200, "OK"));
+    let proxy = FakeProxy::start();
+    let fx = Fixture::new(&sms_config(&gw.url("/send"), ""));
+    fx.add(&sms_tok("S1", "alice", "1234"));
+    let (status, err) = pamtester_env(&fx, "alice", &["1234", "000000"], &proxy.env());
+    assert!(!status.success(), "{err}");
+    assert_eq!(
+        proxy.seen(),
+        Vec::<String>::new(),
+        "the proxy saw the OTP: {err}"
+    );
+    assert_eq!(
+        gw.requests().len(),
+        1,
+        "the gateway got the OTP directly: {err}"
+    );
+}
+
+/// `[sms] proxy`, set in the config, is the one way to send through a proxy.
+#[test]
+fn the_sms_proxy_comes_from_the_config() {
+    let proxy = FakeProxy::start();
+    // The gateway's host does not resolve: only a proxy can take the request.
+    let fx = Fixture::new(&sms_config(
+        "http://sms-gateway.invalid/send",
+        &format!("proxy = \"{}\"\n", proxy.url()),
+    ));
+    fx.add(&sms_tok("S1", "alice", "1234"));
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer("Please enter the OTP sent to", "000000")
+        .run();
+    assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
+    let seen = proxy.seen();
+    assert_eq!(
+        seen[0], "CONNECT sms-gateway.invalid:80 HTTP/1.1",
+        "{seen:?}"
+    );
+    assert!(seen[1].starts_with("POST /send"), "{seen:?}");
 }
 
 #[test]

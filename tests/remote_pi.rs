@@ -350,7 +350,7 @@ fn pam_config(dir: &Path, url: &str) -> PathBuf {
     std::fs::write(
         &p,
         format!(
-            "[store]\npath = {:?}\nkey_file = {:?}\n[auth]\nmode = \"remote\"\n[remote]\nurl = {url:?}\ntimeout = {TIMEOUT}\n",
+            "[store]\npath = {:?}\nkey_file = {:?}\n[auth]\nmode = \"remote\"\n[remote]\nurl = {url:?}\nallow_plain_http = true\ntimeout = {TIMEOUT}\n",
             dir.join("absent.db"),
             dir.join("absent.key"),
         ),
@@ -441,7 +441,7 @@ fn check_and_doctor_use_the_remote_servers() {
     // doctor: each server answers (TLS verified with ca_file), remote only: no store needed.
     let ca = s.tls.ca.clone().unwrap();
     let text = format!(
-        "[store]\npath = {:?}\nkey_file = {:?}\n[auth]\nmode = \"remote\"\n[remote]\nurl = [{:?}, {:?}]\nca_file = {ca:?}\ntimeout = 5\n",
+        "[store]\npath = {:?}\nkey_file = {:?}\n[auth]\nmode = \"remote\"\n[remote]\nurl = [{:?}, {:?}]\nallow_plain_http = true\nca_file = {ca:?}\ntimeout = 5\n",
         dir.path().join("absent.db"),
         dir.path().join("absent.key"),
         s.http.url,
@@ -459,6 +459,10 @@ fn check_and_doctor_use_the_remote_servers() {
         "{out}"
     );
     assert!(out.contains("remote only"), "{out}");
+    assert!(
+        out.contains(&format!("warn  [remote] url {}: plain http", s.http.url)),
+        "doctor names the plain-http server: {out}"
+    );
 
     let dead = refused_url();
     let text = text.replace(&s.http.url, &dead);

@@ -44,6 +44,7 @@ fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
         }
         Err(e) => return r.fail(&e.to_string()),
     };
+    check_transport(r, &cfg)?;
     if cfg.auth.mode == Mode::Remote {
         check_remote(r, &cfg)?;
         if cfg.remote.fallback == Fallback::Fail && !cfg.store.path.exists() {
@@ -96,6 +97,30 @@ fn check_syslog(r: &mut Report) -> CliResult<()> {
     } else {
         r.warn("no syslog socket /dev/log: logins are recorded in the audit table only")
     }
+}
+
+/// Plain-HTTP URLs that the config allows, and proxies: each is a choice an admin should see.
+fn check_transport(r: &mut Report, cfg: &Config) -> CliResult<()> {
+    for u in cfg.remote.url.iter().filter(|u| u.starts_with("http://")) {
+        r.warn(&format!(
+            "[remote] url {u}: plain http (allow_plain_http = true), PINs and OTPs travel unencrypted"
+        ))?;
+    }
+    if let Some(u) = cfg.sms.url.as_deref().filter(|u| u.starts_with("http://")) {
+        let host = u.split_once("://").map_or(u, |(_, r)| r);
+        let host = host.split(['/', '?']).next().unwrap_or("");
+        r.warn(&format!(
+            "[sms] url http://{host}: plain http (allow_plain_http = true), OTPs travel unencrypted"
+        ))?;
+    }
+    for (section, proxy) in [("[remote]", &cfg.remote.proxy), ("[sms]", &cfg.sms.proxy)] {
+        if let Some(p) = proxy {
+            r.ok(&format!(
+                "{section} proxy {p} (from the config; the environment is never read)"
+            ))?;
+        }
+    }
+    Ok(())
 }
 
 /// Each remote server must answer, with its certificate verified as a login would.

@@ -119,7 +119,16 @@ fn agent(cfg: &SmsConfig, https: bool) -> Result<ureq::Agent> {
     } else {
         TlsConfig::builder().build()
     };
+    // The proxy comes from the config or nowhere, never from the environment (see
+    // `remote::client`).
+    let proxy = cfg
+        .proxy
+        .as_deref()
+        .map(crate::config::proxy_of)
+        .transpose()
+        .map_err(|e| Error::Config(format!("[sms] {e}")))?;
     Ok(ureq::Agent::config_builder()
+        .proxy(proxy)
         .tls_config(tls)
         .http_status_as_error(false)
         .max_redirects(0)

@@ -133,7 +133,16 @@ impl Client {
                 .root_certs(RootCerts::Specific(Arc::new(roots)))
                 .build()
         };
+        // The proxy comes from the config or nowhere: ureq would read HTTP_PROXY & co. from the
+        // environment, which under `su` is the invoking user's.
+        let proxy = cfg
+            .proxy
+            .as_deref()
+            .map(crate::config::proxy_of)
+            .transpose()
+            .map_err(|e| Error::Config(format!("[remote] {e}")))?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .proxy(proxy)
             .tls_config(tls)
             .http_status_as_error(false)
             .max_redirects(0)

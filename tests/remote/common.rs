@@ -90,8 +90,14 @@ pub fn login(user: &str) -> Login {
 /// A remote-mode config; `extra` is more TOML for the `[remote]` table.
 pub fn remote_config(urls: &[&str], extra: &str, store_dir: &Path) -> Config {
     let list: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
+    // The fakes and the privacyIDEA peer listen on 127.0.0.1 without TLS.
+    let plain = if urls.iter().any(|u| u.starts_with("http://")) {
+        "allow_plain_http = true\n"
+    } else {
+        ""
+    };
     let text = format!(
-        "[store]\npath = {:?}\nkey_file = {:?}\n[auth]\nmode = \"remote\"\n[remote]\nurl = [{}]\n{extra}\n",
+        "[store]\npath = {:?}\nkey_file = {:?}\n[auth]\nmode = \"remote\"\n[remote]\nurl = [{}]\n{plain}{extra}\n",
         store_dir.join("tessera.db"),
         store_dir.join("secret.key"),
         list.join(", ")

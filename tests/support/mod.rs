@@ -679,25 +679,7 @@ impl Drop for LockHolder {
 /// service directory, feeding `lines` (one per prompt). Returns the exit status and stderr,
 /// which holds the prompts and, at debug level, every line the module sent to syslog.
 pub fn pamtester(fx: &Fixture, user: &str, lines: &[&str]) -> (std::process::ExitStatus, String) {
-    use std::io::Write;
-    let mut child = pamtester_command(&fx.services, user)
-        .env("PAM_WRAPPER_DEBUGLEVEL", "2")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("pamtester (apt-get install pamtester libpam-wrapper)");
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for l in lines {
-            writeln!(stdin, "{l}").unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    pamtester_env(fx, user, lines, &[])
 }
 
 /// The syslog lines in pam_wrapper's debug output.
@@ -715,4 +697,138 @@ pub fn pamtester_command(services: &Path, user: &str) -> std::process::Command {
         .env("PAM_WRAPPER", "1")
         .env("PAM_WRAPPER_SERVICE_DIR", services);
     c
+}
+
+/// A proxy that an attacker would run: it records every connection and answers every request,
+/// proxied or not, with privacyIDEA's "accepted". A login that reaches it is a login the
+/// attacker decided.
+pub struct FakeProxy {
+    pub port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakeProxy {
+    pub fn start() -> FakeProxy {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let rec = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let first = read_request(&mut s);
+                rec.lock().unwrap().push(first.clone());
+                if first.starts_with("CONNECT ") {
+                    // A tunnel: say yes, then answer what comes through it (for plain http).
+                    let _ = s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                    let inner = read_request(&mut s);
+                    rec.lock().unwrap().push(inner);
+                }
+                let body = r#"{"id":1,"jsonrpc":"2.0","result":{"status":true,"value":true},"detail":{"message":"matching 1 tokens"},"version":"privacyIDEA 3.14"}"#;
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        FakeProxy { port, seen }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The first line of each request that reached the proxy.
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Every variable through which a proxy can be named in the environment.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        [
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ]
+        .into_iter()
+        .map(|k| (k, self.url()))
+        .collect()
+    }
+}
+
+/// Reads one HTTP request (head and a Content-Length body); returns its first line.
+fn read_request(s: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match s.read(&mut chunk) {
+            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => {
+                return String::from_utf8_lossy(&buf)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .into()
+            }
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let len: usize = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut have = buf.len() - end;
+    while have < len {
+        match s.read(&mut chunk) {
+            Ok(n) if n > 0 => have += n,
+            _ => break,
+        }
+    }
+    head.lines().next().unwrap_or("").to_string()
+}
+
+/// `pamtester` as [`pamtester`] runs it, with extra environment variables.
+pub fn pamtester_env(
+    fx: &Fixture,
+    user: &str,
+    lines: &[&str],
+    env: &[(&str, String)],
+) -> (std::process::ExitStatus, String) {
+    use std::io::Write;
+    let mut cmd = pamtester_command(&fx.services, user);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .env("PAM_WRAPPER_DEBUGLEVEL", "2")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("pamtester (apt-get install pamtester libpam-wrapper)");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for l in lines {
+            let _ = writeln!(stdin, "{l}");
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -1,0 +1,80 @@
+//! Regression tests of the security review (issue 10), each through real libpam: what an
+//! attacker on the host could do with today's module must fail.
+
+mod support;
+
+use std::net::TcpListener;
+use support::*;
+
+/// A URL where nothing listens.
+fn dead_url() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The root escalation: `su` authenticates with the invoking user's environment, and the module
+/// let ureq take HTTP_PROXY & co. from it. A proxy of the attacker's that answers "accepted"
+/// then decided the login, whatever the PIN.
+#[test]
+fn a_proxy_in_the_callers_environment_decides_nothing() {
+    let proxy = FakeProxy::start();
+    let fx = Fixture::new(&format!(
+        "[auth]\nmode = \"remote\"\n[remote]\nurl = \"{}\"\nallow_plain_http = true\ntimeout = 2\n",
+        dead_url()
+    ));
+    let (status, err) = pamtester_env(&fx, "root", &["wrong-pin"], &proxy.env());
+    assert!(!status.success(), "a wrong PIN was accepted: {err}");
+    assert!(
+        err.contains("cannot retrieve authentication info"),
+        "the server is down: PAM_AUTHINFO_UNAVAIL, not the proxy's answer: {err}"
+    );
+    assert_eq!(proxy.seen(), Vec::<String>::new(), "the proxy saw the pass");
+
+    // Over https, the proxy could force "no server answered" and so the local fallback.
+    let fx = Fixture::new(&format!(
+        "[auth]\nmode = \"remote\"\n[remote]\nurl = \"{}\"\ntimeout = 2\n",
+        dead_url().replace("http://", "https://")
+    ));
+    let (status, err) = pamtester_env(&fx, "root", &["wrong-pin"], &proxy.env());
+    assert!(!status.success(), "{err}");
+    assert_eq!(
+        proxy.seen(),
+        Vec::<String>::new(),
+        "the proxy saw the TLS connection"
+    );
+}
+
+/// `[remote] proxy` is the one way to reach the server through a proxy.
+#[test]
+fn the_remote_proxy_comes_from_the_config() {
+    let proxy = FakeProxy::start();
+    let fx = Fixture::new(&format!(
+        "[auth]\nmode = \"remote\"\n[remote]\nurl = \"http://pi.invalid\"\nallow_plain_http = true\n\
+         proxy = \"{}\"\ntimeout = 2\n",
+        proxy.url()
+    ));
+    let out = fx.login("alice").answer("PIN", "1234123456").run();
+    let seen = proxy.seen();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?} {seen:?} {:?}", fx.audit());
+    assert_eq!(seen[0], "CONNECT pi.invalid:80 HTTP/1.1", "{seen:?}");
+    assert!(seen[1].starts_with("POST /validate/check"), "{seen:?}");
+}
+
+/// Plain http:// is refused unless the config says so: the module fails closed.
+#[test]
+fn plain_http_needs_allow_plain_http() {
+    let fx = Fixture::new(&format!(
+        "[auth]\nmode = \"remote\"\n[remote]\nurl = \"{}\"\ntimeout = 2\n",
+        dead_url()
+    ));
+    let (status, err) = pamtester(&fx, "root", &["1234"]);
+    assert!(!status.success(), "{err}");
+    assert!(
+        syslog_lines(&err)
+            .iter()
+            .any(|l| l.contains("allow_plain_http")),
+        "the log says why: {err}"
+    );
+}
