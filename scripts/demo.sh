@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The tessera demo: builds the module and the command, makes a throwaway store in a temporary
-# directory, enrolls an HOTP token for "alice", and logs in through real libpam (pamtester under
+# directory, enrolls an HOTP token for you (the account running it: tessera resolves every
+# login to an account of this host), and logs in through real libpam (pamtester under
 # pam_wrapper, so no root and no change to /etc/pam.d) with the PIN -> challenge -> OTP flow,
 # then shows that the same OTP is refused a second time, and the audit trail.
 # Usage: scripts/demo.sh            (DEMO_PROFILE=debug for a faster, unoptimised build)
@@ -21,6 +22,7 @@ key_file = "$work/secret.key"
 TOML
 chmod 600 "$work/tessera.toml"
 tessera() { "$bin/tessera" --config "$work/tessera.toml" "$@"; }
+me=$(id -un)
 
 mkdir -p "$work/pam.d"
 printf 'auth required %s/libpam_tessera.so config=%s/tessera.toml\naccount required pam_permit.so\n' \
@@ -29,15 +31,15 @@ printf 'auth required pam_deny.so\naccount required pam_deny.so\n' >"$work/pam.d
 
 login() { # login ANSWER... : one answer per prompt, through real libpam
   printf '%s\n' "$@" | LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 \
-    PAM_WRAPPER_SERVICE_DIR="$work/pam.d" pamtester -v tessera-demo alice authenticate 2>&1 \
+    PAM_WRAPPER_SERVICE_DIR="$work/pam.d" pamtester -v tessera-demo "$me" authenticate 2>&1 \
     | sed -e '/^PAMWRAP/d' -e 's/^/    | /'
 }
 
 key=3132333435363738393031323334353637383930   # the RFC 4226 test key
 echo "== tessera init (store and key in $work, both 0600)"
 tessera init
-echo "== enroll an HOTP token for alice with PIN 1234"
-serial=$(tessera token add --user alice --type hotp --pin 1234 --key "$key" --serial DEMO-HOTP)
+echo "== enroll an HOTP token for $me with PIN 1234"
+serial=$(tessera token add --user "$me" --type hotp --pin 1234 --key "$key" --serial DEMO-HOTP)
 echo "    serial: $serial"
 tessera token list
 

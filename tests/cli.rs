@@ -265,6 +265,18 @@ fn usage_errors_exit_2_with_one_line() {
         ],
         &["token", "resync", "H1", "123456"],
         &["audit", "--limit", "-1"],
+        // A counter beyond i64 wrapped to 0 after one login (used codes valid again).
+        &[
+            "token",
+            "add",
+            "--user",
+            "alice",
+            "--type",
+            "hotp",
+            "--genkey",
+            "--counter",
+            "18446744073709551615",
+        ],
     ] {
         let out = env.run(args, "");
         assert_one_line_error(&out, 2);

@@ -873,18 +873,24 @@ fn four_eyes_succeeds_with_two_distinct_users_of_the_realm() {
     // The OTPs are used up.
     let out = fx.login("vault").answer("PIN", &pass).run();
     assert_eq!(out.code, PAM_AUTH_ERR);
-    assert_eq!(errors(&out), ["Only found 0 tokens in realm admins"]);
+    assert!(
+        errors(&out).is_empty(),
+        "a stranger learns nothing: {out:?}"
+    );
+    assert_eq!(
+        fx.audit().last().unwrap().reason,
+        "Only found 0 tokens in realm admins"
+    );
 }
 
 #[test]
-fn four_eyes_with_one_user_fails_with_privacyideas_message() {
+fn four_eyes_with_one_user_fails_with_privacyideas_reason_in_the_log() {
     let (fx, bob, _, bob2) = four_eyes_fixture(2);
     let out = fx
         .login("vault")
         .answer("PIN", &format!("bpin{}", bob.hotp_at(0)))
         .run();
     assert_eq!(out.code, PAM_AUTH_ERR);
-    assert_eq!(errors(&out), ["Only found 1 tokens in realm admins"]);
     assert_eq!(
         fx.audit().last().unwrap().reason,
         "Only found 1 tokens in realm admins"
@@ -893,7 +899,10 @@ fn four_eyes_with_one_user_fails_with_privacyideas_message() {
     let pass = format!("bpin{} b2pin{}", bob.hotp_at(1), bob2.hotp_at(0));
     let out = fx.login("vault").answer("PIN", &pass).run();
     assert_eq!(out.code, PAM_AUTH_ERR);
-    assert_eq!(errors(&out), ["Only found 1 tokens in realm admins"]);
+    assert_eq!(
+        fx.audit().last().unwrap().reason,
+        "Only found 1 tokens in realm admins"
+    );
     assert_eq!(fx.token("F1").fail_count, 2);
 }
 
@@ -905,7 +914,6 @@ fn four_eyes_with_a_wrong_otp_of_one_user_fails() {
         .answer("PIN", &format!("bpin{} cpin000000", bob.hotp_at(0)))
         .run();
     assert_eq!(out.code, PAM_AUTH_ERR);
-    assert_eq!(errors(&out), ["Only found 1 tokens in realm admins"]);
     assert_eq!(fx.token("C1").fail_count, 1);
 }
 

@@ -3,6 +3,7 @@
 
 mod support;
 
+use pam_tessera::store::Store;
 use std::net::TcpListener;
 use support::*;
 
@@ -77,4 +78,72 @@ fn plain_http_needs_allow_plain_http() {
             .any(|l| l.contains("allow_plain_http")),
         "the log says why: {err}"
     );
+}
+
+/// A lost token that the admin disabled must not turn its user into one "without tokens":
+/// under `nullok` that was PAM_IGNORE (no second factor), under `pass_on_no_token` a success.
+#[test]
+fn a_disabled_token_is_not_no_token() {
+    for (config, args) in [("", "nullok"), ("[auth]\npass_on_no_token = true\n", "")] {
+        let fx = Fixture::new(config);
+        let t = Tok::hotp("H1", "alice", "1234");
+        fx.add(&t.clone().disabled());
+        fx.set_stack(&[
+            &fx.tessera_line("required", args),
+            "auth required pam_permit.so",
+        ]);
+        let pass = format!("1234{}", t.hotp_at(0));
+        let out = fx.login("alice").answer("PIN", &pass).run();
+        assert_eq!(out.code, PAM_AUTH_ERR, "{config}{args}: {out:?}");
+        let audit = fx.audit();
+        assert!(
+            audit
+                .iter()
+                .any(|e| e.serial == "H1" && e.result == "reject" && e.reason == "token disabled"),
+            "{audit:?}"
+        );
+        // A locked token counts as well.
+        fx.set_active("H1", true);
+        let store = fx.store();
+        for _ in 0..10 {
+            store.write(|tx| tx.record_failure("H1", now())).unwrap();
+        }
+        drop(store);
+        let out = fx.login("alice").answer("PIN", &pass).run();
+        assert_eq!(out.code, PAM_MAXTRIES, "{config}{args}: {out:?}");
+    }
+}
+
+/// Tokens belong to accounts. A name that is no account of this host (`ALICE` where NSS is
+/// case-sensitive, `alice@corp` without a realm separator) used to find no token and, under
+/// `nullok` (the shipped pam-auth-update profile), pass with PAM_IGNORE.
+#[test]
+fn a_name_that_is_no_account_is_prompted_and_refused() {
+    let fx = Fixture::new("");
+    let t = Tok::hotp("H1", "alice", "1234");
+    fx.add(&t);
+    fx.set_stack(&[
+        &fx.tessera_line("required", "nullok"),
+        "auth required pam_permit.so",
+    ]);
+    for name in ["ALICE", "alice@corp", "no-such-account"] {
+        let out = fx.login(name).answer("PIN", "1234000000").run();
+        assert_eq!(out.code, PAM_AUTH_ERR, "{name}: {out:?}");
+        assert_eq!(out.messages, [Msg::prompt("PIN: ")], "{name}");
+    }
+    // An account without tokens is still waved through by nullok, and alice logs in.
+    let out = fx.login("bob").run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    let out = fx
+        .login("alice")
+        .answer("PIN", &format!("1234{}", t.hotp_at(0)))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    let audit = fx.audit();
+    for name in ["ALICE", "alice@corp", "no-such-account"] {
+        assert!(
+            audit.iter().any(|e| e.user == name && e.result == "reject"),
+            "{name} audited: {audit:?}"
+        );
+    }
 }

@@ -54,7 +54,7 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
     log_events(&outcome.events);
     match outcome.verdict {
         Verdict::Accept { serial } => outln!("ACCEPT (serial {serial})"),
-        Verdict::PassOnNoToken => outln!("ACCEPT (no active token, pass_on_no_token)"),
+        Verdict::PassOnNoToken => outln!("ACCEPT (no token, pass_on_no_token)"),
         Verdict::Reject { reason } => {
             outln!("REJECT: {reason}")?;
             Err(Failure::Reported)
@@ -64,7 +64,7 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
             Err(Failure::Reported)
         }
         Verdict::NoToken => {
-            outln!("IGNORE: no active token")?;
+            outln!("IGNORE: no token")?;
             Err(Failure::Reported)
         }
         Verdict::Unavailable(e) => Err(Failure::Error(Error::Invalid(format!("unavailable: {e}")))),

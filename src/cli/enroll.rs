@@ -34,6 +34,7 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
     if let Some(s) = &a.serial {
         check_serial(s)?;
     }
+    let user = account_of(&a.user);
     let pin = input::pin_from_args(a.pin.pin.as_deref(), a.pin.pin_stdin)?;
     let pin_hash = pin.map(|p| crypto::hash_pin(&p)).transpose()?;
     let store = engine::open_store(cfg)?;
@@ -47,7 +48,7 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
         info: plan.info.clone(),
         description: a.description.clone().unwrap_or_default(),
         created: SystemClock.now(),
-        ..TokenRecord::new("", &a.user, &plan.realm, plan.kind, Vec::new())
+        ..TokenRecord::new("", &user, &plan.realm, plan.kind, Vec::new())
     };
     // A generated serial is drawn again on the (unlikely) clash with an existing one.
     let mut tries = if a.serial.is_some() { 1 } else { 5 };
@@ -66,7 +67,7 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
         // No otpauth:// form exists for OCRA: the key goes to the device in hex.
         outln!("{}", crypto::encode_hex(&plan.key))?;
     } else if plan.generated {
-        let uri = otpauth_uri(&a.issuer, &login_name(cfg, &a.user, &plan.realm), &plan);
+        let uri = otpauth_uri(&a.issuer, &login_name(cfg, &user, &plan.realm), &plan);
         outln!("{uri}")?;
         if a.qr {
             outln!("{}", super::qr::render(&uri)?)?;
@@ -168,7 +169,7 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
             if !matches!(plan.period, 30 | 60) {
                 return Err(Failure::usage("--period must be 30 or 60"));
             }
-            plan.counter = a.counter.unwrap_or(0);
+            plan.counter = counter_arg(a.counter)?;
             plan.key = match &a.key {
                 Some(hex) => otp_key(hex)?,
                 None if a.genkey => {
@@ -217,7 +218,7 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
                 .suite;
             plan.digits = suite.digits;
             plan.algorithm = suite.algorithm;
-            plan.counter = a.counter.unwrap_or(0);
+            plan.counter = counter_arg(a.counter)?;
             plan.key = match &a.key {
                 Some(hex) => otp_key(hex)?,
                 None if a.genkey => {
@@ -334,6 +335,41 @@ fn check_name(what: &str, s: &str) -> CliResult<()> {
         )));
     }
     Ok(())
+}
+
+/// `--counter`, at most [`crate::tokens::MAX_COUNTER`] (the store's integers are signed).
+fn counter_arg(c: Option<u64>) -> CliResult<u64> {
+    let c = c.unwrap_or(0);
+    if c > crate::tokens::MAX_COUNTER {
+        return Err(Failure::usage(format!(
+            "--counter must be at most {}",
+            crate::tokens::MAX_COUNTER
+        )));
+    }
+    Ok(c)
+}
+
+/// The account's own name for `--user` (logins look tokens up by it: see
+/// `engine::resolve_user`); a name that is no account here is kept as given, with a warning,
+/// since the account may come later (a directory not yet joined).
+fn account_of(user: &str) -> String {
+    match crate::sys::account_name(user) {
+        Some(canonical) => {
+            if canonical != user {
+                eprintln!(
+                    "tessera: \"{user}\" is the account \"{canonical}\": enrolled as {canonical}"
+                );
+            }
+            canonical
+        }
+        None => {
+            eprintln!(
+                "tessera: warning: no account \"{}\" on this host: logins use this token only once it exists",
+                user.escape_debug()
+            );
+            user.to_string()
+        }
+    }
 }
 
 /// The name the user logs in with: `user<sep>realm` for a realm other than the default.

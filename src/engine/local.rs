@@ -4,8 +4,8 @@
 //! answer) runs inside one store write transaction that re-reads the token under the lock.
 
 use super::{
-    ask, first_prompt, new_transaction_id, split_realm, Clock, Conversation, Login, Options,
-    Outcome, Verdict,
+    ask, first_prompt, new_transaction_id, resolve_user, Accounts, Clock, Conversation, Login,
+    Options, Outcome, SystemAccounts, Verdict,
 };
 use crate::config::{Config, OtpPin};
 use crate::crypto::{burn_pin_check, ct_eq, verify_pin, Secret, StoreKey};
@@ -25,6 +25,8 @@ pub struct LocalEngine<'a, S: Store, C: Clock> {
     clock: &'a C,
     /// Sends e-mail and SMS OTPs; `None` is the courier the config describes.
     courier: Option<&'a dyn Courier>,
+    /// Resolves PAM user names to accounts.
+    accounts: &'a dyn Accounts,
 }
 
 /// One token an OTP is checked against: with the (unsealed) data of its challenge when the
@@ -51,8 +53,11 @@ fn challenge_aad(transaction_id: &str, serial: &str) -> String {
 /// Where a login stands while it is decided: who, and what was said so far.
 struct Attempt<'a> {
     login: &'a Login,
+    /// The account's name (or, for an unknown user, the name as given).
     user: String,
     realm: String,
+    /// The name is an account of this host; an unknown user has no tokens to look up.
+    known: bool,
     events: Vec<AuditEntry>,
     /// Checking an earlier module's pass under `try_first_pass`: a pass that matches no PIN
     /// falls through to the prompt without counting a failure.
@@ -100,6 +105,29 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             key,
             clock,
             courier: None,
+            accounts: &SystemAccounts,
+        }
+    }
+
+    /// Resolves user names with `accounts` instead of NSS.
+    pub fn with_accounts(mut self, accounts: &'a dyn Accounts) -> Self {
+        self.accounts = accounts;
+        self
+    }
+
+    /// Where a login starts: the account the PAM user stands for, or an unknown user.
+    fn attempt<'l>(&self, login: &'l Login) -> Attempt<'l> {
+        let resolved = resolve_user(self.cfg, self.accounts, &login.user);
+        let known = resolved.is_some();
+        // An unknown user is audited under the name as given; no token is looked up for it.
+        let (user, realm) = resolved.unwrap_or_else(|| super::split_realm(self.cfg, &login.user));
+        Attempt {
+            login,
+            user,
+            realm,
+            known,
+            events: Vec::new(),
+            probing_first_pass: false,
         }
     }
 
@@ -126,14 +154,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         opts: &Options,
         conv: &mut impl Conversation,
     ) -> Outcome {
-        let (user, realm) = split_realm(self.cfg, &login.user);
-        let mut at = Attempt {
-            login,
-            user,
-            realm,
-            events: Vec::new(),
-            probing_first_pass: false,
-        };
+        let mut at = self.attempt(login);
         let verdict = match self.run(&mut at, opts, conv) {
             Ok(v) => v,
             Err(Error::Conversation(m)) => {
@@ -173,20 +194,23 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         opts: &Options,
         conv: &mut impl Conversation,
     ) -> Result<Verdict> {
-        let tokens = if valid_user_name(&at.user) {
+        let tokens = if at.known {
             self.store.tokens_of(&at.user, &at.realm)?
         } else {
             Vec::new()
         };
-        if !tokens.iter().any(|t| t.active) && (opts.nullok || self.cfg.auth.pass_on_no_token) {
+        // Every token counts, disabled and locked ones too: disabling a lost token must never
+        // open the door (privacyIDEA's passOnNoToken counts them alike). An unknown user is
+        // never "without tokens": it is prompted and refused like a wrong PIN.
+        if at.known && tokens.is_empty() && (opts.nullok || self.cfg.auth.pass_on_no_token) {
             // Like google-authenticator's nullok: decided before any prompt.
             let now = self.clock.now();
             return self.store.write(|tx| {
                 if self.cfg.auth.pass_on_no_token {
-                    tx.audit(&at.event(now, None, "accept", "no active token: pass_on_no_token"))?;
+                    tx.audit(&at.event(now, None, "accept", "no token: pass_on_no_token"))?;
                     Ok(Verdict::PassOnNoToken)
                 } else {
-                    tx.audit(&at.event(now, None, "ignore", "no active token: nullok"))?;
+                    tx.audit(&at.event(now, None, "ignore", "no token: nullok"))?;
                     Ok(Verdict::NoToken)
                 }
             });
@@ -281,7 +305,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 if self.cfg.auth.otppin == OtpPin::Token
                     && tokens.iter().any(|t| t.kind == TokenType::FourEyes) =>
             {
-                self.four_eyes(at, tokens, pass, now, conv)
+                self.four_eyes(at, tokens, pass, now)
             }
             PassMatch::Nothing if at.probing_first_pass => {
                 // try_first_pass: an earlier module's password that is no PIN of ours is not a
@@ -638,7 +662,6 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         tokens: &[TokenRecord],
         pass: &[u8],
         now: u64,
-        conv: &mut impl Conversation,
     ) -> Result<Verdict> {
         let ctx = self.context(now);
         let mut last = Verdict::Reject {
@@ -741,11 +764,9 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 None => {}
             }
         }
-        if let Verdict::Reject { reason } = &last {
-            if reason.starts_with("Only found") {
-                let _ = conv.error(reason);
-            }
-        }
+        // privacyIDEA shows its "Only found N tokens in realm R" to the user; that tells an
+        // unauthenticated stranger who holds 4eyes tokens and names the realm. The reason goes
+        // to the log and the audit table only: the user sees a failure like any other.
         Ok(last)
     }
 
@@ -804,14 +825,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
     /// Answers an open transaction outside a PAM conversation (the second step of a
     /// two-request client, and tests of "answered once").
     pub fn answer(&self, login: &Login, transaction_id: &str, otp: &[u8]) -> Outcome {
-        let (user, realm) = split_realm(self.cfg, &login.user);
-        let mut at = Attempt {
-            login,
-            user,
-            realm,
-            events: Vec::new(),
-            probing_first_pass: false,
-        };
+        let mut at = self.attempt(login);
         let verdict = match self.answer_challenge(&mut at, transaction_id, otp) {
             Ok(v) => v,
             Err(e) => Verdict::Unavailable(e),
@@ -932,10 +946,4 @@ fn pin_matches(t: &TokenRecord, pin: &[u8]) -> bool {
             ct_eq(pin, b"")
         }
     }
-}
-
-/// User names that can be looked up. Others are treated as unknown users.
-fn valid_user_name(u: &str) -> bool {
-    // U+FFFD stands for bytes that were not UTF-8 in the name PAM gave us.
-    !u.is_empty() && u.len() <= 256 && !u.chars().any(|c| c.is_control() || c == '\u{fffd}')
 }

@@ -91,9 +91,9 @@ pub enum Verdict {
     Locked {
         serial: String,
     },
-    /// The user has no active token and `nullok` is set.
+    /// The user has no token and `nullok` is set.
     NoToken,
-    /// The user has no active token and `pass_on_no_token` is set.
+    /// The user has no token and `pass_on_no_token` is set.
     PassOnNoToken,
     /// The store, key, config or server could not be used.
     Unavailable(Error),
@@ -196,6 +196,51 @@ pub fn load_key(cfg: &Config) -> Result<StoreKey, Error> {
     StoreKey::load(path)
 }
 
+/// Who the accounts of this host are: NSS in production, a fixed list in unit tests.
+pub trait Accounts {
+    /// The account's own name for `name` (NSS's `pw_name`), or `None` for no such account.
+    fn canonical(&self, name: &str) -> Option<String>;
+}
+
+/// The accounts NSS knows (`getpwnam_r`).
+pub struct SystemAccounts;
+
+impl Accounts for SystemAccounts {
+    fn canonical(&self, name: &str) -> Option<String> {
+        crate::sys::account_name(name)
+    }
+}
+
+/// The (user, realm) whose tokens a PAM user name stands for, or `None` for a name that is no
+/// account of this host (an unknown user: prompted and refused like any other, never waved
+/// through by `nullok`).
+///
+/// Tokens are looked up by the account's own name, not the name typed: with SSSD or AD `ALICE`
+/// and `alice` are one account, and a byte-for-byte lookup of `ALICE` would find no token.
+/// With `[auth].realm_separator`, a name that is an account as a whole (SSSD's
+/// `alice@ad.example`) is split after it is resolved; otherwise the part before the separator
+/// must be an account and the part after it is the realm.
+pub fn resolve_user(cfg: &Config, accounts: &dyn Accounts, name: &str) -> Option<(String, String)> {
+    if !valid_user_name(name) {
+        return None;
+    }
+    if let Some(canonical) = accounts.canonical(name) {
+        return Some(split_realm(cfg, &canonical));
+    }
+    let (user, realm) = split_realm(cfg, name);
+    if user == name {
+        return None;
+    }
+    let canonical = accounts.canonical(&user)?;
+    Some((canonical, realm))
+}
+
+/// User names that can be looked up. Others are treated as unknown users.
+pub fn valid_user_name(u: &str) -> bool {
+    // U+FFFD stands for bytes that were not UTF-8 in the name PAM gave us.
+    !u.is_empty() && u.len() <= 256 && !u.chars().any(|c| c.is_control() || c == '\u{fffd}')
+}
+
 /// Splits `user@realm` when `[auth].realm_separator` is set; otherwise the default realm.
 pub fn split_realm(cfg: &Config, user: &str) -> (String, String) {
     if let Some(sep) = cfg.auth.realm_separator.as_deref() {
@@ -215,4 +260,53 @@ pub fn new_transaction_id() -> String {
     (0..20)
         .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An NSS that matches names case-insensitively, as SSSD with AD does.
+    struct CaseInsensitive(&'static [&'static str]);
+
+    impl Accounts for CaseInsensitive {
+        fn canonical(&self, name: &str) -> Option<String> {
+            self.0
+                .iter()
+                .find(|a| a.eq_ignore_ascii_case(name))
+                .map(|a| a.to_string())
+        }
+    }
+
+    #[test]
+    fn users_are_resolved_to_their_accounts() {
+        let nss = CaseInsensitive(&["alice", "bob@ad.example"]);
+        let mut cfg = Config::default();
+        let d = |u: &str| Some((u.to_string(), "default".to_string()));
+        assert_eq!(resolve_user(&cfg, &nss, "ALICE"), d("alice"));
+        assert_eq!(resolve_user(&cfg, &nss, "alice"), d("alice"));
+        assert_eq!(resolve_user(&cfg, &nss, "mallory"), None);
+        assert_eq!(
+            resolve_user(&cfg, &nss, "alice@corp"),
+            None,
+            "no separator set"
+        );
+        assert_eq!(
+            resolve_user(&cfg, &nss, "BOB@AD.example"),
+            d("bob@ad.example")
+        );
+        assert_eq!(resolve_user(&cfg, &nss, "ali\u{fffd}ce"), None);
+        assert_eq!(resolve_user(&cfg, &nss, ""), None);
+
+        cfg.auth.realm_separator = Some("@".into());
+        let r = |u: &str, r: &str| Some((u.to_string(), r.to_string()));
+        assert_eq!(resolve_user(&cfg, &nss, "Alice@corp"), r("alice", "corp"));
+        assert_eq!(resolve_user(&cfg, &nss, "mallory@corp"), None);
+        // A whole name that is an account is resolved first, then split.
+        assert_eq!(
+            resolve_user(&cfg, &nss, "BOB@AD.EXAMPLE"),
+            r("bob", "ad.example")
+        );
+        assert_eq!(resolve_user(&cfg, &nss, "alice"), r("alice", "default"));
+    }
 }

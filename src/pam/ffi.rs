@@ -20,8 +20,4 @@ pub fn syslog(pamh: &PamHandle, priority: c_int, line: &str) {
     unsafe { pam_syslog(pamh, priority, c"%s".as_ptr(), text.as_ptr()) }
 }
 
-/// The effective user id of this process.
-pub fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
+pub use crate::sys::euid;

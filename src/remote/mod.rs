@@ -285,7 +285,7 @@ impl<K: Clock> Run<'_, K> {
         from_authtok: bool,
         conv: &mut impl Conversation,
     ) -> Result<End> {
-        if !valid_user_name(&self.user) {
+        if !crate::engine::valid_user_name(&self.user) {
             // Not sent: no server has such a user. It fails like any unknown user.
             let reason = "user name can't be looked up (empty, too long or control characters)";
             self.event("reject", reason, "", "");
@@ -572,12 +572,6 @@ fn detail(message: &str) -> String {
     } else {
         format!(": {message}")
     }
-}
-
-/// Asks and insists on an answer: NULL or a failed conversation is an error.
-/// User names that can be sent. Others are treated as unknown users.
-fn valid_user_name(u: &str) -> bool {
-    !u.is_empty() && u.len() <= 256 && !u.chars().any(|c| c.is_control() || c == '\u{fffd}')
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 mod schema;
 
 use crate::error::{describe_sqlite, Error, Result};
-use crate::tokens::{Algorithm, TokenParams, TokenType};
+use crate::tokens::{Algorithm, TokenParams, TokenType, MAX_COUNTER};
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
@@ -370,11 +370,12 @@ impl SqliteStore {
     // ---- admin operations (the `tessera` command) ----
 
     pub fn insert_token(&self, t: &TokenRecord) -> Result<()> {
+        let counter = counter_sql(&t.serial, t.counter)?;
         let n = self.conn.execute(
             &format!("INSERT OR IGNORE INTO tokens ({TOKEN_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"),
             params![
                 t.serial, t.user, t.realm, t.kind.name(), t.active, t.pin_hash, t.sealed_key,
-                t.digits, t.algorithm.name(), t.period as i64, t.drift, t.counter as i64, t.fail_count,
+                t.digits, t.algorithm.name(), t.period as i64, t.drift, counter, t.fail_count,
                 t.last_fail.map(|v| v as i64), t.info.to_string(), t.description, t.created as i64
             ],
         )?;
@@ -437,11 +438,14 @@ impl SqliteStore {
         )
     }
 
+    /// Sets the drift and moves the counter forward to `counter` (never back: a used HOTP
+    /// counter or TOTP step stays used whatever a resync found, also one into the past).
     pub fn set_counter_and_drift(&self, serial: &str, counter: u64, drift: i64) -> Result<()> {
         self.update_one(
             serial,
-            "UPDATE tokens SET counter = ?2, drift = ?3, fail_count = 0 WHERE serial = ?1",
-            &[&(counter as i64), &drift],
+            "UPDATE tokens SET counter = MAX(counter, ?2), drift = ?3, fail_count = 0 \
+             WHERE serial = ?1",
+            &[&counter_sql(serial, counter)?, &drift],
         )
     }
 
@@ -535,6 +539,16 @@ impl SqliteStore {
     }
 }
 
+/// A counter as SQLite stores it. Counters above [`MAX_COUNTER`] are refused: stored as `i64` they
+/// would turn negative, and `MAX(counter, ?)` would then keep a wrapped value.
+fn counter_sql(serial: &str, c: u64) -> Result<i64> {
+    i64::try_from(c).map_err(|_| {
+        Error::Invalid(format!(
+            "token {serial}: counter {c} is beyond the largest counter {MAX_COUNTER}"
+        ))
+    })
+}
+
 /// The WAL file next to a database.
 fn wal_path(db: &Path) -> PathBuf {
     let mut p = db.as_os_str().to_owned();
@@ -565,7 +579,7 @@ impl StoreTx for SqliteTx<'_> {
         self.tx.execute(
             "UPDATE tokens SET counter = MAX(counter, ?2), fail_count = 0, last_fail = NULL \
              WHERE serial = ?1",
-            params![serial, counter as i64],
+            params![serial, counter_sql(serial, counter)?],
         )?;
         Ok(())
     }
@@ -706,6 +720,29 @@ mod tests {
             assert_eq!(s.audit_entries(None, 1000).unwrap().len(), c as usize);
         }
         assert!(truncated, "the WAL was never checkpointed and truncated");
+    }
+
+    #[test]
+    fn counters_never_move_back_or_wrap() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::create(&dir.path().join("t.db"), 1000).unwrap();
+        s.insert_token(&token("T1")).unwrap();
+        s.write(|tx| tx.record_success("T1", 50)).unwrap();
+        // A resync into the past sets the drift but leaves the counter where it was.
+        s.set_counter_and_drift("T1", 10, -40).unwrap();
+        let t = s.get_token("T1").unwrap();
+        assert_eq!((t.counter, t.drift), (50, -40));
+        s.set_counter_and_drift("T1", 60, 0).unwrap();
+        assert_eq!(s.get_token("T1").unwrap().counter, 60);
+        // Beyond i64 a counter would be stored negative and compare below every other.
+        assert!(s.write(|tx| tx.record_success("T1", u64::MAX)).is_err());
+        assert!(s.set_counter_and_drift("T1", u64::MAX, 0).is_err());
+        let mut big = token("T2");
+        big.counter = u64::MAX;
+        assert!(s.insert_token(&big).is_err());
+        assert_eq!(s.get_token("T1").unwrap().counter, 60);
+        s.write(|tx| tx.record_success("T1", MAX_COUNTER)).unwrap();
+        assert_eq!(s.get_token("T1").unwrap().counter, MAX_COUNTER);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! HOTP (RFC 4226): the counter only moves forward; a look-ahead window absorbs button presses
 //! that never reached a login.
 
-use super::{hotp_code, is_digits, Algorithm, CheckContext, Token};
+use super::{hotp_code, is_digits, next_counter, Algorithm, CheckContext, Token};
 use crate::crypto::ct_eq;
 
 pub struct Hotp {
@@ -23,7 +23,8 @@ impl Token for Hotp {
         let mut found = None;
         for c in counter..=counter.saturating_add(ctx.hotp_window) {
             if ct_eq(&hotp_code(self.algorithm, key, c, self.digits), otp) && found.is_none() {
-                found = Some(c + 1);
+                // At the top of the range there is no next counter to store: no match.
+                found = next_counter(c);
             }
         }
         found
@@ -41,12 +42,15 @@ impl Token for Hotp {
         if !is_digits(otp1, self.digits) || !is_digits(otp2, self.digits) {
             return None;
         }
-        (counter..counter + RESYNC_WINDOW)
+        (counter..counter.saturating_add(RESYNC_WINDOW))
             .find(|&c| {
+                let Some(c1) = next_counter(c) else {
+                    return false;
+                };
                 ct_eq(&hotp_code(self.algorithm, key, c, self.digits), otp1)
-                    && ct_eq(&hotp_code(self.algorithm, key, c + 1, self.digits), otp2)
+                    && ct_eq(&hotp_code(self.algorithm, key, c1, self.digits), otp2)
             })
-            .map(|c| (c + 2, 0))
+            .and_then(|c| Some((next_counter(next_counter(c)?)?, 0)))
     }
 }
 
@@ -84,6 +88,19 @@ mod tests {
         assert_eq!(t().check(KEY, b"520489", 0, &narrow), None);
         assert_eq!(t().check(KEY, b"75522", 0, &CTX), None);
         assert_eq!(t().check(KEY, b"75522x", 0, &CTX), None);
+    }
+
+    #[test]
+    fn the_counter_never_wraps() {
+        // Near the top, the window is cut and a match there has no next counter to store.
+        let top = crate::tokens::MAX_COUNTER;
+        let code = hotp_code(Algorithm::Sha1, KEY, top, 6);
+        assert_eq!(t().check(KEY, &code, top, &CTX), None);
+        let code = hotp_code(Algorithm::Sha1, KEY, top - 1, 6);
+        assert_eq!(t().check(KEY, &code, top - 1, &CTX), Some(top));
+        let code = hotp_code(Algorithm::Sha1, KEY, u64::MAX, 6);
+        assert_eq!(t().check(KEY, &code, u64::MAX, &CTX), None);
+        assert_eq!(t().resync(KEY, &code, &code, u64::MAX - 1, &CTX), None);
     }
 
     #[test]

@@ -27,6 +27,16 @@ pub use totp::Totp;
 use crate::crypto::Secret;
 use crate::error::{Error, Result};
 
+/// The largest counter (or TOTP step) a token may hold: SQLite's integers are signed 64-bit, and
+/// a counter that wrapped to 0 (or compared as negative) would make used OTPs valid again. A
+/// token whose counter reaches it accepts nothing more.
+pub const MAX_COUNTER: u64 = i64::MAX as u64;
+
+/// The counter that follows `c`, if it is within [`MAX_COUNTER`].
+pub fn next_counter(c: u64) -> Option<u64> {
+    c.checked_add(1).filter(|n| *n <= MAX_COUNTER)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenType {
     Hotp,

@@ -386,7 +386,11 @@ impl Token for Ocra {
                     return None;
                 };
                 if ct_eq(&v, answer) && found.is_none() {
-                    found = Some(if self.suite.counter { c + 1 } else { counter });
+                    found = if self.suite.counter {
+                        super::next_counter(c)
+                    } else {
+                        Some(counter)
+                    };
                 }
             }
         }

@@ -692,8 +692,13 @@ pub fn syslog_lines(stderr: &str) -> Vec<&str> {
 
 pub fn pamtester_command(services: &Path, user: &str) -> std::process::Command {
     let mut c = std::process::Command::new("pamtester");
+    // Keeps what the test runner preloads (nss_wrapper with the test accounts, tests/nss/run).
+    let preload = match std::env::var("LD_PRELOAD") {
+        Ok(p) if !p.is_empty() => format!("libpam_wrapper.so {p}"),
+        _ => "libpam_wrapper.so".to_string(),
+    };
     c.args(["-v", SERVICE, user, "authenticate"])
-        .env("LD_PRELOAD", "libpam_wrapper.so")
+        .env("LD_PRELOAD", preload)
         .env("PAM_WRAPPER", "1")
         .env("PAM_WRAPPER_SERVICE_DIR", services);
     c
