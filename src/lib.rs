@@ -22,4 +22,5 @@ pub mod http;
 pub mod pam;
 pub mod remote;
 pub mod store;
+pub mod sys;
 pub mod tokens;
