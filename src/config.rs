@@ -193,7 +193,8 @@ pub struct EmailConfig {
     /// Templates; `{otp}`, `{user}`, `{serial}`, `{email}` and `{validity}` are replaced.
     pub subject: String,
     pub body: String,
-    /// Seconds for connecting and for each SMTP reply (or for the command to finish).
+    /// Seconds for a whole delivery: name lookup, connect, TLS and every SMTP exchange (or for the
+    /// command to finish).
     pub timeout: u64,
     pub otp_length: u32,
     pub validity: u64,

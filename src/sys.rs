@@ -1,7 +1,11 @@
-//! Raw OS calls the engine needs and the standard library lacks. With `pam/ffi.rs`, the only
-//! `unsafe` in tessera; each call has its SAFETY note.
+//! Raw OS calls that std does not offer, each behind a safe function: account lookup (NSS),
+//! the effective uid, the process-wide SIGCHLD disposition around a child we wait for, and
+//! keeping this module mapped while a helper thread of ours may still run. Like `pam::ffi`,
+//! this is part of the thin FFI layer: every `unsafe` of tessera lives there or here, each
+//! with a `// SAFETY:` comment.
 
 use std::ffi::{CStr, CString};
+use std::os::raw::c_void;
 
 /// The account name NSS gives for `name` (`getpwnam_r`'s `pw_name`): the canonical spelling,
 /// which differs from the name typed where NSS matches loosely (SSSD and AD are
@@ -46,9 +50,93 @@ pub fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// Runs `f` with SIGCHLD set to its default disposition, then restores the one before.
+///
+/// A host process that ignores SIGCHLD (SIG_IGN, as some daemons do) makes the kernel reap
+/// every child at exit, so waiting for ours fails with ECHILD and a delivery that worked
+/// looks failed; and a host's own SIGCHLD handler could reap our child before we do. pam_unix
+/// does the same around its helper binary. The disposition is process-wide, so another
+/// thread of the host that forks meanwhile sees SIG_DFL too: for a child of its own that
+/// only means it must wait for it, which is what SIG_DFL asks of every program anyway.
+///
+/// If the disposition can't be read or set (it can for SIGCHLD), `f` runs unchanged.
+pub fn with_default_sigchld<T>(f: impl FnOnce() -> T) -> T {
+    let _restore = SigchldDefault::set();
+    f()
+}
+
+/// The disposition before [`with_default_sigchld`]; put back on drop, also when `f` panics.
+struct SigchldDefault {
+    old: Option<libc::sigaction>,
+}
+
+impl SigchldDefault {
+    fn set() -> SigchldDefault {
+        // SAFETY: `sigaction` is a plain C struct for which all-zero bytes are a valid value
+        // (no handler pointer dereferenced: SIG_DFL is 0, empty flags, mask set just below).
+        let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+        new.sa_sigaction = libc::SIG_DFL;
+        // SAFETY: `new.sa_mask` is a valid, writable sigset_t owned by this frame.
+        unsafe { libc::sigemptyset(&mut new.sa_mask) };
+        // SAFETY: as above, all-zero is a valid `sigaction`; the kernel overwrites it.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: SIGCHLD is a valid signal number; both pointers point to live structs of
+        // the right type for the duration of the call, and `new` installs no handler code.
+        let rc = unsafe { libc::sigaction(libc::SIGCHLD, &new, &mut old) };
+        SigchldDefault {
+            old: (rc == 0).then_some(old),
+        }
+    }
+}
+
+impl Drop for SigchldDefault {
+    fn drop(&mut self) {
+        if let Some(old) = &self.old {
+            // SAFETY: `old` is exactly what the kernel gave back for SIGCHLD, so restoring it
+            // reinstalls the host's own disposition (handler, mask and flags) unchanged.
+            unsafe { libc::sigaction(libc::SIGCHLD, old, std::ptr::null_mut()) };
+        }
+    }
+}
+
+/// Keeps the shared object holding this code loaded until the process exits.
+///
+/// Called when a helper thread is left running past the call that started it (a name lookup
+/// that missed its deadline): libpam unloads the module at `pam_end` (dlclose), and a thread
+/// that later returns into unmapped code would crash the host. Promoting the already loaded
+/// object to RTLD_NODELETE (glibc, musl: a no-op there as musl never unloads) avoids that.
+/// Returns whether the object is pinned; false when this code is not in a shared object (a
+/// test binary, a static link), where there is nothing to unload.
+pub fn pin_this_module() -> bool {
+    let here = pin_this_module as *const c_void;
+    // SAFETY: all-zero is a valid `Dl_info` (null pointers); dladdr only writes to it.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: `here` is the address of a function of this object; `info` is a live, writable
+    // `Dl_info`. dladdr reads no memory through `here`.
+    if unsafe { libc::dladdr(here, &mut info) } == 0 || info.dli_fname.is_null() {
+        return false;
+    }
+    // SAFETY: on success `dli_fname` is a NUL-terminated path owned by the loader, valid while
+    // the object is loaded (it is: this code runs from it). RTLD_NOLOAD never loads anything
+    // new, it only takes another reference to the object already mapped, which is leaked
+    // on purpose together with the NODELETE flag.
+    let handle = unsafe {
+        libc::dlopen(
+            info.dli_fname,
+            libc::RTLD_LAZY | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
+        )
+    };
+    !handle.is_null()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_result_of_f_is_returned() {
+        assert_eq!(with_default_sigchld(|| 7), 7);
+    }
 
     #[test]
     fn root_is_an_account_and_odd_names_are_not() {

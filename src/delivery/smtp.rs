@@ -1,15 +1,19 @@
 //! A small SMTP client (RFC 5321) for one message to one recipient: EHLO, STARTTLS (RFC 3207)
 //! or TLS from the start, AUTH PLAIN/LOGIN (RFC 4954), MAIL, RCPT, DATA, QUIT. TLS is rustls
 //! with the relay's name verified against the system's roots or `ca_file`.
+//!
+//! Time: a whole delivery (name lookup, connect, TLS handshake, every command and reply) runs
+//! under one deadline of `[email] timeout` seconds. A timeout per read alone would not do: a
+//! relay sending a byte a second would reset it forever.
 
 use crate::config::{EmailConfig, SmtpTls};
 use crate::error::{Error, Result};
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 /// A reply line longer than this, or a reply of more lines, is garbage.
@@ -20,9 +24,45 @@ fn err(host: &str, what: impl std::fmt::Display) -> Error {
     Error::Delivery(format!("SMTP relay {host}: {what}"))
 }
 
+/// The time left before `deadline`, or a timeout error when there is none.
+fn left(deadline: Instant) -> std::io::Result<Duration> {
+    match deadline.checked_duration_since(Instant::now()) {
+        Some(d) if !d.is_zero() => Ok(d),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the delivery's deadline has passed",
+        )),
+    }
+}
+
+/// The relay's socket, each read and write bounded by what is left of the delivery's deadline:
+/// the socket timeout is set to it right before the call. Below rustls too, so the TLS
+/// handshake and the records inside it are under the same deadline.
+struct Timed {
+    tcp: TcpStream,
+    deadline: Instant,
+}
+
+impl Read for Timed {
+    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        self.tcp.set_read_timeout(Some(left(self.deadline)?))?;
+        self.tcp.read(b)
+    }
+}
+
+impl Write for Timed {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.tcp.set_write_timeout(Some(left(self.deadline)?))?;
+        self.tcp.write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
 enum Conn {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    Plain(Timed),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, Timed>>),
 }
 
 impl Read for Conn {
@@ -158,28 +198,39 @@ impl Session<'_> {
         let mut s = rustls::StreamOwned::new(c, tcp);
         // Handshake now, so a bad certificate is reported as such.
         while s.conn.is_handshaking() {
-            s.conn
-                .complete_io(&mut s.sock)
-                .map_err(|e| err(self.host, format!("TLS handshake: {e}")))?;
+            s.conn.complete_io(&mut s.sock).map_err(|e| {
+                if is_timeout(&e) {
+                    err(self.host, "TLS handshake: no answer in time (timeout)")
+                } else {
+                    err(self.host, format!("TLS handshake: {e}"))
+                }
+            })?;
         }
         self.conn = Some(Conn::Tls(Box::new(s)));
         Ok(())
     }
 }
 
+/// A socket timeout (EAGAIN on Linux) or our own deadline.
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
 fn io_err(host: &str, e: &std::io::Error) -> Error {
-    match e.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-            err(host, "no answer in time (timeout)")
-        }
-        _ => err(host, e),
+    if is_timeout(e) {
+        err(host, "no answer in time (timeout)")
+    } else {
+        err(host, e)
     }
 }
 
 /// Sends `message` (headers and body, CRLF lines) to `to` through the relay of `cfg`.
 pub fn send(cfg: &EmailConfig, to: &str, message: &[u8]) -> Result<()> {
     let host = cfg.smtp_host.as_str();
-    let timeout = Duration::from_secs(cfg.timeout);
+    let deadline = Instant::now() + Duration::from_secs(cfg.timeout);
     let tls_config = match cfg.tls {
         SmtpTls::None => None,
         _ => Some(tls_config(cfg.ca_file.as_deref())?),
@@ -188,14 +239,14 @@ pub fn send(cfg: &EmailConfig, to: &str, message: &[u8]) -> Result<()> {
         Some(p) => Some(read_password(p)?),
         None => None,
     };
-    let tcp = connect(host, cfg.smtp_port, timeout)?;
+    let tcp = connect(host, cfg.smtp_port, deadline)?;
     let loopback = tcp
         .peer_addr()
         .map(|a| a.ip().is_loopback())
         .unwrap_or(false);
     let mut s = Session {
         host,
-        conn: Some(Conn::Plain(tcp)),
+        conn: Some(Conn::Plain(Timed { tcp, deadline })),
         buf: Vec::new(),
         loopback,
     };
@@ -305,26 +356,75 @@ fn auth(s: &mut Session<'_>, ehlo: &Reply, user: &str, pw: &[u8]) -> Result<()> 
     Ok(())
 }
 
-fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
-    let addrs = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| err(host, format!("can't resolve: {e}")))?;
+fn connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream> {
+    let addrs = resolve(host, port, deadline, system_lookup)?;
     let mut last = None;
     for a in addrs {
-        match TcpStream::connect_timeout(&a, timeout) {
-            Ok(t) => {
-                t.set_read_timeout(Some(timeout))
-                    .and_then(|()| t.set_write_timeout(Some(timeout)))
-                    .map_err(|e| err(host, e))?;
-                return Ok(t);
-            }
+        // Each address gets what is left; once nothing is, the rest fail at once.
+        match left(deadline).and_then(|t| TcpStream::connect_timeout(&a, t)) {
+            Ok(t) => return Ok(t),
             Err(e) => last = Some(e),
         }
     }
     Err(match last {
+        Some(e) if is_timeout(&e) => err(
+            host,
+            format!("can't connect to port {port}: no answer in time (timeout)"),
+        ),
         Some(e) => err(host, format!("can't connect to port {port}: {e}")),
         None => err(host, "no address"),
     })
+}
+
+/// A name lookup: the system's, or a stand-in in tests.
+type Lookup = fn(&str, u16) -> std::io::Result<Vec<SocketAddr>>;
+
+fn system_lookup(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    (host, port).to_socket_addrs().map(Iterator::collect)
+}
+
+/// The relay's addresses by `deadline`. An IP address is taken as it is. A name is looked up
+/// by the system (getaddrinfo: /etc/hosts, DNS, ...), which has no timeout of its own that we
+/// can set, so it runs in a helper thread and we stop waiting for it at the deadline.
+fn resolve(host: &str, port: u16, deadline: Instant, lookup: Lookup) -> Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = mpsc::channel();
+    let name = host.to_string();
+    let helper = std::thread::Builder::new()
+        .name("tessera-smtp-lookup".into())
+        .spawn(move || {
+            // The receiver is gone if the deadline passed first: nothing to tell anyone.
+            let _ = tx.send(lookup(&name, port));
+        })
+        .map_err(|e| {
+            err(
+                host,
+                format!("can't resolve: no thread for the lookup: {e}"),
+            )
+        })?;
+    let wait = left(deadline).unwrap_or(Duration::ZERO);
+    match rx.recv_timeout(wait) {
+        Ok(r) => {
+            // It has sent its answer and only returns now: joined, no thread outlives us.
+            let _ = helper.join();
+            r.map_err(|e| err(host, format!("can't resolve: {e}")))
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            // The lookup can't be cancelled: the helper thread is left to finish on its own
+            // (getaddrinfo gives up after the resolver's own timeouts, resolv.conf's
+            // `timeout` and `attempts`), its answer dropped. libpam may unload this module
+            // (dlclose at pam_end) before then, and the thread must not return into unmapped
+            // code: keep the module loaded for the life of the process.
+            crate::sys::pin_this_module();
+            Err(err(host, "can't resolve: no answer in time (timeout)"))
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(err(
+            host,
+            "can't resolve: the lookup ended without an answer",
+        )),
+    }
 }
 
 /// The name this host gives in EHLO.
@@ -374,4 +474,121 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::time::Instant;
+
+    fn plain(port: u16, timeout: u64) -> EmailConfig {
+        EmailConfig {
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: port,
+            tls: SmtpTls::None,
+            timeout,
+            ..EmailConfig::default()
+        }
+    }
+
+    /// A relay on 127.0.0.1 that sends `prefix` and then `filler` bytes, one every 300 ms (each
+    /// well within a 1 s timeout per read), until the client goes away or 10 s have passed.
+    fn trickling_relay(prefix: &'static [u8], filler: u8) -> (u16, std::thread::JoinHandle<()>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let relay = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let started = Instant::now();
+            for b in prefix.iter().chain(std::iter::repeat(&filler)) {
+                if c.write_all(&[*b]).is_err() || started.elapsed() > Duration::from_secs(10) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        (port, relay)
+    }
+
+    #[test]
+    fn a_relay_that_trickles_bytes_is_cut_off_at_the_one_deadline() {
+        // A greeting line that never ends.
+        let (port, relay) = trickling_relay(b"220 ", b'x');
+        let t = Instant::now();
+        let e = send(&plain(port, 1), "a@b.org", b"Subject: x\r\n\r\nx\r\n")
+            .unwrap_err()
+            .to_string();
+        let took = t.elapsed();
+        assert!(e.contains("no answer in time (timeout)"), "{e}");
+        assert!(took < Duration::from_secs(2), "took {took:?}: {e}");
+        relay.join().unwrap();
+    }
+
+    #[test]
+    fn a_tls_handshake_that_trickles_is_cut_off_at_the_one_deadline() {
+        // A TLS handshake record of 16 KiB, its body one byte at a time.
+        let (port, relay) = trickling_relay(&[0x16, 0x03, 0x03, 0x40, 0x00, 0x02], 0);
+        let cfg = EmailConfig {
+            tls: SmtpTls::Tls,
+            ..plain(port, 1)
+        };
+        let t = Instant::now();
+        let e = send(&cfg, "a@b.org", b"Subject: x\r\n\r\nx\r\n")
+            .unwrap_err()
+            .to_string();
+        let took = t.elapsed();
+        assert!(
+            e.contains("TLS handshake: no answer in time (timeout)"),
+            "{e}"
+        );
+        assert!(took < Duration::from_secs(2), "took {took:?}: {e}");
+        relay.join().unwrap();
+    }
+
+    #[test]
+    fn a_name_lookup_that_hangs_is_given_up_at_the_deadline() {
+        // The system's lookup can't be made to hang here (no resolver of our own to point
+        // it at): a stand-in that takes 5 s shows that `resolve` stops waiting at 1 s.
+        fn hangs(_: &str, _: u16) -> std::io::Result<Vec<SocketAddr>> {
+            std::thread::sleep(Duration::from_secs(5));
+            Ok(Vec::new())
+        }
+        let t = Instant::now();
+        let e = resolve(
+            "relay.example.org",
+            25,
+            Instant::now() + Duration::from_secs(1),
+            hangs,
+        )
+        .unwrap_err()
+        .to_string();
+        let took = t.elapsed();
+        assert!(
+            e.contains("can't resolve: no answer in time (timeout)"),
+            "{e}"
+        );
+        assert!(took < Duration::from_millis(1500), "took {took:?}");
+    }
+
+    #[test]
+    fn lookups_answer_and_ip_addresses_are_not_looked_up() {
+        fn never(_: &str, _: u16) -> std::io::Result<Vec<SocketAddr>> {
+            panic!("an IP address was looked up")
+        }
+        let soon = Instant::now() + Duration::from_secs(5);
+        let a = resolve("127.0.0.1", 25, soon, never).unwrap();
+        assert_eq!(a, ["127.0.0.1:25".parse().unwrap()]);
+        let a = resolve("::1", 587, soon, never).unwrap();
+        assert_eq!(a, ["[::1]:587".parse().unwrap()]);
+        fn fails(_: &str, _: u16) -> std::io::Result<Vec<SocketAddr>> {
+            Err(std::io::Error::other("no such host"))
+        }
+        let e = resolve("nx.example.org", 25, soon, fails).unwrap_err();
+        assert!(e.to_string().contains("can't resolve: no such host"), "{e}");
+        let a = resolve("localhost", 25, soon, system_lookup).unwrap();
+        assert!(
+            a.iter().all(|a| a.ip().is_loopback() && a.port() == 25),
+            "{a:?}"
+        );
+    }
 }

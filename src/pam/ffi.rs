@@ -1,4 +1,5 @@
-//! The only `unsafe` in tessera: libpam calls that pam-bindings does not wrap, and one libc call.
+//! libpam calls that pam-bindings does not wrap (the other half of the thin FFI layer is
+//! `crate::sys`).
 
 use pam::module::PamHandle;
 use std::ffi::CString;

@@ -242,16 +242,24 @@ impl Client {
             server.base,
             req.path.unwrap_or(server.endpoint.path())
         );
+        // The fields hold the user's pass: form_encode gives a wiped buffer, and every copy
+        // made here is one too, built at its final size (a buffer that grows leaves its old,
+        // unwiped allocations behind). What ureq copies (the URL it parses, the body in its
+        // send buffer) is out of our reach and not wiped.
         let body = crate::http::form_encode(req.fields);
         let result = if req.get {
-            let url = if body.is_empty() {
-                url
-            } else {
-                // Only poll requests go out as GET; their fields are transaction ids.
-                format!("{url}?{}", String::from_utf8_lossy(&body))
-            };
+            // Only poll requests go out as GET; their fields are transaction ids, but whatever
+            // a caller puts there is treated as a secret all the same.
+            let mut query =
+                zeroize::Zeroizing::new(String::with_capacity(url.len() + 1 + body.len()));
+            query.push_str(&url);
+            if !body.is_empty() {
+                query.push('?');
+                // form_encode writes ASCII only: one char per byte, no copy in between.
+                query.extend(body.iter().map(|&b| char::from(b)));
+            }
             self.agent
-                .get(&url)
+                .get(query.as_str())
                 .header("User-Agent", &self.user_agent)
                 .header("Accept", "application/json")
                 .config()
