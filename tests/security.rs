@@ -147,3 +147,26 @@ fn a_name_that_is_no_account_is_prompted_and_refused() {
         );
     }
 }
+
+/// A name typed at libpam's own user prompt that is not UTF-8 returned PAM_SYSTEM_ERR before
+/// the pass was even asked, unaudited: it must look like any unknown user.
+#[test]
+fn a_user_name_typed_at_the_user_prompt_that_is_not_utf8_is_an_unknown_user() {
+    let fx = Fixture::new("");
+    fx.add(&Tok::hotp("H1", "alice", "1234"));
+    let out = fx
+        .login("ignored")
+        .without_user()
+        .reply("", Reply::Text(b"al\xffice".to_vec()))
+        .answer("PIN", "1234000000")
+        .run();
+    assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
+    assert_eq!(out.prompts().len(), 2, "the user prompt, then the PIN: {out:?}");
+    assert!(
+        fx.audit()
+            .iter()
+            .any(|e| e.user == "al\u{fffd}ice" && e.result == "reject"),
+        "{:?}",
+        fx.audit()
+    );
+}

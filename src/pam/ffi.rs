@@ -2,12 +2,34 @@
 //! `crate::sys`).
 
 use pam::module::PamHandle;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int};
 
 #[link(name = "pam")]
 unsafe extern "C" {
     fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
+    fn pam_get_user(pamh: *mut PamHandle, user: *mut *const c_char, prompt: *const c_char)
+        -> c_int;
+}
+
+/// The user name as libpam has it, asking through the conversation when no name was given
+/// (`pam_get_user`), as raw bytes: pam-bindings' `get_user` fails on bytes that are not UTF-8
+/// (PAM_SYSTEM_ERR, no prompt for the pass, no audit row), and such a name must fail like
+/// any unknown user instead. `Err` is libpam's own code (e.g. PAM_CONV_ERR).
+pub fn user_bytes(pamh: &mut PamHandle) -> Result<Vec<u8>, c_int> {
+    let mut ptr: *const c_char = std::ptr::null();
+    // SAFETY: `pamh` is the live handle libpam passed to this hook; `ptr` is a valid out
+    // pointer; a NULL prompt makes libpam use its own (or PAM_USER_PROMPT).
+    let rc = unsafe { pam_get_user(pamh, &mut ptr, std::ptr::null()) };
+    if rc != 0 {
+        return Err(rc);
+    }
+    if ptr.is_null() {
+        return Err(4); // PAM_SYSTEM_ERR
+    }
+    // SAFETY: on success libpam points `ptr` at its NUL-terminated copy of the name, which
+    // lives as long as the handle; it is copied out before this hook returns.
+    Ok(unsafe { CStr::from_ptr(ptr) }.to_bytes().to_vec())
 }
 
 /// Logs one line through libpam's `pam_syslog` (facility authpriv, prefixed with the module

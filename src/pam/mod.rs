@@ -112,12 +112,16 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, Error> {
 }
 
 /// The user name, raw bytes made into a string; bytes that are not UTF-8 become U+FFFD, which
-/// no token owner has, so such a login is treated as an unknown user.
+/// no account has, so such a login is treated as an unknown user (also when the name was typed
+/// at libpam's own user prompt).
 fn user_name(pamh: &mut PamHandle) -> Result<String, PamResultCode> {
     if let Ok(Some(u)) = pamh.get_item::<User>() {
         return Ok(String::from_utf8_lossy(u.to_bytes()).into_owned());
     }
-    pamh.get_user(None)
+    match ffi::user_bytes(pamh) {
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(code) => Err(PamResultCode::try_from(code).unwrap_or(PamResultCode::PAM_SYSTEM_ERR)),
+    }
 }
 
 fn item_string<'a, T: pam::items::Item<'a> + std::ops::Deref<Target = &'a CStr>>(

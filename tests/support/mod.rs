@@ -370,7 +370,8 @@ impl Outcome {
 pub struct PamLogin {
     confdir: PathBuf,
     service: String,
-    user: Vec<u8>,
+    /// `None` starts libpam without a user: the module asks for it (`pam_get_user`).
+    user: Option<Vec<u8>>,
     rhost: Option<String>,
     steps: VecDeque<Step>,
 }
@@ -380,10 +381,15 @@ impl PamLogin {
         PamLogin {
             confdir: confdir.to_path_buf(),
             service: SERVICE.into(),
-            user: user.to_vec(),
+            user: Some(user.to_vec()),
             rhost: None,
             steps: VecDeque::new(),
         }
+    }
+    /// Starts libpam with no user name, so that the module asks for one.
+    pub fn without_user(mut self) -> Self {
+        self.user = None;
+        self
     }
     pub fn rhost(mut self, h: &str) -> Self {
         self.rhost = Some(h.into());
@@ -443,7 +449,7 @@ impl PamLogin {
             appdata_ptr: (&mut *state as *mut ConvState).cast(),
         };
         let service = CString::new(self.service).unwrap();
-        let user = CString::new(self.user).unwrap();
+        let user = self.user.map(|u| CString::new(u).unwrap());
         let confdir = CString::new(self.confdir.as_os_str().as_encoded_bytes()).unwrap();
         let mut pamh: *mut c_void = std::ptr::null_mut();
         // SAFETY: all pointers are valid NUL-terminated strings or live structs for the call;
@@ -452,7 +458,7 @@ impl PamLogin {
         let rc = unsafe {
             pam_start_confdir(
                 service.as_ptr(),
-                user.as_ptr(),
+                user.as_ref().map_or(std::ptr::null(), |u| u.as_ptr()),
                 &conv,
                 confdir.as_ptr(),
                 &mut pamh,
