@@ -170,3 +170,39 @@ fn a_user_name_typed_at_the_user_prompt_that_is_not_utf8_is_an_unknown_user() {
         fx.audit()
     );
 }
+
+/// A token stored with an OCRA suite that doesn't parse (written before the parser was strict,
+/// or by hand) made every login of its user PAM_ABORT (a panic), unaudited. It now matches
+/// nothing, each login logs why, and the user's other tokens still work.
+#[test]
+fn a_bad_stored_ocra_suite_fails_with_a_logged_reason() {
+    use pam_tessera::tokens::TokenType;
+    let fx = Fixture::new("");
+    for (serial, suite) in [
+        ("O1", "OCRA-1:HOTP-SHA1-6:Q\u{e9}8"),
+        ("O2", "OCRA-1:HOTP-SHA1-+6:QN08"),
+    ] {
+        fx.add(
+            &Tok::new(TokenType::Ocra, serial, "alice", "1234", KEY20)
+                .info(serde_json::json!({ "ocra_suite": suite })),
+        );
+    }
+    let out = fx.login("alice").answer("PIN", "1234").run();
+    assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
+    let audit = fx.audit();
+    for serial in ["O1", "O2"] {
+        assert!(
+            audit
+                .iter()
+                .any(|e| e.serial == serial && e.result == "error" && e.reason.contains("OCRA suite")),
+            "{serial}: {audit:?}"
+        );
+    }
+    let t = Tok::hotp("H1", "alice", "1234");
+    fx.add(&t);
+    let out = fx
+        .login("alice")
+        .answer("PIN", &format!("1234{}", t.hotp_at(0)))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+}

@@ -272,7 +272,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             );
         }
         let matched = match self.cfg.auth.otppin {
-            OtpPin::Token => self.match_pin(tokens, pass),
+            OtpPin::Token => self.match_pin(at, tokens, pass),
             OtpPin::None | OtpPin::System => {
                 let with_otp = tokens
                     .iter()
@@ -324,7 +324,12 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
     /// Compares the pass with each token's PIN, as PIN+OTP and as the PIN alone: two PIN checks
     /// per token, and two for a user with no tokens, so timing does not tell a one-token user
     /// from an unknown one. (It does show how many tokens a user has, as privacyIDEA's does.)
-    fn match_pin<'t>(&self, tokens: &'t [TokenRecord], pass: &[u8]) -> PassMatch<'t> {
+    fn match_pin<'t>(
+        &self,
+        at: &mut Attempt,
+        tokens: &'t [TokenRecord],
+        pass: &[u8],
+    ) -> PassMatch<'t> {
         if tokens.is_empty() {
             burn_pin_check(pass);
             burn_pin_check(pass);
@@ -337,8 +342,19 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 // Its pass is other users' PIN+OTPs: see `four_eyes`.
                 continue;
             }
-            let Ok(logic) = self.logic(t) else {
-                continue;
+            let logic = match self.logic(t) {
+                Ok(l) => l,
+                Err(e) => {
+                    // A token stored with parameters this build can't use (a bad OCRA suite
+                    // written by an older version, a hand-edited row) matches nothing; the
+                    // login goes on with the other tokens, and the reason is logged each time.
+                    let why = format!("token {} can't be used: {e}", t.serial);
+                    let row = at.event(self.clock.now(), Some(t), "error", &why);
+                    self.audit_error(&row);
+                    burn_pin_check(pass);
+                    burn_pin_check(pass);
+                    continue;
+                }
             };
             let n = logic.otp_len();
             if n > 0 && pass.len() >= n {
