@@ -888,3 +888,38 @@ fn check_sends_the_email_otp_and_takes_it_back() {
     );
     assert!(stderr.contains("sendmail command /bin/false"), "{stderr}");
 }
+
+/// `token add` saved the token, then failed to print (QR code too large, a closed pipe), exit 1:
+/// a generated key nobody saw stayed enrolled. Now nothing is saved unless it was shown.
+#[test]
+fn token_add_saves_nothing_it_could_not_show() {
+    let env = Env::init();
+    let issuer = "x".repeat(3000);
+    let out = env.run(
+        &[
+            "token", "add", "--user", "alice", "--type", "totp", "--genkey", "--qr", "--issuer",
+            &issuer,
+        ],
+        "",
+    );
+    assert_eq!(code(&out), 1, "{out:?}");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("--config")
+        .arg(&env.config)
+        .args([
+            "token", "add", "--user", "alice", "--type", "hotp", "--genkey",
+        ])
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("was not enrolled"), "{err}");
+    let list = env.ok(&["token", "list", "--json"]);
+    assert_eq!(list.trim(), "[]", "nothing enrolled: {list}");
+}

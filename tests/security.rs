@@ -161,7 +161,11 @@ fn a_user_name_typed_at_the_user_prompt_that_is_not_utf8_is_an_unknown_user() {
         .answer("PIN", "1234000000")
         .run();
     assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
-    assert_eq!(out.prompts().len(), 2, "the user prompt, then the PIN: {out:?}");
+    assert_eq!(
+        out.prompts().len(),
+        2,
+        "the user prompt, then the PIN: {out:?}"
+    );
     assert!(
         fx.audit()
             .iter()
@@ -192,9 +196,9 @@ fn a_bad_stored_ocra_suite_fails_with_a_logged_reason() {
     let audit = fx.audit();
     for serial in ["O1", "O2"] {
         assert!(
-            audit
-                .iter()
-                .any(|e| e.serial == serial && e.result == "error" && e.reason.contains("OCRA suite")),
+            audit.iter().any(|e| e.serial == serial
+                && e.result == "error"
+                && e.reason.contains("OCRA suite")),
             "{serial}: {audit:?}"
         );
     }

@@ -35,6 +35,24 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
         check_serial(s)?;
     }
     let user = account_of(&a.user);
+    // What is shown once and never again (a generated key, its URI and QR code) is made before
+    // anything is written: a QR code too large for the URI must not leave a saved token whose
+    // key nobody saw.
+    let shown = if plan.generated && plan.kind == TokenType::Ocra {
+        // No otpauth:// form exists for OCRA: the key goes to the device in hex.
+        format!("{}\n", crypto::encode_hex(&plan.key))
+    } else if plan.generated {
+        let uri = otpauth_uri(&a.issuer, &login_name(cfg, &user, &plan.realm), &plan);
+        let qr = if a.qr {
+            format!("{}\n", super::qr::render(&uri)?)
+        } else {
+            String::new()
+        };
+        format!("{uri}\n{qr}")
+    } else {
+        String::new()
+    };
+    let shown = zeroize::Zeroizing::new(shown);
     let pin = input::pin_from_args(a.pin.pin.as_deref(), a.pin.pin_stdin)?;
     let pin_hash = pin.map(|p| crypto::hash_pin(&p)).transpose()?;
     let store = engine::open_store(cfg)?;
@@ -62,16 +80,21 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
             Err(e) => return Err(e.into()),
         }
     }
-    outln!("{}", record.serial)?;
-    if plan.generated && plan.kind == TokenType::Ocra {
-        // No otpauth:// form exists for OCRA: the key goes to the device in hex.
-        outln!("{}", crypto::encode_hex(&plan.key))?;
-    } else if plan.generated {
-        let uri = otpauth_uri(&a.issuer, &login_name(cfg, &user, &plan.realm), &plan);
-        outln!("{uri}")?;
-        if a.qr {
-            outln!("{}", super::qr::render(&uri)?)?;
-        }
+    // Printed in one write; if it fails (a closed pipe, a full disk) the token is taken back:
+    // a generated key that was never shown must not stay enrolled.
+    let printed = {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        out.write_all(format!("{}\n", record.serial).as_bytes())
+            .and_then(|()| out.write_all(shown.as_bytes()))
+            .and_then(|()| out.flush())
+    };
+    if let Err(e) = printed {
+        store.remove_token(&record.serial)?;
+        return Err(Failure::invalid(format!(
+            "stdout: {e}; token {} was not enrolled",
+            record.serial
+        )));
     }
     Ok(())
 }
