@@ -16,6 +16,7 @@ pub struct Config {
     pub remote: RemoteConfig,
     pub sms: SmsConfig,
     pub email: EmailConfig,
+    pub audit: AuditConfig,
     /// The file this was read from, for messages; not a key.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -28,6 +29,20 @@ pub struct StoreConfig {
     pub key_file: PathBuf,
     /// How long a login waits for a store held by another writer, in milliseconds.
     pub busy_timeout_ms: u64,
+}
+
+/// The audit table: how long its rows are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Rows older than this many days are pruned as new attempts are written; 0 keeps all.
+    pub keep_days: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { keep_days: 180 }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -605,6 +620,7 @@ mod tests {
         assert_eq!(c.sms.timeout, d.sms.timeout);
         assert_eq!(c.sms.otp_length, d.sms.otp_length);
         assert_eq!(c.sms.validity, d.sms.validity);
+        assert_eq!(c.audit.keep_days, d.audit.keep_days);
     }
 
     #[test]

@@ -210,3 +210,35 @@ fn a_bad_stored_ocra_suite_fails_with_a_logged_reason() {
         .run();
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
 }
+
+/// A 120 KB user name was written whole into the audit table on each attempt (5 attempts:
+/// +1 MB); now each field keeps at most 256 bytes, in the table and in the log.
+#[test]
+fn a_huge_user_name_is_capped_in_the_audit_table_and_the_log() {
+    let fx = Fixture::new("");
+    let name = "a".repeat(120 * 1024);
+    let before = std::fs::metadata(&fx.db).unwrap().len();
+    for _ in 0..5 {
+        let out = fx.login(&name).answer("PIN", "1234000000").run();
+        assert_eq!(out.code, PAM_AUTH_ERR);
+    }
+    let audit = fx.audit();
+    assert_eq!(audit.len(), 5);
+    assert!(audit.iter().all(|e| e.user.len() < 300), "capped");
+    assert!(
+        audit[0].user.ends_with("...(122880 bytes)"),
+        "{}",
+        &audit[0].user[250..]
+    );
+    let wal = fx.db.with_extension("db-wal");
+    let grown = std::fs::metadata(&fx.db).unwrap().len()
+        + std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0)
+        - before;
+    assert!(grown < 200 * 1024, "the store grew by {grown} bytes");
+    let (_, err) = pamtester(&fx, &"b".repeat(120 * 1024), &["1234000000"]);
+    let lines = syslog_lines(&err);
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l.len() < 2048),
+        "{lines:?}"
+    );
+}

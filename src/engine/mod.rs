@@ -184,7 +184,10 @@ pub fn authenticate(
 
 /// Opens the store named by the config.
 pub fn open_store(cfg: &Config) -> Result<SqliteStore, Error> {
-    SqliteStore::open(&cfg.store.path, cfg.store.busy_timeout_ms)
+    Ok(
+        SqliteStore::open(&cfg.store.path, cfg.store.busy_timeout_ms)?
+            .keep_audit_days(cfg.audit.keep_days),
+    )
 }
 
 /// Loads the key that seals OTP keys, refusing a key file others can read or write.

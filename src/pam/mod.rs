@@ -8,7 +8,7 @@ pub mod ffi;
 use crate::config::{Config, DEFAULT_PATH};
 use crate::engine::{self, Login, SystemClock, Verdict};
 use crate::error::Error;
-use crate::store::AuditEntry;
+use crate::store::{cap, AuditEntry};
 use pam::constants::{PamFlag, PamResultCode, PAM_SILENT};
 use pam::items::{AuthTok, RHost, Service, User};
 use pam::module::{PamHandle, PamHooks};
@@ -138,12 +138,12 @@ pub fn log_line(e: &AuditEntry) -> String {
     format!(
         "result={} user=\"{}\" realm=\"{}\" serial=\"{}\" type={} service=\"{}\" rhost=\"{}\" reason=\"{}\"",
         e.result,
-        e.user.escape_debug(),
-        e.realm.escape_debug(),
-        e.serial.escape_debug(),
+        cap(&e.user).escape_debug(),
+        cap(&e.realm).escape_debug(),
+        cap(&e.serial).escape_debug(),
         if e.kind.is_empty() { "-" } else { &e.kind },
-        e.service.escape_debug(),
-        e.rhost.escape_debug(),
-        e.reason.escape_debug()
+        cap(&e.service).escape_debug(),
+        cap(&e.rhost).escape_debug(),
+        cap(&e.reason).escape_debug()
     )
 }

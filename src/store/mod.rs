@@ -172,7 +172,29 @@ const CLOSED_CHALLENGE_RETENTION: u64 = 86_400;
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// Audit rows older than this many seconds are pruned as new ones come; `None` keeps all.
+    audit_keep: Option<u64>,
 }
+
+/// The most of any string from outside (user name, service, remote host, reason) that an audit
+/// row keeps: a 120 KB user name must not add 120 KB per attempt. Longer ones are cut, and the
+/// cut is marked.
+pub const AUDIT_FIELD_MAX: usize = 256;
+
+/// `s` cut to [`AUDIT_FIELD_MAX`] bytes at a character boundary, with the original length.
+pub fn cap(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= AUDIT_FIELD_MAX {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut end = AUDIT_FIELD_MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}...({} bytes)", &s[..end], s.len()))
+}
+
+/// Prune old audit rows once every this many rows written (pruning is one indexed DELETE).
+const AUDIT_PRUNE_EVERY: i64 = 64;
 
 /// The WAL size from which an engine transaction, once committed, checkpoints the WAL into the
 /// database and truncates it. A login that opens the store alone (the usual case: one login per
@@ -290,6 +312,7 @@ impl SqliteStore {
         let mut store = SqliteStore {
             conn,
             path: path.to_path_buf(),
+            audit_keep: None,
         };
         store.migrate()?;
         Ok(store)
@@ -329,6 +352,12 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Keeps audit rows `days` days (`[audit] keep_days`); 0 keeps them all.
+    pub fn keep_audit_days(mut self, days: u64) -> Self {
+        self.audit_keep = (days > 0).then(|| days.saturating_mul(86_400));
+        self
     }
 
     /// Makes every commit so far durable: syncs the WAL.
@@ -527,6 +556,7 @@ impl SqliteStore {
         let stx = SqliteTx {
             tx: &tx,
             durable: Cell::new(false),
+            audit_keep: self.audit_keep,
         };
         let out = f(&stx)?;
         let durable = stx.durable.get();
@@ -560,6 +590,7 @@ struct SqliteTx<'a> {
     tx: &'a rusqlite::Transaction<'a>,
     /// Something was written that must be synced before the verdict is given.
     durable: Cell<bool>,
+    audit_keep: Option<u64>,
 }
 
 impl StoreTx for SqliteTx<'_> {
@@ -654,16 +685,24 @@ impl StoreTx for SqliteTx<'_> {
              VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
             params![
                 e.time as i64,
-                e.service,
-                e.rhost,
-                e.user,
-                e.realm,
-                e.serial,
-                e.kind,
-                e.result,
-                e.reason
+                cap(&e.service),
+                cap(&e.rhost),
+                cap(&e.user),
+                cap(&e.realm),
+                cap(&e.serial),
+                cap(&e.kind),
+                cap(&e.result),
+                cap(&e.reason)
             ],
         )?;
+        if let Some(keep) = self.audit_keep {
+            if self.tx.last_insert_rowid() % AUDIT_PRUNE_EVERY == 0 {
+                self.tx.execute(
+                    "DELETE FROM audit WHERE time < ?1",
+                    params![e.time.saturating_sub(keep) as i64],
+                )?;
+            }
+        }
         Ok(())
     }
 }
@@ -720,6 +759,40 @@ mod tests {
             assert_eq!(s.audit_entries(None, 1000).unwrap().len(), c as usize);
         }
         assert!(truncated, "the WAL was never checkpointed and truncated");
+    }
+
+    #[test]
+    fn audit_rows_are_capped_and_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::create(&dir.path().join("t.db"), 1000)
+            .unwrap()
+            .keep_audit_days(1);
+        let huge = "\u{e9}".repeat(60_000);
+        for i in 0..200u64 {
+            s.write(|tx| {
+                tx.audit(&AuditEntry {
+                    time: i * 3600,
+                    user: huge.clone(),
+                    rhost: huge.clone(),
+                    result: "reject".into(),
+                    ..AuditEntry::default()
+                })
+            })
+            .unwrap();
+        }
+        let rows = s.audit_entries(None, 1000).unwrap();
+        let last = rows.last().unwrap();
+        assert!(
+            last.user.len() <= AUDIT_FIELD_MAX + 32,
+            "{}",
+            last.user.len()
+        );
+        assert!(last.user.ends_with("...(120000 bytes)"), "{}", last.user);
+        // Rows older than a day are gone (pruning runs every 64 rows, so some may linger).
+        assert!(rows
+            .iter()
+            .all(|r| r.time + 86_400 + 64 * 3600 >= 199 * 3600));
+        assert!(rows.len() < 100, "{}", rows.len());
     }
 
     #[test]

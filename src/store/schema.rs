@@ -48,4 +48,6 @@ pub const MIGRATIONS: &[&str] = &[
         reason  TEXT NOT NULL
     );
     CREATE INDEX audit_user ON audit (user, time);",
+    // 2: audit rows are pruned by age ([audit] keep_days)
+    "CREATE INDEX audit_time ON audit (time);",
 ];
