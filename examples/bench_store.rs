@@ -32,7 +32,7 @@ fn run(a: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     pam_tessera::fsperm::create_private_file(key_path, key.to_hex().as_bytes())?;
     let store = SqliteStore::create(store_path, 5000)?;
     let pin_hash = match a.get(4) {
-        Some(pin) => Some(hash_pin(pin.as_bytes())?),
+        Some(pin) => Some(hash_pin(pin.as_bytes(), &key.pepper())?),
         None => None,
     };
     store.insert_token(&TokenRecord {

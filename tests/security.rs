@@ -242,3 +242,42 @@ fn a_huge_user_name_is_capped_in_the_audit_table_and_the_log() {
         "{lines:?}"
     );
 }
+
+/// PIN hashes were Argon2id at 8 MiB without a pepper: a stolen store gave up 4-6 digit PINs
+/// in seconds. Hashes now cost 19 MiB and need the key file; an old hash still works and is
+/// replaced on the next good login (not on a failed one).
+#[test]
+fn old_pin_hashes_are_replaced_on_the_next_good_login() {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let fx = Fixture::new("");
+    let t = Tok::hotp("H1", "alice", "1234");
+    fx.add(&t);
+    let params = argon2::Params::new(8192, 2, 1, None).unwrap();
+    let old = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(b"1234", &SaltString::from_b64("c2FsdHNhbHRzYWx0").unwrap())
+        .unwrap()
+        .to_string();
+    fx.store().set_pin_hash("H1", Some(&old)).unwrap();
+    let out = fx.login("alice").answer("PIN", "1234000000").run();
+    assert_eq!(out.code, PAM_AUTH_ERR);
+    assert_eq!(
+        fx.token("H1").pin_hash.as_deref(),
+        Some(old.as_str()),
+        "no rehash on a failure"
+    );
+    let out = fx
+        .login("alice")
+        .answer("PIN", &format!("1234{}", t.hotp_at(0)))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    let new = fx.token("H1").pin_hash.unwrap();
+    assert!(
+        new.starts_with("$argon2id$v=19$m=19456,t=2,p=1,keyid="),
+        "{new}"
+    );
+    let out = fx
+        .login("alice")
+        .answer("PIN", &format!("1234{}", t.hotp_at(1)))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "the new hash verifies: {out:?}");
+}

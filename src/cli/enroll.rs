@@ -54,9 +54,11 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
     };
     let shown = zeroize::Zeroizing::new(shown);
     let pin = input::pin_from_args(a.pin.pin.as_deref(), a.pin.pin_stdin)?;
-    let pin_hash = pin.map(|p| crypto::hash_pin(&p)).transpose()?;
     let store = engine::open_store(cfg)?;
     let store_key = engine::load_key(cfg)?;
+    let pin_hash = pin
+        .map(|p| crypto::hash_pin(&p, &store_key.pepper()))
+        .transpose()?;
     let mut record = TokenRecord {
         pin_hash,
         digits: plan.digits,

@@ -163,7 +163,8 @@ fn set_pin(
         Some(p) => p,
         None => input::new_pin_interactive()?,
     };
-    let hash = crypto::hash_pin(&pin)?;
+    // The pepper comes from the key file: a PIN hash is bound to it.
+    let hash = crypto::hash_pin(&pin, &engine::load_key(cfg)?.pepper())?;
     store.set_pin_hash(serial, Some(&hash))?;
     outln!("token {serial}: PIN set")
 }

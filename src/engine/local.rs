@@ -8,7 +8,9 @@ use super::{
     Options, Outcome, SystemAccounts, Verdict,
 };
 use crate::config::{Config, OtpPin};
-use crate::crypto::{burn_pin_check, ct_eq, verify_pin, Secret, StoreKey};
+use crate::crypto::{
+    burn_pin_check, check_pin, ct_eq, hash_pin, Pepper, PinCheck, Secret, StoreKey,
+};
 use crate::delivery::{Channel, Configured, Courier, OutOfBand};
 use crate::error::{Error, Result};
 use crate::store::{AuditEntry, ChallengeRecord, Store, StoreTx, TokenRecord};
@@ -27,6 +29,8 @@ pub struct LocalEngine<'a, S: Store, C: Clock> {
     courier: Option<&'a dyn Courier>,
     /// Resolves PAM user names to accounts.
     accounts: &'a dyn Accounts,
+    /// Mixed into PIN hashes (from the store key).
+    pepper: Pepper,
 }
 
 /// One token an OTP is checked against: with the (unsealed) data of its challenge when the
@@ -58,6 +62,9 @@ struct Attempt<'a> {
     realm: String,
     /// The name is an account of this host; an unknown user has no tokens to look up.
     known: bool,
+    /// Tokens whose PIN matched an outdated hash (serial, that hash, the PIN): rehashed once
+    /// the login is accepted.
+    rehash: Vec<(String, String, Secret)>,
     events: Vec<AuditEntry>,
     /// Checking an earlier module's pass under `try_first_pass`: a pass that matches no PIN
     /// falls through to the prompt without counting a failure.
@@ -106,6 +113,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             clock,
             courier: None,
             accounts: &SystemAccounts,
+            pepper: key.pepper(),
         }
     }
 
@@ -126,6 +134,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             user,
             realm,
             known,
+            rehash: Vec::new(),
             events: Vec::new(),
             probing_first_pass: false,
         }
@@ -176,10 +185,52 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 Verdict::Unavailable(err)
             }
         };
+        if verdict.is_accept() {
+            self.rehash_pins(&at.rehash);
+        }
         Outcome {
             verdict,
             events: at.events,
         }
+    }
+
+    /// Replaces PIN hashes made with older parameters (or before the pepper) after a good
+    /// login, unless an admin changed the PIN meanwhile. Best effort: the old hash still works.
+    fn rehash_pins(&self, outdated: &[(String, String, Secret)]) {
+        for (serial, old, pin) in outdated {
+            if let Ok(new) = hash_pin(pin, &self.pepper) {
+                let _ = self
+                    .store
+                    .write(|tx| tx.replace_pin_hash(serial, old, &new));
+            }
+        }
+    }
+
+    /// Whether `pin` is the PIN of `t`.
+    fn pin_check(&self, t: &TokenRecord, pin: &[u8]) -> PinCheck {
+        match &t.pin_hash {
+            Some(h) => check_pin(pin, h, &self.pepper),
+            // A token without a PIN: the pass is the OTP alone. The check is still paid, so
+            // timing does not tell a PIN-less token from one with a PIN.
+            None => {
+                burn_pin_check(pin, &self.pepper);
+                if ct_eq(pin, b"") {
+                    PinCheck::Right
+                } else {
+                    PinCheck::Wrong
+                }
+            }
+        }
+    }
+
+    /// [`Self::pin_check`], noting an outdated hash that matched for [`Self::rehash_pins`].
+    fn pin_matches(&self, at: &mut Attempt, t: &TokenRecord, pin: &[u8]) -> bool {
+        let check = self.pin_check(t, pin);
+        if let (PinCheck::RightOutdated, Some(h)) = (check, &t.pin_hash) {
+            at.rehash
+                .push((t.serial.clone(), h.clone(), crate::crypto::secret(pin)));
+        }
+        check.is_right()
     }
 
     /// Writes the row of an attempt that ended in an error: the transaction that would have
@@ -331,8 +382,8 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         pass: &[u8],
     ) -> PassMatch<'t> {
         if tokens.is_empty() {
-            burn_pin_check(pass);
-            burn_pin_check(pass);
+            burn_pin_check(pass, &self.pepper);
+            burn_pin_check(pass, &self.pepper);
             return PassMatch::Nothing;
         }
         let mut with_otp = Vec::new();
@@ -351,24 +402,24 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                     let why = format!("token {} can't be used: {e}", t.serial);
                     let row = at.event(self.clock.now(), Some(t), "error", &why);
                     self.audit_error(&row);
-                    burn_pin_check(pass);
-                    burn_pin_check(pass);
+                    burn_pin_check(pass, &self.pepper);
+                    burn_pin_check(pass, &self.pepper);
                     continue;
                 }
             };
             let n = logic.otp_len();
             if n > 0 && pass.len() >= n {
                 let (pin, tail) = pass.split_at(pass.len() - n);
-                if pin_matches(t, pin) {
+                if self.pin_matches(at, t, pin) {
                     with_otp.push((t, crate::crypto::secret(tail)));
                     continue;
                 }
             } else {
                 // Every token costs two checks whatever the pass, like an unknown user does:
                 // a short pass must not tell a one-token user from a user who doesn't exist.
-                burn_pin_check(pass);
+                burn_pin_check(pass, &self.pepper);
             }
-            if pin_matches(t, pass) {
+            if self.pin_matches(at, t, pass) {
                 pin_only.push(t);
             }
         }
@@ -711,7 +762,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                         continue;
                     }
                     let (pin, otp) = part.split_at(part.len() - n);
-                    if pin_matches(m, pin) {
+                    if self.pin_check(m, pin).is_right() {
                         pairs.push((m, crate::crypto::secret(otp)));
                         break;
                     }
@@ -947,19 +998,6 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 format!("{}: ", parts.join(" or "))
             }
             _ => self.cfg.prompts.multi.clone(),
-        }
-    }
-}
-
-/// Asks and insists on an answer: NULL or a failed conversation is an error, not an empty pass.
-fn pin_matches(t: &TokenRecord, pin: &[u8]) -> bool {
-    match &t.pin_hash {
-        Some(h) => verify_pin(pin, h),
-        // A token without a PIN: the pass is the OTP alone. The check is still paid, so
-        // timing does not tell a PIN-less token from one with a PIN.
-        None => {
-            burn_pin_check(pin);
-            ct_eq(pin, b"")
         }
     }
 }

@@ -163,6 +163,9 @@ pub trait StoreTx {
     /// its challenge open) and deletes closed rows a day past their expiry.
     fn expire_challenges(&self, now: u64) -> Result<()>;
     fn audit(&self, e: &AuditEntry) -> Result<()>;
+    /// Replaces a token's PIN hash `old` by `new` (a rehash); no change if the PIN was changed
+    /// meanwhile.
+    fn replace_pin_hash(&self, serial: &str, old: &str, new: &str) -> Result<()>;
 }
 
 /// How long a closed challenge stays listed by `tessera challenge list --all` (seconds past its
@@ -675,6 +678,14 @@ impl StoreTx for SqliteTx<'_> {
         self.tx.execute(
             "DELETE FROM challenges WHERE state IN ('answered', 'failed', 'expired') AND expires <= ?1",
             params![now.saturating_sub(CLOSED_CHALLENGE_RETENTION) as i64],
+        )?;
+        Ok(())
+    }
+
+    fn replace_pin_hash(&self, serial: &str, old: &str, new: &str) -> Result<()> {
+        self.tx.execute(
+            "UPDATE tokens SET pin_hash = ?3 WHERE serial = ?1 AND pin_hash = ?2",
+            params![serial, old, new],
         )?;
         Ok(())
     }

@@ -413,7 +413,7 @@ pub fn local_store_with_hotp(cfg: &Config, user: &str, serial: &str, pin: &str) 
     let store = pam_tessera::store::SqliteStore::create(&cfg.store.path, cfg.store.busy_timeout_ms)
         .unwrap();
     let rec = pam_tessera::store::TokenRecord {
-        pin_hash: Some(pam_tessera::crypto::hash_pin(pin.as_bytes()).unwrap()),
+        pin_hash: Some(pam_tessera::crypto::hash_pin(pin.as_bytes(), &key.pepper()).unwrap()),
         period: 0,
         created: now(),
         ..pam_tessera::store::TokenRecord::new(

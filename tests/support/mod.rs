@@ -240,7 +240,10 @@ impl Fixture {
     pub fn add(&self, t: &Tok) {
         let rec = TokenRecord {
             active: t.active,
-            pin_hash: t.pin.as_ref().map(|p| hash_pin(p.as_bytes()).unwrap()),
+            pin_hash: t
+                .pin
+                .as_ref()
+                .map(|p| hash_pin(p.as_bytes(), &self.key.pepper()).unwrap()),
             digits: t.digits,
             algorithm: t.algorithm,
             period: t.period,
