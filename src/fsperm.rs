@@ -46,7 +46,7 @@ pub fn open_checked(
             let is_link = e.raw_os_error() == Some(libc::ELOOP)
                 && fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
             if is_link {
-                symlink_error(path)
+                symlink_error(path, NAME_THE_FILE)
             } else {
                 on_error(e)
             }
@@ -80,6 +80,10 @@ pub fn check_in_place(
 /// The directories are the store's, already checked. One `lstat`.
 pub fn check_beside(path: &Path) -> Result<Option<Metadata>> {
     match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(symlink_error(
+            path,
+            "put the file it points to in its place, or remove the link if the store is closed",
+        )),
         Ok(meta) => check_file(path, &meta, Access::Readable).map(|()| Some(meta)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::Permissions(format!("{}: {e}", path.display()))),
@@ -92,7 +96,7 @@ pub fn check_beside(path: &Path) -> Result<Option<Metadata>> {
 pub fn check_file(path: &Path, meta: &Metadata, access: Access) -> Result<()> {
     let kind = meta.file_type();
     if kind.is_symlink() {
-        return Err(symlink_error(path));
+        return Err(symlink_error(path, NAME_THE_FILE));
     }
     if !kind.is_file() {
         let what = if kind.is_dir() {
@@ -223,12 +227,16 @@ fn check_dir(dir: &Path, file: &Path, owner: u32) -> Result<()> {
     Ok(())
 }
 
-fn symlink_error(path: &Path) -> Error {
+const NAME_THE_FILE: &str = "name the file itself, not a link";
+
+/// A link is refused whatever it points to: whoever can change the link (or anything on the
+/// way to its target) would choose the file.
+fn symlink_error(path: &Path, fix: &str) -> Error {
     let target = fs::read_link(path)
         .map(|t| format!(" to {}", t.display()))
         .unwrap_or_default();
     Error::Permissions(format!(
-        "{} is a symbolic link{target}; name the file itself, not a link",
+        "{} is a symbolic link{target}; {fix}",
         path.display()
     ))
 }
