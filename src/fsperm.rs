@@ -270,3 +270,135 @@ pub fn create_private_file(path: &Path, content: &[u8]) -> Result<()> {
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::Store(format!("{}: {e}", path.display())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn chmod(p: &Path, mode: u32) {
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn refuse(e: io::Error) -> Error {
+        Error::Config(e.to_string())
+    }
+
+    #[test]
+    fn open_checked_reads_the_checked_file_and_refuses_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        create_private_file(&f, b"text").unwrap();
+        let mut text = String::new();
+        io::Read::read_to_string(
+            &mut open_checked(&f, Access::Secret, refuse).unwrap(),
+            &mut text,
+        )
+        .unwrap();
+        assert_eq!(text, "text");
+        let link = dir.path().join("link");
+        symlink(&f, &link).unwrap();
+        let e = open_checked(&link, Access::Readable, refuse).unwrap_err();
+        assert!(
+            matches!(&e, Error::Permissions(m) if m.contains("link is a symbolic link to")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn modes_by_access() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        create_private_file(&f, b"").unwrap();
+        chmod(&f, 0o644);
+        assert!(open_checked(&f, Access::Readable, refuse).is_ok());
+        assert!(open_checked(&f, Access::Secret, refuse).is_err());
+        chmod(&f, 0o620);
+        assert!(open_checked(&f, Access::Readable, refuse).is_err());
+    }
+
+    #[test]
+    fn a_directory_is_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = check_in_place(dir.path(), Access::Readable, refuse).unwrap_err();
+        assert!(
+            e.to_string().contains("is a directory, not a regular file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn directories_writable_by_others_are_refused_unless_root_owned_and_sticky() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        fs::create_dir(&sub).unwrap();
+        let f = sub.join("f");
+        create_private_file(&f, b"").unwrap();
+        let owner = crate::sys::euid();
+        chmod(&sub, 0o755);
+        assert!(check_dirs(&f, owner).is_ok());
+        for mode in [0o775, 0o757, 0o777] {
+            chmod(&sub, mode);
+            let e = check_dirs(&f, owner).unwrap_err().to_string();
+            assert!(e.contains("writable by group or others"), "{mode:o}: {e}");
+        }
+        // Sticky: accepted only when root owns it (run as root, the test directory is root's).
+        chmod(&sub, 0o1777);
+        assert_eq!(check_dirs(&f, owner).is_ok(), owner == 0);
+        // /tmp itself, where tempfile puts its directories: root-owned and sticky.
+        let tmp = fs::metadata(std::env::temp_dir()).unwrap();
+        if tmp.uid() == 0 && tmp.mode() & 0o1000 != 0 {
+            chmod(&sub, 0o700);
+            assert!(check_dirs(&f, owner).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_directory_of_another_owner_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        create_private_file(&f, b"").unwrap();
+        // The file's owner is `owner`: a directory of neither root nor `owner` is refused.
+        let me = crate::sys::euid();
+        if me != 0 {
+            let e = check_dirs(&f, me + 1).unwrap_err().to_string();
+            assert!(e.contains("not root or the file's owner"), "{e}");
+        } else {
+            std::os::unix::fs::chown(dir.path(), Some(4242), None).unwrap();
+            let e = check_dirs(&f, 0).unwrap_err().to_string();
+            assert!(e.contains("owned by uid 4242"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_symlinked_directory_is_checked_where_it_leads() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let f = real.join("f");
+        create_private_file(&f, b"").unwrap();
+        let via = dir.path().join("via");
+        symlink(&real, &via).unwrap();
+        let owner = crate::sys::euid();
+        chmod(&real, 0o700);
+        assert!(check_dirs(&via.join("f"), owner).is_ok());
+        chmod(&real, 0o777);
+        let e = check_dirs(&via.join("f"), owner).unwrap_err().to_string();
+        assert!(e.contains("writable by group or others"), "{e}");
+    }
+
+    #[test]
+    fn beside_files_absent_ok_link_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("db-wal");
+        assert!(check_beside(&wal).unwrap().is_none());
+        create_private_file(&wal, b"").unwrap();
+        assert!(check_beside(&wal).unwrap().is_some());
+        chmod(&wal, 0o606);
+        assert!(check_beside(&wal).is_err());
+        fs::remove_file(&wal).unwrap();
+        symlink("/nonexistent", &wal).unwrap();
+        let e = check_beside(&wal).unwrap_err().to_string();
+        assert!(e.contains("db-wal is a symbolic link"), "{e}");
+    }
+}
