@@ -6,9 +6,10 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
+use std::io::Read;
 use std::path::Path;
 use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 /// Bytes that are wiped when dropped: PINs, passes, OTPs, token keys.
 pub type Secret = Zeroizing<Vec<u8>>;
@@ -34,16 +35,32 @@ impl StoreKey {
         StoreKey(k)
     }
 
-    /// Reads a key file: 64 hex digits and an optional newline.
+    /// Reads a key file: 64 hex digits and an optional newline. The file is opened and
+    /// checked by [`crate::fsperm::open_checked`] (no link, owner only, safe directories), and
+    /// the key is read from that descriptor.
     pub fn load(path: &Path) -> Result<StoreKey> {
-        let mut text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .map_err(|e| Error::Key(format!("{}: {e}", path.display())))?,
+        let file = crate::fsperm::open_checked(path, crate::fsperm::Access::Secret, |e| {
+            Error::Key(format!("{}: {e} (run `tessera init`)", path.display()))
+        })?;
+        StoreKey::from_reader(file, path)
+    }
+
+    /// Reads a key (64 hex digits and an optional newline) from `reader`, an open key file;
+    /// `path` is only used in messages. At most 4 KiB are read, into a wiped buffer.
+    pub fn from_reader(reader: impl Read, path: &Path) -> Result<StoreKey> {
+        // Room for the whole read up front: a buffer that grew would leave unwiped copies.
+        let mut raw = Zeroizing::new(Vec::with_capacity(4097));
+        reader
+            .take(4096)
+            .read_to_end(&mut raw)
+            .map_err(|e| Error::Key(format!("{}: {e}", path.display())))?;
+        let bad = || Error::Key(format!("{}: not 64 hex digits", path.display()));
+        let text = std::str::from_utf8(&raw).map_err(|_| bad())?;
+        let bytes = Zeroizing::new(
+            decode_hex(text.trim())
+                .filter(|b| b.len() == 32)
+                .ok_or_else(bad)?,
         );
-        let bytes = decode_hex(text.trim())
-            .filter(|b| b.len() == 32)
-            .ok_or_else(|| Error::Key(format!("{}: not 64 hex digits", path.display())))?;
-        text.zeroize();
         let mut k = Zeroizing::new([0u8; 32]);
         k.copy_from_slice(&bytes);
         Ok(StoreKey(k))

@@ -743,6 +743,118 @@ fn doctor_reports_each_check_and_fails_on_a_wrong_key() {
     );
 }
 
+/// The doctor's lines that start with `prefix` and contain `needle`.
+fn doctor_lines<'a>(stdout: &'a str, prefix: &str, needle: &str) -> Vec<&'a str> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with(prefix) && l.contains(needle))
+        .collect()
+}
+
+#[test]
+fn doctor_reports_each_file_and_the_directories_above_it() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    let out = env.run(&["doctor"], "");
+    let stdout = text(&out.stdout);
+    assert_eq!(code(&out), 0, "{stdout}");
+    let db = env.path("db/tessera.db");
+    for (what, path, rule) in [
+        (
+            "config",
+            env.config.clone(),
+            "not writable by group or others",
+        ),
+        ("key", env.path("secret.key"), "private to its owner"),
+        ("store", db.clone(), "not writable by group or others"),
+        (
+            "store -wal",
+            PathBuf::from(format!("{}-wal", db.display())),
+            "not writable by group or others",
+        ),
+        (
+            "store -shm",
+            PathBuf::from(format!("{}-shm", db.display())),
+            "not writable by group or others",
+        ),
+    ] {
+        let file = format!("ok    {what} {}: regular file, owner uid ", path.display());
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&file) && l.contains(rule)),
+            "{file}: {stdout}"
+        );
+    }
+    for (what, path) in [
+        ("config", env.config.clone()),
+        ("key", env.path("secret.key")),
+        ("store", db.clone()),
+    ] {
+        let dirs = format!(
+            "ok    directories above {what} {}: owned by root or uid ",
+            path.display()
+        );
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&dirs)),
+            "{dirs}: {stdout}"
+        );
+    }
+
+    // A -wal others can write, a -shm that is a link, a key that is a link, a store directory
+    // others can write: one FAIL line each, naming the file.
+    let wal = PathBuf::from(format!("{}-wal", db.display()));
+    let shm = PathBuf::from(format!("{}-shm", db.display()));
+    std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::rename(&shm, env.path("shm.real")).unwrap();
+    std::os::unix::fs::symlink(env.path("shm.real"), &shm).unwrap();
+    std::fs::rename(env.path("secret.key"), env.path("key.real")).unwrap();
+    std::os::unix::fs::symlink(env.path("key.real"), env.path("secret.key")).unwrap();
+    std::fs::set_permissions(env.path("db"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = env.run(&["doctor"], "");
+    let stdout = text(&out.stdout);
+    assert_eq!(code(&out), 1, "{stdout}");
+    let fails = |needle: &str| doctor_lines(&stdout, "FAIL  ", needle).len();
+    assert_eq!(
+        fails(&format!(
+            "{} is writable by group or others (mode 666)",
+            wal.display()
+        )),
+        1,
+        "{stdout}"
+    );
+    assert_eq!(
+        fails(&format!("{} is a symbolic link", shm.display())),
+        1,
+        "{stdout}"
+    );
+    assert_eq!(
+        fails(&format!(
+            "{} is a symbolic link",
+            env.path("secret.key").display()
+        )),
+        1,
+        "{stdout}"
+    );
+    assert_eq!(
+        fails(&format!(
+            "directory {} (above {}) is writable by group or others (mode 777)",
+            env.path("db").display(),
+            db.display()
+        )),
+        1,
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("opens, schema up to date"),
+        "the store is not opened past a failed check: {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("ok    config {}: parsed", env.config.display())),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn check_without_an_answer_fails_in_one_error_line() {
     let env = Env::init();

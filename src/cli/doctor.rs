@@ -1,12 +1,16 @@
 //! `tessera doctor`: checks, each on one line (`ok`, `warn` or `FAIL`), what a login needs: the
-//! config, the modes of the config, store and key, the store's schema, that the key opens the
-//! stored tokens, that each remote server answers (remote mode), where the PAM module is
-//! installed and used, and the syslog socket. Exit 1 if anything failed.
+//! config; for the config, key, store, the store's `-wal` and `-shm` and the SMTP password
+//! file, the file itself (no link, a regular file, owner and mode) and the directories above
+//! it, by the rules the module applies ([`crate::fsperm`]); the store's schema, that the key
+//! opens the stored tokens, that each remote server answers (remote mode), where the PAM module
+//! is installed and used, and the syslog socket. Exit 1 if anything failed.
 
 use super::{CliResult, Failure};
 use crate::config::{Config, Fallback, Mode};
 use crate::engine;
+use crate::fsperm::{self, Access};
 use crate::store::SqliteStore;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Default)]
@@ -37,6 +41,9 @@ pub fn run(config_path: &Path) -> CliResult<()> {
 }
 
 fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
+    if !check_file(r, "config", config_path, Access::Readable)? {
+        return Ok(()); // the lines above say why; nothing below can be trusted to the config
+    }
     let cfg = match crate::pam::load_config(Some(config_path)) {
         Ok(c) => {
             r.ok(&format!("config {}: parsed", config_path.display()))?;
@@ -45,6 +52,9 @@ fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
         Err(e) => return r.fail(&e.to_string()),
     };
     check_transport(r, &cfg)?;
+    if let Some(p) = &cfg.email.password_file {
+        check_file(r, "[email] password_file", p, Access::Secret)?;
+    }
     if cfg.auth.mode == Mode::Remote {
         check_remote(r, &cfg)?;
         if cfg.remote.fallback == Fallback::Fail && !cfg.store.path.exists() {
@@ -57,38 +67,125 @@ fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
             return check_syslog(r);
         }
     }
-    let key = match engine::load_key(&cfg) {
-        Ok(k) => {
-            r.ok(&format!(
-                "key {}: mode and format",
-                cfg.store.key_file.display()
-            ))?;
-            Some(k)
+    // A key or store that failed its file checks fails to load for the same reason: said once.
+    let key = if check_file(r, "key", &cfg.store.key_file, Access::Secret)? {
+        match engine::load_key(&cfg) {
+            Ok(k) => {
+                r.ok(&format!(
+                    "key {}: 64 hex digits",
+                    cfg.store.key_file.display()
+                ))?;
+                Some(k)
+            }
+            Err(e) => {
+                r.fail(&e.to_string())?;
+                None
+            }
         }
-        Err(e) => {
-            r.fail(&e.to_string())?;
-            None
-        }
+    } else {
+        None
     };
-    let store = match engine::open_store(&cfg) {
-        Ok(s) => {
-            r.ok(&format!(
-                "store {}: opens, schema up to date",
-                cfg.store.path.display()
-            ))?;
-            Some(s)
+    let store_files_ok = check_file(r, "store", &cfg.store.path, Access::Readable)?;
+    let wal_ok = check_beside(r, &cfg.store.path, "-wal")?;
+    let shm_ok = check_beside(r, &cfg.store.path, "-shm")?;
+    let store = if store_files_ok && wal_ok && shm_ok {
+        match engine::open_store(&cfg) {
+            Ok(s) => {
+                r.ok(&format!(
+                    "store {}: opens, schema up to date",
+                    cfg.store.path.display()
+                ))?;
+                Some(s)
+            }
+            Err(e) => {
+                r.fail(&e.to_string())?;
+                None
+            }
         }
-        Err(e) => {
-            r.fail(&e.to_string())?;
-            None
-        }
+    } else {
+        None
     };
     if let (Some(store), Some(key)) = (&store, &key) {
         check_tokens(r, store, key)?;
     }
-    check_store_dir(r, &cfg)?;
     check_pam(r)?;
     check_syslog(r)
+}
+
+/// Two lines for a file the module opens: the file itself, and the directories above it. The
+/// file is looked at with `lstat`, which sees what the module's `O_NOFOLLOW` open and `fstat`
+/// see, without opening it. True if both are ok.
+fn check_file(r: &mut Report, what: &str, path: &Path, access: Access) -> CliResult<bool> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            let hint = match what {
+                "key" | "store" if e.kind() == std::io::ErrorKind::NotFound => {
+                    " (run `tessera init`)"
+                }
+                _ => "",
+            };
+            r.fail(&format!("{what} {}: {e}{hint}", path.display()))?;
+            return Ok(false);
+        }
+    };
+    let readers = match access {
+        Access::Readable => "not writable by group or others",
+        Access::Secret => "private to its owner",
+    };
+    let file_ok = match fsperm::check_file(path, &meta, access) {
+        Ok(()) => {
+            r.ok(&format!(
+                "{what} {}: regular file, owner uid {}, mode {:o}, {readers}",
+                path.display(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            ))?;
+            true
+        }
+        Err(e) => {
+            r.fail(&e.to_string())?;
+            false
+        }
+    };
+    let dirs_ok = match fsperm::check_dirs(path, meta.uid()) {
+        Ok(()) => {
+            r.ok(&format!(
+                "directories above {what} {}: owned by root or uid {}, not writable by others",
+                path.display(),
+                meta.uid()
+            ))?;
+            true
+        }
+        Err(e) => {
+            r.fail(&e.to_string())?;
+            false
+        }
+    };
+    Ok(file_ok && dirs_ok)
+}
+
+/// One line for the store's `-wal` or `-shm`: SQLite replays a WAL into the store and maps the
+/// `-shm`, so either must be as safe as the store. True if ok (also when there is none yet).
+fn check_beside(r: &mut Report, store: &Path, suffix: &str) -> CliResult<bool> {
+    let path = fsperm::with_suffix(store, suffix);
+    match fsperm::check_beside(&path) {
+        Ok(Some(meta)) => r.ok(&format!(
+            "store {suffix} {}: regular file, owner uid {}, mode {:o}, not writable by group or others",
+            path.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        ))?,
+        Ok(None) => r.ok(&format!(
+            "store {suffix} {}: none yet (SQLite creates it with the store's owner and mode)",
+            path.display()
+        ))?,
+        Err(e) => {
+            r.fail(&e.to_string())?;
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn check_syslog(r: &mut Report) -> CliResult<()> {
@@ -167,20 +264,6 @@ fn check_tokens(
             bad.len(),
             bad.join(", ")
         ))
-    }
-}
-
-/// The store's directory: others must not be able to replace the database.
-fn check_store_dir(r: &mut Report, cfg: &Config) -> CliResult<()> {
-    let Some(dir) = cfg.store.path.parent().filter(|d| d.is_dir()) else {
-        return Ok(());
-    };
-    match std::fs::metadata(dir) {
-        Ok(m) => match crate::fsperm::refuse_writable_by_others(dir, &m) {
-            Ok(()) => r.ok(&format!("store directory {}: mode", dir.display())),
-            Err(e) => r.fail(&e.to_string()),
-        },
-        Err(e) => r.fail(&format!("{}: {e}", dir.display())),
     }
 }
 

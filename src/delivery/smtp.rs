@@ -441,14 +441,19 @@ fn helo_name() -> String {
     }
 }
 
+/// The SMTP AUTH password, read from the descriptor that `open_checked` checked (no link,
+/// owner only, safe directories), into a wiped buffer.
 fn read_password(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::Config(format!("[email] password_file {}: {e}", path.display())))?;
-    crate::fsperm::refuse_readable_by_others(path, &meta)?;
-    let mut text =
-        Zeroizing::new(std::fs::read(path).map_err(|e| {
-            Error::Config(format!("[email] password_file {}: {e}", path.display()))
-        })?);
+    use std::io::Read;
+    let password_error =
+        |e: std::io::Error| Error::Config(format!("[email] password_file {}: {e}", path.display()));
+    let file = crate::fsperm::open_checked(path, crate::fsperm::Access::Secret, password_error)?;
+    // Room for the whole read up front (4 KiB is more than any password): a buffer that grew
+    // would leave unwiped copies of the first bytes behind.
+    let mut text = Zeroizing::new(Vec::with_capacity(4097));
+    file.take(4096)
+        .read_to_end(&mut text)
+        .map_err(password_error)?;
     while text.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
         text.pop();
     }

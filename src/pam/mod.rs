@@ -8,6 +8,7 @@ pub mod ffi;
 use crate::config::{Config, DEFAULT_PATH};
 use crate::engine::{self, Login, SystemClock, Verdict};
 use crate::error::Error;
+use crate::fsperm::Access;
 use crate::store::{cap, AuditEntry};
 use pam::constants::{PamFlag, PamResultCode, PAM_SILENT};
 use pam::items::{AuthTok, RHost, Service, User};
@@ -101,14 +102,19 @@ pub fn pam_code(v: &Verdict) -> PamResultCode {
     }
 }
 
-/// Loads the config named on the PAM line (or the default), refusing one that group or others
-/// can write.
+/// Loads the config named on the PAM line (or the default), refusing a link, or one that
+/// group or others can write or that sits in a directory they can write. The text is read
+/// from the descriptor that was checked, never from the path again.
 pub fn load_config(path: Option<&Path>) -> Result<Config, Error> {
+    use std::io::Read;
     let path = path.unwrap_or(Path::new(DEFAULT_PATH));
-    let meta =
-        std::fs::metadata(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-    crate::fsperm::refuse_writable_by_others(path, &meta)?;
-    Config::load(path)
+    let config_error = |e: std::io::Error| Error::Config(format!("{}: {e}", path.display()));
+    let mut file = crate::fsperm::open_checked(path, Access::Readable, config_error)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(config_error)?;
+    let mut cfg = Config::parse(&text, path)?;
+    cfg.source = Some(path.to_path_buf());
+    Ok(cfg)
 }
 
 /// The user name, raw bytes made into a string; bytes that are not UTF-8 become U+FFFD, which

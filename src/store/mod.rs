@@ -254,13 +254,18 @@ fn challenge_from_row(r: &Row<'_>) -> rusqlite::Result<ChallengeRecord> {
 const CHALLENGE_COLS: &str = "transaction_id, serial, user, realm, created, expires, state, data";
 
 impl SqliteStore {
-    /// Opens an existing store, refusing one that group or others may write. Pending
-    /// migrations are applied; a store newer than this build is refused.
+    /// Opens an existing store, refusing a link, one that group or others may write, one in a
+    /// directory they may write, and a `-wal` or `-shm` beside it that is a link or that they
+    /// may write (SQLite would replay such a WAL into the store). Pending migrations are
+    /// applied; a store newer than this build is refused.
     pub fn open(path: &Path, busy_timeout_ms: u64) -> Result<SqliteStore> {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| Error::Store(format!("{}: {e} (run `tessera init`)", path.display())))?;
-        crate::fsperm::refuse_writable_by_others(path, &meta)?;
-        let wal_is_new = !wal_path(path).exists();
+        // SQLite opens by name: the checks are by `lstat` (see `check_in_place`), a handful of
+        // syscalls per login and no file read.
+        crate::fsperm::check_in_place(path, crate::fsperm::Access::Readable, |e| {
+            Error::Store(format!("{}: {e} (run `tessera init`)", path.display()))
+        })?;
+        let wal_is_new = crate::fsperm::check_beside(&wal_path(path))?.is_none();
+        crate::fsperm::check_beside(&crate::fsperm::with_suffix(path, "-shm"))?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
