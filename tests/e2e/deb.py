@@ -159,7 +159,7 @@ R.check("tessera init creates the store and the key", p.returncode == 0
         and mode("/etc/tessera/secret.key") == "0o600"
         and mode("/var/lib/tessera/tessera.db") == "0o600",
         p.stdout + p.stderr + str(mode("/etc/tessera/secret.key")))
-user = f"tsg{tag}"  # pamtester needs no system user for the tessera-test service
+user = add_user(f"tsg{tag}")  # logins resolve to accounts: the user must exist
 serial = run(["tessera", "token", "add", "--user", user, "--type", "hotp",
               "--pin-stdin", "--key", KEY], input="1357\n")
 R.check("tessera token add prints the serial", serial.returncode == 0

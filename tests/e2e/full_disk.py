@@ -19,7 +19,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2elib import CLEANUP, Results, World, pamtester, require_root, run  # noqa: E402
+from e2elib import (  # noqa: E402
+    CLEANUP, Results, World, add_user, pamtester, require_root, run,
+)
 
 UNAVAIL = "Authentication service cannot retrieve authentication info"
 
@@ -38,7 +40,7 @@ def mount_small_tmpfs(world):
 
 W = World("full", before_init=mount_small_tmpfs)
 tag = os.getpid() % 100000
-user = f"tsfull{tag}"  # tessera needs no system account for otppin = token
+user = add_user(f"tsfull{tag}")  # logins resolve to accounts: the user must exist
 serial = f"FULL-{tag}"
 otp = W.hotp_token(user, "1357", serial)
 
