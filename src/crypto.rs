@@ -56,11 +56,11 @@ impl StoreKey {
             .map_err(|e| Error::Key(format!("{}: {e}", path.display())))?;
         let bad = || Error::Key(format!("{}: not 64 hex digits", path.display()));
         let text = std::str::from_utf8(&raw).map_err(|_| bad())?;
-        let bytes = Zeroizing::new(
-            decode_hex(text.trim())
-                .filter(|b| b.len() == 32)
-                .ok_or_else(bad)?,
-        );
+        // `decode_hex` gives a `Secret`: the decoded copy is wiped when `bytes` drops, as is a
+        // wrong-length one dropped by the filter.
+        let bytes = decode_hex(text.trim())
+            .filter(|b| b.len() == 32)
+            .ok_or_else(bad)?;
         let mut k = Zeroizing::new([0u8; 32]);
         k.copy_from_slice(&bytes);
         Ok(StoreKey(k))
@@ -236,7 +236,11 @@ pub fn encode_hex(b: &[u8]) -> String {
     s
 }
 
-pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
+/// Decodes hex (either case). The bytes are key material (token keys, the store key), so they
+/// come back as a [`Secret`], written into one allocation of the final size: no reallocation
+/// leaves an unwiped copy behind, and a string that turns out not to be hex halfway drops (and
+/// wipes) what was decoded so far.
+pub fn decode_hex(s: &str) -> Option<Secret> {
     let s = s.as_bytes();
     if s.len() % 2 != 0 {
         return None;
@@ -249,9 +253,11 @@ pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
             _ => None,
         }
     }
-    s.chunks(2)
-        .map(|p| Some(nib(p[0])? << 4 | nib(p[1])?))
-        .collect()
+    let mut out = Zeroizing::new(Vec::with_capacity(s.len() / 2));
+    for p in s.chunks_exact(2) {
+        out.push(nib(p[0])? << 4 | nib(p[1])?);
+    }
+    Some(out)
 }
 
 /// Base32 (RFC 4648, no padding) for `otpauth://` URIs.
@@ -273,20 +279,25 @@ pub fn encode_base32(b: &[u8]) -> String {
     out
 }
 
-/// Decodes base32 (case-insensitive, spaces and padding ignored), for imports.
-pub fn decode_base32(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let (mut buf, mut bits) = (0u32, 0u32);
+/// Decodes base32 (case-insensitive, spaces, dashes and padding ignored), for imports. Like
+/// [`decode_hex`], a [`Secret`] allocated once at its largest possible size (5 bits a
+/// character), and the bit buffer is wiped too.
+pub fn decode_base32(s: &str) -> Option<Secret> {
+    let mut out = Zeroizing::new(Vec::with_capacity(s.len() * 5 / 8));
+    // Zeroizing: on every return, also the early one, the last key bits in the buffer are wiped.
+    let mut buf = Zeroizing::new(0u32);
+    let mut bits = 0u32;
     for c in s.bytes().filter(|c| !matches!(c, b' ' | b'=' | b'-')) {
         let v = match c.to_ascii_uppercase() {
             c @ b'A'..=b'Z' => c - b'A',
             c @ b'2'..=b'7' => c - b'2' + 26,
             _ => return None,
         };
-        buf = (buf << 5) | v as u32;
+        // Only the bits not yet output are kept (at most 12), so nothing is shifted out.
+        *buf = ((*buf << 5) | v as u32) & 0xfff;
         bits += 5;
         if bits >= 8 {
-            out.push((buf >> (bits - 8)) as u8);
+            out.push((*buf >> (bits - 8)) as u8);
             bits -= 8;
         }
     }
@@ -343,17 +354,44 @@ mod tests {
 
     #[test]
     fn hex_and_base32() {
-        assert_eq!(decode_hex("00ff10").unwrap(), [0, 255, 16]);
+        assert_eq!(&decode_hex("00ff10").unwrap()[..], [0, 255, 16]);
         assert!(decode_hex("0g").is_none());
         assert_eq!(
             encode_base32(b"12345678901234567890"),
             "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
         );
         assert_eq!(
-            decode_base32("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap(),
+            &decode_base32("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap()[..],
             b"12345678901234567890"
         );
         assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"ab", b"abc"));
+    }
+
+    /// Decoded keys are `Secret`s (wiped on drop), not plain vectors; this does not compile
+    /// while the decoders return `Vec<u8>`.
+    #[test]
+    fn decoded_keys_are_secrets() {
+        let hex: Secret = decode_hex("3132").unwrap();
+        let b32: Secret = decode_base32("GEZA").unwrap();
+        assert_eq!((&hex[..], &b32[..]), (&b"12"[..], &b"12"[..]));
+        // Decoding happens in one allocation of the final size: no reallocation copies.
+        assert_eq!(decode_hex(&"ab".repeat(64)).unwrap().capacity(), 64);
+    }
+
+    #[test]
+    fn hex_and_base32_edge_cases() {
+        assert_eq!(&decode_hex("").unwrap()[..], b"");
+        assert!(decode_hex("abc").is_none());
+        assert!(decode_hex("é0").is_none(), "non-ASCII is not hex");
+        assert_eq!(&decode_hex("AbCd").unwrap()[..], [0xab, 0xcd]);
+        // Padding, spaces, dashes and case are ignored; anything else is not base32.
+        assert_eq!(&decode_base32("gezd-gnbv gy======").unwrap()[..], b"123456");
+        assert!(decode_base32("GEZ1").is_none());
+        assert!(decode_base32("GEZé").is_none());
+        // Long inputs keep every bit (the bit buffer must not overflow or drop bits).
+        let key: Vec<u8> = (0..=255).collect();
+        assert_eq!(&decode_base32(&encode_base32(&key)).unwrap()[..], &key[..]);
+        assert_eq!(&decode_hex(&encode_hex(&key)).unwrap()[..], &key[..]);
     }
 
     #[test]

@@ -280,7 +280,6 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
 
 fn decode_key(hex: &str) -> CliResult<Secret> {
     crypto::decode_hex(hex.trim())
-        .map(zeroize::Zeroizing::new)
         .ok_or_else(|| Failure::usage("--key is not hex (an even number of digits 0-9, a-f)"))
 }
 

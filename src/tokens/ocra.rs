@@ -12,6 +12,7 @@ use crate::crypto::{ct_eq, Secret};
 use crate::error::{Error, Result};
 use rand::RngCore;
 use sha2::Digest;
+use std::ops::RangeInclusive;
 use zeroize::Zeroizing;
 
 /// The format of the question: numeric, alphanumeric or hexadecimal.
@@ -54,7 +55,28 @@ fn hash_name(s: &str) -> Option<Algorithm> {
     }
 }
 
+/// `s` as a number when it is `widths` plain ASCII digits: no sign or spaces, which
+/// `str::parse` would take (`+6`), and no other Unicode digits. RFC 6287 writes `QN08` and
+/// `S064` zero-padded (`padded`), but the truncation and the time step as plain numbers (`6`,
+/// `T1M`): a leading zero there is refused, as the suite text is part of the HMAC message and a
+/// device configured with the RFC's spelling would compute other answers.
+fn ascii_number(s: &str, widths: RangeInclusive<usize>, padded: bool) -> Option<u32> {
+    let b = s.as_bytes();
+    if !widths.contains(&b.len()) || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if !padded && b.len() > 1 && b[0] == b'0' {
+        return None;
+    }
+    b.iter().try_fold(0u32, |n, d| {
+        n.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+    })
+}
+
 impl Suite {
+    /// Reads a suite as typed by an admin or found in an import. The text is outside input:
+    /// everything is matched on whole `&str` pieces or on bytes, never sliced at byte offsets
+    /// that could fall inside a UTF-8 character.
     pub fn parse(text: &str) -> Result<Suite> {
         let parts: Vec<&str> = text.split(':').collect();
         let [version, crypto, input] = parts.as_slice() else {
@@ -70,8 +92,8 @@ impl Suite {
         let (algorithm, digits) = match c.as_slice() {
             ["HOTP", h, d] => (
                 hash_name(h).ok_or_else(|| bad(text, "the hash must be SHA1, SHA256 or SHA512"))?,
-                d.parse::<u32>()
-                    .map_err(|_| bad(text, "the truncation must be a number"))?,
+                ascii_number(d, 1..=2, false)
+                    .ok_or_else(|| bad(text, "the truncation must be a number, e.g. 6"))?,
             ),
             _ => return Err(bad(text, "the crypto function must be HOTP-SHAx-t")),
         };
@@ -98,21 +120,24 @@ impl Suite {
         let q = fields
             .next()
             .ok_or_else(|| bad(text, "the data input needs a question, e.g. QN08"))?;
-        let q = q
+        let bad_q = || bad(text, "the question must read Q<A|N|H><04-64>, e.g. QN08");
+        let (format, len) = q
             .strip_prefix('Q')
-            .filter(|r| r.len() == 3)
-            .ok_or_else(|| bad(text, "the question must read Q<A|N|H><04-64>, e.g. QN08"))?;
-        suite.question = match &q[..1] {
-            "N" => QuestionFormat::Numeric,
-            "A" => QuestionFormat::Alphanumeric,
-            "H" => QuestionFormat::Hex,
+            .and_then(|r| {
+                let mut chars = r.chars();
+                Some((chars.next()?, chars.as_str()))
+            })
+            .ok_or_else(bad_q)?;
+        suite.question = match format {
+            'N' => QuestionFormat::Numeric,
+            'A' => QuestionFormat::Alphanumeric,
+            'H' => QuestionFormat::Hex,
             _ => return Err(bad(text, "the question format must be A, N or H")),
         };
-        suite.question_len = q[1..]
-            .parse()
-            .ok()
+        suite.question_len = ascii_number(len, 2..=2, true)
             .filter(|n| (4..=64).contains(n))
-            .ok_or_else(|| bad(text, "the question length must be 04 to 64"))?;
+            .ok_or_else(|| bad(text, "the question length must be 04 to 64"))?
+            as usize;
         for f in fields {
             if let Some(h) = f.strip_prefix('P') {
                 if suite.pin_hash.is_some()
@@ -129,26 +154,27 @@ impl Suite {
                     return Err(bad(text, "S must come before T, once"));
                 }
                 suite.session_len = Some(
-                    n.parse::<usize>()
-                        .ok()
-                        .filter(|v| n.len() == 3 && (1..=512).contains(v))
-                        .ok_or_else(|| bad(text, "S must read S<001-512>, e.g. S064"))?,
+                    ascii_number(n, 3..=3, true)
+                        .filter(|v| (1..=512).contains(v))
+                        .ok_or_else(|| bad(text, "S must read S<001-512>, e.g. S064"))?
+                        as usize,
                 );
             } else if let Some(t) = f.strip_prefix('T') {
                 if suite.time_step.is_some() {
                     return Err(bad(text, "T given twice"));
                 }
-                let (n, unit) = t.split_at(t.len().saturating_sub(1));
-                let n: u64 = n
-                    .parse()
-                    .map_err(|_| bad(text, "T must read T<n><S|M|H>, e.g. T1M"))?;
+                // The unit is the last character, split off as a `char` (not a byte: `T1é`).
+                let mut chars = t.chars();
+                let unit = chars.next_back();
+                let n = ascii_number(chars.as_str(), 1..=2, false)
+                    .ok_or_else(|| bad(text, "T must read T<n><S|M|H>, e.g. T1M"))?;
                 let step = match unit {
-                    "S" if (1..=59).contains(&n) => n,
-                    "M" if (1..=59).contains(&n) => n * 60,
-                    "H" if (1..=48).contains(&n) => n * 3600,
+                    Some('S') if (1..=59).contains(&n) => n,
+                    Some('M') if (1..=59).contains(&n) => n * 60,
+                    Some('H') if (1..=48).contains(&n) => n * 3600,
                     _ => return Err(bad(text, "T must be 1-59S, 1-59M or 1-48H")),
                 };
-                suite.time_step = Some(step);
+                suite.time_step = Some(u64::from(step));
             } else {
                 return Err(bad(text, &format!("unknown data input \"{f}\"")));
             }
@@ -586,6 +612,82 @@ mod tests {
             assert!(e.contains(bad), "{e}");
         }
         assert!(Ocra::new("OCRA-1:HOTP-SHA1-6:QN08-S064").is_err());
+    }
+
+    /// Outside text with multi-byte characters where the parser used to slice bytes
+    /// (`&q[..1]`, `split_at(len - 1)`): an error naming the suite, not a panic.
+    #[test]
+    fn non_ascii_suites_are_refused_not_a_panic() {
+        for bad in [
+            "OCRA-1:HOTP-SHA1-6:Qé8",
+            "OCRA-1:HOTP-SHA1-6:QNé",
+            "OCRA-1:HOTP-SHA1-6:Qé",
+            "OCRA-1:HOTP-SHA1-6:QN08-Té",
+            "OCRA-1:HOTP-SHA1-6:QN08-T1é",
+            "OCRA-1:HOTP-SHA1-6:QN08-Sé1",
+            "OCRA-1:HOTP-SHA1-é:QN08",
+            "OCRA-1:HOTP-SHA1-6:QN٠٨",
+        ] {
+            let e = Suite::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    /// `str::parse` takes a leading `+`; RFC 6287 numbers are plain digits of fixed widths.
+    #[test]
+    fn numbers_are_plain_digits_of_the_rfc_widths() {
+        for bad in [
+            "OCRA-1:HOTP-SHA1-+6:QN08",
+            "OCRA-1:HOTP-SHA1-06:QN08",
+            "OCRA-1:HOTP-SHA1-010:QN08",
+            "OCRA-1:HOTP-SHA1- 6:QN08",
+            "OCRA-1:HOTP-SHA1-6:QN+8",
+            "OCRA-1:HOTP-SHA1-6:QN8",
+            "OCRA-1:HOTP-SHA1-6:QN008",
+            "OCRA-1:HOTP-SHA1-6:QN 8",
+            "OCRA-1:HOTP-SHA1-6:QN08-S+64",
+            "OCRA-1:HOTP-SHA1-6:QN08-S64",
+            "OCRA-1:HOTP-SHA1-6:QN08-S0064",
+            "OCRA-1:HOTP-SHA1-6:QN08-S000",
+            "OCRA-1:HOTP-SHA1-6:QN08-S513",
+            "OCRA-1:HOTP-SHA1-6:QN08-T+1M",
+            "OCRA-1:HOTP-SHA1-6:QN08-T01M",
+            "OCRA-1:HOTP-SHA1-6:QN08-T001M",
+            "OCRA-1:HOTP-SHA1-6:QN08-TM",
+            "OCRA-1:HOTP-SHA1-6:QN08-T0S",
+            "OCRA-1:HOTP-SHA1-6:QN08-T49H",
+            "OCRA-1:HOTP-SHA1-6:QN08-T1",
+            "OCRA-1:HOTP-SHA1-6:QN08-T1m",
+        ] {
+            let e = Suite::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{e}");
+        }
+        for (good, digits, qlen, s, t) in [
+            ("OCRA-1:HOTP-SHA1-4:QN04", 4, 4, None, None),
+            ("OCRA-1:HOTP-SHA1-10:QA64", 10, 64, None, None),
+            (
+                "OCRA-1:HOTP-SHA1-6:QH10-S001-T59S",
+                6,
+                10,
+                Some(1),
+                Some(59),
+            ),
+            (
+                "OCRA-1:HOTP-SHA1-6:QN08-S512-T48H",
+                6,
+                8,
+                Some(512),
+                Some(48 * 3600),
+            ),
+            ("OCRA-1:HOTP-SHA1-6:QN08-T59M", 6, 8, None, Some(59 * 60)),
+        ] {
+            let p = Suite::parse(good).unwrap();
+            assert_eq!(
+                (p.digits, p.question_len, p.session_len, p.time_step),
+                (digits, qlen, s, t),
+                "{good}"
+            );
+        }
     }
 
     #[test]
