@@ -50,12 +50,12 @@ command -v python3 >/dev/null || die "missing python3"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 # The store set-up tool: a debug build (a release build of the package would rebuild the lib as
 # cdylib+rlib over the LTO module below, and the other way round, on every run).
-(cd "$ROOT" && cargo build --quiet --example bench_store)
+(cd "$ROOT" && cargo build --quiet -p tessera-engine --example bench_store)
 SETUP=$CARGO_TARGET_DIR/debug/examples/bench_store
 if [ -z "${MODULE:-}" ]; then
     # The module as it should ship: the lib alone as a cdylib, so that the release profile's
     # LTO applies (cargo drops LTO when it builds crate-type = ["cdylib", "rlib"] together).
-    (cd "$ROOT" && cargo rustc --quiet --release --lib --crate-type cdylib)
+    (cd "$ROOT" && cargo rustc --quiet --release -p tessera --lib --crate-type cdylib)
     MODULE=$CARGO_TARGET_DIR/release/libpam_tessera.so
 fi
 [ -f "$MODULE" ] || die "no module at $MODULE"

@@ -1,7 +1,5 @@
-//! tessera: a PAM module with its own OTP engine and privacyIDEA-style challenge response.
-//!
-//! Layers, from the outside in: [`pam`] (the only FFI, thin) → [`engine`] (every decision) →
-//! [`store`] (SQLite) and [`tokens`] (one module per token type).
+//! pam_tessera: the PAM module. PAM items, module arguments and the conversation; the decision
+//! is the engine's ([`tessera_engine`]).
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,16 +9,4 @@
 )]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod cli;
-pub mod config;
-pub mod crypto;
-pub mod delivery;
-pub mod engine;
-pub mod error;
-pub mod fsperm;
-pub mod http;
 pub mod pam;
-pub mod remote;
-pub mod store;
-pub mod sys;
-pub mod tokens;

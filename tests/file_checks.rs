@@ -105,7 +105,7 @@ fn store_in_subdir(fx: &Fixture) -> PathBuf {
         db.display(),
         fx.key_file.display()
     );
-    pam_tessera::fsperm::create_private_file(&fx.config, text.as_bytes()).unwrap();
+    tessera_engine::fsperm::create_private_file(&fx.config, text.as_bytes()).unwrap();
     sub
 }
 
@@ -144,7 +144,7 @@ fn a_store_in_a_sticky_directory_not_owned_by_root_is_refused() {
     let fx = fixture_with_token();
     let sub = store_in_subdir(&fx);
     std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    if pam_tessera::sys::euid() == 0 {
+    if tessera_engine::sys::euid() == 0 {
         std::os::unix::fs::chown(&sub, Some(4242), None).unwrap();
     }
     assert_unavailable(&fx, "sticky directory not owned by root");

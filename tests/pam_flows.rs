@@ -2,13 +2,13 @@
 
 mod support;
 
-use pam_tessera::config::Config;
-use pam_tessera::crypto::StoreKey;
-use pam_tessera::engine::{LocalEngine, Login, SystemClock, Verdict};
-use pam_tessera::store::{ChallengeRecord, SqliteStore, Store};
-use pam_tessera::tokens::Algorithm;
 use std::time::Duration;
 use support::*;
+use tessera_engine::config::Config;
+use tessera_engine::crypto::StoreKey;
+use tessera_engine::engine::{LocalEngine, Login, SystemClock, Verdict};
+use tessera_engine::store::{ChallengeRecord, SqliteStore, Store};
+use tessera_engine::tokens::Algorithm;
 
 const CHALLENGE: &str = "Please enter your otp value: ";
 

@@ -4,8 +4,6 @@
 
 mod support;
 
-use pam_tessera::tokens::ocra::{hash_pin_for, Suite};
-use pam_tessera::tokens::{Algorithm, TokenType};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -13,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
+use tessera_engine::tokens::ocra::{hash_pin_for, Suite};
+use tessera_engine::tokens::{Algorithm, TokenType};
 
 const ADDRESS: &str = "alice@example.org";
 const PHONE: &str = "+49 170 1234567";
@@ -428,7 +428,7 @@ fn email_goes_over_starttls_with_smtp_auth() {
         "s3cret",
     ]);
     let pwfile = certs.path().join("smtp.password");
-    pam_tessera::fsperm::create_private_file(&pwfile, b"s3cret\n").unwrap();
+    tessera_engine::fsperm::create_private_file(&pwfile, b"s3cret\n").unwrap();
     let fx = Fixture::new(&smtp.config(&format!(
         "tls = \"starttls\"\nca_file = \"{}\"\nusername = \"mailer\"\npassword_file = \"{}\"",
         ca.display(),
@@ -458,7 +458,7 @@ fn email_goes_over_starttls_with_smtp_auth() {
 
     // A wrong password: the relay refuses, nothing is sent, the reason names AUTH.
     let badpw = certs.path().join("bad.password");
-    pam_tessera::fsperm::create_private_file(&badpw, b"wrong\n").unwrap();
+    tessera_engine::fsperm::create_private_file(&badpw, b"wrong\n").unwrap();
     let fx3 = Fixture::new(&smtp.config(&format!(
         "tls = \"starttls\"\nca_file = \"{}\"\nusername = \"mailer\"\npassword_file = \"{}\"",
         ca.display(),

@@ -6,8 +6,8 @@
 mod common;
 
 use common::*;
-use pam_tessera::engine::{Options, Verdict};
 use std::time::{Duration, Instant};
+use tessera_engine::engine::{Options, Verdict};
 
 const TIMEOUT: u64 = 2;
 
@@ -52,7 +52,7 @@ fn poll_json(value: bool, status: &str) -> Act {
     )
 }
 
-fn cfg_for(urls: &[&str], extra: &str) -> (tempfile::TempDir, pam_tessera::config::Config) {
+fn cfg_for(urls: &[&str], extra: &str) -> (tempfile::TempDir, tessera_engine::config::Config) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = remote_config(urls, &format!("timeout = {TIMEOUT}\n{extra}"), dir.path());
     (dir, cfg)
@@ -287,13 +287,13 @@ fn a_server_that_keeps_challenging_is_refused_after_bounded_rounds() {
     let f = fake(|_, n| challenge_json(&format!("{n:020}"), &[("interactive", "again: ")]));
     let (_d, cfg) = cfg_for(&[&f.url()], "");
     let mut steps = vec![("PIN: ", "alicepin")];
-    steps.extend(std::iter::repeat(("again: ", "1")).take(pam_tessera::remote::MAX_ROUNDS));
+    steps.extend(std::iter::repeat(("again: ", "1")).take(tessera_engine::remote::MAX_ROUNDS));
     let mut conv = ScriptedConv::answers(&steps);
     let out = run(&cfg, "alice", &mut conv);
     assert!(
         matches!(out.verdict, Verdict::Reject { ref reason } if reason.contains("still challenging"))
     );
-    assert_eq!(f.requests().len(), pam_tessera::remote::MAX_ROUNDS + 1);
+    assert_eq!(f.requests().len(), tessera_engine::remote::MAX_ROUNDS + 1);
 }
 
 #[test]
@@ -500,7 +500,7 @@ fn use_first_pass_and_try_first_pass_take_the_earlier_password() {
     });
     let (_d, cfg) = cfg_for(&[&f.url()], "");
     let mut l = login("alice");
-    l.authtok = Some(pam_tessera::crypto::secret(b"alicepin755224"));
+    l.authtok = Some(tessera_engine::crypto::secret(b"alicepin755224"));
     let use_first = Options {
         use_first_pass: true,
         ..Options::default()
@@ -511,7 +511,7 @@ fn use_first_pass_and_try_first_pass_take_the_earlier_password() {
         .is_accept());
 
     // try_first_pass: a refused PAM_AUTHTOK leads to the prompt.
-    l.authtok = Some(pam_tessera::crypto::secret(b"unix-password"));
+    l.authtok = Some(tessera_engine::crypto::secret(b"unix-password"));
     let try_first = Options {
         try_first_pass: true,
         ..Options::default()

@@ -10,12 +10,12 @@ mod common;
 mod pi;
 
 use common::*;
-use pam_tessera::config::Config;
-use pam_tessera::engine::Verdict;
 use pi::{next, servers};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tessera_engine::config::Config;
+use tessera_engine::engine::Verdict;
 
 const TIMEOUT: u64 = 5;
 const ERIN_HOTP_KEY: &[u8] = b"abcdefghijklmnopqrst";
@@ -43,7 +43,7 @@ fn tls_cfg(ca: &Path) -> (tempfile::TempDir, Config) {
     (dir, cfg)
 }
 
-fn reject_reason(out: &pam_tessera::engine::Outcome) -> String {
+fn reject_reason(out: &tessera_engine::engine::Outcome) -> String {
     match &out.verdict {
         Verdict::Reject { reason } => reason.clone(),
         v => panic!("expected Reject, got {v:?} ({:?})", out.events),
@@ -174,8 +174,8 @@ fn a_token_locked_by_its_fail_counter_gives_maxtries() {
         reject_reason(&run(&cfg, "bob", &mut conv));
     }
     let now = now();
-    let otp = pam_tessera::tokens::hotp_code(
-        pam_tessera::tokens::Algorithm::Sha1,
+    let otp = tessera_engine::tokens::hotp_code(
+        tessera_engine::tokens::Algorithm::Sha1,
         BOB_TOTP_KEY,
         now / 30,
         6,
@@ -403,7 +403,7 @@ fn through_libpam_an_unreachable_server_is_authinfo_unavail() {
 
 fn tessera(config: &Path, args: &[&str], stdin: &str) -> (i32, String) {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+    let mut child = Command::new(tessera_bin())
         .arg("--config")
         .arg(config)
         .args(args)

@@ -3,9 +3,9 @@
 
 mod support;
 
-use pam_tessera::store::Store;
 use std::net::TcpListener;
 use support::*;
+use tessera_engine::store::Store;
 
 /// A URL where nothing listens.
 fn dead_url() -> String {
@@ -180,7 +180,7 @@ fn a_user_name_typed_at_the_user_prompt_that_is_not_utf8_is_an_unknown_user() {
 /// nothing, each login logs why, and the user's other tokens still work.
 #[test]
 fn a_bad_stored_ocra_suite_fails_with_a_logged_reason() {
-    use pam_tessera::tokens::TokenType;
+    use tessera_engine::tokens::TokenType;
     let fx = Fixture::new("");
     for (serial, suite) in [
         ("O1", "OCRA-1:HOTP-SHA1-6:Q\u{e9}8"),

@@ -21,7 +21,7 @@ fn sendmail_works_and_sigchld_stays_ignored_when_the_host_ignores_it() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("mail");
     let cmd = format!("/usr/bin/tee {}", out.display());
-    pam_tessera::delivery::sendmail::send(&cmd, b"To: a@b.org\r\n\r\nbody\r\n", 5)
+    tessera_engine::delivery::sendmail::send(&cmd, b"To: a@b.org\r\n\r\nbody\r\n", 5)
         .expect("a delivery that worked is a success");
     assert_eq!(std::fs::read(&out).unwrap(), b"To: a@b.org\n\nbody\n");
     assert_eq!(
@@ -31,7 +31,7 @@ fn sendmail_works_and_sigchld_stays_ignored_when_the_host_ignores_it() {
     );
 
     // And a command that fails is still told apart (its status is read, not lost).
-    let e = pam_tessera::delivery::sendmail::send("/bin/false", b"x", 5).unwrap_err();
+    let e = tessera_engine::delivery::sendmail::send("/bin/false", b"x", 5).unwrap_err();
     assert!(e.to_string().contains("exit status: 1"), "{e}");
     assert_eq!(sigchld_handler(), libc::SIG_IGN);
 }

@@ -1,8 +1,8 @@
 //! Module arguments from the PAM line. An unknown argument is an error: a typo such as
 //! `nulok` must not silently change who gets in.
 
-use crate::engine::Options;
 use std::path::PathBuf;
+use tessera_engine::engine::Options;
 
 #[derive(Debug, Clone, Default)]
 pub struct ModuleArgs {

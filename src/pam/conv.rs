@@ -1,11 +1,11 @@
 //! The PAM conversation as an [`engine::Conversation`]: one message per call, NULL answers and
 //! error returns become values, answers are copied into zeroizing buffers.
 
-use crate::crypto::Secret;
-use crate::engine::Conversation;
-use crate::error::Error;
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_TEXT_INFO};
 use pam::conv::Conv;
+use tessera_engine::crypto::Secret;
+use tessera_engine::engine::Conversation;
+use tessera_engine::error::Error;
 
 pub struct PamConversation<'a> {
     conv: Option<Conv<'a>>,
@@ -24,7 +24,7 @@ impl<'a> PamConversation<'a> {
             .as_ref()
             .ok_or_else(|| Error::Conversation("the application set no conversation".into()))?;
         match conv.send(style, text) {
-            Ok(Some(answer)) => Ok(Some(crate::crypto::secret(answer.as_bytes()))),
+            Ok(Some(answer)) => Ok(Some(tessera_engine::crypto::secret(answer.as_bytes()))),
             Ok(None) => Ok(None),
             Err(code) => Err(Error::Conversation(format!(
                 "conversation failed ({code:?})"

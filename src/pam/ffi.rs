@@ -1,5 +1,5 @@
 //! libpam calls that pam-bindings does not wrap (the other half of the thin FFI layer is
-//! `crate::sys`).
+//! `tessera_engine::sys`).
 
 use pam::module::PamHandle;
 use std::ffi::{CStr, CString};
@@ -43,4 +43,4 @@ pub fn syslog(pamh: &PamHandle, priority: c_int, line: &str) {
     unsafe { pam_syslog(pamh, priority, c"%s".as_ptr(), text.as_ptr()) }
 }
 
-pub use crate::sys::euid;
+pub use tessera_engine::sys::euid;

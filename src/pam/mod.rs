@@ -5,11 +5,10 @@ pub mod args;
 mod conv;
 pub mod ffi;
 
-use crate::config::{Config, DEFAULT_PATH};
-use crate::engine::{self, Login, SystemClock, Verdict};
-use crate::error::Error;
-use crate::fsperm::Access;
-use crate::store::{cap, AuditEntry};
+use tessera_engine::config::{Config, DEFAULT_PATH};
+use tessera_engine::engine::{self, Login, SystemClock, Verdict};
+use tessera_engine::error::Error;
+
 use pam::constants::{PamFlag, PamResultCode, PAM_SILENT};
 use pam::items::{AuthTok, RHost, Service, User};
 use pam::module::{PamHandle, PamHooks};
@@ -57,7 +56,7 @@ impl PamHooks for TesseraPam {
                 .get_item::<AuthTok>()
                 .ok()
                 .flatten()
-                .map(|t| crate::crypto::secret(t.as_bytes())),
+                .map(|t| tessera_engine::crypto::secret(t.as_bytes())),
         };
         let outcome = {
             let conv = pamh.get_item::<pam::conv::Conv>().ok().flatten();
@@ -71,7 +70,7 @@ impl PamHooks for TesseraPam {
                 "locked" | "warning" => LOG_WARNING,
                 _ => LOG_NOTICE,
             };
-            ffi::syslog(pamh, prio, &log_line(e));
+            ffi::syslog(pamh, prio, &e.log_line());
         }
         if let Verdict::Unavailable(e) = &outcome.verdict {
             if outcome.events.is_empty() {
@@ -106,15 +105,7 @@ pub fn pam_code(v: &Verdict) -> PamResultCode {
 /// group or others can write or that sits in a directory they can write. The text is read
 /// from the descriptor that was checked, never from the path again.
 pub fn load_config(path: Option<&Path>) -> Result<Config, Error> {
-    use std::io::Read;
-    let path = path.unwrap_or(Path::new(DEFAULT_PATH));
-    let config_error = |e: std::io::Error| Error::Config(format!("{}: {e}", path.display()));
-    let mut file = crate::fsperm::open_checked(path, Access::Readable, config_error)?;
-    let mut text = String::new();
-    file.read_to_string(&mut text).map_err(config_error)?;
-    let mut cfg = Config::parse(&text, path)?;
-    cfg.source = Some(path.to_path_buf());
-    Ok(cfg)
+    Config::load(path.unwrap_or(Path::new(DEFAULT_PATH)))
 }
 
 /// The user name, raw bytes made into a string; bytes that are not UTF-8 become U+FFFD, which
@@ -137,19 +128,4 @@ fn item_string<'a, T: pam::items::Item<'a> + std::ops::Deref<Target = &'a CStr>>
         Ok(Some(v)) => String::from_utf8_lossy(v.to_bytes()).into_owned(),
         _ => String::new(),
     }
-}
-
-/// One syslog line per audit event; every field escaped, so odd bytes can't forge lines.
-pub fn log_line(e: &AuditEntry) -> String {
-    format!(
-        "result={} user=\"{}\" realm=\"{}\" serial=\"{}\" type={} service=\"{}\" rhost=\"{}\" reason=\"{}\"",
-        e.result,
-        cap(&e.user).escape_debug(),
-        cap(&e.realm).escape_debug(),
-        cap(&e.serial).escape_debug(),
-        if e.kind.is_empty() { "-" } else { &e.kind },
-        cap(&e.service).escape_debug(),
-        cap(&e.rhost).escape_debug(),
-        cap(&e.reason).escape_debug()
-    )
 }

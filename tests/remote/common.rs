@@ -2,16 +2,16 @@
 //! to play the faults a real privacyIDEA won't, and a local store for the fallback.
 #![allow(dead_code)]
 
-use pam_tessera::config::Config;
-use pam_tessera::crypto::{secret, Secret, StoreKey};
-use pam_tessera::engine::{self, Clock, Conversation, Login, Options, Outcome, SystemClock};
-use pam_tessera::error::Error;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tessera_engine::config::Config;
+use tessera_engine::crypto::{secret, Secret, StoreKey};
+use tessera_engine::engine::{self, Clock, Conversation, Login, Options, Outcome, SystemClock};
+use tessera_engine::error::Error;
 
 /// A conversation that expects prompts in order and answers them; `info`/`error` lines are
 /// kept. Dropping it with unanswered prompts fails the test: the exact prompt sequence is
@@ -401,7 +401,8 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
 pub const RFC_KEY: &[u8] = b"12345678901234567890";
 
 pub fn hotp(key: &[u8], counter: u64) -> String {
-    let c = pam_tessera::tokens::hotp_code(pam_tessera::tokens::Algorithm::Sha1, key, counter, 6);
+    let c =
+        tessera_engine::tokens::hotp_code(tessera_engine::tokens::Algorithm::Sha1, key, counter, 6);
     String::from_utf8(c.to_vec()).unwrap()
 }
 
@@ -409,26 +410,42 @@ pub fn hotp(key: &[u8], counter: u64) -> String {
 /// `user` in the default realm, as `tessera token add` would.
 pub fn local_store_with_hotp(cfg: &Config, user: &str, serial: &str, pin: &str) {
     let key = StoreKey::generate();
-    pam_tessera::fsperm::create_private_file(&cfg.store.key_file, key.to_hex().as_bytes()).unwrap();
-    let store = pam_tessera::store::SqliteStore::create(&cfg.store.path, cfg.store.busy_timeout_ms)
+    tessera_engine::fsperm::create_private_file(&cfg.store.key_file, key.to_hex().as_bytes())
         .unwrap();
-    let rec = pam_tessera::store::TokenRecord {
-        pin_hash: Some(pam_tessera::crypto::hash_pin(pin.as_bytes(), &key.pepper()).unwrap()),
+    let store =
+        tessera_engine::store::SqliteStore::create(&cfg.store.path, cfg.store.busy_timeout_ms)
+            .unwrap();
+    let rec = tessera_engine::store::TokenRecord {
+        pin_hash: Some(tessera_engine::crypto::hash_pin(pin.as_bytes(), &key.pepper()).unwrap()),
         period: 0,
         created: now(),
-        ..pam_tessera::store::TokenRecord::new(
+        ..tessera_engine::store::TokenRecord::new(
             serial,
             user,
             &cfg.auth.default_realm,
-            pam_tessera::tokens::TokenType::Hotp,
+            tessera_engine::tokens::TokenType::Hotp,
             key.seal(serial, RFC_KEY),
         )
     };
     store.insert_token(&rec).unwrap();
 }
 
-pub fn audit_of(cfg: &Config, user: &str) -> Vec<pam_tessera::store::AuditEntry> {
+pub fn audit_of(cfg: &Config, user: &str) -> Vec<tessera_engine::store::AuditEntry> {
     let store =
-        pam_tessera::store::SqliteStore::open(&cfg.store.path, cfg.store.busy_timeout_ms).unwrap();
+        tessera_engine::store::SqliteStore::open(&cfg.store.path, cfg.store.busy_timeout_ms)
+            .unwrap();
     store.audit_entries(Some(user), 100).unwrap()
+}
+
+/// The `tessera` command of this build: the workspace's `cargo test` builds it (crates/cli)
+/// into the target directory, next to the `deps` folder of this test executable.
+pub fn tessera_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|target| target.join("tessera"))
+        .expect("target dir");
+    assert!(bin.exists(), "{} not built (cargo build)", bin.display());
+    bin
 }

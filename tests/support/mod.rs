@@ -8,13 +8,13 @@
 //! close it again; tests that need a lock held elsewhere take it from another process.
 #![allow(dead_code)] // each test crate uses a part of this module
 
-use pam_tessera::crypto::{hash_pin, StoreKey};
-use pam_tessera::store::{AuditEntry, ChallengeRecord, SqliteStore, TokenRecord};
-use pam_tessera::tokens::{hotp_code, Algorithm, TokenType};
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tessera_engine::crypto::{hash_pin, StoreKey};
+use tessera_engine::store::{AuditEntry, ChallengeRecord, SqliteStore, TokenRecord};
+use tessera_engine::tokens::{hotp_code, Algorithm, TokenType};
 
 // ---- PAM constants (security/_pam_types.h) ----
 pub const PAM_SUCCESS: i32 = 0;
@@ -184,7 +184,7 @@ impl Fixture {
         let services = dir.path().join("pam.d");
         std::fs::create_dir(&services).unwrap();
         let key = StoreKey::generate();
-        pam_tessera::fsperm::create_private_file(&key_file, key.to_hex().as_bytes()).unwrap();
+        tessera_engine::fsperm::create_private_file(&key_file, key.to_hex().as_bytes()).unwrap();
         drop(SqliteStore::create(&db, 2000).unwrap());
         let fx = Fixture {
             dir,
@@ -208,7 +208,7 @@ impl Fixture {
             self.key_file.display()
         );
         let _ = std::fs::remove_file(&self.config);
-        pam_tessera::fsperm::create_private_file(&self.config, text.as_bytes()).unwrap();
+        tessera_engine::fsperm::create_private_file(&self.config, text.as_bytes()).unwrap();
     }
 
     /// The `auth` line of tessera with `control` and extra module arguments.
@@ -646,7 +646,7 @@ pub fn oathtool(args: &[&str]) -> String {
 }
 
 pub fn hex(b: &[u8]) -> String {
-    pam_tessera::crypto::encode_hex(b)
+    tessera_engine::crypto::encode_hex(b)
 }
 
 /// Another process that holds the store's write lock (`BEGIN EXCLUSIVE`) until dropped.

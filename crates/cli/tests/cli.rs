@@ -2,12 +2,12 @@
 //! and store in a temporary directory. Exit codes (0 ok, 1 failure, 2 usage), one-line errors,
 //! JSON that parses, and logins through `tessera check` (the same engine as the PAM module).
 
-use pam_tessera::crypto::{decode_base32, encode_hex};
-use pam_tessera::tokens::{hotp_code, Algorithm};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use tessera_engine::crypto::{decode_base32, encode_hex};
+use tessera_engine::tokens::{hotp_code, Algorithm};
 
 /// The RFC 4226 test key ("12345678901234567890") and its first codes.
 const RFC_KEY: &str = "3132333435363738393031323334353637383930";
@@ -907,7 +907,7 @@ fn check_interactive(
 
 #[test]
 fn check_shows_the_ocra_question_and_takes_the_device_response() {
-    use pam_tessera::tokens::ocra::Suite;
+    use tessera_engine::tokens::ocra::Suite;
     let env = Env::init();
     let suite = "OCRA-1:HOTP-SHA1-6:QN08";
     env.ok(&[

@@ -3,12 +3,12 @@
 
 use super::output::{self, Table};
 use super::{enroll, input, CliResult, Failure, TokenCmd};
-use crate::config::Config;
-use crate::crypto;
-use crate::engine::{self, Clock, SystemClock};
-use crate::store::TokenRecord;
-use crate::tokens::{self, CheckContext, TokenType};
 use serde::Serialize;
+use tessera_engine::config::Config;
+use tessera_engine::crypto;
+use tessera_engine::engine::{self, Clock, SystemClock};
+use tessera_engine::store::TokenRecord;
+use tessera_engine::tokens::{self, CheckContext, TokenType};
 
 pub fn run(cfg: &Config, cmd: TokenCmd) -> CliResult<()> {
     match cmd {

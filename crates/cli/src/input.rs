@@ -3,8 +3,8 @@
 //! scripts and tests can pipe answers in.
 
 use super::{CliResult, Failure};
-use crate::crypto::Secret;
 use std::io::{BufRead, IsTerminal, Read, Write};
+use tessera_engine::crypto::Secret;
 use zeroize::Zeroizing;
 
 /// Longest line read; the engine refuses passes past 1024 bytes anyway.
@@ -57,7 +57,7 @@ pub fn read_line() -> std::io::Result<Option<Secret>> {
 /// A PIN given on the command line, or read from stdin with `--pin-stdin`; `None` if neither.
 pub fn pin_from_args(pin: Option<&str>, pin_stdin: bool) -> CliResult<Option<Secret>> {
     let pin = match (pin, pin_stdin) {
-        (Some(p), _) => crate::crypto::secret(p.as_bytes()),
+        (Some(p), _) => tessera_engine::crypto::secret(p.as_bytes()),
         (None, true) => {
             let prompt = if stdin_is_terminal() { "PIN: " } else { "" };
             ask(prompt, false)
@@ -87,7 +87,7 @@ pub fn new_pin_interactive() -> CliResult<Secret> {
     let again = ask("Repeat PIN: ", false)
         .map_err(read_err)?
         .ok_or_else(|| Failure::invalid("no PIN given"))?;
-    if !crate::crypto::ct_eq(&first, &again) {
+    if !tessera_engine::crypto::ct_eq(&first, &again) {
         return Err(Failure::invalid("the two PINs differ; nothing changed"));
     }
     Ok(first)

@@ -4,13 +4,13 @@
 //! written to the audit table by the engine and to syslog (authpriv) here, in the module's format.
 
 use super::{input, CheckArgs, CliResult, Failure};
-use crate::config::Config;
-use crate::crypto::Secret;
-use crate::engine::{self, Conversation, Login, Options, SystemClock, Verdict};
-use crate::error::Error;
-use crate::store::AuditEntry;
 use std::io::Write;
 use syslog::{Facility, Formatter3164};
+use tessera_engine::config::Config;
+use tessera_engine::crypto::Secret;
+use tessera_engine::engine::{self, Conversation, Login, Options, SystemClock, Verdict};
+use tessera_engine::error::Error;
+use tessera_engine::store::AuditEntry;
 
 /// Sends the syslog lines to this Unix datagram socket instead of `/dev/log` (for tests).
 pub const SYSLOG_SOCKET_ENV: &str = "TESSERA_SYSLOG_SOCKET";
@@ -87,7 +87,7 @@ fn log_events(events: &[AuditEntry]) {
     };
     let Ok(mut logger) = logger else { return };
     for e in events {
-        let line = crate::pam::log_line(e);
+        let line = e.log_line();
         // The same priorities as the PAM module's.
         let _ = match e.result.as_str() {
             "accept" | "challenge" | "ignore" => logger.info(line),

@@ -2,14 +2,14 @@
 //! stdout goes through [`outln!`], so a closed pipe is an error (exit 1), not a panic.
 
 use super::{CliResult, Failure};
-use crate::error::Error;
 use serde::Serialize;
+use tessera_engine::error::Error;
 
 /// `println!` that returns a [`CliResult`] instead of panicking when stdout is gone.
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*).map_err($crate::cli::output::stdout_failed)
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err($crate::output::stdout_failed)
     }};
 }
 

@@ -342,8 +342,14 @@ impl Config {
     /// Reads and validates a config file. A missing file is an error: the module fails closed
     /// rather than guess where the store is.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        use std::io::Read;
+        let config_error = |e: std::io::Error| Error::Config(format!("{}: {e}", path.display()));
+        // Read from the descriptor that was checked (no link, not writable by others, safe
+        // directories): never opened a second time by name.
+        let mut file =
+            crate::fsperm::open_checked(path, crate::fsperm::Access::Readable, config_error)?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(config_error)?;
         let mut cfg = Config::parse(&text, path)?;
         cfg.source = Some(path.to_path_buf());
         Ok(cfg)
@@ -596,7 +602,7 @@ mod tests {
 
     #[test]
     fn shipped_default_config_parses_to_the_defaults() {
-        let text = include_str!("../conf/tessera.toml");
+        let text = include_str!("../../../conf/tessera.toml");
         let c = parse(text).unwrap();
         let d = Config::default();
         assert_eq!(c.store.path, d.store.path);

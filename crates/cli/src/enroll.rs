@@ -2,13 +2,13 @@
 //! serial, insert. Prints the serial, and for a generated key its `otpauth://` URI.
 
 use super::{input, AddArgs, CliResult, Failure};
-use crate::config::Config;
-use crate::crypto::{self, Secret};
-use crate::engine::{self, Clock, SystemClock};
-use crate::error::Error;
-use crate::store::TokenRecord;
-use crate::tokens::{Algorithm, TokenType};
 use rand::RngCore;
+use tessera_engine::config::Config;
+use tessera_engine::crypto::{self, Secret};
+use tessera_engine::engine::{self, Clock, SystemClock};
+use tessera_engine::error::Error;
+use tessera_engine::store::TokenRecord;
+use tessera_engine::tokens::{Algorithm, TokenType};
 
 /// Longest static password of a `pw` token, in bytes (a PAM pass holds PIN + password).
 const MAX_PW: usize = 256;
@@ -218,7 +218,7 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
         }
         TokenType::Email => {
             let address = a.email.as_deref().unwrap_or_default();
-            if !crate::tokens::email::valid_address(address) {
+            if !tessera_engine::tokens::email::valid_address(address) {
                 return Err(Failure::usage(format!(
                     "--email \"{address}\" is not a plain user@domain address"
                 )));
@@ -228,7 +228,7 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
         }
         TokenType::Sms => {
             let phone = a.phone.as_deref().unwrap_or_default();
-            if !crate::tokens::sms::valid_phone(phone) {
+            if !tessera_engine::tokens::sms::valid_phone(phone) {
                 return Err(Failure::usage(format!(
                     "--phone \"{phone}\" is not a phone number (+, then 4 to 20 digits)"
                 )));
@@ -238,7 +238,7 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
         }
         TokenType::Ocra => {
             let text = a.ocra_suite.as_deref().unwrap_or_default();
-            let suite = crate::tokens::Ocra::new(text)
+            let suite = tessera_engine::tokens::Ocra::new(text)
                 .map_err(|e| Failure::usage(format!("--ocra-suite: {e}")))?
                 .suite;
             plan.digits = suite.digits;
@@ -262,7 +262,7 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
             }
             let spec = a.four_eyes.as_deref().unwrap_or_default();
             let sep = a.separator.as_deref().unwrap_or(" ");
-            let policy = crate::tokens::foureyes::Policy::parse(spec, sep)
+            let policy = tessera_engine::tokens::foureyes::Policy::parse(spec, sep)
                 .map_err(|e| Failure::usage(e.to_string()))?;
             check_name("realm", &policy.realm)?;
             plan.info = policy.to_info();
@@ -361,13 +361,13 @@ fn check_name(what: &str, s: &str) -> CliResult<()> {
     Ok(())
 }
 
-/// `--counter`, at most [`crate::tokens::MAX_COUNTER`] (the store's integers are signed).
+/// `--counter`, at most [`tessera_engine::tokens::MAX_COUNTER`] (the store's integers are signed).
 fn counter_arg(c: Option<u64>) -> CliResult<u64> {
     let c = c.unwrap_or(0);
-    if c > crate::tokens::MAX_COUNTER {
+    if c > tessera_engine::tokens::MAX_COUNTER {
         return Err(Failure::usage(format!(
             "--counter must be at most {}",
-            crate::tokens::MAX_COUNTER
+            tessera_engine::tokens::MAX_COUNTER
         )));
     }
     Ok(c)
@@ -377,7 +377,7 @@ fn counter_arg(c: Option<u64>) -> CliResult<u64> {
 /// `engine::resolve_user`); a name that is no account here is kept as given, with a warning,
 /// since the account may come later (a directory not yet joined).
 fn account_of(user: &str) -> String {
-    match crate::sys::account_name(user) {
+    match tessera_engine::sys::account_name(user) {
         Some(canonical) => {
             if canonical != user {
                 eprintln!(
@@ -415,10 +415,10 @@ fn otpauth_uri(issuer: &str, account: &str, p: &Plan) -> String {
     format!(
         "otpauth://{}/{}:{}?secret={}&issuer={}&algorithm={}&digits={}&{last}",
         p.kind.name(),
-        crate::http::percent_encode(issuer),
-        crate::http::percent_encode(account),
+        tessera_engine::http::percent_encode(issuer),
+        tessera_engine::http::percent_encode(account),
         crypto::encode_base32(&p.key),
-        crate::http::percent_encode(issuer),
+        tessera_engine::http::percent_encode(issuer),
         p.algorithm.name().to_ascii_uppercase(),
         p.digits,
     )

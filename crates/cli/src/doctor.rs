@@ -1,17 +1,17 @@
 //! `tessera doctor`: checks, each on one line (`ok`, `warn` or `FAIL`), what a login needs: the
 //! config; for the config, key, store, the store's `-wal` and `-shm` and the SMTP password
 //! file, the file itself (no link, a regular file, owner and mode) and the directories above
-//! it, by the rules the module applies ([`crate::fsperm`]); the store's schema, that the key
+//! it, by the rules the module applies ([`tessera_engine::fsperm`]); the store's schema, that the key
 //! opens the stored tokens, that each remote server answers (remote mode), where the PAM module
 //! is installed and used, and the syslog socket. Exit 1 if anything failed.
 
 use super::{CliResult, Failure};
-use crate::config::{Config, Fallback, Mode};
-use crate::engine;
-use crate::fsperm::{self, Access};
-use crate::store::SqliteStore;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use tessera_engine::config::{Config, Fallback, Mode};
+use tessera_engine::engine;
+use tessera_engine::fsperm::{self, Access};
+use tessera_engine::store::SqliteStore;
 
 #[derive(Default)]
 struct Report {
@@ -44,7 +44,7 @@ fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
     if !check_file(r, "config", config_path, Access::Readable)? {
         return Ok(()); // the lines above say why; nothing below can be trusted to the config
     }
-    let cfg = match crate::pam::load_config(Some(config_path)) {
+    let cfg = match tessera_engine::config::Config::load(config_path) {
         Ok(c) => {
             r.ok(&format!("config {}: parsed", config_path.display()))?;
             c
@@ -222,7 +222,7 @@ fn check_transport(r: &mut Report, cfg: &Config) -> CliResult<()> {
 
 /// Each remote server must answer, with its certificate verified as a login would.
 fn check_remote(r: &mut Report, cfg: &Config) -> CliResult<()> {
-    match crate::remote::probe(cfg) {
+    match tessera_engine::remote::probe(cfg) {
         Err(e) => r.fail(&e.to_string()),
         Ok(results) => {
             if !cfg.remote.verify_tls {
@@ -243,7 +243,7 @@ fn check_remote(r: &mut Report, cfg: &Config) -> CliResult<()> {
 fn check_tokens(
     r: &mut Report,
     store: &SqliteStore,
-    key: &crate::crypto::StoreKey,
+    key: &tessera_engine::crypto::StoreKey,
 ) -> CliResult<()> {
     let tokens = match store.list_tokens(None) {
         Ok(t) => t,

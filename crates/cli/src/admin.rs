@@ -2,12 +2,12 @@
 
 use super::output::{self, Table};
 use super::CliResult;
-use crate::config::Config;
-use crate::crypto::StoreKey;
-use crate::engine::{self, Clock, SystemClock};
-use crate::error::Error;
-use crate::fsperm;
-use crate::store::SqliteStore;
+use tessera_engine::config::Config;
+use tessera_engine::crypto::StoreKey;
+use tessera_engine::engine::{self, Clock, SystemClock};
+use tessera_engine::error::Error;
+use tessera_engine::fsperm;
+use tessera_engine::store::SqliteStore;
 
 /// Creates what is missing: the store (0600, its directory 0700, schema migrated) and the key
 /// file (0600). An existing key is never replaced; an existing store is only migrated.

@@ -2,7 +2,7 @@
 //! the mapping of results to exit codes (0 ok, 1 failure, 2 usage) and one-line errors.
 //!
 //! Each subcommand lives in its own module and works through the library: the store's admin
-//! operations, the crypto helpers, and for `check` the same [`crate::engine::authenticate`] as the
+//! operations, the crypto helpers, and for `check` the same [`tessera_engine::engine::authenticate`] as the
 //! PAM module.
 
 #[macro_use]
@@ -15,14 +15,14 @@ mod input;
 mod qr;
 mod token;
 
-use crate::config::{Config, DEFAULT_PATH};
-use crate::error::Error;
-use crate::tokens::{Algorithm, TokenType};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tessera_engine::config::{Config, DEFAULT_PATH};
+use tessera_engine::error::Error;
+use tessera_engine::tokens::{Algorithm, TokenType};
 
 /// The environment variable naming the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "TESSERA_CONFIG";
@@ -331,7 +331,7 @@ fn load_config(path: &std::path::Path) -> CliResult<Config> {
             path.display()
         ))));
     }
-    Ok(crate::pam::load_config(Some(path))?)
+    Ok(tessera_engine::config::Config::load(path)?)
 }
 
 fn run(cli: Cli) -> CliResult<()> {

@@ -128,6 +128,24 @@ pub struct AuditEntry {
     pub reason: String,
 }
 
+impl AuditEntry {
+    /// The entry as one syslog line; every field capped and escaped, so odd bytes can't forge
+    /// lines.
+    pub fn log_line(&self) -> String {
+        format!(
+            "result={} user=\"{}\" realm=\"{}\" serial=\"{}\" type={} service=\"{}\" rhost=\"{}\" reason=\"{}\"",
+            self.result,
+            cap(&self.user).escape_debug(),
+            cap(&self.realm).escape_debug(),
+            cap(&self.serial).escape_debug(),
+            if self.kind.is_empty() { "-" } else { &self.kind },
+            cap(&self.service).escape_debug(),
+            cap(&self.rhost).escape_debug(),
+            cap(&self.reason).escape_debug()
+        )
+    }
+}
+
 /// What the engine reads outside a transaction.
 pub trait Store {
     /// All tokens of a user in a realm, active or not.

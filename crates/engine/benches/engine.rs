@@ -8,13 +8,13 @@
 //! machine). The sample size is kept small: one PIN check costs milliseconds.
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
-use pam_tessera::config::{Config, OtpPin};
-use pam_tessera::crypto::{hash_pin, secret, verify_pin, Secret, StoreKey};
-use pam_tessera::engine::{self, Clock, Conversation, LocalEngine, Login, Options, Verdict};
-use pam_tessera::error::Error;
-use pam_tessera::store::{SqliteStore, TokenRecord};
-use pam_tessera::tokens::{hotp_code, Algorithm, TokenType};
 use std::time::{Duration, Instant};
+use tessera_engine::config::{Config, OtpPin};
+use tessera_engine::crypto::{hash_pin, secret, verify_pin, Secret, StoreKey};
+use tessera_engine::engine::{self, Clock, Conversation, LocalEngine, Login, Options, Verdict};
+use tessera_engine::error::Error;
+use tessera_engine::store::{SqliteStore, TokenRecord};
+use tessera_engine::tokens::{hotp_code, Algorithm, TokenType};
 
 /// RFC 4226's test key.
 const KEY: &[u8] = b"12345678901234567890";
@@ -75,7 +75,7 @@ impl Fixture {
         // every iteration takes the same path (a locked token is refused before the OTP check).
         cfg.auth.max_fail = u32::MAX;
         let key = StoreKey::generate();
-        pam_tessera::fsperm::create_private_file(&cfg.store.key_file, key.to_hex().as_bytes())
+        tessera_engine::fsperm::create_private_file(&cfg.store.key_file, key.to_hex().as_bytes())
             .unwrap();
         let store = SqliteStore::create(&cfg.store.path, 5000).unwrap();
         let pin_hash = match otppin {

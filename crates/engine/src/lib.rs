@@ -1,0 +1,26 @@
+//! tessera's engine: the authentication decision and everything it stands on, with no PAM and
+//! no terminal in it. The PAM module and the `tessera` command are its two users.
+//!
+//! Layers, from the outside in: [`engine`] (every decision, generic over a conversation, a
+//! clock and a store) → [`store`] (SQLite), [`tokens`] (one module per token type), [`remote`]
+//! (the validate client) and [`delivery`] (e-mail and SMS).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::todo,
+    clippy::unimplemented
+)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod config;
+pub mod crypto;
+pub mod delivery;
+pub mod engine;
+pub mod error;
+pub mod fsperm;
+pub mod http;
+pub mod remote;
+pub mod store;
+pub mod sys;
+pub mod tokens;
