@@ -62,9 +62,8 @@ struct Attempt<'a> {
     realm: String,
     /// The name is an account of this host; an unknown user has no tokens to look up.
     known: bool,
-    /// Tokens whose PIN matched an outdated hash (serial, that hash, the PIN): rehashed once
-    /// the login is accepted.
-    rehash: Vec<(String, String, Secret)>,
+    /// PINs that matched an outdated hash: rehashed once the login is accepted.
+    rehash: Vec<OutdatedPin>,
     events: Vec<AuditEntry>,
     /// Checking an earlier module's pass under `try_first_pass`: a pass that matches no PIN
     /// falls through to the prompt without counting a failure.
@@ -93,6 +92,14 @@ impl Attempt<'_> {
         self.events.push(e.clone());
         e
     }
+}
+
+/// A PIN that matched a hash with older parameters (or no pepper).
+struct OutdatedPin {
+    serial: String,
+    /// The stored hash it matched: replaced only if it is still the stored one.
+    hash: String,
+    pin: Secret,
 }
 
 /// What the first pass matched.
@@ -196,12 +203,12 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
 
     /// Replaces PIN hashes made with older parameters (or before the pepper) after a good
     /// login, unless an admin changed the PIN meanwhile. Best effort: the old hash still works.
-    fn rehash_pins(&self, outdated: &[(String, String, Secret)]) {
-        for (serial, old, pin) in outdated {
-            if let Ok(new) = hash_pin(pin, &self.pepper) {
+    fn rehash_pins(&self, outdated: &[OutdatedPin]) {
+        for o in outdated {
+            if let Ok(new) = hash_pin(&o.pin, &self.pepper) {
                 let _ = self
                     .store
-                    .write(|tx| tx.replace_pin_hash(serial, old, &new));
+                    .write(|tx| tx.replace_pin_hash(&o.serial, &o.hash, &new));
             }
         }
     }
@@ -227,8 +234,11 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
     fn pin_matches(&self, at: &mut Attempt, t: &TokenRecord, pin: &[u8]) -> bool {
         let check = self.pin_check(t, pin);
         if let (PinCheck::RightOutdated, Some(h)) = (check, &t.pin_hash) {
-            at.rehash
-                .push((t.serial.clone(), h.clone(), crate::crypto::secret(pin)));
+            at.rehash.push(OutdatedPin {
+                serial: t.serial.clone(),
+                hash: h.clone(),
+                pin: crate::crypto::secret(pin),
+            });
         }
         check.is_right()
     }
