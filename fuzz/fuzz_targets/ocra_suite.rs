@@ -35,6 +35,8 @@ fuzz_target!(|data: &[u8]| {
     // A parsed suite keeps its text and parses to the same thing again.
     assert_eq!(suite.as_str(), text);
     assert_eq!(Suite::parse(suite.as_str()).ok().as_ref(), Some(&suite));
+    // RFC 6287 suites are ASCII, and numbers are plain digits (no `+6`, `QN+8`).
+    assert!(text.is_ascii() && !text.contains(['+', ' ']));
     assert!((4..=10).contains(&suite.digits));
     assert!((4..=64).contains(&suite.question_len));
     let _ = Ocra::new(text);
