@@ -627,6 +627,8 @@ mod tests {
             "OCRA-1:HOTP-SHA1-6:QN08-Sé1",
             "OCRA-1:HOTP-SHA1-é:QN08",
             "OCRA-1:HOTP-SHA1-6:QN٠٨",
+            // Found by fuzz/ocra_suite on the old parser: `split_at` inside 'Ф'.
+            "OCRA-1:HOTP-SHA512-8:QH40-PSHA256-S256-T3Ф",
         ] {
             let e = Suite::parse(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "{e}");
