@@ -559,11 +559,25 @@ fn input_prompt(ch: &Challenge, default: &str) -> String {
     }
 }
 
-/// Server text shown to a user: no control characters (no terminal escapes).
+/// Server text shown to a user: no control characters (no terminal escapes), no bidi overrides.
 fn clean(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if c.is_control() || is_bidi_or_invisible(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect()
+}
+
+/// Unicode format characters that reorder or hide text (right-to-left override, zero-width
+/// joiners, isolates): a server's message could otherwise make a prompt read other than it is.
+fn is_bidi_or_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 fn detail(message: &str) -> String {
@@ -576,6 +590,14 @@ fn detail(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn server_text_loses_controls_and_bidi_overrides() {
+        assert_eq!(
+            super::clean("Enter\u{202E}PTO\u{200B} code\n"),
+            "Enter PTO  code "
+        );
+    }
+
     use super::*;
 
     #[test]
