@@ -7,5 +7,5 @@ use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
 fuzz_target!(|text: &str| {
-    let _ = pam_tessera::config::Config::parse(text, Path::new("/fuzz.toml"));
+    let _ = tessera_engine::config::Config::parse(text, Path::new("/fuzz.toml"));
 });

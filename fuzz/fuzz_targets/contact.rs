@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pam_tessera::tokens::email::{mask_address, valid_address};
-use pam_tessera::tokens::sms::{mask_phone, valid_phone};
+use tessera_engine::tokens::email::{mask_address, valid_address};
+use tessera_engine::tokens::sms::{mask_phone, valid_phone};
 
 fuzz_target!(|s: &str| {
     if valid_address(s) {

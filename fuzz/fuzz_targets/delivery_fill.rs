@@ -5,7 +5,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use pam_tessera::delivery::{fill, scrub};
+use tessera_engine::delivery::{fill, scrub};
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {

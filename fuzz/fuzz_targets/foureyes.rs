@@ -4,7 +4,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use pam_tessera::tokens::foureyes::{Policy, MAX_PARTS};
+use tessera_engine::tokens::foureyes::{Policy, MAX_PARTS};
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {

@@ -4,7 +4,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use pam_tessera::crypto::{decode_base32, decode_hex, encode_base32, encode_hex};
+use tessera_engine::crypto::{decode_base32, decode_hex, encode_base32, encode_hex};
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {

@@ -8,7 +8,7 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use pam_tessera::tokens::ocra::{Ocra, Suite};
+use tessera_engine::tokens::ocra::{Ocra, Suite};
 
 #[derive(Arbitrary, Debug)]
 struct Args<'a> {

@@ -6,9 +6,9 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use pam_tessera::config::Dialect;
-use pam_tessera::remote::dialect::{parse_check, parse_poll, Endpoint, PollState};
-use pam_tessera::remote::RemoteAnswer;
+use tessera_engine::config::Dialect;
+use tessera_engine::remote::dialect::{parse_check, parse_poll, Endpoint, PollState};
+use tessera_engine::remote::RemoteAnswer;
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {
