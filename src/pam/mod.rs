@@ -21,9 +21,6 @@ pub struct TesseraPam;
 pam::pam_hooks!(TesseraPam);
 
 const LOG_ERR: i32 = 3;
-const LOG_WARNING: i32 = 4;
-const LOG_NOTICE: i32 = 5;
-const LOG_INFO: i32 = 6;
 
 impl PamHooks for TesseraPam {
     fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
@@ -64,13 +61,7 @@ impl PamHooks for TesseraPam {
             engine::authenticate(&cfg, &args.options, &login, &mut conv, &SystemClock)
         };
         for e in &outcome.events {
-            let prio = match e.result.as_str() {
-                "accept" | "challenge" | "ignore" => LOG_INFO,
-                "error" => LOG_ERR,
-                "locked" | "warning" => LOG_WARNING,
-                _ => LOG_NOTICE,
-            };
-            ffi::syslog(pamh, prio, &e.log_line());
+            ffi::syslog(pamh, i32::from(e.priority()), &e.log_line());
         }
         if let Verdict::Unavailable(e) = &outcome.verdict {
             if outcome.events.is_empty() {

@@ -12,6 +12,20 @@ use std::os::raw::c_void;
 /// case-insensitive, and may take `user@domain`). `None`: no such account, or a lookup error
 /// (which must look the same: an unknown user).
 pub fn account_name(name: &str) -> Option<String> {
+    account(name).map(|a| a.name)
+}
+
+/// An account of this host, as NSS has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The canonical name (`pw_name`).
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The account `name` stands for (`getpwnam_r`); see [`account_name`].
+pub fn account(name: &str) -> Option<Account> {
     let c_name = CString::new(name).ok()?;
     let mut buf = vec![0u8; 1024];
     loop {
@@ -40,8 +54,65 @@ pub fn account_name(name: &str) -> Option<String> {
         // SAFETY: on success `pw_name` points to a NUL-terminated string inside `buf`, which
         // is alive and unchanged here.
         let canonical = unsafe { CStr::from_ptr(pwd.pw_name) };
-        return canonical.to_str().ok().map(str::to_string);
+        return canonical.to_str().ok().map(|n| Account {
+            name: n.to_string(),
+            uid: pwd.pw_uid,
+            gid: pwd.pw_gid,
+        });
     }
+}
+
+/// Who is at the other end of a Unix socket (`SO_PEERCRED`): the process's uid, as the kernel
+/// recorded it at connect time (not forgeable by the peer).
+pub fn peer_uid(sock: &impl std::os::fd::AsRawFd) -> std::io::Result<u32> {
+    // SAFETY: all-zero is a valid `ucred`; getsockopt writes at most `len` bytes into it.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: the descriptor is open for the lifetime of `sock`; `cred` and `len` are valid
+    // for writes and `len` holds the true size of `cred`.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cred.uid)
+}
+
+/// The real user id of this process.
+pub fn uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// Gives up root for good: no supplementary groups, then `gid`, then `uid` (in that order: a
+/// process that has left root can no longer change its groups). Checked afterwards.
+pub fn drop_to(uid: u32, gid: u32) -> std::io::Result<()> {
+    // SAFETY: setgroups with a count of 0 reads no memory; setgid/setuid take plain ids.
+    let rc = unsafe { libc::setgroups(0, std::ptr::null()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setgid(gid) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setuid(uid) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: getters without preconditions.
+    let (now_uid, now_euid) = unsafe { (libc::getuid(), libc::geteuid()) };
+    if now_uid != uid || now_euid != uid {
+        return Err(std::io::Error::other("the user id did not change"));
+    }
+    Ok(())
 }
 
 /// The effective user id of this process.

@@ -19,6 +19,11 @@ pub trait Conversation {
     fn info(&mut self, text: &str) -> Result<(), Error>;
     /// Shows an error line.
     fn error(&mut self, text: &str) -> Result<(), Error>;
+    /// Says that the next message may take up to `seconds` (push polling), so that a client
+    /// with a shorter timeout (the PAM module talking to the daemon) waits that long.
+    fn waiting(&mut self, _seconds: u64) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// A hidden prompt whose NULL answer is an error: a login can't go on without a pass.

@@ -445,6 +445,7 @@ impl<K: Clock> Run<'_, K> {
                 return Ok(self.reached(r));
             }
         }
+        conv.waiting(self.cfg.remote.push_timeout + self.cfg.remote.timeout)?;
         let deadline = Instant::now() + Duration::from_secs(self.cfg.remote.push_timeout);
         loop {
             let req = Request {

@@ -129,6 +129,21 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
+    /// Its syslog priority: info for what went as it should, notice for refusals, warning for
+    /// locks and warnings, err for errors.
+    pub fn priority(&self) -> u8 {
+        const LOG_ERR: u8 = 3;
+        const LOG_WARNING: u8 = 4;
+        const LOG_NOTICE: u8 = 5;
+        const LOG_INFO: u8 = 6;
+        match self.result.as_str() {
+            "accept" | "challenge" | "ignore" => LOG_INFO,
+            "error" => LOG_ERR,
+            "locked" | "warning" => LOG_WARNING,
+            _ => LOG_NOTICE,
+        }
+    }
+
     /// The entry as one syslog line; every field capped and escaped, so odd bytes can't forge
     /// lines.
     pub fn log_line(&self) -> String {

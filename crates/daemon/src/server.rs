@@ -1,0 +1,211 @@
+//! The socket server (a thread per connection, the config swapped on SIGHUP) and the one-login
+//! `--stdio` mode.
+
+use crate::session::{self, Caller, Channel, WRITE_TIMEOUT};
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tessera_engine::config::Config;
+use tessera_proto::{write_frame, Reply, Verdict};
+
+pub const DEFAULT_SOCKET: &str = "/run/tessera/tessera.sock";
+
+/// Logins served at once; a connection beyond is answered PAM_AUTHINFO_UNAVAIL at once rather
+/// than queued behind a flood.
+const MAX_SESSIONS: usize = 256;
+
+/// The config as loaded, or why it could not be (each login then fails closed with that line,
+/// and a fixed config is taken up on the next SIGHUP).
+type Loaded = Result<Arc<Config>, String>;
+
+fn load(path: &Path) -> Loaded {
+    Config::load(path).map(Arc::new).map_err(|e| e.to_string())
+}
+
+/// Serves the socket at `socket` until killed.
+pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
+    let current: Arc<RwLock<Loaded>> = Arc::new(RwLock::new(load(config)));
+    if let Ok(Err(e)) = current.read().as_deref() {
+        eprintln!("tesserad: {e} (logins fail until it is fixed and tesserad gets SIGHUP)");
+    }
+    reload_on_sighup(config.to_path_buf(), current.clone())?;
+    let listener = bind(socket)?;
+    eprintln!("tesserad: listening on {}", socket.display());
+    let sessions = Arc::new(AtomicUsize::new(0));
+    for conn in listener.incoming() {
+        let Ok(mut stream) = conn else { continue };
+        let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+        if sessions.fetch_add(1, Ordering::SeqCst) >= MAX_SESSIONS {
+            sessions.fetch_sub(1, Ordering::SeqCst);
+            let _ = write_frame(&mut stream, &busy().encode());
+            let _ = write_frame(
+                &mut stream,
+                &Reply::Verdict(Verdict::AuthinfoUnavail).encode(),
+            );
+            continue;
+        }
+        let cfg = current
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        let sessions = sessions.clone();
+        std::thread::spawn(move || {
+            let caller = match tessera_engine::sys::peer_uid(&stream) {
+                Ok(uid) => Caller {
+                    uid,
+                    may_choose_config: false,
+                },
+                Err(_) => {
+                    sessions.fetch_sub(1, Ordering::SeqCst);
+                    return;
+                }
+            };
+            let cfg_ref = match &cfg {
+                Ok(c) => Ok(c.as_ref()),
+                Err(e) => Err(e.as_str()),
+            };
+            if let Err(e) = session::serve(&mut stream, &caller, cfg_ref) {
+                eprintln!("tesserad: a session ended early: {e}");
+            }
+            sessions.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+    Ok(())
+}
+
+fn busy() -> Reply {
+    Reply::Log {
+        priority: 3,
+        line: format!("tesserad is serving {MAX_SESSIONS} logins already; refusing"),
+    }
+}
+
+/// Binds the socket: a stale socket file (no daemon answers on it) is replaced, a live one is
+/// an error (two daemons must not share a store's socket). Anyone may connect; who may ask for
+/// what is decided per connection from the peer's uid.
+fn bind(socket: &Path) -> Result<UnixListener, String> {
+    let shown = socket.display();
+    if let Ok(meta) = std::fs::symlink_metadata(socket) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(format!("{shown} exists and is not a socket"));
+        }
+        if UnixStream::connect(socket).is_ok() {
+            return Err(format!("{shown}: another tesserad is listening there"));
+        }
+        std::fs::remove_file(socket).map_err(|e| format!("{shown}: {e}"))?;
+    }
+    let listener = UnixListener::bind(socket).map_err(|e| format!("{shown}: {e}"))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666))
+        .map_err(|e| format!("{shown}: {e}"))?;
+    Ok(listener)
+}
+
+/// A thread that waits for SIGHUP and loads the config again; logins already running keep the
+/// config they started with.
+fn reload_on_sighup(path: std::path::PathBuf, current: Arc<RwLock<Loaded>>) -> Result<(), String> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .map_err(|e| format!("SIGHUP: {e}"))?;
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            let loaded = load(&path);
+            match &loaded {
+                Ok(_) => eprintln!("tesserad: config reloaded from {}", path.display()),
+                Err(e) => eprintln!("tesserad: config not reloaded: {e}"),
+            }
+            // A config that does not load replaces a good one: logins then fail closed with
+            // the reason, as the in-process module did with a broken config.
+            if let Ok(mut c) = current.write() {
+                *c = loaded;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// One login over stdin/stdout, for a module that found no socket (`tesserad --stdio`). Run by
+/// root, it first becomes the owner of the store's directory, so that what it creates (the
+/// WAL, `-shm`) stays the daemon's.
+pub fn stdio(config: &Path) -> Result<(), String> {
+    let cfg = load(config);
+    if tessera_engine::sys::euid() == 0 {
+        if let Ok(c) = &cfg {
+            drop_to_store_owner(c)?;
+        }
+    }
+    let stdin = std::io::stdin();
+    let fd = std::os::fd::AsFd::as_fd(&stdin)
+        .try_clone_to_owned()
+        .map_err(|e| format!("stdin: {e}"))?;
+    let sock = UnixStream::from(fd);
+    let cfg_ref = match &cfg {
+        Ok(c) => Ok(c.as_ref()),
+        Err(e) => Err(e.as_str()),
+    };
+    let result = match tessera_engine::sys::peer_uid(&sock) {
+        // A socketpair from the module: the peer is the calling process.
+        Ok(uid) => {
+            let mut sock = sock;
+            let caller = Caller {
+                uid,
+                may_choose_config: true,
+            };
+            session::serve(&mut sock, &caller, cfg_ref)
+        }
+        // Pipes (a test, a shell): the caller is whoever runs this process.
+        Err(_) => {
+            let caller = Caller {
+                uid: tessera_engine::sys::uid(),
+                may_choose_config: true,
+            };
+            session::serve(&mut Stdio, &caller, cfg_ref)
+        }
+    };
+    result.map_err(|e| e.to_string())
+}
+
+/// The owner of the store's directory, if it is not root: the daemon's system user.
+fn drop_to_store_owner(cfg: &Config) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = cfg
+        .store
+        .path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return Ok(()); // no store yet: nothing will be created as root either (the engine refuses)
+    };
+    if meta.uid() == 0 {
+        return Ok(());
+    }
+    tessera_engine::sys::drop_to(meta.uid(), meta.gid())
+        .map_err(|e| format!("can't become uid {}: {e}", meta.uid()))
+}
+
+/// stdin and stdout as one channel.
+struct Stdio;
+
+impl Read for Stdio {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::io::stdin().lock().read(buf)
+    }
+}
+
+impl Write for Stdio {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::io::stdout().lock().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().lock().flush()
+    }
+}
+
+impl Channel for Stdio {
+    /// Pipes have no timeout: the module's deadline (it kills the child) bounds the login.
+    fn set_read_timeout(&self, _t: Duration) {}
+}

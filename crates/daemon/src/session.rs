@@ -1,0 +1,230 @@
+//! One login on one connection: read the login, check who may ask for it, run the engine with
+//! the conversation carried over the socket, send the log lines and the verdict.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+use tessera_engine::config::Config;
+use tessera_engine::crypto::{secret, Secret};
+use tessera_engine::engine::{self, Conversation, Login, Options, SystemClock, Verdict};
+use tessera_engine::error::Error;
+use tessera_engine::store::{AuditEntry, Store};
+use tessera_proto::{self as proto, read_frame, write_frame, Reply, Request};
+
+/// How long a client may take to send its login after connecting.
+pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a user may take to answer one prompt (typing a PIN, finding the phone).
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long one frame may take to be written (a client that stopped reading).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection: a Unix socket, or stdin/stdout under `--stdio`. Timeouts are set through
+/// `set_read_timeout`, which stdin can't do: there the module's own deadline ends the child.
+pub trait Channel: Read + Write {
+    fn set_read_timeout(&self, t: Duration);
+}
+
+impl Channel for std::os::unix::net::UnixStream {
+    fn set_read_timeout(&self, t: Duration) {
+        let _ = std::os::unix::net::UnixStream::set_read_timeout(self, Some(t));
+    }
+}
+
+/// What the daemon knows of the caller.
+pub struct Caller {
+    /// The peer's uid (SO_PEERCRED), or this process's real uid for a pipe.
+    pub uid: u32,
+    /// `config=` of the PAM line is honoured (a child the module spawned for this login).
+    pub may_choose_config: bool,
+}
+
+/// Serves one login. `config` is the daemon's config (or the error loading it gave).
+pub fn serve<C: Channel>(
+    chan: &mut C,
+    caller: &Caller,
+    config: std::result::Result<&Config, &str>,
+) -> std::result::Result<(), proto::ProtoError> {
+    chan.set_read_timeout(FIRST_FRAME_TIMEOUT);
+    let body = read_frame(chan)?;
+    let login = match Request::decode(&body) {
+        Ok(Request::Authenticate(l)) if l.version == proto::VERSION => l,
+        Ok(Request::Authenticate(l)) => {
+            return refuse(
+                chan,
+                &format!(
+                    "the module speaks protocol {}, this tesserad {}: install matching versions",
+                    l.version,
+                    proto::VERSION
+                ),
+            )
+        }
+        Ok(_) => return refuse(chan, "the first message was not a login"),
+        Err(e) => return refuse(chan, &format!("a bad first message: {e}")),
+    };
+    let own;
+    let cfg = match (&login.config, caller.may_choose_config) {
+        (Some(path), true) => match Config::load(std::path::Path::new(path)) {
+            Ok(c) => {
+                own = c;
+                &own
+            }
+            Err(e) => return refuse(chan, &e.to_string()),
+        },
+        _ => match config {
+            Ok(c) => c,
+            Err(e) => return refuse(chan, e),
+        },
+    };
+    let user = String::from_utf8_lossy(&login.user).into_owned();
+    let engine_login = Login {
+        service: login.service.clone(),
+        rhost: login.rhost.clone(),
+        user,
+        authtok: login.authtok.as_ref().map(|t| secret(t)),
+    };
+    if let Err(why) = may_ask(caller, &engine_login.user) {
+        return refuse_caller(chan, cfg, &engine_login, &why);
+    }
+    let opts = Options {
+        use_first_pass: login.flags.use_first_pass,
+        try_first_pass: login.flags.try_first_pass,
+        nullok: login.flags.nullok,
+        prompt: login.prompt.clone(),
+        debug: login.flags.debug,
+    };
+    let mut conv = SocketConversation { chan };
+    let outcome = engine::authenticate(cfg, &opts, &engine_login, &mut conv, &SystemClock);
+    let chan = conv.chan;
+    for e in &outcome.events {
+        send(
+            chan,
+            &Reply::Log {
+                priority: e.priority(),
+                line: e.log_line(),
+            },
+        )?;
+    }
+    if let (Verdict::Unavailable(e), true) = (&outcome.verdict, outcome.events.is_empty()) {
+        send(chan, &log_err(&format!("unavailable: {e}")))?;
+    }
+    send(chan, &Reply::Verdict(verdict(&outcome.verdict)))
+}
+
+/// Who may ask (as unix_chkpwd decides for pam_unix): root for any user, anyone else only for
+/// the account of its own uid (a screen locker unlocking its user's session).
+fn may_ask(caller: &Caller, user: &str) -> std::result::Result<(), String> {
+    if caller.uid == 0 {
+        return Ok(());
+    }
+    match tessera_engine::sys::account(user) {
+        Some(a) if a.uid == caller.uid => Ok(()),
+        _ => Err(format!(
+            "refused: uid {} may only authenticate its own account",
+            caller.uid
+        )),
+    }
+}
+
+/// A request for another account: audited (where the store can be written) and refused like a
+/// wrong pass, without a prompt.
+fn refuse_caller<C: Channel>(
+    chan: &mut C,
+    cfg: &Config,
+    login: &Login,
+    why: &str,
+) -> std::result::Result<(), proto::ProtoError> {
+    let e = AuditEntry {
+        time: engine::Clock::now(&SystemClock),
+        service: login.service.clone(),
+        rhost: login.rhost.clone(),
+        user: login.user.clone(),
+        result: "reject".into(),
+        reason: why.into(),
+        ..AuditEntry::default()
+    };
+    if let Ok(store) = engine::open_store(cfg) {
+        let _ = store.write(|tx| tx.audit(&e));
+    }
+    send(
+        chan,
+        &Reply::Log {
+            priority: e.priority(),
+            line: e.log_line(),
+        },
+    )?;
+    send(chan, &Reply::Verdict(proto::Verdict::AuthErr))
+}
+
+/// Ends a session that can't be served: one log line, PAM_AUTHINFO_UNAVAIL.
+fn refuse<C: Channel>(chan: &mut C, why: &str) -> std::result::Result<(), proto::ProtoError> {
+    send(chan, &log_err(&format!("refusing: {why}")))?;
+    send(chan, &Reply::Verdict(proto::Verdict::AuthinfoUnavail))
+}
+
+fn log_err(line: &str) -> Reply {
+    Reply::Log {
+        priority: 3,
+        line: line.to_string(),
+    }
+}
+
+fn send<C: Channel>(chan: &mut C, r: &Reply) -> std::result::Result<(), proto::ProtoError> {
+    write_frame(chan, &r.encode())
+}
+
+/// The one place where engine verdicts become the module's return codes.
+pub fn verdict(v: &Verdict) -> proto::Verdict {
+    match v {
+        Verdict::Accept { .. } | Verdict::PassOnNoToken => proto::Verdict::Success,
+        Verdict::Reject { .. } => proto::Verdict::AuthErr,
+        Verdict::Locked { .. } => proto::Verdict::MaxTries,
+        Verdict::NoToken => proto::Verdict::Ignore,
+        Verdict::Unavailable(_) => proto::Verdict::AuthinfoUnavail,
+        Verdict::ConversationFailed(_) => proto::Verdict::ConvErr,
+    }
+}
+
+/// The PAM conversation, carried over the connection: the module asks libpam's conversation
+/// and sends the answer back.
+struct SocketConversation<'c, C: Channel> {
+    chan: &'c mut C,
+}
+
+impl<C: Channel> SocketConversation<'_, C> {
+    fn send(&mut self, r: &Reply) -> Result<(), Error> {
+        send(self.chan, r).map_err(|e| Error::Conversation(format!("the module is gone: {e}")))
+    }
+}
+
+impl<C: Channel> Conversation for SocketConversation<'_, C> {
+    fn prompt(&mut self, text: &str, echo: bool) -> Result<Option<Secret>, Error> {
+        self.send(&Reply::Prompt {
+            echo,
+            text: text.to_string(),
+        })?;
+        self.chan.set_read_timeout(ANSWER_TIMEOUT);
+        let body = read_frame(self.chan)
+            .map_err(|e| Error::Conversation(format!("no answer from the module: {e}")))?;
+        match Request::decode(&body) {
+            Ok(Request::Answer(a)) => Ok(a.map(|a| secret(&a))),
+            Ok(Request::ConversationFailed(code)) => Err(Error::Conversation(format!(
+                "the PAM conversation failed ({code})"
+            ))),
+            Ok(Request::Authenticate(_)) => Err(Error::Conversation(
+                "the module sent a login instead of an answer".into(),
+            )),
+            Err(e) => Err(Error::Conversation(format!("a bad answer frame: {e}"))),
+        }
+    }
+
+    fn info(&mut self, text: &str) -> Result<(), Error> {
+        self.send(&Reply::Info(text.to_string()))
+    }
+
+    fn error(&mut self, text: &str) -> Result<(), Error> {
+        self.send(&Reply::Error(text.to_string()))
+    }
+
+    fn waiting(&mut self, seconds: u64) -> Result<(), Error> {
+        self.send(&Reply::Wait(u32::try_from(seconds).unwrap_or(u32::MAX)))
+    }
+}

@@ -1,0 +1,380 @@
+//! tesserad through its protocol: a real daemon process on a temporary socket (and `--stdio`),
+//! a client that speaks the frames the module will speak, a real store. The accounts are those
+//! of tests/nss (the cargo runner puts nss_wrapper under the test and the daemon it starts).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tessera_engine::crypto::{hash_pin, StoreKey};
+use tessera_engine::store::{SqliteStore, TokenRecord};
+use tessera_engine::tokens::{hotp_code, Algorithm, TokenType};
+use tessera_proto::{read_frame, write_frame, Login, Reply, Request, Verdict, VERSION};
+use zeroize::Zeroizing;
+
+const KEY20: &[u8] = b"12345678901234567890";
+
+fn otp(counter: u64) -> String {
+    String::from_utf8(hotp_code(Algorithm::Sha1, KEY20, counter, 6).to_vec()).unwrap()
+}
+
+/// A store with one HOTP token (PIN 1234) for alice, and its config.
+struct World {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    db: PathBuf,
+}
+
+impl World {
+    fn new(extra: &str) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tessera.db");
+        let key_file = dir.path().join("secret.key");
+        let key = StoreKey::generate();
+        tessera_engine::fsperm::create_private_file(&key_file, key.to_hex().as_bytes()).unwrap();
+        let store = SqliteStore::create(&db, 2000).unwrap();
+        store
+            .insert_token(&TokenRecord {
+                pin_hash: Some(hash_pin(b"1234", &key.pepper()).unwrap()),
+                ..TokenRecord::new(
+                    "H1",
+                    "alice",
+                    "default",
+                    TokenType::Hotp,
+                    key.seal("H1", KEY20),
+                )
+            })
+            .unwrap();
+        drop(store);
+        let config = dir.path().join("tessera.toml");
+        let w = World { dir, config, db };
+        w.write_config(extra);
+        w
+    }
+
+    fn write_config(&self, extra: &str) {
+        let text = format!(
+            "[store]\npath = {:?}\nkey_file = {:?}\n{extra}\n",
+            self.db,
+            self.dir.path().join("secret.key")
+        );
+        let _ = std::fs::remove_file(&self.config);
+        tessera_engine::fsperm::create_private_file(&self.config, text.as_bytes()).unwrap();
+    }
+
+    fn audit(&self) -> Vec<tessera_engine::store::AuditEntry> {
+        SqliteStore::open(&self.db, 2000)
+            .unwrap()
+            .audit_entries(None, 1000)
+            .unwrap()
+    }
+}
+
+/// A tesserad on a socket of its own; its stderr lines are collected.
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    fn start(w: &World) -> Daemon {
+        let socket = w.dir.path().join("tessera.sock");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tesserad"))
+            .arg("--config")
+            .arg(&w.config)
+            .arg("--socket")
+            .arg(&socket)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let d = Daemon {
+            child,
+            socket,
+            stderr: rx,
+        };
+        d.wait_for("listening on");
+        d
+    }
+
+    /// Waits (at most 10 s) for a stderr line containing `what`.
+    fn wait_for(&self, what: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.stderr.recv_timeout(left) {
+                Ok(l) if l.contains(what) => return l,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("tesserad never said {what:?}");
+    }
+
+    fn connect(&self) -> UnixStream {
+        let s = UnixStream::connect(&self.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s
+    }
+
+    fn sighup(&self) {
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn login(user: &str) -> Login {
+    Login {
+        version: VERSION,
+        service: "tessera-test".into(),
+        rhost: "192.0.2.7".into(),
+        user: user.as_bytes().to_vec(),
+        ..Login::default()
+    }
+}
+
+/// What one dialogue showed and how it ended.
+#[derive(Debug, Default)]
+struct Seen {
+    prompts: Vec<String>,
+    infos: Vec<String>,
+    logs: Vec<String>,
+    verdict: Option<Verdict>,
+}
+
+/// Sends `l`, answers each prompt with the next of `answers`, reads to the verdict.
+fn dialogue(conn: &mut (impl std::io::Read + Write), l: Login, answers: &[&[u8]]) -> Seen {
+    write_frame(conn, &Request::Authenticate(l).encode()).unwrap();
+    let mut answers = answers.iter();
+    let mut seen = Seen::default();
+    loop {
+        let body = read_frame(conn).unwrap();
+        match Reply::decode(&body).unwrap() {
+            Reply::Prompt { text, .. } => {
+                seen.prompts.push(text);
+                let a = answers.next().map(|a| Zeroizing::new(a.to_vec()));
+                write_frame(conn, &Request::Answer(a).encode()).unwrap();
+            }
+            Reply::Info(t) | Reply::Error(t) => seen.infos.push(t),
+            Reply::Wait(_) => {}
+            Reply::Log { line, .. } => seen.logs.push(line),
+            Reply::Verdict(v) => {
+                seen.verdict = Some(v);
+                return seen;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_login_through_the_socket_pin_challenge_otp_and_no_replay() {
+    let w = World::new("");
+    let d = Daemon::start(&w);
+    let seen = dialogue(
+        &mut d.connect(),
+        login("alice"),
+        &[b"1234", otp(0).as_bytes()],
+    );
+    assert_eq!(seen.verdict, Some(Verdict::Success), "{seen:?}");
+    assert_eq!(seen.prompts, ["PIN: ", "Please enter your otp value: "]);
+    assert!(
+        seen.logs.iter().any(|l| l.starts_with("result=accept")),
+        "{seen:?}"
+    );
+    // The same OTP again, in one pass.
+    let seen = dialogue(
+        &mut d.connect(),
+        login("alice"),
+        &[format!("1234{}", otp(0)).as_bytes()],
+    );
+    assert_eq!(seen.verdict, Some(Verdict::AuthErr), "{seen:?}");
+    // An unknown user is prompted and refused like anyone.
+    let seen = dialogue(&mut d.connect(), login("mallory"), &[b"1234000000"]);
+    assert_eq!(seen.verdict, Some(Verdict::AuthErr));
+    assert_eq!(seen.prompts, ["PIN: "]);
+}
+
+#[test]
+fn stdio_serves_one_login() {
+    let w = World::new("");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tesserad"))
+        .arg("--stdio")
+        .arg("--config")
+        .arg(&w.config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut io = Pipes {
+        r: child.stdout.take().unwrap(),
+        w: child.stdin.take().unwrap(),
+    };
+    let seen = dialogue(
+        &mut io,
+        login("alice"),
+        &[format!("1234{}", otp(0)).as_bytes()],
+    );
+    assert_eq!(seen.verdict, Some(Verdict::Success), "{seen:?}");
+    drop(io);
+    assert!(child.wait().unwrap().success());
+}
+
+struct Pipes {
+    r: std::process::ChildStdout,
+    w: std::process::ChildStdin,
+}
+
+impl std::io::Read for Pipes {
+    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        self.r.read(b)
+    }
+}
+
+impl Write for Pipes {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.w.write(b)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+}
+
+#[test]
+fn garbage_silence_and_a_megabyte_answer_harm_no_other_login() {
+    let w = World::new("");
+    let d = Daemon::start(&w);
+    // A client that connects and says nothing holds only its own connection.
+    let _silent = d.connect();
+    // Garbage: a frame that is no message.
+    let mut g = d.connect();
+    g.write_all(&[0, 0, 0, 3, 0xde, 0xad, 0xbe]).unwrap();
+    let body = read_frame(&mut g).unwrap();
+    assert!(matches!(Reply::decode(&body).unwrap(), Reply::Log { .. }));
+    let body = read_frame(&mut g).unwrap();
+    assert_eq!(
+        Reply::decode(&body).unwrap(),
+        Reply::Verdict(Verdict::AuthinfoUnavail)
+    );
+    // A length prefix of 4 GiB.
+    let mut g = d.connect();
+    g.write_all(&[0xff, 0xff, 0xff, 0xff]).unwrap();
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut g, &mut rest);
+    // A 1 MB answer: refused as a wrong pass, the OTP after it still good.
+    let huge = vec![b'1'; tessera_proto::MAX_ANSWER];
+    let seen = dialogue(&mut d.connect(), login("alice"), &[&huge]);
+    assert_eq!(seen.verdict, Some(Verdict::AuthErr), "{seen:?}");
+    let seen = dialogue(
+        &mut d.connect(),
+        login("alice"),
+        &[format!("1234{}", otp(0)).as_bytes()],
+    );
+    assert_eq!(seen.verdict, Some(Verdict::Success), "{seen:?}");
+}
+
+#[test]
+fn sighup_reloads_the_config_for_the_next_login() {
+    let w = World::new("");
+    let d = Daemon::start(&w);
+    w.write_config("[prompts]\npin = \"Token PIN: \"\n");
+    d.sighup();
+    d.wait_for("config reloaded");
+    let seen = dialogue(&mut d.connect(), login("alice"), &[b"0000"]);
+    assert_eq!(seen.prompts, ["Token PIN: "], "{seen:?}");
+    // A broken config fails logins closed, with the reason in the log.
+    w.write_config("[auth]\nmax_fail = 0\n");
+    d.sighup();
+    d.wait_for("config not reloaded");
+    let seen = dialogue(&mut d.connect(), login("alice"), &[b"0000"]);
+    assert_eq!(seen.verdict, Some(Verdict::AuthinfoUnavail), "{seen:?}");
+    assert!(seen.logs.iter().any(|l| l.contains("max_fail")), "{seen:?}");
+}
+
+/// Who may ask: root for anyone; any other uid only for its own account (a screen locker).
+/// Run as root (CI), the client runs as alice's uid (10001, tests/nss/passwd); run as another
+/// user, that user asks for root's account.
+#[test]
+fn a_non_root_caller_may_ask_only_for_its_own_account() {
+    let w = World::new("");
+    // The daemon must be able to read the store when the test drops to alice below: the
+    // directory and files stay the test's, and the daemon runs as the test's uid.
+    let d = Daemon::start(&w);
+    let me = tessera_engine::sys::euid();
+    if me == 0 {
+        let ask = |user: &str, pass: &str| -> String {
+            let out = Command::new("python3")
+                .arg("-c")
+                .arg(PY_CLIENT)
+                .arg(&d.socket)
+                .arg(user)
+                .arg(pass)
+                .uid(10001)
+                .gid(10001)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let own = ask("alice", &format!("1234{}", otp(0)));
+        assert!(
+            own.contains("prompt PIN: ") && own.ends_with("verdict 0\n"),
+            "{own}"
+        );
+        let other = ask("bob", "1234");
+        assert!(
+            !other.contains("prompt"),
+            "refused before any prompt: {other}"
+        );
+        assert!(other.ends_with("verdict 1\n"), "{other}");
+    } else {
+        let seen = dialogue(&mut d.connect(), login("root"), &[b"1234"]);
+        assert_eq!(seen.verdict, Some(Verdict::AuthErr));
+        assert!(seen.prompts.is_empty(), "{seen:?}");
+    }
+    assert!(
+        w.audit()
+            .iter()
+            .any(|e| e.result == "reject" && e.reason.contains("may only authenticate its own")),
+        "audited: {:?}",
+        w.audit()
+    );
+}
+
+/// The protocol in Python, for a client under another uid: prints `prompt TEXT` per prompt
+/// (answering the pass given), then `verdict N`.
+const PY_CLIENT: &str = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+def frame(tag, body): s.sendall(struct.pack(">I", 1 + len(body)) + bytes([tag]) + body)
+def field(b): return struct.pack(">I", len(b)) + b
+def read():
+    n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
+    return s.recv(n, socket.MSG_WAITALL)
+login = struct.pack(">I", 1) + field(b"tessera-test") + field(b"") + field(sys.argv[2].encode())
+login += b"\x00" + b"\x00" * 5 + b"\x00" + b"\x00"
+frame(1, login)
+while True:
+    m = read()
+    if m[0] == 16:
+        print("prompt " + m[6:].decode()); frame(2, b"\x01" + field(sys.argv[3].encode()))
+    elif m[0] == 21:
+        print("verdict %d" % m[1]); break
+"#;
