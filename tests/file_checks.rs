@@ -68,6 +68,7 @@ fn login_once(fx: &Fixture) {
 fn a_symlinked_config_is_refused() {
     let fx = fixture_with_token();
     replace_with_link(&fx.config);
+    fx.reload();
     assert_unavailable(&fx, "config is a link");
     assert_logged(&refused_with_log(&fx), &["tessera.toml is a symbolic link"]);
 }
@@ -106,6 +107,7 @@ fn store_in_subdir(fx: &Fixture) -> PathBuf {
         fx.key_file.display()
     );
     tessera_engine::fsperm::create_private_file(&fx.config, text.as_bytes()).unwrap();
+    fx.reload();
     sub
 }
 
@@ -201,6 +203,8 @@ fn a_fifo_as_config_is_refused_without_hanging() {
         .status()
         .unwrap();
     assert!(status.success());
+    // The daemon's reload must come back (a FIFO is refused, not opened and waited on).
+    fx.reload();
     // In a thread: an `open` that blocks on the FIFO (no writer will come) fails the test
     // instead of hanging it.
     let login = fx.login("alice");

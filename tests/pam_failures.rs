@@ -294,6 +294,7 @@ fn a_config_with_a_bad_value_is_unavailable() {
 fn a_config_writable_by_group_is_unavailable() {
     let fx = fixture_with_token();
     std::fs::set_permissions(&fx.config, std::fs::Permissions::from_mode(0o620)).unwrap();
+    fx.reload();
     assert_unavailable(&fx, "config mode 0620");
 }
 
@@ -301,6 +302,7 @@ fn a_config_writable_by_group_is_unavailable() {
 fn a_missing_config_is_unavailable() {
     let fx = fixture_with_token();
     std::fs::remove_file(&fx.config).unwrap();
+    fx.reload();
     assert_unavailable(&fx, "missing config");
 }
 

@@ -102,14 +102,15 @@ def require_root():
 
 
 def artefacts():
-    """The module and the command under test: $TESSERA_MODULE / $TESSERA_BIN, else the debug
-    build of this tree (built here if missing)."""
+    """The module, the command and the daemon under test: $TESSERA_MODULE / $TESSERA_BIN /
+    $TESSERA_DAEMON, else the debug build of this tree (built here if missing)."""
     target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
     module = os.environ.get("TESSERA_MODULE") or os.path.join(target, "debug", "libpam_tessera.so")
     binary = os.environ.get("TESSERA_BIN") or os.path.join(target, "debug", "tessera")
-    if not (os.path.exists(module) and os.path.exists(binary)):
+    daemon = os.environ.get("TESSERA_DAEMON") or os.path.join(target, "debug", "tesserad")
+    if not all(os.path.exists(p) for p in (module, binary, daemon)):
         subprocess.run(["cargo", "build", "--quiet"], cwd=ROOT, check=True)
-    return os.path.abspath(module), os.path.abspath(binary)
+    return os.path.abspath(module), os.path.abspath(binary), os.path.abspath(daemon)
 
 
 class World:
@@ -118,7 +119,7 @@ class World:
     def __init__(self, tag, max_fail=50, before_init=None):
         """before_init(world), if given, runs once the work directory and config exist and
         before `tessera init` creates the store under world.dir/store."""
-        self.module, self.binary = artefacts()
+        self.module, self.binary, self.daemon = artefacts()
         self.tag = f"{tag}{os.getpid() % 100000}"
         self.dir = tempfile.mkdtemp(prefix=f"tessera-e2e.{tag}.")
         os.chmod(self.dir, 0o700)
@@ -151,18 +152,24 @@ class World:
         assert out.splitlines()[0] == serial, out
         return Hotp()
 
+    def module_args(self):
+        """The module under test and its arguments: no daemon listens at the socket named, so
+        the module (run by root: sshd, sudo, su, login) spawns `tesserad --stdio` per login."""
+        return (f"{self.module} socket={self.dir}/no-daemon.sock daemon={self.daemon} "
+                f"config={self.config}")
+
     def stack(self, shipped):
         """The text of a shipped pam.d file, made to use the module under test and our config."""
         with open(os.path.join(ROOT, "pam.d", shipped)) as f:
             text = f.read()
         new, n = re.subn(
             r"(?m)^(\s*auth\s+\S+\s+)pam_tessera\.so\b",
-            lambda m: f"{m.group(1)}{self.module} config={self.config}",
+            lambda m: f"{m.group(1)}{self.module_args()}",
             text,
         )
         new = re.sub(
             r"(?m)^(\s*account\s+\S+\s+)pam_tessera\.so\b",
-            lambda m: f"{m.group(1)}{self.module} config={self.config}",
+            lambda m: f"{m.group(1)}{self.module_args()}",
             new,
         )
         assert n >= 1, f"pam.d/{shipped} has no auth line with pam_tessera.so"

@@ -49,7 +49,7 @@ os.mkdir(svc_dir)
 with open(os.path.join(svc_dir, "other"), "w") as f:
     f.write("auth required pam_deny.so\n")
 with open(os.path.join(svc_dir, "tessera-full"), "w") as f:
-    f.write(f"auth required {W.module} config={W.config}\n")
+    f.write(f"auth required {W.module_args()}\n")
 env = dict(os.environ, LD_PRELOAD="libpam_wrapper.so", PAM_WRAPPER="1",
            PAM_WRAPPER_SERVICE_DIR=svc_dir)
 

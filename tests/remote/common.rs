@@ -437,14 +437,14 @@ pub fn audit_of(cfg: &Config, user: &str) -> Vec<tessera_engine::store::AuditEnt
     store.audit_entries(Some(user), 100).unwrap()
 }
 
-/// The `tessera` command of this build: the workspace's `cargo test` builds it (crates/cli)
+/// A binary of this build (`tessera`, `tesserad`): the workspace's `cargo test` builds them
 /// into the target directory, next to the `deps` folder of this test executable.
-pub fn tessera_bin() -> PathBuf {
+pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let bin = exe
         .parent()
         .and_then(Path::parent)
-        .map(|target| target.join("tessera"))
+        .map(|target| target.join(name))
         .expect("target dir");
     assert!(bin.exists(), "{} not built (cargo build)", bin.display());
     bin

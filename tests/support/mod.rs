@@ -69,6 +69,82 @@ pub fn now() -> u64 {
         .as_secs()
 }
 
+/// A target-directory binary of this build (`tesserad`, `tessera`), next to the `deps` folder
+/// of this test executable: the workspace's `cargo test` builds them.
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let target = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = target.join(name);
+    assert!(bin.exists(), "{} not built (cargo build)", bin.display());
+    bin
+}
+
+/// A tesserad serving a fixture's config on the fixture's socket, killed on drop. Its stderr
+/// lines arrive on a channel (startup, reloads).
+pub struct Daemon {
+    child: std::process::Child,
+    stderr: std::sync::Mutex<std::sync::mpsc::Receiver<String>>,
+}
+
+impl Daemon {
+    pub fn start(config: &Path, socket: &Path) -> Daemon {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(bin_path("tesserad"))
+            .arg("--config")
+            .arg(config)
+            .arg("--socket")
+            .arg(socket)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("tesserad");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let d = Daemon {
+            child,
+            stderr: std::sync::Mutex::new(rx),
+        };
+        d.wait_for(&["listening on"]);
+        d
+    }
+
+    /// SIGHUP, then waits for the daemon to say it reloaded (or could not).
+    pub fn reload(&self) {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP tesserad");
+        self.wait_for(&["config reloaded", "config not reloaded"]);
+    }
+
+    /// Waits (at most 10 s) for a stderr line containing one of `what`.
+    fn wait_for(&self, what: &[&str]) -> String {
+        let rx = self.stderr.lock().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(l) if what.iter().any(|w| l.contains(w)) => return l,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("tesserad never said any of {what:?}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A token to put in the store.
 #[derive(Clone)]
 pub struct Tok {
@@ -170,7 +246,10 @@ pub struct Fixture {
     pub db: PathBuf,
     pub key_file: PathBuf,
     pub services: PathBuf,
+    /// The socket of this fixture's tesserad, named on the PAM line.
+    pub socket: PathBuf,
     key: StoreKey,
+    daemon: Option<Daemon>,
 }
 
 impl Fixture {
@@ -186,15 +265,19 @@ impl Fixture {
         let key = StoreKey::generate();
         tessera_engine::fsperm::create_private_file(&key_file, key.to_hex().as_bytes()).unwrap();
         drop(SqliteStore::create(&db, 2000).unwrap());
-        let fx = Fixture {
+        let socket = dir.path().join("tessera.sock");
+        let mut fx = Fixture {
             dir,
             config,
             db,
             key_file,
             services,
+            socket,
             key,
+            daemon: None,
         };
         fx.write_config(extra);
+        fx.daemon = Some(Daemon::start(&fx.config, &fx.socket));
         std::fs::write(fx.services.join("other"), "auth required pam_deny.so\n").unwrap();
         fx.set_stack(&[&fx.tessera_line("required", "")]);
         fx
@@ -209,13 +292,23 @@ impl Fixture {
         );
         let _ = std::fs::remove_file(&self.config);
         tessera_engine::fsperm::create_private_file(&self.config, text.as_bytes()).unwrap();
+        self.reload();
+    }
+
+    /// Makes the daemon load the config again (SIGHUP) and waits until it has: after a test
+    /// changed the config file, its mode or its place.
+    pub fn reload(&self) {
+        if let Some(d) = &self.daemon {
+            d.reload();
+        }
     }
 
     /// The `auth` line of tessera with `control` and extra module arguments.
     pub fn tessera_line(&self, control: &str, args: &str) -> String {
         format!(
-            "auth {control} {} config={} {args}",
+            "auth {control} {} socket={} config={} {args}",
             module_path().display(),
+            self.socket.display(),
             self.config.display()
         )
     }

@@ -1,5 +1,5 @@
-//! libpam calls that pam-bindings does not wrap (the other half of the thin FFI layer is
-//! `tessera_engine::sys`).
+//! The module's only `unsafe`: libpam calls that pam-bindings does not wrap, and one libc call.
+//! (The daemon's raw OS calls are in `tessera_engine::sys`.)
 
 use pam::module::PamHandle;
 use std::ffi::{CStr, CString};
@@ -43,4 +43,8 @@ pub fn syslog(pamh: &PamHandle, priority: c_int, line: &str) {
     unsafe { pam_syslog(pamh, priority, c"%s".as_ptr(), text.as_ptr()) }
 }
 
-pub use tessera_engine::sys::euid;
+/// The effective user id of this process: root callers may spawn a daemon of their own.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
