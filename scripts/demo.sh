@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The tessera demo: builds the module and the command, makes a throwaway store in a temporary
+# The tessera demo: builds the module, the daemon and the command, makes a throwaway store in a temporary
 # directory, enrolls an HOTP token for you (the account running it: tessera resolves every
 # login to an account of this host), and logs in through real libpam (pamtester under
 # pam_wrapper, so no root and no change to /etc/pam.d) with the PIN -> challenge -> OTP flow,
@@ -12,7 +12,8 @@ profile=${DEMO_PROFILE:-release}
 if [ "$profile" = release ]; then cargo build --release --quiet; else cargo build --quiet; fi
 bin=$PWD/target/$profile
 work=$(mktemp -d /tmp/tessera-demo.XXXXXX)
-trap 'rm -rf "$work" /tmp/pam.[0-9A-Za-z]* 2>/dev/null || true' EXIT
+daemon_pid=
+trap '[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null; rm -rf "$work" /tmp/pam.[0-9A-Za-z]* 2>/dev/null || true' EXIT
 chmod 700 "$work"
 
 cat >"$work/tessera.toml" <<TOML
@@ -25,7 +26,7 @@ tessera() { "$bin/tessera" --config "$work/tessera.toml" "$@"; }
 me=$(id -un)
 
 mkdir -p "$work/pam.d"
-printf 'auth required %s/libpam_tessera.so config=%s/tessera.toml\naccount required pam_permit.so\n' \
+printf 'auth required %s/libpam_tessera.so socket=%s/tessera.sock\naccount required pam_permit.so\n' \
   "$bin" "$work" >"$work/pam.d/tessera-demo"
 printf 'auth required pam_deny.so\naccount required pam_deny.so\n' >"$work/pam.d/other"
 
@@ -38,6 +39,11 @@ login() { # login ANSWER... : one answer per prompt, through real libpam
 key=3132333435363738393031323334353637383930   # the RFC 4226 test key
 echo "== tessera init (store and key in $work, both 0600)"
 tessera init
+echo "== tesserad in the foreground on $work/tessera.sock (the module is its thin client)"
+"$bin/tesserad" --config "$work/tessera.toml" --socket "$work/tessera.sock" 2>"$work/tesserad.log" &
+daemon_pid=$!
+for _ in $(seq 100); do grep -q 'listening on' "$work/tesserad.log" 2>/dev/null && break; sleep 0.05; done
+sed 's/^/    | /' "$work/tesserad.log"
 echo "== enroll an HOTP token for $me with PIN 1234"
 serial=$(tessera token add --user "$me" --type hotp --pin 1234 --key "$key" --serial DEMO-HOTP)
 echo "    serial: $serial"

@@ -112,6 +112,10 @@ impl Daemon {
         d
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGHUP, then waits for the daemon to say it reloaded (or could not).
     pub fn reload(&self) {
         let ok = std::process::Command::new("kill")
@@ -293,6 +297,11 @@ impl Fixture {
         let _ = std::fs::remove_file(&self.config);
         tessera_engine::fsperm::create_private_file(&self.config, text.as_bytes()).unwrap();
         self.reload();
+    }
+
+    /// The pid of this fixture's tesserad.
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon.as_ref().map(Daemon::pid).unwrap_or(0)
     }
 
     /// Makes the daemon load the config again (SIGHUP) and waits until it has: after a test

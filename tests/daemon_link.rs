@@ -1,0 +1,244 @@
+//! The module and its daemon: what a login does when tesserad is absent, hung, talking
+//! garbage, killed or restarted in the middle, and who may ask through it. Every case ends in a
+//! bounded time with PAM_AUTHINFO_UNAVAIL and one log line, never a hang of the caller.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// A fake daemon on `socket`: each connection gets `answer` after the login frame arrives
+/// (nothing at all when `None`), then stays open.
+fn fake_daemon(socket: &Path, answer: Option<Vec<u8>>) {
+    let l = UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            let mut s = s;
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            if let Some(a) = &answer {
+                let _ = s.write_all(a);
+            }
+            held.push(s);
+        }
+    });
+}
+
+/// The stack of `fx` pointed at another socket, with `timeout=`.
+fn point_at(fx: &Fixture, socket: &Path, args: &str) {
+    fx.set_stack(&[&format!(
+        "auth required {} socket={} {args}",
+        module_path().display(),
+        socket.display()
+    )]);
+}
+
+#[test]
+fn a_hung_daemon_gives_unavailable_within_the_timeout() {
+    let fx = Fixture::new("");
+    let sock = fx.dir.path().join("hung.sock");
+    fake_daemon(&sock, None);
+    point_at(&fx, &sock, "timeout=2");
+    let start = Instant::now();
+    let (status, err) = pamtester(&fx, "alice", &[]);
+    assert!(!status.success());
+    assert!(start.elapsed() < Duration::from_secs(6), "{:?}", start.elapsed());
+    assert!(err.contains("cannot retrieve authentication info"), "{err}");
+    let lines = syslog_lines(&err);
+    assert!(
+        lines.iter().any(|l| l.contains("tesserad: no answer within 2 s")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_daemon_that_talks_garbage_gives_unavailable() {
+    let fx = Fixture::new("");
+    let sock = fx.dir.path().join("garbage.sock");
+    fake_daemon(&sock, Some(b"\x00\x00\x00\x05HTTP/".to_vec()));
+    point_at(&fx, &sock, "timeout=2");
+    let (status, err) = pamtester(&fx, "alice", &[]);
+    assert!(!status.success());
+    let lines = syslog_lines(&err);
+    assert!(
+        lines.iter().any(|l| l.contains("not a tessera message")),
+        "{lines:?}"
+    );
+    // A length prefix of 4 GiB is refused before anything is read.
+    let sock = fx.dir.path().join("huge.sock");
+    fake_daemon(&sock, Some(vec![0xff; 16]));
+    point_at(&fx, &sock, "timeout=2");
+    let (status, err) = pamtester(&fx, "alice", &[]);
+    assert!(!status.success());
+    assert!(
+        syslog_lines(&err).iter().any(|l| l.contains("a frame of")),
+        "{err}"
+    );
+}
+
+/// No daemon: a root caller spawns one (`tesserad --stdio`); any other caller fails closed and
+/// the log says what to do.
+#[test]
+fn without_a_daemon_root_spawns_one_and_others_fail_closed() {
+    let fx = Fixture::new("");
+    // The spawned daemon runs with an empty environment, so without the tests' nss_wrapper:
+    // its user must be a real account, root.
+    let t = Tok::hotp("H1", "root", "1234");
+    fx.add(&t);
+    let none = fx.dir.path().join("none.sock");
+    point_at(
+        &fx,
+        &none,
+        &format!(
+            "daemon={} config={}",
+            bin_path("tesserad").display(),
+            fx.config.display()
+        ),
+    );
+    let pass = format!("1234{}", t.hotp_at(0));
+    if tessera_engine::sys::euid() == 0 {
+        let (status, err) = pamtester(&fx, "root", &[&pass]);
+        assert!(status.success(), "spawned tesserad: {err}");
+        // Not root: as alice (uid 10001 in tests/nss/passwd).
+        let out = pamtester_command(&fx.services, "alice")
+            .env("PAM_WRAPPER_DEBUGLEVEL", "2")
+            .uid(10001)
+            .gid(10001)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            syslog_lines(&err)
+                .iter()
+                .any(|l| l.contains("no tesserad at") && l.contains("tesserad.socket")),
+            "{err}"
+        );
+    } else {
+        let (status, err) = pamtester(&fx, "root", &[&pass]);
+        assert!(!status.success());
+        assert!(
+            syslog_lines(&err).iter().any(|l| l.contains("no tesserad at")),
+            "{err}"
+        );
+    }
+}
+
+/// The daemon dies (or is restarted) while the user reads the challenge: the login ends with
+/// PAM_AUTHINFO_UNAVAIL, and the next login through the new daemon works.
+#[test]
+fn a_daemon_killed_or_restarted_mid_login() {
+    let fx = Fixture::new("");
+    let t = Tok::hotp("H1", "alice", "1234");
+    fx.add(&t);
+    let pid = fx.daemon_pid();
+    let (config, socket) = (fx.config.clone(), fx.socket.clone());
+    let restarted: Arc<Mutex<Option<Daemon>>> = Arc::default();
+    let keep = restarted.clone();
+    let otp = t.hotp_at(0);
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer_with("otp value", move |_| {
+            let ok = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok);
+            std::thread::sleep(Duration::from_millis(100));
+            *keep.lock().unwrap() = Some(Daemon::start(&config, &socket));
+            otp.clone()
+        })
+        .run();
+    assert_eq!(out.code, PAM_AUTHINFO_UNAVAIL, "{out:?}");
+    assert!(restarted.lock().unwrap().is_some());
+    // The OTP was not used up; the new daemon takes it.
+    let out = fx
+        .login("alice")
+        .answer("PIN", &format!("1234{}", t.hotp_at(0)))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+}
+
+/// A screen locker runs PAM as the logged-in user: through the daemon it may authenticate its
+/// own account, not another. (Run as root, pamtester runs as alice, uid 10001.)
+#[test]
+fn a_non_root_caller_through_the_daemon() {
+    let fx = Fixture::new("");
+    let t = Tok::hotp("H1", "alice", "1234");
+    fx.add(&t);
+    fx.add(&Tok::hotp("B1", "bob", "1234"));
+    let as_alice = |user: &str, line: &str| {
+        let mut cmd = pamtester_command(&fx.services, user);
+        cmd.env("PAM_WRAPPER_DEBUGLEVEL", "2")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if tessera_engine::sys::euid() == 0 {
+            cmd.uid(10001).gid(10001);
+        }
+        let mut child = cmd.spawn().unwrap();
+        writeln!(child.stdin.take().unwrap(), "{line}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    if tessera_engine::sys::euid() != 0 {
+        // The test's own uid is no test account: every name is someone else's.
+        let (ok, err) = as_alice("alice", "1234");
+        assert!(!ok, "{err}");
+        return;
+    }
+    let (ok, err) = as_alice("alice", &format!("1234{}", t.hotp_at(0)));
+    assert!(ok, "alice for alice: {err}");
+    let (ok, err) = as_alice("bob", "1234");
+    assert!(!ok, "alice for bob: {err}");
+    assert!(!err.contains("PIN:"), "refused before any prompt: {err}");
+    assert!(
+        fx.audit()
+            .iter()
+            .any(|e| e.user == "bob" && e.reason.contains("may only authenticate its own account")),
+        "{:?}",
+        fx.audit()
+    );
+}
+
+/// The module is a thin client: it needs libpam and libc only (and the dynamic loader, which
+/// provides the thread-local storage of Rust's std and is in every process already), and
+/// carries none of the engine.
+#[test]
+fn the_module_links_nothing_of_the_engine() {
+    let so = module_path();
+    let out = std::process::Command::new("readelf")
+        .arg("-d")
+        .arg(&so)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let needed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1)?.split(']').next())
+        .collect();
+    for n in &needed {
+        assert!(
+            ["libpam.so.0", "libc.so.6"].contains(n) || n.starts_with("ld-linux"),
+            "{n} in {needed:?}"
+        );
+    }
+    let syms = std::process::Command::new("nm")
+        .arg("-C")
+        .arg(&so)
+        .output()
+        .unwrap();
+    let syms = String::from_utf8_lossy(&syms.stdout);
+    for engine_part in ["sqlite3_open", "rustls::", "argon2::", "toml::", "ureq::"] {
+        assert!(!syms.contains(engine_part), "{engine_part} linked into the module");
+    }
+}
