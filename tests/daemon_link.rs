@@ -48,11 +48,17 @@ fn a_hung_daemon_gives_unavailable_within_the_timeout() {
     let start = Instant::now();
     let (status, err) = pamtester(&fx, "alice", &[]);
     assert!(!status.success());
-    assert!(start.elapsed() < Duration::from_secs(6), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(err.contains("cannot retrieve authentication info"), "{err}");
     let lines = syslog_lines(&err);
     assert!(
-        lines.iter().any(|l| l.contains("tesserad: no answer within 2 s")),
+        lines
+            .iter()
+            .any(|l| l.contains("tesserad: no answer within 2 s")),
         "{lines:?}"
     );
 }
@@ -124,7 +130,9 @@ fn without_a_daemon_root_spawns_one_and_others_fail_closed() {
         let (status, err) = pamtester(&fx, "root", &[&pass]);
         assert!(!status.success());
         assert!(
-            syslog_lines(&err).iter().any(|l| l.contains("no tesserad at")),
+            syslog_lines(&err)
+                .iter()
+                .any(|l| l.contains("no tesserad at")),
             "{err}"
         );
     }
@@ -187,7 +195,10 @@ fn a_non_root_caller_through_the_daemon() {
         let mut child = cmd.spawn().unwrap();
         writeln!(child.stdin.take().unwrap(), "{line}").unwrap();
         let out = child.wait_with_output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     if tessera_engine::sys::euid() != 0 {
         // Not root: the test accounts have the test's own uid (tests/nss/run); root's is
@@ -242,6 +253,9 @@ fn the_module_links_nothing_of_the_engine() {
         .unwrap();
     let syms = String::from_utf8_lossy(&syms.stdout);
     for engine_part in ["sqlite3_open", "rustls::", "argon2::", "toml::", "ureq::"] {
-        assert!(!syms.contains(engine_part), "{engine_part} linked into the module");
+        assert!(
+            !syms.contains(engine_part),
+            "{engine_part} linked into the module"
+        );
     }
 }

@@ -64,6 +64,7 @@ fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
                 cfg.store.path.display()
             ))?;
             check_pam(r)?;
+            check_daemon(r, Path::new(DAEMON_SOCKET))?;
             return check_syslog(r);
         }
     }
@@ -109,6 +110,7 @@ fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
         check_tokens(r, store, key)?;
     }
     check_pam(r)?;
+    check_daemon(r, Path::new(DAEMON_SOCKET))?;
     check_syslog(r)
 }
 
@@ -268,6 +270,22 @@ fn check_tokens(
 }
 
 /// Where `pam_tessera.so` is installed, and which services of /etc/pam.d use it.
+/// Where the package's tesserad.socket listens (the module's default `socket=`).
+const DAEMON_SOCKET: &str = "/run/tessera/tessera.sock";
+
+/// Whether tesserad answers on its socket: without it root callers spawn one per login, and
+/// every other caller (screen lockers) fails closed.
+fn check_daemon(r: &mut Report, socket: &Path) -> CliResult<()> {
+    match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(_) => r.ok(&format!("tesserad answers on {}", socket.display())),
+        Err(e) => r.warn(&format!(
+            "no tesserad on {} ({e}): root logins spawn one each (slower), screen lockers \
+             fail; systemctl enable --now tesserad.socket",
+            socket.display()
+        )),
+    }
+}
+
 fn check_pam(r: &mut Report) -> CliResult<()> {
     let modules = installed_modules();
     if modules.is_empty() {

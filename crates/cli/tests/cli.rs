@@ -728,6 +728,12 @@ fn doctor_reports_each_check_and_fails_on_a_wrong_key() {
     let out = env.run(&["doctor"], "");
     assert_eq!(code(&out), 0, "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains("ok    key opens all 1 token key(s)"));
+    let daemon = text(&out.stdout);
+    assert!(
+        daemon.contains("ok    tesserad answers on /run/tessera/tessera.sock")
+            || daemon.contains("warn  no tesserad on /run/tessera/tessera.sock"),
+        "doctor checks the daemon: {daemon}"
+    );
     // Another key file: the stored OTP keys no longer open.
     std::fs::remove_file(env.path("secret.key")).unwrap();
     std::fs::write(env.path("secret.key"), format!("{}\n", "ab".repeat(32))).unwrap();
