@@ -59,12 +59,19 @@ if [ -z "${MODULE:-}" ]; then
     MODULE=$CARGO_TARGET_DIR/release/libpam_tessera.so
 fi
 [ -f "$MODULE" ] || die "no module at $MODULE"
+if [ -z "${TESSERAD:-}" ]; then
+    # The daemon the module talks to: the release build (engine with LTO).
+    (cd "$ROOT" && cargo build --quiet --release -p tesserad)
+    TESSERAD=$CARGO_TARGET_DIR/release/tesserad
+fi
 
 WORKDIR=${WORKDIR:-$(mktemp -d /var/tmp/pam-bench.XXXXXX)}
 mkdir -p "$WORKDIR"
 W=$(cd "$WORKDIR" && pwd)
 sink_pid=
+daemon_pid=
 cleanup() {
+    if [ -n "$daemon_pid" ]; then kill "$daemon_pid" 2>/dev/null || true; fi
     if [ -n "$sink_pid" ]; then kill "$sink_pid" 2>/dev/null || true; rm -f /dev/log; fi
     [ "${KEEP:-0}" = 1 ] || rm -rf "$W"
 }
@@ -93,8 +100,9 @@ echo "auth required pam_deny.so" > "$W/pam.d/other"
 echo "auth required $SECDIR/pam_google_authenticator.so secret=$W/state/ga user=$BENCH_USER no_increment_hotp noskewadj" \
     > "$W/pam.d/ga"
 echo "auth required $SECDIR/pam_oath.so usersfile=$W/state/oath window=10" > "$W/pam.d/oath"
-echo "auth required $MODULE config=$W/state/tessera-otp.toml" > "$W/pam.d/tessera-otp"
-echo "auth required $MODULE config=$W/state/tessera-pin.toml" > "$W/pam.d/tessera-pin"
+# tessera: the module talks to a tesserad running for the whole case (started by reset_state).
+echo "auth required $MODULE socket=$W/state/tessera-otp.sock" > "$W/pam.d/tessera-otp"
+echo "auth required $MODULE socket=$W/state/tessera-pin.sock" > "$W/pam.d/tessera-pin"
 
 # Code files: successive HOTP codes, one per login (warm-up included).
 oathtool -c 0 -w $((N + WARMUP)) "$KEYHEX" > "$W/codes0"
@@ -122,7 +130,12 @@ reset_state() {
         # refused before its OTP check and so measure another path.
         printf '[store]\npath = "%s"\nkey_file = "%s"\n[auth]\notppin = "%s"\nmax_fail = 4294967295\n' \
             "$s/$1.db" "$s/$1.key" "$otppin" > "$s/$1.toml"
-        chmod 600 "$s/$1.toml" ;;
+        chmod 600 "$s/$1.toml"
+        if [ -n "$daemon_pid" ]; then kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true; fi
+        "$TESSERAD" --config "$s/$1.toml" --socket "$s/$1.sock" 2>"$s/$1.log" &
+        daemon_pid=$!
+        for _ in $(seq 100); do grep -q 'listening on' "$s/$1.log" 2>/dev/null && break; sleep 0.05; done
+        ;;
     esac
 }
 
