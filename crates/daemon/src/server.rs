@@ -113,15 +113,18 @@ fn reload_on_sighup(path: std::path::PathBuf, current: Arc<RwLock<Loaded>>) -> R
     std::thread::spawn(move || {
         for _ in signals.forever() {
             let loaded = load(&path);
-            match &loaded {
-                Ok(_) => eprintln!("tesserad: config reloaded from {}", path.display()),
-                Err(e) => eprintln!("tesserad: config not reloaded: {e}"),
-            }
+            let said = match &loaded {
+                Ok(_) => format!("tesserad: config reloaded from {}", path.display()),
+                Err(e) => format!("tesserad: config not reloaded: {e}"),
+            };
             // A config that does not load replaces a good one: logins then fail closed with
-            // the reason, as the in-process module did with a broken config.
-            if let Ok(mut c) = current.write() {
-                *c = loaded;
+            // the reason, as the in-process module did with a broken config. Swapped before
+            // it is said, so that a login after the line gets the new config.
+            match current.write() {
+                Ok(mut c) => *c = loaded,
+                Err(p) => *p.into_inner() = loaded,
             }
+            eprintln!("{said}");
         }
     });
     Ok(())
