@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """The Debian package, end to end: build (or take) libpam-tessera's .deb, run lintian, install
-it, `tessera init`, enroll a token, log in with pamtester through the installed module and the
+it (tesserad and its systemd units installed but not enabled, the _tessera user created),
+`tessera init`, enroll a token, log in with pamtester through the installed module and the
 installed tessera-test service, try the pam-auth-update profile (in a private mount namespace,
 so the real /etc/pam.d/common-* never change), then remove and purge, and check that nothing of
-the package is left.
+the package is left (the _tessera user neither).
 
 Usage (as root): tests/e2e/deb.py [PATH.deb]
 Without a path it builds the package from a copy of this tree with `dpkg-buildpackage -b -us
@@ -84,7 +85,8 @@ if not R.check("dpkg-buildpackage -b -us -uc builds the package", bool(deb)):
 lint = run(["lintian", "--pedantic", "-I", "--show-overrides", changes or deb], timeout=300)
 log("      lintian output:\n" + "\n".join("      | " + line for line in
                                           lint.stdout.splitlines() + lint.stderr.splitlines()))
-R.check("lintian: no errors", not re.search(r"(?m)^E: ", lint.stdout), lint.stdout)
+R.check("lintian: no errors, no warnings", not re.search(r"(?m)^[EW]: ", lint.stdout),
+        lint.stdout)
 
 # What exists with "tessera" in its name before: after the purge there must be nothing more.
 PRUNE = ["/proc", "/sys", "/dev", "/run", "/tmp", "/work", "/root", "/var/log", "/home"]
@@ -134,6 +136,74 @@ def mode(path):
 
 R.check(f"module installed as {MODULE}", mode(MODULE) == "0o644", str(mode(MODULE)))
 R.check("tessera command in /usr/sbin", mode("/usr/sbin/tessera") == "0o755")
+p = run(["/usr/sbin/tesserad", "--version"])
+R.check("tesserad in /usr/sbin runs: tesserad --version",
+        mode("/usr/sbin/tesserad") == "0o755" and p.returncode == 0
+        and re.fullmatch(r"tesserad \S+", p.stdout.strip()) is not None,
+        f"{mode('/usr/sbin/tesserad')} {p.returncode} {p.stdout!r} {p.stderr!r}")
+UNIT_DIRS = ("/lib/systemd/system", "/usr/lib/systemd/system")
+units = {}
+for name in ("tesserad.socket", "tesserad.service"):
+    found = [os.path.join(d, name) for d in UNIT_DIRS if os.path.exists(os.path.join(d, name))]
+    units[name] = found[0] if found else None
+R.check("tesserad.socket and tesserad.service installed", all(units.values()), str(units))
+
+
+def unit_settings(path):
+    """KEY=VALUE lines of a unit file (a key given twice keeps its values in order)."""
+    out = {}
+    for line in open(path).read().splitlines() if path else []:
+        m = re.match(r"^([A-Za-z]+)=(.*)$", line.strip())
+        if m:
+            out.setdefault(m.group(1), []).append(m.group(2))
+    return out
+
+
+sock, svc = unit_settings(units["tesserad.socket"]), unit_settings(units["tesserad.service"])
+R.check("tesserad.socket: ListenStream=/run/tessera/tessera.sock, SocketMode=0666",
+        sock.get("ListenStream") == ["/run/tessera/tessera.sock"]
+        and sock.get("SocketMode") == ["0666"], str(sock))
+R.check("tesserad.service: /usr/sbin/tesserad as _tessera, no capabilities, read-only system",
+        any(v.startswith("/usr/sbin/tesserad") for v in svc.get("ExecStart", []))
+        and svc.get("User") == ["_tessera"] and svc.get("CapabilityBoundingSet") == [""]
+        and svc.get("ProtectSystem") == ["strict"] and svc.get("NoNewPrivileges") == ["yes"],
+        str(svc))
+WANTS = "/etc/systemd/system/sockets.target.wants/tesserad.socket"
+R.check("the install enables and starts no unit (the module does not use the socket yet)",
+        not os.path.lexists(WANTS)
+        and not glob.glob("/etc/systemd/system/*.wants/tesserad.*")
+        and not os.path.exists("/run/tessera/tessera.sock"))
+if shutil.which("systemd-analyze"):
+    p = run(["systemd-analyze", "verify", units["tesserad.socket"], units["tesserad.service"]],
+            timeout=120)
+    R.check("systemd-analyze verify: the installed units are clean",
+            p.returncode == 0 and not p.stderr.strip(), p.stdout + p.stderr)
+    p = run(["systemd-analyze", "security", "--offline=true", units["tesserad.service"]],
+            timeout=120)
+    m = re.search(r"Overall exposure level for tesserad\.service: ([0-9.]+)", p.stdout)
+    R.check("systemd-analyze security: tesserad.service exposure at most 2.0",
+            m is not None and float(m.group(1)) <= 2.0, (m and m.group(0)) or p.stdout[-500:])
+
+
+def account(name):
+    p = run(["getent", "passwd", name])
+    return p.stdout.strip().split(":") if p.returncode == 0 else None
+
+
+def group_exists(name):
+    return run(["getent", "group", name]).returncode == 0
+
+
+acct = account("_tessera")
+R.check("postinst creates the system user _tessera (group _tessera, home /var/lib/tessera, "
+        "no login shell)", acct is not None and int(acct[2]) < 1000 and group_exists("_tessera")
+        and acct[5] == "/var/lib/tessera" and acct[6] in ("/usr/sbin/nologin", "/bin/false"),
+        str(acct))
+R.check("the store directory stays root's until the module switches to tesserad",
+        os.stat("/var/lib/tessera").st_uid == 0)
+p = run(["dpkg", "-i", deb], timeout=300)
+R.check("installing again (postinst once more) keeps the same _tessera",
+        p.returncode == 0 and account("_tessera") == acct, p.stdout + p.stderr)
 R.check("/var/lib/tessera is 0700", mode("/var/lib/tessera") == "0o700",
         str(mode("/var/lib/tessera")))
 conffiles = run(["dpkg-query", "-W", "-f=${Conffiles}", PKG]).stdout
@@ -141,8 +211,9 @@ R.check("/etc/tessera/tessera.toml and /etc/pam.d/tessera-test are conffiles",
         "/etc/tessera/tessera.toml " in conffiles and "/etc/pam.d/tessera-test " in conffiles,
         conffiles)
 pages = [run(["man", "-w", sec, name]).stdout.strip()
-         for sec, name in (("8", "pam_tessera"), ("8", "tessera"), ("5", "tessera.toml"))]
-R.check("man pages pam_tessera(8), tessera(8), tessera.toml(5) are found by man",
+         for sec, name in (("8", "pam_tessera"), ("8", "tessera"), ("5", "tessera.toml"),
+                           ("8", "tesserad"))]
+R.check("man pages pam_tessera(8), tessera(8), tessera.toml(5), tesserad(8) are found by man",
         all(pg.startswith("/usr/share/man/") for pg in pages), str(pages))
 R.check("pam-auth-update profile installed, not enabled by the install",
         os.path.exists("/usr/share/pam-configs/tessera")
@@ -246,9 +317,11 @@ R.check("the real /etc/pam.d/common-* never changed",
 
 # --- remove, purge ----------------------------------------------------------------------------
 p = run(["dpkg", "-r", PKG], timeout=300)
-R.check("dpkg -r removes the module and the command, keeps config and store",
-        p.returncode == 0 and not os.path.exists(MODULE)
+R.check("dpkg -r removes the module, the command, the daemon and its units, keeps config and "
+        "store", p.returncode == 0 and not os.path.exists(MODULE)
         and not os.path.exists("/usr/sbin/tessera")
+        and not os.path.exists("/usr/sbin/tesserad")
+        and not any(os.path.exists(u) for u in units.values() if u)
         and os.path.exists("/etc/tessera/tessera.toml")
         and os.path.exists("/var/lib/tessera/tessera.db"), p.stderr)
 p = run(["dpkg", "-P", PKG], timeout=300)
@@ -257,6 +330,8 @@ R.check("dpkg -P purges config, key, store and state",
         p.returncode == 0 and not installed() and not os.path.exists("/etc/tessera")
         and not os.path.exists("/var/lib/tessera")
         and not os.path.exists("/etc/pam.d/tessera-test"), p.stderr)
+R.check("dpkg -P removes the _tessera user and group",
+        account("_tessera") is None and not group_exists("_tessera"))
 R.check("nothing named tessera is left that was not there before",
         after <= before_paths, str(sorted(after - before_paths)))
 R.check("/etc/pam.d/common-* and /var/lib/pam are as before the install",

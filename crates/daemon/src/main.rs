@@ -2,6 +2,9 @@
 //! socket, one connection per `pam_authenticate`, or one login over stdin/stdout (`--stdio`)
 //! when the module spawns it because no socket answers.
 //!
+//! Started by systemd's `tesserad.socket`, it serves the socket passed to it (socket
+//! activation: fd 3 with `LISTEN_PID`/`LISTEN_FDS`) instead of binding `--socket`.
+//!
 //! It reads nothing from its callers: no environment (it has its own), no config path from a
 //! caller of the system socket. It checks who asks (SO_PEERCRED): root for any user, anyone
 //! else only for its own account.

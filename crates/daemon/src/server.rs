@@ -26,15 +26,32 @@ fn load(path: &Path) -> Loaded {
     Config::load(path).map(Arc::new).map_err(|e| e.to_string())
 }
 
-/// Serves the socket at `socket` until killed.
+/// Serves the socket systemd passed (socket activation), or else binds `socket`, until killed.
 pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
+    // First, before any thread runs: it takes LISTEN_* out of the environment.
+    let activated =
+        tessera_engine::sys::activated_listener().map_err(|e| format!("socket activation: {e}"))?;
     let current: Arc<RwLock<Loaded>> = Arc::new(RwLock::new(load(config)));
     if let Ok(Err(e)) = current.read().as_deref() {
         eprintln!("tesserad: {e} (logins fail until it is fixed and tesserad gets SIGHUP)");
     }
     reload_on_sighup(config.to_path_buf(), current.clone())?;
-    let listener = bind(socket)?;
-    eprintln!("tesserad: listening on {}", socket.display());
+    let listener = match activated {
+        Some(l) => {
+            let path = l
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(Path::to_path_buf));
+            let shown = path.as_deref().unwrap_or(Path::new("(unnamed)")).display();
+            eprintln!("tesserad: listening on {shown} (socket activation)");
+            l
+        }
+        None => {
+            let l = bind(socket)?;
+            eprintln!("tesserad: listening on {}", socket.display());
+            l
+        }
+    };
     let sessions = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
         let Ok(mut stream) = conn else { continue };
@@ -119,9 +136,10 @@ fn reload_on_sighup(path: std::path::PathBuf, current: Arc<RwLock<Loaded>>) -> R
             };
             // A config that does not load replaces a good one: logins then fail closed with
             // the reason, as the in-process module did with a broken config. Swapped before
-            // it is said, so that whoever reads the line finds the new config in force.
-            if let Ok(mut c) = current.write() {
-                *c = loaded;
+            // it is said, so that a login after the line gets the new config.
+            match current.write() {
+                Ok(mut c) => *c = loaded,
+                Err(p) => *p.into_inner() = loaded,
             }
             eprintln!("{said}");
         }

@@ -106,6 +106,39 @@ impl Daemon {
         d
     }
 
+    /// A tesserad started the way systemd's socket activation starts it: a python3 wrapper
+    /// binds and listens on `socket`, puts it on fd 3, sets LISTEN_PID (its own pid, which
+    /// exec keeps) and LISTEN_FDS=1 and execs tesserad, whose own `--socket` names a path it
+    /// could not bind (a directory that does not exist).
+    fn start_activated(w: &World, listen_pid: Option<&str>) -> Daemon {
+        let socket = w.dir.path().join("activated.sock");
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(PY_ACTIVATE)
+            .arg(&socket)
+            .arg(listen_pid.unwrap_or("self"))
+            .arg(env!("CARGO_BIN_EXE_tesserad"))
+            .arg("--config")
+            .arg(&w.config)
+            .arg("--socket")
+            .arg(w.dir.path().join("no-such-dir/tessera.sock"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Daemon {
+            child,
+            socket,
+            stderr: rx,
+        }
+    }
+
     /// Waits (at most 10 s) for a stderr line containing `what`.
     fn wait_for(&self, what: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -378,3 +411,53 @@ while True:
     elif m[0] == 21:
         print("verdict %d" % m[1]); break
 "#;
+
+/// Binds argv[1], listens, moves it to fd 3, sets LISTEN_FDS=1 and LISTEN_PID (argv[2]:
+/// `self` for this pid, which exec keeps, else the value given) and execs argv[3:].
+const PY_ACTIVATE: &str = r#"
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(16)
+fd = s.detach()  # the socket may well be fd 3 already
+if fd != 3:
+    os.dup2(fd, 3)
+    os.close(fd)
+os.set_inheritable(3, True)
+os.environ["LISTEN_FDS"] = "1"
+os.environ["LISTEN_PID"] = str(os.getpid()) if sys.argv[2] == "self" else sys.argv[2]
+os.environ["LISTEN_FDNAMES"] = "tesserad.socket"
+os.execv(sys.argv[3], sys.argv[3:])
+"#;
+
+#[test]
+fn socket_activation_serves_the_socket_on_fd_3() {
+    let w = World::new("");
+    let d = Daemon::start_activated(&w, None);
+    let line = d.wait_for("listening on");
+    assert!(line.contains("(socket activation)"), "{line}");
+    assert!(line.contains("activated.sock"), "{line}");
+    let seen = dialogue(
+        &mut d.connect(),
+        login("alice"),
+        &[b"1234", otp(0).as_bytes()],
+    );
+    assert_eq!(seen.verdict, Some(Verdict::Success), "{seen:?}");
+    // The listener stays: a second login on the same socket.
+    let seen = dialogue(&mut d.connect(), login("alice"), &[b"1234000000"]);
+    assert_eq!(seen.verdict, Some(Verdict::AuthErr), "{seen:?}");
+}
+
+#[test]
+fn listen_fds_for_another_process_are_not_taken() {
+    let w = World::new("");
+    // LISTEN_PID of another process (pid 1): fd 3 is not ours, tesserad binds its --socket,
+    // which here can't be bound.
+    let mut d = Daemon::start_activated(&w, Some("1"));
+    let status = d.child.wait().unwrap();
+    assert!(!status.success());
+    let err: Vec<String> = d.stderr.iter().collect();
+    assert!(
+        err.iter().any(|l| l.contains("no-such-dir")),
+        "tesserad tried its own --socket: {err:?}"
+    );
+}

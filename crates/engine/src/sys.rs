@@ -85,6 +85,79 @@ pub fn peer_uid(sock: &impl std::os::fd::AsRawFd) -> std::io::Result<u32> {
     Ok(cred.uid)
 }
 
+/// The listening socket systemd passed by socket activation (`sd_listen_fds(3)`), as a
+/// `UnixListener`: `Ok(None)` when this process was not socket activated (`LISTEN_PID` is not
+/// its pid); an error when it was but the passed descriptors are not exactly one listening
+/// Unix stream socket on fd 3. Takes the descriptor at most once per process (a second call
+/// gives `Ok(None)`), and removes `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES` from the
+/// environment so that no child of ours takes them for its own.
+///
+/// Call it early, before other threads run (the environment is changed).
+pub fn activated_listener() -> std::io::Result<Option<std::os::unix::net::UnixListener>> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static TAKEN: AtomicBool = AtomicBool::new(false);
+    const FD: libc::c_int = 3; // SD_LISTEN_FDS_START
+    let pid = std::env::var("LISTEN_PID").ok();
+    let fds = std::env::var("LISTEN_FDS").ok();
+    for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(name);
+    }
+    if pid.as_deref().and_then(|p| p.trim().parse::<u32>().ok()) != Some(std::process::id()) {
+        return Ok(None);
+    }
+    if fds.as_deref().map(str::trim) != Some("1") {
+        return Err(std::io::Error::other(format!(
+            "socket activation passed LISTEN_FDS={} descriptors; exactly 1 is supported",
+            fds.as_deref().unwrap_or("(unset)")
+        )));
+    }
+    if TAKEN.swap(true, Ordering::SeqCst) {
+        return Ok(None);
+    }
+    // SAFETY: fcntl on any descriptor number is defined; it fails with EBADF if it is not open.
+    if unsafe { libc::fcntl(FD, libc::F_GETFD) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let int_opt = |opt: libc::c_int| -> std::io::Result<libc::c_int> {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: FD is open (checked above); `v` and `len` are valid for writes and `len`
+        // holds the true size of `v`.
+        let rc = unsafe {
+            libc::getsockopt(
+                FD,
+                libc::SOL_SOCKET,
+                opt,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(v)
+    };
+    let ok = int_opt(libc::SO_DOMAIN)? == libc::AF_UNIX
+        && int_opt(libc::SO_TYPE)? == libc::SOCK_STREAM
+        && int_opt(libc::SO_ACCEPTCONN)? == 1;
+    if !ok {
+        return Err(std::io::Error::other(
+            "socket activation: fd 3 is not a listening Unix stream socket",
+        ));
+    }
+    // SAFETY: FD_CLOEXEC on an open descriptor; children we start must not inherit it.
+    if unsafe { libc::fcntl(FD, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd 3 is open (checked above) and is the listening socket that the service
+    // manager passed to this process for it to own (LISTEN_PID is our pid). Nothing else in
+    // the process owns it: the standard library opens nothing at fd 3 on its own before
+    // main, and `TAKEN` makes sure this function wraps it only once.
+    let owned = unsafe { OwnedFd::from_raw_fd(FD) };
+    Ok(Some(std::os::unix::net::UnixListener::from(owned)))
+}
+
 /// The real user id of this process.
 pub fn uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.
