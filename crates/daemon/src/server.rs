@@ -72,9 +72,12 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
         let sessions = sessions.clone();
         std::thread::spawn(move || {
             let caller = match tessera_engine::sys::peer_uid(&stream) {
+                // A root caller's PAM line may name its own config (per-service prompts,
+                // realms, otppin), as the in-process module allowed; root can read any config
+                // anyway. Any other caller gets the daemon's.
                 Ok(uid) => Caller {
                     uid,
-                    may_choose_config: false,
+                    may_choose_config: uid == 0,
                 },
                 Err(_) => {
                     sessions.fetch_sub(1, Ordering::SeqCst);

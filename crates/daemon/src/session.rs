@@ -33,7 +33,8 @@ impl Channel for std::os::unix::net::UnixStream {
 pub struct Caller {
     /// The peer's uid (SO_PEERCRED), or this process's real uid for a pipe.
     pub uid: u32,
-    /// `config=` of the PAM line is honoured (a child the module spawned for this login).
+    /// `config=` of the PAM line is honoured: for a child the module spawned for this login,
+    /// and for root callers of the socket.
     pub may_choose_config: bool,
 }
 

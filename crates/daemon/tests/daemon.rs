@@ -461,3 +461,27 @@ fn listen_fds_for_another_process_are_not_taken() {
         "tesserad tried its own --socket: {err:?}"
     );
 }
+
+/// `config=` of the PAM line (per-service prompts, realms, otppin): honoured for a root
+/// caller, ignored for any other, who gets the daemon's own config.
+#[test]
+fn a_config_named_by_the_caller_counts_only_for_root() {
+    let w = World::new("");
+    let d = Daemon::start(&w);
+    let other = w.dir.path().join("sudo.toml");
+    let text = format!(
+        "[store]\npath = {:?}\nkey_file = {:?}\n[prompts]\npin = \"sudo PIN: \"\n",
+        w.db,
+        w.dir.path().join("secret.key")
+    );
+    tessera_engine::fsperm::create_private_file(&other, text.as_bytes()).unwrap();
+    let mut l = login("alice");
+    l.config = Some(other.display().to_string());
+    let seen = dialogue(&mut d.connect(), l, &[b"0000"]);
+    let want = if tessera_engine::sys::euid() == 0 {
+        "sudo PIN: "
+    } else {
+        "PIN: "
+    };
+    assert_eq!(seen.prompts, [want], "{seen:?}");
+}

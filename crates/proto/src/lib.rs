@@ -89,8 +89,8 @@ pub struct Login {
     pub flags: Flags,
     /// `prompt=` of the PAM line.
     pub prompt: Option<String>,
-    /// `config=` of the PAM line: honoured by a daemon the module spawned for this login
-    /// (`tesserad --stdio`), ignored by the system daemon, which serves its own config.
+    /// `config=` of the PAM line: honoured for a root caller and by a daemon the module spawned
+    /// for this login (`tesserad --stdio`); any other caller gets the daemon's own config.
     pub config: Option<String>,
 }
 
