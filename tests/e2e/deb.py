@@ -241,10 +241,14 @@ R.check("tessera token add prints the serial", serial.returncode == 0
 doctor = run(["tessera", "doctor"])
 # A container without a syslog daemon has no /dev/log: doctor rightly warns about that, and
 # only that is allowed here.
+# The package does not enable tesserad.socket yet (the store still belongs to root), so doctor
+# warns that no daemon listens (root logins spawn one): expected, and checked.
 doctor_warnings = [l for l in re.findall(r"(?m)^(?:warn|fail).*$", doctor.stdout, re.I)
-                   if os.path.exists("/dev/log") or "/dev/log" not in l]
-R.check("tessera doctor: everything ok (module installed, a service uses it)",
+                   if (os.path.exists("/dev/log") or "/dev/log" not in l)
+                   and "no tesserad on /run/tessera/tessera.sock" not in l]
+R.check("tessera doctor: everything ok (module installed, a service uses it, no daemon yet)",
         doctor.returncode == 0 and "used by /etc/pam.d: tessera-test" in doctor.stdout
+        and "no tesserad on /run/tessera/tessera.sock" in doctor.stdout
         and not doctor_warnings,
         doctor.stdout + doctor.stderr)
 
