@@ -26,6 +26,11 @@ fn load(path: &Path) -> Loaded {
     Config::load(path).map(Arc::new).map_err(|e| e.to_string())
 }
 
+/// A loaded config as a session takes it.
+fn borrowed(l: &Loaded) -> Result<&Config, &str> {
+    l.as_deref().map_err(String::as_str)
+}
+
 /// Serves the socket systemd passed (socket activation), or else binds `socket`, until killed.
 pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
     // First, before any thread runs: it takes LISTEN_* out of the environment.
@@ -84,10 +89,7 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
                     return;
                 }
             };
-            let cfg_ref = match &cfg {
-                Ok(c) => Ok(c.as_ref()),
-                Err(e) => Err(e.as_str()),
-            };
+            let cfg_ref = borrowed(&cfg);
             if let Err(e) = session::serve(&mut stream, &caller, cfg_ref) {
                 eprintln!("tesserad: a session ended early: {e}");
             }
@@ -165,10 +167,7 @@ pub fn stdio(config: &Path) -> Result<(), String> {
         .try_clone_to_owned()
         .map_err(|e| format!("stdin: {e}"))?;
     let sock = UnixStream::from(fd);
-    let cfg_ref = match &cfg {
-        Ok(c) => Ok(c.as_ref()),
-        Err(e) => Err(e.as_str()),
-    };
+    let cfg_ref = borrowed(&cfg);
     let result = match tessera_engine::sys::peer_uid(&sock) {
         // A socketpair from the module: the peer is the calling process.
         Ok(uid) => {
