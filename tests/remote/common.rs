@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tessera_engine::config::Config;
 use tessera_engine::crypto::{secret, Secret, StoreKey};
-use tessera_engine::engine::{self, Clock, Conversation, Login, Options, Outcome, SystemClock};
+use tessera_engine::engine::{Clock, Conversation, Login, Options, Outcome, SystemClock};
 use tessera_engine::error::Error;
+use tessera_engine::host::{self, OneLogin};
 
 /// A conversation that expects prompts in order and answers them; `info`/`error` lines are
 /// kept. Dropping it with unanswered prompts fails the test: the exact prompt sequence is
@@ -106,11 +107,18 @@ pub fn remote_config(urls: &[&str], extra: &str, store_dir: &Path) -> Config {
 }
 
 pub fn run(cfg: &Config, user: &str, conv: &mut ScriptedConv) -> Outcome {
-    engine::authenticate(cfg, &Options::default(), &login(user), conv, &SystemClock)
+    host::authenticate(
+        &OneLogin,
+        cfg,
+        &Options::default(),
+        &login(user),
+        conv,
+        &SystemClock,
+    )
 }
 
 pub fn run_with(cfg: &Config, opts: &Options, l: &Login, conv: &mut ScriptedConv) -> Outcome {
-    engine::authenticate(cfg, opts, l, conv, &SystemClock)
+    host::authenticate(&OneLogin, cfg, opts, l, conv, &SystemClock)
 }
 
 pub fn now() -> u64 {

@@ -1,5 +1,5 @@
 //! `tessera check USER`: the LinOTP test page in a terminal. The login goes through the same
-//! [`engine::authenticate`] as the PAM module, with a terminal conversation (prompts on stderr,
+//! [`host::authenticate`] as the PAM module, with a terminal conversation (prompts on stderr,
 //! answers from the terminal with echo off, or one line each from a piped stdin). The outcome is
 //! written to the audit table by the engine and to syslog (authpriv) here, in the module's format.
 
@@ -8,8 +8,9 @@ use std::io::Write;
 use syslog::{Facility, Formatter3164};
 use tessera_engine::config::Config;
 use tessera_engine::crypto::Secret;
-use tessera_engine::engine::{self, Conversation, Login, Options, SystemClock, Verdict};
+use tessera_engine::engine::{Conversation, Login, Options, SystemClock, Verdict};
 use tessera_engine::error::Error;
+use tessera_engine::host::{self, OneLogin};
 use tessera_engine::store::AuditEntry;
 
 /// Sends the syslog lines to this Unix datagram socket instead of `/dev/log` (for tests).
@@ -44,7 +45,8 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
         user: a.user.clone(),
         authtok: None,
     };
-    let outcome = engine::authenticate(
+    let outcome = host::authenticate(
+        &OneLogin,
         cfg,
         &Options::default(),
         &login,

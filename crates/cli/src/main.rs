@@ -2,7 +2,7 @@
 //! the mapping of results to exit codes (0 ok, 1 failure, 2 usage) and one-line errors.
 //!
 //! Each subcommand lives in its own module and works through the library: the store's admin
-//! operations, the crypto helpers, and for `check` the same [`tessera_engine::engine::authenticate`] as the
+//! operations, the crypto helpers, and for `check` the same [`tessera_engine::host::authenticate`] as the
 //! PAM module.
 
 #[macro_use]

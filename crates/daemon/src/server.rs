@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tessera_engine::config::Config;
+use tessera_engine::host::{Host, OneLogin};
 use tessera_proto::{write_frame, Reply, Verdict};
 
 pub const DEFAULT_SOCKET: &str = "/run/tessera/tessera.sock";
@@ -21,6 +22,23 @@ const MAX_SESSIONS: usize = 256;
 /// The config as loaded, or why it could not be (each login then fails closed with that line,
 /// and a fixed config is taken up on the next SIGHUP).
 type Loaded = Result<Arc<Config>, String>;
+
+/// What SIGHUP replaces: the config, and the host that keeps the store's connections and the
+/// servers' HTTP agents for the logins under it (new CA files and settings take effect).
+#[derive(Clone)]
+struct Generation {
+    config: Loaded,
+    host: Arc<Host>,
+}
+
+impl Generation {
+    fn load(path: &Path) -> Generation {
+        Generation {
+            config: load(path),
+            host: Arc::default(),
+        }
+    }
+}
 
 fn load(path: &Path) -> Loaded {
     Config::load(path).map(Arc::new).map_err(|e| e.to_string())
@@ -36,8 +54,8 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
     // First, before any thread runs: it takes LISTEN_* out of the environment.
     let activated =
         tessera_engine::sys::activated_listener().map_err(|e| format!("socket activation: {e}"))?;
-    let current: Arc<RwLock<Loaded>> = Arc::new(RwLock::new(load(config)));
-    if let Ok(Err(e)) = current.read().as_deref() {
+    let current = Arc::new(RwLock::new(Generation::load(config)));
+    if let Ok(Generation { config: Err(e), .. }) = current.read().as_deref() {
         eprintln!("tesserad: {e} (logins fail until it is fixed and tesserad gets SIGHUP)");
     }
     reload_on_sighup(config.to_path_buf(), current.clone())?;
@@ -70,7 +88,7 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
             );
             continue;
         }
-        let cfg = current
+        let generation = current
             .read()
             .map(|c| c.clone())
             .unwrap_or_else(|p| p.into_inner().clone());
@@ -89,8 +107,8 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
                     return;
                 }
             };
-            let cfg_ref = borrowed(&cfg);
-            if let Err(e) = session::serve(&mut stream, &caller, cfg_ref) {
+            let cfg = borrowed(&generation.config);
+            if let Err(e) = session::serve(&mut stream, &caller, cfg, &*generation.host) {
                 eprintln!("tesserad: a session ended early: {e}");
             }
             sessions.fetch_sub(1, Ordering::SeqCst);
@@ -129,13 +147,16 @@ fn bind(socket: &Path) -> Result<UnixListener, String> {
 
 /// A thread that waits for SIGHUP and loads the config again; logins already running keep the
 /// config they started with.
-fn reload_on_sighup(path: std::path::PathBuf, current: Arc<RwLock<Loaded>>) -> Result<(), String> {
+fn reload_on_sighup(
+    path: std::path::PathBuf,
+    current: Arc<RwLock<Generation>>,
+) -> Result<(), String> {
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
         .map_err(|e| format!("SIGHUP: {e}"))?;
     std::thread::spawn(move || {
         for _ in signals.forever() {
-            let loaded = load(&path);
-            let said = match &loaded {
+            let loaded = Generation::load(&path);
+            let said = match &loaded.config {
                 Ok(_) => format!("tesserad: config reloaded from {}", path.display()),
                 Err(e) => format!("tesserad: config not reloaded: {e}"),
             };
@@ -176,7 +197,7 @@ pub fn stdio(config: &Path) -> Result<(), String> {
                 uid,
                 may_choose_config: true,
             };
-            session::serve(&mut sock, &caller, cfg_ref)
+            session::serve(&mut sock, &caller, cfg_ref, &OneLogin)
         }
         // Pipes (a test, a shell): the caller is whoever runs this process.
         Err(_) => {
@@ -184,7 +205,7 @@ pub fn stdio(config: &Path) -> Result<(), String> {
                 uid: tessera_engine::sys::uid(),
                 may_choose_config: true,
             };
-            session::serve(&mut Stdio, &caller, cfg_ref)
+            session::serve(&mut Stdio, &caller, cfg_ref, &OneLogin)
         }
     };
     result.map_err(|e| e.to_string())

@@ -7,6 +7,7 @@ use tessera_engine::config::Config;
 use tessera_engine::crypto::{secret, Secret};
 use tessera_engine::engine::{self, Conversation, Login, Options, SystemClock, Verdict};
 use tessera_engine::error::Error;
+use tessera_engine::host::{self, Resources};
 use tessera_engine::store::{AuditEntry, Store};
 use tessera_proto::{self as proto, read_frame, write_frame, Reply, Request};
 
@@ -39,10 +40,13 @@ pub struct Caller {
 }
 
 /// Serves one login. `config` is the daemon's config (or the error loading it gave).
-pub fn serve<C: Channel>(
+/// `res` keeps the store and the servers' connections (the socket) or opens them for this login
+/// (`--stdio`).
+pub fn serve<C: Channel, R: Resources>(
     chan: &mut C,
     caller: &Caller,
     config: std::result::Result<&Config, &str>,
+    res: &R,
 ) -> std::result::Result<(), proto::ProtoError> {
     chan.set_read_timeout(FIRST_FRAME_TIMEOUT);
     let body = read_frame(chan)?;
@@ -83,7 +87,7 @@ pub fn serve<C: Channel>(
         authtok: login.authtok.as_ref().map(|t| secret(t)),
     };
     if let Err(why) = may_ask(caller, &engine_login.user) {
-        return refuse_caller(chan, cfg, &engine_login, &why);
+        return refuse_caller(chan, cfg, res, &engine_login, &why);
     }
     let opts = Options {
         use_first_pass: login.flags.use_first_pass,
@@ -93,7 +97,7 @@ pub fn serve<C: Channel>(
         debug: login.flags.debug,
     };
     let mut conv = SocketConversation { chan };
-    let outcome = engine::authenticate(cfg, &opts, &engine_login, &mut conv, &SystemClock);
+    let outcome = host::authenticate(res, cfg, &opts, &engine_login, &mut conv, &SystemClock);
     let chan = conv.chan;
     for e in &outcome.events {
         send(
@@ -130,6 +134,7 @@ fn may_ask(caller: &Caller, user: &str) -> std::result::Result<(), String> {
 fn refuse_caller<C: Channel>(
     chan: &mut C,
     cfg: &Config,
+    res: &impl Resources,
     login: &Login,
     why: &str,
 ) -> std::result::Result<(), proto::ProtoError> {
@@ -142,7 +147,7 @@ fn refuse_caller<C: Channel>(
         reason: why.into(),
         ..AuditEntry::default()
     };
-    if let Ok(store) = engine::open_store(cfg) {
+    if let Ok(store) = res.store(cfg) {
         let _ = store.write(|tx| tx.audit(&e));
     }
     send(

@@ -19,6 +19,7 @@ pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod fsperm;
+pub mod host;
 pub mod http;
 pub mod remote;
 pub mod store;

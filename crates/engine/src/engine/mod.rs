@@ -1,15 +1,15 @@
 //! The authentication decision. Pure Rust, generic over a [`Conversation`] (how we talk to the
-//! user), a [`Clock`] (the source of time) and a [`Store`]. The PAM module and `tessera check`
-//! both call [`authenticate`]; nothing here knows about PAM.
+//! user), a [`Clock`] (the source of time) and a [`Store`]; nothing here knows about PAM. The
+//! entry point that picks local or remote mode is [`crate::host::authenticate`].
 
 mod local;
 
 pub use local::LocalEngine;
 
-use crate::config::{Config, Mode, OtpPin};
+use crate::config::{Config, OtpPin};
 use crate::crypto::{Secret, StoreKey};
 use crate::error::Error;
-use crate::store::{AuditEntry, SqliteStore, Store};
+use crate::store::{AuditEntry, SqliteStore};
 
 /// How the engine talks to the user.
 pub trait Conversation {
@@ -134,55 +134,6 @@ impl Outcome {
         Outcome {
             verdict: Verdict::Unavailable(e),
             events: vec![event],
-        }
-    }
-}
-
-/// Authenticates `login` as the config says: opens the store and runs the local engine (the
-/// remote mode forwards instead). The one entry point of the PAM module and `tessera check`.
-pub fn authenticate(
-    cfg: &Config,
-    opts: &Options,
-    login: &Login,
-    conv: &mut impl Conversation,
-    clock: &impl Clock,
-) -> Outcome {
-    match cfg.auth.mode {
-        Mode::Local => {
-            let store = match open_store(cfg) {
-                Ok(s) => s,
-                Err(e) => return Outcome::unavailable(e, login, clock.now()),
-            };
-            let key = match load_key(cfg) {
-                Ok(k) => k,
-                Err(e) => {
-                    // The store works: the attempt gets its audit row like any other.
-                    let out = Outcome::unavailable(e, login, clock.now());
-                    let _ = store.write(|tx| out.events.iter().try_for_each(|e| tx.audit(e)));
-                    return out;
-                }
-            };
-            LocalEngine::new(cfg, &store, &key, clock).authenticate(login, opts, conv)
-        }
-        Mode::Remote => {
-            // The store is optional here: it takes the audit rows and serves the local
-            // fallback, but a remote-only host has none.
-            let (store, store_error) = if cfg.store.path.exists() {
-                match open_store(cfg) {
-                    Ok(s) => (Some(s), None),
-                    Err(e) => (None, Some(e)),
-                }
-            } else {
-                (None, None)
-            };
-            let mut outcome =
-                crate::remote::authenticate(cfg, opts, login, conv, clock, store.as_ref());
-            if let Some(e) = store_error {
-                let mut event = Outcome::unavailable(e, login, clock.now()).events;
-                event.append(&mut outcome.events);
-                outcome.events = event;
-            }
-            outcome
         }
     }
 }

@@ -112,47 +112,54 @@ pub struct Client {
 #[derive(Debug)]
 pub struct Unreachable(pub String);
 
-impl Client {
-    /// Builds the agent: TLS roots, timeouts, no redirects, no cookies.
-    pub fn new(cfg: &RemoteConfig, service: &str) -> Result<Client, Error> {
-        if cfg.url.is_empty() {
-            return Err(Error::Config("[remote] url is not set".into()));
-        }
-        let servers = cfg
-            .url
-            .iter()
-            .map(|u| Server::parse(u))
-            .collect::<Result<Vec<_>, _>>()?;
-        let tls = if !servers.iter().any(|s| s.tls) {
-            TlsConfig::builder().build()
-        } else if !cfg.verify_tls {
-            TlsConfig::builder().disable_verification(true).build()
-        } else {
-            let roots = crate::http::trusted_roots(cfg.ca_file.as_deref(), "[remote]")?;
-            TlsConfig::builder()
-                .root_certs(RootCerts::Specific(Arc::new(roots)))
-                .build()
-        };
-        // The proxy comes from the config or nowhere: ureq would read HTTP_PROXY & co. from the
-        // environment, which under `su` is the invoking user's.
-        let proxy = cfg
-            .proxy
-            .as_deref()
-            .map(crate::config::proxy_of)
-            .transpose()
-            .map_err(|e| Error::Config(format!("[remote] {e}")))?;
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .proxy(proxy)
-            .tls_config(tls)
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .user_agent(ureq::config::AutoHeaderValue::None)
-            .timeout_global(Some(Duration::from_secs(cfg.timeout)))
+/// The configured servers, in order.
+fn servers(cfg: &RemoteConfig) -> Result<Vec<Server>, Error> {
+    if cfg.url.is_empty() {
+        return Err(Error::Config("[remote] url is not set".into()));
+    }
+    cfg.url.iter().map(|u| Server::parse(u)).collect()
+}
+
+/// The HTTP agent for the configured servers: TLS roots, timeouts, no redirects, no cookies. It
+/// keeps connections alive: a host that keeps the agent (tesserad) pays one TLS handshake per
+/// server, not one per login.
+pub fn agent(cfg: &RemoteConfig) -> Result<ureq::Agent, Error> {
+    let servers = servers(cfg)?;
+    let tls = if !servers.iter().any(|s| s.tls) {
+        TlsConfig::builder().build()
+    } else if !cfg.verify_tls {
+        TlsConfig::builder().disable_verification(true).build()
+    } else {
+        let roots = crate::http::trusted_roots(cfg.ca_file.as_deref(), "[remote]")?;
+        TlsConfig::builder()
+            .root_certs(RootCerts::Specific(Arc::new(roots)))
             .build()
-            .into();
+    };
+    // The proxy comes from the config or nowhere: ureq would read HTTP_PROXY & co. from the
+    // environment, which under `su` is the invoking user's.
+    let proxy = cfg
+        .proxy
+        .as_deref()
+        .map(crate::config::proxy_of)
+        .transpose()
+        .map_err(|e| Error::Config(format!("[remote] {e}")))?;
+    Ok(ureq::Agent::config_builder()
+        .proxy(proxy)
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(ureq::config::AutoHeaderValue::None)
+        .timeout_global(Some(Duration::from_secs(cfg.timeout)))
+        .build()
+        .into())
+}
+
+impl Client {
+    /// A client for one login over `agent` (see [`agent`]: a long-lived host keeps one).
+    pub fn new(cfg: &RemoteConfig, service: &str, agent: ureq::Agent) -> Result<Client, Error> {
         Ok(Client {
             agent,
-            servers,
+            servers: servers(cfg)?,
             timeout: Duration::from_secs(cfg.timeout),
             user_agent: user_agent(service),
             preferred: None,

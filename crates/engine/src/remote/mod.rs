@@ -8,7 +8,7 @@
 //! per exchange — or, with `fallback = "local"` and no server answering the first pass, in the
 //! local engine's decision on the same pass.
 
-mod client;
+pub mod client;
 pub mod dialect;
 
 pub use crate::http::form_encode;
@@ -20,7 +20,7 @@ use crate::engine::{
     ask, first_prompt, Clock, Conversation, LocalEngine, Login, Options, Outcome, Verdict,
 };
 use crate::error::{Error, Result};
-use crate::store::{AuditEntry, SqliteStore, Store};
+use crate::store::{AuditEntry, Store};
 use client::{Client, Request, Unreachable};
 use dialect::{error_is_rejection, parse_check, parse_poll};
 use std::time::{Duration, Instant};
@@ -34,13 +34,16 @@ const MAX_PASS_LEN: usize = 1024;
 
 /// Authenticates `login` against the configured servers. `store` (absent on a host without a
 /// local store) receives the audit rows and serves `fallback = "local"`.
-pub fn authenticate<C: Conversation, K: Clock>(
+///
+/// `agent` is the HTTP agent for the servers ([`client::agent`]), or the error building it gave.
+pub fn authenticate<C: Conversation, K: Clock, S: Store>(
     cfg: &Config,
     opts: &Options,
     login: &Login,
     conv: &mut C,
     clock: &K,
-    store: Option<&SqliteStore>,
+    store: Option<&S>,
+    agent: Result<ureq::Agent>,
 ) -> Outcome {
     let (user, realm) = remote_user(cfg, &login.user);
     let mut run = Run {
@@ -52,7 +55,7 @@ pub fn authenticate<C: Conversation, K: Clock>(
         events: Vec::new(),
         written: 0,
     };
-    let end = match Client::new(&cfg.remote, &login.service) {
+    let end = match agent.and_then(|a| Client::new(&cfg.remote, &login.service, a)) {
         Ok(mut client) => {
             run.warn_about_transport(&client);
             match run.start(&mut client, opts, conv) {
@@ -112,7 +115,7 @@ pub fn authenticate<C: Conversation, K: Clock>(
 /// verified as for a login) within `timeout`. privacyIDEA is asked for `/healthz/`, LinOTP
 /// for `/validate/ok`; any answer below 500 shows that the server is there.
 pub fn probe(cfg: &Config) -> Result<Vec<(String, std::result::Result<String, String>)>> {
-    let client = Client::new(&cfg.remote, "doctor")?;
+    let client = Client::new(&cfg.remote, "doctor", client::agent(&cfg.remote)?)?;
     let path = match cfg.remote.dialect {
         Dialect::Privacyidea => "/healthz/",
         Dialect::Linotp => "/validate/ok",
@@ -189,7 +192,7 @@ impl<K: Clock> Run<'_, K> {
 
     /// Writes the events not yet written to the audit table, when there is a store. A failed
     /// write is reported as one more event (for syslog) and changes no verdict.
-    fn flush(&mut self, store: Option<&SqliteStore>) {
+    fn flush(&mut self, store: Option<&impl Store>) {
         let Some(store) = store else { return };
         let pending = &self.events[self.written..];
         if pending.is_empty() {
@@ -499,7 +502,7 @@ impl<K: Clock> Run<'_, K> {
     /// module had given it (so the user isn't asked twice).
     fn fallback_local(
         &mut self,
-        store: Option<&SqliteStore>,
+        store: Option<&impl Store>,
         opts: &Options,
         conv: &mut impl Conversation,
         pass: Secret,

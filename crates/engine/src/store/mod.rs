@@ -2,7 +2,12 @@
 //! reads of a user's tokens, and write transactions taken with `BEGIN IMMEDIATE`, so that the
 //! check of an OTP and the move of the counter are one step that no other process can split.
 
+mod group;
+mod pool;
 mod schema;
+
+pub use group::GroupWriter;
+pub use pool::{PooledStore, StorePool};
 
 use crate::error::{describe_sqlite, Error, Result};
 use crate::tokens::{Algorithm, TokenParams, TokenType, MAX_COUNTER};
@@ -284,6 +289,14 @@ fn challenge_from_row(r: &Row<'_>) -> rusqlite::Result<ChallengeRecord> {
     })
 }
 
+/// What [`SqliteStore::check_files`] found.
+pub struct CheckedFiles {
+    /// The store file's device and inode: another file put in its place (a restored backup)
+    /// has another identity, and connections to the old one must not serve it.
+    pub identity: (u64, u64),
+    wal_exists: bool,
+}
+
 const CHALLENGE_COLS: &str = "transaction_id, serial, user, realm, created, expires, state, data";
 
 impl SqliteStore {
@@ -292,13 +305,8 @@ impl SqliteStore {
     /// may write (SQLite would replay such a WAL into the store). Pending migrations are
     /// applied; a store newer than this build is refused.
     pub fn open(path: &Path, busy_timeout_ms: u64) -> Result<SqliteStore> {
-        // SQLite opens by name: the checks are by `lstat` (see `check_in_place`), a handful of
-        // syscalls per login and no file read.
-        crate::fsperm::check_in_place(path, crate::fsperm::Access::Readable, |e| {
-            Error::Store(format!("{}: {e} (run `tessera init`)", path.display()))
-        })?;
-        let wal_is_new = crate::fsperm::check_beside(&wal_path(path))?.is_none();
-        crate::fsperm::check_beside(&crate::fsperm::with_suffix(path, "-shm"))?;
+        let checked = Self::check_files(path)?;
+        let wal_is_new = !checked.wal_exists;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -312,6 +320,22 @@ impl SqliteStore {
             store.sync_dir()?;
         }
         Ok(store)
+    }
+
+    /// The checks [`open`](Self::open) makes before SQLite opens the files by name: by `lstat`
+    /// (see `check_in_place`), a handful of syscalls and no file read. A host that keeps the
+    /// store open (tesserad) makes them again before every login.
+    pub fn check_files(path: &Path) -> Result<CheckedFiles> {
+        let meta = crate::fsperm::check_in_place(path, crate::fsperm::Access::Readable, |e| {
+            Error::Store(format!("{}: {e} (run `tessera init`)", path.display()))
+        })?;
+        let wal_exists = crate::fsperm::check_beside(&wal_path(path))?.is_some();
+        crate::fsperm::check_beside(&crate::fsperm::with_suffix(path, "-shm"))?;
+        use std::os::unix::fs::MetadataExt;
+        Ok(CheckedFiles {
+            identity: (meta.dev(), meta.ino()),
+            wal_exists,
+        })
     }
 
     /// Creates a store (0600) if there is none, and opens it.
@@ -627,8 +651,10 @@ fn wal_path(db: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-struct SqliteTx<'a> {
-    tx: &'a rusqlite::Transaction<'a>,
+/// A write transaction as the engine sees it: the connection, inside `BEGIN IMMEDIATE` (or a
+/// savepoint of a group commit, see [`group`]).
+pub(crate) struct SqliteTx<'a> {
+    tx: &'a Connection,
     /// Something was written that must be synced before the verdict is given.
     durable: Cell<bool>,
     audit_keep: Option<u64>,

@@ -1,0 +1,147 @@
+//! The entry point of a login, and what its host keeps between logins.
+//!
+//! [`authenticate`] picks the mode (the local engine, or the remote servers with the store for
+//! audit and fallback). Where the store's connections and the servers' HTTP agent come from is
+//! the [`Resources`] of the caller: [`OneLogin`] opens them for this login alone (`tessera
+//! check`, `tesserad --stdio`), a [`Host`] keeps them open from one login to the next (tesserad
+//! on its socket: no SQLite open per login, group commit, kept-alive HTTPS connections).
+
+use crate::config::{Config, Mode, RemoteConfig};
+use crate::engine::{
+    load_key, open_store, Clock, Conversation, LocalEngine, Login, Options, Outcome,
+};
+use crate::error::Error;
+use crate::store::{PooledStore, SqliteStore, Store, StorePool};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Where a login's store and HTTP agent come from.
+pub trait Resources {
+    type Store: Store;
+    fn store(&self, cfg: &Config) -> Result<Self::Store, Error>;
+    fn remote_agent(&self, remote: &RemoteConfig) -> Result<ureq::Agent, Error>;
+}
+
+/// Everything opened for one login and closed after it.
+pub struct OneLogin;
+
+impl Resources for OneLogin {
+    type Store = SqliteStore;
+    fn store(&self, cfg: &Config) -> Result<SqliteStore, Error> {
+        open_store(cfg)
+    }
+    fn remote_agent(&self, remote: &RemoteConfig) -> Result<ureq::Agent, Error> {
+        crate::remote::client::agent(remote)
+    }
+}
+
+/// What a long-lived host keeps: a [`StorePool`] per store and an HTTP agent per set of remote
+/// servers, shared by the logins of all its threads. A new `Host` (on SIGHUP) starts afresh:
+/// new CA files and settings are read, new connections made.
+#[derive(Default)]
+pub struct Host {
+    pools: Mutex<HashMap<PoolKey, Arc<StorePool>>>,
+    agents: Mutex<HashMap<String, ureq::Agent>>,
+}
+
+/// A store, with the settings its connections are opened with.
+type PoolKey = (PathBuf, u64, u64);
+
+impl Host {
+    /// The pool of the config's store.
+    pub fn pool(&self, cfg: &Config) -> Arc<StorePool> {
+        let key = (
+            cfg.store.path.clone(),
+            cfg.store.busy_timeout_ms,
+            cfg.audit.keep_days,
+        );
+        let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(pools.entry(key).or_insert_with(|| {
+            Arc::new(StorePool::new(
+                &cfg.store.path,
+                cfg.store.busy_timeout_ms,
+                cfg.audit.keep_days,
+            ))
+        }))
+    }
+}
+
+impl Resources for Host {
+    type Store = PooledStore;
+    fn store(&self, cfg: &Config) -> Result<PooledStore, Error> {
+        self.pool(cfg).checkout()
+    }
+    fn remote_agent(&self, remote: &RemoteConfig) -> Result<ureq::Agent, Error> {
+        // Everything the agent is built from (one config file or another may name the same
+        // servers with other settings).
+        let key = format!(
+            "{:?}",
+            (
+                &remote.url,
+                &remote.ca_file,
+                remote.verify_tls,
+                remote.timeout,
+                &remote.proxy
+            )
+        );
+        let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(a) = agents.get(&key) {
+            return Ok(a.clone());
+        }
+        let agent = crate::remote::client::agent(remote)?;
+        agents.insert(key, agent.clone());
+        Ok(agent)
+    }
+}
+
+/// Authenticates `login` as the config says: the local engine on the store, or the remote
+/// servers. The one entry point of tesserad and `tessera check`.
+pub fn authenticate<R: Resources>(
+    res: &R,
+    cfg: &Config,
+    opts: &Options,
+    login: &Login,
+    conv: &mut impl Conversation,
+    clock: &impl Clock,
+) -> Outcome {
+    match cfg.auth.mode {
+        Mode::Local => {
+            let store = match res.store(cfg) {
+                Ok(s) => s,
+                Err(e) => return Outcome::unavailable(e, login, clock.now()),
+            };
+            let key = match load_key(cfg) {
+                Ok(k) => k,
+                Err(e) => {
+                    // The store works: the attempt gets its audit row like any other.
+                    let out = Outcome::unavailable(e, login, clock.now());
+                    let _ = store.write(|tx| out.events.iter().try_for_each(|e| tx.audit(e)));
+                    return out;
+                }
+            };
+            LocalEngine::new(cfg, &store, &key, clock).authenticate(login, opts, conv)
+        }
+        Mode::Remote => {
+            // The store is optional here: it takes the audit rows and serves the local
+            // fallback, but a remote-only host has none.
+            let (store, store_error) = if cfg.store.path.exists() {
+                match res.store(cfg) {
+                    Ok(s) => (Some(s), None),
+                    Err(e) => (None, Some(e)),
+                }
+            } else {
+                (None, None)
+            };
+            let agent = res.remote_agent(&cfg.remote);
+            let mut outcome =
+                crate::remote::authenticate(cfg, opts, login, conv, clock, store.as_ref(), agent);
+            if let Some(e) = store_error {
+                let mut event = Outcome::unavailable(e, login, clock.now()).events;
+                event.append(&mut outcome.events);
+                outcome.events = event;
+            }
+            outcome
+        }
+    }
+}
