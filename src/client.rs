@@ -8,7 +8,7 @@ use crate::conv::PamConversation;
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tessera_proto::{read_frame, write_frame, Login, Reply, Request, Verdict, MAX_ANSWER};
+use tessera_proto::{write_frame, FrameReader, Login, Reply, Request, Verdict, MAX_ANSWER};
 use zeroize::Zeroizing;
 
 /// syslog priorities of the module's own lines.
@@ -114,10 +114,15 @@ fn dialogue(
     write_frame(sock, &Request::Authenticate(login.clone()).encode())
         .map_err(|e| format!("sending the login: {e}"))?;
     let mut wait = timeout;
+    let mut timeout_set = None;
+    let mut frames = FrameReader::new();
     loop {
-        sock.set_read_timeout(Some(wait))
-            .map_err(|e| e.to_string())?;
-        let body = read_frame(sock).map_err(|e| match e {
+        if timeout_set != Some(wait) {
+            sock.set_read_timeout(Some(wait))
+                .map_err(|e| e.to_string())?;
+            timeout_set = Some(wait);
+        }
+        let body = frames.read(sock).map_err(|e| match e {
             tessera_proto::ProtoError::Io(io)
                 if matches!(
                     io.kind(),

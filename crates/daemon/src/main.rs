@@ -18,6 +18,7 @@
 
 mod server;
 mod session;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

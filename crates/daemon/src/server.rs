@@ -1,7 +1,8 @@
-//! The socket server (a thread per connection, the config swapped on SIGHUP) and the one-login
+//! The socket server (a kept thread per connection, the config swapped on SIGHUP) and the one-login
 //! `--stdio` mode.
 
 use crate::session::{self, Caller, Channel, WRITE_TIMEOUT};
+use crate::workers::Workers;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -76,6 +77,7 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
         }
     };
     let sessions = Arc::new(AtomicUsize::new(0));
+    let workers = Workers::new();
     for conn in listener.incoming() {
         let Ok(mut stream) = conn else { continue };
         let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
@@ -93,7 +95,7 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
             .map(|c| c.clone())
             .unwrap_or_else(|p| p.into_inner().clone());
         let sessions = sessions.clone();
-        std::thread::spawn(move || {
+        workers.run(move || {
             let caller = match tessera_engine::sys::peer_uid(&stream) {
                 // A root caller's PAM line may name its own config (per-service prompts,
                 // realms, otppin), as the in-process module allowed; root can read any config

@@ -9,7 +9,7 @@ use tessera_engine::engine::{self, Conversation, Login, Options, SystemClock, Ve
 use tessera_engine::error::Error;
 use tessera_engine::host::{self, Resources};
 use tessera_engine::store::{AuditEntry, Store};
-use tessera_proto::{self as proto, read_frame, write_frame, Reply, Request};
+use tessera_proto::{self as proto, write_frame, FrameReader, Reply, Request};
 
 /// How long a client may take to send its login after connecting.
 pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,7 +49,9 @@ pub fn serve<C: Channel, R: Resources>(
     res: &R,
 ) -> std::result::Result<(), proto::ProtoError> {
     chan.set_read_timeout(FIRST_FRAME_TIMEOUT);
-    let body = read_frame(chan)?;
+    let mut link = Link::new(chan);
+    let body = link.recv()?;
+    let chan = &mut link;
     let login = match Request::decode(&body) {
         Ok(Request::Authenticate(l)) if l.version == proto::VERSION => l,
         Ok(Request::Authenticate(l)) => {
@@ -96,9 +98,9 @@ pub fn serve<C: Channel, R: Resources>(
         prompt: login.prompt.clone(),
         debug: login.flags.debug,
     };
-    let mut conv = SocketConversation { chan };
+    let mut conv = SocketConversation { link: chan };
     let outcome = host::authenticate(res, cfg, &opts, &engine_login, &mut conv, &SystemClock);
-    let chan = conv.chan;
+    let chan = conv.link;
     for e in &outcome.events {
         send(
             chan,
@@ -111,7 +113,8 @@ pub fn serve<C: Channel, R: Resources>(
     if let (Verdict::Unavailable(e), true) = (&outcome.verdict, outcome.events.is_empty()) {
         send(chan, &log_err(&format!("unavailable: {e}")))?;
     }
-    send(chan, &Reply::Verdict(verdict(&outcome.verdict)))
+    send(chan, &Reply::Verdict(verdict(&outcome.verdict)))?;
+    chan.flush()
 }
 
 /// Who may ask (as unix_chkpwd decides for pam_unix): root for any user, anyone else only for
@@ -132,7 +135,7 @@ fn may_ask(caller: &Caller, user: &str) -> std::result::Result<(), String> {
 /// A request for another account: audited (where the store can be written) and refused like a
 /// wrong pass, without a prompt.
 fn refuse_caller<C: Channel>(
-    chan: &mut C,
+    chan: &mut Link<'_, C>,
     cfg: &Config,
     res: &impl Resources,
     login: &Login,
@@ -157,13 +160,18 @@ fn refuse_caller<C: Channel>(
             line: e.log_line(),
         },
     )?;
-    send(chan, &Reply::Verdict(proto::Verdict::AuthErr))
+    send(chan, &Reply::Verdict(proto::Verdict::AuthErr))?;
+    chan.flush()
 }
 
 /// Ends a session that can't be served: one log line, PAM_AUTHINFO_UNAVAIL.
-fn refuse<C: Channel>(chan: &mut C, why: &str) -> std::result::Result<(), proto::ProtoError> {
+fn refuse<C: Channel>(
+    chan: &mut Link<'_, C>,
+    why: &str,
+) -> std::result::Result<(), proto::ProtoError> {
     send(chan, &log_err(&format!("refusing: {why}")))?;
-    send(chan, &Reply::Verdict(proto::Verdict::AuthinfoUnavail))
+    send(chan, &Reply::Verdict(proto::Verdict::AuthinfoUnavail))?;
+    chan.flush()
 }
 
 fn log_err(line: &str) -> Reply {
@@ -173,8 +181,53 @@ fn log_err(line: &str) -> Reply {
     }
 }
 
-fn send<C: Channel>(chan: &mut C, r: &Reply) -> std::result::Result<(), proto::ProtoError> {
-    write_frame(chan, &r.encode())
+/// Queues `r`; it goes out with the next prompt, wait or verdict.
+fn send<C: Channel>(
+    chan: &mut Link<'_, C>,
+    r: &Reply,
+) -> std::result::Result<(), proto::ProtoError> {
+    chan.queue(r);
+    Ok(())
+}
+
+/// A connection as a session uses it: frames read through a buffer, and replies gathered until
+/// the module must see them (a prompt it answers, a wait it must know of, the verdict), so that
+/// log lines and the verdict go out in one write.
+pub struct Link<'c, C: Channel> {
+    chan: &'c mut C,
+    reader: FrameReader,
+    out: Vec<u8>,
+}
+
+impl<'c, C: Channel> Link<'c, C> {
+    fn new(chan: &'c mut C) -> Self {
+        Link {
+            chan,
+            reader: FrameReader::new(),
+            out: Vec::new(),
+        }
+    }
+
+    fn recv(&mut self) -> std::result::Result<Secret, proto::ProtoError> {
+        self.reader.read(self.chan)
+    }
+
+    fn queue(&mut self, r: &Reply) {
+        // Replies carry no secrets (prompts, messages, log lines, the verdict).
+        self.out.extend_from_slice(&r.encode());
+    }
+
+    fn flush(&mut self) -> std::result::Result<(), proto::ProtoError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        write_frame(self.chan, &out)
+    }
+
+    fn set_read_timeout(&self, t: Duration) {
+        self.chan.set_read_timeout(t);
+    }
 }
 
 /// The one place where engine verdicts become the module's return codes.
@@ -191,24 +244,30 @@ pub fn verdict(v: &Verdict) -> proto::Verdict {
 
 /// The PAM conversation, carried over the connection: the module asks libpam's conversation
 /// and sends the answer back.
-struct SocketConversation<'c, C: Channel> {
-    chan: &'c mut C,
+struct SocketConversation<'l, 'c, C: Channel> {
+    link: &'l mut Link<'c, C>,
 }
 
-impl<C: Channel> SocketConversation<'_, C> {
+impl<C: Channel> SocketConversation<'_, '_, C> {
+    /// Sends `r` with what was queued before it, now.
     fn send(&mut self, r: &Reply) -> Result<(), Error> {
-        send(self.chan, r).map_err(|e| Error::Conversation(format!("the module is gone: {e}")))
+        self.link.queue(r);
+        self.link
+            .flush()
+            .map_err(|e| Error::Conversation(format!("the module is gone: {e}")))
     }
 }
 
-impl<C: Channel> Conversation for SocketConversation<'_, C> {
+impl<C: Channel> Conversation for SocketConversation<'_, '_, C> {
     fn prompt(&mut self, text: &str, echo: bool) -> Result<Option<Secret>, Error> {
         self.send(&Reply::Prompt {
             echo,
             text: text.to_string(),
         })?;
-        self.chan.set_read_timeout(ANSWER_TIMEOUT);
-        let body = read_frame(self.chan)
+        self.link.set_read_timeout(ANSWER_TIMEOUT);
+        let body = self
+            .link
+            .recv()
             .map_err(|e| Error::Conversation(format!("no answer from the module: {e}")))?;
         match Request::decode(&body) {
             Ok(Request::Answer(a)) => Ok(a.map(|a| secret(&a))),
@@ -222,12 +281,15 @@ impl<C: Channel> Conversation for SocketConversation<'_, C> {
         }
     }
 
+    /// Queued: it reaches the user with the next prompt or the verdict.
     fn info(&mut self, text: &str) -> Result<(), Error> {
-        self.send(&Reply::Info(text.to_string()))
+        self.link.queue(&Reply::Info(text.to_string()));
+        Ok(())
     }
 
     fn error(&mut self, text: &str) -> Result<(), Error> {
-        self.send(&Reply::Error(text.to_string()))
+        self.link.queue(&Reply::Error(text.to_string()));
+        Ok(())
     }
 
     fn waiting(&mut self, seconds: u64) -> Result<(), Error> {

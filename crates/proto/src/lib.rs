@@ -18,6 +18,10 @@
 )]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod buffered;
+
+pub use buffered::FrameReader;
+
 use std::fmt;
 use std::io::{Read, Write};
 use zeroize::Zeroizing;

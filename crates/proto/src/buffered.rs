@@ -1,0 +1,177 @@
+//! Reading frames through a buffer: one `read` of the socket usually brings a whole frame, often
+//! several (a daemon's log lines and its verdict), where [`read_frame`](crate::read_frame) makes
+//! two reads per frame. Every read is a syscall, and on a login's path those add up.
+
+use crate::{ProtoError, Secret, MAX_FRAME};
+use std::io::Read;
+use zeroize::{Zeroize, Zeroizing};
+
+/// How much one read asks for (answers are short; a longer frame is read on in more reads).
+const CHUNK: usize = 8 * 1024;
+
+/// A frame reader for one connection. What it buffers may hold answers: it is wiped as it is
+/// consumed and when dropped.
+#[derive(Default)]
+pub struct FrameReader {
+    buf: Zeroizing<Vec<u8>>,
+    /// Where the unread bytes of `buf` start.
+    start: usize,
+}
+
+impl FrameReader {
+    pub fn new() -> FrameReader {
+        FrameReader::default()
+    }
+
+    /// The next frame's body, read from `r` as far as needed (the length is checked against
+    /// [`MAX_FRAME`] before the body is waited for). Timeouts are the socket's.
+    pub fn read(&mut self, r: &mut impl Read) -> Result<Secret, ProtoError> {
+        loop {
+            if let Some(frame) = self.take()? {
+                return Ok(frame);
+            }
+            self.fill(r)?;
+        }
+    }
+
+    /// A whole frame from the buffer, if there is one.
+    fn take(&mut self) -> Result<Option<Secret>, ProtoError> {
+        let unread = &self.buf[self.start..];
+        let Some(len) = unread.get(..4) else {
+            return Ok(None);
+        };
+        let n = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if n > MAX_FRAME {
+            return Err(ProtoError::TooLong(n));
+        }
+        let Some(body) = unread.get(4..4 + n) else {
+            return Ok(None);
+        };
+        let frame = Zeroizing::new(body.to_vec());
+        self.start += 4 + n;
+        if self.start == self.buf.len() {
+            self.buf.zeroize();
+            self.start = 0;
+        }
+        Ok(Some(frame))
+    }
+
+    /// Reads what the socket has (at least one byte, or the error: end of stream mid-frame is
+    /// `UnexpectedEof`, as `read_exact` gives).
+    fn fill(&mut self, r: &mut impl Read) -> Result<(), ProtoError> {
+        if self.start > 0 {
+            // Move the unread part to the front; what was consumed is overwritten or wiped.
+            let len = self.buf.len();
+            self.buf.copy_within(self.start..len, 0);
+            self.buf[len - self.start..].zeroize();
+            self.buf.truncate(len - self.start);
+            self.start = 0;
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + CHUNK, 0);
+        let got = loop {
+            match r.read(&mut self.buf[old..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match got {
+            Ok(0) => {
+                self.buf.truncate(old);
+                Err(ProtoError::Io(std::io::ErrorKind::UnexpectedEof.into()))
+            }
+            Ok(n) => {
+                self.buf.truncate(old + n);
+                Ok(())
+            }
+            Err(e) => {
+                self.buf.truncate(old);
+                Err(ProtoError::Io(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{read_frame, Reply, Verdict};
+
+    /// A reader that gives at most `step` bytes per read.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+        reads: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.reads += 1;
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    fn frames() -> Vec<u8> {
+        let mut all = Vec::new();
+        all.extend_from_slice(&Reply::Info("one".into()).encode());
+        all.extend_from_slice(&Reply::Error("x".repeat(20_000)).encode()); // longer than a chunk
+        all.extend_from_slice(&Reply::Verdict(Verdict::AuthErr).encode());
+        all
+    }
+
+    #[test]
+    fn gives_the_frames_read_frame_gives_in_fewer_reads() {
+        let all = frames();
+        let mut expected = Vec::new();
+        let mut plain = &all[..];
+        while !plain.is_empty() {
+            expected.push(read_frame(&mut plain).unwrap().to_vec());
+        }
+        for step in [1, 3, 4, 5, 100, 1 << 20] {
+            let mut src = Trickle {
+                data: &all,
+                step,
+                reads: 0,
+            };
+            let mut fr = FrameReader::new();
+            let got: Vec<Vec<u8>> = (0..3)
+                .map(|_| fr.read(&mut src).unwrap().to_vec())
+                .collect();
+            assert_eq!(got, expected, "step {step}");
+            if step == 1 << 20 {
+                // One read for the first frame (and the start of the second), three for the
+                // 20 KB one, none more for the verdict already buffered.
+                assert!(src.reads <= 4, "{} reads", src.reads);
+            }
+            assert!(
+                matches!(fr.read(&mut src), Err(ProtoError::Io(_))),
+                "end of stream"
+            );
+        }
+    }
+
+    #[test]
+    fn a_length_beyond_max_frame_is_refused_before_its_body_is_read() {
+        let mut data = ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec();
+        data.push(0);
+        let mut fr = FrameReader::new();
+        assert!(matches!(
+            fr.read(&mut &data[..]),
+            Err(ProtoError::TooLong(_))
+        ));
+    }
+
+    #[test]
+    fn a_stream_cut_mid_frame_is_an_error() {
+        let all = Reply::Info("cut".into()).encode();
+        let mut fr = FrameReader::new();
+        let e = fr.read(&mut &all[..all.len() - 1]).unwrap_err();
+        assert!(
+            matches!(e, ProtoError::Io(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof),
+            "{e}"
+        );
+    }
+}
