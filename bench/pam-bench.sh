@@ -1,25 +1,40 @@
 #!/usr/bin/env bash
-# Whole logins through real libpam: tessera next to Debian's pam_google_authenticator and
-# pam_oath, in the same run, with the shared harness pambench.c (pam_start + pam_authenticate +
-# pam_end per login, "-m fresh": the cost sshd and sudo pay per login).
+# Whole logins through real libpam: tessera (its module talking to a running tesserad) next to
+# Debian's pam_google_authenticator and pam_oath, in the same run, with the shared harness
+# pambench.c (pam_start + pam_authenticate + pam_end per login, "-m fresh": the cost sshd and
+# sudo pay per login).
 #
 # All three modules use HOTP with replay protection: the counter moves forward on every accepted
-# code, and the accept path feeds successive codes from a file. The reject path answers a wrong
-# code. tessera runs twice: with `otppin = "none"` (the OTP alone, like the peers: the fair
-# comparison) and with the default PIN+OTP (one Argon2id PIN check per login, reported apart).
+# code (tessera's is synced to disk before the verdict), and the accept path feeds successive
+# codes from a file. The reject path answers a wrong code. tessera's rows:
+#   OTP-only accept/reject   `otppin = "none"` (the OTP alone, like the peers: the fair
+#                            comparison), a store of 10 tokens
+#   1,000,000 tokens         the same accept in a store of a million tokens
+#   16 processes             16 pambench processes at once, each logging in its own user with
+#                            its own token (logins/s of all 16 together; group commit)
+#   spawned, no daemon       no socket: the module runs `tesserad --stdio` for each login (the
+#                            path of a root caller on a host without the socket unit)
+#   PIN+OTP                  the default: one Argon2id PIN check per login, reported apart
+# With REMOTE=1 (the default when the privacyIDEA peer's scripts are found), bench/remote-bench.py
+# then compares tessera in remote mode with direct /validate/check calls on one kept-alive
+# connection to the same privacyIDEA server.
 #
-# Usage: bench/pam-bench.sh            (env: N, N_PIN, ROUNDS, SHARED, MODULE, WORKDIR, KEEP)
+# Usage: bench/pam-bench.sh  (env: N, N_PIN, N_SPAWN, ROUNDS, SHARED, MODULE, TESSERAD, WORKDIR,
+#                             KEEP, REMOTE, N_REMOTE)
 #   N       logins per run for the OTP-only rows (default 2000)
 #   N_PIN   logins per run for tessera's PIN+OTP rows (default 200; each costs ~12-25 ms)
+#   N_SPAWN logins per run for the spawned row (default 500)
 #   ROUNDS  runs of every row, in a shuffled order each round; the table shows the median run
 #           (default 3)
 #   SHARED  the shared folder with bench/pambench.c (default: ../shared next to the repository)
 #   MODULE  a pam_tessera.so to measure (default: this checkout, built with
 #           `cargo rustc --release --lib --crate-type cdylib`: the release profile with LTO)
+#   TESSERAD the daemon (default: this checkout's release build)
 #   WORKDIR where stores and secret files live (default: a new directory under /var/tmp, which
 #           is on disk: fsync costs what it costs in production; /tmp may be tmpfs)
 #   KEEP=1  keep WORKDIR
-# Needs: cc, libpam0g-dev, oathtool, libpam-google-authenticator, libpam-oath, python3.
+# Needs: cc, libpam0g-dev, oathtool, libpam-google-authenticator, libpam-oath, libnss-wrapper
+# (the 16 users of the concurrent row), python3; root (the module spawns tesserad only for root).
 # If /dev/log is missing (containers), a sink is bound there for the run: without one, every
 # syslog() of every module falls back to a slow console write and the figures measure that.
 set -euo pipefail
@@ -29,6 +44,9 @@ ROOT=$(git -C "$here" rev-parse --show-toplevel)
 SHARED=${SHARED:-$ROOT/../shared}
 N=${N:-2000}
 N_PIN=${N_PIN:-200}
+N_SPAWN=${N_SPAWN:-500}
+PROCS=16
+BIG=1000000
 ROUNDS=${ROUNDS:-3}
 WARMUP=10
 KEYHEX=3132333435363738393031323334353637383930   # RFC 4226's test key
@@ -46,6 +64,9 @@ for m in pam_google_authenticator.so pam_oath.so; do
 done
 command -v oathtool >/dev/null || die "missing oathtool"
 command -v python3 >/dev/null || die "missing python3"
+[ "$(id -u)" = 0 ] || die "run as root (the spawned row: the module spawns tesserad only for root)"
+NSS_WRAPPER=$(ldconfig -p | awk '/libnss_wrapper\.so /{print $NF; exit}')
+[ -n "$NSS_WRAPPER" ] || die "missing libnss_wrapper.so (apt-get install libnss-wrapper)"
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 # The store set-up tool: a debug build (a release build of the package would rebuild the lib as
@@ -100,14 +121,28 @@ echo "auth required pam_deny.so" > "$W/pam.d/other"
 echo "auth required $SECDIR/pam_google_authenticator.so secret=$W/state/ga user=$BENCH_USER no_increment_hotp noskewadj" \
     > "$W/pam.d/ga"
 echo "auth required $SECDIR/pam_oath.so usersfile=$W/state/oath window=10" > "$W/pam.d/oath"
-# tessera: the module talks to a tesserad running for the whole case (started by reset_state).
-echo "auth required $MODULE socket=$W/state/tessera-otp.sock" > "$W/pam.d/tessera-otp"
-echo "auth required $MODULE socket=$W/state/tessera-pin.sock" > "$W/pam.d/tessera-pin"
+# tessera: the module talks to a tesserad running for the whole case (started by reset_state),
+# except in the spawned case, whose socket never exists.
+for svc in tessera-otp tessera-pin tessera-big tessera-par; do
+    echo "auth required $MODULE socket=$W/state/$svc.sock" > "$W/pam.d/$svc"
+done
+echo "auth required $MODULE socket=$W/state/none.sock daemon=$TESSERAD config=$W/state/tessera-spawn.toml" \
+    > "$W/pam.d/tessera-spawn"
+# The accounts of the concurrent row (for its daemon's nss_wrapper).
+{ getent passwd root; echo "alice:x:20100:20100::/nonexistent:/usr/sbin/nologin"; for i in $(seq 0 $((PROCS - 1))); do echo "bench$i:x:$((20000 + i)):$((20000 + i))::/nonexistent:/usr/sbin/nologin"; done; } > "$W/passwd"
+{ getent group root; echo "alice:x:20100:"; for i in $(seq 0 $((PROCS - 1))); do echo "bench$i:x:$((20000 + i)):"; done; } > "$W/group"
+# The million-token store, made once and copied for each run.
+"$SETUP" "$W/big.db" "$W/big.key" "$KEYHEX" --total $BIG "$BENCH_USER"
 
 # Code files: successive HOTP codes, one per login (warm-up included).
 oathtool -c 0 -w $((N + WARMUP)) "$KEYHEX" > "$W/codes0"
 oathtool -c 1 -w $((N + WARMUP)) "$KEYHEX" > "$W/codes1"       # google-authenticator starts at 1
 head -n $((N_PIN + WARMUP)) "$W/codes0" | sed "s/^/$PIN/" > "$W/codes-pin"
+
+stop_daemon() {
+    if [ -n "$daemon_pid" ]; then kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true; fi
+    daemon_pid=
+}
 
 # Fresh state for one module before each run, so that every run starts at counter 0.
 reset_state() {
@@ -121,35 +156,50 @@ reset_state() {
     oath)
         printf 'HOTP %s - %s\n' "$BENCH_USER" "$KEYHEX" > "$s/oath"
         chmod 600 "$s/oath" ;;
-    tessera-otp | tessera-pin)
+    tessera-*)
         rm -f "$s/$1".db* "$s/$1.key"
-        local otppin=none pin=()
-        [ "$1" = tessera-pin ] && otppin=token pin=("$PIN")
-        "$SETUP" "$s/$1.db" "$s/$1.key" "$BENCH_USER" "$KEYHEX" "${pin[@]}"
+        local otppin=none pin=() users=("$BENCH_USER") env=()
+        case $1 in
+        tessera-pin) otppin=token pin=(--pin "$PIN") ;;
+        tessera-par)
+            users=()
+            for i in $(seq 0 $((PROCS - 1))); do users+=("bench$i"); done
+            # The daemon resolves every user to an account: the 16 exist for it alone.
+            env=(LD_PRELOAD="$NSS_WRAPPER" NSS_WRAPPER_PASSWD="$W/passwd" NSS_WRAPPER_GROUP="$W/group") ;;
+        esac
+        if [ "$1" = tessera-big ]; then
+            cp "$W/big.db" "$s/$1.db"; cp "$W/big.key" "$s/$1.key"
+        else
+            "$SETUP" "$s/$1.db" "$s/$1.key" "$KEYHEX" "${pin[@]}" --total 10 "${users[@]}"
+        fi
         # max_fail: the reject runs fail thousands of times in a row; a locked token would be
         # refused before its OTP check and so measure another path.
         printf '[store]\npath = "%s"\nkey_file = "%s"\n[auth]\notppin = "%s"\nmax_fail = 4294967295\n' \
             "$s/$1.db" "$s/$1.key" "$otppin" > "$s/$1.toml"
         chmod 600 "$s/$1.toml"
-        if [ -n "$daemon_pid" ]; then kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true; fi
-        "$TESSERAD" --config "$s/$1.toml" --socket "$s/$1.sock" 2>"$s/$1.log" &
+        stop_daemon
+        [ "$1" = tessera-spawn ] && return
+        env "${env[@]}" "$TESSERAD" --config "$s/$1.toml" --socket "$s/$1.sock" 2>"$s/$1.log" &
         daemon_pid=$!
         for _ in $(seq 100); do grep -q 'listening on' "$s/$1.log" 2>/dev/null && break; sleep 0.05; done
         ;;
     esac
 }
 
-# case name | service | logins | expected | answers...
+# case name | service | logins (per process) | processes | expected | answers...
 CASES=(
-    "google-authenticator accept|ga|$N|success|-F $W/codes1 -a @"
-    "google-authenticator reject|ga|$N|fail|-a $WRONG"
-    "pam_oath accept|oath|$N|success|-F $W/codes0 -a @"
-    "pam_oath reject|oath|$N|fail|-a $WRONG"
-    "tessera OTP-only accept|tessera-otp|$N|success|-F $W/codes0 -a @"
-    "tessera OTP-only reject|tessera-otp|$N|fail|-a $WRONG"
-    "tessera PIN+OTP accept|tessera-pin|$N_PIN|success|-F $W/codes-pin -a @"
-    "tessera PIN+OTP reject (right PIN, wrong OTP)|tessera-pin|$N_PIN|fail|-a $PIN$WRONG"
-    "tessera PIN+OTP reject (wrong PIN)|tessera-pin|$N_PIN|fail|-a 9999$WRONG"
+    "google-authenticator accept|ga|$N|1|success|-F $W/codes1 -a @"
+    "google-authenticator reject|ga|$N|1|fail|-a $WRONG"
+    "pam_oath accept|oath|$N|1|success|-F $W/codes0 -a @"
+    "pam_oath reject|oath|$N|1|fail|-a $WRONG"
+    "tessera OTP-only accept|tessera-otp|$N|1|success|-F $W/codes0 -a @"
+    "tessera OTP-only reject|tessera-otp|$N|1|fail|-a $WRONG"
+    "tessera OTP-only accept, 1,000,000 tokens|tessera-big|$N|1|success|-F $W/codes0 -a @"
+    "tessera OTP-only accept, $PROCS processes|tessera-par|$((N / PROCS))|$PROCS|success|-F $W/codes0 -a @"
+    "tessera OTP-only accept, spawned (no daemon)|tessera-spawn|$N_SPAWN|1|success|-F $W/codes0 -a @"
+    "tessera PIN+OTP accept|tessera-pin|$N_PIN|1|success|-F $W/codes-pin -a @"
+    "tessera PIN+OTP reject (right PIN, wrong OTP)|tessera-pin|$N_PIN|1|fail|-a $PIN$WRONG"
+    "tessera PIN+OTP reject (wrong PIN)|tessera-pin|$N_PIN|1|fail|-a 9999$WRONG"
 )
 
 results=$W/results.txt
@@ -158,10 +208,12 @@ echo "module: $MODULE"
 echo "N=$N N_PIN=$N_PIN ROUNDS=$ROUNDS workdir=$W ($(df -T "$W" | awk 'NR==2{print $2}'))"
 for round in $(seq "$ROUNDS"); do
     while IFS= read -r i; do
-        IFS='|' read -r name svc n expect args <<< "${CASES[$i]}"
+        IFS='|' read -r name svc n procs expect args <<< "${CASES[$i]}"
         reset_state "$svc"
+        user=$BENCH_USER
+        [ "$procs" -gt 1 ] && user="bench%d"
         # shellcheck disable=SC2086 # args holds several options on purpose
-        line=$("$W/pambench" -c "$W/pam.d" -s "$svc" -u "$BENCH_USER" -n "$n" -w $WARMUP \
+        line=$("$W/pambench" -c "$W/pam.d" -s "$svc" -u "$user" -n "$n" -P "$procs" -w $WARMUP \
             -m fresh -e "$expect" $args) || die "$name: unexpected results: $line"
         echo "$name|$line" >> "$results"
         printf 'round %s  %-48s %s\n' "$round" "$name" "$(sed 's/.*auths_per_s=\([^ ]*\).*p50_us=\([^ ]*\).*/\1 auths\/s, p50 \2 µs/' <<< "$line")"
@@ -187,3 +239,11 @@ for case in sys.argv[2:]:
     print(f"| {name} | {r['total']} | {float(r['auths_per_s']):,.0f} | {float(r['p50_us']):,.0f} "
           f"| {float(r['p90_us']):,.0f} | {float(r['p99_us']):,.0f} |")
 EOF
+
+REMOTE=${REMOTE:-$([ -f "$SHARED/peers/privacyidea/start-privacyidea.sh" ] && echo 1 || echo 0)}
+if [ "$REMOTE" = 1 ]; then
+    stop_daemon
+    echo
+    python3 "$here/remote-bench.py" "$W" "$W/pambench" "$MODULE" "$TESSERAD" "$SETUP" \
+        "$NSS_WRAPPER" "$SHARED"
+fi
