@@ -1,9 +1,27 @@
 //! The frames of the module-daemon protocol, from either side: arbitrary bytes as a frame
-//! (length prefix and body) never panic, and whatever decodes encodes back to the same bytes.
+//! (length prefix and body) never panic, whatever decodes encodes back to the same bytes, and
+//! the buffered reader both ends use gives exactly the frames `read_frame` gives, however the
+//! bytes arrive.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera_proto::{read_frame, Reply, Request};
+use std::io::Read;
+use tessera_proto::{read_frame, FrameReader, Reply, Request};
+
+/// Gives at most `step` bytes per read.
+struct Trickle<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.step.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(body) = read_frame(&mut &data[..]) {
@@ -17,4 +35,17 @@ fuzz_target!(|data: &[u8]| {
     // The body alone, without a length prefix.
     let _ = Request::decode(data);
     let _ = Reply::decode(data);
+
+    // Frame by frame: the buffered reader agrees with read_frame, for any read sizes.
+    let step = 1 + data.first().copied().unwrap_or(0) as usize % 17;
+    let mut plain = &data[..];
+    let mut buffered = FrameReader::new();
+    let mut src = Trickle { data, step };
+    loop {
+        match (read_frame(&mut plain), buffered.read(&mut src)) {
+            (Ok(a), Ok(b)) => assert_eq!(&a[..], &b[..], "buffered frame differs"),
+            (Err(_), Err(_)) => break,
+            (a, b) => panic!("read_frame {:?} but FrameReader {:?}", a.is_ok(), b.is_ok()),
+        }
+    }
 });
