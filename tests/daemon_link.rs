@@ -2,6 +2,8 @@
 //! garbage, killed or restarted in the middle, and who may ask through it. Every case ends in a
 //! bounded time with PAM_AUTHINFO_UNAVAIL and one log line, never a hang of the caller.
 
+#[path = "remote/common.rs"]
+mod remote_common;
 mod support;
 
 use std::io::{Read, Write};
@@ -258,4 +260,42 @@ fn the_module_links_nothing_of_the_engine() {
             "{engine_part} linked into the module"
         );
     }
+}
+
+/// Push polling takes longer than the module's `timeout=`: the daemon announces the wait
+/// (`Reply::Wait`: push_timeout plus the HTTP timeout) and the module waits for it instead of
+/// giving up. Here the phone confirms after ~3 s of polling, against `timeout=1`.
+#[test]
+fn a_push_wait_longer_than_the_module_timeout_is_announced_and_waited_for() {
+    let first_poll: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let seen = first_poll.clone();
+    let server = remote_common::fake(move |req, _| {
+        let body = if req.path == "/validate/polltransaction" {
+            let since = *seen.lock().unwrap().get_or_insert_with(Instant::now);
+            let confirmed = since.elapsed() >= Duration::from_millis(2500);
+            format!(
+                r#"{{"result":{{"status":true,"value":{confirmed}}},"detail":{{"challenge_status":"{}"}}}}"#,
+                if confirmed { "accept" } else { "pending" }
+            )
+        } else if req.field("transaction_id").is_none() {
+            r#"{"result":{"status":true,"value":false,"authentication":"CHALLENGE"},"detail":{"transaction_id":"31","message":"x","multi_challenge":[{"transaction_id":"31","serial":"PUSH1","type":"push","client_mode":"poll","message":"Confirm on your phone"}]}}"#.to_string()
+        } else {
+            r#"{"result":{"status":true,"value":true,"authentication":"ACCEPT"},"detail":{"serial":"PUSH1","type":"push"}}"#.to_string()
+        };
+        remote_common::json(200, &body)
+    });
+    let fx = Fixture::new(&format!(
+        "[auth]\nmode = \"remote\"\n[remote]\nurl = \"{}\"\nallow_plain_http = true\ntimeout = 1\npush_timeout = 10\n",
+        server.url()
+    ));
+    fx.set_args("timeout=1");
+    let t0 = Instant::now();
+    let out = fx.login("alice").answer("PIN", "alicepin").run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(2500),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(first_poll.lock().unwrap().is_some(), "the push was polled");
 }
