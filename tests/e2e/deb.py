@@ -1,10 +1,18 @@
 #!/usr/bin/python3
 """The Debian package, end to end: build (or take) libpam-tessera's .deb, run lintian, install
-it (tesserad and its systemd units installed but not enabled, the _tessera user created),
-`tessera init`, enroll a token, log in with pamtester through the installed module and the
-installed tessera-test service, try the pam-auth-update profile (in a private mount namespace,
-so the real /etc/pam.d/common-* never change), then remove and purge, and check that nothing of
-the package is left (the _tessera user neither).
+it (tesserad and its systemd units, tesserad.socket enabled, the _tessera user created and given
+/var/lib/tessera), `tessera init` (store and key _tessera's), enroll a token, run tesserad the
+way tesserad.socket does (systemd-socket-activate, as _tessera) and log in with pamtester
+through the installed module and the socket, as root and as the user itself (a screen locker);
+then with the daemon stopped through the `tesserad --stdio` the module spawns; an upgrade from
+the in-process module's layout (store, key and directory root's, the socket disabled); try the
+pam-auth-update profile (in a private mount namespace, so the real /etc/pam.d/common-* never
+change), then remove and purge, and check that nothing of the package is left (the _tessera
+user neither).
+
+There is no systemd as PID 1 here (nor in CI): the maintainer scripts only create and remove
+the units' enable links, which is what is checked; the socket unit is emulated with
+systemd-socket-activate and setpriv, as its settings say (ListenStream, SocketMode, User).
 
 Usage (as root): tests/e2e/deb.py [PATH.deb]
 Without a path it builds the package from a copy of this tree with `dpkg-buildpackage -b -us
@@ -172,10 +180,18 @@ R.check("tesserad.service: /usr/sbin/tesserad as _tessera, no capabilities, read
         and svc.get("ProtectSystem") == ["strict"] and svc.get("NoNewPrivileges") == ["yes"],
         str(svc))
 WANTS = "/etc/systemd/system/sockets.target.wants/tesserad.socket"
-R.check("the install enables and starts no unit (the module does not use the socket yet)",
-        not os.path.lexists(WANTS)
-        and not glob.glob("/etc/systemd/system/*.wants/tesserad.*")
-        and not os.path.exists("/run/tessera/tessera.sock"))
+
+
+def socket_enabled():
+    return (os.path.islink(WANTS) and bool(units["tesserad.socket"])
+            and os.path.realpath(WANTS) == os.path.realpath(units["tesserad.socket"]))
+
+
+R.check("the install enables tesserad.socket (the link in sockets.target.wants), not the service "
+        "on its own", socket_enabled()
+        and glob.glob("/etc/systemd/system/*.wants/tesserad.*") == [WANTS],
+        str(glob.glob("/etc/systemd/system/*/tesserad.*"))
+        + (os.readlink(WANTS) if os.path.islink(WANTS) else ""))
 if shutil.which("systemd-analyze"):
     p = run(["systemd-analyze", "verify", units["tesserad.socket"], units["tesserad.service"]],
             timeout=120)
@@ -202,13 +218,25 @@ R.check("postinst creates the system user _tessera (group _tessera, home /var/li
         "no login shell)", acct is not None and int(acct[2]) < 1000 and group_exists("_tessera")
         and acct[5] == "/var/lib/tessera" and acct[6] in ("/usr/sbin/nologin", "/bin/false"),
         str(acct))
-R.check("the store directory stays root's until the module switches to tesserad",
-        os.stat("/var/lib/tessera").st_uid == 0)
+TUID, TGID = (int(acct[2]), int(acct[3])) if acct else (-1, -1)
+
+
+def owned(path):
+    """(uid, gid, mode) of a path, not following a link; None if it is missing."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_uid, st.st_gid, oct(st.st_mode & 0o7777)
+
+
+R.check("/var/lib/tessera belongs to _tessera, 0700",
+        owned("/var/lib/tessera") == (TUID, TGID, "0o700"), str(owned("/var/lib/tessera")))
 p = run(["dpkg", "-i", deb], timeout=300)
-R.check("installing again (postinst once more) keeps the same _tessera",
-        p.returncode == 0 and account("_tessera") == acct, p.stdout + p.stderr)
-R.check("/var/lib/tessera is 0700", mode("/var/lib/tessera") == "0o700",
-        str(mode("/var/lib/tessera")))
+R.check("installing again (postinst once more) keeps the same _tessera, its directory and the "
+        "enabled socket", p.returncode == 0 and account("_tessera") == acct
+        and owned("/var/lib/tessera") == (TUID, TGID, "0o700") and socket_enabled(),
+        p.stdout + p.stderr)
 conffiles = run(["dpkg-query", "-W", "-f=${Conffiles}", PKG]).stdout
 R.check("/etc/tessera/tessera.toml and /etc/pam.d/tessera-test are conffiles",
         "/etc/tessera/tessera.toml " in conffiles and "/etc/pam.d/tessera-test " in conffiles,
@@ -227,43 +255,178 @@ exported = sorted({line.split()[-1] for line in syms if re.search(r" [TDBRW] ", 
 R.check("the module exports only the pam_sm_* hooks",
         exported and all(s.startswith("pam_sm_") for s in exported), str(exported))
 
-# --- init, enroll, log in ---------------------------------------------------------------------
+# --- init, enroll ------------------------------------------------------------------------------
+STORE_DIR = "/var/lib/tessera"
+KEYFILE = "/etc/tessera/secret.key"
+
+
+def store_files_owned():
+    """Every file in the store's directory, with (uid, gid, mode); and whether all are
+    _tessera's and 0600 (no -wal or -shm of root's)."""
+    files = {n: owned(os.path.join(STORE_DIR, n)) for n in sorted(os.listdir(STORE_DIR))}
+    return files, bool(files) and all(v == (TUID, TGID, "0o600") for v in files.values())
+
+
 p = run(["tessera", "init"])
-R.check("tessera init creates the store and the key", p.returncode == 0
-        and mode("/etc/tessera/secret.key") == "0o600"
-        and mode("/var/lib/tessera/tessera.db") == "0o600",
-        p.stdout + p.stderr + str(mode("/etc/tessera/secret.key")))
+files, ok = store_files_owned()
+R.check("tessera init (as root) makes the key and the store _tessera's, 0600; /etc/tessera stays "
+        "root's", p.returncode == 0 and owned(KEYFILE) == (TUID, TGID, "0o600")
+        and files.get("tessera.db") == (TUID, TGID, "0o600") and ok
+        and owned("/etc/tessera")[0] == 0,
+        p.stdout + p.stderr + str((owned(KEYFILE), files)))
 user = add_user(f"tsg{tag}")  # logins resolve to accounts: the user must exist
 serial = run(["tessera", "token", "add", "--user", user, "--type", "hotp",
               "--pin-stdin", "--key", KEY], input="1357\n")
 R.check("tessera token add prints the serial", serial.returncode == 0
         and re.fullmatch(r"\S+", serial.stdout.strip() or "-") is not None, serial.stderr)
-doctor = run(["tessera", "doctor"])
-# A container without a syslog daemon has no /dev/log: doctor rightly warns about that, and
-# only that is allowed here.
-# The package does not enable tesserad.socket yet (the store still belongs to root), so doctor
-# warns that no daemon listens (root logins spawn one): expected, and checked.
-doctor_warnings = [l for l in re.findall(r"(?m)^(?:warn|fail).*$", doctor.stdout, re.I)
-                   if (os.path.exists("/dev/log") or "/dev/log" not in l)
-                   and "no tesserad on /run/tessera/tessera.sock" not in l]
-R.check("tessera doctor: everything ok (module installed, a service uses it, no daemon yet)",
-        doctor.returncode == 0 and "used by /etc/pam.d: tessera-test" in doctor.stdout
-        and "no tesserad on /run/tessera/tessera.sock" in doctor.stdout
-        and not doctor_warnings,
-        doctor.stdout + doctor.stderr)
 
 otp = Hotp()
-
 # Through the installed module's auth and account hooks, as a service would call them.
 AUTH_AND_ACCOUNT = ("authenticate", "acct_mgmt")
-p = pamtester("tessera-test", user, "1357", otp.next(), ops=AUTH_AND_ACCOUNT)
-R.check("pamtester tessera-test: PIN, challenge, OTP through the installed module",
-        p.returncode == 0 and OTP_PROMPT in p.stderr, p.stderr)
+
+# --- tesserad as tesserad.socket starts it ----------------------------------------------------
+# systemd-socket-activate binds the socket, waits for the first connection and execs the rest
+# in its own process, with the socket on fd 3 and LISTEN_PID its pid (setpriv execs too, so the
+# pid stays tesserad's): the socket unit's ListenStream=, then the service's User=/Group=.
+SOCK = "/run/tessera/tessera.sock"
+made_run_dir = not os.path.exists("/run/tessera")
+os.makedirs("/run/tessera", mode=0o755, exist_ok=True)
+os.chmod("/run/tessera", 0o755)
+
+
+def remove_run_dir():
+    if os.path.lexists(SOCK):
+        os.remove(SOCK)
+    if made_run_dir and os.path.isdir("/run/tessera"):
+        os.rmdir("/run/tessera")
+
+
+CLEANUP.add("rm -r /run/tessera", remove_run_dir)
+daemon_log = open(os.path.join(work, "tesserad.log"), "w")
+daemon = subprocess.Popen(
+    ["systemd-socket-activate", "-l", SOCK,
+     "setpriv", "--reuid=_tessera", "--regid=_tessera", "--init-groups",
+     "/usr/sbin/tesserad", "--config", "/etc/tessera/tessera.toml"],
+    stdout=daemon_log, stderr=subprocess.STDOUT, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+
+
+def stop_daemon():
+    if daemon.poll() is None:
+        daemon.terminate()
+        try:
+            daemon.wait(10)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+
+
+CLEANUP.add(f"kill tesserad {daemon.pid}", stop_daemon)
+deadline = time.monotonic() + 10
+while not os.path.exists(SOCK) and daemon.poll() is None and time.monotonic() < deadline:
+    time.sleep(0.05)
+os.chmod(SOCK, 0o666)  # SocketMode=0666: any caller may connect (tesserad checks who asks)
+
+
+def daemon_said():
+    daemon_log.flush()
+    return open(daemon_log.name).read()
+
+
+# A service that only the socket can serve: the module's daemon= points nowhere, so a root
+# login can't fall back to spawning tesserad.
+SOCKET_ONLY = f"tessera-sock{tag}"
+socket_only_path = f"/etc/pam.d/{SOCKET_ONLY}"
+with open(socket_only_path, "w") as f:
+    f.write("auth required pam_tessera.so daemon=/nonexistent/tesserad\n")
+
+
+def remove_socket_only():
+    if os.path.exists(socket_only_path):
+        os.remove(socket_only_path)
+
+
+CLEANUP.add(f"rm {socket_only_path}", remove_socket_only)
+
+p = pamtester(SOCKET_ONLY, user, "1357", otp.next())
+said = daemon_said()
+R.check("pamtester as root through the installed module and the socket: PIN, challenge, OTP "
+        "(tesserad socket-activated as _tessera)", p.returncode == 0 and OTP_PROMPT in p.stderr
+        and "(socket activation)" in said, p.stderr + said)
+pid_uid = None
+try:
+    with open(f"/proc/{daemon.pid}/status") as f:
+        pid_uid = re.search(r"(?m)^Uid:\s+(\d+)\s+(\d+)", f.read()).groups()
+    comm = open(f"/proc/{daemon.pid}/comm").read().strip()
+except (FileNotFoundError, AttributeError):
+    comm = None
+R.check("the socket-activated tesserad runs as _tessera in the process that was started "
+        "(LISTEN_PID kept through the execs)",
+        comm == "tesserad" and pid_uid == (str(TUID), str(TUID)), f"{comm} {pid_uid}")
 p = pamtester("tessera-test", user, "1357" + otp.next(), ops=AUTH_AND_ACCOUNT)
 R.check("pamtester tessera-test: PIN+OTP in one answer", p.returncode == 0, p.stderr)
 p = pamtester("tessera-test", user, "1357", otp.wrong(), ops=AUTH_AND_ACCOUNT)
 R.check("pamtester tessera-test: a wrong OTP is refused",
         p.returncode != 0 and "Authentication failure" in p.stderr, p.stderr)
+# A caller that is not root (a screen locker runs as the user): only the socket serves it,
+# and only for its own account.
+p = run(["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups",
+         "pamtester", "-v", "tessera-test", user, "authenticate"],
+        input=f"1357{otp.next()}\n")
+R.check("pamtester as the user itself (a screen locker) logs in through the socket",
+        p.returncode == 0, p.stderr)
+doctor = run(["tessera", "doctor"])
+# A container without a syslog daemon has no /dev/log: doctor rightly warns about that, and
+# only that is allowed here.
+doctor_warnings = [l for l in re.findall(r"(?m)^(?:warn|fail).*$", doctor.stdout, re.I)
+                   if os.path.exists("/dev/log") or "/dev/log" not in l]
+R.check("tessera doctor: everything ok (checked as _tessera, module installed, a service uses "
+        "it, tesserad answers on the socket)",
+        doctor.returncode == 0
+        and re.search(r"(?m)^ok    used by /etc/pam\.d: .*\btessera-test\b", doctor.stdout)
+        and f"ok    checking as uid {TUID}" in doctor.stdout
+        and f"ok    tesserad answers on {SOCK}" in doctor.stdout
+        and not doctor_warnings,
+        doctor.stdout + doctor.stderr)
+stop_daemon()
+remove_run_dir()  # as RemoveOnStop=yes does
+R.check("the emulated tesserad stops on SIGTERM", daemon.returncode is not None,
+        daemon_said())
+
+# --- no daemon: the module spawns tesserad --stdio, which becomes _tessera -------------------
+p = pamtester("tessera-test", user, "1357", otp.next(), ops=AUTH_AND_ACCOUNT)
+R.check("daemon stopped: pamtester tessera-test logs in through the tesserad --stdio the module "
+        "spawns", p.returncode == 0 and OTP_PROMPT in p.stderr, p.stderr)
+p = pamtester(SOCKET_ONLY, user, "1357" + otp.next())
+R.check("daemon stopped: the service that may not spawn fails (so the logins above went "
+        "through the socket)", p.returncode != 0, p.stderr)
+otp.counter -= 1  # that OTP never reached the engine
+remove_socket_only()
+files, ok = store_files_owned()
+R.check("everything in /var/lib/tessera is still _tessera's, 0600 (no -wal or -shm of root's)",
+        ok and {"tessera.db", "tessera.db-wal", "tessera.db-shm"} <= set(files), str(files))
+
+# --- upgrades ---------------------------------------------------------------------------------
+# An administrator who disabled the socket keeps it disabled across an upgrade.
+os.remove(WANTS)
+p = run(["dpkg", "-i", deb], timeout=300)
+R.check("upgrade: a socket the administrator disabled stays disabled",
+        p.returncode == 0 and not os.path.lexists(WANTS), p.stdout + p.stderr)
+# The in-process module's layout: the directory, the store and the key root's, and the socket
+# recorded as disabled (its enable link absent, debhelper's state file present). Its postinst
+# hands everything to _tessera and enables the socket once.
+run(["chown", "-R", "root:root", STORE_DIR, KEYFILE], check=True)
+p = run(["dpkg", "-i", deb], timeout=300)
+files, ok = store_files_owned()
+R.check("upgrade from the in-process module: the directory (0700), the store files and the key "
+        "(0600) become _tessera's; the socket is enabled",
+        p.returncode == 0 and owned(STORE_DIR) == (TUID, TGID, "0o700") and ok
+        and owned(KEYFILE) == (TUID, TGID, "0o600") and socket_enabled(),
+        p.stdout + p.stderr + str((owned(STORE_DIR), files, owned(KEYFILE))))
+p = pamtester("tessera-test", user, "1357", otp.next(), ops=AUTH_AND_ACCOUNT)
+R.check("after the upgrade a login works", p.returncode == 0, p.stderr)
+p = run(["tessera", "token", "list"])
+R.check("after the upgrade the tessera command works on the store", p.returncode == 0
+        and user in p.stdout, p.stdout + p.stderr)
 
 # --- the pam-auth-update profile, on copies of /etc/pam.d and /var/lib/pam --------------------
 ns = os.path.join(work, "ns")
@@ -323,6 +486,7 @@ R.check("the real /etc/pam.d/common-* never changed",
         digest(glob.glob("/etc/pam.d/common-*")) == before_common)
 
 # --- remove, purge ----------------------------------------------------------------------------
+stop_daemon()
 p = run(["dpkg", "-r", PKG], timeout=300)
 R.check("dpkg -r removes the module, the command, the daemon and its units, keeps config and "
         "store", p.returncode == 0 and not os.path.exists(MODULE)
@@ -337,8 +501,9 @@ R.check("dpkg -P purges config, key, store and state",
         p.returncode == 0 and not installed() and not os.path.exists("/etc/tessera")
         and not os.path.exists("/var/lib/tessera")
         and not os.path.exists("/etc/pam.d/tessera-test"), p.stderr)
-R.check("dpkg -P removes the _tessera user and group",
-        account("_tessera") is None and not group_exists("_tessera"))
+R.check("dpkg -P removes the _tessera user and group, and the socket's enable link",
+        account("_tessera") is None and not group_exists("_tessera")
+        and not glob.glob("/etc/systemd/system/*/tesserad.*"))
 R.check("nothing named tessera is left that was not there before",
         after <= before_paths, str(sorted(after - before_paths)))
 R.check("/etc/pam.d/common-* and /var/lib/pam are as before the install",

@@ -8,10 +8,32 @@ use tessera_engine::engine::{self, Clock, SystemClock};
 use tessera_engine::error::Error;
 use tessera_engine::fsperm;
 use tessera_engine::store::SqliteStore;
+use tessera_engine::sys;
 
 /// Creates what is missing: the store (0600, its directory 0700, schema migrated) and the key
 /// file (0600). An existing key is never replaced; an existing store is only migrated.
+///
+/// Run by root for a store whose directory belongs to another user (the package's `_tessera`,
+/// see [`sys::store_owner`]), the store is made as that user and the key is made by root and
+/// given to that user: the key's directory (`/etc/tessera`) is root's, and whether a key may be
+/// made at all depends on what the store holds. So the store part runs with that user's
+/// effective ids ([`sys::as_store_owner`]), and root then creates the key (0600, never over an
+/// existing one) and hands it over before writing it.
 pub fn init(cfg: &Config) -> CliResult<()> {
+    let owner = sys::store_owner(&cfg.store.path);
+    let need_key = match owner {
+        Some(o) => sys::as_store_owner(&cfg.store.path, o, || init_store(cfg))
+            .map_err(|e| Error::Permissions(e.to_string()))??,
+        None => init_store(cfg)?,
+    };
+    if need_key {
+        create_key(cfg, owner)?;
+    }
+    Ok(())
+}
+
+/// The store part of [`init`]; true if a key must be made.
+fn init_store(cfg: &Config) -> CliResult<bool> {
     let store_path = &cfg.store.path;
     let key_path = &cfg.store.key_file;
     let store_existed = store_path.exists();
@@ -29,7 +51,8 @@ pub fn init(cfg: &Config) -> CliResult<()> {
     if key_path.exists() || key_path.is_symlink() {
         // Only checked: the mode and the format. Tokens sealed with it must stay readable.
         engine::load_key(cfg)?;
-        return outln!("key {}: exists, kept", key_path.display());
+        outln!("key {}: exists, kept", key_path.display())?;
+        return Ok(false);
     }
     let sealed = store.list_tokens(None)?.len();
     if sealed > 0 {
@@ -40,13 +63,25 @@ pub fn init(cfg: &Config) -> CliResult<()> {
         ))
         .into());
     }
+    Ok(true)
+}
+
+/// A new key file (0600; its directory 0700 if missing), given to `owner` if there is one.
+fn create_key(cfg: &Config, owner: Option<(u32, u32)>) -> CliResult<()> {
+    let key_path = &cfg.store.key_file;
     if let Some(dir) = key_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let existed = dir.is_dir();
         fsperm::create_private_dir(dir)?;
+        if let (false, Some((uid, gid))) = (existed, owner) {
+            // A directory made here for the key alone: the owner must reach its key.
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+                .map_err(|e| Error::Key(format!("{}: {e}", dir.display())))?;
+        }
     }
     let key = StoreKey::generate();
     let mut text = key.to_hex();
     text.push('\n');
-    fsperm::create_private_file(key_path, text.as_bytes()).map_err(|e| match e {
+    fsperm::create_private_file_for(key_path, text.as_bytes(), owner).map_err(|e| match e {
         Error::Store(m) => Error::Key(m),
         other => other,
     })?;

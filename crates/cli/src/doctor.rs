@@ -51,9 +51,21 @@ fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
         }
         Err(e) => return r.fail(&e.to_string()),
     };
+    // The rest is checked as tesserad sees it: run by root, as the owner of the store's
+    // directory (the package's _tessera), like the other commands.
+    match super::become_store_owner(&cfg) {
+        Ok(Some(uid)) => r.ok(&format!(
+            "checking as uid {uid}, the owner of the store's directory, as tesserad runs"
+        ))?,
+        Ok(None) => {}
+        Err(Failure::Error(e)) => return r.fail(&e.to_string()),
+        Err(other) => return Err(other),
+    }
     check_transport(r, &cfg)?;
     if let Some(p) = &cfg.email.password_file {
-        check_file(r, "[email] password_file", p, Access::Secret)?;
+        if check_file(r, "[email] password_file", p, Access::Secret)? {
+            check_readable(r, "[email] password_file", p)?;
+        }
     }
     if cfg.auth.mode == Mode::Remote {
         check_remote(r, &cfg)?;
@@ -167,6 +179,21 @@ fn check_file(r: &mut Report, what: &str, path: &Path, access: Access) -> CliRes
     Ok(file_ok && dirs_ok)
 }
 
+/// Whether this process (tesserad's user when doctor runs as root, see above) can open a file
+/// that passed [`check_file`]: a root-owned 0600 file passes the mode check, but the daemon
+/// can't read it. One line only when it can't.
+fn check_readable(r: &mut Report, what: &str, path: &Path) -> CliResult<()> {
+    match std::fs::File::open(path) {
+        Ok(_) => Ok(()),
+        Err(e) => r.fail(&format!(
+            "{what} {}: {e}: tesserad runs as uid {} and must read it (chown it to that user, \
+             mode 0600)",
+            path.display(),
+            tessera_engine::sys::euid()
+        )),
+    }
+}
+
 /// One line for the store's `-wal` or `-shm`: SQLite replays a WAL into the store and maps the
 /// `-shm`, so either must be as safe as the store. True if ok (also when there is none yet).
 fn check_beside(r: &mut Report, store: &Path, suffix: &str) -> CliResult<bool> {
@@ -269,23 +296,28 @@ fn check_tokens(
     }
 }
 
-/// Where `pam_tessera.so` is installed, and which services of /etc/pam.d use it.
 /// Where the package's tesserad.socket listens (the module's default `socket=`).
 const DAEMON_SOCKET: &str = "/run/tessera/tessera.sock";
 
-/// Whether tesserad answers on its socket: without it root callers spawn one per login, and
-/// every other caller (screen lockers) fails closed.
+/// Whether tesserad answers on its socket, which the package's tesserad.socket provides
+/// (enabled and started on install). Without it root callers spawn a tesserad per login, and
+/// every other caller (screen lockers) fails closed: a warning, logins still work.
 fn check_daemon(r: &mut Report, socket: &Path) -> CliResult<()> {
     match std::os::unix::net::UnixStream::connect(socket) {
-        Ok(_) => r.ok(&format!("tesserad answers on {}", socket.display())),
+        Ok(_) => r.ok(&format!(
+            "tesserad answers on {} (screen lockers work)",
+            socket.display()
+        )),
         Err(e) => r.warn(&format!(
-            "no tesserad on {} ({e}): root logins spawn one each (slower), screen lockers \
-             fail; systemctl enable --now tesserad.socket",
+            "no tesserad on {} ({e}): the socket unit is not running; start it with \
+             `systemctl enable --now tesserad.socket` (until then root logins spawn a tesserad \
+             each, slower, and screen lockers fail)",
             socket.display()
         )),
     }
 }
 
+/// Where `pam_tessera.so` is installed, and which services of /etc/pam.d use it.
 fn check_pam(r: &mut Report) -> CliResult<()> {
     let modules = installed_modules();
     if modules.is_empty() {

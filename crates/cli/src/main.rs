@@ -334,12 +334,24 @@ fn load_config(path: &std::path::Path) -> CliResult<Config> {
     Ok(tessera_engine::config::Config::load(path)?)
 }
 
+/// Run by root, becomes the owner of the store's directory if that is not root (the package's
+/// `_tessera`), as `tesserad --stdio` does ([`tessera_engine::sys::become_store_owner`]): the
+/// engine accepts only files of root or of the effective uid, and what SQLite creates beside
+/// the store (`-wal`, `-shm`) must stay the daemon's. `init` does this its own way.
+pub fn become_store_owner(cfg: &Config) -> CliResult<Option<u32>> {
+    tessera_engine::sys::become_store_owner(&cfg.store.path)
+        .map_err(|e| Failure::Error(Error::Permissions(e.to_string())))
+}
+
 fn run(cli: Cli) -> CliResult<()> {
     let path = config_path(&cli);
     if let Command::Doctor = cli.command {
         return doctor::run(&path);
     }
     let cfg = load_config(&path)?;
+    if !matches!(cli.command, Command::Init) {
+        become_store_owner(&cfg)?;
+    }
     match cli.command {
         Command::Init => admin::init(&cfg),
         Command::Token(cmd) => token::run(&cfg, cmd),

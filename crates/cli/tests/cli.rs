@@ -160,6 +160,110 @@ fn init_refuses_a_new_key_for_a_store_with_tokens() {
     assert!(!env.path("secret.key").exists());
 }
 
+/// Run by root for a store whose directory belongs to another user (the package gives
+/// /var/lib/tessera to _tessera, the user tesserad runs as), the command works as that user:
+/// `init` makes the store and the key that user's (the key by root, in a directory of root's
+/// that the user can't write), and no command leaves a file of root's in the store's directory
+/// (SQLite's -wal and -shm included), which would lock the daemon out. Needs root (CI runs the
+/// tests as root); run by anyone else there is nobody to become.
+#[test]
+fn run_by_root_the_command_works_as_the_owner_of_the_store_directory() {
+    use std::os::unix::fs::{chown, MetadataExt};
+    if tessera_engine::sys::euid() != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    const OWNER: u32 = 4242; // no account needed: only files are handed over
+    let env = Env::new();
+    // The temporary directory stands for /etc/tessera: root's, with the config (root's, 0600:
+    // read before the command changes user) and the key; the owner may pass through it.
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db_dir = env.path("db");
+    std::fs::create_dir(&db_dir).unwrap();
+    std::fs::set_permissions(&db_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    chown(&db_dir, Some(OWNER), Some(OWNER)).unwrap();
+    let owner_and_mode = |p: &Path| {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (m.uid(), m.gid(), m.mode() & 0o7777)
+    };
+
+    let out = env.ok(&["init"]);
+    assert!(out.contains("store") && out.contains("key"), "{out}");
+    assert_eq!(
+        owner_and_mode(&env.path("secret.key")),
+        (OWNER, OWNER, 0o600)
+    );
+    assert_eq!(
+        owner_and_mode(&env.path("db/tessera.db")),
+        (OWNER, OWNER, 0o600)
+    );
+    assert_eq!(
+        owner_and_mode(env.dir.path()),
+        (0, 0, 0o755),
+        "the key's directory stays"
+    );
+    let again = env.ok(&["init"]);
+    assert!(again.contains("exists, kept"), "{again}");
+
+    // Every command that opens the store, writing (enroll, a login, a reset) and reading.
+    env.add_rfc_hotp("H1");
+    assert_eq!(
+        env.check("alice", "PIN755224\n"),
+        (0, "ACCEPT (serial H1)\n".into())
+    );
+    env.ok(&["token", "set-pin", "H1", "--pin", "NEWPIN"]);
+    env.ok(&["token", "disable", "H1"]);
+    env.ok(&["token", "enable", "H1"]);
+    env.ok(&["token", "reset", "H1"]);
+    env.ok(&[
+        "token",
+        "resync",
+        "H1",
+        &hotp(b"12345678901234567890", 5),
+        &hotp(b"12345678901234567890", 6),
+    ]);
+    env.ok(&["token", "list", "--json"]);
+    env.ok(&["token", "show", "H1"]);
+    env.ok(&["challenge", "list", "--all"]);
+    env.ok(&["audit", "--user", "alice"]);
+    let doctor = env.run(&["doctor"], "");
+    let report = text(&doctor.stdout);
+    assert_eq!(code(&doctor), 0, "{report}");
+    assert!(
+        report.contains(&format!(
+            "ok    checking as uid {OWNER}, the owner of the store's directory"
+        )),
+        "{report}"
+    );
+    env.ok(&["token", "remove", "H1"]);
+
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(&db_dir).unwrap() {
+        let e = e.unwrap();
+        names.push(e.file_name().to_string_lossy().into_owned());
+        assert_eq!(
+            owner_and_mode(&e.path()),
+            (OWNER, OWNER, 0o600),
+            "{:?}",
+            e.path()
+        );
+    }
+    names.sort();
+    assert_eq!(names, ["tessera.db", "tessera.db-shm", "tessera.db-wal"]);
+
+    // A key still root's (as the in-process module's installations have it) can't be read by
+    // the store's owner: a one-line error that says so, not a file created as root.
+    chown(env.path("secret.key"), Some(0), Some(0)).unwrap();
+    let out = env.run(
+        &[
+            "token", "add", "--user", "alice", "--type", "hotp", "--genkey",
+        ],
+        "",
+    );
+    let err = assert_one_line_error(&out, 1);
+    assert!(err.contains(&format!("read as uid {OWNER}")), "{err}");
+}
+
 #[test]
 fn pin_plus_otp_accepts_once() {
     let env = Env::init();

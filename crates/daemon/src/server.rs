@@ -180,10 +180,10 @@ fn reload_on_sighup(
 /// WAL, `-shm`) stays the daemon's.
 pub fn stdio(config: &Path) -> Result<(), String> {
     let cfg = load(config);
-    if tessera_engine::sys::euid() == 0 {
-        if let Ok(c) = &cfg {
-            drop_to_store_owner(c)?;
-        }
+    // Who started this process, taken before it may change its user below.
+    let invoker = tessera_engine::sys::uid();
+    if let Ok(c) = &cfg {
+        tessera_engine::sys::become_store_owner(&c.store.path).map_err(|e| e.to_string())?;
     }
     let stdin = std::io::stdin();
     let fd = std::os::fd::AsFd::as_fd(&stdin)
@@ -201,35 +201,16 @@ pub fn stdio(config: &Path) -> Result<(), String> {
             };
             session::serve(&mut sock, &caller, cfg_ref, &OneLogin)
         }
-        // Pipes (a test, a shell): the caller is whoever runs this process.
+        // Pipes (a test, a shell): the caller is whoever started this process.
         Err(_) => {
             let caller = Caller {
-                uid: tessera_engine::sys::uid(),
+                uid: invoker,
                 may_choose_config: true,
             };
             session::serve(&mut Stdio, &caller, cfg_ref, &OneLogin)
         }
     };
     result.map_err(|e| e.to_string())
-}
-
-/// The owner of the store's directory, if it is not root: the daemon's system user.
-fn drop_to_store_owner(cfg: &Config) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    let dir = cfg
-        .store
-        .path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let Ok(meta) = std::fs::metadata(dir) else {
-        return Ok(()); // no store yet: nothing will be created as root either (the engine refuses)
-    };
-    if meta.uid() == 0 {
-        return Ok(());
-    }
-    tessera_engine::sys::drop_to(meta.uid(), meta.gid())
-        .map_err(|e| format!("can't become uid {}: {e}", meta.uid()))
 }
 
 /// stdin and stdout as one channel.

@@ -271,6 +271,75 @@ fn stdio_serves_one_login() {
     assert!(child.wait().unwrap().success());
 }
 
+/// `tesserad --stdio` spawned by a root login becomes the owner of the store's directory (the
+/// package's _tessera) before it opens anything: the login works, and what SQLite creates
+/// beside the store is that owner's. Needs root (as in CI).
+#[test]
+fn stdio_run_by_root_becomes_the_owner_of_the_store_directory() {
+    use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
+    if tessera_engine::sys::euid() != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    const OWNER: u32 = 4242;
+    let w = World::new("");
+    // The store moves into a directory of its own that OWNER owns; the config stays root's
+    // (read before the change of user), the key becomes OWNER's, as the package has them.
+    let store_dir = w.dir.path().join("store");
+    std::fs::create_dir(&store_dir).unwrap();
+    std::fs::set_permissions(&store_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", w.db.display()));
+        if from.exists() {
+            std::fs::rename(&from, store_dir.join(format!("tessera.db{suffix}"))).unwrap();
+        }
+    }
+    for p in std::fs::read_dir(&store_dir).unwrap() {
+        chown(p.unwrap().path(), Some(OWNER), Some(OWNER)).unwrap();
+    }
+    chown(&store_dir, Some(OWNER), Some(OWNER)).unwrap();
+    chown(w.dir.path().join("secret.key"), Some(OWNER), Some(OWNER)).unwrap();
+    std::fs::set_permissions(w.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let w = World {
+        db: store_dir.join("tessera.db"),
+        ..w
+    };
+    w.write_config("");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tesserad"))
+        .arg("--stdio")
+        .arg("--config")
+        .arg(&w.config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut io = Pipes {
+        r: child.stdout.take().unwrap(),
+        w: child.stdin.take().unwrap(),
+    };
+    let seen = dialogue(
+        &mut io,
+        login("alice"),
+        &[format!("1234{}", otp(0)).as_bytes()],
+    );
+    // As root the engine would refuse these files (owned by neither root nor the effective
+    // uid): the login shows that tesserad became OWNER, and the caller is still root (the
+    // uid that started it), who may ask for alice.
+    assert_eq!(seen.verdict, Some(Verdict::Success), "{seen:?}");
+    drop(io);
+    assert!(child.wait().unwrap().success());
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(&store_dir).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        assert_eq!((m.uid(), m.gid()), (OWNER, OWNER), "{:?}", e.path());
+        names.push(e.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    assert_eq!(names, ["tessera.db", "tessera.db-shm", "tessera.db-wal"]);
+}
+
 struct Pipes {
     r: std::process::ChildStdout,
     w: std::process::ChildStdin,

@@ -40,7 +40,15 @@ impl StoreKey {
     /// the key is read from that descriptor.
     pub fn load(path: &Path) -> Result<StoreKey> {
         let file = crate::fsperm::open_checked(path, crate::fsperm::Access::Secret, |e| {
-            Error::Key(format!("{}: {e} (run `tessera init`)", path.display()))
+            let hint = match e.kind() {
+                std::io::ErrorKind::PermissionDenied => format!(
+                    " (read as uid {}: the key must belong to the user tesserad runs as, \
+                     the owner of the store's directory)",
+                    crate::sys::euid()
+                ),
+                _ => " (run `tessera init`)".to_string(),
+            };
+            Error::Key(format!("{}: {e}{hint}", path.display()))
         })?;
         StoreKey::from_reader(file, path)
     }

@@ -260,15 +260,33 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
 
 /// Creates a new file with mode 0600 and `content`; fails if it exists (never overwrites).
 pub fn create_private_file(path: &Path, content: &[u8]) -> Result<()> {
+    create_private_file_for(path, content, None)
+}
+
+/// [`create_private_file`], and with an `owner` (uid, gid) the file is given to that user
+/// before anything is written into it: root creating a file for the user that will read it,
+/// in a directory that user may not write (the key in `/etc/tessera` for `_tessera`). A file
+/// that could not be given away is removed again.
+pub fn create_private_file_for(
+    path: &Path,
+    content: &[u8],
+    owner: Option<(u32, u32)>,
+) -> Result<()> {
+    let err = |e: io::Error| Error::Store(format!("{}: {e}", path.display()));
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| Error::Store(format!("{}: {e}", path.display())))?;
-    f.write_all(content)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::Store(format!("{}: {e}", path.display())))
+        .map_err(err)?;
+    if let Some((uid, gid)) = owner {
+        if let Err(e) = std::os::unix::fs::fchown(&f, Some(uid), Some(gid)) {
+            drop(f);
+            let _ = fs::remove_file(path);
+            return Err(err(e));
+        }
+    }
+    f.write_all(content).and_then(|_| f.sync_all()).map_err(err)
 }
 
 #[cfg(test)]

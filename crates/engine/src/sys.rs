@@ -1,11 +1,12 @@
 //! Raw OS calls that std does not offer, each behind a safe function: account lookup (NSS),
-//! the effective uid, the process-wide SIGCHLD disposition around a child we wait for, and
-//! keeping this module mapped while a helper thread of ours may still run. Like `pam::ffi`,
-//! this is part of the thin FFI layer: every `unsafe` of tessera lives there or here, each
-//! with a `// SAFETY:` comment.
+//! the effective uid, becoming the store's owner, the process-wide SIGCHLD disposition around
+//! a child we wait for, and keeping this module mapped while a helper thread of ours may still
+//! run. Like `pam::ffi`, this is part of the thin FFI layer: every `unsafe` of tessera lives
+//! there or here, each with a `// SAFETY:` comment.
 
 use std::ffi::{CStr, CString};
 use std::os::raw::c_void;
+use std::path::Path;
 
 /// The account name NSS gives for `name` (`getpwnam_r`'s `pw_name`): the canonical spelling,
 /// which differs from the name typed where NSS matches loosely (SSSD and AD are
@@ -192,6 +193,96 @@ pub fn drop_to(uid: u32, gid: u32) -> std::io::Result<()> {
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
+}
+
+/// Who the store at `store` belongs to, for a process running as root: the owner (uid, gid) of
+/// the store's directory when that directory exists and is not root's (the package gives
+/// `/var/lib/tessera` to `_tessera`, the user tesserad runs as). `None` when this process is
+/// not root, when the directory is missing (nothing to hand over: the engine creates the store
+/// as whoever runs it) or root's (a store root keeps for itself, as in the tests).
+///
+/// Whatever root does to such a store must be done as that user: the engine accepts only
+/// files of root or of the effective uid, and a `-wal` or `-shm` that SQLite created as root
+/// would lock the daemon out of its own store.
+pub fn store_owner(store: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    if euid() != 0 {
+        return None;
+    }
+    let meta = std::fs::metadata(store_dir(store)).ok()?;
+    (meta.uid() != 0).then_some((meta.uid(), meta.gid()))
+}
+
+/// The directory that holds the store (`.` for a bare file name).
+fn store_dir(store: &Path) -> &Path {
+    store
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Becomes the [`store_owner`] for good, if there is one: `tesserad --stdio` spawned by a root
+/// login, and the `tessera` command run by root, once each has loaded its config. Returns the
+/// uid it became, or `None` when it stays who it is.
+pub fn become_store_owner(store: &Path) -> std::io::Result<Option<u32>> {
+    let Some((uid, gid)) = store_owner(store) else {
+        return Ok(None);
+    };
+    drop_to(uid, gid).map_err(|e| cant_become(uid, store, e))?;
+    Ok(Some(uid))
+}
+
+/// Runs `f` as the [`store_owner`] `owner` (effective uid and gid; no supplementary groups from
+/// here on), then becomes root again. For root's work on both sides of a hand-over, such as
+/// `tessera init`: the store as its owner, then the key in a directory only root may write.
+/// The real and saved ids stay root's meanwhile, so the owner can neither signal nor trace
+/// this process (and the kernel marks it undumpable when the effective uid changes).
+pub fn as_store_owner<T>(
+    store: &Path,
+    owner: (u32, u32),
+    f: impl FnOnce() -> T,
+) -> std::io::Result<T> {
+    let (uid, gid) = owner;
+    let check = |rc: libc::c_int| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(cant_become(uid, store, std::io::Error::last_os_error()))
+        }
+    };
+    // SAFETY: getegid has no preconditions and cannot fail.
+    let old_gid = unsafe { libc::getegid() };
+    // SAFETY: setgroups with a count of 0 reads no memory.
+    check(unsafe { libc::setgroups(0, std::ptr::null()) })?;
+    // SAFETY: setegid and seteuid take plain ids.
+    check(unsafe { libc::setegid(gid) })?;
+    // SAFETY: as above.
+    if let Err(e) = check(unsafe { libc::seteuid(uid) }) {
+        // SAFETY: as above (still root: only the group changed).
+        unsafe { libc::setegid(old_gid) };
+        return Err(e);
+    }
+    let out = f();
+    // Back in the opposite order: only root may change its group ids.
+    // SAFETY: as above.
+    let back = unsafe { libc::seteuid(0) == 0 && libc::setegid(old_gid) == 0 };
+    if !back || euid() != 0 {
+        return Err(std::io::Error::other(format!(
+            "can't become root again after working as uid {uid}: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(out)
+}
+
+fn cant_become(uid: u32, store: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(
+        e.kind(),
+        format!(
+            "can't become uid {uid}, the owner of {}: {e}",
+            store_dir(store).display()
+        ),
+    )
 }
 
 /// Runs `f` with SIGCHLD set to its default disposition, then restores the one before.
