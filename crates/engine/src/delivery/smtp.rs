@@ -4,7 +4,10 @@
 //!
 //! Time: a whole delivery (name lookup, connect, TLS handshake, every command and reply) runs
 //! under one deadline of `[email] timeout` seconds. A timeout per read alone would not do: a
-//! relay sending a byte a second would reset it forever.
+//! relay sending a byte a second would reset it forever. That is why this is not lettre: its
+//! timeout is per socket operation, and a relay trickling correct replies kept one delivery
+//! going for 98 s against a 5 s timeout (docs/benchmarks.md, "Why the SMTP client stays
+//! hand-written").
 
 use crate::config::{EmailConfig, SmtpTls};
 use crate::error::{Error, Result};
