@@ -38,6 +38,14 @@ impl Conversation for Terminal {
     }
 }
 
+/// A verdict line nobody reads any more (stdout closed) leaves the verdict's exit code as it is.
+fn shown(printed: CliResult<()>) -> CliResult<()> {
+    match printed {
+        Err(Failure::OutputClosed) => Ok(()),
+        other => other,
+    }
+}
+
 pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
     let login = Login {
         service: a.service.clone(),
@@ -58,15 +66,17 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
         Verdict::Accept { serial } => outln!("ACCEPT (serial {serial})"),
         Verdict::PassOnNoToken => outln!("ACCEPT (no token, pass_on_no_token)"),
         Verdict::Reject { reason } => {
-            outln!("REJECT: {reason}")?;
+            shown(outln!("REJECT: {reason}"))?;
             Err(Failure::Reported)
         }
         Verdict::Locked { serial } => {
-            outln!("LOCKED: token {serial} is locked by its fail counter (tessera token reset)")?;
+            shown(outln!(
+                "LOCKED: token {serial} is locked by its fail counter (tessera token reset)"
+            ))?;
             Err(Failure::Reported)
         }
         Verdict::NoToken => {
-            outln!("IGNORE: no token")?;
+            shown(outln!("IGNORE: no token"))?;
             Err(Failure::Reported)
         }
         Verdict::Unavailable(e) => Err(Failure::Error(Error::Invalid(format!("unavailable: {e}")))),

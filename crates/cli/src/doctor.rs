@@ -33,7 +33,11 @@ impl Report {
 
 pub fn run(config_path: &Path) -> CliResult<()> {
     let mut r = Report::default();
-    check_all(&mut r, config_path)?;
+    match check_all(&mut r, config_path) {
+        // `doctor | head`: the reader stopped; a failure seen so far still sets the exit code.
+        Err(Failure::OutputClosed) if r.failed => return Err(Failure::Reported),
+        other => other?,
+    }
     if r.failed {
         return Err(Failure::Reported);
     }

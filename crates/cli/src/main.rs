@@ -226,6 +226,9 @@ pub enum Failure {
     Error(Error),
     /// The command failed and has already said so (a check's verdict): exit 1, nothing more.
     Reported,
+    /// Whoever read stdout closed it (`| head`): the end of a listing, exit 0 without a word.
+    /// (`token add` checks its own output: a serial or key nobody saw is an error there.)
+    OutputClosed,
 }
 
 impl From<Error> for Failure {
@@ -262,6 +265,7 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(Failure::Reported) => ExitCode::from(1),
+        Err(Failure::OutputClosed) => ExitCode::SUCCESS,
     }
 }
 

@@ -1,5 +1,6 @@
 //! What the command prints: aligned tables, `key value` blocks, JSON, UTC times. Every write to
-//! stdout goes through [`outln!`], so a closed pipe is an error (exit 1), not a panic.
+//! stdout goes through [`outln!`], so a failed write is an error (exit 1), not a panic, and a
+//! reader that stopped reading (`tessera token list | head -2`) ends the command quietly.
 
 use super::{CliResult, Failure};
 use serde::Serialize;
@@ -14,6 +15,10 @@ macro_rules! outln {
 }
 
 pub fn stdout_failed(e: std::io::Error) -> Failure {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        // The reader has what it wanted: a normal end for a listing, as for `ls | head`.
+        return Failure::OutputClosed;
+    }
     Failure::Error(Error::Invalid(format!("stdout: {e}")))
 }
 

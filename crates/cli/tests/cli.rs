@@ -1145,3 +1145,54 @@ fn token_add_saves_nothing_it_could_not_show() {
     let list = env.ok(&["token", "list", "--json"]);
     assert_eq!(list.trim(), "[]", "nothing enrolled: {list}");
 }
+
+/// `tessera doctor | head -2` and the like: a reader that closes the pipe ends a listing quietly,
+/// not with "stdout: Broken pipe". (The pipe is closed before the command starts, so its very
+/// first write fails.)
+#[test]
+fn a_closed_stdout_ends_a_listing_quietly() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    for args in [
+        &["token", "list"][..],
+        &["token", "list", "--json"],
+        &["audit"],
+        &["doctor"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .arg("--config")
+            .arg(&env.config)
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+        if args[0] != "doctor" {
+            assert_eq!(code(&out), 0, "{args:?}: {err}");
+            assert_eq!(err, "", "{args:?}");
+        }
+    }
+    // `token add` is no listing: a serial and key nobody saw are taken back, and said so.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("--config")
+        .arg(&env.config)
+        .args([
+            "token", "add", "--user", "alice", "--type", "hotp", "--genkey", "--pin", "1",
+        ])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("was not enrolled"),
+        "{}",
+        text(&out.stderr)
+    );
+}
