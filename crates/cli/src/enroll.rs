@@ -43,10 +43,9 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
         format!("{}\n", crypto::encode_hex(&plan.key))
     } else if plan.generated {
         let uri = otpauth_uri(&a.issuer, &login_name(cfg, &user, &plan.realm), &plan);
-        let qr = if a.qr {
-            format!("{}\n", super::qr::render(&uri)?)
-        } else {
-            String::new()
+        let qr = match a.qr {
+            Some(bg) => format!("{}\n", super::qr::render(&uri, bg)?),
+            None => String::new(),
         };
         format!("{uri}\n{qr}")
     } else {
@@ -98,7 +97,26 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
             record.serial
         )));
     }
+    if let Some(note) = next_code_note(&plan) {
+        eprintln!("tessera: {note}");
+    }
     Ok(())
+}
+
+/// What a user trying the new token trips over: a code is accepted once, so the login right
+/// after a test login fails with the same code (audited as "replayed").
+fn next_code_note(p: &Plan) -> Option<String> {
+    match p.kind {
+        TokenType::Totp => Some(format!(
+            "each code is accepted once: after a test login, wait for the app's next code (a new \
+             one every {} s) before you log in again",
+            p.period
+        )),
+        TokenType::Hotp => {
+            Some("each code is accepted once: take a new code from the app for every login".into())
+        }
+        _ => None,
+    }
 }
 
 /// Checks the options against the type and works out the token's parameters.
@@ -164,10 +182,10 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
             ));
         }
     }
-    if a.qr && !matches!(kind, TokenType::Hotp | TokenType::Totp) {
+    if a.qr.is_some() && !matches!(kind, TokenType::Hotp | TokenType::Totp) {
         return Err(Failure::usage("--qr is for hotp and totp tokens"));
     }
-    if a.qr && !a.genkey {
+    if a.qr.is_some() && !a.genkey {
         // Only a generated key is ever shown.
         return Err(Failure::usage("--qr needs --genkey"));
     }
@@ -405,23 +423,33 @@ fn login_name(cfg: &Config, user: &str, realm: &str) -> String {
 }
 
 /// The Key URI of authenticator apps:
-/// `otpauth://TYPE/ISSUER:ACCOUNT?secret=BASE32&issuer=ISSUER&algorithm=SHA1&digits=6&period=30`
-/// (`counter=N` instead of `period` for HOTP).
+/// `otpauth://TYPE/ISSUER:ACCOUNT?secret=BASE32&issuer=ISSUER[&algorithm=..][&digits=..][&period=..]`
+/// with `counter=N` always for HOTP (the format requires it). Parameters at the format's defaults
+/// (SHA1, 6 digits, 30 s) are left out: a shorter URI makes a smaller QR code.
 fn otpauth_uri(issuer: &str, account: &str, p: &Plan) -> String {
-    let last = match p.kind {
-        TokenType::Hotp => format!("counter={}", p.counter),
-        _ => format!("period={}", p.period),
-    };
-    format!(
-        "otpauth://{}/{}:{}?secret={}&issuer={}&algorithm={}&digits={}&{last}",
+    let mut uri = format!(
+        "otpauth://{}/{}:{}?secret={}&issuer={}",
         p.kind.name(),
         tessera_engine::http::percent_encode(issuer),
         tessera_engine::http::percent_encode(account),
         crypto::encode_base32(&p.key),
         tessera_engine::http::percent_encode(issuer),
-        p.algorithm.name().to_ascii_uppercase(),
-        p.digits,
-    )
+    );
+    if p.algorithm != Algorithm::Sha1 {
+        uri.push_str(&format!(
+            "&algorithm={}",
+            p.algorithm.name().to_ascii_uppercase()
+        ));
+    }
+    if p.digits != 6 {
+        uri.push_str(&format!("&digits={}", p.digits));
+    }
+    match p.kind {
+        TokenType::Hotp => uri.push_str(&format!("&counter={}", p.counter)),
+        _ if p.period != 30 => uri.push_str(&format!("&period={}", p.period)),
+        _ => {}
+    }
+    uri
 }
 
 #[cfg(test)]
@@ -447,12 +475,22 @@ mod tests {
         assert_eq!(
             otpauth_uri("tessera", "alice", &plan(TokenType::Totp, 6, 0)),
             "otpauth://totp/tessera:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\
-             &issuer=tessera&algorithm=SHA1&digits=6&period=30"
+             &issuer=tessera"
         );
         assert_eq!(
             otpauth_uri("ACME Co", "bob@it", &plan(TokenType::Hotp, 8, 5)),
             "otpauth://hotp/ACME%20Co:bob%40it?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\
-             &issuer=ACME%20Co&algorithm=SHA1&digits=8&counter=5"
+             &issuer=ACME%20Co&digits=8&counter=5"
+        );
+        let other = Plan {
+            algorithm: Algorithm::Sha256,
+            period: 60,
+            ..plan(TokenType::Totp, 6, 0)
+        };
+        assert_eq!(
+            otpauth_uri("tessera", "alice", &other),
+            "otpauth://totp/tessera:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\
+             &issuer=tessera&algorithm=SHA256&period=60"
         );
     }
 

@@ -178,9 +178,11 @@ struct AddArgs {
     /// Issuer shown by authenticator apps
     #[arg(long, value_name = "NAME", default_value = "tessera")]
     issuer: String,
-    /// Also print the otpauth:// URI as a QR code for the terminal (needs --genkey)
-    #[arg(long)]
-    qr: bool,
+    /// Also print the otpauth:// URI as a QR code for the terminal (needs --genkey); drawn
+    /// for a dark terminal, or with --qr=light for a light one
+    #[arg(long, value_enum, value_name = "BACKGROUND", num_args = 0..=1, require_equals = true,
+          default_missing_value = "dark")]
+    qr: Option<qr::Background>,
 }
 
 #[derive(Debug, Subcommand)]

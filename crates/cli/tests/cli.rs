@@ -717,13 +717,12 @@ fn generated_totp_key_uri_works_with_oathtool() {
     let (kind, label, p) = parse_uri(lines[1]);
     assert_eq!((kind.as_str(), label.as_str()), ("totp", "tessera:alice"));
     assert_eq!(p["issuer"], "tessera");
-    assert_eq!(
-        (
-            p["algorithm"].as_str(),
-            p["digits"].as_str(),
-            p["period"].as_str()
-        ),
-        ("SHA1", "6", "30")
+    // SHA1, 6 digits, 30 s are the Key URI format's defaults: left out of the URI.
+    assert!(
+        ["algorithm", "digits", "period"]
+            .iter()
+            .all(|k| !p.contains_key(*k)),
+        "{p:?}"
     );
     assert_eq!(decode_base32(&p["secret"]).unwrap().len(), 20);
     let otp = oathtool(&["--totp", "-b", &p["secret"]]);
@@ -1195,4 +1194,48 @@ fn a_closed_stdout_ends_a_listing_quietly() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// `--qr` fits an 80x24 terminal (default parameters left out of the URI, half blocks, level L),
+/// drawn for a dark terminal or with `--qr=light` for a light one; and `token add` says that a
+/// code works once.
+#[test]
+fn the_qr_code_fits_a_terminal_and_comes_for_dark_or_light_backgrounds() {
+    let env = Env::init();
+    let add = |qr: &str| {
+        let out = env.run(
+            &[
+                "token", "add", "--user", "alice", "--type", "totp", "--genkey", qr,
+            ],
+            "",
+        );
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let qr_rows: Vec<String> = stdout.lines().skip(2).map(str::to_string).collect();
+        (qr_rows, text(&out.stderr))
+    };
+    let (dark, note) = add("--qr");
+    assert!(!dark.is_empty() && dark.len() <= 23, "{} rows", dark.len());
+    assert!(dark.iter().all(|l| l.chars().count() <= 80));
+    assert!(note.contains("each code is accepted once"), "{note}");
+    assert!(note.contains("every 30 s"), "{note}");
+    let (light, _) = add("--qr=light");
+    assert_eq!(light.len(), dark.len());
+    // The quiet zone is light: inked (full blocks) on a dark terminal, left blank on a light one.
+    assert!(dark[0].chars().all(|c| c == '\u{2588}'), "{:?}", dark[0]);
+    assert!(light[0].chars().all(|c| c == ' '), "{:?}", light[0]);
+    let out = env.run(
+        &[
+            "token",
+            "add",
+            "--user",
+            "alice",
+            "--type",
+            "totp",
+            "--genkey",
+            "--qr=sepia",
+        ],
+        "",
+    );
+    assert_one_line_error(&out, 2);
 }
