@@ -493,14 +493,18 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                     tx.audit(&at.event(now, Some(&t), "accept", reason))?;
                     return Ok(Verdict::Accept { serial: t.serial });
                 }
-                checked.push(t);
+                // A type that can tell a used code from a wrong one (tan) says so in the audit.
+                let why = logic
+                    .refusal_reason(&key, otp, t.counter)
+                    .unwrap_or("wrong OTP or OTP already used");
+                checked.push((t, why));
             }
             if let Some(id) = transaction {
                 tx.close_challenges(id, "failed")?;
             }
-            for t in &checked {
+            for (t, why) in &checked {
                 tx.record_failure(&t.serial, now)?;
-                tx.audit(&at.event(now, Some(t), "reject", "wrong OTP or OTP already used"))?;
+                tx.audit(&at.event(now, Some(t), "reject", why))?;
             }
             let locked = refusals
                 .iter()
@@ -1008,6 +1012,211 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 format!("{}: ", parts.join(" or "))
             }
             _ => self.cfg.prompts.multi.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Login, Options, Verdict};
+    use crate::store::SqliteStore;
+    use crate::tokens::tan;
+
+    struct Fixed(u64);
+    impl Clock for Fixed {
+        fn now(&self) -> u64 {
+            self.0
+        }
+    }
+
+    struct Alice;
+    impl Accounts for Alice {
+        fn canonical(&self, name: &str) -> Option<String> {
+            (name == "alice").then(|| name.to_string())
+        }
+    }
+
+    /// Answers each prompt with the next pass; fails on a prompt too many.
+    struct Script(Vec<String>, Vec<String>);
+    impl Conversation for Script {
+        fn prompt(&mut self, text: &str, _echo: bool) -> Result<Option<Secret>> {
+            self.1.push(text.to_string());
+            if self.0.is_empty() {
+                return Err(Error::Conversation(format!("unexpected prompt {text:?}")));
+            }
+            Ok(Some(crate::crypto::secret(self.0.remove(0).as_bytes())))
+        }
+        fn info(&mut self, _text: &str) -> Result<()> {
+            Ok(())
+        }
+        fn error(&mut self, _text: &str) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    struct Tans {
+        _dir: tempfile::TempDir,
+        db: std::path::PathBuf,
+        key: StoreKey,
+        codes: Vec<String>,
+    }
+
+    /// A store with alice's tan token T1 (PIN 1234, 10 codes of 8 digits).
+    fn tans() -> Tans {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tessera.db");
+        let store = SqliteStore::create(&db, 2000).unwrap();
+        let key = StoreKey::generate();
+        let g = tan::generate(10, 8, &mut rand::rngs::OsRng).unwrap();
+        let mut t = TokenRecord::new(
+            "T1",
+            "alice",
+            "default",
+            TokenType::Tan,
+            key.seal("T1", &g.key),
+        );
+        t.digits = 8;
+        t.pin_hash = Some(hash_pin(b"1234", &key.pepper()).unwrap());
+        t.info = serde_json::json!({ "count": 10 });
+        store.insert_token(&t).unwrap();
+        let codes = g
+            .codes
+            .iter()
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect();
+        Tans {
+            _dir: dir,
+            db,
+            key,
+            codes,
+        }
+    }
+
+    fn login(cfg: &Config, fx: &Tans, pass: &str) -> Outcome {
+        let store = SqliteStore::open(&fx.db, 5000).unwrap();
+        let engine =
+            LocalEngine::new(cfg, &store, &fx.key, &Fixed(1_000_000)).with_accounts(&Alice);
+        let login = Login {
+            service: "test".into(),
+            user: "alice".into(),
+            ..Login::default()
+        };
+        let mut conv = Script(vec![pass.to_string()], vec![]);
+        engine.authenticate(&login, &Options::default(), &mut conv)
+    }
+
+    fn reasons(o: &Outcome) -> Vec<String> {
+        o.events.iter().map(|e| e.reason.clone()).collect()
+    }
+
+    #[test]
+    fn each_recovery_code_is_accepted_once_in_any_order() {
+        let cfg = Config::default();
+        let fx = tans();
+        for i in [4, 0, 9] {
+            let out = login(&cfg, &fx, &format!("1234{}", fx.codes[i]));
+            assert!(out.verdict.is_accept(), "{:?}", out.verdict);
+            let out = login(&cfg, &fx, &format!("1234{}", fx.codes[i]));
+            assert!(matches!(out.verdict, Verdict::Reject { .. }));
+            assert_eq!(reasons(&out), ["recovery code already used"]);
+            assert_eq!(out.events[0].kind, "tan");
+        }
+        let store = SqliteStore::open(&fx.db, 2000).unwrap();
+        let t = store.get_token("T1").unwrap();
+        assert_eq!(t.counter, 1 << 4 | 1 | 1 << 9);
+        assert_eq!(tan::left(10, t.counter), 7);
+        // The replays counted as failures; a success clears them.
+        assert_eq!(t.fail_count, 1);
+        let out = login(&cfg, &fx, &format!("1234{}", fx.codes[1]));
+        assert!(out.verdict.is_accept());
+        let audit = store.audit_entries(Some("alice"), 100).unwrap();
+        assert_eq!(
+            audit
+                .iter()
+                .filter(|e| e.reason == "recovery code already used")
+                .count(),
+            3
+        );
+        // No code appears in the audit table.
+        for e in &audit {
+            assert!(!fx.codes.iter().any(|c| e.reason.contains(c.as_str())));
+        }
+    }
+
+    #[test]
+    fn wrong_codes_and_wrong_pins_are_refused() {
+        let cfg = Config::default();
+        let fx = tans();
+        let mut wrong = fx.codes[0].clone().into_bytes();
+        wrong[0] = if wrong[0] == b'9' { b'0' } else { wrong[0] + 1 };
+        let wrong = String::from_utf8(wrong).unwrap();
+        if !fx.codes.contains(&wrong) {
+            let out = login(&cfg, &fx, &format!("1234{wrong}"));
+            assert!(matches!(out.verdict, Verdict::Reject { .. }));
+            assert_eq!(reasons(&out), ["wrong recovery code"]);
+        }
+        let out = login(&cfg, &fx, &format!("9999{}", fx.codes[0]));
+        assert!(matches!(out.verdict, Verdict::Reject { .. }));
+        assert_eq!(reasons(&out), ["wrong PIN or unknown user"]);
+        // The code was not spent by those attempts.
+        let out = login(&cfg, &fx, &format!("1234{}", fx.codes[0]));
+        assert!(out.verdict.is_accept(), "{:?}", out.verdict);
+    }
+
+    #[test]
+    fn a_pin_alone_opens_no_challenge_unless_configured() {
+        let fx = tans();
+        let out = login(&Config::default(), &fx, "1234");
+        assert!(matches!(out.verdict, Verdict::Reject { .. }));
+        assert_eq!(
+            reasons(&out),
+            ["PIN alone, but this token type does no challenge response"]
+        );
+        // With tan in challenge_response, the code answers the challenge.
+        let mut cfg = Config::default();
+        cfg.auth.challenge_response.push("tan".into());
+        let store = SqliteStore::open(&fx.db, 5000).unwrap();
+        let engine =
+            LocalEngine::new(&cfg, &store, &fx.key, &Fixed(1_000_000)).with_accounts(&Alice);
+        let login = Login {
+            service: "test".into(),
+            user: "alice".into(),
+            ..Login::default()
+        };
+        let mut conv = Script(vec!["1234".into(), fx.codes[3].clone()], vec![]);
+        let out = engine.authenticate(&login, &Options::default(), &mut conv);
+        assert!(out.verdict.is_accept(), "{:?}", out.verdict);
+        assert_eq!(conv.1.len(), 2, "{:?}", conv.1);
+        assert_eq!(tan::left(10, store.get_token("T1").unwrap().counter), 9);
+    }
+
+    #[test]
+    fn otppin_none_takes_the_code_alone() {
+        let mut cfg = Config::default();
+        cfg.auth.otppin = OtpPin::None;
+        let fx = tans();
+        assert!(login(&cfg, &fx, &fx.codes[2]).verdict.is_accept());
+        assert!(!login(&cfg, &fx, &fx.codes[2]).verdict.is_accept());
+    }
+
+    #[test]
+    fn two_logins_at_once_with_one_code_accept_it_once() {
+        let cfg = Config::default();
+        let fx = tans();
+        for round in 0..3 {
+            let pass = format!("1234{}", fx.codes[round]);
+            let accepted = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..4)
+                    .map(|_| s.spawn(|| login(&cfg, &fx, &pass).verdict.is_accept()))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .filter(|a| *a)
+                    .count()
+            });
+            assert_eq!(accepted, 1, "round {round}");
         }
     }
 }

@@ -13,6 +13,7 @@ mod pw;
 mod sent;
 pub mod sms;
 mod spass;
+pub mod tan;
 mod totp;
 
 pub use foureyes::FourEyes;
@@ -22,6 +23,7 @@ pub use ocra::Ocra;
 pub use pw::Pw;
 pub use sent::SentOtp;
 pub use spass::Spass;
+pub use tan::Tan;
 pub use totp::Totp;
 
 use crate::crypto::Secret;
@@ -47,10 +49,11 @@ pub enum TokenType {
     Sms,
     Ocra,
     FourEyes,
+    Tan,
 }
 
 impl TokenType {
-    pub const ALL: [TokenType; 8] = [
+    pub const ALL: [TokenType; 9] = [
         TokenType::Hotp,
         TokenType::Totp,
         TokenType::Pw,
@@ -59,6 +62,7 @@ impl TokenType {
         TokenType::Sms,
         TokenType::Ocra,
         TokenType::FourEyes,
+        TokenType::Tan,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +75,7 @@ impl TokenType {
             TokenType::Sms => "sms",
             TokenType::Ocra => "ocra",
             TokenType::FourEyes => "4eyes",
+            TokenType::Tan => "tan",
         }
     }
 
@@ -130,6 +135,12 @@ pub trait Token {
     /// counter to store (which is never below the old one).
     fn check(&self, key: &[u8], otp: &[u8], counter: u64, ctx: &CheckContext) -> Option<u64>;
 
+    /// Why `otp` was refused, for the audit row, when the type can say more than "wrong OTP
+    /// or OTP already used" (a used recovery code). Called only after [`Token::check`] refused.
+    fn refusal_reason(&self, _key: &[u8], _otp: &[u8], _counter: u64) -> Option<&'static str> {
+        None
+    }
+
     /// Finds two consecutive OTPs far outside the normal window; returns (new counter, new drift).
     fn resync(
         &self,
@@ -188,6 +199,8 @@ pub fn for_params(p: &TokenParams) -> Result<Box<dyn Token>> {
             Error::Invalid("an ocra token without an OCRA suite in its info".into())
         })?)?),
         TokenType::FourEyes => Box::new(FourEyes),
+        // A tan token keeps the length of its codes in `digits`; which are used, in `counter`.
+        TokenType::Tan => Box::new(Tan { digits: p.digits }),
     })
 }
 
