@@ -8,10 +8,12 @@ use tessera_engine::crypto::{self, Secret};
 use tessera_engine::engine::{self, Clock, SystemClock};
 use tessera_engine::error::Error;
 use tessera_engine::store::TokenRecord;
-use tessera_engine::tokens::{Algorithm, TokenType};
+use tessera_engine::tokens::{tan, Algorithm, TokenType};
 
 /// Longest static password of a `pw` token, in bytes (a PAM pass holds PIN + password).
 const MAX_PW: usize = 256;
+/// Recovery codes of a tan token without `--count` (Google and privacyIDEA's default is 10).
+const DEFAULT_TAN_COUNT: u32 = 10;
 /// Longest OTP key accepted, in bytes (HMAC hashes longer keys anyway).
 const MAX_KEY: usize = 128;
 
@@ -25,8 +27,10 @@ struct Plan {
     counter: u64,
     key: Secret,
     generated: bool,
-    /// Type-specific settings: email, phone, ocra_suite, 4eyes.
+    /// Type-specific settings: email, phone, ocra_suite, 4eyes, the number of tan codes.
     info: serde_json::Value,
+    /// The recovery codes of a tan token, shown once.
+    codes: Vec<Secret>,
 }
 
 pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
@@ -38,7 +42,15 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
     // What is shown once and never again (a generated key, its URI and QR code) is made before
     // anything is written: a QR code too large for the URI must not leave a saved token whose
     // key nobody saw.
-    let shown = if plan.generated && plan.kind == TokenType::Ocra {
+    let shown = if plan.kind == TokenType::Tan {
+        // The recovery codes, one a line: printed here once, stored only as keyed hashes.
+        let mut s = String::with_capacity(plan.codes.len() * (plan.digits as usize + 1));
+        for c in &plan.codes {
+            s.push_str(std::str::from_utf8(c).unwrap_or_default());
+            s.push('\n');
+        }
+        s
+    } else if plan.generated && plan.kind == TokenType::Ocra {
         // No otpauth:// form exists for OCRA: the key goes to the device in hex.
         format!("{}\n", crypto::encode_hex(&plan.key))
     } else if plan.generated {
@@ -148,12 +160,14 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
         ("--algorithm", a.algorithm.is_some()),
         ("--period", a.period.is_some()),
         ("--counter", a.counter.is_some()),
+        ("--count", a.count.is_some()),
     ];
     let allowed: &[&str] = match kind {
         TokenType::Hotp => &["--key", "--genkey", "--digits", "--algorithm", "--counter"],
         TokenType::Totp => &["--key", "--genkey", "--digits", "--algorithm", "--period"],
         TokenType::Pw => &["--key"],
         TokenType::Ocra => &["--key", "--genkey", "--counter"],
+        TokenType::Tan => &["--digits", "--count"],
         _ => &[],
     };
     if let Some((flag, _)) = given.iter().find(|(f, g)| *g && !allowed.contains(f)) {
@@ -201,6 +215,7 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
         key: crypto::secret(b""),
         generated: false,
         info: serde_json::json!({}),
+        codes: Vec::new(),
     };
     match kind {
         TokenType::Hotp | TokenType::Totp => {
@@ -271,6 +286,28 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
                 None => return Err(Failure::usage("an ocra token needs --key HEX or --genkey")),
             };
             plan.info = serde_json::json!({ "ocra_suite": text });
+        }
+        TokenType::Tan => {
+            plan.digits = a.digits.unwrap_or(tan::DEFAULT_DIGITS);
+            if !(tan::MIN_DIGITS..=tan::MAX_DIGITS).contains(&plan.digits) {
+                return Err(Failure::usage(format!(
+                    "--digits must be {} to {} for tan codes",
+                    tan::MIN_DIGITS,
+                    tan::MAX_DIGITS
+                )));
+            }
+            let count = a.count.unwrap_or(DEFAULT_TAN_COUNT);
+            if count == 0 || count > tan::MAX_CODES {
+                return Err(Failure::usage(format!(
+                    "--count must be 1 to {}",
+                    tan::MAX_CODES
+                )));
+            }
+            let g = tan::generate(count, plan.digits, &mut rand::rngs::OsRng)?;
+            plan.key = g.key;
+            plan.codes = g.codes;
+            plan.generated = true;
+            plan.info = serde_json::json!({ "count": count });
         }
         TokenType::FourEyes => {
             if has_pin {
@@ -467,6 +504,7 @@ mod tests {
             key: crypto::secret(b"12345678901234567890"),
             generated: true,
             info: serde_json::json!({}),
+            codes: Vec::new(),
         }
     }
 

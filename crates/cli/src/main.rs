@@ -142,7 +142,7 @@ struct AddArgs {
     /// Generate a random key and print its otpauth:// URI
     #[arg(long)]
     genkey: bool,
-    /// OTP length: 6 or 8 [default: 6]
+    /// OTP length: 6 or 8 [default: 6]; tan codes: 6 to 10 [default: 8]
     #[arg(long, value_name = "N")]
     digits: Option<u32>,
     /// HMAC hash [default: sha1]
@@ -154,6 +154,9 @@ struct AddArgs {
     /// HOTP: the next counter value the token will show [default: 0]
     #[arg(long, value_name = "N")]
     counter: Option<u64>,
+    /// tan: how many single-use recovery codes to generate and print, 1 to 63 [default: 10]
+    #[arg(long, value_name = "N")]
+    count: Option<u32>,
     /// E-mail address (type email)
     #[arg(long, value_name = "ADDRESS")]
     email: Option<String>,

@@ -48,6 +48,21 @@ struct TokenView<'a> {
     has_pin: bool,
     /// The fail counter has reached `max_fail` (and `fail_clear_timeout` has not cleared it).
     locked: bool,
+    /// tan: the recovery codes not used yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    codes_left: Option<u32>,
+}
+
+/// A tan token's codes (from its info) and how many of them are left.
+fn tan_codes(t: &TokenRecord) -> Option<(u32, u32)> {
+    if t.kind != TokenType::Tan {
+        return None;
+    }
+    let count = t.info.get("count").and_then(|v| v.as_u64()).unwrap_or(0);
+    let count = u32::try_from(count)
+        .unwrap_or(0)
+        .min(tokens::tan::MAX_CODES);
+    Some((tokens::tan::left(count, t.counter), count))
 }
 
 fn view<'a>(cfg: &Config, t: &'a TokenRecord, now: u64) -> TokenView<'a> {
@@ -57,6 +72,7 @@ fn view<'a>(cfg: &Config, t: &'a TokenRecord, now: u64) -> TokenView<'a> {
         token: t,
         has_pin: t.has_pin(),
         locked: t.fail_count >= cfg.auth.max_fail && !cleared,
+        codes_left: tan_codes(t).map(|(left, _)| left),
     }
 }
 
@@ -93,7 +109,11 @@ fn list(cfg: &Config, user: Option<&str>, json: bool) -> CliResult<()> {
             output::yes_no(t.active),
             output::yes_no(v.has_pin),
             fails(cfg, v),
-            t.counter.to_string(),
+            // A tan token's counter is the bit set of its used codes: shown as codes left.
+            match tan_codes(t) {
+                Some((left, count)) => format!("{left}/{count} left"),
+                None => t.counter.to_string(),
+            },
             t.description.clone(),
         ]);
     }
@@ -128,6 +148,13 @@ fn show(cfg: &Config, serial: &str, json: bool) -> CliResult<()> {
             ("next step", t.counter.to_string()),
         ]),
         TokenType::Pw => f.push(("length", t.digits.to_string())),
+        TokenType::Tan => {
+            let (left, count) = tan_codes(&t).unwrap_or_default();
+            f.extend([
+                ("digits", t.digits.to_string()),
+                ("codes left", format!("{left} of {count}")),
+            ]);
+        }
         _ => {}
     }
     f.extend([

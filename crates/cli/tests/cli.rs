@@ -1239,3 +1239,78 @@ fn the_qr_code_fits_a_terminal_and_comes_for_dark_or_light_backgrounds() {
     );
     assert_one_line_error(&out, 2);
 }
+
+#[test]
+fn tan_tokens_print_their_codes_once_and_count_what_is_left() {
+    let env = Env::init();
+    let out = env.ok(&[
+        "token", "add", "--user", "alice", "--type", "tan", "--count", "10", "--pin", "12",
+        "--serial", "TAN1",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 11, "the serial and 10 codes: {out}");
+    assert_eq!(lines[0], "TAN1");
+    let codes = &lines[1..];
+    for (i, c) in codes.iter().enumerate() {
+        assert!(c.len() == 8 && c.bytes().all(|b| b.is_ascii_digit()), "{c}");
+        assert!(!codes[..i].contains(c), "distinct codes");
+    }
+    // Never stored in clear: not in the database file, nor shown again.
+    let db = std::fs::read(env.path("db/tessera.db")).unwrap();
+    for c in codes {
+        assert!(
+            !db.windows(8).any(|w| w == c.as_bytes()),
+            "{c} in the store"
+        );
+    }
+    let shown = env.ok(&["token", "show", "TAN1"]);
+    assert!(shown.contains("10 of 10"), "{shown}");
+    assert!(!codes.iter().any(|c| shown.contains(c)));
+    let list = env.ok(&["token", "list"]);
+    assert!(list.contains("10/10 left"), "{list}");
+    assert_eq!(env.token_json("TAN1")["codes_left"], 10);
+
+    // One code, any of them: accepted once; then 9 left.
+    assert_eq!(
+        env.check("alice", &format!("12{}\n", codes[6])),
+        (0, "ACCEPT (serial TAN1)\n".into())
+    );
+    let (rc, out) = env.check("alice", &format!("12{}\n", codes[6]));
+    assert_eq!(rc, 1, "a used code is refused: {out}");
+    assert!(env.ok(&["token", "list"]).contains("9/10 left"));
+    assert_eq!(env.token_json("TAN1")["codes_left"], 9);
+    let list: serde_json::Value =
+        serde_json::from_str(&env.ok(&["token", "list", "--json"])).unwrap();
+    assert_eq!(list[0]["codes_left"], 9);
+    assert_eq!(list[0]["info"]["count"], 10);
+    assert!(env.ok(&["token", "show", "TAN1"]).contains("9 of 10"));
+    let audit = env.ok(&["audit", "--json"]);
+    assert!(audit.contains("recovery code already used"), "{audit}");
+    assert!(!codes.iter().any(|c| audit.contains(c)), "no code audited");
+    assert_eq!(env.check("alice", &format!("12{}\n", codes[0])).0, 0);
+    assert_eq!(env.token_json("TAN1")["codes_left"], 8);
+
+    // The default is 10 codes of 8 digits; --digits and --count are checked.
+    let out = env.ok(&[
+        "token", "add", "--user", "bob", "--type", "tan", "--digits", "6",
+    ]);
+    assert_eq!(out.lines().count(), 11);
+    assert!(out.lines().skip(1).all(|c| c.len() == 6));
+    for bad in [
+        &["--count", "0"][..],
+        &["--count", "64"],
+        &["--digits", "5"],
+        &["--digits", "11"],
+        &["--genkey"],
+        &["--key", "3132"],
+    ] {
+        let mut args = vec!["token", "add", "--user", "bob", "--type", "tan"];
+        args.extend_from_slice(bad);
+        assert_one_line_error(&env.run(&args, ""), 2);
+    }
+    let mut args = vec![
+        "token", "add", "--user", "bob", "--type", "hotp", "--genkey",
+    ];
+    args.extend_from_slice(&["--count", "5"]);
+    assert_one_line_error(&env.run(&args, ""), 2);
+}
