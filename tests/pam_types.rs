@@ -1071,3 +1071,90 @@ fn algorithms_of_ocra_match_the_token_record() {
     let t = fx.token("O1");
     assert_eq!((t.digits, t.algorithm), (8, Algorithm::Sha512));
 }
+
+// ---- tan (recovery codes) ----
+
+/// A tan token of `count` codes of 8 digits, as `tessera token add --type tan` makes it, and its
+/// codes.
+fn tan_tok(serial: &str, user: &str, pin: &str, count: u32) -> (Tok, Vec<String>) {
+    let g = tessera_engine::tokens::tan::new_codes(count, 8).unwrap();
+    let codes = g
+        .codes
+        .iter()
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    let t = Tok::new(TokenType::Tan, serial, user, pin, &g.key)
+        .digits(8)
+        .info(serde_json::json!({ "count": count }));
+    (t, codes)
+}
+
+#[test]
+fn tan_pin_and_code_is_accepted_once_and_another_code_works() {
+    let fx = Fixture::new("");
+    let (t, codes) = tan_tok("T1", "alice", "1234", 10);
+    fx.add(&t);
+    let login = |code: &str| {
+        fx.login("alice")
+            .answer("PIN", &format!("1234{code}"))
+            .run()
+    };
+    let out = login(&codes[3]);
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    // The same code again: refused, and the audit row says why.
+    let out = login(&codes[3]);
+    assert_eq!(out.code, PAM_AUTH_ERR);
+    let e = fx.audit().last().unwrap().clone();
+    assert_eq!(
+        (e.result.as_str(), e.kind.as_str(), e.reason.as_str()),
+        ("reject", "tan", "recovery code already used")
+    );
+    // Another code, from earlier in the list: accepted once.
+    assert_eq!(login(&codes[0]).code, PAM_SUCCESS);
+    assert_eq!(login(&codes[0]).code, PAM_AUTH_ERR);
+    let counter = fx.token("T1").counter;
+    assert_eq!(counter, 1 << 3 | 1);
+    assert_eq!(tessera_engine::tokens::tan::left(10, counter), 8);
+    // A wrong PIN with a good code spends nothing.
+    assert_eq!(
+        fx.login("alice")
+            .answer("PIN", &format!("9999{}", codes[5]))
+            .run()
+            .code,
+        PAM_AUTH_ERR
+    );
+    assert_eq!(login(&codes[5]).code, PAM_SUCCESS);
+    // No code reaches the audit table.
+    for e in fx.audit() {
+        assert!(
+            !codes.iter().any(|c| e.reason.contains(c.as_str())),
+            "{e:?}"
+        );
+    }
+}
+
+#[test]
+fn tan_pin_alone_opens_no_challenge_by_default() {
+    let fx = Fixture::new("");
+    let (t, codes) = tan_tok("T1", "alice", "1234", 5);
+    fx.add(&t);
+    let out = fx.login("alice").answer("PIN", "1234").run();
+    assert_eq!(out.code, PAM_AUTH_ERR);
+    assert_eq!(out.prompts(), ["PIN: "], "no challenge: {out:?}");
+    assert!(fx.challenges().is_empty());
+
+    // With tan in challenge_response, the PIN asks for a code, which answers once.
+    fx.write_config("[auth]\nchallenge_response = [\"hotp\", \"totp\", \"tan\"]\n");
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer("Please enter one of your recovery codes: ", &codes[2])
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer("recovery codes", &codes[2])
+        .run();
+    assert_eq!(out.code, PAM_AUTH_ERR);
+}

@@ -303,7 +303,7 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
                     tan::MAX_CODES
                 )));
             }
-            let g = tan::generate(count, plan.digits, &mut rand::rngs::OsRng)?;
+            let g = tan::new_codes(count, plan.digits)?;
             plan.key = g.key;
             plan.codes = g.codes;
             plan.generated = true;

@@ -91,6 +91,8 @@ pub struct Prompts {
     pub email: String,
     pub sms: String,
     pub ocra: String,
+    /// Asked when `tan` is in `challenge_response` and the PIN alone was typed.
+    pub tan: String,
     /// Shown when one PIN opened challenges on several tokens.
     pub multi: String,
 }
@@ -316,6 +318,7 @@ impl Default for Prompts {
             email: "Please enter the OTP sent to {email}: ".into(),
             sms: "Please enter the OTP sent to {phone}: ".into(),
             ocra: "Please answer the challenge {question}: ".into(),
+            tan: "Please enter one of your recovery codes: ".into(),
             multi: "Please enter the OTP of one of your tokens: ".into(),
         }
     }
@@ -611,6 +614,7 @@ mod tests {
         assert_eq!(c.remote.timeout, d.remote.timeout);
         assert_eq!(c.prompts.email, d.prompts.email);
         assert_eq!(c.prompts.sms, d.prompts.sms);
+        assert_eq!(c.prompts.tan, d.prompts.tan);
         assert_eq!(c.email.smtp_host, d.email.smtp_host);
         assert_eq!(c.email.smtp_port, d.email.smtp_port);
         assert_eq!(c.email.tls, d.email.tls);

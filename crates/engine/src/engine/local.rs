@@ -970,6 +970,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             TokenType::Email => &p.email,
             TokenType::Sms => &p.sms,
             TokenType::Ocra => &p.ocra,
+            TokenType::Tan => &p.tan,
             _ => &p.otp,
         }
     }
@@ -1187,7 +1188,10 @@ mod tests {
         let mut conv = Script(vec!["1234".into(), fx.codes[3].clone()], vec![]);
         let out = engine.authenticate(&login, &Options::default(), &mut conv);
         assert!(out.verdict.is_accept(), "{:?}", out.verdict);
-        assert_eq!(conv.1.len(), 2, "{:?}", conv.1);
+        assert_eq!(
+            conv.1,
+            ["PIN: ", "Please enter one of your recovery codes: "]
+        );
         assert_eq!(tan::left(10, store.get_token("T1").unwrap().counter), 9);
     }
 

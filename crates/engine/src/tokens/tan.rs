@@ -75,6 +75,11 @@ pub struct Generated {
     pub key: Secret,
 }
 
+/// Draws `count` distinct codes of `digits` digits from the OS RNG.
+pub fn new_codes(count: u32, digits: u32) -> Result<Generated> {
+    generate(count, digits, &mut rand::rngs::OsRng)
+}
+
 /// Draws `count` distinct codes of `digits` digits from `rng`.
 pub fn generate(count: u32, digits: u32, rng: &mut dyn rand::RngCore) -> Result<Generated> {
     if count == 0 || count > MAX_CODES {
