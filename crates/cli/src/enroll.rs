@@ -127,6 +127,11 @@ fn next_code_note(p: &Plan) -> Option<String> {
         TokenType::Hotp => {
             Some("each code is accepted once: take a new code from the app for every login".into())
         }
+        TokenType::Tan => Some(format!(
+            "the {} recovery codes above are shown only now: keep them safe; each is accepted \
+             once, typed after the PIN",
+            p.codes.len()
+        )),
         _ => None,
     }
 }

@@ -1249,6 +1249,18 @@ fn tan_tokens_print_their_codes_once_and_count_what_is_left() {
     ]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 11, "the serial and 10 codes: {out}");
+    let add = env.run(
+        &[
+            "token", "add", "--user", "carol", "--type", "tan", "--count", "3",
+        ],
+        "",
+    );
+    let note = text(&add.stderr);
+    assert!(
+        note.contains("3 recovery codes above are shown only now"),
+        "{note}"
+    );
+    assert_eq!(text(&add.stdout).lines().count(), 4);
     assert_eq!(lines[0], "TAN1");
     let codes = &lines[1..];
     for (i, c) in codes.iter().enumerate() {
@@ -1280,7 +1292,7 @@ fn tan_tokens_print_their_codes_once_and_count_what_is_left() {
     assert!(env.ok(&["token", "list"]).contains("9/10 left"));
     assert_eq!(env.token_json("TAN1")["codes_left"], 9);
     let list: serde_json::Value =
-        serde_json::from_str(&env.ok(&["token", "list", "--json"])).unwrap();
+        serde_json::from_str(&env.ok(&["token", "list", "--user", "alice", "--json"])).unwrap();
     assert_eq!(list[0]["codes_left"], 9);
     assert_eq!(list[0]["info"]["count"], 10);
     assert!(env.ok(&["token", "show", "TAN1"]).contains("9 of 10"));
