@@ -1074,25 +1074,10 @@ fn algorithms_of_ocra_match_the_token_record() {
 
 // ---- tan (recovery codes) ----
 
-/// A tan token of `count` codes of 8 digits, as `tessera token add --type tan` makes it, and its
-/// codes.
-fn tan_tok(serial: &str, user: &str, pin: &str, count: u32) -> (Tok, Vec<String>) {
-    let g = tessera_engine::tokens::tan::new_codes(count, 8).unwrap();
-    let codes = g
-        .codes
-        .iter()
-        .map(|c| String::from_utf8(c.to_vec()).unwrap())
-        .collect();
-    let t = Tok::new(TokenType::Tan, serial, user, pin, &g.key)
-        .digits(8)
-        .info(serde_json::json!({ "count": count }));
-    (t, codes)
-}
-
 #[test]
 fn tan_pin_and_code_is_accepted_once_and_another_code_works() {
     let fx = Fixture::new("");
-    let (t, codes) = tan_tok("T1", "alice", "1234", 10);
+    let (t, codes) = Tok::tan("T1", "alice", "1234", 10);
     fx.add(&t);
     let login = |code: &str| {
         fx.login("alice")
@@ -1136,7 +1121,7 @@ fn tan_pin_and_code_is_accepted_once_and_another_code_works() {
 #[test]
 fn tan_pin_alone_opens_no_challenge_by_default() {
     let fx = Fixture::new("");
-    let (t, codes) = tan_tok("T1", "alice", "1234", 5);
+    let (t, codes) = Tok::tan("T1", "alice", "1234", 5);
     fx.add(&t);
     let out = fx.login("alice").answer("PIN", "1234").run();
     assert_eq!(out.code, PAM_AUTH_ERR);

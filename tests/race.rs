@@ -1,7 +1,8 @@
 //! An OTP is accepted at most once even when several processes check it at the same instant,
 //! as sshd does with one process per login: 8 real processes (pamtester under pam_wrapper,
 //! each with its own libpam and its own copy of the module) get the same valid PIN+OTP at the
-//! same moment, 50 times with a new HOTP value each time (and 10 times with TOTP).
+//! same moment, 50 times with a new HOTP value each time (and 10 times with TOTP, 20 times with
+//! the recovery codes of a tan token, in a scrambled order).
 
 mod support;
 
@@ -128,4 +129,23 @@ fn eight_processes_with_the_same_totp_at_the_same_instant_succeed_exactly_once()
     let first = now() / 30 - 4;
     let took = race(&fx, "T1", 10, |r| t.hotp_at(first + r), |r| first + r + 1);
     eprintln!("TOTP: 10 rounds of {PROCESSES} processes in {took:?}");
+}
+
+/// The same for recovery codes: each round one code of a tan token, not in list order.
+#[test]
+fn eight_processes_with_the_same_recovery_code_at_the_same_instant_succeed_exactly_once() {
+    let fx = Fixture::new("busy_timeout_ms = 10000\n[auth]\nmax_fail = 1000\n");
+    let (t, codes) = Tok::tan("TAN1", "alice", "1234", 20);
+    fx.add(&t);
+    // 7 is prime to 20: rounds 0..20 visit every code once, out of order.
+    let index = |r: u64| (r * 7 % 20) as usize;
+    let took = race(
+        &fx,
+        "TAN1",
+        20,
+        |r| codes[index(r)].clone(),
+        |r| (0..=r).fold(0, |bits, i| bits | 1 << index(i)),
+    );
+    eprintln!("tan: 20 rounds of {PROCESSES} processes in {took:?}");
+    assert_eq!(fx.token("TAN1").counter, (1 << 20) - 1);
 }

@@ -199,6 +199,20 @@ impl Tok {
         t.digits = password.len() as u32;
         t
     }
+    /// A `tan` token of `count` recovery codes of 8 digits, as `tessera token add --type tan`
+    /// makes it, and its codes.
+    pub fn tan(serial: &str, user: &str, pin: &str, count: u32) -> (Tok, Vec<String>) {
+        let g = tessera_engine::tokens::tan::new_codes(count, 8).unwrap();
+        let codes = g
+            .codes
+            .iter()
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect();
+        let t = Tok::new(TokenType::Tan, serial, user, pin, &g.key)
+            .digits(8)
+            .info(serde_json::json!({ "count": count }));
+        (t, codes)
+    }
     pub fn key(mut self, key: &[u8]) -> Tok {
         self.key = key.to_vec();
         self
