@@ -493,9 +493,9 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                     tx.audit(&at.event(now, Some(&t), "accept", reason))?;
                     return Ok(Verdict::Accept { serial: t.serial });
                 }
-                // A type that can tell a used code from a wrong one (tan) says so in the audit.
+                // A type that can tell a used code from a wrong one says so in the audit.
                 let why = logic
-                    .refusal_reason(&key, otp, t.counter)
+                    .refusal_reason(&key, otp, t.counter, &ctx)
                     .unwrap_or("wrong OTP or OTP already used");
                 checked.push((t, why));
             }

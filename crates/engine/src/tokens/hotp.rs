@@ -1,7 +1,7 @@
 //! HOTP (RFC 4226): the counter only moves forward; a look-ahead window absorbs button presses
 //! that never reached a login.
 
-use super::{hotp_code, is_digits, next_counter, Algorithm, CheckContext, Token};
+use super::{hotp_code, is_digits, next_counter, Algorithm, CheckContext, Token, REPLAYED, WRONG};
 use crate::crypto::ct_eq;
 
 pub struct Hotp {
@@ -28,6 +28,20 @@ impl Token for Hotp {
             }
         }
         found
+    }
+
+    /// A code of one of the `hotp_window` counters just below the current one was accepted
+    /// before: a replay (or a second login with the code the first one used).
+    fn refusal_reason(
+        &self,
+        key: &[u8],
+        otp: &[u8],
+        counter: u64,
+        ctx: &CheckContext,
+    ) -> Option<&'static str> {
+        let used = (counter.saturating_sub(ctx.hotp_window)..counter)
+            .any(|c| ct_eq(&hotp_code(self.algorithm, key, c, self.digits), otp));
+        Some(if used { REPLAYED } else { WRONG })
     }
 
     fn resync(
@@ -76,6 +90,22 @@ mod tests {
     fn accepts_inside_window_and_moves_past_it() {
         assert_eq!(t().check(KEY, b"755224", 0, &CTX), Some(1));
         assert_eq!(t().check(KEY, b"520489", 0, &CTX), Some(10)); // counter 9
+    }
+
+    /// RFC 4226's codes: 755224 is counter 0, 287082 counter 1, 359152 counter 2.
+    #[test]
+    fn a_used_code_is_told_apart_from_a_wrong_one() {
+        let t = t();
+        assert_eq!(t.refusal_reason(KEY, b"755224", 3, &CTX), Some(REPLAYED));
+        assert_eq!(t.refusal_reason(KEY, b"359152", 3, &CTX), Some(REPLAYED));
+        assert_eq!(t.refusal_reason(KEY, b"000000", 3, &CTX), Some(WRONG));
+        // Further back than the window: no longer told apart.
+        let narrow = CheckContext {
+            hotp_window: 1,
+            ..CTX
+        };
+        assert_eq!(t.refusal_reason(KEY, b"755224", 3, &narrow), Some(WRONG));
+        assert_eq!(t.refusal_reason(KEY, b"359152", 3, &narrow), Some(REPLAYED));
     }
 
     #[test]

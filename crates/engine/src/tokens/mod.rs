@@ -107,6 +107,10 @@ pub struct TokenParams {
 }
 
 /// What a check may look at besides the key and the OTP.
+/// The audit reasons of a refused HOTP or TOTP code.
+pub const REPLAYED: &str = "OTP already used (replayed)";
+pub const WRONG: &str = "wrong OTP";
+
 #[derive(Debug, Clone, Copy)]
 pub struct CheckContext {
     /// Unix time in seconds, read once per login.
@@ -136,8 +140,15 @@ pub trait Token {
     fn check(&self, key: &[u8], otp: &[u8], counter: u64, ctx: &CheckContext) -> Option<u64>;
 
     /// Why `otp` was refused, for the audit row, when the type can say more than "wrong OTP
-    /// or OTP already used" (a used recovery code). Called only after [`Token::check`] refused.
-    fn refusal_reason(&self, _key: &[u8], _otp: &[u8], _counter: u64) -> Option<&'static str> {
+    /// or OTP already used" (a replayed HOTP/TOTP code, a used recovery code). Called only after
+    /// [`Token::check`] refused, so its cost is no timing signal of a match.
+    fn refusal_reason(
+        &self,
+        _key: &[u8],
+        _otp: &[u8],
+        _counter: u64,
+        _ctx: &CheckContext,
+    ) -> Option<&'static str> {
         None
     }
 

@@ -172,7 +172,13 @@ impl Token for Tan {
         found.map(|i| counter | 1u64 << i)
     }
 
-    fn refusal_reason(&self, key: &[u8], otp: &[u8], counter: u64) -> Option<&'static str> {
+    fn refusal_reason(
+        &self,
+        key: &[u8],
+        otp: &[u8],
+        counter: u64,
+        _ctx: &CheckContext,
+    ) -> Option<&'static str> {
         Some(match self.refusal(key, otp, counter) {
             Refusal::Used => "recovery code already used",
             Refusal::NoneLeft => "no recovery codes left",
@@ -235,7 +241,7 @@ mod tests {
         assert_eq!(left(10, counter), 0);
         assert_eq!(t.refusal(&g.key, b"00000000", counter), Refusal::NoneLeft);
         assert_eq!(
-            t.refusal_reason(&g.key, &g.codes[3], counter),
+            t.refusal_reason(&g.key, &g.codes[3], counter, &CTX),
             Some("recovery code already used")
         );
     }

@@ -1,7 +1,7 @@
 //! TOTP (RFC 6238): HOTP over the time step; each step is accepted once, because the stored
 //! counter is the next step allowed.
 
-use super::{hotp_code, is_digits, Algorithm, CheckContext, Token};
+use super::{hotp_code, is_digits, Algorithm, CheckContext, Token, REPLAYED, WRONG};
 use crate::crypto::ct_eq;
 
 pub struct Totp {
@@ -44,6 +44,23 @@ impl Token for Totp {
         found
     }
 
+    /// A code of a step in the window that was used already (below the stored counter, which
+    /// is the last used step plus one): a replay.
+    fn refusal_reason(
+        &self,
+        key: &[u8],
+        otp: &[u8],
+        counter: u64,
+        ctx: &CheckContext,
+    ) -> Option<&'static str> {
+        let now = self.step_now(ctx.now);
+        let w = ctx.totp_window as i64;
+        let used = ((now - w)..=(now + w))
+            .filter(|s| *s >= 0 && (*s as u64) < counter)
+            .any(|s| ct_eq(&hotp_code(self.algorithm, key, s as u64, self.digits), otp));
+        Some(if used { REPLAYED } else { WRONG })
+    }
+
     fn resync(
         &self,
         key: &[u8],
@@ -78,6 +95,25 @@ mod tests {
             hotp_window: 10,
             totp_window: 1,
         }
+    }
+
+    /// The code of the step just used is a replay; a code that matches no step is wrong.
+    #[test]
+    fn a_used_code_is_told_apart_from_a_wrong_one() {
+        let t = Totp {
+            digits: 8,
+            algorithm: Algorithm::Sha1,
+            period: 30,
+            drift: 0,
+        };
+        let key = b"12345678901234567890".as_slice();
+        let c = ctx(59); // step 1: RFC 6238's 94287082
+        let next = t.check(key, b"94287082", 0, &c).unwrap();
+        assert_eq!(t.check(key, b"94287082", next, &c), None);
+        assert_eq!(t.refusal_reason(key, b"94287082", next, &c), Some(REPLAYED));
+        assert_eq!(t.refusal_reason(key, b"00000000", next, &c), Some(WRONG));
+        // Not used yet (counter below the step): a refusal there is no replay.
+        assert_eq!(t.refusal_reason(key, b"94287082", 0, &c), Some(WRONG));
     }
 
     /// RFC 6238 Appendix B, with the seeds of each hash length.
