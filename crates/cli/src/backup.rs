@@ -45,7 +45,8 @@ pub fn backup(cfg: &Config, file: &Path) -> CliResult<()> {
 
 pub fn restore(cfg: &Config, file: &Path, mode: RestoreMode) -> CliResult<()> {
     // Opened (read only) as whoever runs the command: root's backup in root's directory.
-    let reader = BackupReader::open(file)?;
+    let owner = sys::store_owner(&cfg.store.path).map(|(uid, _)| uid);
+    let reader = BackupReader::open(file, owner)?;
     super::become_store_owner(cfg)?;
     let store = engine::open_store(cfg)?;
     let key = engine::load_key(cfg)?;

@@ -403,6 +403,13 @@ fn run_by_root_the_backup_is_roots_and_the_store_stays_its_owners() {
     let out = env.ok(&["restore", "--keep-counters", b.to_str().unwrap()]);
     assert!(out.contains("counter kept at 1"), "{out}");
     assert_eq!(env.login(0).0, 1);
+    // A backup the store's owner made (sudo -u _tessera) is taken too; another user's is not.
+    chown(&b, Some(OWNER), Some(OWNER)).unwrap();
+    let out = env.ok(&["restore", "--keep-counters", b.to_str().unwrap()]);
+    assert!(out.contains("counters kept: 1"), "{out}");
+    chown(&b, Some(4343), Some(4343)).unwrap();
+    let err = one_line_error(&env.run(&["restore", b.to_str().unwrap()], ""));
+    assert!(err.contains("owned by uid 4343"), "{err}");
     for e in std::fs::read_dir(&db_dir).unwrap() {
         let m = e.unwrap().metadata().unwrap();
         assert_eq!((m.uid(), m.mode() & 0o777), (OWNER, 0o600));

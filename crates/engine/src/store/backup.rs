@@ -89,6 +89,8 @@ impl BackupTarget {
         let ours = identity(&target.file.metadata().map_err(|e| io_at(path, e))?);
         let named = std::fs::symlink_metadata(path).map_err(|e| io_at(path, e))?;
         if identity(&named) != ours {
+            // What is at `path` now is not ours: leave it be.
+            target.done = true;
             return Err(Error::Store(format!(
                 "{}: replaced while the backup was being made",
                 path.display()
@@ -265,10 +267,25 @@ fn uri_path(path: &Path) -> String {
 }
 
 impl BackupReader {
-    pub fn open(path: &Path) -> Result<BackupReader> {
-        let meta = crate::fsperm::check_in_place(path, crate::fsperm::Access::Readable, |e| {
-            Error::Invalid(format!("{}: {e}", path.display()))
-        })?;
+    /// Opens and checks the backup at `path`. `also_owner`: a uid whose files are accepted
+    /// besides root's and the running user's (root restoring a backup that the store's owner
+    /// made, `sudo -u _tessera tessera backup`).
+    pub fn open(path: &Path, also_owner: Option<u32>) -> Result<BackupReader> {
+        let not_found = |e: std::io::Error| Error::Invalid(format!("{}: {e}", path.display()));
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) if also_owner == Some(m.uid()) && m.file_type().is_file() => {
+                if m.mode() & 0o022 != 0 {
+                    return Err(Error::Permissions(format!(
+                        "{} is writable by group or others (mode {:o}); chmod go-w it",
+                        path.display(),
+                        m.mode() & 0o7777
+                    )));
+                }
+                crate::fsperm::check_dirs(path, m.uid())?;
+                m
+            }
+            _ => crate::fsperm::check_in_place(path, crate::fsperm::Access::Readable, not_found)?,
+        };
         let wal = super::wal_path(path);
         if std::fs::symlink_metadata(&wal).is_ok_and(|m| m.len() > 0) {
             return Err(Error::Invalid(format!(
@@ -601,5 +618,110 @@ impl SqliteStore {
         )?;
         tx.commit()?;
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use crate::tokens::TokenType;
+
+    fn store_with(dir: &Path, key: &StoreKey, serials: &[&str]) -> SqliteStore {
+        let s = SqliteStore::create(&dir.join("live.db"), 1000).unwrap();
+        for serial in serials {
+            s.insert_token(&TokenRecord::new(
+                serial,
+                "alice",
+                "default",
+                TokenType::Hotp,
+                key.seal(serial, b"12345678901234567890"),
+            ))
+            .unwrap();
+        }
+        s
+    }
+
+    fn backup(s: &SqliteStore, path: &Path) -> BackupReader {
+        let mut t = BackupTarget::create(path).unwrap();
+        s.backup_to(&mut t).unwrap();
+        let summary = t.finish().unwrap();
+        assert_eq!(
+            summary.schema_version,
+            super::super::schema::MIGRATIONS.len() as i64
+        );
+        BackupReader::open(path, None).unwrap()
+    }
+
+    #[test]
+    fn uri_paths_escape_what_a_uri_would_read() {
+        assert_eq!(uri_path(Path::new("/a/b-c_d.db")), "/a/b-c_d.db");
+        assert_eq!(uri_path(Path::new("/a b/x?y#z%")), "/a%20b/x%3Fy%23z%25");
+    }
+
+    #[test]
+    fn counters_never_go_back_unless_forced_and_a_refusal_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = StoreKey::generate();
+        let s = store_with(dir.path(), &key, &["A", "B"]);
+        s.write(|tx| tx.record_success("B", 3)).unwrap();
+        let b = backup(&s, &dir.path().join("b.db"));
+        s.write(|tx| tx.record_success("A", 5)).unwrap();
+        s.write(|tx| tx.record_failure("A", 9)).unwrap();
+        s.set_active("B", false).unwrap();
+
+        let e = s
+            .restore_from(&b, RestoreMode::Refuse, &key, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("A (live 5, backup 0)"), "{e}");
+        assert!(!s.get_token("B").unwrap().active, "nothing changed");
+
+        let r = s
+            .restore_from(&b, RestoreMode::KeepCounters, &key, 2)
+            .unwrap();
+        assert_eq!((r.counters_kept, r.counters_moved_back), (1, 0));
+        let a = s.get_token("A").unwrap();
+        assert_eq!(
+            (a.counter, a.fail_count),
+            (5, 1),
+            "live counter and fails kept"
+        );
+        let bt = s.get_token("B").unwrap();
+        assert!(bt.active && bt.counter == 3);
+
+        let r = s.restore_from(&b, RestoreMode::Force, &key, 3).unwrap();
+        assert_eq!(r.counters_moved_back, 1);
+        assert_eq!(s.get_token("A").unwrap().counter, 0);
+        let audit = s.audit_entries(None, 10).unwrap();
+        assert_eq!(audit.iter().filter(|e| e.result == "restore").count(), 2);
+    }
+
+    #[test]
+    fn a_backup_of_another_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = StoreKey::generate();
+        let s = store_with(dir.path(), &key, &["A"]);
+        let b = backup(&s, &dir.path().join("b.db"));
+        let e = s
+            .restore_from(&b, RestoreMode::Force, &StoreKey::generate(), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("token A does not open"), "{e}");
+    }
+
+    #[test]
+    fn an_unfinished_backup_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.db");
+        drop(BackupTarget::create(&path).unwrap());
+        assert!(!path.exists());
+        std::fs::write(&path, b"x").unwrap();
+        assert!(BackupTarget::create(&path).is_err());
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"x",
+            "an existing file is kept"
+        );
     }
 }
