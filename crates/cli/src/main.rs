@@ -8,6 +8,7 @@
 #[macro_use]
 mod output;
 mod admin;
+mod backup;
 mod check;
 mod doctor;
 mod enroll;
@@ -59,6 +60,29 @@ enum Command {
     Check(CheckArgs),
     /// Check the config, file modes, store, key and PAM setup
     Doctor,
+    /// Write a consistent copy of the store to a new file (0600), while logins go on
+    Backup(BackupArgs),
+    /// Put the tokens of a backup back into the store; refuses to move a counter back
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+struct BackupArgs {
+    /// The new file (never an existing one); run by root it is root's
+    file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct RestoreArgs {
+    /// A file made by `tessera backup`
+    file: PathBuf,
+    /// Where a token's counter (or TOTP step) in the backup is below the live one, keep the
+    /// live counter and restore the rest [default: refuse the whole restore]
+    #[arg(long, conflicts_with = "force")]
+    keep_counters: bool,
+    /// Move counters back to the backup's: OTPs used since the backup are accepted again
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -358,7 +382,11 @@ fn run(cli: Cli) -> CliResult<()> {
         return doctor::run(&path);
     }
     let cfg = load_config(&path)?;
-    if !matches!(cli.command, Command::Init) {
+    // `init`, `backup` and `restore` touch files of root's too, and change user themselves.
+    if !matches!(
+        cli.command,
+        Command::Init | Command::Backup(_) | Command::Restore(_)
+    ) {
         become_store_owner(&cfg)?;
     }
     match cli.command {
@@ -370,6 +398,18 @@ fn run(cli: Cli) -> CliResult<()> {
         Command::Audit(a) => admin::audit(&cfg, a.user.as_deref(), a.limit, a.json),
         Command::Check(a) => check::run(&cfg, &a),
         Command::Doctor => doctor::run(&path),
+        Command::Backup(a) => backup::backup(&cfg, &a.file),
+        Command::Restore(a) => {
+            use tessera_engine::store::RestoreMode;
+            let mode = if a.force {
+                RestoreMode::Force
+            } else if a.keep_counters {
+                RestoreMode::KeepCounters
+            } else {
+                RestoreMode::Refuse
+            };
+            backup::restore(&cfg, &a.file, mode)
+        }
     }
 }
 

@@ -2,10 +2,14 @@
 //! reads of a user's tokens, and write transactions taken with `BEGIN IMMEDIATE`, so that the
 //! check of an OTP and the move of the counter are one step that no other process can split.
 
+mod backup;
 mod group;
 mod pool;
 mod schema;
 
+pub use backup::{
+    BackupReader, BackupSummary, BackupTarget, RestoreMode, RestoreReport, TokenChange,
+};
 pub use group::GroupWriter;
 pub use pool::{PooledStore, StorePool};
 
