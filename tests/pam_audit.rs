@@ -37,8 +37,14 @@ fn every_attempt_writes_an_audit_row() {
         PAM_SUCCESS,
         &[("alice", "H1", "accept", "PIN and OTP")],
     );
+    // The same code again: a replay, and the audit says so (not just "wrong OTP").
     attempt(
         fx.login("alice").answer("PIN", &ok),
+        PAM_AUTH_ERR,
+        &[("alice", "H1", "reject", "OTP already used (replayed)")],
+    );
+    attempt(
+        fx.login("alice").answer("PIN", "1234000000"),
         PAM_AUTH_ERR,
         &[("alice", "H1", "reject", "wrong OTP")],
     );

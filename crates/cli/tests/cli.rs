@@ -1219,8 +1219,13 @@ fn the_qr_code_fits_a_terminal_and_comes_for_dark_or_light_backgrounds() {
     assert!(dark.iter().all(|l| l.chars().count() <= 80));
     assert!(note.contains("each code is accepted once"), "{note}");
     assert!(note.contains("every 30 s"), "{note}");
+    // (Another key: the code may come out a version smaller or larger, never past 23 rows.)
     let (light, _) = add("--qr=light");
-    assert_eq!(light.len(), dark.len());
+    assert!(
+        !light.is_empty() && light.len() <= 23,
+        "{} rows",
+        light.len()
+    );
     // The quiet zone is light: inked (full blocks) on a dark terminal, left blank on a light one.
     assert!(dark[0].chars().all(|c| c == '\u{2588}'), "{:?}", dark[0]);
     assert!(light[0].chars().all(|c| c == ' '), "{:?}", light[0]);
