@@ -709,3 +709,70 @@ fn a_server_that_hangs_on_the_challenge_answer_is_unavailable_in_time() {
         t.elapsed()
     );
 }
+
+/// The circuit breaker: a server that hangs costs one timeout, then the daemon's next logins
+/// skip it (the next server answers at once) for `down_for` seconds, after which one login tries
+/// it again. A login without the daemon's state (`OneLogin`) tries it every time.
+#[test]
+fn a_dead_server_costs_one_timeout_then_is_skipped_for_a_while() {
+    let dead = fake(|_, _| Act::Hang);
+    let alive = fake(|_, _| accept_json());
+    let (_d, cfg) = cfg_for(&[&dead.url(), &alive.url()], "down_after = 1\ndown_for = 2");
+    let host = tessera_engine::host::Host::default();
+    let login = |host: Option<&tessera_engine::host::Host>| {
+        let mut conv = ScriptedConv::answers(&[("PIN: ", "alicepin755224")]);
+        let t = Instant::now();
+        let out = match host {
+            Some(h) => run_hosted(h, &cfg, "alice", &mut conv),
+            None => run(&cfg, "alice", &mut conv),
+        };
+        assert!(out.verdict.is_accept(), "{:?}", out.verdict);
+        t.elapsed()
+    };
+    // First login: the dead server takes its share of the timeout, the second one accepts.
+    assert!(login(Some(&host)) >= Duration::from_millis(900));
+    assert_eq!(dead.requests().len(), 1);
+    // Skipped now: at once, and the dead server sees nothing.
+    let took = login(Some(&host));
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    assert_eq!(dead.requests().len(), 1);
+    // A login on its own has no breaker: it tries the dead server again.
+    login(None);
+    assert_eq!(dead.requests().len(), 2);
+    // After down_for, the daemon's next login tries it once more.
+    std::thread::sleep(Duration::from_millis(2100));
+    login(Some(&host));
+    assert_eq!(dead.requests().len(), 3);
+}
+
+/// With the only server skipped, a login gets PAM_AUTHINFO_UNAVAIL (or the fallback) at once,
+/// and the log says why.
+#[test]
+fn with_every_server_skipped_the_login_is_unavailable_at_once() {
+    let dead = fake(|_, _| Act::Hang);
+    let (_d, cfg) = cfg_for(&[&dead.url()], "down_after = 2\ndown_for = 30");
+    let host = tessera_engine::host::Host::default();
+    for _ in 0..2 {
+        let mut conv = ScriptedConv::answers(&[("PIN: ", "alicepin755224")]);
+        let out = run_hosted(&host, &cfg, "alice", &mut conv);
+        assert!(
+            matches!(out.verdict, Verdict::Unavailable(_)),
+            "{:?}",
+            out.verdict
+        );
+    }
+    assert_eq!(dead.requests().len(), 2);
+    let mut conv = ScriptedConv::answers(&[("PIN: ", "alicepin755224")]);
+    let t = Instant::now();
+    let out = run_hosted(&host, &cfg, "alice", &mut conv);
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    match out.verdict {
+        Verdict::Unavailable(e) => assert!(e.to_string().contains("skipped for"), "{e}"),
+        v => panic!("{v:?}"),
+    }
+    assert_eq!(dead.requests().len(), 2, "not asked again");
+}

@@ -117,6 +117,19 @@ pub fn run(cfg: &Config, user: &str, conv: &mut ScriptedConv) -> Outcome {
     )
 }
 
+/// A login as tesserad runs it: through `host`, which keeps HTTP agents and circuit breakers
+/// from one login to the next.
+pub fn run_hosted(host: &host::Host, cfg: &Config, user: &str, conv: &mut ScriptedConv) -> Outcome {
+    host::authenticate(
+        host,
+        cfg,
+        &Options::default(),
+        &login(user),
+        conv,
+        &SystemClock,
+    )
+}
+
 pub fn run_with(cfg: &Config, opts: &Options, l: &Login, conv: &mut ScriptedConv) -> Outcome {
     host::authenticate(&OneLogin, cfg, opts, l, conv, &SystemClock)
 }

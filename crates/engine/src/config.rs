@@ -128,6 +128,10 @@ pub struct RemoteConfig {
     pub proxy: Option<String>,
     /// Plain `http://` URLs carry PINs and OTPs unencrypted: refused unless set.
     pub allow_plain_http: bool,
+    /// After this many failed exchanges in a row a server is skipped (0: never), for
+    /// `down_for` seconds, by every login of the daemon.
+    pub down_after: u32,
+    pub down_for: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -337,6 +341,8 @@ impl Default for RemoteConfig {
             dialect: Dialect::Privacyidea,
             proxy: None,
             allow_plain_http: false,
+            down_after: 3,
+            down_for: 30,
         }
     }
 }
@@ -420,6 +426,15 @@ impl Config {
         }
         if self.remote.timeout == 0 || self.remote.timeout > 300 {
             return Err(("remote.timeout", "must be between 1 and 300 seconds".into()));
+        }
+        if self.remote.down_after > 1000 {
+            return Err((
+                "down_after",
+                "must be at most 1000 (0 turns skipping off)".into(),
+            ));
+        }
+        if self.remote.down_for == 0 || self.remote.down_for > 3600 {
+            return Err(("down_for", "must be between 1 and 3600 seconds".into()));
         }
         let (e, m) = (&self.email, &self.sms);
         for (sec, len, validity, timeout) in [
@@ -601,6 +616,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("yubikey"), "{e}");
+        let e = parse("[remote]\ndown_for = 0\n").unwrap_err().to_string();
+        assert!(e.contains(":2") && e.contains("down_for"), "{e}");
     }
 
     #[test]
@@ -612,6 +629,10 @@ mod tests {
         assert_eq!(c.auth.hotp_window, d.auth.hotp_window);
         assert_eq!(c.prompts.ocra, d.prompts.ocra);
         assert_eq!(c.remote.timeout, d.remote.timeout);
+        assert_eq!(
+            (c.remote.down_after, c.remote.down_for),
+            (d.remote.down_after, d.remote.down_for)
+        );
         assert_eq!(c.prompts.email, d.prompts.email);
         assert_eq!(c.prompts.sms, d.prompts.sms);
         assert_eq!(c.prompts.tan, d.prompts.tan);

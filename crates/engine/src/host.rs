@@ -1,7 +1,7 @@
 //! The entry point of a login, and what its host keeps between logins.
 //!
 //! [`authenticate`] picks the mode (the local engine, or the remote servers with the store for
-//! audit and fallback). Where the store's connections and the servers' HTTP agent come from is
+//! audit and fallback). Where the store's connections and the servers' HTTP link come from is
 //! the [`Resources`] of the caller: [`OneLogin`] opens them for this login alone (`tessera
 //! check`, `tesserad --stdio`), a [`Host`] keeps them open from one login to the next (tesserad
 //! on its socket: no SQLite open per login, group commit, kept-alive HTTPS connections).
@@ -11,16 +11,18 @@ use crate::engine::{
     load_key, open_store, Clock, Conversation, LocalEngine, Login, Options, Outcome,
 };
 use crate::error::Error;
+use crate::remote::breaker::Breaker;
+use crate::remote::client::Link;
 use crate::store::{PooledStore, SqliteStore, Store, StorePool};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Where a login's store and HTTP agent come from.
+/// Where a login's store and link to the remote servers come from.
 pub trait Resources {
     type Store: Store;
     fn store(&self, cfg: &Config) -> Result<Self::Store, Error>;
-    fn remote_agent(&self, remote: &RemoteConfig) -> Result<ureq::Agent, Error>;
+    fn remote_link(&self, remote: &RemoteConfig) -> Result<Link, Error>;
 }
 
 /// Everything opened for one login and closed after it.
@@ -31,18 +33,19 @@ impl Resources for OneLogin {
     fn store(&self, cfg: &Config) -> Result<SqliteStore, Error> {
         open_store(cfg)
     }
-    fn remote_agent(&self, remote: &RemoteConfig) -> Result<ureq::Agent, Error> {
-        crate::remote::client::agent(remote)
+    fn remote_link(&self, remote: &RemoteConfig) -> Result<Link, Error> {
+        Link::one_login(remote)
     }
 }
 
-/// What a long-lived host keeps: a [`StorePool`] per store and an HTTP agent per set of remote
+/// What a long-lived host keeps: a [`StorePool`] per store and an HTTP agent and a circuit
+/// breaker per set of remote
 /// servers, shared by the logins of all its threads. A new `Host` (on SIGHUP) starts afresh:
 /// new CA files and settings are read, new connections made.
 #[derive(Default)]
 pub struct Host {
     pools: Mutex<HashMap<PoolKey, Arc<StorePool>>>,
-    agents: Mutex<HashMap<String, ureq::Agent>>,
+    links: Mutex<HashMap<String, Link>>,
 }
 
 /// A store, with the settings its connections are opened with.
@@ -72,9 +75,9 @@ impl Resources for Host {
     fn store(&self, cfg: &Config) -> Result<PooledStore, Error> {
         self.pool(cfg).checkout()
     }
-    fn remote_agent(&self, remote: &RemoteConfig) -> Result<ureq::Agent, Error> {
-        // Everything the agent is built from (one config file or another may name the same
-        // servers with other settings).
+    fn remote_link(&self, remote: &RemoteConfig) -> Result<Link, Error> {
+        // Everything the agent and the breaker are built from (one config file or another may
+        // name the same servers with other settings).
         let key = format!(
             "{:?}",
             (
@@ -82,16 +85,24 @@ impl Resources for Host {
                 &remote.ca_file,
                 remote.verify_tls,
                 remote.timeout,
-                &remote.proxy
+                &remote.proxy,
+                remote.down_after,
+                remote.down_for
             )
         );
-        let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(a) = agents.get(&key) {
-            return Ok(a.clone());
+        let mut links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(l) = links.get(&key) {
+            return Ok(l.clone());
         }
-        let agent = crate::remote::client::agent(remote)?;
-        agents.insert(key, agent.clone());
-        Ok(agent)
+        let link = Link {
+            agent: crate::remote::client::agent(remote)?,
+            breaker: Some(Arc::new(Breaker::new(
+                remote.down_after,
+                std::time::Duration::from_secs(remote.down_for),
+            ))),
+        };
+        links.insert(key, link.clone());
+        Ok(link)
     }
 }
 
@@ -133,9 +144,9 @@ pub fn authenticate<R: Resources>(
             } else {
                 (None, None)
             };
-            let agent = res.remote_agent(&cfg.remote);
+            let link = res.remote_link(&cfg.remote);
             let mut outcome =
-                crate::remote::authenticate(cfg, opts, login, conv, clock, store.as_ref(), agent);
+                crate::remote::authenticate(cfg, opts, login, conv, clock, store.as_ref(), link);
             if let Some(e) = store_error {
                 let mut event = Outcome::unavailable(e, login, clock.now()).events;
                 event.append(&mut outcome.events);

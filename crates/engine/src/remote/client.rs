@@ -5,6 +5,7 @@
 //! whatever the number of servers. Each server tried gets an equal share of what is left, so a
 //! server that hangs can't take the time of the ones after it, and a lone server gets it all.
 
+use super::breaker::Breaker;
 use super::dialect::Endpoint;
 use crate::config::RemoteConfig;
 use crate::error::Error;
@@ -100,6 +101,10 @@ pub struct Request<'a> {
 
 pub struct Client {
     agent: ureq::Agent,
+    /// Skips servers that failed again and again (a long-lived host's, shared by its logins).
+    breaker: Option<Arc<Breaker>>,
+    down_after: u32,
+    down_for: u64,
     servers: Vec<Server>,
     timeout: Duration,
     user_agent: String,
@@ -111,6 +116,24 @@ pub struct Client {
 /// The error text of one failed exchange, per server tried.
 #[derive(Debug)]
 pub struct Unreachable(pub String);
+
+/// What a login's client stands on: the HTTP agent ([`agent`]) and, in a long-lived host, the
+/// circuit breaker its logins share.
+#[derive(Clone)]
+pub struct Link {
+    pub agent: ureq::Agent,
+    pub breaker: Option<Arc<Breaker>>,
+}
+
+impl Link {
+    /// For one login alone: a new agent, no breaker.
+    pub fn one_login(cfg: &RemoteConfig) -> Result<Link, Error> {
+        Ok(Link {
+            agent: agent(cfg)?,
+            breaker: None,
+        })
+    }
+}
 
 /// The configured servers, in order.
 fn servers(cfg: &RemoteConfig) -> Result<Vec<Server>, Error> {
@@ -156,9 +179,12 @@ pub fn agent(cfg: &RemoteConfig) -> Result<ureq::Agent, Error> {
 
 impl Client {
     /// A client for one login over `agent` (see [`agent`]: a long-lived host keeps one).
-    pub fn new(cfg: &RemoteConfig, service: &str, agent: ureq::Agent) -> Result<Client, Error> {
+    pub fn new(cfg: &RemoteConfig, service: &str, link: Link) -> Result<Client, Error> {
         Ok(Client {
-            agent,
+            agent: link.agent,
+            breaker: link.breaker,
+            down_after: cfg.down_after,
+            down_for: cfg.down_for,
             servers: servers(cfg)?,
             timeout: Duration::from_secs(cfg.timeout),
             user_agent: user_agent(service),
@@ -204,18 +230,43 @@ impl Client {
                 ));
                 continue;
             }
-            let share = (deadline - now) / (count - n) as u32;
             let server = &self.servers[i];
-            match self.send(server, req, share) {
+            if let Some(until) = self
+                .breaker
+                .as_ref()
+                .and_then(|b| b.skipped_until(&server.base, now))
+            {
+                failures.push(format!(
+                    "{}: skipped for {} s more: it failed {} times in a row (down_after)",
+                    server.base,
+                    until.saturating_duration_since(now).as_secs() + 1,
+                    self.down_after,
+                ));
+                continue;
+            }
+            let share = (deadline - now) / (count - n) as u32;
+            let failure = match self.send(server, req, share) {
                 Ok((status, body)) => match parse(server, status, &body) {
                     Ok(v) => {
+                        if let Some(b) = &self.breaker {
+                            b.succeeded(&server.base);
+                        }
                         self.preferred = Some(i);
                         return Ok(v);
                     }
-                    Err(why) => failures.push(format!("{}: bad answer: {why}", server.base)),
+                    Err(why) => format!("{}: bad answer: {why}", server.base),
                 },
-                Err(why) => failures.push(format!("{}: {why}", server.base)),
-            }
+                Err(why) => format!("{}: {why}", server.base),
+            };
+            let opened = self
+                .breaker
+                .as_ref()
+                .is_some_and(|b| b.failed(&server.base, Instant::now()));
+            failures.push(if opened {
+                format!("{failure} (skipped for the next {} s)", self.down_for)
+            } else {
+                failure
+            });
         }
         Err(Unreachable(failures.join("; ")))
     }

@@ -8,6 +8,7 @@
 //! per exchange — or, with `fallback = "local"` and no server answering the first pass, in the
 //! local engine's decision on the same pass.
 
+pub mod breaker;
 pub mod client;
 pub mod dialect;
 
@@ -35,7 +36,8 @@ const MAX_PASS_LEN: usize = 1024;
 /// Authenticates `login` against the configured servers. `store` (absent on a host without a
 /// local store) receives the audit rows and serves `fallback = "local"`.
 ///
-/// `agent` is the HTTP agent for the servers ([`client::agent`]), or the error building it gave.
+/// `link` is the HTTP agent (and a daemon's circuit breaker) for the servers, or the error
+/// building it gave.
 pub fn authenticate<C: Conversation, K: Clock, S: Store>(
     cfg: &Config,
     opts: &Options,
@@ -43,7 +45,7 @@ pub fn authenticate<C: Conversation, K: Clock, S: Store>(
     conv: &mut C,
     clock: &K,
     store: Option<&S>,
-    agent: Result<ureq::Agent>,
+    link: Result<client::Link>,
 ) -> Outcome {
     let (user, realm) = remote_user(cfg, &login.user);
     let mut run = Run {
@@ -55,7 +57,7 @@ pub fn authenticate<C: Conversation, K: Clock, S: Store>(
         events: Vec::new(),
         written: 0,
     };
-    let end = match agent.and_then(|a| Client::new(&cfg.remote, &login.service, a)) {
+    let end = match link.and_then(|l| Client::new(&cfg.remote, &login.service, l)) {
         Ok(mut client) => {
             run.warn_about_transport(&client);
             match run.start(&mut client, opts, conv) {
@@ -115,7 +117,7 @@ pub fn authenticate<C: Conversation, K: Clock, S: Store>(
 /// verified as for a login) within `timeout`. privacyIDEA is asked for `/healthz/`, LinOTP
 /// for `/validate/ok`; any answer below 500 shows that the server is there.
 pub fn probe(cfg: &Config) -> Result<Vec<(String, std::result::Result<String, String>)>> {
-    let client = Client::new(&cfg.remote, "doctor", client::agent(&cfg.remote)?)?;
+    let client = Client::new(&cfg.remote, "doctor", client::Link::one_login(&cfg.remote)?)?;
     let path = match cfg.remote.dialect {
         Dialect::Privacyidea => "/healthz/",
         Dialect::Linotp => "/validate/ok",
