@@ -162,6 +162,7 @@ pub fn login(
     args: &ModuleArgs,
     service: String,
     rhost: String,
+    tty: String,
     user: Vec<u8>,
     authtok: Option<Zeroizing<Vec<u8>>>,
     silent: bool,
@@ -175,6 +176,7 @@ pub fn login(
         user,
         authtok,
         flags,
+        tty,
         prompt: args.prompt.clone(),
         config: args
             .config

@@ -17,7 +17,7 @@ mod conv;
 mod ffi;
 
 use pam::constants::{PamFlag, PamResultCode, PAM_SILENT};
-use pam::items::{AuthTok, RHost, Service, User};
+use pam::items::{AuthTok, RHost, Service, Tty, User};
 use pam::module::{PamHandle, PamHooks};
 use std::ffi::CStr;
 use tessera_proto::Verdict;
@@ -57,6 +57,7 @@ impl PamHooks for TesseraPam {
             &args,
             item_string::<Service>(pamh),
             item_string::<RHost>(pamh),
+            item_string::<Tty>(pamh),
             user,
             authtok,
             flags & PAM_SILENT != 0,

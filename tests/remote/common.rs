@@ -85,6 +85,7 @@ pub fn login(user: &str) -> Login {
         rhost: "192.0.2.7".into(),
         user: user.into(),
         authtok: None,
+        tty: String::new(),
     }
 }
 

@@ -52,6 +52,7 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
         rhost: a.rhost.clone(),
         user: a.user.clone(),
         authtok: None,
+        tty: String::new(),
     };
     let outcome = host::authenticate(
         &OneLogin,
@@ -73,6 +74,10 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
             shown(outln!(
                 "LOCKED: token {serial} is locked by its fail counter (tessera token reset)"
             ))?;
+            Err(Failure::Reported)
+        }
+        Verdict::Skipped { reason } => {
+            shown(outln!("IGNORE: {reason}"))?;
             Err(Failure::Reported)
         }
         Verdict::NoToken => {

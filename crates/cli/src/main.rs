@@ -64,6 +64,30 @@ enum Command {
     Backup(BackupArgs),
     /// Put the tokens of a backup back into the store; refuses to move a counter back
     Restore(RestoreArgs),
+    /// Which [[policy]] rule applies to a login
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCmd {
+    /// Say which rule decides for this login, and why (nothing is written)
+    Test(PolicyTestArgs),
+}
+
+#[derive(Debug, Args)]
+struct PolicyTestArgs {
+    #[arg(long)]
+    user: String,
+    /// The PAM service (sshd, sudo, login...)
+    #[arg(long)]
+    service: String,
+    /// The remote host (PAM_RHOST), an IP address
+    #[arg(long, default_value = "")]
+    rhost: String,
+    /// The terminal (PAM_TTY)
+    #[arg(long, default_value = "")]
+    tty: String,
 }
 
 #[derive(Debug, Args)]
@@ -298,6 +322,33 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `tessera policy test`: the rule that decides, the action and the criteria that matched.
+fn policy_test(cfg: &Config, a: &PolicyTestArgs) -> CliResult<()> {
+    use tessera_engine::engine::{Accounts, SystemAccounts};
+    use tessera_engine::policy::{decide, Action, Who};
+    let accounts = SystemAccounts;
+    let user = accounts
+        .canonical(&a.user)
+        .unwrap_or_else(|| a.user.clone());
+    let who = Who {
+        service: &a.service,
+        user: &user,
+        rhost: &a.rhost,
+        tty: &a.tty,
+    };
+    let d = decide(&cfg.policy, &who, &accounts);
+    let what = match (d.action, d.grace) {
+        (Action::Require, 0) => "require: the second factor is asked".to_string(),
+        (Action::Require, g) => format!(
+            "require: the second factor is asked, unless one was accepted for this user, \
+             service and rhost in the last {g} s"
+        ),
+        (Action::Skip, _) => "skip: PAM_IGNORE, no second factor asked".into(),
+        (Action::Deny, _) => "deny: refused without a prompt".into(),
+    };
+    outln!("{}: {what}", d.describe())
+}
+
 /// One line on stderr: `tessera: <message>`.
 fn say_error(msg: &str) {
     let one_line = msg.replace(['\n', '\r'], " ");
@@ -398,6 +449,7 @@ fn run(cli: Cli) -> CliResult<()> {
         Command::Audit(a) => admin::audit(&cfg, a.user.as_deref(), a.limit, a.json),
         Command::Check(a) => check::run(&cfg, &a),
         Command::Doctor => doctor::run(&path),
+        Command::Policy(PolicyCmd::Test(a)) => policy_test(&cfg, &a),
         Command::Backup(a) => backup::backup(&cfg, &a.file),
         Command::Restore(a) => {
             use tessera_engine::store::RestoreMode;

@@ -1331,3 +1331,36 @@ fn tan_tokens_print_their_codes_once_and_count_what_is_left() {
     args.extend_from_slice(&["--count", "5"]);
     assert_one_line_error(&env.run(&args, ""), 2);
 }
+
+/// `tessera policy test` names the rule that decides and the criteria that matched.
+#[test]
+fn policy_test_names_the_rule_and_why() {
+    let env = Env::with_config(
+        "[[policy]]\nservice = \"sshd\"\nrhost = \"10.0.0.0/8\"\naction = \"skip\"\n\
+         [[policy]]\ngroup = \"admins\"\ngrace = 60\n",
+    );
+    let out = env.ok(&[
+        "policy",
+        "test",
+        "--user",
+        "alice",
+        "--service",
+        "sshd",
+        "--rhost",
+        "10.2.3.4",
+    ]);
+    assert_eq!(
+        out,
+        "policy rule 1 (service sshd, rhost 10.0.0.0/8): skip: PAM_IGNORE, no second factor asked\n"
+    );
+    let out = env.ok(&["policy", "test", "--user", "bob", "--service", "sudo"]);
+    assert!(
+        out.starts_with("policy rule 2 (group admins): require") && out.contains("60 s"),
+        "{out}"
+    );
+    let out = env.ok(&["policy", "test", "--user", "alice", "--service", "sudo"]);
+    assert_eq!(
+        out,
+        "no policy rule matches: require: the second factor is asked\n"
+    );
+}

@@ -53,13 +53,12 @@ pub fn serve<C: Channel, R: Resources>(
     let body = link.recv()?;
     let chan = &mut link;
     let login = match Request::decode(&body) {
-        Ok(Request::Authenticate(l)) if l.version == proto::VERSION => l,
-        Ok(Request::Authenticate(l)) => {
+        Ok(Request::Authenticate(l)) => l,
+        Err(proto::ProtoError::Version(v)) => {
             return refuse(
                 chan,
                 &format!(
-                    "the module speaks protocol {}, this tesserad {}: install matching versions",
-                    l.version,
+                    "the module speaks protocol {v}, this tesserad {}: install matching versions",
                     proto::VERSION
                 ),
             )
@@ -87,6 +86,7 @@ pub fn serve<C: Channel, R: Resources>(
         rhost: login.rhost.clone(),
         user,
         authtok: login.authtok.as_ref().map(|t| secret(t)),
+        tty: login.tty.clone(),
     };
     if let Err(why) = may_ask(caller, &engine_login.user) {
         return refuse_caller(chan, cfg, res, &engine_login, &why);
@@ -236,7 +236,7 @@ pub fn verdict(v: &Verdict) -> proto::Verdict {
         Verdict::Accept { .. } | Verdict::PassOnNoToken => proto::Verdict::Success,
         Verdict::Reject { .. } => proto::Verdict::AuthErr,
         Verdict::Locked { .. } => proto::Verdict::MaxTries,
-        Verdict::NoToken => proto::Verdict::Ignore,
+        Verdict::NoToken | Verdict::Skipped { .. } => proto::Verdict::Ignore,
         Verdict::Unavailable(_) => proto::Verdict::AuthinfoUnavail,
         Verdict::ConversationFailed(_) => proto::Verdict::ConvErr,
     }

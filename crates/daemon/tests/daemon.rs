@@ -470,8 +470,8 @@ def field(b): return struct.pack(">I", len(b)) + b
 def read():
     n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
     return s.recv(n, socket.MSG_WAITALL)
-login = struct.pack(">I", 1) + field(b"tessera-test") + field(b"") + field(sys.argv[2].encode())
-login += b"\x00" + b"\x00" * 5 + b"\x00" + b"\x00"
+login = struct.pack(">I", 2) + field(b"tessera-test") + field(b"") + field(sys.argv[2].encode())
+login += b"\x00" + b"\x00" * 5 + b"\x00" + b"\x00" + field(b"")
 frame(1, login)
 while True:
     m = read()

@@ -128,6 +128,7 @@ fn login(user: &str) -> Login {
         rhost: "127.0.0.1".into(),
         user: user.into(),
         authtok: None,
+        tty: String::new(),
     }
 }
 

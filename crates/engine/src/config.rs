@@ -17,6 +17,8 @@ pub struct Config {
     pub sms: SmsConfig,
     pub email: EmailConfig,
     pub audit: AuditConfig,
+    /// `[[policy]]`: who needs a second factor, where (see [`crate::policy`]).
+    pub policy: Vec<crate::policy::Rule>,
     /// The file this was read from, for messages; not a key.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -269,7 +271,7 @@ impl Default for EmailConfig {
     }
 }
 
-fn one_or_many<'de, D: serde::Deserializer<'de>>(
+pub(crate) fn one_or_many<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -389,6 +391,16 @@ impl Config {
             let line = find_key_line(text, key);
             Error::Config(format!("{}:{line}: key `{key}`: {msg}", path.display()))
         })?;
+        for (i, rule) in cfg.policy.iter().enumerate() {
+            rule.validate().map_err(|(key, msg)| {
+                let line = find_policy_key_line(text, i, key);
+                Error::Config(format!(
+                    "{}:{line}: key `{key}` of [[policy]] rule {}: {msg}",
+                    path.display(),
+                    i + 1
+                ))
+            })?;
+        }
         Ok(cfg)
     }
 
@@ -555,6 +567,29 @@ pub fn proxy_of(url: &str) -> std::result::Result<ureq::Proxy, String> {
 
 /// The line on which `key` is set, for messages about values that parsed but are wrong.
 /// `section.key` looks only inside `[section]`.
+/// The line of `key` in the `n`-th (0-based) `[[policy]]` table, or 0.
+fn find_policy_key_line(text: &str, n: usize, key: &str) -> usize {
+    let mut seen = 0;
+    let mut inside = false;
+    for (i, l) in text.lines().enumerate() {
+        let l = l.trim_start();
+        if l.starts_with('[') {
+            inside = l.starts_with("[[policy]]") && {
+                seen += 1;
+                seen == n + 1
+            };
+            continue;
+        }
+        if inside
+            && l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return i + 1;
+        }
+    }
+    0
+}
+
 fn find_key_line(text: &str, key: &str) -> usize {
     let (section, key) = match key.split_once('.') {
         Some((s, k)) => (Some(s), k),
@@ -618,6 +653,17 @@ mod tests {
         assert!(e.contains("yubikey"), "{e}");
         let e = parse("[remote]\ndown_for = 0\n").unwrap_err().to_string();
         assert!(e.contains(":2") && e.contains("down_for"), "{e}");
+        let e = parse("[[policy]]\nrhost = \"10.0.0.0/8\"\n[[policy]]\naction = \"skip\"\nrhost = \"10.0.0.0/99\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(":5") && e.contains("rhost") && e.contains("rule 2"),
+            "{e}"
+        );
+        let e = parse("[[policy]]\naction = \"maybe\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":2") && e.contains("action"), "{e}");
     }
 
     #[test]

@@ -8,11 +8,14 @@
 
 use crate::config::{Config, Mode, RemoteConfig};
 use crate::engine::{
-    load_key, open_store, Clock, Conversation, LocalEngine, Login, Options, Outcome,
+    load_key, open_store, Accounts, Clock, Conversation, LocalEngine, Login, Options, Outcome,
+    SystemAccounts, Verdict,
 };
 use crate::error::Error;
+use crate::policy::{self, Action, Who};
 use crate::remote::breaker::Breaker;
 use crate::remote::client::Link;
+use crate::store::AuditEntry;
 use crate::store::{PooledStore, SqliteStore, Store, StorePool};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -116,6 +119,9 @@ pub fn authenticate<R: Resources>(
     conv: &mut impl Conversation,
     clock: &impl Clock,
 ) -> Outcome {
+    if let Some(decided) = apply_policy(res, cfg, login, clock) {
+        return decided;
+    }
     match cfg.auth.mode {
         Mode::Local => {
             let store = match res.store(cfg) {
@@ -155,4 +161,91 @@ pub fn authenticate<R: Resources>(
             outcome
         }
     }
+}
+
+/// What `[[policy]]` says for this login: an outcome when it decides (skip, deny, a grace
+/// window that holds), `None` to go on with the second factor.
+fn apply_policy<R: Resources>(
+    res: &R,
+    cfg: &Config,
+    login: &Login,
+    clock: &impl Clock,
+) -> Option<Outcome> {
+    if cfg.policy.is_empty() {
+        return None;
+    }
+    let accounts = SystemAccounts;
+    let user = accounts
+        .canonical(&login.user)
+        .unwrap_or_else(|| login.user.clone());
+    let who = Who {
+        service: &login.service,
+        user: &user,
+        rhost: &login.rhost,
+        tty: &login.tty,
+    };
+    let d = policy::decide(&cfg.policy, &who, &accounts);
+    let now = clock.now();
+    let (verdict, result, reason) = match d.action {
+        Action::Require if d.grace == 0 => return None,
+        Action::Require => {
+            // No store (a remote-only host), or no accept in the window: the second factor.
+            let store = res.store(cfg).ok()?;
+            let since = now.saturating_sub(d.grace);
+            if !store
+                .accepted_since(&user, &login.service, &login.rhost, since)
+                .unwrap_or(false)
+            {
+                return None;
+            }
+            let reason = format!(
+                "skipped: a second factor within the last {} s ({})",
+                d.grace,
+                d.describe()
+            );
+            (
+                Verdict::Skipped {
+                    reason: reason.clone(),
+                },
+                "skip",
+                reason,
+            )
+        }
+        Action::Skip => {
+            let reason = format!("skipped by {}", d.describe());
+            (
+                Verdict::Skipped {
+                    reason: reason.clone(),
+                },
+                "skip",
+                reason,
+            )
+        }
+        Action::Deny => {
+            let reason = format!("denied by {}", d.describe());
+            (
+                Verdict::Reject {
+                    reason: reason.clone(),
+                },
+                "reject",
+                reason,
+            )
+        }
+    };
+    let event = AuditEntry {
+        time: now,
+        service: login.service.clone(),
+        rhost: login.rhost.clone(),
+        user,
+        result: result.into(),
+        reason,
+        ..AuditEntry::default()
+    };
+    if let Ok(store) = res.store(cfg) {
+        let _ = store.write(|tx| tx.audit(&event));
+    }
+    Some(Outcome {
+        verdict,
+        events: vec![event],
+    })
 }

@@ -21,6 +21,7 @@ pub mod error;
 pub mod fsperm;
 pub mod host;
 pub mod http;
+pub mod policy;
 pub mod remote;
 pub mod store;
 pub mod sys;

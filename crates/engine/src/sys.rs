@@ -16,6 +16,68 @@ pub fn account_name(name: &str) -> Option<String> {
     account(name).map(|a| a.name)
 }
 
+/// The names of the groups `user` is in, its primary group first (`getgrouplist`, then
+/// `getgrgid_r` for each): `[[policy]] group`. Empty for no such account or a lookup error.
+pub fn group_names(user: &str) -> Vec<String> {
+    let Some(acct) = account(user) else {
+        return Vec::new();
+    };
+    let Ok(c_user) = CString::new(user) else {
+        return Vec::new();
+    };
+    let mut gids: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut n = gids.len() as libc::c_int;
+        // SAFETY: `c_user` is NUL-terminated, `gids` holds `n` writable gid_t's and `n` is
+        // a valid int to write the needed count to, which is all getgrouplist touches.
+        let rc =
+            unsafe { libc::getgrouplist(c_user.as_ptr(), acct.gid, gids.as_mut_ptr(), &mut n) };
+        if rc >= 0 {
+            gids.truncate(usize::try_from(n).unwrap_or(0));
+            break;
+        }
+        // Too small: `n` says how many there are.
+        let want = usize::try_from(n).unwrap_or(0).max(gids.len() * 2);
+        if want > 65_536 {
+            return Vec::new();
+        }
+        gids.resize(want, 0);
+    }
+    gids.iter().filter_map(|&g| group_name(g)).collect()
+}
+
+/// The name of group `gid` (`getgrgid_r`).
+fn group_name(gid: u32) -> Option<String> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: `group` is plain old data that getgrgid_r fills in; all-zero is a valid
+        // value of it.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: `grp`, `buf` (with its true length) and `result` are valid for writes for
+        // the duration of the call.
+        let rc = unsafe {
+            libc::getgrgid_r(
+                gid,
+                &mut grp,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < (1 << 20) {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 || result.is_null() || grp.gr_name.is_null() {
+            return None;
+        }
+        // SAFETY: on success `gr_name` points to a NUL-terminated string inside `buf`.
+        let name = unsafe { CStr::from_ptr(grp.gr_name) };
+        return name.to_str().ok().map(str::to_string);
+    }
+}
+
 /// An account of this host, as NSS has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {

@@ -27,7 +27,7 @@ use std::io::{Read, Write};
 use zeroize::Zeroizing;
 
 /// The protocol version the module announces; a daemon that speaks another one refuses.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The largest frame either side reads. An answer typed at a prompt can be anything the
 /// conversation returns; the module cuts it to [`MAX_ANSWER`] so its frame always fits.
@@ -49,6 +49,8 @@ pub enum ProtoError {
     TooLong(usize),
     /// A frame that is not a message of this protocol.
     Garbage(&'static str),
+    /// A login of another protocol version (a module and daemon of different releases).
+    Version(u32),
 }
 
 impl fmt::Display for ProtoError {
@@ -57,6 +59,7 @@ impl fmt::Display for ProtoError {
             ProtoError::Io(e) => write!(f, "{e}"),
             ProtoError::TooLong(n) => write!(f, "a frame of {n} bytes (at most {MAX_FRAME})"),
             ProtoError::Garbage(what) => write!(f, "not a tessera message: {what}"),
+            ProtoError::Version(v) => write!(f, "a login of protocol version {v}, not {VERSION}"),
         }
     }
 }
@@ -96,6 +99,8 @@ pub struct Login {
     /// `config=` of the PAM line: honoured for a root caller and by a daemon the module spawned
     /// for this login (`tesserad --stdio`); any other caller gets the daemon's own config.
     pub config: Option<String>,
+    /// PAM_TTY (`[[policy]] tty`): "" when the application set none.
+    pub tty: String,
 }
 
 /// Module → daemon.
@@ -259,7 +264,8 @@ impl Request {
                     + l.user.len()
                     + len(l.authtok.as_ref().map(|t| &t[..]))
                     + len(l.prompt.as_ref().map(|p| p.as_bytes()))
-                    + len(l.config.as_ref().map(|p| p.as_bytes()));
+                    + len(l.config.as_ref().map(|p| p.as_bytes()))
+                    + l.tty.len();
                 let mut w = Writer::new(T_AUTHENTICATE, fields);
                 w.u32(l.version);
                 w.bytes(l.service.as_bytes());
@@ -278,6 +284,7 @@ impl Request {
                 }
                 w.opt(l.prompt.as_ref().map(|p| p.as_bytes()));
                 w.opt(l.config.as_ref().map(|p| p.as_bytes()));
+                w.bytes(l.tty.as_bytes());
                 w.finish()
             }
             Request::Answer(a) => {
@@ -302,6 +309,10 @@ impl Request {
         let r = match *tag {
             T_AUTHENTICATE => {
                 let version = p.u32()?;
+                if version != VERSION {
+                    // The rest of another version's login may be laid out otherwise.
+                    return Err(ProtoError::Version(version));
+                }
                 let service = p.string()?;
                 let rhost = p.string()?;
                 let user = p.bytes()?.to_vec();
@@ -315,6 +326,7 @@ impl Request {
                 };
                 let prompt = p.opt(Parser::string)?;
                 let config = p.opt(Parser::string)?;
+                let tty = p.string()?;
                 Request::Authenticate(Login {
                     version,
                     service,
@@ -324,6 +336,7 @@ impl Request {
                     flags,
                     prompt,
                     config,
+                    tty,
                 })
             }
             T_ANSWER => Request::Answer(p.opt(Parser::secret)?),
@@ -463,6 +476,20 @@ mod tests {
             },
             prompt: Some("Token PIN: ".into()),
             config: None,
+            tty: "pts/3".into(),
+        }
+    }
+
+    #[test]
+    fn a_login_of_another_version_is_named_as_such() {
+        let old = Login {
+            version: 1,
+            ..login()
+        };
+        let frame = Request::Authenticate(old).encode();
+        match Request::decode(&frame[4..]) {
+            Err(ProtoError::Version(1)) => {}
+            other => panic!("{other:?}"),
         }
     }
 
@@ -481,7 +508,10 @@ mod tests {
     #[test]
     fn every_message_survives_the_wire() {
         roundtrip_request(Request::Authenticate(login()));
-        roundtrip_request(Request::Authenticate(Login::default()));
+        roundtrip_request(Request::Authenticate(Login {
+            version: VERSION,
+            ..Login::default()
+        }));
         roundtrip_request(Request::Answer(Some(Zeroizing::new(vec![0, 255, 10]))));
         roundtrip_request(Request::Answer(None));
         roundtrip_request(Request::ConversationFailed(19));

@@ -68,6 +68,8 @@ pub struct Login {
     pub user: String,
     /// PAM_AUTHTOK set by an earlier module, if any.
     pub authtok: Option<Secret>,
+    /// PAM_TTY, "" when none was set.
+    pub tty: String,
 }
 
 /// Per-service switches, from the PAM line (or the command's flags).
@@ -100,6 +102,10 @@ pub enum Verdict {
     NoToken,
     /// The user has no token and `pass_on_no_token` is set.
     PassOnNoToken,
+    /// A `[[policy]]` rule says no second factor here (`skip`, or a grace window): PAM_IGNORE.
+    Skipped {
+        reason: String,
+    },
     /// The store, key, config or server could not be used.
     Unavailable(Error),
     /// The conversation failed or answered NULL.
@@ -156,6 +162,10 @@ pub fn load_key(cfg: &Config) -> Result<StoreKey, Error> {
 pub trait Accounts {
     /// The account's own name for `name` (NSS's `pw_name`), or `None` for no such account.
     fn canonical(&self, name: &str) -> Option<String>;
+    /// The names of the groups the account is in, primary and supplementary.
+    fn groups(&self, _user: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The accounts NSS knows (`getpwnam_r`).
@@ -164,6 +174,9 @@ pub struct SystemAccounts;
 impl Accounts for SystemAccounts {
     fn canonical(&self, name: &str) -> Option<String> {
         crate::sys::account_name(name)
+    }
+    fn groups(&self, user: &str) -> Vec<String> {
+        crate::sys::group_names(user)
     }
 }
 

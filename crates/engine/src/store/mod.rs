@@ -146,7 +146,7 @@ impl AuditEntry {
         const LOG_NOTICE: u8 = 5;
         const LOG_INFO: u8 = 6;
         match self.result.as_str() {
-            "accept" | "challenge" | "ignore" => LOG_INFO,
+            "accept" | "challenge" | "ignore" | "skip" => LOG_INFO,
             "error" => LOG_ERR,
             "locked" | "warning" => LOG_WARNING,
             _ => LOG_NOTICE,
@@ -178,6 +178,9 @@ pub trait Store {
     fn tokens_in_realm(&self, realm: &str) -> Result<Vec<TokenRecord>>;
     /// Runs `f` in one write transaction; commits when it returns `Ok`, rolls back on `Err`.
     fn write<R>(&self, f: impl FnOnce(&dyn StoreTx) -> Result<R>) -> Result<R>;
+    /// Whether a second factor of `user` was accepted for `service` from `rhost` at or after
+    /// `since` (an audit row of a token's accept: a policy's grace window).
+    fn accepted_since(&self, user: &str, service: &str, rhost: &str, since: u64) -> Result<bool>;
 }
 
 /// What the engine does inside a write transaction.
@@ -602,6 +605,16 @@ impl Store for SqliteStore {
         ))?;
         let rows = st.query_map(params![realm], token_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn accepted_since(&self, user: &str, service: &str, rhost: &str, since: u64) -> Result<bool> {
+        // By the time index: only the rows of the window are looked at. A token's accept has
+        // its serial; pass_on_no_token's has none, and a skip is no accept.
+        let mut st = self.conn.prepare_cached(
+            "SELECT 1 FROM audit WHERE time >= ?1 AND user = ?2 AND service = ?3 AND rhost = ?4 \
+             AND result = 'accept' AND serial != '' LIMIT 1",
+        )?;
+        Ok(st.exists(params![since as i64, user, service, rhost])?)
     }
 
     fn write<R>(&self, f: impl FnOnce(&dyn StoreTx) -> Result<R>) -> Result<R> {

@@ -124,6 +124,10 @@ impl Store for PooledStore {
     fn write<R>(&self, f: impl FnOnce(&dyn StoreTx) -> Result<R>) -> Result<R> {
         self.writer.write(f)
     }
+
+    fn accepted_since(&self, user: &str, service: &str, rhost: &str, since: u64) -> Result<bool> {
+        self.reader()?.accepted_since(user, service, rhost, since)
+    }
 }
 
 impl Drop for PooledStore {

@@ -1,0 +1,363 @@
+//! `[[policy]]`: who needs a second factor, where. Ordered rules; the first whose every given
+//! criterion matches decides. A criterion is a list (any entry may match): `service`, `user`
+//! and `tty` are names with `*` and `?` wildcards, `group` the names of groups the account is in
+//! (primary or supplementary, through NSS), `rhost` addresses or CIDR networks (IPv4, IPv6)
+//! that PAM_RHOST must be in. No rule matching: `require`.
+//!
+//! `skip` gives PAM_IGNORE, never PAM_SUCCESS: a `sufficient` line can't turn a skipped factor
+//! into a login. `deny` refuses without a prompt. A `require` rule may have a grace window:
+//! after a second factor accepted for the same account, service and remote host, the next
+//! logins within `grace` seconds are skipped like `skip` (and audited as such).
+
+use crate::engine::Accounts;
+use serde::Deserialize;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    #[default]
+    Require,
+    Skip,
+    Deny,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Require => "require",
+            Action::Skip => "skip",
+            Action::Deny => "deny",
+        }
+    }
+}
+
+/// One `[[policy]]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rule {
+    #[serde(deserialize_with = "crate::config::one_or_many")]
+    pub service: Vec<String>,
+    #[serde(deserialize_with = "crate::config::one_or_many")]
+    pub user: Vec<String>,
+    #[serde(deserialize_with = "crate::config::one_or_many")]
+    pub group: Vec<String>,
+    #[serde(deserialize_with = "crate::config::one_or_many")]
+    pub rhost: Vec<String>,
+    #[serde(deserialize_with = "crate::config::one_or_many")]
+    pub tty: Vec<String>,
+    pub action: Action,
+    /// Seconds; 0 (the default) is no grace window.
+    pub grace: u64,
+}
+
+/// The longest grace window: a day.
+pub const MAX_GRACE: u64 = 86_400;
+
+impl Rule {
+    /// Checks what TOML types can't: the networks parse, grace only on `require`.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        for net in &self.rhost {
+            Network::parse(net).ok_or_else(|| {
+                (
+                    "rhost",
+                    format!(
+                        "\"{}\" is no IP address or CIDR network",
+                        net.escape_debug()
+                    ),
+                )
+            })?;
+        }
+        if self.grace > MAX_GRACE {
+            return Err(("grace", format!("must be at most {MAX_GRACE} seconds")));
+        }
+        if self.grace > 0 && self.action != Action::Require {
+            return Err((
+                "grace",
+                "a grace window is for action = \"require\" rules only".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Who is logging in, as the rules see it.
+pub struct Who<'a> {
+    pub service: &'a str,
+    /// The account's own name where there is one, else the name given.
+    pub user: &'a str,
+    pub rhost: &'a str,
+    pub tty: &'a str,
+}
+
+/// What the rules say for a login, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The rule that matched (0-based), or `None`: no rule matched.
+    pub rule: Option<usize>,
+    pub action: Action,
+    pub grace: u64,
+    /// The criteria that matched, for the audit row and `tessera policy test`.
+    pub why: String,
+}
+
+impl Decision {
+    /// "rule 2 (service sshd, rhost 10.0.0.0/8)" or "no rule".
+    pub fn describe(&self) -> String {
+        match self.rule {
+            Some(i) if self.why.is_empty() => {
+                format!("policy rule {} (matches every login)", i + 1)
+            }
+            Some(i) => format!("policy rule {} ({})", i + 1, self.why),
+            None => "no policy rule matches".into(),
+        }
+    }
+}
+
+/// The first rule that matches `who`.
+pub fn decide(rules: &[Rule], who: &Who<'_>, accounts: &dyn Accounts) -> Decision {
+    // Groups are looked up only if a rule asks, and once.
+    let mut groups: Option<Vec<String>> = None;
+    for (i, r) in rules.iter().enumerate() {
+        let mut why = Vec::new();
+        if !r.service.is_empty() {
+            match r.service.iter().find(|p| glob(p, who.service)) {
+                Some(p) => why.push(format!("service {p}")),
+                None => continue,
+            }
+        }
+        if !r.user.is_empty() {
+            match r.user.iter().find(|p| glob(p, who.user)) {
+                Some(p) => why.push(format!("user {p}")),
+                None => continue,
+            }
+        }
+        if !r.group.is_empty() {
+            let mine = groups.get_or_insert_with(|| accounts.groups(who.user));
+            match r.group.iter().find(|g| mine.iter().any(|m| m == *g)) {
+                Some(g) => why.push(format!("group {g}")),
+                None => continue,
+            }
+        }
+        if !r.rhost.is_empty() {
+            let Ok(addr) = who.rhost.parse::<IpAddr>() else {
+                continue; // no address (a local login) or a host name: no network contains it
+            };
+            match r
+                .rhost
+                .iter()
+                .find(|n| Network::parse(n).is_some_and(|net| net.contains(addr)))
+            {
+                Some(n) => why.push(format!("rhost {n}")),
+                None => continue,
+            }
+        }
+        if !r.tty.is_empty() {
+            match r.tty.iter().find(|p| glob(p, who.tty)) {
+                Some(p) => why.push(format!("tty {p}")),
+                None => continue,
+            }
+        }
+        return Decision {
+            rule: Some(i),
+            action: r.action,
+            grace: r.grace,
+            why: why.join(", "),
+        };
+    }
+    Decision {
+        rule: None,
+        action: Action::Require,
+        grace: 0,
+        why: String::new(),
+    }
+}
+
+/// `*` (any run, also empty) and `?` (one character); everything else literal.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // Iterative matching with one backtrack point: linear enough for names.
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// An address and prefix length.
+struct Network {
+    addr: IpAddr,
+    prefix: u32,
+}
+
+impl Network {
+    fn parse(s: &str) -> Option<Network> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.len() <= 3 => {
+                p.parse().ok()?
+            }
+            Some(_) => return None,
+            None => max,
+        };
+        (prefix <= max).then_some(Network { addr, prefix })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        // An IPv4 address seen as IPv6 (::ffff:a.b.c.d) is the IPv4 address.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - self.prefix).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - self.prefix).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed;
+    impl Accounts for Fixed {
+        fn canonical(&self, name: &str) -> Option<String> {
+            Some(name.to_string())
+        }
+        fn groups(&self, user: &str) -> Vec<String> {
+            match user {
+                "alice" => vec!["alice".into(), "admins".into()],
+                _ => vec![user.into()],
+            }
+        }
+    }
+
+    fn rules(toml: &str) -> Vec<Rule> {
+        #[derive(Deserialize)]
+        struct P {
+            policy: Vec<Rule>,
+        }
+        toml::from_str::<P>(toml).unwrap().policy
+    }
+
+    fn who<'a>(service: &'a str, user: &'a str, rhost: &'a str, tty: &'a str) -> Who<'a> {
+        Who {
+            service,
+            user,
+            rhost,
+            tty,
+        }
+    }
+
+    #[test]
+    fn the_first_matching_rule_decides_and_no_rule_means_require() {
+        let r = rules(
+            r#"
+            [[policy]]
+            service = "sshd"
+            rhost = ["10.0.0.0/8", "2001:db8::/32"]
+            action = "skip"
+            [[policy]]
+            group = "admins"
+            action = "require"
+            grace = 300
+            [[policy]]
+            user = ["guest*", "temp?"]
+            action = "deny"
+            [[policy]]
+            tty = ":*"
+            action = "skip"
+            "#,
+        );
+        let d = decide(&r, &who("sshd", "bob", "10.1.2.3", ""), &Fixed);
+        assert_eq!((d.rule, d.action), (Some(0), Action::Skip));
+        assert_eq!(
+            d.describe(),
+            "policy rule 1 (service sshd, rhost 10.0.0.0/8)"
+        );
+        let d = decide(&r, &who("sshd", "bob", "2001:db8:1::5", ""), &Fixed);
+        assert_eq!(d.rule, Some(0));
+        let d = decide(&r, &who("sshd", "bob", "::ffff:10.9.9.9", ""), &Fixed);
+        assert_eq!(d.rule, Some(0), "IPv4-mapped IPv6 is the IPv4 address");
+        // Outside the networks, a host name, no rhost: the next rules.
+        for rhost in ["192.0.2.7", "host.example.org", ""] {
+            let d = decide(&r, &who("sshd", "bob", rhost, ""), &Fixed);
+            assert_eq!((d.rule, d.action), (None, Action::Require), "{rhost}");
+        }
+        let d = decide(&r, &who("sudo", "alice", "", ""), &Fixed);
+        assert_eq!((d.rule, d.action, d.grace), (Some(1), Action::Require, 300));
+        assert_eq!(d.why, "group admins");
+        let d = decide(&r, &who("sudo", "guest7", "", ""), &Fixed);
+        assert_eq!((d.rule, d.action), (Some(2), Action::Deny));
+        let d = decide(&r, &who("sudo", "temp12", "", ""), &Fixed);
+        assert_eq!(d.rule, None, "? is one character");
+        let d = decide(&r, &who("gdm", "bob", "", ":0"), &Fixed);
+        assert_eq!((d.rule, d.action), (Some(3), Action::Skip));
+        assert_eq!(
+            decide(&[], &who("sshd", "bob", "", ""), &Fixed).describe(),
+            "no policy rule matches"
+        );
+    }
+
+    #[test]
+    fn networks_and_globs() {
+        let n = |s: &str| Network::parse(s).unwrap();
+        assert!(n("192.0.2.0/24").contains("192.0.2.200".parse().unwrap()));
+        assert!(!n("192.0.2.0/24").contains("192.0.3.1".parse().unwrap()));
+        assert!(n("0.0.0.0/0").contains("203.0.113.9".parse().unwrap()));
+        assert!(n("192.0.2.7").contains("192.0.2.7".parse().unwrap()));
+        assert!(!n("192.0.2.7").contains("192.0.2.8".parse().unwrap()));
+        assert!(n("::/0").contains("::1".parse().unwrap()));
+        assert!(!n("10.0.0.0/8").contains("::1".parse().unwrap()));
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "example.org",
+            "10/8",
+        ] {
+            assert!(Network::parse(bad).is_none(), "{bad}");
+        }
+        assert!(
+            glob("*", "") && glob("ssh*", "sshd") && glob("*d", "sshd") && glob("s?hd", "sshd")
+        );
+        assert!(!glob("ssh", "sshd") && !glob("?", "") && !glob("a*b", "ac"));
+        assert!(glob("a*b*c", "aXbYbZc"));
+    }
+
+    #[test]
+    fn bad_rules_are_refused() {
+        let bad = |t: &str| rules(t)[0].validate().unwrap_err().0;
+        assert_eq!(bad("[[policy]]\nrhost = \"10.0.0.0/40\"\n"), "rhost");
+        assert_eq!(bad("[[policy]]\naction = \"skip\"\ngrace = 60\n"), "grace");
+        assert_eq!(bad("[[policy]]\ngrace = 100000\n"), "grace");
+    }
+}
