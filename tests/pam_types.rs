@@ -606,6 +606,61 @@ fn email_sends_stop_at_max_per_hour_with_a_message_and_an_audit_row() {
     assert_eq!(smtp.mails().len(), 3);
 }
 
+/// The count is in the store: a send through `tessera check` (its own engine, no daemon) and one
+/// through the daemon make two, whichever process asks next.
+#[test]
+fn the_email_limit_holds_across_the_daemon_and_tessera_check() {
+    let smtp = SmtpServer::start(&[]);
+    let fx = Fixture::new(&smtp.config("tls = \"none\"\nmax_per_hour = 2"));
+    fx.add(&email_tok("E1", "alice", "1234"));
+    let check = || {
+        let mut child = Command::new(bin_path("tessera"))
+            .arg("--config")
+            .arg(&fx.config)
+            .args(["check", "alice"])
+            .env_remove("TESSERA_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"1234\n000000\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (stdout, stderr) = check();
+    assert!(stdout.contains("REJECT"), "{stdout} {stderr}");
+    assert_eq!(smtp.mails().len(), 1, "{stderr}");
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer("sent to", "000000")
+        .run();
+    assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
+    assert_eq!(smtp.mails().len(), 2);
+    let (stdout, stderr) = check();
+    assert!(
+        stdout.contains("REJECT: e-mail not sent: 2 sent in the last hour (max_per_hour)"),
+        "{stdout} {stderr}"
+    );
+    assert!(
+        stderr.contains("Too many codes sent in the last hour"),
+        "{stderr}"
+    );
+    assert_eq!(smtp.mails().len(), 2);
+    let out = fx.login("alice").answer("PIN", "1234").run();
+    assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
+    assert_eq!(smtp.mails().len(), 2);
+}
+
 /// Like a failed mail (`a_failed_email_still_opens_the_hotp_challenge`): the user's other token
 /// still opens its challenge when the e-mail limit is reached.
 #[test]
