@@ -540,7 +540,9 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
 
     /// The PIN alone: `spass` accepts; challenge-response tokens open one challenge each under
     /// one transaction id and ask for the OTP; other tokens fail. E-mail and SMS OTPs are sent
-    /// before any challenge row is written: a failed delivery leaves no open challenge.
+    /// before any challenge row is written: a failed delivery leaves no open challenge. A send
+    /// past `[email]`/`[sms] max_per_hour` is not made: the user is told, the token opens no
+    /// challenge (the others still do).
     fn pin_only(
         &self,
         at: &mut Attempt,
@@ -566,6 +568,10 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 } else if self.locked(tx, &t, now)? {
                     refused.push((t, "token locked: too many failures"));
                 } else if t.kind == TokenType::Spass {
+                    // Accepted: nothing will be sent for the tokens looked at before.
+                    for id in opened.iter().filter_map(|(_, send)| *send) {
+                        tx.forget_send(id)?;
+                    }
                     tx.record_success(&t.serial, t.counter)?;
                     tx.audit(&at.event(now, Some(&t), "accept", "PIN matched (spass)"))?;
                     return Ok((Err(Verdict::Accept { serial: t.serial }), false));
@@ -1513,5 +1519,24 @@ mod tests {
             }
         });
         assert_eq!(outbox.count(), 3);
+    }
+
+    #[test]
+    fn a_spass_accept_sends_nothing_and_counts_no_send() {
+        let cfg = limit(1, 10);
+        // E0 sorts before the spass token: its send was recorded before the spass matched.
+        let fx = senders(&[
+            ("E0", "alice", TokenType::Email),
+            ("P1", "alice", TokenType::Spass),
+        ]);
+        let outbox = Outbox::default();
+        let (out, _) = pin_only_login(&cfg, &fx, &outbox, "alice", 1000);
+        assert!(out.verdict.is_accept(), "{:?}", out.verdict);
+        assert_eq!(outbox.count(), 0);
+        let store = SqliteStore::open(&fx.db, 2000).unwrap();
+        let n = store
+            .write(|tx| tx.sends_since("alice", "default", "email", 0))
+            .unwrap();
+        assert_eq!(n, 0);
     }
 }
