@@ -973,4 +973,39 @@ mod tests {
         assert_eq!(sync(&s), 2);
         assert_eq!(s.get_token("T1").unwrap().counter, 5);
     }
+
+    #[test]
+    fn sends_are_counted_per_user_realm_and_type_and_dropped_after_an_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::create(&dir.path().join("t.db"), 1000).unwrap();
+        let t0 = 10_000;
+        let first = s
+            .write(|tx| tx.record_send("alice", "default", "email", "E1", t0))
+            .unwrap();
+        s.write(|tx| {
+            tx.record_send("alice", "default", "email", "E2", t0 + 10)?;
+            tx.record_send("alice", "default", "sms", "S1", t0 + 10)?;
+            tx.record_send("alice", "other", "email", "E3", t0 + 10)?;
+            tx.record_send("bob", "default", "email", "E4", t0 + 10)?;
+            Ok(())
+        })
+        .unwrap();
+        let count = |kind: &str, since: u64| {
+            s.write(|tx| tx.sends_since("alice", "default", kind, since))
+                .unwrap()
+        };
+        assert_eq!(count("email", t0 - 1), 2);
+        assert_eq!(count("email", t0), 1, "since is exclusive");
+        assert_eq!(count("sms", 0), 1);
+        s.write(|tx| tx.forget_send(first)).unwrap();
+        assert_eq!(count("email", 0), 1);
+        // A send an hour later drops the rows of an hour ago and more.
+        s.write(|tx| tx.record_send("bob", "default", "sms", "S2", t0 + 10 + SEND_RETENTION))
+            .unwrap();
+        let rows: i64 = s
+            .conn
+            .query_row("SELECT COUNT(*) FROM sends", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1);
+    }
 }
