@@ -545,6 +545,163 @@ fn email_through_a_sendmail_command() {
         .contains("To: alice@example.org\n"));
 }
 
+/// Issue 12.6: `[email] max_per_hour` counts the mails each user was sent in the last hour.
+#[test]
+fn email_sends_stop_at_max_per_hour_with_a_message_and_an_audit_row() {
+    let smtp = SmtpServer::start(&[]);
+    let fx = Fixture::new(&smtp.config("tls = \"none\"\nmax_per_hour = 2"));
+    fx.add(&email_tok("E1", "alice", "1234"));
+    fx.add(&email_tok("E2", "bob", "1234"));
+    for n in 1..=2 {
+        let out = fx
+            .login("alice")
+            .answer("PIN", "1234")
+            .answer("sent to", "000000")
+            .run();
+        assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
+        assert!(errors(&out).is_empty(), "{out:?}");
+        assert_eq!(smtp.mails().len(), n);
+    }
+    let out = fx.login("alice").answer("PIN", "1234").run();
+    assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
+    assert_eq!(
+        errors(&out),
+        ["Too many codes sent in the last hour; try again later or use another token."]
+    );
+    assert_eq!(out.prompts(), ["PIN: "], "no OTP prompt");
+    assert_eq!(smtp.mails().len(), 2, "no third mail");
+    assert_eq!(open_challenges(&fx), 0);
+    let e = fx.audit().last().unwrap().clone();
+    assert_eq!(
+        (
+            e.user.as_str(),
+            e.serial.as_str(),
+            e.result.as_str(),
+            e.reason.as_str()
+        ),
+        (
+            "alice",
+            "E1",
+            "reject",
+            "e-mail not sent: 2 sent in the last hour (max_per_hour)"
+        )
+    );
+    assert_eq!(fx.token("E1").fail_count, 2, "only the two wrong OTPs");
+
+    // Bob, under his own limit, gets his mail and logs in with it.
+    let dir = smtp.dir.path().to_path_buf();
+    let out = fx
+        .login("bob")
+        .answer("PIN", "1234")
+        .answer_with("sent to", move |_| {
+            let mut p: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            p.sort();
+            otp_in(&std::fs::read_to_string(p.last().unwrap()).unwrap(), 6)
+        })
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    assert_eq!(smtp.mails().len(), 3);
+}
+
+/// The count is in the store: a send through `tessera check` (its own engine, no daemon) and one
+/// through the daemon make two, whichever process asks next.
+#[test]
+fn the_email_limit_holds_across_the_daemon_and_tessera_check() {
+    let smtp = SmtpServer::start(&[]);
+    let fx = Fixture::new(&smtp.config("tls = \"none\"\nmax_per_hour = 2"));
+    fx.add(&email_tok("E1", "alice", "1234"));
+    let check = || {
+        let mut child = Command::new(bin_path("tessera"))
+            .arg("--config")
+            .arg(&fx.config)
+            .args(["check", "alice"])
+            .env_remove("TESSERA_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"1234\n000000\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (stdout, stderr) = check();
+    assert!(stdout.contains("REJECT"), "{stdout} {stderr}");
+    assert_eq!(smtp.mails().len(), 1, "{stderr}");
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer("sent to", "000000")
+        .run();
+    assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
+    assert_eq!(smtp.mails().len(), 2);
+    let (stdout, stderr) = check();
+    assert!(
+        stdout.contains("REJECT: e-mail not sent: 2 sent in the last hour (max_per_hour)"),
+        "{stdout} {stderr}"
+    );
+    assert!(
+        stderr.contains("Too many codes sent in the last hour"),
+        "{stderr}"
+    );
+    assert_eq!(smtp.mails().len(), 2);
+    let out = fx.login("alice").answer("PIN", "1234").run();
+    assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
+    assert_eq!(smtp.mails().len(), 2);
+}
+
+/// Like a failed mail (`a_failed_email_still_opens_the_hotp_challenge`): the user's other token
+/// still opens its challenge when the e-mail limit is reached.
+#[test]
+fn an_email_over_its_limit_still_opens_the_hotp_challenge() {
+    let smtp = SmtpServer::start(&[]);
+    let fx = Fixture::new(&smtp.config("tls = \"none\"\nmax_per_hour = 1"));
+    let h = Tok::hotp("H1", "alice", "1234");
+    fx.add(&h);
+    fx.add(&email_tok("E1", "alice", "1234"));
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer(
+            "a****@example.org or Please enter your otp value: ",
+            &h.hotp_at(0),
+        )
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    assert_eq!(smtp.mails().len(), 1);
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer("Please enter your otp value: ", &h.hotp_at(1))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    assert_eq!(
+        errors(&out),
+        ["Too many codes sent in the last hour; try again later or use another token."]
+    );
+    assert_eq!(out.prompts()[1], "Please enter your otp value: ");
+    assert_eq!(smtp.mails().len(), 1);
+    // Challenges (any order): E1 and H1 the first time, H1 alone the second.
+    let ch = fx.challenges();
+    let of = |serial: &str| ch.iter().filter(|c| c.serial == serial).count();
+    assert_eq!(
+        (of("H1"), of("E1")),
+        (2, 1),
+        "no E1 challenge the second time: {ch:?}"
+    );
+}
+
 // ---- SMS ----
 
 fn sms_config(url: &str, extra: &str) -> String {
@@ -674,6 +831,47 @@ fn sms_as_json_body() {
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["number"], PHONE);
     assert_eq!(v["content"].as_str().unwrap().len(), 6);
+}
+
+/// Issue 12.6: `[sms] max_per_hour`, through the recording gateway.
+#[test]
+fn sms_sends_stop_at_max_per_hour() {
+    let gw = HttpServer::start(Gateway::Answer(200, "OK"));
+    let fx = Fixture::new(&sms_config(&gw.url("/send"), "max_per_hour = 1"));
+    fx.add(&sms_tok("S1", "alice", "1234"));
+    fx.add(&sms_tok("S2", "bob", "1234"));
+    let out = fx
+        .login("alice")
+        .answer("PIN", "1234")
+        .answer("sent to", "000000")
+        .run();
+    assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
+    assert_eq!(gw.requests().len(), 1);
+    let out = fx.login("alice").answer("PIN", "1234").run();
+    assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
+    assert_eq!(
+        errors(&out),
+        ["Too many codes sent in the last hour; try again later or use another token."]
+    );
+    assert_eq!(out.prompts(), ["PIN: "]);
+    assert_eq!(gw.requests().len(), 1, "no second SMS");
+    let e = fx.audit().last().unwrap().clone();
+    assert_eq!(
+        (e.serial.as_str(), e.result.as_str(), e.reason.as_str()),
+        (
+            "S1",
+            "reject",
+            "SMS not sent: 1 sent in the last hour (max_per_hour)"
+        )
+    );
+    // Bob's first SMS goes out.
+    let out = fx
+        .login("bob")
+        .answer("PIN", "1234")
+        .answer("sent to", "000000")
+        .run();
+    assert!(errors(&out).is_empty(), "{out:?}");
+    assert_eq!(gw.requests().len(), 2);
 }
 
 fn assert_failed_sms(fx: &Fixture, out: &Outcome, reason_has: &str) {

@@ -179,6 +179,9 @@ pub struct SmsConfig {
     pub otp_length: u32,
     /// Seconds the OTP answers its challenge.
     pub validity: u64,
+    /// SMS sent per user (and realm) in any hour, all the user's SMS tokens together; past it a
+    /// PIN-only pass sends none. 0: no limit.
+    pub max_per_hour: u32,
     /// The proxy for the gateway request; never taken from the environment.
     pub proxy: Option<String>,
     /// A plain `http://` gateway URL carries the OTP unencrypted: refused unless set.
@@ -221,6 +224,9 @@ pub struct EmailConfig {
     pub timeout: u64,
     pub otp_length: u32,
     pub validity: u64,
+    /// Mails sent per user (and realm) in any hour, all the user's e-mail tokens together; past
+    /// it a PIN-only pass sends none. 0: no limit.
+    pub max_per_hour: u32,
 }
 
 impl Default for SmsConfig {
@@ -245,6 +251,7 @@ impl Default for SmsConfig {
             ca_file: None,
             otp_length: 6,
             validity: 300,
+            max_per_hour: 10,
             proxy: None,
             allow_plain_http: false,
         }
@@ -267,6 +274,7 @@ impl Default for EmailConfig {
             timeout: 10,
             otp_length: 6,
             validity: 300,
+            max_per_hour: 10,
         }
     }
 }
@@ -697,6 +705,8 @@ mod tests {
         assert_eq!(c.sms.timeout, d.sms.timeout);
         assert_eq!(c.sms.otp_length, d.sms.otp_length);
         assert_eq!(c.sms.validity, d.sms.validity);
+        assert_eq!(c.email.max_per_hour, d.email.max_per_hour);
+        assert_eq!(c.sms.max_per_hour, d.sms.max_per_hour);
         assert_eq!(c.audit.keep_days, d.audit.keep_days);
     }
 
@@ -722,6 +732,26 @@ mod tests {
         ] {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(key) && e.contains(":2"), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn send_limits_default_to_ten_and_take_zero_for_none() {
+        let c = parse("").unwrap();
+        assert_eq!((c.email.max_per_hour, c.sms.max_per_hour), (10, 10));
+        let c = parse("[email]\nmax_per_hour = 0\n[sms]\nmax_per_hour = 3\n").unwrap();
+        assert_eq!((c.email.max_per_hour, c.sms.max_per_hour), (0, 3));
+        for text in [
+            "[email]\n\nmax_per_hour = -1\n",
+            "[sms]\n\nmax_per_hour = \"ten\"\n",
+            "[email]\n\nmax_per_hour = 1.5\n",
+            "[sms]\n\nmax_per_hour = 4294967296\n",
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(
+                e.contains("/x/tessera.toml:3: key `max_per_hour`: ") && !e.contains('\n'),
+                "{text}: {e}"
+            );
         }
     }
 

@@ -20,6 +20,14 @@ use crate::tokens::{self, foureyes, CheckContext, Token, TokenType};
 /// per token would let one login hold the store.
 pub const MAX_PASS_LEN: usize = 1024;
 
+/// The window `[email]`/`[sms] max_per_hour` counts sends over.
+const SEND_WINDOW: u64 = crate::store::SEND_RETENTION;
+
+/// What the user is told when a PIN-only pass would send more e-mail or SMS OTPs than
+/// `max_per_hour` allows.
+pub const SEND_LIMIT_MESSAGE: &str =
+    "Too many codes sent in the last hour; try again later or use another token.";
+
 pub struct LocalEngine<'a, S: Store, C: Clock> {
     cfg: &'a Config,
     store: &'a S,
@@ -532,7 +540,9 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
 
     /// The PIN alone: `spass` accepts; challenge-response tokens open one challenge each under
     /// one transaction id and ask for the OTP; other tokens fail. E-mail and SMS OTPs are sent
-    /// before any challenge row is written: a failed delivery leaves no open challenge.
+    /// before any challenge row is written: a failed delivery leaves no open challenge. A send
+    /// past `[email]`/`[sms] max_per_hour` is not made: the user is told, the token opens no
+    /// challenge (the others still do).
     fn pin_only(
         &self,
         at: &mut Attempt,
@@ -542,9 +552,13 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         conv: &mut impl Conversation,
     ) -> Result<Verdict> {
         let transaction_id = new_transaction_id();
-        let chosen = self.store.write(|tx| {
-            let mut opened: Vec<TokenRecord> = Vec::new();
+        // Which tokens open a challenge. An e-mail or SMS token's send is checked against the
+        // user's hourly limit and recorded in this same transaction, so two logins at once
+        // can't both send the one OTP that is left.
+        let (chosen, limited) = self.store.write(|tx| {
+            let mut opened: Vec<(TokenRecord, Option<i64>)> = Vec::new();
             let mut refused: Vec<(TokenRecord, &str)> = Vec::new();
+            let mut limited: Vec<(TokenRecord, String)> = Vec::new();
             for cand in candidates {
                 let Some(t) = tx.token(&cand.serial)? else {
                     continue;
@@ -554,17 +568,28 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 } else if self.locked(tx, &t, now)? {
                     refused.push((t, "token locked: too many failures"));
                 } else if t.kind == TokenType::Spass {
+                    // Accepted: nothing will be sent for the tokens looked at before.
+                    for id in opened.iter().filter_map(|(_, send)| *send) {
+                        tx.forget_send(id)?;
+                    }
                     tx.record_success(&t.serial, t.counter)?;
                     tx.audit(&at.event(now, Some(&t), "accept", "PIN matched (spass)"))?;
-                    return Ok(Err(Verdict::Accept { serial: t.serial }));
+                    return Ok((Err(Verdict::Accept { serial: t.serial }), false));
                 } else if self.does_challenge(t.kind) {
-                    opened.push(t);
+                    match self.reserve_send(tx, &t, now)? {
+                        Ok(send) => opened.push((t, send)),
+                        Err(why) => limited.push((t, why)),
+                    }
                 } else {
                     refused.push((
                         t,
                         "PIN alone, but this token type does no challenge response",
                     ));
                 }
+            }
+            // Not sent: no failure counted (the PIN was right), one row each.
+            for (t, why) in &limited {
+                tx.audit(&at.event(now, Some(t), "reject", why))?;
             }
             if opened.is_empty() {
                 let locked = refused
@@ -582,17 +607,24 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                     };
                     tx.audit(&at.event(now, Some(t), result, why))?;
                 }
-                let reason = refused
+                let reason = limited
                     .first()
-                    .map(|(_, w)| w.to_string())
+                    .map(|(_, w)| w.clone())
+                    .or_else(|| refused.first().map(|(_, w)| w.to_string()))
                     .unwrap_or_default();
-                return Ok(Err(match locked {
-                    Some(serial) => Verdict::Locked { serial },
-                    None => Verdict::Reject { reason },
-                }));
+                return Ok((
+                    Err(match locked {
+                        Some(serial) => Verdict::Locked { serial },
+                        None => Verdict::Reject { reason },
+                    }),
+                    !limited.is_empty(),
+                ));
             }
-            Ok(Ok(opened))
+            Ok((Ok(opened), !limited.is_empty()))
         })?;
+        if limited {
+            let _ = conv.error(SEND_LIMIT_MESSAGE);
+        }
         let chosen = match chosen {
             Ok(o) => o,
             Err(verdict) => return Ok(verdict),
@@ -601,8 +633,8 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         // Challenge data and out-of-band delivery, outside any store transaction: a slow relay
         // must not hold the store's write lock.
         let mut opened: Vec<Opened> = Vec::new();
-        let mut failed: Vec<(TokenRecord, Error)> = Vec::new();
-        for t in chosen {
+        let mut failed: Vec<(TokenRecord, Error, Option<i64>)> = Vec::new();
+        for (t, send) in chosen {
             match self.make_challenge(&t, pin, &transaction_id, now) {
                 Ok((data, question)) => {
                     let validity = match t.kind {
@@ -617,10 +649,10 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                         expires: now + validity,
                     })
                 }
-                Err(e) => failed.push((t, e)),
+                Err(e) => failed.push((t, e, send)),
             }
         }
-        for (t, _) in &failed {
+        for (t, _, _) in &failed {
             // The user learns that the OTP did not go out; the reason goes to the log only.
             let how = match t.kind {
                 TokenType::Sms => "by SMS",
@@ -632,7 +664,11 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         }
         let committed = self.store.write(|tx| {
             tx.expire_challenges(now)?;
-            for (t, e) in &failed {
+            for (t, e, send) in &failed {
+                // Nothing went out: it does not count against the limit.
+                if let Some(id) = send {
+                    tx.forget_send(*id)?;
+                }
                 tx.audit(&at.event(now, Some(t), "error", &format!("challenge not opened: {e}")))?;
             }
             if opened.is_empty() {
@@ -662,7 +698,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             let reason = failed
                 .into_iter()
                 .next()
-                .map(|(_, e)| e)
+                .map(|(_, e, _)| e)
                 .unwrap_or_else(|| Error::Delivery("no challenge could be opened".into()));
             return Ok(Verdict::Unavailable(reason));
         }
@@ -685,6 +721,35 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             }
         };
         self.answer_challenge(at, &transaction_id, &answer)
+    }
+
+    /// Checks an e-mail or SMS token's send against the user's `max_per_hour` (all the user's
+    /// tokens of that type, in the last hour) and records it: `Ok(Some(id))` of the recorded
+    /// send, `Ok(None)` for a type that sends nothing, `Err(why)` when the limit is reached.
+    fn reserve_send(
+        &self,
+        tx: &dyn StoreTx,
+        t: &TokenRecord,
+        now: u64,
+    ) -> Result<std::result::Result<Option<i64>, String>> {
+        let (max, what) = match t.kind {
+            TokenType::Email => (self.cfg.email.max_per_hour, "e-mail"),
+            TokenType::Sms => (self.cfg.sms.max_per_hour, "SMS"),
+            _ => return Ok(Ok(None)),
+        };
+        let kind = t.kind.name();
+        if max > 0 {
+            let since = now.saturating_sub(SEND_WINDOW);
+            let sent = tx.sends_since(&t.user, &t.realm, kind, since)?;
+            if sent >= u64::from(max) {
+                return Ok(Err(format!(
+                    "{what} not sent: {sent} sent in the last hour (max_per_hour)"
+                )));
+            }
+        }
+        Ok(Ok(Some(
+            tx.record_send(&t.user, &t.realm, kind, &t.serial, now)?,
+        )))
     }
 
     /// The data of one token's challenge, sealed, and the question to show; sends the OTP of
@@ -1222,5 +1287,256 @@ mod tests {
             });
             assert_eq!(accepted, 1, "round {round}");
         }
+    }
+
+    // ---- e-mail and SMS send limits ----
+
+    /// Records what would have been sent; fails each send while `down` is set.
+    #[derive(Default)]
+    struct Outbox {
+        sent: std::sync::Mutex<Vec<String>>,
+        down: std::sync::atomic::AtomicBool,
+    }
+    impl Courier for Outbox {
+        fn send(&self, m: &OutOfBand<'_>) -> Result<()> {
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::Delivery("relay down".into()));
+            }
+            self.sent.lock().unwrap().push(m.serial.to_string());
+            Ok(())
+        }
+    }
+    impl Outbox {
+        fn count(&self) -> usize {
+            self.sent.lock().unwrap().len()
+        }
+    }
+
+    struct AliceAndBob;
+    impl Accounts for AliceAndBob {
+        fn canonical(&self, name: &str) -> Option<String> {
+            ["alice", "bob"].contains(&name).then(|| name.to_string())
+        }
+    }
+
+    /// Records prompts and error messages; answers the PIN, then a wrong OTP.
+    #[derive(Default)]
+    struct Seen {
+        prompts: Vec<String>,
+        errors: Vec<String>,
+    }
+    impl Conversation for Seen {
+        fn prompt(&mut self, text: &str, _echo: bool) -> Result<Option<Secret>> {
+            self.prompts.push(text.to_string());
+            let answer: &[u8] = if self.prompts.len() == 1 {
+                b"1234"
+            } else {
+                b"000000"
+            };
+            Ok(Some(crate::crypto::secret(answer)))
+        }
+        fn info(&mut self, _text: &str) -> Result<()> {
+            Ok(())
+        }
+        fn error(&mut self, text: &str) -> Result<()> {
+            self.errors.push(text.to_string());
+            Ok(())
+        }
+    }
+
+    struct Senders {
+        _dir: tempfile::TempDir,
+        db: std::path::PathBuf,
+        key: StoreKey,
+    }
+
+    /// A store with tokens (serial, user, type), each with PIN 1234.
+    fn senders(tokens: &[(&str, &str, TokenType)]) -> Senders {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tessera.db");
+        let store = SqliteStore::create(&db, 2000).unwrap();
+        let key = StoreKey::generate();
+        for (serial, user, kind) in tokens {
+            let mut t = TokenRecord::new(serial, user, "default", *kind, key.seal(serial, b""));
+            t.pin_hash = Some(hash_pin(b"1234", &key.pepper()).unwrap());
+            t.info = serde_json::json!({ "email": "alice@example.org", "phone": "+15551234567" });
+            store.insert_token(&t).unwrap();
+        }
+        Senders { _dir: dir, db, key }
+    }
+
+    /// A PIN-only pass of `user` at `now`, then a wrong OTP if a challenge was opened.
+    fn pin_only_login(
+        cfg: &Config,
+        fx: &Senders,
+        outbox: &Outbox,
+        user: &str,
+        now: u64,
+    ) -> (Outcome, Seen) {
+        let store = SqliteStore::open(&fx.db, 5000).unwrap();
+        let clock = Fixed(now);
+        let engine = LocalEngine::new(cfg, &store, &fx.key, &clock)
+            .with_accounts(&AliceAndBob)
+            .with_courier(outbox);
+        let login = Login {
+            service: "test".into(),
+            user: user.into(),
+            ..Login::default()
+        };
+        let mut seen = Seen::default();
+        let out = engine.authenticate(&login, &Options::default(), &mut seen);
+        (out, seen)
+    }
+
+    fn limit(email: u32, sms: u32) -> Config {
+        let mut cfg = Config::default();
+        cfg.email.max_per_hour = email;
+        cfg.sms.max_per_hour = sms;
+        cfg
+    }
+
+    #[test]
+    fn email_sends_stop_at_max_per_hour_for_that_user_only() {
+        let cfg = limit(2, 10);
+        let fx = senders(&[
+            ("E1", "alice", TokenType::Email),
+            ("E2", "bob", TokenType::Email),
+        ]);
+        let outbox = Outbox::default();
+        let t0 = 1_000_000;
+        for i in 0..2 {
+            let (out, seen) = pin_only_login(&cfg, &fx, &outbox, "alice", t0 + i);
+            assert!(matches!(out.verdict, Verdict::Reject { .. }));
+            assert_eq!(seen.prompts.len(), 2, "the OTP was asked");
+            assert!(seen.errors.is_empty());
+        }
+        assert_eq!(outbox.count(), 2);
+        let (out, seen) = pin_only_login(&cfg, &fx, &outbox, "alice", t0 + 2);
+        assert_eq!(outbox.count(), 2, "no third mail");
+        assert_eq!(seen.prompts, ["PIN: "], "no OTP prompt");
+        assert_eq!(seen.errors, [SEND_LIMIT_MESSAGE]);
+        let why = "e-mail not sent: 2 sent in the last hour (max_per_hour)";
+        assert!(
+            matches!(&out.verdict, Verdict::Reject { reason } if reason == why),
+            "{:?}",
+            out.verdict
+        );
+        assert_eq!(reasons(&out), [why]);
+        assert_eq!(
+            (out.events[0].serial.as_str(), out.events[0].result.as_str()),
+            ("E1", "reject")
+        );
+        let store = SqliteStore::open(&fx.db, 2000).unwrap();
+        assert_eq!(
+            store.get_token("E1").unwrap().fail_count,
+            2,
+            "the refusal is no failure"
+        );
+        assert!(store
+            .audit_entries(Some("alice"), 100)
+            .unwrap()
+            .iter()
+            .any(|e| e.reason == why));
+
+        // Bob's mails are his own count.
+        let (_, seen) = pin_only_login(&cfg, &fx, &outbox, "bob", t0 + 3);
+        assert_eq!(seen.prompts.len(), 2);
+        assert_eq!(outbox.count(), 3);
+
+        // An hour after the first send, one mail may go again; then the second's hour is not
+        // over yet.
+        let (_, seen) = pin_only_login(&cfg, &fx, &outbox, "alice", t0 + 3600);
+        assert_eq!(seen.prompts.len(), 2);
+        assert_eq!(outbox.count(), 4);
+        let (_, seen) = pin_only_login(&cfg, &fx, &outbox, "alice", t0 + 3600);
+        assert_eq!(seen.errors, [SEND_LIMIT_MESSAGE]);
+        assert_eq!(outbox.count(), 4);
+    }
+
+    #[test]
+    fn the_limit_counts_all_tokens_of_a_type_and_each_type_apart() {
+        let cfg = limit(3, 1);
+        let fx = senders(&[
+            ("E1", "alice", TokenType::Email),
+            ("E2", "alice", TokenType::Email),
+            ("S1", "alice", TokenType::Sms),
+        ]);
+        let outbox = Outbox::default();
+        // One pass: E1, E2 and S1 each send (3 mails would be 2 + 1 SMS).
+        let (_, seen) = pin_only_login(&cfg, &fx, &outbox, "alice", 1000);
+        assert_eq!(outbox.count(), 3);
+        assert!(seen.errors.is_empty());
+        // The next pass: one mail left of three, no SMS left. E1 sends, E2 and S1 don't; the
+        // challenge of E1 is still asked.
+        let (out, seen) = pin_only_login(&cfg, &fx, &outbox, "alice", 1001);
+        assert_eq!(outbox.sent.lock().unwrap()[3..], ["E1".to_string()]);
+        assert_eq!(seen.errors, [SEND_LIMIT_MESSAGE], "said once");
+        assert_eq!(seen.prompts.len(), 2);
+        let r = reasons(&out);
+        assert!(
+            r.contains(&"e-mail not sent: 3 sent in the last hour (max_per_hour)".to_string()),
+            "{r:?}"
+        );
+        assert!(
+            r.contains(&"SMS not sent: 1 sent in the last hour (max_per_hour)".to_string()),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_delivery_does_not_count_and_zero_is_no_limit() {
+        let fx = senders(&[("S1", "alice", TokenType::Sms)]);
+        let outbox = Outbox::default();
+        let cfg = limit(10, 1);
+        outbox.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        for now in 0..3 {
+            let (out, _) = pin_only_login(&cfg, &fx, &outbox, "alice", 1000 + now);
+            assert!(matches!(out.verdict, Verdict::Unavailable(_)));
+        }
+        outbox
+            .down
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let (_, seen) = pin_only_login(&cfg, &fx, &outbox, "alice", 1010);
+        assert!(seen.errors.is_empty(), "{:?}", seen.errors);
+        assert_eq!(outbox.count(), 1);
+        let mut cfg = limit(10, 0);
+        cfg.auth.max_fail = 100; // each pass answers a wrong OTP
+        for now in 0..15 {
+            pin_only_login(&cfg, &fx, &outbox, "alice", 1020 + now);
+        }
+        assert_eq!(outbox.count(), 16);
+    }
+
+    #[test]
+    fn logins_at_once_never_send_past_the_limit() {
+        let cfg = limit(3, 10);
+        let fx = senders(&[("E1", "alice", TokenType::Email)]);
+        let outbox = Outbox::default();
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let (cfg, fx, outbox) = (&cfg, &fx, &outbox);
+                s.spawn(move || pin_only_login(cfg, fx, outbox, "alice", 1000 + i));
+            }
+        });
+        assert_eq!(outbox.count(), 3);
+    }
+
+    #[test]
+    fn a_spass_accept_sends_nothing_and_counts_no_send() {
+        let cfg = limit(1, 10);
+        // E0 sorts before the spass token: its send was recorded before the spass matched.
+        let fx = senders(&[
+            ("E0", "alice", TokenType::Email),
+            ("P1", "alice", TokenType::Spass),
+        ]);
+        let outbox = Outbox::default();
+        let (out, _) = pin_only_login(&cfg, &fx, &outbox, "alice", 1000);
+        assert!(out.verdict.is_accept(), "{:?}", out.verdict);
+        assert_eq!(outbox.count(), 0);
+        let store = SqliteStore::open(&fx.db, 2000).unwrap();
+        let n = store
+            .write(|tx| tx.sends_since("alice", "default", "email", 0))
+            .unwrap();
+        assert_eq!(n, 0);
     }
 }

@@ -208,6 +208,21 @@ pub trait StoreTx {
     /// its challenge open) and deletes closed rows a day past their expiry.
     fn expire_challenges(&self, now: u64) -> Result<()>;
     fn audit(&self, e: &AuditEntry) -> Result<()>;
+    /// How many e-mail (or SMS: `kind` is the token type's name) OTPs were sent to the user
+    /// since `since`, all the user's tokens of that type together.
+    fn sends_since(&self, user: &str, realm: &str, kind: &str, since: u64) -> Result<u64>;
+    /// Records an OTP about to be sent, in the transaction that checked the count; returns the
+    /// row's id for [`StoreTx::forget_send`]. Rows older than [`SEND_RETENTION`] are dropped.
+    fn record_send(
+        &self,
+        user: &str,
+        realm: &str,
+        kind: &str,
+        serial: &str,
+        now: u64,
+    ) -> Result<i64>;
+    /// Takes back a recorded send whose delivery failed: no OTP went out.
+    fn forget_send(&self, id: i64) -> Result<()>;
     /// Replaces a token's PIN hash `old` by `new` (a rehash); no change if the PIN was changed
     /// meanwhile.
     fn replace_pin_hash(&self, serial: &str, old: &str, new: &str) -> Result<()>;
@@ -677,7 +692,45 @@ pub(crate) struct SqliteTx<'a> {
     audit_keep: Option<u64>,
 }
 
+/// Seconds a row of the `sends` table is kept: the longest window a limit counts over.
+pub const SEND_RETENTION: u64 = 3600;
+
 impl StoreTx for SqliteTx<'_> {
+    fn sends_since(&self, user: &str, realm: &str, kind: &str, since: u64) -> Result<u64> {
+        let n: i64 = self
+            .tx
+            .prepare_cached(
+                "SELECT COUNT(*) FROM sends WHERE user = ?1 AND realm = ?2 AND type = ?3 AND time > ?4",
+            )?
+            .query_row(params![user, realm, kind, since as i64], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    fn record_send(
+        &self,
+        user: &str,
+        realm: &str,
+        kind: &str,
+        serial: &str,
+        now: u64,
+    ) -> Result<i64> {
+        self.tx.execute(
+            "DELETE FROM sends WHERE time <= ?1",
+            params![now.saturating_sub(SEND_RETENTION) as i64],
+        )?;
+        self.tx.execute(
+            "INSERT INTO sends (time, user, realm, type, serial) VALUES (?1,?2,?3,?4,?5)",
+            params![now as i64, user, realm, kind, serial],
+        )?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    fn forget_send(&self, id: i64) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM sends WHERE id = ?1", params![id])?;
+        Ok(())
+    }
+
     fn token(&self, serial: &str) -> Result<Option<TokenRecord>> {
         Ok(self
             .tx
@@ -932,5 +985,40 @@ mod tests {
         s.write(|tx| tx.record_success("T1", 5)).unwrap();
         assert_eq!(sync(&s), 2);
         assert_eq!(s.get_token("T1").unwrap().counter, 5);
+    }
+
+    #[test]
+    fn sends_are_counted_per_user_realm_and_type_and_dropped_after_an_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::create(&dir.path().join("t.db"), 1000).unwrap();
+        let t0 = 10_000;
+        let first = s
+            .write(|tx| tx.record_send("alice", "default", "email", "E1", t0))
+            .unwrap();
+        s.write(|tx| {
+            tx.record_send("alice", "default", "email", "E2", t0 + 10)?;
+            tx.record_send("alice", "default", "sms", "S1", t0 + 10)?;
+            tx.record_send("alice", "other", "email", "E3", t0 + 10)?;
+            tx.record_send("bob", "default", "email", "E4", t0 + 10)?;
+            Ok(())
+        })
+        .unwrap();
+        let count = |kind: &str, since: u64| {
+            s.write(|tx| tx.sends_since("alice", "default", kind, since))
+                .unwrap()
+        };
+        assert_eq!(count("email", t0 - 1), 2);
+        assert_eq!(count("email", t0), 1, "since is exclusive");
+        assert_eq!(count("sms", 0), 1);
+        s.write(|tx| tx.forget_send(first)).unwrap();
+        assert_eq!(count("email", 0), 1);
+        // A send an hour later drops the rows of an hour ago and more.
+        s.write(|tx| tx.record_send("bob", "default", "sms", "S2", t0 + 10 + SEND_RETENTION))
+            .unwrap();
+        let rows: i64 = s
+            .conn
+            .query_row("SELECT COUNT(*) FROM sends", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1);
     }
 }

@@ -50,4 +50,14 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_user ON audit (user, time);",
     // 2: audit rows are pruned by age ([audit] keep_days)
     "CREATE INDEX audit_time ON audit (time);",
+    // 3: e-mail and SMS OTPs sent, counted against [email]/[sms] max_per_hour
+    "CREATE TABLE sends (
+        id     INTEGER PRIMARY KEY,
+        time   INTEGER NOT NULL,
+        user   TEXT NOT NULL,
+        realm  TEXT NOT NULL,
+        type   TEXT NOT NULL,
+        serial TEXT NOT NULL
+    );
+    CREATE INDEX sends_user ON sends (user, realm, type, time);",
 ];
