@@ -4,6 +4,20 @@
 set -eu
 mkdir -p corpus/config corpus/ocra_suite corpus/remote_json corpus/contact corpus/module_args
 cp ../conf/tessera.toml corpus/config/shipped.toml
+# [[policy]] rules (the shipped file has them commented out).
+cat > corpus/config/policy.toml <<'TOML'
+[[policy]]
+service = ["sshd", "ssh*"]
+rhost = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]
+action = "skip"
+[[policy]]
+group = "admins"
+grace = 300
+[[policy]]
+user = "guest?"
+tty = ":*"
+action = "deny"
+TOML
 i=0
 for s in OCRA-1:HOTP-SHA1-6:QN08 OCRA-1:HOTP-SHA256-8:C-QN08-PSHA1 OCRA-1:HOTP-SHA512-8:QN08-T1M \
     OCRA-1:HOTP-SHA256-8:QA08 OCRA-1:HOTP-SHA512-8:QA10-T1M OCRA-1:HOTP-SHA512-8:C-QH40-PSHA256-S128-T30S; do
