@@ -340,7 +340,10 @@ impl Init {
     fn of(cfg: &Config) -> Init {
         let missing: Vec<PathBuf> = [&cfg.store.key_file, &cfg.store.path]
             .into_iter()
-            .filter(|p| std::fs::symlink_metadata(p).is_err())
+            .filter(|p| {
+                matches!(std::fs::symlink_metadata(p),
+                         Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+            })
             .cloned()
             .collect();
         if missing.is_empty() {
@@ -550,4 +553,51 @@ fn installed_modules() -> Vec<PathBuf> {
     found.sort();
     found.dedup();
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pam_lines_reads_lines_as_libpam_does() {
+        let text = "#%PAM-1.0\n\
+                    # auth required pam_tessera.so\n\
+                    @include common-auth\n\
+                    auth required pam_unix.so # not pam_tessera.so\n\
+                    auth [success=done new_authtok_reqd=done \\\n\
+                    \tdefault=die] pam_tessera.so nullok debug\n\
+                    -auth optional /usr/lib/security/pam_tessera.so # mine\n\
+                    account required pam_permit.so pam_tessera.so\n\
+                    session\n";
+        let lines = pam_lines(Path::new("/etc/pam.d/x"), text);
+        let got: Vec<(usize, &str, bool, &str)> = lines
+            .iter()
+            .map(|l| {
+                (
+                    l.number,
+                    l.text.as_str(),
+                    l.optional_module,
+                    l.module.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    5,
+                    "auth [success=done new_authtok_reqd=done default=die] pam_tessera.so nullok debug",
+                    false,
+                    "pam_tessera.so"
+                ),
+                (
+                    7,
+                    "-auth optional /usr/lib/security/pam_tessera.so",
+                    true,
+                    "/usr/lib/security/pam_tessera.so"
+                ),
+            ]
+        );
+    }
 }
