@@ -7,8 +7,11 @@ through the installed module and the socket, as root and as the user itself (a s
 then with the daemon stopped through the `tesserad --stdio` the module spawns; an upgrade from
 the in-process module's layout (store, key and directory root's, the socket disabled); try the
 pam-auth-update profile (in a private mount namespace, so the real /etc/pam.d/common-* never
-change), then remove and purge, and check that nothing of the package is left (the _tessera
-user neither).
+change; postinst warns when it is enabled before `tessera init`); a removal refused while a
+copied file in /etc/pam.d loads the module, then forced with TESSERA_FORCE_REMOVE=1; a purge
+that keeps the store, the key and _tessera (installed again, the same token logs in); a purge
+with TESSERA_PURGE_STORE=1, and check that nothing of the package is left (the _tessera user
+neither).
 
 There is no systemd as PID 1 here (nor in CI): the maintainer scripts only create and remove
 the units' enable links, which is what is checked; the socket unit is emulated with
