@@ -419,6 +419,14 @@ R.check("tessera doctor: everything ok (checked as _tessera, module installed, a
         and f"ok    tesserad answers on {SOCK}" in doctor.stdout
         and not doctor_warnings,
         doctor.stdout + doctor.stderr)
+R.check("tessera doctor: one line per PAM line that loads the module, with the module file, and "
+        "tessera init done", re.search(r"(?m)^ok    /etc/pam\.d/tessera-test:\d+: auth required "
+                                     rf"pam_tessera\.so: module {re.escape(MODULE)}$",
+                                     doctor.stdout) is not None
+        and re.search(rf"(?m)^ok    /etc/pam\.d/{SOCKET_ONLY}:1: auth required pam_tessera\.so "
+                      r"daemon=/nonexistent/tesserad: module ", doctor.stdout) is not None
+        and "ok    tessera init done: the key and the store exist" in doctor.stdout,
+        doctor.stdout)
 stop_daemon()
 remove_run_dir()  # as RemoveOnStop=yes does
 R.check("the emulated tesserad stops on SIGTERM", daemon.returncode is not None,
@@ -521,10 +529,11 @@ with open(COPY, "w") as f:
 with open(COMMENTED, "w") as f:
     f.write("#auth required pam_tessera.so\nauth required pam_unix.so # was pam_tessera.so\n")
 p = run(["dpkg", "-r", PKG], timeout=300)
-status = run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}", PKG]).stdout.strip()
+# dpkg leaves the selection at "remove" (r) and the package installed (i), no error flag.
+status = run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}", PKG]).stdout
 R.check("dpkg -r refuses while a copied file in /etc/pam.d loads pam_tessera, naming its file "
         "and line (not a commented one) and TESSERA_FORCE_REMOVE; the package stays installed",
-        p.returncode != 0 and status == "ii" and os.path.exists(MODULE)
+        p.returncode != 0 and status[1:3] == "i " and os.path.exists(MODULE)
         and f"{COPY}:2: auth required pam_tessera.so" in p.stderr
         and COMMENTED not in p.stderr and "TESSERA_FORCE_REMOVE=1" in p.stderr
         and socket_enabled(), status + p.stdout + p.stderr)
