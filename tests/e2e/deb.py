@@ -7,8 +7,11 @@ through the installed module and the socket, as root and as the user itself (a s
 then with the daemon stopped through the `tesserad --stdio` the module spawns; an upgrade from
 the in-process module's layout (store, key and directory root's, the socket disabled); try the
 pam-auth-update profile (in a private mount namespace, so the real /etc/pam.d/common-* never
-change), then remove and purge, and check that nothing of the package is left (the _tessera
-user neither).
+change; postinst warns when it is enabled before `tessera init`); a removal refused while a
+copied file in /etc/pam.d loads the module, then forced with TESSERA_FORCE_REMOVE=1; a purge
+that keeps the store, the key and _tessera (installed again, the same token logs in); a purge
+with TESSERA_PURGE_STORE=1, and check that nothing of the package is left (the _tessera user
+neither).
 
 There is no systemd as PID 1 here (nor in CI): the maintainer scripts only create and remove
 the units' enable links, which is what is checked; the socket unit is emulated with
@@ -237,6 +240,35 @@ R.check("installing again (postinst once more) keeps the same _tessera, its dire
         "enabled socket", p.returncode == 0 and account("_tessera") == acct
         and owned("/var/lib/tessera") == (TUID, TGID, "0o700") and socket_enabled(),
         p.stdout + p.stderr)
+R.check("postinst does not warn about tessera init while no PAM file names the module",
+        "tessera init" not in p.stderr, p.stderr)
+
+# --- the pam-auth-update profile, on copies of /etc/pam.d and /var/lib/pam --------------------
+ns = os.path.join(work, "ns")
+shutil.copytree("/etc/pam.d", f"{ns}/pam.d", symlinks=True)
+shutil.copytree("/var/lib/pam", f"{ns}/var-lib-pam", symlinks=True)
+with open(f"{ns}/pam.d/tessera-common", "w") as f:
+    f.write("@include common-auth\n@include common-account\n")
+
+
+def in_copy(*argv, input=None, timeout=120):
+    """argv in a private mount namespace that sees the copies as /etc/pam.d and /var/lib/pam."""
+    script = ('mount --bind "$0/pam.d" /etc/pam.d && '
+              'mount --bind "$0/var-lib-pam" /var/lib/pam && exec "$@"')
+    return run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, ns, *argv],
+               input=input, timeout=timeout)
+
+
+# Enabled before `tessera init`: every login through common-auth would fail. postinst (run
+# again by installing the package once more, in the namespace) warns, and still succeeds.
+p = in_copy("env", "DEBIAN_FRONTEND=noninteractive", "pam-auth-update", "--enable", "tessera")
+p = in_copy("dpkg", "-i", deb, timeout=300)
+R.check("profile enabled before tessera init: postinst warns, naming the common-auth line, "
+        "and succeeds", p.returncode == 0 and installed()
+        and re.search(r"/etc/pam\.d/common-auth:\d+: auth\s+required\s+pam_tessera\.so nullok",
+                      p.stderr) is not None
+        and "tessera init was not run" in p.stderr and "tessera-test" not in p.stderr,
+        p.stdout + p.stderr)
 conffiles = run(["dpkg-query", "-W", "-f=${Conffiles}", PKG]).stdout
 R.check("/etc/tessera/tessera.toml and /etc/pam.d/tessera-test are conffiles",
         "/etc/tessera/tessera.toml " in conffiles and "/etc/pam.d/tessera-test " in conffiles,
@@ -387,6 +419,14 @@ R.check("tessera doctor: everything ok (checked as _tessera, module installed, a
         and f"ok    tesserad answers on {SOCK}" in doctor.stdout
         and not doctor_warnings,
         doctor.stdout + doctor.stderr)
+R.check("tessera doctor: one line per PAM line that loads the module, with the module file, and "
+        "tessera init done", re.search(r"(?m)^ok    /etc/pam\.d/tessera-test:\d+: auth required "
+                                     rf"pam_tessera\.so: module {re.escape(MODULE)}$",
+                                     doctor.stdout) is not None
+        and re.search(rf"(?m)^ok    /etc/pam\.d/{SOCKET_ONLY}:1: auth required pam_tessera\.so "
+                      r"daemon=/nonexistent/tesserad: module ", doctor.stdout) is not None
+        and "ok    tessera init done: the key and the store exist" in doctor.stdout,
+        doctor.stdout)
 stop_daemon()
 remove_run_dir()  # as RemoveOnStop=yes does
 R.check("the emulated tesserad stops on SIGTERM", daemon.returncode is not None,
@@ -428,22 +468,7 @@ p = run(["tessera", "token", "list"])
 R.check("after the upgrade the tessera command works on the store", p.returncode == 0
         and user in p.stdout, p.stdout + p.stderr)
 
-# --- the pam-auth-update profile, on copies of /etc/pam.d and /var/lib/pam --------------------
-ns = os.path.join(work, "ns")
-shutil.copytree("/etc/pam.d", f"{ns}/pam.d", symlinks=True)
-shutil.copytree("/var/lib/pam", f"{ns}/var-lib-pam", symlinks=True)
-with open(f"{ns}/pam.d/tessera-common", "w") as f:
-    f.write("@include common-auth\n@include common-account\n")
-
-
-def in_copy(*argv, input=None):
-    """argv in a private mount namespace that sees the copies as /etc/pam.d and /var/lib/pam."""
-    script = ('mount --bind "$0/pam.d" /etc/pam.d && '
-              'mount --bind "$0/var-lib-pam" /var/lib/pam && exec "$@"')
-    return run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, ns, *argv],
-               input=input, timeout=120)
-
-
+# --- the pam-auth-update profile, in the copies made above (enabled there already) ----------
 p = in_copy("env", "DEBIAN_FRONTEND=noninteractive", "pam-auth-update", "--enable", "tessera")
 auth = open(f"{ns}/pam.d/common-auth").read()
 lines = [ln for ln in auth.splitlines() if ln.startswith("auth")]
@@ -487,17 +512,69 @@ R.check("the real /etc/pam.d/common-* never changed",
 
 # --- remove, purge ----------------------------------------------------------------------------
 stop_daemon()
+# A service file the administrator copied that loads the module (and one that only mentions it
+# in comments): removing the module would lock that service out, so the removal is refused.
+COPY, COMMENTED = "/etc/pam.d/tessera-copy", "/etc/pam.d/tessera-commented"
+
+
+def remove_copies():
+    for f in (COPY, COMMENTED):
+        if os.path.exists(f):
+            os.remove(f)
+
+
+CLEANUP.add(f"rm {COPY} {COMMENTED}", remove_copies)
+with open(COPY, "w") as f:
+    f.write("#%PAM-1.0\nauth required pam_tessera.so\naccount required pam_unix.so\n")
+with open(COMMENTED, "w") as f:
+    f.write("#auth required pam_tessera.so\nauth required pam_unix.so # was pam_tessera.so\n")
 p = run(["dpkg", "-r", PKG], timeout=300)
-R.check("dpkg -r removes the module, the command, the daemon and its units, keeps config and "
-        "store", p.returncode == 0 and not os.path.exists(MODULE)
+# dpkg leaves the selection at "remove" (r) and the package installed (i), no error flag.
+status = run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}", PKG]).stdout
+R.check("dpkg -r refuses while a copied file in /etc/pam.d loads pam_tessera, naming its file "
+        "and line (not a commented one) and TESSERA_FORCE_REMOVE; the package stays installed",
+        p.returncode != 0 and status[1:3] == "i " and os.path.exists(MODULE)
+        and f"{COPY}:2: auth required pam_tessera.so" in p.stderr
+        and COMMENTED not in p.stderr and "TESSERA_FORCE_REMOVE=1" in p.stderr
+        and socket_enabled(), status + p.stdout + p.stderr)
+p = pamtester("tessera-test", user, "1357", otp.next(), ops=AUTH_AND_ACCOUNT)
+R.check("after the refused removal a login still works", p.returncode == 0, p.stderr)
+p = run(["env", "TESSERA_FORCE_REMOVE=1", "dpkg", "-r", PKG], timeout=300)
+R.check("TESSERA_FORCE_REMOVE=1 dpkg -r removes the module, the command, the daemon and its "
+        "units, keeps config and store, and warns about the copied file",
+        p.returncode == 0 and not os.path.exists(MODULE)
         and not os.path.exists("/usr/sbin/tessera")
         and not os.path.exists("/usr/sbin/tesserad")
         and not any(os.path.exists(u) for u in units.values() if u)
         and os.path.exists("/etc/tessera/tessera.toml")
-        and os.path.exists("/var/lib/tessera/tessera.db"), p.stderr)
+        and os.path.exists("/var/lib/tessera/tessera.db")
+        and f"{COPY}:2: auth required pam_tessera.so" in p.stderr
+        and "removing anyway" in p.stderr, p.stderr)
+remove_copies()
 p = run(["dpkg", "-P", PKG], timeout=300)
+R.check("dpkg -P purges the config and the package's state but keeps the store, the key and "
+        "their owner _tessera, and says where",
+        p.returncode == 0 and not installed()
+        and not os.path.exists("/etc/tessera/tessera.toml")
+        and not os.path.exists("/etc/pam.d/tessera-test")
+        and os.path.exists("/var/lib/tessera/tessera.db")
+        and owned(STORE_DIR) == (TUID, TGID, "0o700")
+        and owned(KEYFILE) == (TUID, TGID, "0o600") and account("_tessera") == acct
+        and "kept the token store /var/lib/tessera, the key /etc/tessera/secret.key" in p.stderr
+        and "TESSERA_PURGE_STORE=1" in p.stderr
+        and not glob.glob("/etc/systemd/system/*/tesserad.*"), p.stdout + p.stderr)
+p = run(["dpkg", "-i", deb], timeout=300)
+tokens = run(["tessera", "token", "list"])
+login = pamtester("tessera-test", user, "1357", otp.next(), ops=AUTH_AND_ACCOUNT)
+R.check("installed again after that purge: the kept store and key serve the same tokens, a "
+        "login works",
+        p.returncode == 0 and account("_tessera") == acct and tokens.returncode == 0
+        and user in tokens.stdout and login.returncode == 0 and "tessera init" not in p.stderr,
+        p.stderr + tokens.stdout + tokens.stderr + login.stderr)
+p = run(["env", "TESSERA_PURGE_STORE=1", "dpkg", "-P", PKG], timeout=300)
 after = tessera_paths()
-R.check("dpkg -P purges config, key, store and state",
+R.check("TESSERA_PURGE_STORE=1 dpkg -P purges config, key, store and state (no copied file "
+        "names the module: not refused)",
         p.returncode == 0 and not installed() and not os.path.exists("/etc/tessera")
         and not os.path.exists("/var/lib/tessera")
         and not os.path.exists("/etc/pam.d/tessera-test"), p.stderr)

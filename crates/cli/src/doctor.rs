@@ -3,7 +3,8 @@
 //! file, the file itself (no link, a regular file, owner and mode) and the directories above
 //! it, by the rules the module applies ([`tessera_engine::fsperm`]); the store's schema, that the key
 //! opens the stored tokens, that each remote server answers (remote mode), where the PAM module
-//! is installed and used, and the syslog socket. Exit 1 if anything failed.
+//! is installed, every line of /etc/pam.d that names it (and whether the module file it names
+//! exists), whether `tessera init` was done, and the syslog socket. Exit 1 if anything failed.
 
 use super::{CliResult, Failure};
 use std::os::unix::fs::MetadataExt;
@@ -79,11 +80,12 @@ fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
                 "no local store {}: remote only, audit in syslog",
                 cfg.store.path.display()
             ))?;
-            check_pam(r)?;
+            check_pam(r, Init::NotNeeded)?;
             check_daemon(r, Path::new(DAEMON_SOCKET))?;
             return check_syslog(r);
         }
     }
+    let init = Init::of(&cfg);
     // A key or store that failed its file checks fails to load for the same reason: said once.
     let key = if check_file(r, "key", &cfg.store.key_file, Access::Secret)? {
         match engine::load_key(&cfg) {
@@ -125,7 +127,7 @@ fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
     if let (Some(store), Some(key)) = (&store, &key) {
         check_tokens(r, store, key)?;
     }
-    check_pam(r)?;
+    check_pam(r, init)?;
     check_daemon(r, Path::new(DAEMON_SOCKET))?;
     check_syslog(r)
 }
@@ -321,8 +323,101 @@ fn check_daemon(r: &mut Report, socket: &Path) -> CliResult<()> {
     }
 }
 
-/// Where `pam_tessera.so` is installed, and which services of /etc/pam.d use it.
-fn check_pam(r: &mut Report) -> CliResult<()> {
+/// Reads the PAM service files from this directory instead of /etc/pam.d (for tests; it only
+/// changes what doctor reports).
+pub const PAM_DIR_ENV: &str = "TESSERA_PAM_DIR";
+
+/// Whether `tessera init` was done: the key and the store exist (the lines above check them).
+enum Init {
+    Done,
+    /// What is missing: the key file, the store, or both.
+    Missing(Vec<PathBuf>),
+    /// A remote-only host (`fallback = "fail"`, no store): nothing to initialise.
+    NotNeeded,
+}
+
+impl Init {
+    fn of(cfg: &Config) -> Init {
+        let missing: Vec<PathBuf> = [&cfg.store.key_file, &cfg.store.path]
+            .into_iter()
+            .filter(|p| {
+                matches!(std::fs::symlink_metadata(p),
+                         Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+            })
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            Init::Done
+        } else {
+            Init::Missing(missing)
+        }
+    }
+}
+
+/// A line of a PAM service file that names pam_tessera: `[-]type control module [args]`.
+struct PamLine {
+    file: PathBuf,
+    number: usize,
+    /// The line without its comment, blanks squeezed: type, control, module, arguments.
+    text: String,
+    /// The line starts with `-`: libpam skips it silently if the module is missing.
+    optional_module: bool,
+    module: String,
+}
+
+/// The lines of `text` (a PAM service file) whose module is pam_tessera, as libpam reads them:
+/// `#` starts a comment, a backslash at the end of a line continues it, a control may be a
+/// `[value=action ...]` list with blanks. `@include` lines name no module.
+fn pam_lines(file: &Path, text: &str) -> Vec<PamLine> {
+    let mut out = Vec::new();
+    let mut pending = String::new();
+    let mut first = 0;
+    for (i, raw) in text.lines().enumerate() {
+        if pending.is_empty() {
+            first = i + 1;
+        }
+        let raw = raw.split('#').next().unwrap_or("");
+        if let Some(cont) = raw.strip_suffix('\\') {
+            pending.push_str(cont);
+            pending.push(' ');
+            continue;
+        }
+        pending.push_str(raw);
+        let line = std::mem::take(&mut pending);
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() < 3 || words[0].starts_with('@') {
+            continue;
+        }
+        // The control: one word, or a bracketed list that may span several.
+        let mut m = 2;
+        if words[1].starts_with('[') {
+            m = 1 + words[1..]
+                .iter()
+                .position(|w| w.ends_with(']'))
+                .map_or(words.len(), |p| p + 1);
+        }
+        let Some(module) = words.get(m) else { continue };
+        let name = Path::new(module)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.starts_with("pam_tessera") {
+            out.push(PamLine {
+                file: file.to_path_buf(),
+                number: first,
+                text: words.join(" "),
+                optional_module: words[0].starts_with('-'),
+                module: (*module).to_string(),
+            });
+        }
+    }
+    out
+}
+
+/// Where `pam_tessera.so` is installed, every line of the PAM service files that names it (and
+/// whether the module file it names exists), and whether `tessera init` was done: a service
+/// that names the module before then fails every login.
+fn check_pam(r: &mut Report, init: Init) -> CliResult<()> {
     let modules = installed_modules();
     if modules.is_empty() {
         r.warn("pam_tessera.so is not installed in a PAM module directory")?;
@@ -330,27 +425,110 @@ fn check_pam(r: &mut Report) -> CliResult<()> {
         let names: Vec<String> = modules.iter().map(|p| p.display().to_string()).collect();
         r.ok(&format!("module installed: {}", names.join(", ")))?;
     }
-    let mut services: Vec<String> = std::fs::read_dir("/etc/pam.d")
+    let dir =
+        std::env::var_os(PAM_DIR_ENV).map_or_else(|| PathBuf::from("/etc/pam.d"), PathBuf::from);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| {
-            std::fs::read_to_string(e.path()).is_ok_and(|text| {
-                text.lines()
-                    .any(|l| !l.trim_start().starts_with('#') && l.contains("pam_tessera.so"))
-            })
-        })
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .map(|e| e.path())
         .collect();
-    services.sort();
+    files.sort();
+    let mut services = Vec::new();
+    for file in &files {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        let lines = pam_lines(file, &text);
+        if lines.is_empty() {
+            continue;
+        }
+        services.push(
+            file.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+        );
+        for l in lines {
+            check_pam_line(r, &l)?;
+        }
+    }
     if services.is_empty() {
-        r.warn("no service in /etc/pam.d uses pam_tessera.so")
+        r.warn(&format!(
+            "no service in {} uses pam_tessera.so",
+            dir.display()
+        ))?;
     } else {
-        r.ok(&format!("used by /etc/pam.d: {}", services.join(", ")))
+        r.ok(&format!(
+            "used by {}: {}",
+            dir.display(),
+            services.join(", ")
+        ))?;
+    }
+    match init {
+        Init::NotNeeded => Ok(()),
+        Init::Done => r.ok("tessera init done: the key and the store exist"),
+        Init::Missing(missing) => {
+            let missing: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
+            if services.is_empty() {
+                r.warn(&format!(
+                    "tessera init not done (no {}): run `tessera init` before any PAM service \
+                     uses pam_tessera.so",
+                    missing.join(", no ")
+                ))
+            } else {
+                r.fail(&format!(
+                    "tessera init not done (no {}) but {} name pam_tessera.so: every login \
+                     through them fails; run `tessera init`",
+                    missing.join(", no "),
+                    services
+                        .iter()
+                        .map(|s| dir.join(s).display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        }
     }
 }
 
-fn installed_modules() -> Vec<PathBuf> {
+/// One line for a PAM line that names the module: ok with the module file it loads, or a
+/// failure when that file does not exist (libpam then fails the stack: every login fails).
+fn check_pam_line(r: &mut Report, l: &PamLine) -> CliResult<()> {
+    let at = format!("{}:{}: {}", l.file.display(), l.number, l.text);
+    let found: Vec<PathBuf> = if Path::new(&l.module).is_absolute() {
+        Some(PathBuf::from(&l.module))
+            .filter(|p| p.is_file())
+            .into_iter()
+            .collect()
+    } else {
+        module_dirs()
+            .into_iter()
+            .map(|d| d.join(&l.module))
+            .filter(|p| p.is_file())
+            .filter_map(|p| p.canonicalize().ok())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    if let Some(m) = found.first() {
+        r.ok(&format!("{at}: module {}", m.display()))
+    } else if l.optional_module {
+        r.warn(&format!(
+            "{at}: module {} does not exist (the line starts with '-': libpam skips it)",
+            l.module
+        ))
+    } else {
+        r.fail(&format!(
+            "{at}: module {} does not exist: every login through this service fails; remove \
+             the line or reinstall libpam-tessera",
+            l.module
+        ))
+    }
+}
+
+/// The directories libpam may load modules from, by distribution.
+fn module_dirs() -> Vec<PathBuf> {
     let mut dirs = vec![
         PathBuf::from("/lib/security"),
         PathBuf::from("/lib64/security"),
@@ -362,7 +540,11 @@ fn installed_modules() -> Vec<PathBuf> {
             dirs.push(e.path().join("security"));
         }
     }
-    let mut found: Vec<PathBuf> = dirs
+    dirs
+}
+
+fn installed_modules() -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = module_dirs()
         .into_iter()
         .map(|d| d.join("pam_tessera.so"))
         .filter(|p| p.is_file())
@@ -371,4 +553,51 @@ fn installed_modules() -> Vec<PathBuf> {
     found.sort();
     found.dedup();
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pam_lines_reads_lines_as_libpam_does() {
+        let text = "#%PAM-1.0\n\
+                    # auth required pam_tessera.so\n\
+                    @include common-auth\n\
+                    auth required pam_unix.so # not pam_tessera.so\n\
+                    auth [success=done new_authtok_reqd=done \\\n\
+                    \tdefault=die] pam_tessera.so nullok debug\n\
+                    -auth optional /usr/lib/security/pam_tessera.so # mine\n\
+                    account required pam_permit.so pam_tessera.so\n\
+                    session\n";
+        let lines = pam_lines(Path::new("/etc/pam.d/x"), text);
+        let got: Vec<(usize, &str, bool, &str)> = lines
+            .iter()
+            .map(|l| {
+                (
+                    l.number,
+                    l.text.as_str(),
+                    l.optional_module,
+                    l.module.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    5,
+                    "auth [success=done new_authtok_reqd=done default=die] pam_tessera.so nullok debug",
+                    false,
+                    "pam_tessera.so"
+                ),
+                (
+                    7,
+                    "-auth optional /usr/lib/security/pam_tessera.so",
+                    true,
+                    "/usr/lib/security/pam_tessera.so"
+                ),
+            ]
+        );
+    }
 }

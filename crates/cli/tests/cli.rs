@@ -1364,3 +1364,144 @@ fn policy_test_names_the_rule_and_why() {
         "no policy rule matches: require: the second factor is asked\n"
     );
 }
+
+/// A directory of PAM service files for doctor (`TESSERA_PAM_DIR`), from (name, text) pairs.
+fn pam_dir(env: &Env, files: &[(&str, &str)]) -> PathBuf {
+    let dir = env.path("pam.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn doctor_reports_every_pam_line_that_names_the_module() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    let module = env.path("security/pam_tessera.so");
+    std::fs::create_dir_all(module.parent().unwrap()).unwrap();
+    std::fs::write(&module, "").unwrap();
+    let copied = format!(
+        "#%PAM-1.0\n# auth required pam_tessera.so (a comment)\n@include common-auth\n\
+         auth [success=1 default=ignore] {} debug # mine\n",
+        module.display()
+    );
+    let dir = pam_dir(
+        &env,
+        &[
+            ("common-auth", "auth\trequired\tpam_unix.so\n"),
+            ("commented", "#auth required pam_tessera.so\n"),
+            ("copied", &copied),
+            (
+                "gone",
+                "auth required pam_unix.so\n\
+                 auth  required  /nonexistent/security/pam_tessera.so  nullok\n",
+            ),
+            (
+                "maybe",
+                "-auth optional /nonexistent/security/pam_tessera.so\n",
+            ),
+        ],
+    );
+    let out = env.run_with(&["doctor"], "", &[("TESSERA_PAM_DIR", &dir)]);
+    let stdout = text(&out.stdout);
+    assert_eq!(code(&out), 1, "the missing module fails: {stdout}");
+    let line = |f: &str, n: usize| format!("{}:{n}: ", dir.join(f).display());
+    assert_eq!(
+        doctor_lines(&stdout, "ok    ", &line("copied", 4)),
+        [format!(
+            "ok    {}auth [success=1 default=ignore] {} debug: module {}",
+            line("copied", 4),
+            module.display(),
+            module.display()
+        )],
+        "{stdout}"
+    );
+    assert_eq!(
+        doctor_lines(&stdout, "FAIL  ", &line("gone", 2)),
+        [format!(
+            "FAIL  {}auth required /nonexistent/security/pam_tessera.so nullok: module \
+             /nonexistent/security/pam_tessera.so does not exist: every login through this \
+             service fails; remove the line or reinstall libpam-tessera",
+            line("gone", 2)
+        )],
+        "{stdout}"
+    );
+    assert_eq!(
+        doctor_lines(&stdout, "warn  ", &line("maybe", 1)).len(),
+        1,
+        "a '-' line is skipped by libpam when the module is missing: {stdout}"
+    );
+    assert!(
+        !stdout.contains(&dir.join("commented").display().to_string())
+            && !stdout.contains(&dir.join("common-auth").display().to_string()),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "ok    used by {}: copied, gone, maybe\n",
+            dir.display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ok    tessera init done: the key and the store exist"),
+        "{stdout}"
+    );
+    assert_eq!(doctor_lines(&stdout, "FAIL  ", "").len(), 1, "{stdout}");
+}
+
+#[test]
+fn doctor_fails_when_a_pam_file_names_the_module_before_init() {
+    let env = Env::new();
+    let key = env.path("secret.key");
+    let db = env.path("db/tessera.db");
+    // No service names the module yet: not done is a warning (the key and store lines fail).
+    let empty = pam_dir(&env, &[("other", "auth required pam_unix.so\n")]);
+    let out = env.run_with(&["doctor"], "", &[("TESSERA_PAM_DIR", &empty)]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        doctor_lines(&stdout, "warn  ", "tessera init not done"),
+        [format!(
+            "warn  tessera init not done (no {}, no {}): run `tessera init` before any PAM \
+             service uses pam_tessera.so",
+            key.display(),
+            db.display()
+        )],
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("warn  no service in {} uses", empty.display())),
+        "{stdout}"
+    );
+    // A service names it: every login through it would fail. (The module is given by its path,
+    // so that the line does not fail for a module not installed on this host.)
+    let module = env.path("pam_tessera.so");
+    std::fs::write(&module, "").unwrap();
+    let sshd = format!("auth required {}\n", module.display());
+    let dir = pam_dir(&env, &[("sshd", &sshd)]);
+    let out = env.run_with(&["doctor"], "", &[("TESSERA_PAM_DIR", &dir)]);
+    let stdout = text(&out.stdout);
+    assert_eq!(code(&out), 1, "{stdout}");
+    assert_eq!(
+        doctor_lines(&stdout, "FAIL  ", "tessera init not done"),
+        [format!(
+            "FAIL  tessera init not done (no {}, no {}) but {} name pam_tessera.so: every login \
+             through them fails; run `tessera init`",
+            key.display(),
+            db.display(),
+            dir.join("sshd").display()
+        )],
+        "{stdout}"
+    );
+    // After init it is done.
+    env.ok(&["init"]);
+    let out = env.run_with(&["doctor"], "", &[("TESSERA_PAM_DIR", &dir)]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("ok    tessera init done: the key and the store exist"),
+        "{stdout}"
+    );
+    assert!(doctor_lines(&stdout, "FAIL  ", "").is_empty(), "{stdout}");
+}
