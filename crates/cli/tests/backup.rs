@@ -2,74 +2,22 @@
 //! writer commits, the file's mode and ownership, and restores that never make a used OTP
 //! valid again unless forced.
 
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tessera_engine::store::{SqliteStore, Store};
 use tessera_engine::tokens::{hotp_code, Algorithm};
 
-/// The RFC 4226 test key ("12345678901234567890").
-const RFC_KEY: &str = "3132333435363738393031323334353637383930";
+mod common;
 
-struct Env {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
+use common::*;
 
+/// What these tests need beyond the shared helper.
 impl Env {
-    fn init() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("tessera.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[store]\npath = \"{}\"\nkey_file = \"{}\"\n",
-                dir.path().join("db/tessera.db").display(),
-                dir.path().join("secret.key").display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let env = Env { dir, config };
-        env.ok(&["init"]);
-        env
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     fn store(&self) -> PathBuf {
         self.path("db/tessera.db")
-    }
-
-    fn run(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env_remove("TESSERA_CONFIG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args, "");
-        assert_eq!(code(&out), 0, "{args:?}: {}", text(&out.stderr));
-        text(&out.stdout)
     }
 
     /// `tessera check alice` with PIN+OTP: (exit code, stdout).
@@ -83,33 +31,10 @@ impl Env {
         let out = self.run(&["check", "alice"], &format!("PIN{otp}\n"));
         (code(&out), text(&out.stdout))
     }
-
-    fn add_hotp(&self, serial: &str) {
-        self.ok(&[
-            "token", "add", "--user", "alice", "--type", "hotp", "--pin", "PIN", "--key", RFC_KEY,
-            "--serial", serial,
-        ]);
-    }
-
-    fn token(&self, serial: &str) -> serde_json::Value {
-        serde_json::from_str(&self.ok(&["token", "show", serial, "--json"])).unwrap()
-    }
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn one_line_error(o: &Output) -> String {
-    let err = text(&o.stderr);
-    assert_eq!(code(o), 1, "stdout: {} stderr: {err}", text(&o.stdout));
-    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
-    assert!(err.starts_with("tessera: "), "{err:?}");
-    err
+    assert_one_line_error(o, 1)
 }
 
 /// A backup read with SQLite alone: integrity_check, a rollback journal, and H1's counter.
@@ -146,7 +71,7 @@ fn counter_in(p: &Path) -> u64 {
 #[test]
 fn backup_is_a_consistent_copy_while_a_writer_commits_and_holds_what_is_only_in_the_wal() {
     let env = Env::init();
-    env.add_hotp("H1");
+    env.add_rfc_hotp("H1");
     let stop = Arc::new(AtomicBool::new(false));
     let committed = Arc::new(AtomicU64::new(0));
     // A writer that commits as logins do (counter moves and audit rows, through the engine's
@@ -213,7 +138,7 @@ fn backup_is_a_consistent_copy_while_a_writer_commits_and_holds_what_is_only_in_
 #[test]
 fn backup_is_0600_and_never_replaces_a_file() {
     let env = Env::init();
-    env.add_hotp("H1");
+    env.add_rfc_hotp("H1");
     let file = env.path("b.db");
     env.ok(&["backup", file.to_str().unwrap()]);
     let m = std::fs::metadata(&file).unwrap();
@@ -234,7 +159,7 @@ fn backup_is_0600_and_never_replaces_a_file() {
 #[test]
 fn restore_never_makes_a_used_code_valid_again_unless_forced() {
     let env = Env::init();
-    env.add_hotp("H1");
+    env.add_rfc_hotp("H1");
     let old = env.path("old.db");
     env.ok(&["backup", old.to_str().unwrap()]);
     // Since the backup: code 0 used, the token disabled (the scenario of issue 12).
@@ -247,8 +172,8 @@ fn restore_never_makes_a_used_code_valid_again_unless_forced() {
         err.contains("restore refused") && err.contains("H1 (live 1, backup 0)"),
         "{err}"
     );
-    assert_eq!(env.token("H1")["active"], false, "nothing changed");
-    assert_eq!(env.token("H1")["counter"], 1);
+    assert_eq!(env.token_json("H1")["active"], false, "nothing changed");
+    assert_eq!(env.token_json("H1")["counter"], 1);
 
     // Keeping the live counters: the rest of the backup comes back (the token is enabled
     // again), the used code stays refused, the next one works.
@@ -258,7 +183,7 @@ fn restore_never_makes_a_used_code_valid_again_unless_forced() {
         "{out}"
     );
     assert!(out.contains("counters kept: 1, moved back: 0"), "{out}");
-    assert_eq!(env.token("H1")["active"], true);
+    assert_eq!(env.token_json("H1")["active"], true);
     assert_eq!(env.login(0).0, 1, "the used code is still refused");
     assert_eq!(env.login(1).0, 0);
 
@@ -268,7 +193,7 @@ fn restore_never_makes_a_used_code_valid_again_unless_forced() {
         out.contains("counter moved BACK from 2 to 0") && out.contains("warning: --force"),
         "{out}"
     );
-    assert_eq!(env.token("H1")["counter"], 0);
+    assert_eq!(env.token_json("H1")["counter"], 0);
     let audit = env.ok(&["audit", "--json"]);
     assert!(audit.contains("\"result\": \"restore\""), "{audit}");
     assert!(audit.contains("(--force)"), "{audit}");
@@ -277,13 +202,13 @@ fn restore_never_makes_a_used_code_valid_again_unless_forced() {
 #[test]
 fn restore_reports_added_removed_and_changed_tokens_without_secrets() {
     let env = Env::init();
-    env.add_hotp("H1");
-    env.add_hotp("H2");
+    env.add_rfc_hotp("H1");
+    env.add_rfc_hotp("H2");
     let b = env.path("b.db");
     env.ok(&["backup", b.to_str().unwrap()]);
     env.ok(&["token", "remove", "H1"]);
     env.ok(&["token", "set-pin", "H2", "--pin", "OTHER"]);
-    env.add_hotp("H3");
+    env.add_rfc_hotp("H3");
     // A failure counted since the backup stays counted (H2's PIN, a code far off).
     let wrong = text(&hotp_code(Algorithm::Sha1, b"12345678901234567890", 500, 6));
     assert_eq!(
@@ -308,14 +233,18 @@ fn restore_reports_added_removed_and_changed_tokens_without_secrets() {
         .map(|t| t["serial"].as_str().unwrap())
         .collect();
     assert_eq!(serials, ["H1", "H2"]);
-    assert_eq!(env.token("H2")["fail_count"], 1, "live fail counter kept");
+    assert_eq!(
+        env.token_json("H2")["fail_count"],
+        1,
+        "live fail counter kept"
+    );
     assert_eq!(env.login(0).0, 0, "H1 is back, with its key and PIN");
 }
 
 #[test]
 fn restore_refuses_what_is_no_tessera_backup_in_one_line() {
     let env = Env::init();
-    env.add_hotp("H1");
+    env.add_rfc_hotp("H1");
     let junk = env.path("junk");
     std::fs::write(&junk, "this is no database\n".repeat(100)).unwrap();
     std::fs::set_permissions(&junk, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -338,15 +267,15 @@ fn restore_refuses_what_is_no_tessera_backup_in_one_line() {
     std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o666)).unwrap();
     let err = one_line_error(&env.run(&["restore", b.to_str().unwrap()], ""));
     assert!(err.contains("writable by group or others"), "{err}");
-    assert_eq!(env.token("H1")["counter"], 0);
+    assert_eq!(env.token_json("H1")["counter"], 0);
 }
 
 #[test]
 fn restore_refuses_a_backup_sealed_with_another_key() {
     let env = Env::init();
-    env.add_hotp("H1");
+    env.add_rfc_hotp("H1");
     let other = Env::init();
-    other.add_hotp("H9");
+    other.add_rfc_hotp("H9");
     let b = other.path("b.db");
     other.ok(&["backup", b.to_str().unwrap()]);
     let err = one_line_error(&env.run(&["restore", "--force", b.to_str().unwrap()], ""));
@@ -354,7 +283,7 @@ fn restore_refuses_a_backup_sealed_with_another_key() {
         err.contains("token H9 does not open with the store's key"),
         "{err}"
     );
-    assert_eq!(env.token("H1")["serial"], "H1", "nothing changed");
+    assert_eq!(env.token_json("H1")["serial"], "H1", "nothing changed");
 }
 
 #[test]
@@ -384,7 +313,7 @@ fn run_by_root_the_backup_is_roots_and_the_store_stays_its_owners() {
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
     let env = Env { dir, config };
     env.ok(&["init"]);
-    env.add_hotp("H1");
+    env.add_rfc_hotp("H1");
     // A directory only root may enter: the store's owner could not write there.
     let vault = env.path("vault");
     std::fs::create_dir(&vault).unwrap();

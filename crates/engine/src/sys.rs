@@ -48,8 +48,7 @@ pub fn group_names(user: &str) -> Vec<String> {
 
 /// The name of group `gid` (`getgrgid_r`).
 fn group_name(gid: u32) -> Option<String> {
-    let mut buf = vec![0u8; 1024];
-    loop {
+    nss_lookup(|buf| {
         // SAFETY: `group` is plain old data that getgrgid_r fills in; all-zero is a valid
         // value of it.
         let mut grp: libc::group = unsafe { std::mem::zeroed() };
@@ -65,17 +64,13 @@ fn group_name(gid: u32) -> Option<String> {
                 &mut result,
             )
         };
-        if rc == libc::ERANGE && buf.len() < (1 << 20) {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
         if rc != 0 || result.is_null() || grp.gr_name.is_null() {
-            return None;
+            return (rc, None);
         }
         // SAFETY: on success `gr_name` points to a NUL-terminated string inside `buf`.
         let name = unsafe { CStr::from_ptr(grp.gr_name) };
-        return name.to_str().ok().map(str::to_string);
-    }
+        (rc, name.to_str().ok().map(str::to_string))
+    })
 }
 
 /// An account of this host, as NSS has it.
@@ -90,8 +85,7 @@ pub struct Account {
 /// The account `name` stands for (`getpwnam_r`); see [`account_name`].
 pub fn account(name: &str) -> Option<Account> {
     let c_name = CString::new(name).ok()?;
-    let mut buf = vec![0u8; 1024];
-    loop {
+    nss_lookup(|buf| {
         // SAFETY: `passwd` is plain old data that getpwnam_r fills in; all-zero is a valid
         // value of it (null pointers, zero ids).
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
@@ -107,21 +101,34 @@ pub fn account(name: &str) -> Option<Account> {
                 &mut result,
             )
         };
-        if rc == libc::ERANGE && buf.len() < (1 << 20) {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
         if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
-            return None;
+            return (rc, None);
         }
         // SAFETY: on success `pw_name` points to a NUL-terminated string inside `buf`, which
         // is alive and unchanged here.
         let canonical = unsafe { CStr::from_ptr(pwd.pw_name) };
-        return canonical.to_str().ok().map(|n| Account {
+        let account = canonical.to_str().ok().map(|n| Account {
             name: n.to_string(),
             uid: pwd.pw_uid,
             gid: pwd.pw_gid,
         });
+        (rc, account)
+    })
+}
+
+/// Runs one NSS `get*_r` lookup with a buffer that grows while the call says ERANGE (up to 1
+/// MiB). `call` makes the call on the buffer it is given and copies out what it found, before
+/// the buffer is reused or dropped; its return code decides whether to try again.
+fn nss_lookup<T>(mut call: impl FnMut(&mut [u8]) -> (libc::c_int, Option<T>)) -> Option<T> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        let (rc, found) = call(&mut buf);
+        if rc == libc::ERANGE && buf.len() < (1 << 20) {
+            let bigger = buf.len() * 4;
+            buf.resize(bigger, 0);
+            continue;
+        }
+        return found;
     }
 }
 
