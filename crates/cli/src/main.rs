@@ -324,18 +324,10 @@ pub fn main() -> ExitCode {
 
 /// `tessera policy test`: the rule that decides, the action and the criteria that matched.
 fn policy_test(cfg: &Config, a: &PolicyTestArgs) -> CliResult<()> {
-    use tessera_engine::engine::{Accounts, SystemAccounts};
+    use tessera_engine::engine::SystemAccounts;
     use tessera_engine::policy::{decide, Action, Who};
     let accounts = SystemAccounts;
-    let user = accounts
-        .canonical(&a.user)
-        .unwrap_or_else(|| a.user.clone());
-    let who = Who {
-        service: &a.service,
-        user: &user,
-        rhost: &a.rhost,
-        tty: &a.tty,
-    };
+    let who = Who::of(&a.service, &a.user, &a.rhost, &a.tty, &accounts);
     let d = decide(&cfg.policy, &who, &accounts);
     let what = match (d.action, d.grace) {
         (Action::Require, 0) => "require: the second factor is asked".to_string(),

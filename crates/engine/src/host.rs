@@ -8,7 +8,7 @@
 
 use crate::config::{Config, Mode, RemoteConfig};
 use crate::engine::{
-    load_key, open_store, Accounts, Clock, Conversation, LocalEngine, Login, Options, Outcome,
+    load_key, open_store, Clock, Conversation, LocalEngine, Login, Options, Outcome,
     SystemAccounts, Verdict,
 };
 use crate::error::Error;
@@ -175,73 +175,59 @@ fn apply_policy<R: Resources>(
         return None;
     }
     let accounts = SystemAccounts;
-    let user = accounts
-        .canonical(&login.user)
-        .unwrap_or_else(|| login.user.clone());
-    let who = Who {
-        service: &login.service,
-        user: &user,
-        rhost: &login.rhost,
-        tty: &login.tty,
-    };
+    let who = Who::of(
+        &login.service,
+        &login.user,
+        &login.rhost,
+        &login.tty,
+        &accounts,
+    );
     let d = policy::decide(&cfg.policy, &who, &accounts);
+    if d.action == Action::Require && d.grace == 0 {
+        return None;
+    }
+    // One store for the grace window's look-up and the audit row (absent on a remote-only
+    // host: no grace window there, and the row goes to syslog only).
+    let store = res.store(cfg).ok();
     let now = clock.now();
-    let (verdict, result, reason) = match d.action {
-        Action::Require if d.grace == 0 => return None,
+    let (result, reason) = match d.action {
         Action::Require => {
-            // No store (a remote-only host), or no accept in the window: the second factor.
-            let store = res.store(cfg).ok()?;
             let since = now.saturating_sub(d.grace);
-            if !store
-                .accepted_since(&user, &login.service, &login.rhost, since)
-                .unwrap_or(false)
-            {
+            let recent = store
+                .as_ref()?
+                .accepted_since(&who.user, &login.service, &login.rhost, since)
+                .unwrap_or(false);
+            if !recent {
                 return None;
             }
-            let reason = format!(
+            let why = format!(
                 "skipped: a second factor within the last {} s ({})",
                 d.grace,
                 d.describe()
             );
-            (
-                Verdict::Skipped {
-                    reason: reason.clone(),
-                },
-                "skip",
-                reason,
-            )
+            ("skip", why)
         }
-        Action::Skip => {
-            let reason = format!("skipped by {}", d.describe());
-            (
-                Verdict::Skipped {
-                    reason: reason.clone(),
-                },
-                "skip",
-                reason,
-            )
-        }
-        Action::Deny => {
-            let reason = format!("denied by {}", d.describe());
-            (
-                Verdict::Reject {
-                    reason: reason.clone(),
-                },
-                "reject",
-                reason,
-            )
-        }
+        Action::Skip => ("skip", format!("skipped by {}", d.describe())),
+        Action::Deny => ("reject", format!("denied by {}", d.describe())),
+    };
+    let verdict = match d.action {
+        Action::Deny => Verdict::Reject {
+            reason: reason.clone(),
+        },
+        _ => Verdict::Skipped {
+            reason: reason.clone(),
+        },
     };
     let event = AuditEntry {
         time: now,
         service: login.service.clone(),
         rhost: login.rhost.clone(),
-        user,
+        user: who.user,
         result: result.into(),
         reason,
         ..AuditEntry::default()
     };
-    if let Ok(store) = res.store(cfg) {
+    if let Some(store) = &store {
         let _ = store.write(|tx| tx.audit(&event));
     }
     Some(Outcome {

@@ -85,9 +85,28 @@ impl Rule {
 pub struct Who<'a> {
     pub service: &'a str,
     /// The account's own name where there is one, else the name given.
-    pub user: &'a str,
+    pub user: String,
     pub rhost: &'a str,
     pub tty: &'a str,
+}
+
+impl<'a> Who<'a> {
+    /// A login as PAM gives it: the user name resolved to its account's own name (NSS), as
+    /// the rules and the audit table name users.
+    pub fn of(
+        service: &'a str,
+        user: &str,
+        rhost: &'a str,
+        tty: &'a str,
+        accounts: &dyn Accounts,
+    ) -> Who<'a> {
+        Who {
+            service,
+            user: accounts.canonical(user).unwrap_or_else(|| user.to_string()),
+            rhost,
+            tty,
+        }
+    }
 }
 
 /// What the rules say for a login, and why.
@@ -127,13 +146,13 @@ pub fn decide(rules: &[Rule], who: &Who<'_>, accounts: &dyn Accounts) -> Decisio
             }
         }
         if !r.user.is_empty() {
-            match r.user.iter().find(|p| glob(p, who.user)) {
+            match r.user.iter().find(|p| glob(p, &who.user)) {
                 Some(p) => why.push(format!("user {p}")),
                 None => continue,
             }
         }
         if !r.group.is_empty() {
-            let mine = groups.get_or_insert_with(|| accounts.groups(who.user));
+            let mine = groups.get_or_insert_with(|| accounts.groups(&who.user));
             match r.group.iter().find(|g| mine.iter().any(|m| m == *g)) {
                 Some(g) => why.push(format!("group {g}")),
                 None => continue,
@@ -268,12 +287,7 @@ mod tests {
     }
 
     fn who<'a>(service: &'a str, user: &'a str, rhost: &'a str, tty: &'a str) -> Who<'a> {
-        Who {
-            service,
-            user,
-            rhost,
-            tty,
-        }
+        Who::of(service, user, rhost, tty, &Fixed)
     }
 
     #[test]
