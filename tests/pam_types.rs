@@ -614,23 +614,7 @@ fn the_email_limit_holds_across_the_daemon_and_tessera_check() {
     let fx = Fixture::new(&smtp.config("tls = \"none\"\nmax_per_hour = 2"));
     fx.add(&email_tok("E1", "alice", "1234"));
     let check = || {
-        let mut child = Command::new(bin_path("tessera"))
-            .arg("--config")
-            .arg(&fx.config)
-            .args(["check", "alice"])
-            .env_remove("TESSERA_CONFIG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"1234\n000000\n")
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = fx.tessera(&["check", "alice"], "1234\n000000\n");
         (
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -5,17 +5,11 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use support::*;
 
 fn tessera(fx: &Fixture, args: &[&str]) -> Output {
-    Command::new(bin_path("tessera"))
-        .arg("--config")
-        .arg(&fx.config)
-        .args(args)
-        .env_remove("TESSERA_CONFIG")
-        .output()
-        .unwrap()
+    fx.tessera(args, "")
 }
 
 fn ok(fx: &Fixture, args: &[&str]) -> String {

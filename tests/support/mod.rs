@@ -326,6 +326,29 @@ impl Fixture {
         }
     }
 
+    /// The `tessera` command on this fixture's config, `stdin` as its input.
+    pub fn tessera(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(bin_path("tessera"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("TESSERA_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
     /// The `auth` line of tessera with `control` and extra module arguments.
     pub fn tessera_line(&self, control: &str, args: &str) -> String {
         format!(
