@@ -249,26 +249,8 @@ fn a_login_through_the_socket_pin_challenge_otp_and_no_replay() {
 #[test]
 fn stdio_serves_one_login() {
     let w = World::new("");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tesserad"))
-        .arg("--stdio")
-        .arg("--config")
-        .arg(&w.config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut io = Pipes {
-        r: child.stdout.take().unwrap(),
-        w: child.stdin.take().unwrap(),
-    };
-    let seen = dialogue(
-        &mut io,
-        login("alice"),
-        &[format!("1234{}", otp(0)).as_bytes()],
-    );
+    let seen = stdio_login(&w);
     assert_eq!(seen.verdict, Some(Verdict::Success), "{seen:?}");
-    drop(io);
-    assert!(child.wait().unwrap().success());
 }
 
 /// `tesserad --stdio` spawned by a root login becomes the owner of the store's directory (the
@@ -306,6 +288,24 @@ fn stdio_run_by_root_becomes_the_owner_of_the_store_directory() {
     };
     w.write_config("");
 
+    let seen = stdio_login(&w);
+    // As root the engine would refuse these files (owned by neither root nor the effective
+    // uid): the login shows that tesserad became OWNER, and the caller is still root (the
+    // uid that started it), who may ask for alice.
+    assert_eq!(seen.verdict, Some(Verdict::Success), "{seen:?}");
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(&store_dir).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        assert_eq!((m.uid(), m.gid()), (OWNER, OWNER), "{:?}", e.path());
+        names.push(e.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    assert_eq!(names, ["tessera.db", "tessera.db-shm", "tessera.db-wal"]);
+}
+
+/// alice's PIN+OTP login through `tesserad --stdio` on `w`'s config; the child must end well.
+fn stdio_login(w: &World) -> Seen {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tesserad"))
         .arg("--stdio")
         .arg("--config")
@@ -323,21 +323,9 @@ fn stdio_run_by_root_becomes_the_owner_of_the_store_directory() {
         login("alice"),
         &[format!("1234{}", otp(0)).as_bytes()],
     );
-    // As root the engine would refuse these files (owned by neither root nor the effective
-    // uid): the login shows that tesserad became OWNER, and the caller is still root (the
-    // uid that started it), who may ask for alice.
-    assert_eq!(seen.verdict, Some(Verdict::Success), "{seen:?}");
     drop(io);
-    assert!(child.wait().unwrap().success());
-    let mut names = Vec::new();
-    for e in std::fs::read_dir(&store_dir).unwrap() {
-        let e = e.unwrap();
-        let m = e.metadata().unwrap();
-        assert_eq!((m.uid(), m.gid()), (OWNER, OWNER), "{:?}", e.path());
-        names.push(e.file_name().to_string_lossy().into_owned());
-    }
-    names.sort();
-    assert_eq!(names, ["tessera.db", "tessera.db-shm", "tessera.db-wal"]);
+    assert!(child.wait().unwrap().success(), "{seen:?}");
+    seen
 }
 
 struct Pipes {
