@@ -102,18 +102,15 @@ pub fn serve<C: Channel, R: Resources>(
     let outcome = host::authenticate(res, cfg, &opts, &engine_login, &mut conv, &SystemClock);
     let chan = conv.link;
     for e in &outcome.events {
-        send(
-            chan,
-            &Reply::Log {
-                priority: e.priority(),
-                line: e.log_line(),
-            },
-        )?;
+        chan.queue(&Reply::Log {
+            priority: e.priority(),
+            line: e.log_line(),
+        });
     }
     if let (Verdict::Unavailable(e), true) = (&outcome.verdict, outcome.events.is_empty()) {
-        send(chan, &log_err(&format!("unavailable: {e}")))?;
+        chan.queue(&log_err(&format!("unavailable: {e}")));
     }
-    send(chan, &Reply::Verdict(verdict(&outcome.verdict)))?;
+    chan.queue(&Reply::Verdict(verdict(&outcome.verdict)));
     chan.flush()
 }
 
@@ -153,14 +150,11 @@ fn refuse_caller<C: Channel>(
     if let Ok(store) = res.store(cfg) {
         let _ = store.write(|tx| tx.audit(&e));
     }
-    send(
-        chan,
-        &Reply::Log {
-            priority: e.priority(),
-            line: e.log_line(),
-        },
-    )?;
-    send(chan, &Reply::Verdict(proto::Verdict::AuthErr))?;
+    chan.queue(&Reply::Log {
+        priority: e.priority(),
+        line: e.log_line(),
+    });
+    chan.queue(&Reply::Verdict(proto::Verdict::AuthErr));
     chan.flush()
 }
 
@@ -169,8 +163,8 @@ fn refuse<C: Channel>(
     chan: &mut Link<'_, C>,
     why: &str,
 ) -> std::result::Result<(), proto::ProtoError> {
-    send(chan, &log_err(&format!("refusing: {why}")))?;
-    send(chan, &Reply::Verdict(proto::Verdict::AuthinfoUnavail))?;
+    chan.queue(&log_err(&format!("refusing: {why}")));
+    chan.queue(&Reply::Verdict(proto::Verdict::AuthinfoUnavail));
     chan.flush()
 }
 
@@ -179,15 +173,6 @@ fn log_err(line: &str) -> Reply {
         priority: 3,
         line: line.to_string(),
     }
-}
-
-/// Queues `r`; it goes out with the next prompt, wait or verdict.
-fn send<C: Channel>(
-    chan: &mut Link<'_, C>,
-    r: &Reply,
-) -> std::result::Result<(), proto::ProtoError> {
-    chan.queue(r);
-    Ok(())
 }
 
 /// A connection as a session uses it: frames read through a buffer, and replies gathered until
@@ -212,6 +197,7 @@ impl<'c, C: Channel> Link<'c, C> {
         self.reader.read(self.chan)
     }
 
+    /// Queues `r`; it goes out with the next prompt, wait or verdict ([`Link::flush`]).
     fn queue(&mut self, r: &Reply) {
         // Replies carry no secrets (prompts, messages, log lines, the verdict).
         self.out.extend_from_slice(&r.encode());
