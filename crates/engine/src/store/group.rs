@@ -236,6 +236,17 @@ mod tests {
             .counter
     }
 
+    /// Waits until a writer holds the connection (the first one, blocked in its closure).
+    fn wait_until_held(w: &GroupWriter) {
+        for _ in 0..2000 {
+            if w.lock_is_held() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("no writer took the connection");
+    }
+
     /// Waits until `n` writers queue for the connection (they can't get it while a member runs).
     fn wait_for_queue(w: &GroupWriter, n: usize) {
         for _ in 0..2000 {
@@ -263,12 +274,7 @@ mod tests {
                 })
             });
             // The first writer holds the connection: the other two must queue behind it.
-            for _ in 0..500 {
-                if w.lock_is_held() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            wait_until_held(w);
             let others: Vec<_> = (1..3)
                 .map(|i| s.spawn(move || w.write(|tx| tx.record_success(&format!("T{i}"), 10 + i))))
                 .collect();
@@ -302,9 +308,7 @@ mod tests {
                     Err::<(), _>(Error::Invalid("this member fails".into()))
                 })
             });
-            while !w.lock_is_held() {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            wait_until_held(w);
             let second = s.spawn(|| w.write(|tx| tx.record_success("T1", 8)));
             wait_for_queue(w, 1);
             go.send(()).unwrap();
