@@ -114,6 +114,7 @@ fn without_a_daemon_root_spawns_one_and_others_fail_closed() {
         let (status, err) = pamtester(&fx, "root", &[&pass]);
         assert!(status.success(), "spawned tesserad: {err}");
         // Not root: as alice (uid 10001 in tests/nss/passwd).
+        let _lock = pam_wrapper_lock();
         let out = pamtester_command(&fx.services, "alice")
             .env("PAM_WRAPPER_DEBUGLEVEL", "2")
             .uid(10001)
@@ -186,6 +187,7 @@ fn a_non_root_caller_through_the_daemon() {
     fx.add(&t);
     fx.add(&Tok::hotp("B1", "bob", "1234"));
     let as_alice = |user: &str, line: &str| {
+        let _lock = pam_wrapper_lock();
         let mut cmd = pamtester_command(&fx.services, user);
         cmd.env("PAM_WRAPPER_DEBUGLEVEL", "2")
             .stdin(std::process::Stdio::piped())

@@ -54,9 +54,6 @@ fn waiting_pamtester(fx: &Fixture) -> (Child, String) {
     panic!("pamtester could not start 10 times in a row");
 }
 
-/// The two races share /tmp/pam.* names: run them one at a time.
-static ONE_RACE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// Runs `rounds` rounds; in each, all processes get PIN + `otp(round)` at once. Returns the
 /// time taken. `counter(round)` is where the token's counter must be after the round.
 fn race(
@@ -66,7 +63,9 @@ fn race(
     otp: impl Fn(u64) -> String,
     counter_after: impl Fn(u64) -> u64,
 ) -> Duration {
-    let _one = ONE_RACE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // The processes of a round share this fixture's service files: they may share one
+    // pam_wrapper directory, but no other test's pam_wrapper may run meanwhile.
+    let _one = pam_wrapper_lock();
     let start = Instant::now();
     let mut counter = fx.token(serial).counter;
     for round in 0..rounds {

@@ -6,6 +6,9 @@
 
 #[path = "remote/common.rs"]
 mod common;
+#[path = "support/pam_wrapper.rs"]
+#[allow(dead_code)]
+mod pam_wrapper;
 #[path = "remote/pi.rs"]
 mod pi;
 
@@ -302,7 +305,7 @@ fn module_path() -> PathBuf {
 fn pamtester(config: &Path, user: &str, answers: &[&str]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
-        dir.path().join("tessera-remote"),
+        dir.path().join(pam_wrapper::SERVICE),
         format!(
             // No daemon listens: the module (run by root here) spawns `tesserad --stdio`.
             "auth required {} socket={} daemon={} config={}\naccount required pam_permit.so\n",
@@ -318,11 +321,8 @@ fn pamtester(config: &Path, user: &str, answers: &[&str]) -> (bool, String) {
         "auth required pam_deny.so\naccount required pam_deny.so\n",
     )
     .unwrap();
-    let mut child = Command::new("pamtester")
-        .args(["-v", "tessera-remote", user, "authenticate"])
-        .env("LD_PRELOAD", "libpam_wrapper.so")
-        .env("PAM_WRAPPER", "1")
-        .env("PAM_WRAPPER_SERVICE_DIR", dir.path())
+    let _lock = pam_wrapper::pam_wrapper_lock();
+    let mut child = pam_wrapper::pamtester_command(dir.path(), user)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -16,6 +16,9 @@ use tessera_engine::crypto::{hash_pin, StoreKey};
 use tessera_engine::store::{AuditEntry, ChallengeRecord, SqliteStore, TokenRecord};
 use tessera_engine::tokens::{hotp_code, Algorithm, TokenType};
 
+mod pam_wrapper;
+pub use pam_wrapper::*;
+
 // ---- PAM constants (security/_pam_types.h) ----
 pub const PAM_SUCCESS: i32 = 0;
 pub const PAM_PERM_DENIED: i32 = 6;
@@ -32,8 +35,6 @@ pub const PAM_ERROR_MSG: i32 = 3;
 pub const PAM_TEXT_INFO: i32 = 4;
 
 const PAM_RHOST: c_int = 4;
-
-pub const SERVICE: &str = "tessera-test";
 
 /// An earlier module that sets PAM_AUTHTOK (only modules may): pam_unix prompts "Password: "
 /// for any user, keeps the answer as PAM_AUTHTOK, and fails for the test users, who have no
@@ -830,28 +831,6 @@ pub fn pamtester(fx: &Fixture, user: &str, lines: &[&str]) -> (std::process::Exi
     pamtester_env(fx, user, lines, &[])
 }
 
-/// The syslog lines in pam_wrapper's debug output.
-pub fn syslog_lines(stderr: &str) -> Vec<&str> {
-    stderr
-        .lines()
-        .filter_map(|l| l.split_once("SYSLOG(").map(|(_, rest)| rest))
-        .collect()
-}
-
-pub fn pamtester_command(services: &Path, user: &str) -> std::process::Command {
-    let mut c = std::process::Command::new("pamtester");
-    // Keeps what the test runner preloads (nss_wrapper with the test accounts, tests/nss/run).
-    let preload = match std::env::var("LD_PRELOAD") {
-        Ok(p) if !p.is_empty() => format!("libpam_wrapper.so {p}"),
-        _ => "libpam_wrapper.so".to_string(),
-    };
-    c.args(["-v", SERVICE, user, "authenticate"])
-        .env("LD_PRELOAD", preload)
-        .env("PAM_WRAPPER", "1")
-        .env("PAM_WRAPPER_SERVICE_DIR", services);
-    c
-}
-
 /// A proxy that an attacker would run: it records every connection and answers every request,
 /// proxied or not, with privacyIDEA's "accepted". A login that reaches it is a login the
 /// attacker decided.
@@ -960,6 +939,7 @@ pub fn pamtester_env(
     env: &[(&str, String)],
 ) -> (std::process::ExitStatus, String) {
     use std::io::Write;
+    let _lock = pam_wrapper_lock();
     let mut cmd = pamtester_command(&fx.services, user);
     for (k, v) in env {
         cmd.env(k, v);
