@@ -43,13 +43,18 @@ pub fn pam_wrapper_lock() -> PamWrapperLock {
 /// `pamtester -v tessera-test USER authenticate` under pam_wrapper with the service files in
 /// `services`. Hold [`pam_wrapper_lock`] while it runs.
 pub fn pamtester_command(services: &Path, user: &str) -> std::process::Command {
+    pamtester_service(services, SERVICE, user)
+}
+
+/// [`pamtester_command`] for another service file of `services` (a peer's stack).
+pub fn pamtester_service(services: &Path, service: &str, user: &str) -> std::process::Command {
     let mut c = std::process::Command::new("pamtester");
     // Keeps what the test runner preloads (nss_wrapper with the test accounts, tests/nss/run).
     let preload = match std::env::var("LD_PRELOAD") {
         Ok(p) if !p.is_empty() => format!("libpam_wrapper.so {p}"),
         _ => "libpam_wrapper.so".to_string(),
     };
-    c.args(["-v", SERVICE, user, "authenticate"])
+    c.args(["-v", service, user, "authenticate"])
         .env("LD_PRELOAD", preload)
         .env("PAM_WRAPPER", "1")
         .env("PAM_WRAPPER_SERVICE_DIR", services);

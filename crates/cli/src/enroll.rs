@@ -387,7 +387,7 @@ fn random_key(alg: Algorithm) -> Secret {
 }
 
 /// The type in capitals and 8 random hex digits, e.g. `HOTP1A2B3C4D`.
-fn new_serial(kind: TokenType) -> String {
+pub(crate) fn new_serial(kind: TokenType) -> String {
     let mut b = [0u8; 4];
     rand::rngs::OsRng.fill_bytes(&mut b);
     format!(
@@ -397,7 +397,7 @@ fn new_serial(kind: TokenType) -> String {
     )
 }
 
-fn check_serial(s: &str) -> CliResult<()> {
+pub(crate) fn check_serial(s: &str) -> CliResult<()> {
     let ok = !s.is_empty()
         && s.len() <= 64
         && s.bytes()
@@ -412,7 +412,7 @@ fn check_serial(s: &str) -> CliResult<()> {
 }
 
 /// User and realm names as the engine can look them up.
-fn check_name(what: &str, s: &str) -> CliResult<()> {
+pub(crate) fn check_name(what: &str, s: &str) -> CliResult<()> {
     if s.is_empty() || s.len() > 256 || s.chars().any(char::is_control) {
         return Err(Failure::usage(format!(
             "the {what} name must be 1 to 256 bytes without control characters"
@@ -436,7 +436,7 @@ fn counter_arg(c: Option<u64>) -> CliResult<u64> {
 /// The account's own name for `--user` (logins look tokens up by it: see
 /// `engine::resolve_user`); a name that is no account here is kept as given, with a warning,
 /// since the account may come later (a directory not yet joined).
-fn account_of(user: &str) -> String {
+pub(crate) fn account_of(user: &str) -> String {
     match tessera_engine::sys::account_name(user) {
         Some(canonical) => {
             if canonical != user {

@@ -12,6 +12,7 @@ mod backup;
 mod check;
 mod doctor;
 mod enroll;
+mod import;
 mod input;
 mod qr;
 mod token;
@@ -67,6 +68,47 @@ enum Command {
     /// Which [[policy]] rule applies to a login
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// Enroll the tokens of google-authenticator, pam_oath, PSKC or privacyIDEA files, keeping
+    /// which codes were used; all of them or none
+    Import(ImportArgs),
+}
+
+/// The files `tessera import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ImportFormat {
+    /// ~/.google_authenticator (the user is the file's owner, or --user)
+    GoogleAuthenticator,
+    /// a pam_oath users file (usersfile=)
+    Oath,
+    /// RFC 6030 PSKC, plain or encrypted (--password-file, --key-file)
+    Pskc,
+    /// privacyIDEA's token CSV (version 1, or 2 with user columns)
+    Privacyidea,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    #[arg(long, value_enum)]
+    format: ImportFormat,
+    /// The owner of the tokens whose file names none
+    #[arg(long)]
+    user: Option<String>,
+    /// The realm of the tokens whose file names none [default: [auth] default_realm]
+    #[arg(long)]
+    realm: Option<String>,
+    /// Show what would be imported; write nothing
+    #[arg(long)]
+    dry_run: bool,
+    #[arg(long)]
+    json: bool,
+    /// PSKC encrypted with a password: a file whose first line is the password
+    #[arg(long, value_name = "FILE", conflicts_with = "key_file")]
+    password_file: Option<PathBuf>,
+    /// PSKC encrypted with a pre-shared key: a file whose first line is the key in hex
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -425,10 +467,11 @@ fn run(cli: Cli) -> CliResult<()> {
         return doctor::run(&path);
     }
     let cfg = load_config(&path)?;
-    // `init`, `backup` and `restore` touch files of root's too, and change user themselves.
+    // `init`, `backup`, `restore` and `import` touch files of root's (or of users) too, and
+    // change user themselves.
     if !matches!(
         cli.command,
-        Command::Init | Command::Backup(_) | Command::Restore(_)
+        Command::Init | Command::Backup(_) | Command::Restore(_) | Command::Import(_)
     ) {
         become_store_owner(&cfg)?;
     }
@@ -454,6 +497,7 @@ fn run(cli: Cli) -> CliResult<()> {
             };
             backup::restore(&cfg, &a.file, mode)
         }
+        Command::Import(a) => import::run(&cfg, &a),
     }
 }
 

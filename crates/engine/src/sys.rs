@@ -85,22 +85,41 @@ pub struct Account {
 /// The account `name` stands for (`getpwnam_r`); see [`account_name`].
 pub fn account(name: &str) -> Option<Account> {
     let c_name = CString::new(name).ok()?;
+    passwd_lookup(|pwd, buf, result| {
+        // SAFETY: `c_name` is NUL-terminated; `pwd`, `buf` (with its true length) and `result`
+        // are valid for writes for the duration of the call, which is all getpwnam_r needs.
+        unsafe {
+            libc::getpwnam_r(
+                c_name.as_ptr(),
+                pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                result,
+            )
+        }
+    })
+}
+
+/// The account with the user id `uid` (`getpwuid_r`): the owner of a file, by name.
+pub fn account_of_uid(uid: u32) -> Option<Account> {
+    passwd_lookup(|pwd, buf, result| {
+        // SAFETY: `pwd`, `buf` (with its true length) and `result` are valid for writes for the
+        // duration of the call, which is all getpwuid_r needs.
+        unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr().cast(), buf.len(), result) }
+    })
+}
+
+/// One `getpw*_r` call through [`nss_lookup`]: `call` fills the record, and the name and ids
+/// are copied out of the buffer before it is reused.
+fn passwd_lookup(
+    mut call: impl FnMut(&mut libc::passwd, &mut [u8], &mut *mut libc::passwd) -> libc::c_int,
+) -> Option<Account> {
     nss_lookup(|buf| {
-        // SAFETY: `passwd` is plain old data that getpwnam_r fills in; all-zero is a valid
+        // SAFETY: `passwd` is plain old data that getpw*_r fills in; all-zero is a valid
         // value of it (null pointers, zero ids).
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: `c_name` is NUL-terminated; `pwd`, `buf` (with its true length) and `result`
-        // are valid for writes for the duration of the call, which is all getpwnam_r needs.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                c_name.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
+        let rc = call(&mut pwd, buf, &mut result);
         if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
             return (rc, None);
         }
@@ -447,6 +466,8 @@ mod tests {
         assert_eq!(account_name("root").as_deref(), Some("root"));
         assert_eq!(account_name("no-such-account-tessera"), None);
         assert_eq!(account_name("nul\0byte"), None);
+        assert_eq!(account_of_uid(0).map(|a| a.name).as_deref(), Some("root"));
+        assert_eq!(account_of_uid(4_000_000_000).map(|a| a.name), None);
         assert_eq!(account_name(""), None);
     }
 }

@@ -501,6 +501,17 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Inserts `tokens` in one transaction: all of them or none (`tessera import`). A serial
+    /// that exists already refuses the whole set.
+    pub fn insert_tokens(&self, tokens: &[TokenRecord]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        for t in tokens {
+            self.insert_token(t)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {TOKEN_COLS} FROM tokens WHERE ?1 IS NULL OR user = ?1 ORDER BY user, serial"

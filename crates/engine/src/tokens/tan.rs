@@ -92,8 +92,6 @@ pub fn generate(count: u32, digits: u32, rng: &mut dyn rand::RngCore) -> Result<
             "tan codes have {MIN_DIGITS} to {MAX_DIGITS} digits"
         )));
     }
-    let mut key = zeroize::Zeroizing::new(vec![0u8; HMAC_KEY_LEN]);
-    rng.fill_bytes(&mut key);
     let mut codes: Vec<Secret> = Vec::with_capacity(count as usize);
     while codes.len() < count as usize {
         let c = random_digits(digits, rng);
@@ -102,12 +100,49 @@ pub fn generate(count: u32, digits: u32, rng: &mut dyn rand::RngCore) -> Result<
             codes.push(c);
         }
     }
+    let key = seal(&codes, rng)?;
+    Ok(Generated { codes, key })
+}
+
+/// The key blob of a token holding `codes` (codes made elsewhere: google-authenticator's
+/// scratch codes, privacyIDEA's TANs): a fresh HMAC key from `rng` and each code's hash. The
+/// codes must be distinct, of one length of [`MIN_DIGITS`] to [`MAX_DIGITS`] digits, and at
+/// most [`MAX_CODES`]; returns the blob and that length (the token's `digits`).
+pub fn from_codes(codes: &[Secret], rng: &mut dyn rand::RngCore) -> Result<(Secret, u32)> {
+    let digits = codes.first().map_or(0, |c| c.len());
+    if codes.is_empty() || codes.len() > MAX_CODES as usize {
+        return Err(Error::Invalid(format!(
+            "a tan token holds 1 to {MAX_CODES} codes, not {}",
+            codes.len()
+        )));
+    }
+    let digits = u32::try_from(digits).unwrap_or(u32::MAX);
+    if !(MIN_DIGITS..=MAX_DIGITS).contains(&digits) || codes.iter().any(|c| !is_digits(c, digits)) {
+        return Err(Error::Invalid(format!(
+            "tan codes are {MIN_DIGITS} to {MAX_DIGITS} digits, all of one length"
+        )));
+    }
+    for (i, c) in codes.iter().enumerate() {
+        if codes[..i].iter().any(|o| o[..] == c[..]) {
+            return Err(Error::Invalid(format!(
+                "code {} is listed twice; a tan token's codes are distinct",
+                i + 1
+            )));
+        }
+    }
+    Ok((seal(codes, rng)?, digits))
+}
+
+/// A fresh HMAC key and the hash of each code under it.
+fn seal(codes: &[Secret], rng: &mut dyn rand::RngCore) -> Result<Secret> {
+    let mut key = zeroize::Zeroizing::new(vec![0u8; HMAC_KEY_LEN]);
+    rng.fill_bytes(&mut key);
     let hmac_key = key.clone();
-    for c in &codes {
+    for c in codes {
         let h = hash(&hmac_key, c).ok_or_else(|| Error::Invalid("HMAC-SHA256 failed".into()))?;
         key.extend_from_slice(&h);
     }
-    Ok(Generated { codes, key })
+    Ok(key)
 }
 
 /// How many codes a blob of `count` codes has left, given the token's counter.
@@ -244,6 +279,36 @@ mod tests {
             t.refusal_reason(&g.key, &g.codes[3], counter, &CTX),
             Some("recovery code already used")
         );
+    }
+
+    #[test]
+    fn codes_made_elsewhere_are_sealed_and_accepted_once() {
+        let codes: Vec<Secret> = ["48151623", "42424242", "10203040"]
+            .iter()
+            .map(|c| crate::crypto::secret(c.as_bytes()))
+            .collect();
+        let (key, digits) = from_codes(&codes, &mut rand::rngs::OsRng).unwrap();
+        assert_eq!(digits, 8);
+        assert!(!key.windows(8).any(|w| codes.iter().any(|c| w == &c[..])));
+        let t = Tan { digits };
+        let after = t.check(&key, b"42424242", 0, &CTX).unwrap();
+        assert_eq!(t.check(&key, b"42424242", after, &CTX), None);
+        assert!(t.check(&key, b"10203040", after, &CTX).is_some());
+        let refused = |list: &[&str]| {
+            let c: Vec<Secret> = list
+                .iter()
+                .map(|c| crate::crypto::secret(c.as_bytes()))
+                .collect();
+            from_codes(&c, &mut rand::rngs::OsRng)
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        assert!(refused(&["12345678", "12345678"]).contains("listed twice"));
+        assert!(refused(&["12345678", "1234567"]).contains("one length"));
+        assert!(refused(&["12345"]).contains("6 to 10 digits"));
+        assert!(refused(&["1234567a"]).contains("digits"));
+        assert!(refused(&[]).contains("1 to 63 codes"));
     }
 
     #[test]

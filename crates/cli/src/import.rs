@@ -1,0 +1,306 @@
+//! `tessera import --format F FILE...`: tokens from the files other OTP systems write (the
+//! readers are in `tessera_import`), enrolled all at once or not at all.
+//!
+//! The files are read first, as whoever runs the command (root can read every user's
+//! `~/.google_authenticator`); only then does the command become the store's owner, as every
+//! other command does. Each token keeps its state, so a code used before the move stays used:
+//! see the readers for what that is in each format.
+
+use super::{enroll, CliResult, Failure, ImportArgs, ImportFormat};
+use serde::Serialize;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use tessera_engine::config::Config;
+use tessera_engine::crypto::{self, Secret};
+use tessera_engine::engine::{self, Clock, SystemClock};
+use tessera_engine::store::TokenRecord;
+use tessera_engine::tokens::{tan, Algorithm, TokenType};
+use tessera_import::{pskc, Imported, Kind};
+
+/// The largest file read (a users file of many thousands of lines is far below).
+const MAX_FILE: u64 = 16 << 20;
+
+/// One token read, with the file it came from.
+struct Found {
+    file: String,
+    /// The file's owner, for a google-authenticator file (it lives in its user's home).
+    owner: Option<String>,
+    token: Imported,
+}
+
+/// What the summary says of a token.
+#[derive(Serialize)]
+struct Row {
+    serial: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    user: String,
+    realm: String,
+    file: String,
+    origin: String,
+    pin: bool,
+    notes: Vec<String>,
+}
+
+pub fn run(cfg: &Config, a: &ImportArgs) -> CliResult<()> {
+    let protection = protection(a)?;
+    let mut found = Vec::new();
+    for path in &a.files {
+        found.extend(read_file(path, a.format, protection.as_ref())?);
+    }
+    if found.is_empty() {
+        return Err(Failure::invalid("no tokens in the files given"));
+    }
+    super::become_store_owner(cfg)?;
+    let store_key = engine::load_key(cfg)?;
+    let mut records = Vec::with_capacity(found.len());
+    let mut rows = Vec::with_capacity(found.len());
+    for f in &found {
+        let (record, row) = plan(cfg, a, f, &store_key)?;
+        if records
+            .iter()
+            .any(|r: &TokenRecord| r.serial == record.serial)
+        {
+            return Err(Failure::invalid(format!(
+                "{}: {}: serial {} appears twice in the import",
+                f.file, f.token.origin, record.serial
+            )));
+        }
+        records.push(record);
+        rows.push(row);
+    }
+    let store = engine::open_store(cfg)?;
+    for r in &records {
+        if store.get_token(&r.serial).is_ok() {
+            return Err(Failure::invalid(format!(
+                "token {} already exists; nothing was imported",
+                r.serial
+            )));
+        }
+    }
+    if !a.dry_run {
+        store.insert_tokens(&records)?;
+    }
+    print(&rows, a)
+}
+
+fn print(rows: &[Row], a: &ImportArgs) -> CliResult<()> {
+    if a.json {
+        return super::output::json(rows);
+    }
+    let mut t = super::output::Table::new(&["SERIAL", "TYPE", "USER", "REALM", "PIN", "FROM"]);
+    for r in rows {
+        t.row(vec![
+            r.serial.clone(),
+            r.kind.to_string(),
+            r.user.clone(),
+            r.realm.clone(),
+            super::output::yes_no(r.pin),
+            format!("{} {}", r.file, r.origin),
+        ]);
+    }
+    t.print()?;
+    for r in rows {
+        for n in &r.notes {
+            outln!("note: {}: {}", r.serial, super::output::clean(n))?;
+        }
+    }
+    if a.dry_run {
+        outln!(
+            "dry run: {} token(s) would be imported; nothing was written",
+            rows.len()
+        )
+    } else {
+        outln!("imported {} token(s)", rows.len())
+    }
+}
+
+/// `--password-file` or `--key-file`, read before anything else.
+fn protection(a: &ImportArgs) -> CliResult<Option<pskc::Protection>> {
+    if (a.password_file.is_some() || a.key_file.is_some()) && a.format != ImportFormat::Pskc {
+        return Err(Failure::usage(
+            "--password-file and --key-file are for --format pskc",
+        ));
+    }
+    let first_line = |p: &Path| -> CliResult<Secret> {
+        let text = read_text(p)?;
+        Ok(crypto::secret(
+            text.lines().next().unwrap_or_default().as_bytes(),
+        ))
+    };
+    if let Some(p) = &a.password_file {
+        return Ok(Some(pskc::Protection::Password(first_line(p)?)));
+    }
+    if let Some(p) = &a.key_file {
+        let line = first_line(p)?;
+        let hex = std::str::from_utf8(&line).unwrap_or_default();
+        let key = crypto::decode_hex(hex.trim())
+            .ok_or_else(|| Failure::invalid(format!("{}: not a key in hex", p.display())))?;
+        return Ok(Some(pskc::Protection::Key(key)));
+    }
+    Ok(None)
+}
+
+/// A regular file of at most [`MAX_FILE`] bytes, as UTF-8 text.
+fn read_text(path: &Path) -> CliResult<zeroize::Zeroizing<String>> {
+    read_text_owned(path).map(|(t, _)| t)
+}
+
+fn read_text_owned(path: &Path) -> CliResult<(zeroize::Zeroizing<String>, u32)> {
+    use std::io::Read;
+    let fail = |e: String| Failure::invalid(format!("{}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".into()));
+    }
+    if meta.len() > MAX_FILE {
+        return Err(fail(format!("larger than {} MiB", MAX_FILE >> 20)));
+    }
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(meta.len() as usize));
+    file.take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| fail("not UTF-8 text".into()))?;
+    Ok((zeroize::Zeroizing::new(text.to_string()), meta.uid()))
+}
+
+fn read_file(
+    path: &Path,
+    format: ImportFormat,
+    protection: Option<&pskc::Protection>,
+) -> CliResult<Vec<Found>> {
+    let (text, uid) = read_text_owned(path)?;
+    let tokens = match format {
+        ImportFormat::GoogleAuthenticator => tessera_import::google_authenticator::read(&text),
+        ImportFormat::Oath => tessera_import::oath::read(&text, SystemClock.now()),
+        ImportFormat::Pskc => pskc::read(&text, protection),
+        ImportFormat::Privacyidea => tessera_import::privacyidea::read(&text),
+    }
+    .map_err(|e| Failure::invalid(format!("{}: {e}", path.display())))?;
+    let owner = (format == ImportFormat::GoogleAuthenticator)
+        .then(|| tessera_engine::sys::account_of_uid(uid).map(|a| a.name))
+        .flatten();
+    let file = super::output::clean(&path.display().to_string());
+    Ok(tokens
+        .into_iter()
+        .map(|token| Found {
+            file: file.clone(),
+            owner: owner.clone(),
+            token,
+        })
+        .collect())
+}
+
+/// The record to insert for one token, and its summary row.
+fn plan(
+    cfg: &Config,
+    a: &ImportArgs,
+    f: &Found,
+    store_key: &crypto::StoreKey,
+) -> CliResult<(TokenRecord, Row)> {
+    let t = &f.token;
+    let at = |msg: String| Failure::invalid(format!("{}: {}: {msg}", f.file, t.origin));
+    let user = t
+        .user
+        .clone()
+        .or_else(|| a.user.clone())
+        .or_else(|| f.owner.clone())
+        .ok_or_else(|| at("the file names no user: give --user".into()))?;
+    let realm = t
+        .realm
+        .clone()
+        .or_else(|| a.realm.clone())
+        .unwrap_or_else(|| cfg.auth.default_realm.clone());
+    enroll::check_name("user", &user)
+        .map_err(|_| at(format!("user name {user:?} is not one tessera takes")))?;
+    enroll::check_name("realm", &realm)
+        .map_err(|_| at(format!("realm {realm:?} is not one tessera takes")))?;
+    let user = enroll::account_of(&user);
+    let kind = match &t.kind {
+        Kind::Hotp { .. } => TokenType::Hotp,
+        Kind::Totp { .. } => TokenType::Totp,
+        Kind::Tan { .. } => TokenType::Tan,
+    };
+    let serial = match &t.serial {
+        Some(s) => {
+            enroll::check_serial(s).map_err(|_| {
+                at(format!(
+                    "serial {:?} is not 1 to 64 characters of A-Z, a-z, 0-9, '-', '_', '.', ':'",
+                    s
+                ))
+            })?;
+            s.clone()
+        }
+        None => enroll::new_serial(kind),
+    };
+    let pin_hash = t
+        .pin
+        .as_ref()
+        .map(|p| crypto::hash_pin(p, &store_key.pepper()))
+        .transpose()?;
+    let mut record = TokenRecord {
+        pin_hash,
+        description: format!("imported from {}", f.file),
+        created: SystemClock.now(),
+        ..TokenRecord::new(&serial, &user, &realm, kind, Vec::new())
+    };
+    let key: Secret = match &t.kind {
+        Kind::Hotp {
+            key,
+            digits,
+            algorithm,
+            counter,
+        } => {
+            record.digits = *digits;
+            record.algorithm = *algorithm;
+            record.counter = counter_in_range(*counter).map_err(at)?;
+            key.clone()
+        }
+        Kind::Totp {
+            key,
+            digits,
+            algorithm,
+            period,
+            drift,
+            next_step,
+        } => {
+            record.digits = *digits;
+            record.algorithm = *algorithm;
+            record.period = *period;
+            record.drift = *drift;
+            record.counter = counter_in_range(*next_step).map_err(at)?;
+            key.clone()
+        }
+        Kind::Tan { codes } => {
+            let (blob, digits) =
+                tan::from_codes(codes, &mut rand::rngs::OsRng).map_err(|e| at(e.to_string()))?;
+            record.digits = digits;
+            record.algorithm = Algorithm::Sha1;
+            record.info = serde_json::json!({ "count": codes.len() });
+            blob
+        }
+    };
+    record.sealed_key = store_key.seal(&record.serial, &key);
+    let row = Row {
+        serial: record.serial.clone(),
+        kind: kind.name(),
+        user: record.user.clone(),
+        realm: record.realm.clone(),
+        file: f.file.clone(),
+        origin: t.origin.clone(),
+        pin: record.pin_hash.is_some(),
+        notes: t.notes.clone(),
+    };
+    Ok((record, row))
+}
+
+fn counter_in_range(c: u64) -> Result<u64, String> {
+    if c > tessera_engine::tokens::MAX_COUNTER {
+        return Err(format!(
+            "counter {c} is beyond the largest tessera stores ({})",
+            tessera_engine::tokens::MAX_COUNTER
+        ));
+    }
+    Ok(c)
+}
