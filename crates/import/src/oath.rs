@@ -271,7 +271,7 @@ mod tests {
     #[test]
     fn bad_lines_are_refused_with_their_number() {
         for (text, needle) in [
-            (format!("HOTP alice -\n"), "line 1: a users file line"),
+            ("HOTP alice -\n".to_string(), "line 1: a users file line"),
             (format!("\nTOTP alice - {KEY}\n"), "line 2: type \"TOTP\""),
             (format!("HOTP/E/7 alice - {KEY}\n"), "7-digit"),
             ("HOTP alice - xyz\n".to_string(), "not hex"),
