@@ -283,6 +283,134 @@ fn remote_attempts_are_audited_in_the_local_store_when_there_is_one() {
     assert!(!audit[0].reason.contains("carolpin"));
 }
 
+/// privacyIDEA's offline mode against the real server: a HOTP token of its `offline` machine
+/// application (4 values). The accepted PIN+OTP brings the hashed values of the next 4 codes;
+/// with the server out of reach they open logins, each once and the lower ones with it; back
+/// online, an offline login is checked locally first (the server has moved past those codes)
+/// and refills what it used.
+#[test]
+fn offline_values_open_logins_without_the_server_and_are_refilled() {
+    // The HTTPS instance: its dave has no token in any other test.
+    let pi = &servers().tls;
+    const SERIAL: &str = "OFFLINE_DAVE";
+    pi.admin("DELETE", &format!("/token/{SERIAL}"), &[]);
+    let init = pi.admin(
+        "POST",
+        "/token/init",
+        &[
+            ("serial", SERIAL),
+            ("type", "hotp"),
+            ("otpkey", "3132333435363738393031323334353637383930"),
+            ("user", "dave"),
+            ("pin", "davepin"),
+        ],
+    );
+    assert_eq!(init.pointer("/result/status"), Some(&true.into()), "{init}");
+    let attach = pi.admin(
+        "POST",
+        "/machine/token",
+        &[
+            ("serial", SERIAL),
+            ("application", "offline"),
+            ("count", "4"),
+            ("rounds", "1000"),
+        ],
+    );
+    assert_eq!(
+        attach.pointer("/result/status"),
+        Some(&true.into()),
+        "{attach}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pi.ca.clone().unwrap();
+    let online = remote_config(
+        &[&pi.url],
+        &format!("timeout = {TIMEOUT}\nca_file = {ca:?}\noffline = true"),
+        dir.path(),
+    );
+    local_store_with_hotp(&online, "nobody", "LOCAL_UNUSED", "x");
+    let offline = remote_config(
+        &[&refused_url()],
+        &format!("timeout = {TIMEOUT}\noffline = true"),
+        dir.path(),
+    );
+    let login = |cfg: &Config, counter: u64| {
+        let pass = format!("davepin{}", hotp(RFC_KEY, counter));
+        run(cfg, "dave", &mut ScriptedConv::answers(&[("PIN: ", &pass)]))
+    };
+    let counters = || -> Vec<u64> {
+        let store = tessera_engine::store::SqliteStore::open(&online.store.path, 2000).unwrap();
+        use tessera_engine::store::Store;
+        let values = store.offline_values("dave", "").unwrap();
+        assert!(values.iter().all(|v| v.serial == SERIAL));
+        values.iter().map(|v| v.counter).collect()
+    };
+
+    let out = login(&online, 0);
+    assert!(
+        out.verdict.is_accept(),
+        "{:?} {:?}",
+        out.verdict,
+        out.events
+    );
+    assert!(
+        out.events
+            .iter()
+            .any(|e| e.result == "offline" && e.reason == "4 offline values kept"),
+        "{:?}",
+        out.events
+    );
+    assert_eq!(counters(), [1, 2, 3, 4]);
+
+    // No server: counter 2 opens (1 was skipped on the device, within the window).
+    let out = login(&offline, 2);
+    assert!(
+        out.verdict.is_accept(),
+        "{:?} {:?}",
+        out.verdict,
+        out.events
+    );
+    assert!(out
+        .events
+        .iter()
+        .any(|e| e.reason.starts_with("accepted offline (counter 2")));
+    assert!(out
+        .events
+        .iter()
+        .any(|e| e.reason.starts_with("offline values not refilled")));
+    assert_eq!(counters(), [3, 4]);
+    // Neither it nor the skipped 1 opens again; without a server that is no login at all.
+    for c in [2, 1] {
+        let out = login(&offline, c);
+        assert!(!out.verdict.is_accept(), "counter {c}: {:?}", out.events);
+    }
+
+    // Back online: counter 3 is checked here first, then the server refills the 2 used.
+    let out = login(&online, 3);
+    assert!(
+        out.verdict.is_accept(),
+        "{:?} {:?}",
+        out.verdict,
+        out.events
+    );
+    assert!(
+        out.events
+            .iter()
+            .any(|e| e.reason == "3 offline values refilled"),
+        "{:?}",
+        out.events
+    );
+    assert_eq!(counters(), [4, 5, 6, 7]);
+    // The server agrees: its counter is past the values it handed out.
+    let answer = pi.admin("GET", &format!("/token/?serial={SERIAL}"), &[]);
+    let count = answer
+        .pointer("/result/value/tokens/0/count")
+        .and_then(|c| c.as_u64());
+    assert_eq!(count, Some(8), "{answer}");
+    pi.admin("DELETE", &format!("/token/{SERIAL}"), &[]);
+}
+
 // ------------------------------------------------------------------ through real libpam
 
 /// The module as `cargo test` built it (next to the test binary).

@@ -36,6 +36,52 @@ pub struct Servers {
 }
 
 impl Pi {
+    /// One call of the admin API, as the script's admin (through curl): the JSON answer.
+    pub fn admin(&self, method: &str, path: &str, fields: &[(&str, &str)]) -> serde_json::Value {
+        let auth = self.curl(
+            "POST",
+            "/auth",
+            &[("username", "admin"), ("password", "adminpw")],
+            None,
+        );
+        let token = auth
+            .pointer("/result/value/token")
+            .and_then(|t| t.as_str())
+            .unwrap_or_else(|| panic!("admin login at {}: {auth}", self.url))
+            .to_string();
+        self.curl(method, path, fields, Some(&token))
+    }
+
+    fn curl(
+        &self,
+        method: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+        token: Option<&str>,
+    ) -> serde_json::Value {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-m", "30", "-X", method]);
+        if let Some(ca) = &self.ca {
+            c.arg("--cacert").arg(ca);
+        }
+        if let Some(t) = token {
+            c.arg("-H").arg(format!("Authorization: {t}"));
+        }
+        for (k, v) in fields {
+            c.arg("--data-urlencode").arg(format!("{k}={v}"));
+        }
+        let out = c
+            .arg(format!("{}{path}", self.url))
+            .output()
+            .expect("curl (apt-get install curl)");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "{method} {path}: not JSON: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
     /// Holds alice's counter for the whole test: her HOTP codes are used in order.
     pub fn alice(&self) -> MutexGuard<'_, u64> {
         self.alice.lock().unwrap_or_else(|e| e.into_inner())

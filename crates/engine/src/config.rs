@@ -134,6 +134,10 @@ pub struct RemoteConfig {
     /// `down_for` seconds, by every login of the daemon.
     pub down_after: u32,
     pub down_for: u64,
+    /// Keep the offline values a privacyIDEA server hands out with an accepted PIN+OTP (its
+    /// `offline` machine application), and accept them first, without the server: a laptop
+    /// logs in while the server is out of reach. Needs the local store.
+    pub offline: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -353,6 +357,7 @@ impl Default for RemoteConfig {
             allow_plain_http: false,
             down_after: 3,
             down_for: 30,
+            offline: false,
         }
     }
 }

@@ -11,6 +11,7 @@
 pub mod breaker;
 pub mod client;
 pub mod dialect;
+pub mod offline;
 
 pub use crate::http::form_encode;
 pub use dialect::{Challenge, PollState, RemoteAnswer};
@@ -54,6 +55,8 @@ pub fn authenticate<C: Conversation, K: Clock, S: Store>(
         user,
         realm,
         clock,
+        store,
+        offline_items: Vec::new(),
         events: Vec::new(),
         written: 0,
     };
@@ -166,18 +169,22 @@ enum Step {
     Done(Verdict),
 }
 
-struct Run<'a, K: Clock> {
+struct Run<'a, K: Clock, S: Store> {
     cfg: &'a Config,
     login: &'a Login,
     user: String,
     realm: Option<String>,
     clock: &'a K,
+    /// The local store, where there is one: audit rows, offline values, the fallback.
+    store: Option<&'a S>,
+    /// The offline values in the server's last answer (`[remote] offline`).
+    offline_items: Vec<offline::Item>,
     events: Vec<AuditEntry>,
     /// How many of `events` are already in the audit table.
     written: usize,
 }
 
-impl<K: Clock> Run<'_, K> {
+impl<K: Clock, S: Store> Run<'_, K, S> {
     fn event(&mut self, result: &str, reason: &str, serial: &str, kind: &str) {
         self.events.push(AuditEntry {
             time: self.clock.now(),
@@ -303,8 +310,19 @@ impl<K: Clock> Run<'_, K> {
             self.event("reject", &reason, "", "");
             return Ok(End::Verdict(Verdict::Reject { reason }));
         }
+        if let Some(verdict) = self.offline_first(client, pass) {
+            return Ok(End::Verdict(verdict));
+        }
         match self.check(client, pass, None) {
-            Ok(answer) => Ok(End::Verdict(self.follow(client, answer, conv)?)),
+            Ok(answer) => {
+                // Offline values come with a PIN+OTP accepted at once (they are hashes of it).
+                let at_once = matches!(answer, RemoteAnswer::Accept { .. });
+                let verdict = self.follow(client, answer, conv)?;
+                if at_once {
+                    self.keep_offline();
+                }
+                Ok(End::Verdict(verdict))
+            }
             Err(Unreachable(why)) => Ok(End::Unreachable {
                 pass: crate::crypto::secret(pass),
                 from_authtok,
@@ -345,9 +363,17 @@ impl<K: Clock> Run<'_, K> {
             get: false,
             fields: &fields,
         };
-        client.exchange(&req, |server, status, body| {
-            parse_check(dialect, server.endpoint, status, body)
-        })
+        let keep = self.cfg.remote.offline && dialect == Dialect::Privacyidea;
+        let mut items = Vec::new();
+        let answer = client.exchange(&req, |server, status, body| {
+            let answer = parse_check(dialect, server.endpoint, status, body)?;
+            if keep && matches!(answer, RemoteAnswer::Accept { .. }) {
+                items = offline::items(body);
+            }
+            Ok(answer)
+        });
+        self.offline_items = items;
+        answer
     }
 
     /// Follows the server's answers through challenge rounds to a verdict.

@@ -4,6 +4,7 @@
 
 mod backup;
 mod group;
+mod offline;
 mod pool;
 mod schema;
 
@@ -11,6 +12,7 @@ pub use backup::{
     BackupReader, BackupSummary, BackupTarget, RestoreMode, RestoreReport, TokenChange,
 };
 pub use group::GroupWriter;
+pub use offline::{OfflineBatch, OfflineValue};
 pub use pool::{PooledStore, StorePool};
 
 use crate::error::{describe_sqlite, Error, Result};
@@ -146,7 +148,7 @@ impl AuditEntry {
         const LOG_NOTICE: u8 = 5;
         const LOG_INFO: u8 = 6;
         match self.result.as_str() {
-            "accept" | "challenge" | "ignore" | "skip" => LOG_INFO,
+            "accept" | "challenge" | "ignore" | "skip" | "offline" => LOG_INFO,
             "error" => LOG_ERR,
             "locked" | "warning" => LOG_WARNING,
             _ => LOG_NOTICE,
@@ -181,6 +183,9 @@ pub trait Store {
     /// Whether a second factor of `user` was accepted for `service` from `rhost` at or after
     /// `since` (an audit row of a token's accept: a policy's grace window).
     fn accepted_since(&self, user: &str, service: &str, rhost: &str, since: u64) -> Result<bool>;
+    /// The offline values a privacyIDEA server handed out for a user's tokens (`[remote]
+    /// offline`), lowest counter first.
+    fn offline_values(&self, user: &str, realm: &str) -> Result<Vec<OfflineValue>>;
 }
 
 /// What the engine does inside a write transaction.
@@ -226,6 +231,14 @@ pub trait StoreTx {
     /// Replaces a token's PIN hash `old` by `new` (a rehash); no change if the PIN was changed
     /// meanwhile.
     fn replace_pin_hash(&self, serial: &str, old: &str, new: &str) -> Result<()>;
+    /// Takes the offline value of `counter` (and drops those below it); `false` if it is gone
+    /// already: another login took it.
+    fn consume_offline(&self, serial: &str, counter: u64) -> Result<bool>;
+    /// Stores offline values a server handed out: in place of the token's (`replace`) or beside
+    /// them (a refill).
+    fn put_offline(&self, batch: &OfflineBatch, replace: bool) -> Result<()>;
+    /// The token a refill of `serial`'s offline values must show.
+    fn offline_refill_token(&self, serial: &str) -> Result<Option<String>>;
 }
 
 /// How long a closed challenge stays listed by `tessera challenge list --all` (seconds past its
@@ -633,6 +646,10 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn offline_values(&self, user: &str, realm: &str) -> Result<Vec<OfflineValue>> {
+        offline::values(&self.conn, user, realm)
+    }
+
     fn accepted_since(&self, user: &str, service: &str, rhost: &str, since: u64) -> Result<bool> {
         // By the time index: only the rows of the window are looked at. A token's accept has
         // its serial; pass_on_no_token's has none, and a skip is no accept.
@@ -707,6 +724,21 @@ pub(crate) struct SqliteTx<'a> {
 pub const SEND_RETENTION: u64 = 3600;
 
 impl StoreTx for SqliteTx<'_> {
+    fn consume_offline(&self, serial: &str, counter: u64) -> Result<bool> {
+        // Synced before the verdict: a value taken must stay taken after a power cut.
+        self.durable.set(true);
+        offline::consume(self.tx, serial, counter)
+    }
+
+    fn put_offline(&self, batch: &OfflineBatch, replace: bool) -> Result<()> {
+        self.durable.set(true);
+        offline::put(self.tx, batch, replace)
+    }
+
+    fn offline_refill_token(&self, serial: &str) -> Result<Option<String>> {
+        offline::refill_token(self.tx, serial)
+    }
+
     fn sends_since(&self, user: &str, realm: &str, kind: &str, since: u64) -> Result<u64> {
         let n: i64 = self
             .tx

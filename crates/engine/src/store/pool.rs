@@ -128,6 +128,10 @@ impl Store for PooledStore {
     fn accepted_since(&self, user: &str, service: &str, rhost: &str, since: u64) -> Result<bool> {
         self.reader()?.accepted_since(user, service, rhost, since)
     }
+
+    fn offline_values(&self, user: &str, realm: &str) -> Result<Vec<super::OfflineValue>> {
+        self.reader()?.offline_values(user, realm)
+    }
 }
 
 impl Drop for PooledStore {

@@ -60,4 +60,19 @@ pub const MIGRATIONS: &[&str] = &[
         serial TEXT NOT NULL
     );
     CREATE INDEX sends_user ON sends (user, realm, type, time);",
+    // 4: privacyIDEA's offline values ([remote] offline): hashes of PIN+OTP for the next
+    // counters of a remote HOTP token, and the token that refills them
+    "CREATE TABLE offline (
+        serial  TEXT NOT NULL,
+        counter INTEGER NOT NULL,
+        user    TEXT NOT NULL,
+        realm   TEXT NOT NULL,
+        hash    TEXT NOT NULL,
+        PRIMARY KEY (serial, counter)
+    );
+    CREATE INDEX offline_user ON offline (user, realm);
+    CREATE TABLE offline_refill (
+        serial      TEXT PRIMARY KEY,
+        refilltoken TEXT NOT NULL
+    );",
 ];
