@@ -246,7 +246,7 @@ pub fn refill_answer(status: u16, body: &[u8]) -> Result<Item, String> {
 /// The salt, rounds and checksum of a passlib pbkdf2-sha512 hash.
 fn parse(hash: &str) -> Option<(u32, Vec<u8>, Vec<u8>)> {
     let mut parts = hash.split('$');
-    if parts.next()? != "" || parts.next()? != "pbkdf2-sha512" {
+    if !parts.next()?.is_empty() || parts.next()? != "pbkdf2-sha512" {
         return None;
     }
     let rounds: u32 = parts.next()?.parse().ok()?;
