@@ -1,5 +1,7 @@
 //! The readers of a validation server's answers (`remote::dialect`): `parse_check` for both
-//! dialects and both endpoints, and `parse_poll`, on any HTTP status and body. The server is
+//! dialects and both endpoints, and `parse_poll`, on any HTTP status and body; and the offline
+//! values of privacyIDEA's answers (`remote::offline::items`, `refill_answer`, and `verify` on
+//! each hash they keep). The server is
 //! outside input (and may be an attacker's, or a proxy's error page): a panic would take the
 //! daemon down mid-login.
 #![no_main]
@@ -8,7 +10,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use tessera_engine::config::Dialect;
 use tessera_engine::remote::dialect::{parse_check, parse_poll, Endpoint, PollState};
-use tessera_engine::remote::RemoteAnswer;
+use tessera_engine::remote::{offline, RemoteAnswer};
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {
@@ -57,5 +59,18 @@ fuzz_target!(|i: Input<'_>| {
         Ok(PollState::Accepted) => assert_eq!(status, 200),
         Ok(_) => assert!(status < 500),
         Err(_) => {}
+    }
+    // Offline values: only pbkdf2-sha512 hashes are kept, sorted, within the caps; checking a
+    // pass against each costs at most MAX_ROUNDS rounds.
+    let items = offline::items(i.body);
+    let refill = offline::refill_answer(status, i.body);
+    for item in items.iter().chain(refill.as_ref().ok()) {
+        assert!(!item.serial.is_empty() && !item.refill_token.is_empty());
+        assert!(item.values.len() <= offline::MAX_VALUES);
+        assert!(item.values.windows(2).all(|w| w[0].0 <= w[1].0));
+        for (_, hash) in item.values.iter().take(2) {
+            assert!(hash.starts_with("$pbkdf2-sha512$"));
+            let _ = offline::verify(b"1234", hash);
+        }
     }
 });
