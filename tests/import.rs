@@ -191,6 +191,16 @@ fn a_pam_oath_users_file_keeps_counters_pins_and_the_last_totp_code() {
         "liboath wrote the last code back: {text}"
     );
 
+    // The codes used below are oathtool's.
+    assert_eq!(
+        code(RFC_KEY, 3, 6),
+        oathtool(&["--hotp", "-c", "3", &hex_key])
+    );
+    let at = format!("@{}", (step + 1) * 30);
+    assert_eq!(
+        code(bob_key, step + 1, 8),
+        oathtool(&["--totp", "-d", "8", "-N", &at, &hex(bob_key)])
+    );
     let out = import(&fx, &["--format", "oath", file.to_str().unwrap()]);
     assert!(out.contains("imported 2 token(s)"), "{out}");
     assert!(fx.store().list_tokens(Some("alice")).unwrap()[0]
