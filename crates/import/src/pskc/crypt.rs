@@ -90,7 +90,16 @@ fn bad(msg: impl Into<String>) -> ImportError {
 
 /// At most 80 characters of a value from the file, for a one-line error.
 pub(super) fn clip(s: &str) -> String {
-    s.chars().take(80).collect()
+    // Control characters escaped: an error or note is one line.
+    let mut out = String::new();
+    for c in s.chars().take(80) {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn mac_algorithm(uri: &str) -> Option<Algorithm> {
