@@ -339,6 +339,19 @@ fn offline_values_open_logins_without_the_server_and_are_refilled() {
         let pass = format!("davepin{}", hotp(RFC_KEY, counter));
         run(cfg, "dave", &mut ScriptedConv::answers(&[("PIN: ", &pass)]))
     };
+    let accepted = |out: &tessera_engine::engine::Outcome, reason: &str| {
+        assert!(
+            out.verdict.is_accept(),
+            "{:?} {:?}",
+            out.verdict,
+            out.events
+        );
+        assert!(
+            out.events.iter().any(|e| e.reason.starts_with(reason)),
+            "no event {reason:?}: {:?}",
+            out.events
+        );
+    };
     let counters = || -> Vec<u64> {
         let store = tessera_engine::store::SqliteStore::open(&online.store.path, 2000).unwrap();
         use tessera_engine::store::Store;
@@ -347,38 +360,13 @@ fn offline_values_open_logins_without_the_server_and_are_refilled() {
         values.iter().map(|v| v.counter).collect()
     };
 
-    let out = login(&online, 0);
-    assert!(
-        out.verdict.is_accept(),
-        "{:?} {:?}",
-        out.verdict,
-        out.events
-    );
-    assert!(
-        out.events
-            .iter()
-            .any(|e| e.result == "offline" && e.reason == "4 offline values kept"),
-        "{:?}",
-        out.events
-    );
+    accepted(&login(&online, 0), "4 offline values kept");
     assert_eq!(counters(), [1, 2, 3, 4]);
 
     // No server: counter 2 opens (1 was skipped on the device, within the window).
     let out = login(&offline, 2);
-    assert!(
-        out.verdict.is_accept(),
-        "{:?} {:?}",
-        out.verdict,
-        out.events
-    );
-    assert!(out
-        .events
-        .iter()
-        .any(|e| e.reason.starts_with("accepted offline (counter 2")));
-    assert!(out
-        .events
-        .iter()
-        .any(|e| e.reason.starts_with("offline values not refilled")));
+    accepted(&out, "accepted offline (counter 2");
+    accepted(&out, "offline values not refilled");
     assert_eq!(counters(), [3, 4]);
     // Neither it nor the skipped 1 opens again; without a server that is no login at all.
     for c in [2, 1] {
@@ -387,20 +375,7 @@ fn offline_values_open_logins_without_the_server_and_are_refilled() {
     }
 
     // Back online: counter 3 is checked here first, then the server refills the 2 used.
-    let out = login(&online, 3);
-    assert!(
-        out.verdict.is_accept(),
-        "{:?} {:?}",
-        out.verdict,
-        out.events
-    );
-    assert!(
-        out.events
-            .iter()
-            .any(|e| e.reason == "3 offline values refilled"),
-        "{:?}",
-        out.events
-    );
+    accepted(&login(&online, 3), "3 offline values refilled");
     assert_eq!(counters(), [4, 5, 6, 7]);
     // The server agrees: its counter is past the values it handed out.
     let answer = pi.admin("GET", &format!("/token/?serial={SERIAL}"), &[]);

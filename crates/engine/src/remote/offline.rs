@@ -88,25 +88,17 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
                 ("pass", pass),
             ],
         };
-        let item = match client.exchange(&req, |_, status, body| refill_answer(status, body)) {
-            Ok(item) if item.serial == serial => item,
-            Ok(item) => {
-                let why = format!("the server refilled {} instead", item.serial);
-                self.event(
-                    "warning",
-                    &format!("offline values not refilled: {why}"),
-                    serial,
-                    "hotp",
-                );
-                return;
-            }
-            Err(Unreachable(why)) => {
-                self.event(
-                    "warning",
-                    &format!("offline values not refilled: {why}"),
-                    serial,
-                    "hotp",
-                );
+        let answer = client.exchange(&req, |_, status, body| refill_answer(status, body));
+        let item = match answer {
+            Ok(item) if item.serial == serial => Ok(item),
+            Ok(item) => Err(format!("the server refilled {} instead", item.serial)),
+            Err(Unreachable(why)) => Err(why),
+        };
+        let item = match item {
+            Ok(item) => item,
+            Err(why) => {
+                let reason = format!("offline values not refilled: {why}");
+                self.event("warning", &reason, serial, "hotp");
                 return;
             }
         };
