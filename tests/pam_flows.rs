@@ -289,7 +289,7 @@ fn a_challenge_left_open_by_a_cut_off_login_is_expired_by_the_next_one() {
         realm: fx.token("H1").realm,
         created: now() - 600,
         expires: now() - 480,
-        state: "open".into(),
+        state: tessera_engine::store::ChallengeState::Open,
         data: None,
     };
     fx.store().write(|tx| tx.insert_challenge(&stale)).unwrap();
@@ -302,7 +302,7 @@ fn a_challenge_left_open_by_a_cut_off_login_is_expired_by_the_next_one() {
     let states: Vec<(String, String)> = fx
         .challenges()
         .into_iter()
-        .map(|c| (c.transaction_id, c.state))
+        .map(|c| (c.transaction_id, c.state.to_string()))
         .collect();
     assert!(
         states.contains(&("00000000000000000001".into(), "expired".into())),

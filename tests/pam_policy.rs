@@ -13,7 +13,7 @@ const DENY: &str = "auth required pam_deny.so";
 fn audit_reasons(fx: &Fixture) -> Vec<(String, String)> {
     fx.audit()
         .into_iter()
-        .map(|e| (e.result, e.reason))
+        .map(|e| (e.result.to_string(), e.reason))
         .collect()
 }
 

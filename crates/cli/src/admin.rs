@@ -7,7 +7,7 @@ use tessera_engine::crypto::StoreKey;
 use tessera_engine::engine::{self, Clock, SystemClock};
 use tessera_engine::error::Error;
 use tessera_engine::fsperm;
-use tessera_engine::store::SqliteStore;
+use tessera_engine::store::{ChallengeState, SqliteStore};
 use tessera_engine::sys;
 
 /// Creates what is missing: the store (0600, its directory 0700, schema migrated) and the key
@@ -105,10 +105,10 @@ pub fn challenge_list(cfg: &Config, all: bool, json: bool) -> CliResult<()> {
         "STATE",
     ]);
     for c in rows {
-        let state = if c.state == "open" && c.expires <= now {
+        let state = if c.state == ChallengeState::Open && c.expires <= now {
             "open, expired".to_string()
         } else {
-            c.state.clone()
+            c.state.to_string()
         };
         t.row(vec![
             c.transaction_id,
@@ -144,7 +144,7 @@ pub fn audit(cfg: &Config, user: Option<&str>, limit: u32, json: bool) -> CliRes
     for e in rows {
         t.row(vec![
             output::time(e.time),
-            e.result,
+            e.result.to_string(),
             e.user,
             dash(e.realm),
             dash(e.serial),

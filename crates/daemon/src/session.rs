@@ -143,7 +143,7 @@ fn refuse_caller<C: Channel>(
         service: login.service.clone(),
         rhost: login.rhost.clone(),
         user: login.user.clone(),
-        result: "reject".into(),
+        result: tessera_engine::store::AuditResult::Reject,
         reason: why.into(),
         ..AuditEntry::default()
     };

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::policy::{self, Action, Who};
 use crate::remote::breaker::Breaker;
 use crate::remote::client::Link;
-use crate::store::AuditEntry;
+use crate::store::{AuditEntry, AuditResult};
 use crate::store::{PooledStore, SqliteStore, Store, StorePool};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -205,10 +205,10 @@ fn apply_policy<R: Resources>(
                 d.grace,
                 d.describe()
             );
-            ("skip", why)
+            (AuditResult::Skip, why)
         }
-        Action::Skip => ("skip", format!("skipped by {}", d.describe())),
-        Action::Deny => ("reject", format!("denied by {}", d.describe())),
+        Action::Skip => (AuditResult::Skip, format!("skipped by {}", d.describe())),
+        Action::Deny => (AuditResult::Reject, format!("denied by {}", d.describe())),
     };
     let verdict = match d.action {
         Action::Deny => Verdict::Reject {
@@ -223,7 +223,7 @@ fn apply_policy<R: Resources>(
         service: login.service.clone(),
         rhost: login.rhost.clone(),
         user: who.user,
-        result: result.into(),
+        result,
         reason,
         ..AuditEntry::default()
     };

@@ -9,7 +9,7 @@ pub use local::LocalEngine;
 use crate::config::{Config, OtpPin};
 use crate::crypto::{Secret, StoreKey};
 use crate::error::Error;
-use crate::store::{AuditEntry, SqliteStore};
+use crate::store::{AuditEntry, AuditResult, SqliteStore};
 
 /// How the engine talks to the user.
 pub trait Conversation {
@@ -133,7 +133,7 @@ impl Outcome {
             service: login.service.clone(),
             rhost: login.rhost.clone(),
             user: login.user.clone(),
-            result: "error".into(),
+            result: AuditResult::Error,
             reason: e.to_string(),
             ..AuditEntry::default()
         };

@@ -22,7 +22,7 @@ use crate::engine::{
     ask, first_prompt, Clock, Conversation, LocalEngine, Login, Options, Outcome, Verdict,
 };
 use crate::error::{Error, Result};
-use crate::store::{AuditEntry, Store};
+use crate::store::{AuditEntry, AuditResult, Store};
 use client::{Client, Request, Unreachable};
 use dialect::{error_is_rejection, parse_check, parse_poll};
 use std::time::{Duration, Instant};
@@ -66,17 +66,17 @@ pub fn authenticate<C: Conversation, K: Clock, S: Store>(
             match run.start(&mut client, opts, conv) {
                 Ok(end) => end,
                 Err(Error::Conversation(m)) => {
-                    run.event("error", &format!("conversation: {m}"), "", "");
+                    run.event(AuditResult::Error, &format!("conversation: {m}"), "", "");
                     End::Verdict(Verdict::ConversationFailed(m))
                 }
                 Err(e) => {
-                    run.event("error", &e.to_string(), "", "");
+                    run.event(AuditResult::Error, &e.to_string(), "", "");
                     End::Verdict(Verdict::Unavailable(e))
                 }
             }
         }
         Err(e) => {
-            run.event("error", &e.to_string(), "", "");
+            run.event(AuditResult::Error, &e.to_string(), "", "");
             End::Verdict(Verdict::Unavailable(e))
         }
     };
@@ -88,12 +88,17 @@ pub fn authenticate<C: Conversation, K: Clock, S: Store>(
             why,
         } => match cfg.remote.fallback {
             Fallback::Fail => {
-                run.event("error", &format!("no server answered: {why}"), "", "");
+                run.event(
+                    AuditResult::Error,
+                    &format!("no server answered: {why}"),
+                    "",
+                    "",
+                );
                 Verdict::Unavailable(Error::Remote(format!("no server answered: {why}")))
             }
             Fallback::Local => {
                 run.event(
-                    "error",
+                    AuditResult::Error,
                     &format!("no server answered: {why}; falling back to the local store"),
                     "",
                     "",
@@ -185,7 +190,7 @@ struct Run<'a, K: Clock, S: Store> {
 }
 
 impl<K: Clock, S: Store> Run<'_, K, S> {
-    fn event(&mut self, result: &str, reason: &str, serial: &str, kind: &str) {
+    fn event(&mut self, result: AuditResult, reason: &str, serial: &str, kind: &str) {
         self.events.push(AuditEntry {
             time: self.clock.now(),
             service: self.login.service.clone(),
@@ -194,7 +199,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             realm: self.realm.clone().unwrap_or_default(),
             serial: serial.into(),
             kind: kind.into(),
-            result: result.into(),
+            result,
             reason: reason.into(),
         });
     }
@@ -215,7 +220,12 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
         });
         self.written = self.events.len();
         if let Err(e) = res {
-            self.event("error", &format!("audit rows not written: {e}"), "", "");
+            self.event(
+                AuditResult::Error,
+                &format!("audit rows not written: {e}"),
+                "",
+                "",
+            );
             self.written = self.events.len();
         }
     }
@@ -230,7 +240,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             .collect();
         if !insecure.is_empty() {
             self.event(
-                "warning",
+                AuditResult::Warning,
                 &format!(
                     "[remote] verify_tls = false: the certificate of {} is not checked, \
                      anyone on the path can read PINs and OTPs",
@@ -248,7 +258,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             .collect();
         if !clear.is_empty() {
             self.event(
-                "warning",
+                AuditResult::Warning,
                 &format!(
                     "PINs and OTPs go unencrypted (plain http) to {}",
                     clear.join(", ")
@@ -278,7 +288,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
                 }
                 None if opts.use_first_pass => {
                     let reason = "use_first_pass: no password from an earlier module";
-                    self.event("reject", reason, "", "");
+                    self.event(AuditResult::Reject, reason, "", "");
                     return Ok(End::Verdict(Verdict::Reject {
                         reason: reason.into(),
                     }));
@@ -300,14 +310,14 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
         if !crate::engine::valid_user_name(&self.user) {
             // Not sent: no server has such a user. It fails like any unknown user.
             let reason = "user name can't be looked up (empty, too long or control characters)";
-            self.event("reject", reason, "", "");
+            self.event(AuditResult::Reject, reason, "", "");
             return Ok(End::Verdict(Verdict::Reject {
                 reason: reason.into(),
             }));
         }
         if pass.len() > MAX_PASS_LEN {
             let reason = format!("pass longer than {MAX_PASS_LEN} bytes");
-            self.event("reject", &reason, "", "");
+            self.event(AuditResult::Reject, &reason, "", "");
             return Ok(End::Verdict(Verdict::Reject { reason }));
         }
         if let Some(verdict) = self.offline_first(client, pass) {
@@ -394,7 +404,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
                     message,
                 } => {
                     let reason = format!("accepted by {server}{}", detail(&message));
-                    self.event("accept", &reason, &serial, &kind);
+                    self.event(AuditResult::Accept, &reason, &serial, &kind);
                     return Ok(Verdict::Accept { serial });
                 }
                 RemoteAnswer::Reject {
@@ -407,20 +417,20 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
                         .to_ascii_lowercase()
                         .contains("failcounter exceeded")
                     {
-                        self.event("locked", &reason, &serial, &kind);
+                        self.event(AuditResult::Locked, &reason, &serial, &kind);
                         return Ok(Verdict::Locked { serial });
                     }
-                    self.event("reject", &reason, &serial, &kind);
+                    self.event(AuditResult::Reject, &reason, &serial, &kind);
                     return Ok(Verdict::Reject { reason });
                 }
                 RemoteAnswer::Error { code, message } => {
                     let code_text = code.map_or("-".to_string(), |c| c.to_string());
                     let reason = format!("{server} error {code_text}{}", detail(&message));
                     if error_is_rejection(self.cfg.remote.dialect, code) {
-                        self.event("reject", &reason, "", "");
+                        self.event(AuditResult::Reject, &reason, "", "");
                         return Ok(Verdict::Reject { reason });
                     }
-                    self.event("error", &reason, "", "");
+                    self.event(AuditResult::Error, &reason, "", "");
                     return Ok(Verdict::Unavailable(Error::Remote(reason)));
                 }
                 RemoteAnswer::Challenge(ch) => {
@@ -429,12 +439,12 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
                     if rounds >= MAX_ROUNDS {
                         let reason =
                             format!("{server} still challenging after {MAX_ROUNDS} answers");
-                        self.event("reject", &reason, &serials, &kinds);
+                        self.event(AuditResult::Reject, &reason, &serials, &kinds);
                         return Ok(Verdict::Reject { reason });
                     }
                     rounds += 1;
                     self.event(
-                        "challenge",
+                        AuditResult::Challenge,
                         &format!(
                             "challenge from {server}, transaction {}{}",
                             ch.transaction_id,
@@ -469,7 +479,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             if !(ch.poll() && answer.is_empty()) {
                 if answer.len() > MAX_PASS_LEN {
                     let reason = format!("answer longer than {MAX_PASS_LEN} bytes");
-                    self.event("reject", &reason, "", "");
+                    self.event(AuditResult::Reject, &reason, "", "");
                     return Ok(Step::Done(Verdict::Reject { reason }));
                 }
                 let r = self.check(client, &answer, Some(&ch.transaction_id));
@@ -486,13 +496,13 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             };
             match client.exchange(&req, |_, status, body| parse_poll(status, body)) {
                 Err(Unreachable(why)) => {
-                    self.event("error", &format!("polling: {why}"), "", "");
+                    self.event(AuditResult::Error, &format!("polling: {why}"), "", "");
                     return Ok(Step::Done(Verdict::Unavailable(Error::Remote(why))));
                 }
                 Ok(PollState::Accepted) => break,
                 Ok(PollState::Refused(status)) => {
                     let reason = format!("push {status} on the phone");
-                    self.event("reject", &reason, &ch.serials.join(","), "push");
+                    self.event(AuditResult::Reject, &reason, &ch.serials.join(","), "push");
                     return Ok(Step::Done(Verdict::Reject { reason }));
                 }
                 Ok(PollState::Pending) => {
@@ -501,7 +511,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
                             "push not confirmed within push_timeout ({} s)",
                             self.cfg.remote.push_timeout
                         );
-                        self.event("reject", &reason, &ch.serials.join(","), "push");
+                        self.event(AuditResult::Reject, &reason, &ch.serials.join(","), "push");
                         return Ok(Step::Done(Verdict::Reject { reason }));
                     }
                     std::thread::sleep(POLL_INTERVAL);
@@ -520,7 +530,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             Ok(a) => Step::Answer(a),
             Err(Unreachable(why)) => {
                 let why = format!("no server answered: {why}");
-                self.event("error", &why, "", "");
+                self.event(AuditResult::Error, &why, "", "");
                 Step::Done(Verdict::Unavailable(Error::Remote(why)))
             }
         }

@@ -11,7 +11,7 @@ use super::client::{Client, Request, Unreachable};
 use super::Run;
 use crate::crypto::ct_eq;
 use crate::engine::{Clock, Verdict};
-use crate::store::{OfflineBatch, OfflineValue, Store};
+use crate::store::{AuditResult, OfflineBatch, OfflineValue, Store};
 use serde_json::Value;
 
 impl<K: Clock, S: Store> Run<'_, K, S> {
@@ -28,7 +28,12 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
         let values = match store.offline_values(&self.user, &realm) {
             Ok(v) => v,
             Err(e) => {
-                self.event("error", &format!("offline values not read: {e}"), "", "");
+                self.event(
+                    AuditResult::Error,
+                    &format!("offline values not read: {e}"),
+                    "",
+                    "",
+                );
                 return None;
             }
         };
@@ -47,7 +52,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
                     "accepted offline (counter {}, {left} offline values left)",
                     found.counter
                 );
-                self.event("accept", &reason, &found.serial, "hotp");
+                self.event(AuditResult::Accept, &reason, &found.serial, "hotp");
                 if let Some(t) = refill_token {
                     self.refill(client, store, &found.serial, &t, pass, &realm);
                 }
@@ -57,11 +62,16 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             }
             Ok((false, _)) => {
                 let reason = "offline value already used (replayed)".to_string();
-                self.event("reject", &reason, &found.serial, "hotp");
+                self.event(AuditResult::Reject, &reason, &found.serial, "hotp");
                 Some(Verdict::Reject { reason })
             }
             Err(e) => {
-                self.event("error", &format!("offline value not taken: {e}"), "", "");
+                self.event(
+                    AuditResult::Error,
+                    &format!("offline value not taken: {e}"),
+                    "",
+                    "",
+                );
                 Some(Verdict::Unavailable(e))
             }
         }
@@ -98,7 +108,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             Ok(item) => item,
             Err(why) => {
                 let reason = format!("offline values not refilled: {why}");
-                self.event("warning", &reason, serial, "hotp");
+                self.event(AuditResult::Warning, &reason, serial, "hotp");
                 return;
             }
         };
@@ -106,13 +116,13 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
         let batch = self.batch(item, realm);
         match store.write(|tx| tx.put_offline(&batch, false)) {
             Ok(()) => self.event(
-                "offline",
+                AuditResult::Offline,
                 &format!("{n} offline values refilled"),
                 serial,
                 "hotp",
             ),
             Err(e) => self.event(
-                "error",
+                AuditResult::Error,
                 &format!("offline values not kept: {e}"),
                 serial,
                 "hotp",
@@ -129,7 +139,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
         }
         let Some(store) = self.store else {
             self.event(
-                "warning",
+                AuditResult::Warning,
                 "offline values not kept: no local store (run `tessera init`)",
                 "",
                 "",
@@ -142,13 +152,13 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             let batch = self.batch(item, &realm);
             match store.write(|tx| tx.put_offline(&batch, true)) {
                 Ok(()) => self.event(
-                    "offline",
+                    AuditResult::Offline,
                     &format!("{n} offline values kept"),
                     &serial,
                     "hotp",
                 ),
                 Err(e) => self.event(
-                    "error",
+                    AuditResult::Error,
                     &format!("offline values not kept: {e}"),
                     &serial,
                     "hotp",

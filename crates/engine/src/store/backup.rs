@@ -606,14 +606,15 @@ impl SqliteStore {
         };
         tx.execute(
             "INSERT INTO audit (time, service, rhost, user, realm, serial, type, result, reason) \
-             VALUES (?1, 'tessera', '', '', '', '', '', 'restore', ?2)",
+             VALUES (?1, 'tessera', '', '', '', '', '', ?3, ?2)",
             params![
                 now as i64,
                 cap(&format!(
                     "restored from {}{forced}: {}",
                     backup.path.display(),
                     report.summary()
-                ))
+                )),
+                super::AuditResult::Restore.as_str(),
             ],
         )?;
         tx.commit()?;

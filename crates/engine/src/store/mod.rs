@@ -7,6 +7,7 @@ mod group;
 mod offline;
 mod pool;
 mod schema;
+mod states;
 
 pub use backup::{
     BackupReader, BackupSummary, BackupTarget, RestoreMode, RestoreReport, TokenChange,
@@ -14,6 +15,7 @@ pub use backup::{
 pub use group::GroupWriter;
 pub use offline::{OfflineBatch, OfflineValue};
 pub use pool::{PooledStore, StorePool};
+pub use states::{AuditResult, ChallengeState};
 
 use crate::error::{describe_sqlite, Error, Result};
 use crate::tokens::{Algorithm, TokenParams, TokenType, MAX_COUNTER};
@@ -118,8 +120,7 @@ pub struct ChallengeRecord {
     pub realm: String,
     pub created: u64,
     pub expires: u64,
-    /// `open`, `answered` or `failed`.
-    pub state: String,
+    pub state: ChallengeState,
     #[serde(skip)]
     pub data: Option<Vec<u8>>,
 }
@@ -135,24 +136,21 @@ pub struct AuditEntry {
     pub serial: String,
     #[serde(rename = "type")]
     pub kind: String,
-    pub result: String,
+    pub result: AuditResult,
     pub reason: String,
 }
 
+/// A row built field by field (`..AuditEntry::default()`) says what it is; until then, an error.
+impl Default for AuditResult {
+    fn default() -> Self {
+        AuditResult::Error
+    }
+}
+
 impl AuditEntry {
-    /// Its syslog priority: info for what went as it should, notice for refusals, warning for
-    /// locks and warnings, err for errors.
+    /// Its syslog priority (see [`AuditResult::priority`]).
     pub fn priority(&self) -> u8 {
-        const LOG_ERR: u8 = 3;
-        const LOG_WARNING: u8 = 4;
-        const LOG_NOTICE: u8 = 5;
-        const LOG_INFO: u8 = 6;
-        match self.result.as_str() {
-            "accept" | "challenge" | "ignore" | "skip" | "offline" => LOG_INFO,
-            "error" => LOG_ERR,
-            "locked" | "warning" => LOG_WARNING,
-            _ => LOG_NOTICE,
-        }
+        self.result.priority()
     }
 
     /// The entry as one syslog line; every field capped and escaped, so odd bytes can't forge
@@ -208,7 +206,7 @@ pub trait StoreTx {
     /// The rows of a transaction that are still open.
     fn open_challenges(&self, transaction_id: &str) -> Result<Vec<ChallengeRecord>>;
     /// Closes every row of a transaction with `state`.
-    fn close_challenges(&self, transaction_id: &str, state: &str) -> Result<()>;
+    fn close_challenges(&self, transaction_id: &str, state: ChallengeState) -> Result<()>;
     /// Marks open challenges whose time has passed as expired (a login that was cut off leaves
     /// its challenge open) and deletes closed rows a day past their expiry.
     fn expire_challenges(&self, now: u64) -> Result<()>;
@@ -311,6 +309,15 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
     })
 }
 
+/// A column that holds one of a closed set of words ([`states`]).
+fn word<T>(r: &Row<'_>, i: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    parse(&text).ok_or_else(|| {
+        let m = format!("unknown word {text:?}");
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, m.into())
+    })
+}
+
 fn challenge_from_row(r: &Row<'_>) -> rusqlite::Result<ChallengeRecord> {
     Ok(ChallengeRecord {
         transaction_id: r.get(0)?,
@@ -319,7 +326,7 @@ fn challenge_from_row(r: &Row<'_>) -> rusqlite::Result<ChallengeRecord> {
         realm: r.get(3)?,
         created: r.get::<_, i64>(4)? as u64,
         expires: r.get::<_, i64>(5)? as u64,
-        state: r.get(6)?,
+        state: word(r, 6, ChallengeState::parse)?,
         data: r.get(7)?,
     })
 }
@@ -619,7 +626,7 @@ impl SqliteStore {
                 realm: r.get(4)?,
                 serial: r.get(5)?,
                 kind: r.get(6)?,
-                result: r.get(7)?,
+                result: word(r, 7, AuditResult::parse)?,
                 reason: r.get(8)?,
             })
         })?;
@@ -821,7 +828,7 @@ impl StoreTx for SqliteTx<'_> {
                 c.realm,
                 c.created as i64,
                 c.expires as i64,
-                c.state,
+                c.state.as_str(),
                 c.data
             ],
         )?;
@@ -837,12 +844,12 @@ impl StoreTx for SqliteTx<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn close_challenges(&self, transaction_id: &str, state: &str) -> Result<()> {
+    fn close_challenges(&self, transaction_id: &str, state: ChallengeState) -> Result<()> {
         self.durable.set(true);
         self.tx.execute(
             // A closed challenge's data (a sealed OTP) is of no use any more: drop it.
             "UPDATE challenges SET state = ?2, data = NULL WHERE transaction_id = ?1 AND state = 'open'",
-            params![transaction_id, state],
+            params![transaction_id, state.as_str()],
         )?;
         Ok(())
     }
@@ -879,7 +886,7 @@ impl StoreTx for SqliteTx<'_> {
                 cap(&e.realm),
                 cap(&e.serial),
                 cap(&e.kind),
-                cap(&e.result),
+                e.result.as_str(),
                 cap(&e.reason)
             ],
         )?;
@@ -911,7 +918,7 @@ mod tests {
             tx.record_success("T1", counter)?;
             tx.audit(&AuditEntry {
                 time: counter,
-                result: "accept".into(),
+                result: AuditResult::Accept,
                 reason: "x".repeat(200),
                 ..AuditEntry::default()
             })
@@ -962,7 +969,7 @@ mod tests {
                     time: i * 3600,
                     user: huge.clone(),
                     rhost: huge.clone(),
-                    result: "reject".into(),
+                    result: AuditResult::Reject,
                     ..AuditEntry::default()
                 })
             })

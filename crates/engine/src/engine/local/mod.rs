@@ -4,17 +4,20 @@
 //! answer) runs inside one store write transaction that re-reads the token under the lock.
 
 use super::{
-    ask, first_prompt, new_transaction_id, resolve_user, Accounts, Clock, Conversation, Login,
-    Options, Outcome, SystemAccounts, Verdict,
+    ask, first_prompt, resolve_user, Accounts, Clock, Conversation, Login, Options, Outcome,
+    SystemAccounts, Verdict,
 };
 use crate::config::{Config, OtpPin};
 use crate::crypto::{
     burn_pin_check, check_pin, ct_eq, hash_pin, Pepper, PinCheck, Secret, StoreKey,
 };
-use crate::delivery::{Channel, Configured, Courier, OutOfBand};
+use crate::delivery::Courier;
 use crate::error::{Error, Result};
-use crate::store::{AuditEntry, ChallengeRecord, Store, StoreTx, TokenRecord};
-use crate::tokens::{self, foureyes, CheckContext, Token, TokenType};
+use crate::store::{AuditEntry, AuditResult, ChallengeState, Store, StoreTx, TokenRecord};
+use crate::tokens::{self, CheckContext, Token, TokenType};
+
+mod challenge;
+mod four_eyes;
 
 /// Longer passes are refused before any work: no PIN+OTP is this long, and hashing megabytes
 /// per token would let one login hold the store.
@@ -49,14 +52,6 @@ struct Candidate<'c> {
     data: Option<Secret>,
 }
 
-/// A challenge about to be opened: the token, the sealed data, what the message shows.
-struct Opened {
-    token: TokenRecord,
-    data: Option<Vec<u8>>,
-    question: Option<String>,
-    expires: u64,
-}
-
 /// The associated data that binds a challenge's sealed data to its transaction and token.
 fn challenge_aad(transaction_id: &str, serial: &str) -> String {
     format!("challenge\n{transaction_id}\n{serial}")
@@ -79,11 +74,31 @@ struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
+    fn accept(&mut self, now: u64, token: &TokenRecord, reason: &str) -> AuditEntry {
+        self.event(now, Some(token), AuditResult::Accept, reason)
+    }
+
+    fn reject(&mut self, now: u64, token: Option<&TokenRecord>, reason: &str) -> AuditEntry {
+        self.event(now, token, AuditResult::Reject, reason)
+    }
+
+    fn error(&mut self, now: u64, token: Option<&TokenRecord>, reason: &str) -> AuditEntry {
+        self.event(now, token, AuditResult::Error, reason)
+    }
+
+    fn challenge(&mut self, now: u64, token: &TokenRecord, reason: &str) -> AuditEntry {
+        self.event(now, Some(token), AuditResult::Challenge, reason)
+    }
+
+    fn passed_over(&mut self, now: u64, token: &TokenRecord, why: PassedOver) -> AuditEntry {
+        self.event(now, Some(token), why.result(), why.reason())
+    }
+
     fn event(
         &mut self,
         now: u64,
         token: Option<&TokenRecord>,
-        result: &str,
+        result: AuditResult,
         reason: &str,
     ) -> AuditEntry {
         let e = AuditEntry {
@@ -94,11 +109,39 @@ impl Attempt<'_> {
             realm: self.realm.clone(),
             serial: token.map(|t| t.serial.clone()).unwrap_or_default(),
             kind: token.map(|t| t.kind.name().to_string()).unwrap_or_default(),
-            result: result.into(),
+            result,
             reason: reason.into(),
         };
         self.events.push(e.clone());
         e
+    }
+}
+
+/// Why a token is passed over before its OTP (or its PIN alone) is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PassedOver {
+    Disabled,
+    /// Its fail counter reached `max_fail` (and `fail_clear_timeout` has not passed).
+    Locked,
+    /// The PIN alone, for a type that opens no challenge (in this config).
+    NoChallenge,
+}
+
+impl PassedOver {
+    /// The reason in the audit row (and the verdict's).
+    fn reason(self) -> &'static str {
+        match self {
+            PassedOver::Disabled => "token disabled",
+            PassedOver::Locked => "token locked: too many failures",
+            PassedOver::NoChallenge => "PIN alone, but this token type does no challenge response",
+        }
+    }
+
+    fn result(self) -> AuditResult {
+        match self {
+            PassedOver::Locked => AuditResult::Locked,
+            PassedOver::Disabled | PassedOver::NoChallenge => AuditResult::Reject,
+        }
     }
 }
 
@@ -182,17 +225,12 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         let verdict = match self.run(&mut at, opts, conv) {
             Ok(v) => v,
             Err(Error::Conversation(m)) => {
-                let e = at.event(
-                    self.clock.now(),
-                    None,
-                    "error",
-                    &format!("conversation: {m}"),
-                );
+                let e = at.error(self.clock.now(), None, &format!("conversation: {m}"));
                 self.audit_error(&e);
                 Verdict::ConversationFailed(m)
             }
             Err(err) => {
-                let e = at.event(self.clock.now(), None, "error", &err.to_string());
+                let e = at.error(self.clock.now(), None, &err.to_string());
                 // A store that failed (busy, corrupt, full) can't take the row either.
                 if !matches!(err, Error::Store(_)) {
                     self.audit_error(&e);
@@ -276,10 +314,11 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             let now = self.clock.now();
             return self.store.write(|tx| {
                 if self.cfg.auth.pass_on_no_token {
-                    tx.audit(&at.event(now, None, "accept", "no token: pass_on_no_token"))?;
+                    let why = "no token: pass_on_no_token";
+                    tx.audit(&at.event(now, None, AuditResult::Accept, why))?;
                     Ok(Verdict::PassOnNoToken)
                 } else {
-                    tx.audit(&at.event(now, None, "ignore", "no token: nullok"))?;
+                    tx.audit(&at.event(now, None, AuditResult::Ignore, "no token: nullok"))?;
                     Ok(Verdict::NoToken)
                 }
             });
@@ -301,7 +340,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                     let now = self.clock.now();
                     return self.store.write(|tx| {
                         let reason = "use_first_pass: no password from an earlier module";
-                        tx.audit(&at.event(now, None, "reject", reason))?;
+                        tx.audit(&at.reject(now, None, reason))?;
                         Ok(Verdict::Reject {
                             reason: reason.into(),
                         })
@@ -418,7 +457,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                     // written by an older version, a hand-edited row) matches nothing; the
                     // login goes on with the other tokens, and the reason is logged each time.
                     let why = format!("token {} can't be used: {e}", t.serial);
-                    let row = at.event(self.clock.now(), Some(t), "error", &why);
+                    let row = at.error(self.clock.now(), Some(t), &why);
                     self.audit_error(&row);
                     burn_pin_check(pass, &self.pepper);
                     burn_pin_check(pass, &self.pepper);
@@ -460,7 +499,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
     ) -> Result<Verdict> {
         let ctx = self.context(now);
         self.store.write(|tx| {
-            let mut refusals: Vec<(TokenRecord, &str)> = Vec::new();
+            let mut passed: Vec<(TokenRecord, PassedOver)> = Vec::new();
             let mut checked = Vec::new();
             for cand in candidates {
                 let (serial, otp) = (cand.serial, cand.otp);
@@ -468,12 +507,8 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 if t.user != at.user || t.realm != at.realm {
                     continue;
                 }
-                if !t.active {
-                    refusals.push((t, "token disabled"));
-                    continue;
-                }
-                if self.locked(tx, &t, now)? {
-                    refusals.push((t, "token locked: too many failures"));
+                if let Some(why) = self.passed_over(tx, &t, now)? {
+                    passed.push((t, why));
                     continue;
                 }
                 let logic = self.logic(&t)?;
@@ -491,14 +526,14 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 if let Some(counter) = result {
                     tx.record_success(&t.serial, counter)?;
                     if let Some(id) = transaction {
-                        tx.close_challenges(id, "answered")?;
+                        tx.close_challenges(id, ChallengeState::Answered)?;
                     }
                     let reason = if transaction.is_some() {
                         "challenge answered"
                     } else {
                         "PIN and OTP matched"
                     };
-                    tx.audit(&at.event(now, Some(&t), "accept", reason))?;
+                    tx.audit(&at.accept(now, &t, reason))?;
                     return Ok(Verdict::Accept { serial: t.serial });
                 }
                 // A type that can tell a used code from a wrong one says so in the audit.
@@ -508,464 +543,29 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 checked.push((t, why));
             }
             if let Some(id) = transaction {
-                tx.close_challenges(id, "failed")?;
+                tx.close_challenges(id, ChallengeState::Failed)?;
             }
             for (t, why) in &checked {
                 tx.record_failure(&t.serial, now)?;
-                tx.audit(&at.event(now, Some(t), "reject", why))?;
+                tx.audit(&at.reject(now, Some(t), why))?;
             }
-            let locked = refusals
+            let locked = passed
                 .iter()
-                .find(|(_, why)| why.starts_with("token locked"))
+                .find(|(_, why)| *why == PassedOver::Locked)
                 .map(|(t, _)| t.serial.clone());
-            for (t, why) in &refusals {
-                let result = if why.starts_with("token locked") {
-                    "locked"
-                } else {
-                    "reject"
-                };
-                tx.audit(&at.event(now, Some(t), result, why))?;
+            for (t, why) in &passed {
+                tx.audit(&at.passed_over(now, t, *why))?;
             }
             Ok(match (checked.is_empty(), locked) {
                 (true, Some(serial)) => Verdict::Locked { serial },
-                (true, None) if !refusals.is_empty() => Verdict::Reject {
-                    reason: refusals[0].1.into(),
+                (true, None) if !passed.is_empty() => Verdict::Reject {
+                    reason: passed[0].1.reason().into(),
                 },
                 _ => Verdict::Reject {
                     reason: "wrong OTP or OTP already used".into(),
                 },
             })
         })
-    }
-
-    /// The PIN alone: `spass` accepts; challenge-response tokens open one challenge each under
-    /// one transaction id and ask for the OTP; other tokens fail. E-mail and SMS OTPs are sent
-    /// before any challenge row is written: a failed delivery leaves no open challenge. A send
-    /// past `[email]`/`[sms] max_per_hour` is not made: the user is told, the token opens no
-    /// challenge (the others still do).
-    fn pin_only(
-        &self,
-        at: &mut Attempt,
-        candidates: &[&TokenRecord],
-        pin: &[u8],
-        now: u64,
-        conv: &mut impl Conversation,
-    ) -> Result<Verdict> {
-        let transaction_id = new_transaction_id();
-        // Which tokens open a challenge. An e-mail or SMS token's send is checked against the
-        // user's hourly limit and recorded in this same transaction, so two logins at once
-        // can't both send the one OTP that is left.
-        let (chosen, limited) = self.store.write(|tx| {
-            let mut opened: Vec<(TokenRecord, Option<i64>)> = Vec::new();
-            let mut refused: Vec<(TokenRecord, &str)> = Vec::new();
-            let mut limited: Vec<(TokenRecord, String)> = Vec::new();
-            for cand in candidates {
-                let Some(t) = tx.token(&cand.serial)? else {
-                    continue;
-                };
-                if !t.active {
-                    refused.push((t, "token disabled"));
-                } else if self.locked(tx, &t, now)? {
-                    refused.push((t, "token locked: too many failures"));
-                } else if t.kind == TokenType::Spass {
-                    // Accepted: nothing will be sent for the tokens looked at before.
-                    for id in opened.iter().filter_map(|(_, send)| *send) {
-                        tx.forget_send(id)?;
-                    }
-                    tx.record_success(&t.serial, t.counter)?;
-                    tx.audit(&at.event(now, Some(&t), "accept", "PIN matched (spass)"))?;
-                    return Ok((Err(Verdict::Accept { serial: t.serial }), false));
-                } else if self.does_challenge(t.kind) {
-                    match self.reserve_send(tx, &t, now)? {
-                        Ok(send) => opened.push((t, send)),
-                        Err(why) => limited.push((t, why)),
-                    }
-                } else {
-                    refused.push((
-                        t,
-                        "PIN alone, but this token type does no challenge response",
-                    ));
-                }
-            }
-            // Not sent: no failure counted (the PIN was right), one row each.
-            for (t, why) in &limited {
-                tx.audit(&at.event(now, Some(t), "reject", why))?;
-            }
-            if opened.is_empty() {
-                let locked = refused
-                    .iter()
-                    .find(|(_, w)| w.starts_with("token locked"))
-                    .map(|(t, _)| t.serial.clone());
-                for (t, why) in &refused {
-                    if why.starts_with("PIN alone") {
-                        tx.record_failure(&t.serial, now)?;
-                    }
-                    let result = if why.starts_with("token locked") {
-                        "locked"
-                    } else {
-                        "reject"
-                    };
-                    tx.audit(&at.event(now, Some(t), result, why))?;
-                }
-                let reason = limited
-                    .first()
-                    .map(|(_, w)| w.clone())
-                    .or_else(|| refused.first().map(|(_, w)| w.to_string()))
-                    .unwrap_or_default();
-                return Ok((
-                    Err(match locked {
-                        Some(serial) => Verdict::Locked { serial },
-                        None => Verdict::Reject { reason },
-                    }),
-                    !limited.is_empty(),
-                ));
-            }
-            Ok((Ok(opened), !limited.is_empty()))
-        })?;
-        if limited {
-            let _ = conv.error(SEND_LIMIT_MESSAGE);
-        }
-        let chosen = match chosen {
-            Ok(o) => o,
-            Err(verdict) => return Ok(verdict),
-        };
-
-        // Challenge data and out-of-band delivery, outside any store transaction: a slow relay
-        // must not hold the store's write lock.
-        let mut opened: Vec<Opened> = Vec::new();
-        let mut failed: Vec<(TokenRecord, Error, Option<i64>)> = Vec::new();
-        for (t, send) in chosen {
-            match self.make_challenge(&t, pin, &transaction_id, now) {
-                Ok((data, question)) => {
-                    let validity = match t.kind {
-                        TokenType::Email => self.cfg.email.validity,
-                        TokenType::Sms => self.cfg.sms.validity,
-                        _ => self.cfg.auth.challenge_validity,
-                    };
-                    opened.push(Opened {
-                        token: t,
-                        data,
-                        question,
-                        expires: now + validity,
-                    })
-                }
-                Err(e) => failed.push((t, e, send)),
-            }
-        }
-        for (t, _, _) in &failed {
-            // The user learns that the OTP did not go out; the reason goes to the log only.
-            let how = match t.kind {
-                TokenType::Sms => "by SMS",
-                _ => "by e-mail",
-            };
-            let _ = conv.error(&format!(
-                "The OTP could not be sent {how}. Please try again later or contact your administrator."
-            ));
-        }
-        let committed = self.store.write(|tx| {
-            tx.expire_challenges(now)?;
-            for (t, e, send) in &failed {
-                // Nothing went out: it does not count against the limit.
-                if let Some(id) = send {
-                    tx.forget_send(*id)?;
-                }
-                tx.audit(&at.event(now, Some(t), "error", &format!("challenge not opened: {e}")))?;
-            }
-            if opened.is_empty() {
-                return Ok(false);
-            }
-            for o in &opened {
-                tx.insert_challenge(&ChallengeRecord {
-                    transaction_id: transaction_id.clone(),
-                    serial: o.token.serial.clone(),
-                    user: at.user.clone(),
-                    realm: at.realm.clone(),
-                    created: now,
-                    expires: o.expires,
-                    state: "open".into(),
-                    data: o.data.clone(),
-                })?;
-                tx.audit(&at.event(
-                    now,
-                    Some(&o.token),
-                    "challenge",
-                    &format!("challenge opened, transaction {transaction_id}"),
-                ))?;
-            }
-            Ok(true)
-        })?;
-        if !committed {
-            let reason = failed
-                .into_iter()
-                .next()
-                .map(|(_, e, _)| e)
-                .unwrap_or_else(|| Error::Delivery("no challenge could be opened".into()));
-            return Ok(Verdict::Unavailable(reason));
-        }
-        for o in &opened {
-            let shown = self.prompt_of(&o.token);
-            if let Some(q) = &o.question {
-                if !shown.contains("{question}") {
-                    let _ = conv.info(&format!("Challenge: {q}"));
-                }
-            }
-        }
-        let message = self.challenge_message(&opened);
-        let answer = match ask(conv, &message) {
-            Ok(a) => a,
-            Err(e) => {
-                // Nobody can answer this transaction any more: close it.
-                self.store
-                    .write(|tx| tx.close_challenges(&transaction_id, "failed"))?;
-                return Err(e);
-            }
-        };
-        self.answer_challenge(at, &transaction_id, &answer)
-    }
-
-    /// Checks an e-mail or SMS token's send against the user's `max_per_hour` (all the user's
-    /// tokens of that type, in the last hour) and records it: `Ok(Some(id))` of the recorded
-    /// send, `Ok(None)` for a type that sends nothing, `Err(why)` when the limit is reached.
-    fn reserve_send(
-        &self,
-        tx: &dyn StoreTx,
-        t: &TokenRecord,
-        now: u64,
-    ) -> Result<std::result::Result<Option<i64>, String>> {
-        let (max, what) = match t.kind {
-            TokenType::Email => (self.cfg.email.max_per_hour, "e-mail"),
-            TokenType::Sms => (self.cfg.sms.max_per_hour, "SMS"),
-            _ => return Ok(Ok(None)),
-        };
-        let kind = t.kind.name();
-        if max > 0 {
-            let since = now.saturating_sub(SEND_WINDOW);
-            let sent = tx.sends_since(&t.user, &t.realm, kind, since)?;
-            if sent >= u64::from(max) {
-                return Ok(Err(format!(
-                    "{what} not sent: {sent} sent in the last hour (max_per_hour)"
-                )));
-            }
-        }
-        Ok(Ok(Some(
-            tx.record_send(&t.user, &t.realm, kind, &t.serial, now)?,
-        )))
-    }
-
-    /// The data of one token's challenge, sealed, and the question to show; sends the OTP of
-    /// e-mail and SMS tokens.
-    fn make_challenge(
-        &self,
-        t: &TokenRecord,
-        pin: &[u8],
-        transaction_id: &str,
-        now: u64,
-    ) -> Result<(Option<Vec<u8>>, Option<String>)> {
-        let logic = self.logic(t)?;
-        let Some(ch) = logic.challenge(pin, &mut rand::rngs::OsRng)? else {
-            return Ok((None, None));
-        };
-        if let Some(otp) = &ch.otp {
-            let info = |k: &str| t.info.get(k).and_then(|v| v.as_str()).unwrap_or("");
-            let (channel, validity) = match t.kind {
-                TokenType::Sms => (
-                    Channel::Sms {
-                        phone: info("phone"),
-                    },
-                    self.cfg.sms.validity,
-                ),
-                _ => (
-                    Channel::Email {
-                        address: info("email"),
-                    },
-                    self.cfg.email.validity,
-                ),
-            };
-            let m = OutOfBand {
-                channel,
-                otp,
-                user: &t.user,
-                serial: &t.serial,
-                validity,
-                now,
-            };
-            match self.courier {
-                Some(c) => c.send(&m)?,
-                None => Configured(self.cfg).send(&m)?,
-            }
-        }
-        let sealed = self
-            .key
-            .seal(&challenge_aad(transaction_id, &t.serial), &ch.data);
-        Ok((Some(sealed), ch.question))
-    }
-
-    /// The 4eyes rule: the pass is N other users' PIN+OTP joined by the token's separator; it
-    /// succeeds when tokens of N distinct users of the token's realm accept their parts.
-    fn four_eyes(
-        &self,
-        at: &mut Attempt,
-        tokens: &[TokenRecord],
-        pass: &[u8],
-        now: u64,
-    ) -> Result<Verdict> {
-        let ctx = self.context(now);
-        let mut last = Verdict::Reject {
-            reason: "wrong PIN or unknown user".into(),
-        };
-        for t in tokens.iter().filter(|t| t.kind == TokenType::FourEyes) {
-            let policy = foureyes::Policy::from_info(&t.serial, &t.info)?;
-            let Some(parts) = policy.split(pass) else {
-                return self.fail(at, &[t], now, "4eyes: too many parts in the pass");
-            };
-            // Each part against the realm's tokens of other users: the first whose PIN matches.
-            let members: Vec<TokenRecord> = self
-                .store
-                .tokens_in_realm(&policy.realm)?
-                .into_iter()
-                .filter(|m| {
-                    m.active
-                        && m.user != at.user
-                        && matches!(
-                            m.kind,
-                            TokenType::Hotp | TokenType::Totp | TokenType::Pw | TokenType::Spass
-                        )
-                })
-                .collect();
-            let mut pairs: Vec<(&TokenRecord, Secret)> = Vec::new();
-            for part in &parts {
-                for m in &members {
-                    let Ok(logic) = self.logic(m) else { continue };
-                    let n = logic.otp_len();
-                    if part.len() < n {
-                        continue;
-                    }
-                    let (pin, otp) = part.split_at(part.len() - n);
-                    if self.pin_check(m, pin).is_right() {
-                        pairs.push((m, crate::crypto::secret(otp)));
-                        break;
-                    }
-                }
-            }
-            let verdict = self.store.write(|tx| {
-                let Some(own) = tx.token(&t.serial)? else {
-                    return Ok(None);
-                };
-                if !own.active {
-                    tx.audit(&at.event(now, Some(&own), "reject", "token disabled"))?;
-                    return Ok(Some(Verdict::Reject {
-                        reason: "token disabled".into(),
-                    }));
-                }
-                if self.locked(tx, &own, now)? {
-                    tx.audit(&at.event(
-                        now,
-                        Some(&own),
-                        "locked",
-                        "token locked: too many failures",
-                    ))?;
-                    return Ok(Some(Verdict::Locked {
-                        serial: own.serial.clone(),
-                    }));
-                }
-                let mut users: Vec<String> = Vec::new();
-                for (m, otp) in &pairs {
-                    let Some(m) = tx.token(&m.serial)? else {
-                        continue;
-                    };
-                    if !m.active || self.locked(tx, &m, now)? {
-                        continue;
-                    }
-                    let logic = self.logic(&m)?;
-                    let key = self.key.open(&m.serial, &m.sealed_key)?;
-                    match logic.check(&key, otp, m.counter, &ctx) {
-                        Some(counter) => {
-                            tx.record_success(&m.serial, counter)?;
-                            if !users.contains(&m.user) {
-                                users.push(m.user.clone());
-                            }
-                        }
-                        None => tx.record_failure(&m.serial, now)?,
-                    }
-                }
-                if users.len() >= policy.count as usize {
-                    tx.record_success(&own.serial, own.counter)?;
-                    let why = format!(
-                        "4eyes: tokens of {} users of realm {} matched",
-                        users.len(),
-                        policy.realm
-                    );
-                    tx.audit(&at.event(now, Some(&own), "accept", &why))?;
-                    Ok(Some(Verdict::Accept { serial: own.serial }))
-                } else {
-                    tx.record_failure(&own.serial, now)?;
-                    let why = policy.shortfall(users.len());
-                    tx.audit(&at.event(now, Some(&own), "reject", &why))?;
-                    Ok(Some(Verdict::Reject { reason: why }))
-                }
-            })?;
-            match verdict {
-                Some(v @ (Verdict::Accept { .. } | Verdict::Locked { .. })) => return Ok(v),
-                Some(v) => last = v,
-                None => {}
-            }
-        }
-        // privacyIDEA shows its "Only found N tokens in realm R" to the user; that tells an
-        // unauthenticated stranger who holds 4eyes tokens and names the realm. The reason goes
-        // to the log and the audit table only: the user sees a failure like any other.
-        Ok(last)
-    }
-
-    /// Checks the answer to an open transaction: the OTP alone, against its tokens only, within
-    /// `challenge_validity`. A transaction is answered once, right or wrong.
-    fn answer_challenge(
-        &self,
-        at: &mut Attempt,
-        transaction_id: &str,
-        otp: &[u8],
-    ) -> Result<Verdict> {
-        let now = self.clock.now();
-        let rows = self.store.write(|tx| {
-            let rows = tx.open_challenges(transaction_id)?;
-            if rows.is_empty() {
-                tx.audit(&at.event(
-                    now,
-                    None,
-                    "reject",
-                    "no open challenge with this transaction id",
-                ))?;
-                return Ok(Err(Verdict::Reject {
-                    reason: "no open challenge".into(),
-                }));
-            }
-            if rows.iter().all(|c| c.expires <= now) {
-                tx.close_challenges(transaction_id, "expired")?;
-                tx.audit(&at.event(now, None, "reject", "challenge expired"))?;
-                return Ok(Err(Verdict::Reject {
-                    reason: "challenge expired".into(),
-                }));
-            }
-            Ok(Ok(rows))
-        })?;
-        let rows = match rows {
-            Ok(r) => r,
-            Err(v) => return Ok(v),
-        };
-        let candidates: Vec<Candidate> = rows
-            .iter()
-            .filter(|c| c.expires > now && c.user == at.user && c.realm == at.realm)
-            .map(|c| Candidate {
-                serial: c.serial.as_str(),
-                otp,
-                // Data that does not unseal (moved to another row, other key) answers nothing.
-                data: c.data.as_deref().and_then(|d| {
-                    self.key
-                        .open(&challenge_aad(transaction_id, &c.serial), d)
-                        .ok()
-                }),
-            })
-            .collect();
-        self.check_otp(at, &candidates, now, Some(transaction_id))
     }
 
     /// Answers an open transaction outside a PAM conversation (the second step of a
@@ -990,6 +590,22 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 .challenge_response
                 .iter()
                 .any(|t| t == kind.name())
+    }
+
+    /// Why `t` is not looked at (disabled, or locked by its fail counter), if it is not.
+    fn passed_over(
+        &self,
+        tx: &dyn StoreTx,
+        t: &TokenRecord,
+        now: u64,
+    ) -> Result<Option<PassedOver>> {
+        Ok(if !t.active {
+            Some(PassedOver::Disabled)
+        } else if self.locked(tx, t, now)? {
+            Some(PassedOver::Locked)
+        } else {
+            None
+        })
     }
 
     /// Whether the fail counter locks the token now; clears a counter whose
@@ -1019,72 +635,18 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             for t in tokens.iter().filter(|t| t.active) {
                 tx.record_failure(&t.serial, now)?;
             }
-            tx.audit(&at.event(now, None, "reject", reason))?;
+            tx.audit(&at.reject(now, None, reason))?;
             Ok(Verdict::Reject {
                 reason: reason.into(),
             })
         })
-    }
-
-    /// The message template of a token's type.
-    fn prompt_of(&self, t: &TokenRecord) -> &str {
-        let p = &self.cfg.prompts;
-        match t.kind {
-            TokenType::Hotp => &p.hotp,
-            TokenType::Totp => &p.totp,
-            TokenType::Email => &p.email,
-            TokenType::Sms => &p.sms,
-            TokenType::Ocra => &p.ocra,
-            TokenType::Tan => &p.tan,
-            _ => &p.otp,
-        }
-    }
-
-    /// The text of a challenge: the message of the token type with its placeholders filled, or
-    /// each distinct message joined with " or " when one PIN opened challenges on several
-    /// tokens.
-    fn challenge_message(&self, opened: &[Opened]) -> String {
-        let mut msgs: Vec<String> = Vec::new();
-        for o in opened {
-            let t = &o.token;
-            let info = |k: &str| {
-                t.info
-                    .get(k)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_string()
-            };
-            let email = tokens::email::mask_address(&info("email"));
-            let phone = tokens::sms::mask_phone(&info("phone"));
-            let question = o.question.clone().unwrap_or_default();
-            let vars = [
-                ("serial", t.serial.as_str()),
-                ("email", email.as_str()),
-                ("phone", phone.as_str()),
-                ("question", question.as_str()),
-            ];
-            let m = crate::delivery::fill(self.prompt_of(t), &vars).to_string();
-            if !msgs.contains(&m) {
-                msgs.push(m);
-            }
-        }
-        match msgs.as_slice() {
-            [one] => one.clone(),
-            _ if msgs.len() > 1 => {
-                let parts: Vec<&str> = msgs
-                    .iter()
-                    .map(|m| m.trim_end().trim_end_matches(':'))
-                    .collect();
-                format!("{}: ", parts.join(" or "))
-            }
-            _ => self.cfg.prompts.multi.clone(),
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::OutOfBand;
     use crate::engine::{Login, Options, Verdict};
     use crate::store::SqliteStore;
     use crate::tokens::tan;
