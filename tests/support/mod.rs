@@ -388,7 +388,7 @@ impl Fixture {
             algorithm: t.algorithm,
             period: t.period,
             counter: t.counter,
-            info: t.info.clone(),
+            info: serde_json::from_value(t.info.clone()).expect("a TokenInfo"),
             created: now(),
             ..TokenRecord::new(
                 &t.serial,

@@ -105,11 +105,11 @@ fn log_events(events: &[AuditEntry]) {
     let Ok(mut logger) = logger else { return };
     for e in events {
         let line = e.log_line();
-        // The same priorities as the PAM module's.
-        let _ = match e.result.as_str() {
-            "accept" | "challenge" | "ignore" => logger.info(line),
-            "error" => logger.err(line),
-            "locked" => logger.warning(line),
+        // The same priorities as the daemon's (`AuditResult::priority`).
+        let _ = match e.priority() {
+            3 => logger.err(line),
+            4 => logger.warning(line),
+            6 => logger.info(line),
             _ => logger.notice(line),
         };
     }

@@ -8,7 +8,7 @@ use tessera_engine::crypto::{self, Secret};
 use tessera_engine::engine::{self, Clock, SystemClock};
 use tessera_engine::error::Error;
 use tessera_engine::store::TokenRecord;
-use tessera_engine::tokens::{tan, Algorithm, TokenType};
+use tessera_engine::tokens::{tan, Algorithm, TokenInfo, TokenType};
 
 /// Longest static password of a `pw` token, in bytes (a PAM pass holds PIN + password).
 const MAX_PW: usize = 256;
@@ -28,7 +28,7 @@ struct Plan {
     key: Secret,
     generated: bool,
     /// Type-specific settings: email, phone, ocra_suite, 4eyes, the number of tan codes.
-    info: serde_json::Value,
+    info: TokenInfo,
     /// The recovery codes of a tan token, shown once.
     codes: Vec<Secret>,
 }
@@ -219,7 +219,7 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
         counter: 0,
         key: crypto::secret(b""),
         generated: false,
-        info: serde_json::json!({}),
+        info: TokenInfo::default(),
         codes: Vec::new(),
     };
     match kind {
@@ -262,7 +262,10 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
                 )));
             }
             plan.digits = cfg.email.otp_length;
-            plan.info = serde_json::json!({ "email": address });
+            plan.info = TokenInfo {
+                email: Some(address.to_string()),
+                ..TokenInfo::default()
+            };
         }
         TokenType::Sms => {
             let phone = a.phone.as_deref().unwrap_or_default();
@@ -272,7 +275,10 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
                 )));
             }
             plan.digits = cfg.sms.otp_length;
-            plan.info = serde_json::json!({ "phone": phone });
+            plan.info = TokenInfo {
+                phone: Some(phone.to_string()),
+                ..TokenInfo::default()
+            };
         }
         TokenType::Ocra => {
             let text = a.ocra_suite.as_deref().unwrap_or_default();
@@ -290,7 +296,10 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
                 }
                 None => return Err(Failure::usage("an ocra token needs --key HEX or --genkey")),
             };
-            plan.info = serde_json::json!({ "ocra_suite": text });
+            plan.info = TokenInfo {
+                ocra_suite: Some(text.to_string()),
+                ..TokenInfo::default()
+            };
         }
         TokenType::Tan => {
             plan.digits = a.digits.unwrap_or(tan::DEFAULT_DIGITS);
@@ -312,7 +321,10 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
             plan.key = g.key;
             plan.codes = g.codes;
             plan.generated = true;
-            plan.info = serde_json::json!({ "count": count });
+            plan.info = TokenInfo {
+                count: Some(count),
+                ..TokenInfo::default()
+            };
         }
         TokenType::FourEyes => {
             if has_pin {
@@ -508,7 +520,7 @@ mod tests {
             counter,
             key: crypto::secret(b"12345678901234567890"),
             generated: true,
-            info: serde_json::json!({}),
+            info: TokenInfo::default(),
             codes: Vec::new(),
         }
     }

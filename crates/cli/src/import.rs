@@ -277,7 +277,7 @@ fn plan(
                 tan::from_codes(codes, &mut rand::rngs::OsRng).map_err(|e| at(e.to_string()))?;
             record.digits = digits;
             record.algorithm = Algorithm::Sha1;
-            record.info = serde_json::json!({ "count": codes.len() });
+            record.info.count = Some(codes.len() as u32);
             blob
         }
     };

@@ -58,10 +58,7 @@ fn tan_codes(t: &TokenRecord) -> Option<(u32, u32)> {
     if t.kind != TokenType::Tan {
         return None;
     }
-    let count = t.info.get("count").and_then(|v| v.as_u64()).unwrap_or(0);
-    let count = u32::try_from(count)
-        .unwrap_or(0)
-        .min(tokens::tan::MAX_CODES);
+    let count = t.info.count.unwrap_or(0).min(tokens::tan::MAX_CODES);
     Some((tokens::tan::left(count, t.counter), count))
 }
 
@@ -161,7 +158,7 @@ fn show(cfg: &Config, serial: &str, json: bool) -> CliResult<()> {
         ("fails", fails(cfg, &v)),
         ("last fail", t.last_fail.map_or("-".into(), output::time)),
         ("description", t.description.clone()),
-        ("info", t.info.to_string()),
+        ("info", t.info.to_json()),
         ("created", output::time(t.created)),
     ]);
     output::fields(&f)

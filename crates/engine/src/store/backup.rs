@@ -588,7 +588,7 @@ impl SqliteStore {
                     counter_sql(&t.serial, t.counter)?,
                     t.fail_count,
                     t.last_fail.map(|v| v as i64),
-                    t.info.to_string(),
+                    t.info.to_json(),
                     t.description,
                     t.created as i64
                 ])?;

@@ -18,7 +18,7 @@ pub use pool::{PooledStore, StorePool};
 pub use states::{AuditResult, ChallengeState};
 
 use crate::error::{describe_sqlite, Error, Result};
-use crate::tokens::{Algorithm, TokenParams, TokenType, MAX_COUNTER};
+use crate::tokens::{Algorithm, TokenInfo, TokenParams, TokenType, MAX_COUNTER};
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
@@ -47,8 +47,8 @@ pub struct TokenRecord {
     pub counter: u64,
     pub fail_count: u32,
     pub last_fail: Option<u64>,
-    /// Type-specific settings as JSON (e-mail address, phone, OCRA suite, 4eyes realm).
-    pub info: serde_json::Value,
+    /// Type-specific settings (e-mail address, phone, OCRA suite, tan count, 4eyes rule).
+    pub info: TokenInfo,
     pub description: String,
     pub created: u64,
 }
@@ -85,7 +85,7 @@ impl TokenRecord {
             counter: 0,
             fail_count: 0,
             last_fail: None,
-            info: serde_json::json!({}),
+            info: TokenInfo::default(),
             description: String::new(),
             created: 0,
         }
@@ -98,11 +98,7 @@ impl TokenRecord {
             algorithm: self.algorithm,
             period: self.period,
             drift: self.drift,
-            ocra_suite: self
-                .info
-                .get("ocra_suite")
-                .and_then(|v| v.as_str())
-                .map(str::to_string),
+            ocra_suite: self.info.ocra_suite.clone(),
         }
     }
 
@@ -512,7 +508,7 @@ impl SqliteStore {
             params![
                 t.serial, t.user, t.realm, t.kind.name(), t.active, t.pin_hash, t.sealed_key,
                 t.digits, t.algorithm.name(), t.period as i64, t.drift, counter, t.fail_count,
-                t.last_fail.map(|v| v as i64), t.info.to_string(), t.description, t.created as i64
+                t.last_fail.map(|v| v as i64), t.info.to_json(), t.description, t.created as i64
             ],
         )?;
         if n == 0 {

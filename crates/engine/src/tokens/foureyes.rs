@@ -30,25 +30,14 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn from_info(serial: &str, info: &serde_json::Value) -> Result<Policy> {
-        let bad = || Error::Invalid(format!("4eyes token {serial}: no valid \"4eyes\" info"));
-        let v = info.get("4eyes").ok_or_else(bad)?;
+    pub fn from_info(serial: &str, info: &super::TokenInfo) -> Result<Policy> {
+        let rule = info.four_eyes.as_ref().ok_or_else(|| {
+            Error::Invalid(format!("4eyes token {serial}: no valid \"4eyes\" info"))
+        })?;
         let p = Policy {
-            realm: v
-                .get("realm")
-                .and_then(|r| r.as_str())
-                .ok_or_else(bad)?
-                .into(),
-            count: v
-                .get("count")
-                .and_then(|c| c.as_u64())
-                .and_then(|c| u32::try_from(c).ok())
-                .ok_or_else(bad)?,
-            separator: v
-                .get("separator")
-                .and_then(|s| s.as_str())
-                .unwrap_or(" ")
-                .into(),
+            realm: rule.realm.clone(),
+            count: rule.count,
+            separator: rule.separator.clone(),
         };
         p.validate()
             .map_err(|e| Error::Invalid(format!("4eyes token {serial}: {e}")))?;
@@ -88,12 +77,15 @@ impl Policy {
         Ok(())
     }
 
-    pub fn to_info(&self) -> serde_json::Value {
-        serde_json::json!({"4eyes": {
-            "realm": self.realm,
-            "count": self.count,
-            "separator": self.separator,
-        }})
+    pub fn to_info(&self) -> super::TokenInfo {
+        super::TokenInfo {
+            four_eyes: Some(super::FourEyesInfo {
+                realm: self.realm.clone(),
+                count: self.count,
+                separator: self.separator.clone(),
+            }),
+            ..super::TokenInfo::default()
+        }
     }
 
     /// The parts of a pass, or `None` when there are more than [`MAX_PARTS`].
@@ -133,7 +125,11 @@ mod tests {
         assert!(Policy::parse("admins:x", " ").is_err());
         assert!(Policy::parse("admins:2", "").is_err());
         assert!(Policy::parse("admins:2", "ab").is_err());
-        assert!(Policy::from_info("S", &serde_json::json!({})).is_err());
+        assert!(Policy::from_info("S", &super::super::TokenInfo::default()).is_err());
+        // A stored rule is checked again when read (a hand-edited row).
+        let mut bad = p.to_info();
+        bad.four_eyes.as_mut().unwrap().count = 0;
+        assert!(Policy::from_info("S", &bad).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod email;
 pub mod foureyes;
 mod hotp;
+mod info;
 mod oath;
 pub mod ocra;
 mod pw;
@@ -18,6 +19,7 @@ mod totp;
 
 pub use foureyes::FourEyes;
 pub use hotp::Hotp;
+pub use info::{FourEyesInfo, TokenInfo};
 pub use oath::{hotp_code, Algorithm};
 pub use ocra::Ocra;
 pub use pw::Pw;

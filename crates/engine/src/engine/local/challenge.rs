@@ -243,17 +243,16 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
             return Ok((None, None));
         };
         if let Some(otp) = &ch.otp {
-            let info = |k: &str| t.info.get(k).and_then(|v| v.as_str()).unwrap_or("");
             let (channel, validity) = match t.kind {
                 TokenType::Sms => (
                     Channel::Sms {
-                        phone: info("phone"),
+                        phone: t.info.phone.as_deref().unwrap_or(""),
                     },
                     self.cfg.sms.validity,
                 ),
                 _ => (
                     Channel::Email {
-                        address: info("email"),
+                        address: t.info.email.as_deref().unwrap_or(""),
                     },
                     self.cfg.email.validity,
                 ),
@@ -423,15 +422,8 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
         let mut msgs: Vec<String> = Vec::new();
         for o in opened {
             let t = &o.token;
-            let info = |k: &str| {
-                t.info
-                    .get(k)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_string()
-            };
-            let email = tokens::email::mask_address(&info("email"));
-            let phone = tokens::sms::mask_phone(&info("phone"));
+            let email = tokens::email::mask_address(t.info.email.as_deref().unwrap_or(""));
+            let phone = tokens::sms::mask_phone(t.info.phone.as_deref().unwrap_or(""));
             let question = o.question.clone().unwrap_or_default();
             let vars = [
                 ("serial", t.serial.as_str()),

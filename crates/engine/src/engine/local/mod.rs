@@ -706,7 +706,7 @@ mod tests {
         );
         t.digits = 8;
         t.pin_hash = Some(hash_pin(b"1234", &key.pepper()).unwrap());
-        t.info = serde_json::json!({ "count": 10 });
+        t.info.count = Some(10);
         store.insert_token(&t).unwrap();
         let codes = g
             .codes
@@ -921,7 +921,8 @@ mod tests {
         for (serial, user, kind) in tokens {
             let mut t = TokenRecord::new(serial, user, "default", *kind, key.seal(serial, b""));
             t.pin_hash = Some(hash_pin(b"1234", &key.pepper()).unwrap());
-            t.info = serde_json::json!({ "email": "alice@example.org", "phone": "+15551234567" });
+            t.info.email = Some("alice@example.org".into());
+            t.info.phone = Some("+15551234567".into());
             store.insert_token(&t).unwrap();
         }
         Senders { _dir: dir, db, key }
