@@ -7,13 +7,16 @@
 //! Run: `cargo bench --bench engine` (add `-- --warm-up-time 1 --measurement-time 3` on a busy
 //! machine). The sample size is kept small: one PIN check costs milliseconds.
 
+// A benchmark measures real time.
+#![allow(clippy::disallowed_methods)]
+
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use std::time::{Duration, Instant};
 use tessera_engine::config::{Config, OtpPin};
-use tessera_engine::crypto::{hash_pin, secret, verify_pin, Secret, StoreKey};
-use tessera_engine::engine::{self, Clock, Conversation, LocalEngine, Login, Options, Verdict};
-use tessera_engine::error::Error;
+use tessera_engine::crypto::{hash_pin, verify_pin, StoreKey};
+use tessera_engine::engine::{self, LocalEngine, Login, Options, Verdict};
 use tessera_engine::store::{SqliteStore, TokenRecord};
+use tessera_engine::testing::{FixedClock, ScriptedConv};
 use tessera_engine::tokens::{hotp_code, Algorithm, TokenType};
 
 /// RFC 4226's test key.
@@ -21,40 +24,6 @@ const KEY: &[u8] = b"12345678901234567890";
 const PIN: &[u8] = b"1234";
 /// Not an HOTP code of KEY at any counter the benches reach (checked before each reject bench).
 const WRONG_OTP: &[u8] = b"000000";
-
-/// Answers the prompts with a fixed list, in order.
-struct Script<'a> {
-    answers: &'a [&'a [u8]],
-    next: usize,
-}
-
-impl<'a> Script<'a> {
-    fn new(answers: &'a [&'a [u8]]) -> Self {
-        Script { answers, next: 0 }
-    }
-}
-
-impl Conversation for Script<'_> {
-    fn prompt(&mut self, _text: &str, _echo: bool) -> Result<Option<Secret>, Error> {
-        let a = self.answers.get(self.next).map(|a| secret(a));
-        self.next += 1;
-        Ok(a)
-    }
-    fn info(&mut self, _text: &str) -> Result<(), Error> {
-        Ok(())
-    }
-    fn error(&mut self, _text: &str) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
-struct FixedClock(u64);
-
-impl Clock for FixedClock {
-    fn now(&self) -> u64 {
-        self.0
-    }
-}
 
 /// A store with one HOTP token for `alice` (PIN 1234 unless `otppin` is none), in its own
 /// temporary directory, and the config that points at it.
@@ -134,12 +103,12 @@ fn login(user: &str) -> Login {
 
 /// One check through the local engine with an already open store.
 fn check(f: &Fixture, store: &SqliteStore, clock: &FixedClock, user: &str, pass: &[u8]) -> Verdict {
-    let answers = [pass];
+    let pass = std::str::from_utf8(pass).unwrap_or_default();
     LocalEngine::new(&f.cfg, store, &f.key, clock)
         .authenticate(
             &login(user),
             &Options::default(),
-            &mut Script::new(&answers),
+            &mut ScriptedConv::passes(&[pass]).unasked_ok(),
         )
         .verdict
 }
@@ -147,7 +116,7 @@ fn check(f: &Fixture, store: &SqliteStore, clock: &FixedClock, user: &str, pass:
 /// Benches the accept path: each iteration gets the code of the next HOTP counter, computed
 /// outside the timed part, so the counter moves forward as in real use.
 fn bench_accept(c: &mut Criterion, name: &str, f: &Fixture, store: &SqliteStore) {
-    let clock = FixedClock(1_700_000_000);
+    let clock = FixedClock::at(1_700_000_000);
     let mut counter = 0u64;
     c.bench_function(name, |b| {
         b.iter_batched(
@@ -173,7 +142,7 @@ fn bench_reject(
     user: &str,
     pass: &[u8],
 ) {
-    let clock = FixedClock(1_700_000_000);
+    let clock = FixedClock::at(1_700_000_000);
     let v = check(f, store, &clock, user, pass);
     assert!(matches!(v, Verdict::Reject { .. }), "{v:?}");
     c.bench_function(name, |b| {
@@ -241,15 +210,15 @@ fn engine_paths(c: &mut Criterion) {
 /// login. The difference to `engine/otp-only/*` is the per-login cost of opening.
 fn whole_authenticate(c: &mut Criterion) {
     let f = Fixture::new(OtpPin::None);
-    let clock = FixedClock(1_700_000_000);
+    let clock = FixedClock::at(1_700_000_000);
     let run = |pass: &[u8]| {
-        let answers = [pass];
+        let pass = std::str::from_utf8(pass).unwrap_or_default();
         tessera_engine::host::authenticate(
             &tessera_engine::host::OneLogin,
             &f.cfg,
             &Options::default(),
             &login("alice"),
-            &mut Script::new(&answers),
+            &mut ScriptedConv::passes(&[pass]).unasked_ok(),
             &clock,
         )
         .verdict

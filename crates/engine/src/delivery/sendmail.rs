@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub fn send(command: &str, message: &[u8], timeout_secs: u64) -> Result<()> {
     // From the spawn to the last wait: a SIGCHLD ignored by the host would have the kernel
@@ -41,11 +41,13 @@ fn run(command: &str, message: &[u8], timeout_secs: u64) -> Result<()> {
             .collect(),
     );
     let written = child.stdin.take().map(|mut i| i.write_all(&lf));
-    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+    let deadline = crate::io_time::deadline(Duration::from_secs(timeout_secs));
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) if crate::io_time::now() < deadline => {
+                crate::io_time::pause(Duration::from_millis(10))
+            }
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -85,8 +87,10 @@ fn run(command: &str, message: &[u8], timeout_secs: u64) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // timing the real child process
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn the_command_gets_the_message_with_unix_line_ends() {

@@ -29,7 +29,7 @@ fn err(host: &str, what: impl std::fmt::Display) -> Error {
 
 /// The time left before `deadline`, or a timeout error when there is none.
 fn left(deadline: Instant) -> std::io::Result<Duration> {
-    match deadline.checked_duration_since(Instant::now()) {
+    match deadline.checked_duration_since(crate::io_time::now()) {
         Some(d) if !d.is_zero() => Ok(d),
         _ => Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
@@ -233,7 +233,7 @@ fn io_err(host: &str, e: &std::io::Error) -> Error {
 /// Sends `message` (headers and body, CRLF lines) to `to` through the relay of `cfg`.
 pub fn send(cfg: &EmailConfig, to: &str, message: &[u8]) -> Result<()> {
     let host = cfg.smtp_host.as_str();
-    let deadline = Instant::now() + Duration::from_secs(cfg.timeout);
+    let deadline = crate::io_time::deadline(Duration::from_secs(cfg.timeout));
     let tls_config = match cfg.tls {
         SmtpTls::None => None,
         _ => Some(tls_config(cfg.ca_file.as_deref())?),
@@ -485,6 +485,7 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // fake servers that stall in real time
 mod tests {
     use super::*;
     use std::net::TcpListener;

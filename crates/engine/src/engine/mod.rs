@@ -43,18 +43,29 @@ pub(crate) fn first_prompt<'a>(cfg: &'a Config, opts: &'a Options) -> &'a str {
 }
 
 /// The source of time, in Unix seconds. Read when a step starts, never deep inside a check.
+///
+/// The engine waits on it too (push polling): a test clock ([`crate::testing::FixedClock`])
+/// makes a wait take no time. Outside this trait's implementations the engine reads no
+/// time and sleeps not (`crates/engine/clippy.toml`); network deadlines are [`io_deadline`]'s.
 pub trait Clock {
     fn now(&self) -> u64;
+    /// Waits `d` (a real clock sleeps; a test clock moves on).
+    fn sleep(&self, d: std::time::Duration);
 }
 
 pub struct SystemClock;
 
+#[allow(clippy::disallowed_methods)] // the clock of the real world
 impl Clock for SystemClock {
     fn now(&self) -> u64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0)
+    }
+
+    fn sleep(&self, d: std::time::Duration) {
+        std::thread::sleep(d)
     }
 }
 

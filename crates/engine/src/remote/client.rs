@@ -212,7 +212,7 @@ impl Client {
         req: &Request<'_>,
         mut parse: impl FnMut(&Server, u16, &[u8]) -> Result<T, String>,
     ) -> Result<T, Unreachable> {
-        let deadline = Instant::now() + self.timeout;
+        let deadline = crate::io_time::deadline(self.timeout);
         let mut order: Vec<usize> = (0..self.servers.len()).collect();
         if let Some(p) = self.preferred {
             order.retain(|&i| i != p);
@@ -221,7 +221,7 @@ impl Client {
         let mut failures = Vec::new();
         let count = order.len();
         for (n, &i) in order.iter().enumerate() {
-            let now = Instant::now();
+            let now = crate::io_time::now();
             if now >= deadline {
                 failures.push(format!(
                     "{}: not tried, the {} s timeout had passed",
@@ -261,7 +261,7 @@ impl Client {
             let opened = self
                 .breaker
                 .as_ref()
-                .is_some_and(|b| b.failed(&server.base, Instant::now()));
+                .is_some_and(|b| b.failed(&server.base, crate::io_time::now()));
             failures.push(if opened {
                 format!("{failure} (skipped for the next {} s)", self.down_for)
             } else {
@@ -294,7 +294,7 @@ impl Client {
         req: &Request<'_>,
         budget: Duration,
     ) -> Result<(u16, Vec<u8>), String> {
-        let started = Instant::now();
+        let started = crate::io_time::now();
         let url = format!(
             "{}{}",
             server.base,

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::store::{AuditEntry, AuditResult, Store};
 use client::{Client, Request, Unreachable};
 use dialect::{error_is_rejection, parse_check, parse_poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A server that keeps challenging is refused after this many answers.
 pub const MAX_ROUNDS: usize = 5;
@@ -487,7 +487,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             }
         }
         conv.waiting(self.cfg.remote.push_timeout + self.cfg.remote.timeout)?;
-        let deadline = Instant::now() + Duration::from_secs(self.cfg.remote.push_timeout);
+        let deadline = self.clock.now() + self.cfg.remote.push_timeout;
         loop {
             let req = Request {
                 path: Some("/validate/polltransaction"),
@@ -506,7 +506,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
                     return Ok(Step::Done(Verdict::Reject { reason }));
                 }
                 Ok(PollState::Pending) => {
-                    if Instant::now() + POLL_INTERVAL > deadline {
+                    if self.clock.now() + POLL_INTERVAL.as_secs() > deadline {
                         let reason = format!(
                             "push not confirmed within push_timeout ({} s)",
                             self.cfg.remote.push_timeout
@@ -514,7 +514,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
                         self.event(AuditResult::Reject, &reason, &ch.serials.join(","), "push");
                         return Ok(Step::Done(Verdict::Reject { reason }));
                     }
-                    std::thread::sleep(POLL_INTERVAL);
+                    self.clock.sleep(POLL_INTERVAL);
                 }
             }
         }

@@ -220,13 +220,13 @@ impl SqliteStore {
         let path = target.path.clone();
         let dest = target.conn.as_mut().ok_or_else(|| closed(&path))?;
         let backup = Backup::new(&self.conn, dest).map_err(at(&path))?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let deadline = crate::io_time::deadline(Duration::from_secs(30));
         loop {
             match backup.step(-1).map_err(at(&path))? {
                 StepResult::Done => return Ok(()),
                 StepResult::More => continue,
-                StepResult::Busy | StepResult::Locked if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
+                StepResult::Busy | StepResult::Locked if crate::io_time::now() < deadline => {
+                    crate::io_time::pause(Duration::from_millis(20))
                 }
                 StepResult::Busy | StepResult::Locked => {
                     return Err(Error::Store(format!(

@@ -649,37 +649,13 @@ mod tests {
     use crate::delivery::OutOfBand;
     use crate::engine::{Login, Options, Verdict};
     use crate::store::SqliteStore;
+    use crate::testing::{FixedClock, ScriptedConv};
     use crate::tokens::tan;
-
-    struct Fixed(u64);
-    impl Clock for Fixed {
-        fn now(&self) -> u64 {
-            self.0
-        }
-    }
 
     struct Alice;
     impl Accounts for Alice {
         fn canonical(&self, name: &str) -> Option<String> {
             (name == "alice").then(|| name.to_string())
-        }
-    }
-
-    /// Answers each prompt with the next pass; fails on a prompt too many.
-    struct Script(Vec<String>, Vec<String>);
-    impl Conversation for Script {
-        fn prompt(&mut self, text: &str, _echo: bool) -> Result<Option<Secret>> {
-            self.1.push(text.to_string());
-            if self.0.is_empty() {
-                return Err(Error::Conversation(format!("unexpected prompt {text:?}")));
-            }
-            Ok(Some(crate::crypto::secret(self.0.remove(0).as_bytes())))
-        }
-        fn info(&mut self, _text: &str) -> Result<()> {
-            Ok(())
-        }
-        fn error(&mut self, _text: &str) -> Result<()> {
-            Ok(())
         }
     }
 
@@ -723,14 +699,14 @@ mod tests {
 
     fn login(cfg: &Config, fx: &Tans, pass: &str) -> Outcome {
         let store = SqliteStore::open(&fx.db, 5000).unwrap();
-        let engine =
-            LocalEngine::new(cfg, &store, &fx.key, &Fixed(1_000_000)).with_accounts(&Alice);
+        let clock = FixedClock::at(1_000_000);
+        let engine = LocalEngine::new(cfg, &store, &fx.key, &clock).with_accounts(&Alice);
         let login = Login {
             service: "test".into(),
             user: "alice".into(),
             ..Login::default()
         };
-        let mut conv = Script(vec![pass.to_string()], vec![]);
+        let mut conv = ScriptedConv::passes(&[pass]);
         engine.authenticate(&login, &Options::default(), &mut conv)
     }
 
@@ -805,18 +781,18 @@ mod tests {
         let mut cfg = Config::default();
         cfg.auth.challenge_response.push("tan".into());
         let store = SqliteStore::open(&fx.db, 5000).unwrap();
-        let engine =
-            LocalEngine::new(&cfg, &store, &fx.key, &Fixed(1_000_000)).with_accounts(&Alice);
+        let clock = FixedClock::at(1_000_000);
+        let engine = LocalEngine::new(&cfg, &store, &fx.key, &clock).with_accounts(&Alice);
         let login = Login {
             service: "test".into(),
             user: "alice".into(),
             ..Login::default()
         };
-        let mut conv = Script(vec!["1234".into(), fx.codes[3].clone()], vec![]);
+        let mut conv = ScriptedConv::passes(&["1234", &fx.codes[3]]);
         let out = engine.authenticate(&login, &Options::default(), &mut conv);
         assert!(out.verdict.is_accept(), "{:?}", out.verdict);
         assert_eq!(
-            conv.1,
+            conv.prompts,
             ["PIN: ", "Please enter one of your recovery codes: "]
         );
         assert_eq!(tan::left(10, store.get_token("T1").unwrap().counter), 9);
@@ -881,31 +857,6 @@ mod tests {
         }
     }
 
-    /// Records prompts and error messages; answers the PIN, then a wrong OTP.
-    #[derive(Default)]
-    struct Seen {
-        prompts: Vec<String>,
-        errors: Vec<String>,
-    }
-    impl Conversation for Seen {
-        fn prompt(&mut self, text: &str, _echo: bool) -> Result<Option<Secret>> {
-            self.prompts.push(text.to_string());
-            let answer: &[u8] = if self.prompts.len() == 1 {
-                b"1234"
-            } else {
-                b"000000"
-            };
-            Ok(Some(crate::crypto::secret(answer)))
-        }
-        fn info(&mut self, _text: &str) -> Result<()> {
-            Ok(())
-        }
-        fn error(&mut self, text: &str) -> Result<()> {
-            self.errors.push(text.to_string());
-            Ok(())
-        }
-    }
-
     struct Senders {
         _dir: tempfile::TempDir,
         db: std::path::PathBuf,
@@ -935,9 +886,9 @@ mod tests {
         outbox: &Outbox,
         user: &str,
         now: u64,
-    ) -> (Outcome, Seen) {
+    ) -> (Outcome, ScriptedConv) {
         let store = SqliteStore::open(&fx.db, 5000).unwrap();
-        let clock = Fixed(now);
+        let clock = FixedClock::at(now);
         let engine = LocalEngine::new(cfg, &store, &fx.key, &clock)
             .with_accounts(&AliceAndBob)
             .with_courier(outbox);
@@ -946,7 +897,8 @@ mod tests {
             user: user.into(),
             ..Login::default()
         };
-        let mut seen = Seen::default();
+        // The PIN, then a wrong OTP if a challenge was opened.
+        let mut seen = ScriptedConv::passes(&["1234", "000000"]).unasked_ok();
         let out = engine.authenticate(&login, &Options::default(), &mut seen);
         (out, seen)
     }
