@@ -1,7 +1,7 @@
 //! `/etc/tessera/tessera.toml`: every key has a default; an unknown key or a bad value is an
 //! error that names the file, the line and the key.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -367,7 +367,7 @@ impl Config {
     /// rather than guess where the store is.
     pub fn load(path: &Path) -> Result<Config> {
         use std::io::Read;
-        let config_error = |e: std::io::Error| Error::Config(format!("{}: {e}", path.display()));
+        let config_error = |e: std::io::Error| Error::io(Kind::Config, path, e);
         // Read from the descriptor that was checked (no link, not writable by others, safe
         // directories): never opened a second time by name.
         let mut file =

@@ -12,7 +12,7 @@ use crate::crypto::{
     burn_pin_check, check_pin, ct_eq, hash_pin, Pepper, PinCheck, Secret, StoreKey,
 };
 use crate::delivery::{Channel, Configured, Courier, OutOfBand};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::store::{AuditEntry, ChallengeRecord, Store, StoreTx, TokenRecord};
 use crate::tokens::{self, foureyes, CheckContext, Token, TokenType};
 
@@ -194,7 +194,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             Err(err) => {
                 let e = at.event(self.clock.now(), None, "error", &err.to_string());
                 // A store that failed (busy, corrupt, full) can't take the row either.
-                if !matches!(err, Error::Store(_)) {
+                if err.kind() != Kind::Store {
                     self.audit_error(&e);
                 }
                 Verdict::Unavailable(err)
