@@ -6,7 +6,7 @@ use rand::RngCore;
 use tessera_engine::config::Config;
 use tessera_engine::crypto::{self, Secret};
 use tessera_engine::engine::{self, Clock, SystemClock};
-use tessera_engine::error::{Error, Kind};
+use tessera_engine::error::Kind;
 use tessera_engine::store::TokenRecord;
 use tessera_engine::tokens::{tan, Algorithm, TokenType};
 

@@ -616,9 +616,10 @@ fn find_policy_key_line(text: &str, n: usize, key: &str) -> usize {
 /// (`timeout` in `[email]`, `[sms]` and `[remote]`, `url` in `[sms]` and `[remote]`), and the
 /// first one in the file is not necessarily the wrong one.
 fn find_key_line(text: &str, dotted: &str) -> usize {
-    let (section, key) = dotted
-        .split_once('.')
-        .expect("validate names keys as section.key");
+    // `validate` names every key so; a bare one would have no line to be found on.
+    let Some((section, key)) = dotted.split_once('.') else {
+        return 0;
+    };
     let mut current = "";
     text.lines()
         .position(|l| {
