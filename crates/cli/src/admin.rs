@@ -5,7 +5,7 @@ use super::CliResult;
 use tessera_engine::config::Config;
 use tessera_engine::crypto::StoreKey;
 use tessera_engine::engine::{self, Clock, SystemClock};
-use tessera_engine::error::Error;
+use tessera_engine::error::{Error, Kind};
 use tessera_engine::fsperm;
 use tessera_engine::store::{ChallengeState, SqliteStore};
 use tessera_engine::sys;
@@ -75,15 +75,17 @@ fn create_key(cfg: &Config, owner: Option<(u32, u32)>) -> CliResult<()> {
         if let (false, Some((uid, gid))) = (existed, owner) {
             // A directory made here for the key alone: the owner must reach its key.
             std::os::unix::fs::chown(dir, Some(uid), Some(gid))
-                .map_err(|e| Error::Key(format!("{}: {e}", dir.display())))?;
+                .map_err(|e| Error::io(Kind::Key, dir, e))?;
         }
     }
     let key = StoreKey::generate();
     let mut text = key.to_hex();
     text.push('\n');
-    fsperm::create_private_file_for(key_path, text.as_bytes(), owner).map_err(|e| match e {
-        Error::Store(m) => Error::Key(m),
-        other => other,
+    fsperm::create_private_file_for(key_path, text.as_bytes(), owner).map_err(|e| {
+        match e.kind() {
+            Kind::Store => e.as_kind(Kind::Key),
+            _ => e,
+        }
     })?;
     outln!("key {}: created", key_path.display())
 }

@@ -6,7 +6,7 @@ use rand::RngCore;
 use tessera_engine::config::Config;
 use tessera_engine::crypto::{self, Secret};
 use tessera_engine::engine::{self, Clock, SystemClock};
-use tessera_engine::error::Error;
+use tessera_engine::error::Kind;
 use tessera_engine::store::TokenRecord;
 use tessera_engine::tokens::{tan, Algorithm, TokenInfo, TokenType};
 
@@ -89,7 +89,7 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
         tries -= 1;
         match store.insert_token(&record) {
             Ok(()) => break,
-            Err(Error::Invalid(_)) if tries > 0 => continue,
+            Err(e) if e.kind() == Kind::Invalid && tries > 0 => continue,
             Err(e) => return Err(e.into()),
         }
     }

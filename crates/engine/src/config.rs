@@ -1,7 +1,7 @@
 //! `/etc/tessera/tessera.toml`: every key has a default; an unknown key or a bad value is an
 //! error that names the file, the line and the key.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -367,7 +367,7 @@ impl Config {
     /// rather than guess where the store is.
     pub fn load(path: &Path) -> Result<Config> {
         use std::io::Read;
-        let config_error = |e: std::io::Error| Error::Config(format!("{}: {e}", path.display()));
+        let config_error = |e: std::io::Error| Error::io(Kind::Config, path, e);
         // Read from the descriptor that was checked (no link, not writable by others, safe
         // directories): never opened a second time by name.
         let mut file =
@@ -417,49 +417,59 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Checks of values that TOML types alone can't express.
+    /// Checks of values that TOML types alone can't express. The key of an error is named with
+    /// its section, `remote.timeout`, so that its line is looked up in the right table.
     fn validate(&self) -> std::result::Result<(), (&'static str, String)> {
         let a = &self.auth;
         for t in &a.challenge_response {
             if !crate::tokens::TokenType::ALL.iter().any(|k| k.name() == t) {
-                return Err(("challenge_response", format!("unknown token type \"{t}\"")));
+                return Err((
+                    "auth.challenge_response",
+                    format!("unknown token type \"{t}\""),
+                ));
             }
         }
         if a.challenge_validity == 0 {
-            return Err(("challenge_validity", "must be at least 1 second".into()));
+            return Err((
+                "auth.challenge_validity",
+                "must be at least 1 second".into(),
+            ));
         }
         if a.max_fail == 0 {
-            return Err(("max_fail", "must be at least 1".into()));
+            return Err(("auth.max_fail", "must be at least 1".into()));
         }
         if a.hotp_window > 1000 {
-            return Err(("hotp_window", "must be at most 1000".into()));
+            return Err(("auth.hotp_window", "must be at most 1000".into()));
         }
         if a.totp_window > 10 {
-            return Err(("totp_window", "must be at most 10 steps".into()));
+            return Err(("auth.totp_window", "must be at most 10 steps".into()));
         }
         if a.realm_separator.as_deref() == Some("") {
             return Err((
-                "realm_separator",
+                "auth.realm_separator",
                 "must not be empty (leave it out instead)".into(),
             ));
         }
         if self.store.path.as_os_str().is_empty() {
-            return Err(("path", "must not be empty".into()));
+            return Err(("store.path", "must not be empty".into()));
         }
         if a.mode == Mode::Remote && self.remote.url.is_empty() {
-            return Err(("url", "mode = \"remote\" needs [remote] url".into()));
+            return Err(("remote.url", "mode = \"remote\" needs [remote] url".into()));
         }
         if self.remote.timeout == 0 || self.remote.timeout > 300 {
             return Err(("remote.timeout", "must be between 1 and 300 seconds".into()));
         }
         if self.remote.down_after > 1000 {
             return Err((
-                "down_after",
+                "remote.down_after",
                 "must be at most 1000 (0 turns skipping off)".into(),
             ));
         }
         if self.remote.down_for == 0 || self.remote.down_for > 3600 {
-            return Err(("down_for", "must be between 1 and 3600 seconds".into()));
+            return Err((
+                "remote.down_for",
+                "must be between 1 and 3600 seconds".into(),
+            ));
         }
         let (e, m) = (&self.email, &self.sms);
         for (sec, len, validity, timeout) in [
@@ -578,8 +588,6 @@ pub fn proxy_of(url: &str) -> std::result::Result<ureq::Proxy, String> {
     ureq::Proxy::new(url).map_err(|e| format!("proxy \"{}\": {e}", url.escape_debug()))
 }
 
-/// The line on which `key` is set, for messages about values that parsed but are wrong.
-/// `section.key` looks only inside `[section]`.
 /// The line of `key` in the `n`-th (0-based) `[[policy]]` table, or 0.
 fn find_policy_key_line(text: &str, n: usize, key: &str) -> usize {
     let mut seen = 0;
@@ -603,20 +611,25 @@ fn find_policy_key_line(text: &str, n: usize, key: &str) -> usize {
     0
 }
 
-fn find_key_line(text: &str, key: &str) -> usize {
-    let (section, key) = match key.split_once('.') {
-        Some((s, k)) => (Some(s), k),
-        None => (None, key),
+/// The line on which `section.key` is set, or 0, for messages about values that parsed but are
+/// wrong. Only lines inside `[section]` count: several sections have a key of the same name
+/// (`timeout` in `[email]`, `[sms]` and `[remote]`, `url` in `[sms]` and `[remote]`), and the
+/// first one in the file is not necessarily the wrong one.
+fn find_key_line(text: &str, dotted: &str) -> usize {
+    // `validate` names every key so; a bare one would have no line to be found on.
+    let Some((section, key)) = dotted.split_once('.') else {
+        return 0;
     };
     let mut current = "";
     text.lines()
         .position(|l| {
             let l = l.trim_start();
             if let Some(h) = l.strip_prefix('[') {
+                // `[remote]`, `[ remote ] # comment`; `[[policy]]` gives `[policy`, no match.
                 current = h.split(']').next().unwrap_or("").trim();
                 return false;
             }
-            section.map_or(true, |s| s == current)
+            current == section
                 && l.strip_prefix(key)
                     .is_some_and(|rest| rest.trim_start().starts_with('='))
         })
@@ -677,6 +690,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains(":2") && e.contains("action"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_is_named_in_its_own_section() {
+        // `timeout` is a key of [email] too: the line is the one of [remote].
+        let e = parse("[email]\ntimeout = 5\n\n[remote]\ntimeout = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/x/tessera.toml:5: key `remote.timeout`: "),
+            "{e}"
+        );
+        // `url` of [sms] comes first; the one mode = "remote" misses is [remote]'s.
+        let text = "[sms]\nurl = \"https://gw.example/send\"\n\n[auth]\nmode = \"remote\"\n\n\
+                    [remote]\nurl = []\n";
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.contains("/x/tessera.toml:8: key `remote.url`: "), "{e}");
+        // A header with spaces and a comment is still that section.
+        let e = parse("[email]\ntimeout = 5\n[ remote ] # the server\ntimeout = 301\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/x/tessera.toml:4: "), "{e}");
     }
 
     #[test]

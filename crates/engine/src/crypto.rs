@@ -1,7 +1,7 @@
 //! Secrets at rest and in memory: the store key (AEAD over OTP keys), PIN hashes (Argon2id),
 //! constant-time comparison, and zeroizing containers.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -48,7 +48,7 @@ impl StoreKey {
                 ),
                 _ => " (run `tessera init`)".to_string(),
             };
-            Error::Key(format!("{}: {e}{hint}", path.display()))
+            Error::io(Kind::Key, path, e).hint(hint)
         })?;
         StoreKey::from_reader(file, path)
     }
@@ -61,7 +61,7 @@ impl StoreKey {
         reader
             .take(4096)
             .read_to_end(&mut raw)
-            .map_err(|e| Error::Key(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::io(Kind::Key, path, e))?;
         let bad = || Error::Key(format!("{}: not 64 hex digits", path.display()));
         let text = std::str::from_utf8(&raw).map_err(|_| bad())?;
         // `decode_hex` gives a `Secret`: the decoded copy is wiped when `bytes` drops, as is a

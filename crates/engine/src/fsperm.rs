@@ -7,7 +7,7 @@
 //! directories from the file up to `/` are checked too ([`check_dirs`]): a file with a perfect
 //! mode is worth nothing in a directory where someone else can replace it.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -86,7 +86,7 @@ pub fn check_beside(path: &Path) -> Result<Option<Metadata>> {
         )),
         Ok(meta) => check_file(path, &meta, Access::Readable).map(|()| Some(meta)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Permissions(format!("{}: {e}", path.display()))),
+        Err(e) => Err(Error::io(Kind::Permissions, path, e)),
     }
 }
 
@@ -253,9 +253,9 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    fs::create_dir_all(dir).map_err(|e| Error::Store(format!("{}: {e}", dir.display())))?;
+    fs::create_dir_all(dir).map_err(|e| Error::io(Kind::Store, dir, e))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .map_err(|e| Error::Store(format!("{}: {e}", dir.display())))
+        .map_err(|e| Error::io(Kind::Store, dir, e))
 }
 
 /// Creates a new file with mode 0600 and `content`; fails if it exists (never overwrites).
@@ -272,7 +272,7 @@ pub fn create_private_file_for(
     content: &[u8],
     owner: Option<(u32, u32)>,
 ) -> Result<()> {
-    let err = |e: io::Error| Error::Store(format!("{}: {e}", path.display()));
+    let err = |e: io::Error| Error::io(Kind::Store, path, e);
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)

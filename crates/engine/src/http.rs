@@ -2,7 +2,7 @@
 //! validate client, the SMS gateway and the SMTP relay) and URL encoding (those clients and the
 //! `otpauth://` URI of `tessera token add`).
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use std::path::Path;
 use ureq::tls::{Certificate, PemItem};
 use zeroize::Zeroizing;
@@ -32,7 +32,7 @@ pub fn trusted_roots(ca_file: Option<&Path>, section: &str) -> Result<Vec<Certif
             })?,
     };
     let pem = std::fs::read(path)
-        .map_err(|e| Error::Config(format!("{section} ca_file {}: {e}", path.display())))?;
+        .map_err(|e| Error::io(Kind::Config, path, e).what(format!("{section} ca_file")))?;
     let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
         .filter_map(|item| match item {
             Ok(PemItem::Certificate(c)) => Some(c),

@@ -10,7 +10,7 @@
 //! hand-written").
 
 use crate::config::{EmailConfig, SmtpTls};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
@@ -449,7 +449,7 @@ fn helo_name() -> String {
 fn read_password(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     use std::io::Read;
     let password_error =
-        |e: std::io::Error| Error::Config(format!("[email] password_file {}: {e}", path.display()));
+        |e: std::io::Error| Error::io(Kind::Config, path, e).what("[email] password_file");
     let file = crate::fsperm::open_checked(path, crate::fsperm::Access::Secret, password_error)?;
     // Room for the whole read up front (4 KiB is more than any password): a buffer that grew
     // would leave unwiped copies of the first bytes behind.

@@ -19,7 +19,7 @@
 
 use super::{cap, counter_sql, token_from_row, SqliteStore, TokenRecord, TOKEN_COLS};
 use crate::crypto::StoreKey;
-use crate::error::{describe_sqlite, Error, Result};
+use crate::error::{describe_sqlite, Error, Kind, Result};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use std::collections::BTreeMap;
@@ -46,7 +46,7 @@ pub struct BackupSummary {
 }
 
 fn at(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| Error::Store(format!("{}: {}", path.display(), describe_sqlite(&e)))
+    move |e| Error::sqlite(path, e)
 }
 
 fn identity(m: &std::fs::Metadata) -> (u64, u64) {
@@ -65,12 +65,14 @@ impl BackupTarget {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
             .map_err(|e| {
-                let why = if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    "exists; a backup never replaces a file (remove it or name another)".into()
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::Store(format!(
+                        "{}: exists; a backup never replaces a file (remove it or name another)",
+                        path.display()
+                    ))
                 } else {
-                    e.to_string()
-                };
-                Error::Store(format!("{}: {why}", path.display()))
+                    io_at(path, e)
+                }
             })?;
         let mut target = BackupTarget {
             conn: None,
@@ -167,7 +169,7 @@ fn closed(path: &Path) -> Error {
 }
 
 fn io_at(path: &Path, e: std::io::Error) -> Error {
-    Error::Store(format!("{}: {e}", path.display()))
+    Error::io(Kind::Store, path, e)
 }
 
 fn sync_parent(path: &Path) -> Result<()> {
@@ -271,7 +273,7 @@ impl BackupReader {
     /// besides root's and the running user's (root restoring a backup that the store's owner
     /// made, `sudo -u _tessera tessera backup`).
     pub fn open(path: &Path, also_owner: Option<u32>) -> Result<BackupReader> {
-        let not_found = |e: std::io::Error| Error::Invalid(format!("{}: {e}", path.display()));
+        let not_found = |e: std::io::Error| Error::io(Kind::Invalid, path, e);
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) if also_owner == Some(m.uid()) && m.file_type().is_file() => {
                 if m.mode() & 0o022 != 0 {

@@ -17,7 +17,7 @@ pub use offline::{OfflineBatch, OfflineValue};
 pub use pool::{PooledStore, StorePool};
 pub use states::{AuditResult, ChallengeState};
 
-use crate::error::{describe_sqlite, Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::tokens::{Algorithm, TokenInfo, TokenParams, TokenType, MAX_COUNTER};
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
@@ -349,7 +349,7 @@ impl SqliteStore {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| Error::Store(format!("{}: {}", path.display(), describe_sqlite(&e))))?;
+        .map_err(|e| Error::sqlite(path, e))?;
         let store = Self::setup(conn, path, busy_timeout_ms)?;
         if wal_is_new {
             // SQLite (built with SQLITE_DISABLE_DIRSYNC, see .cargo/config.toml) does not sync
@@ -365,7 +365,7 @@ impl SqliteStore {
     /// store open (tesserad) makes them again before every login.
     pub fn check_files(path: &Path) -> Result<CheckedFiles> {
         let meta = crate::fsperm::check_in_place(path, crate::fsperm::Access::Readable, |e| {
-            Error::Store(format!("{}: {e} (run `tessera init`)", path.display()))
+            Error::io(Kind::Store, path, e).hint(" (run `tessera init`)")
         })?;
         let wal_exists = crate::fsperm::check_beside(&wal_path(path))?.is_some();
         crate::fsperm::check_beside(&crate::fsperm::with_suffix(path, "-shm"))?;
@@ -388,9 +388,7 @@ impl SqliteStore {
     }
 
     fn setup(conn: Connection, path: &Path, busy_timeout_ms: u64) -> Result<SqliteStore> {
-        let ctx = |e: rusqlite::Error| {
-            Error::Store(format!("{}: {}", path.display(), describe_sqlite(&e)))
-        };
+        let ctx = |e: rusqlite::Error| Error::sqlite(path, e);
         conn.busy_timeout(Duration::from_millis(busy_timeout_ms))
             .map_err(ctx)?;
         // Every login runs alone in its process, so its connection is the last one to close:
@@ -422,8 +420,8 @@ impl SqliteStore {
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let path = self.path.display().to_string();
-        let ctx = |e: rusqlite::Error| Error::Store(format!("{path}: {}", describe_sqlite(&e)));
+        let path = self.path.clone();
+        let ctx = |e: rusqlite::Error| Error::sqlite(&path, e);
         let version: i64 = self
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -431,7 +429,8 @@ impl SqliteStore {
         let known = schema::MIGRATIONS.len() as i64;
         if version > known {
             return Err(Error::Store(format!(
-                "{path}: schema version {version} is newer than this tessera ({known})"
+                "{}: schema version {version} is newer than this tessera ({known})",
+                path.display()
             )));
         }
         if version == known {
@@ -466,7 +465,7 @@ impl SqliteStore {
     /// Makes every commit so far durable: syncs the WAL.
     fn sync_wal(&self) -> Result<()> {
         let wal = wal_path(&self.path);
-        let io = |e: std::io::Error| Error::Store(format!("{}: {e}", wal.display()));
+        let io = |e: std::io::Error| Error::io(Kind::Store, &wal, e);
         match std::fs::File::open(&wal) {
             Ok(f) => f.sync_data().map_err(io),
             // Checkpointed and removed by another connection, which synced the database first.
@@ -483,7 +482,7 @@ impl SqliteStore {
         };
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| Error::Store(format!("{}: {e}", dir.display())))
+            .map_err(|e| Error::io(Kind::Store, dir, e))
     }
 
     /// Checkpoints the WAL into the database and truncates it once it has grown past

@@ -12,7 +12,7 @@ use crate::crypto::{
     burn_pin_check, check_pin, ct_eq, hash_pin, Pepper, PinCheck, Secret, StoreKey,
 };
 use crate::delivery::Courier;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::store::{AuditEntry, AuditResult, ChallengeState, Store, StoreTx, TokenRecord};
 use crate::tokens::{self, CheckContext, Token, TokenType};
 
@@ -232,7 +232,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             Err(err) => {
                 let e = at.error(self.clock.now(), None, &err.to_string());
                 // A store that failed (busy, corrupt, full) can't take the row either.
-                if !matches!(err, Error::Store(_)) {
+                if err.kind() != Kind::Store {
                     self.audit_error(&e);
                 }
                 Verdict::Unavailable(err)
