@@ -1,4 +1,5 @@
-//! One error type for the whole crate, and its mapping to PAM codes in one place.
+//! One error type for the whole crate. (A verdict's PAM code is the module's `pam_code`: an
+//! error reaches it as `Verdict::Unavailable`.)
 
 use std::fmt;
 use std::path::{Path, PathBuf};

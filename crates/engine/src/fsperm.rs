@@ -1,5 +1,5 @@
 //! File modes and ownership: the store, key and config are private to their owner, and the
-//! module refuses files, and directories above them, that anyone else could change.
+//! engine refuses files, and directories above them, that anyone else could change.
 //!
 //! A file is judged by what is actually opened: [`open_checked`] opens without following a
 //! symbolic link and checks the open descriptor (`fstat`), and its caller reads that very

@@ -1,4 +1,4 @@
-//! What the module's network clients share: the CA certificates they trust (the remote
+//! What the engine's network clients share: the CA certificates they trust (the remote
 //! validate client, the SMS gateway and the SMTP relay) and URL encoding (those clients and the
 //! `otpauth://` URI of `tessera token add`).
 

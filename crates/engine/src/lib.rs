@@ -1,5 +1,6 @@
 //! tessera's engine: the authentication decision and everything it stands on, with no PAM and
-//! no terminal in it. The PAM module and the `tessera` command are its two users.
+//! no terminal in it. `tesserad` (which the thin PAM module asks) and the `tessera` command are
+//! its two users.
 //!
 //! Layers, from the outside in: [`engine`] (every decision, generic over a conversation, a
 //! clock and a store) → [`store`] (SQLite), [`tokens`] (one module per token type), [`remote`]

@@ -1,5 +1,5 @@
 //! The authentication decision. Pure Rust, generic over a [`Conversation`] (how we talk to the
-//! user), a [`Clock`] (the source of time) and a [`Store`]; nothing here knows about PAM. The
+//! user), a [`Clock`] (the source of time) and a [`Store`](crate::store::Store); nothing here knows about PAM. The
 //! entry point that picks local or remote mode is [`crate::host::authenticate`].
 
 mod local;
@@ -46,7 +46,7 @@ pub(crate) fn first_prompt<'a>(cfg: &'a Config, opts: &'a Options) -> &'a str {
 ///
 /// The engine waits on it too (push polling): a test clock ([`crate::testing::FixedClock`])
 /// makes a wait take no time. Outside this trait's implementations the engine reads no
-/// time and sleeps not (`crates/engine/clippy.toml`); network deadlines are [`io_deadline`]'s.
+/// time and sleeps not (`crates/engine/clippy.toml`); I/O deadlines are [`crate::io_time`]'s.
 pub trait Clock {
     fn now(&self) -> u64;
     /// Waits `d` (a real clock sleeps; a test clock moves on).

@@ -1,5 +1,6 @@
-//! The HTTP side of remote mode: one ureq agent per authentication, TLS by rustls against the
-//! system roots or `[remote].ca_file`, servers tried in order, and a deadline on every exchange.
+//! The HTTP side of remote mode: a ureq agent (kept by tesserad from one login to the next, see
+//! [`Link`], so connections stay alive), TLS by rustls against the system roots or
+//! `[remote].ca_file`, servers tried in order, and a deadline on every exchange.
 //!
 //! Time: one exchange (a check, an answer, one poll) gets `[remote].timeout` seconds in all,
 //! whatever the number of servers. Each server tried gets an equal share of what is left, so a

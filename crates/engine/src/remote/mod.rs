@@ -1,5 +1,6 @@
 //! Remote mode: every step is forwarded to a privacyIDEA-compatible `/validate/check` (or
-//! LinOTP's), and the server decides. This module owns all HTTP of the crate.
+//! LinOTP's), and the server decides. The HTTP exchanges are [`client`]'s, the reading of the
+//! answers [`dialect`]'s, and privacyIDEA's offline values [`offline`]'s.
 //!
 //! The flow mirrors the local engine: the first prompt (or PAM_AUTHTOK with
 //! `use_first_pass`/`try_first_pass`), then as many challenge rounds as the server asks for
