@@ -714,6 +714,138 @@ mod tests {
         o.events.iter().map(|e| e.reason.clone()).collect()
     }
 
+    /// The RFC 4226 key's HOTP (and, for TOTP, RFC 6238's SHA-1 key: the same bytes).
+    const RFC_KEY: &[u8] = b"12345678901234567890";
+
+    /// A store with alice's token `serial` of `kind` on the RFC key (PIN 1234, 6 digits),
+    /// and a login through it at the clock's time.
+    struct Timed {
+        _dir: tempfile::TempDir,
+        store: SqliteStore,
+        key: StoreKey,
+        clock: FixedClock,
+        cfg: Config,
+    }
+
+    impl Timed {
+        fn new(kind: TokenType, cfg: Config, now: u64) -> Timed {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::create(&dir.path().join("tessera.db"), 2000).unwrap();
+            let key = StoreKey::generate();
+            let mut t = TokenRecord::new("K1", "alice", "default", kind, key.seal("K1", RFC_KEY));
+            t.pin_hash = Some(hash_pin(b"1234", &key.pepper()).unwrap());
+            store.insert_token(&t).unwrap();
+            Timed {
+                _dir: dir,
+                store,
+                key,
+                clock: FixedClock::at(now),
+                cfg,
+            }
+        }
+
+        fn login(&self, conv: &mut impl Conversation) -> Outcome {
+            let login = Login {
+                service: "test".into(),
+                user: "alice".into(),
+                ..Login::default()
+            };
+            LocalEngine::new(&self.cfg, &self.store, &self.key, &self.clock)
+                .with_accounts(&Alice)
+                .authenticate(&login, &Options::default(), conv)
+        }
+
+        fn pass(&self, pass: &str) -> Outcome {
+            self.login(&mut ScriptedConv::passes(&[pass]))
+        }
+    }
+
+    fn hotp(counter: u64) -> String {
+        String::from_utf8(tokens::hotp_code(tokens::Algorithm::Sha1, RFC_KEY, counter, 6).to_vec())
+            .unwrap()
+    }
+
+    /// (Moved from tests/pam_failures.rs, where it slept 3.1 s of real time.)
+    #[test]
+    fn a_lock_clears_after_fail_clear_timeout() {
+        let mut cfg = Config::default();
+        cfg.auth.max_fail = 2;
+        cfg.auth.fail_clear_timeout = 2;
+        let fx = Timed::new(TokenType::Hotp, cfg, 1_000_000);
+        for _ in 0..2 {
+            assert!(matches!(
+                fx.pass("1234000000").verdict,
+                Verdict::Reject { .. }
+            ));
+        }
+        let locked = fx.pass(&format!("1234{}", hotp(0)));
+        assert!(
+            matches!(locked.verdict, Verdict::Locked { .. }),
+            "{locked:?}"
+        );
+        // One second after the last failure the lock still holds; two seconds after, it clears.
+        fx.clock.advance(1);
+        assert!(matches!(
+            fx.pass(&format!("1234{}", hotp(0))).verdict,
+            Verdict::Locked { .. }
+        ));
+        fx.clock.advance(1);
+        let out = fx.pass(&format!("1234{}", hotp(0)));
+        assert!(out.verdict.is_accept(), "{out:?}");
+        assert_eq!(fx.store.get_token("K1").unwrap().fail_count, 0);
+    }
+
+    #[test]
+    fn a_challenge_answered_after_its_validity_is_refused_and_closed() {
+        let mut cfg = Config::default();
+        cfg.auth.challenge_response.push("hotp".into());
+        cfg.auth.challenge_validity = 60;
+        let fx = Timed::new(TokenType::Hotp, cfg, 1_000_000);
+        // The answer comes 61 s after the challenge opened: the clock moves while the user types.
+        struct Slow<'a>(&'a FixedClock, ScriptedConv);
+        impl Conversation for Slow<'_> {
+            fn prompt(&mut self, text: &str, echo: bool) -> Result<Option<Secret>> {
+                if !self.1.prompts.is_empty() {
+                    self.0.advance(61);
+                }
+                self.1.prompt(text, echo)
+            }
+            fn info(&mut self, text: &str) -> Result<()> {
+                self.1.info(text)
+            }
+            fn error(&mut self, text: &str) -> Result<()> {
+                self.1.error(text)
+            }
+        }
+        let h0 = hotp(0);
+        let mut slow = Slow(&fx.clock, ScriptedConv::passes(&["1234", &h0]));
+        let out = fx.login(&mut slow);
+        assert!(
+            matches!(out.verdict, Verdict::Reject { ref reason } if reason == "challenge expired"),
+            "{out:?}"
+        );
+        let rows = fx.store.list_challenges(true).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].state, ChallengeState::Expired);
+        // Refused before any check: the code was not used up.
+        assert!(fx.pass(&format!("1234{h0}")).verdict.is_accept());
+    }
+
+    #[test]
+    fn a_totp_code_is_good_in_its_step_and_the_window_and_once() {
+        // RFC 6238: at 59 s (step 1) the SHA-1 key's 8-digit code is 94287082; 6 digits: 287082.
+        let fx = Timed::new(TokenType::Totp, Config::default(), 59);
+        assert_eq!(hotp(1), "287082");
+        assert!(fx.pass("1234287082").verdict.is_accept());
+        assert!(!fx.pass("1234287082").verdict.is_accept(), "once");
+        // At 60 s, step 2: its code is good (the used step 1 stays used).
+        fx.clock.advance(1);
+        assert!(fx.pass(&format!("1234{}", hotp(2))).verdict.is_accept());
+        // Five steps on (step 7), step 3's code is out of the window.
+        fx.clock.advance(150);
+        assert!(!fx.pass(&format!("1234{}", hotp(3))).verdict.is_accept());
+    }
+
     #[test]
     fn each_recovery_code_is_accepted_once_in_any_order() {
         let cfg = Config::default();
