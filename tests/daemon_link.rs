@@ -2,8 +2,6 @@
 //! garbage, killed or restarted in the middle, and who may ask through it. Every case ends in a
 //! bounded time with PAM_AUTHINFO_UNAVAIL and one log line, never a hang of the caller.
 
-#[path = "remote/common.rs"]
-mod remote_common;
 mod support;
 
 use std::io::{Read, Write};
@@ -12,6 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::remote;
 use support::*;
 
 /// A fake daemon on `socket`: each connection gets `answer` after the login frame arrives
@@ -271,7 +270,7 @@ fn the_module_links_nothing_of_the_engine() {
 fn a_push_wait_longer_than_the_module_timeout_is_announced_and_waited_for() {
     let first_poll: Arc<Mutex<Option<Instant>>> = Arc::default();
     let seen = first_poll.clone();
-    let server = remote_common::fake(move |req, _| {
+    let server = remote::fake(move |req, _| {
         let body = if req.path == "/validate/polltransaction" {
             let since = *seen.lock().unwrap().get_or_insert_with(Instant::now);
             let confirmed = since.elapsed() >= Duration::from_millis(2500);
@@ -284,7 +283,7 @@ fn a_push_wait_longer_than_the_module_timeout_is_announced_and_waited_for() {
         } else {
             r#"{"result":{"status":true,"value":true,"authentication":"ACCEPT"},"detail":{"serial":"PUSH1","type":"push"}}"#.to_string()
         };
-        remote_common::json(200, &body)
+        remote::json(200, &body)
     });
     let fx = Fixture::new(&format!(
         "[auth]\nmode = \"remote\"\n[remote]\nurl = \"{}\"\nallow_plain_http = true\ntimeout = 1\npush_timeout = 10\n",

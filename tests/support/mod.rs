@@ -18,6 +18,10 @@ use tessera_engine::tokens::{hotp_code, Algorithm, TokenType};
 
 mod pam_wrapper;
 pub use pam_wrapper::*;
+/// The privacyIDEA peer of `../shared` (remote_pi.rs).
+pub mod pi;
+/// Remote mode and the fake HTTP(S) server.
+pub mod remote;
 
 // ---- PAM constants (security/_pam_types.h) ----
 pub const PAM_SUCCESS: i32 = 0;
@@ -42,6 +46,7 @@ const PAM_RHOST: c_int = 4;
 pub const UNIX_FIRST: &str = "auth optional pam_unix.so nodelay";
 
 /// The RFC 4226 test key, and others of the lengths RFC 6238 uses per hash.
+/// KEY20 is also the key the test privacyIDEA gives alice's HOTP_ALICE.
 pub const KEY20: &[u8] = b"12345678901234567890";
 pub const KEY32: &[u8] = b"12345678901234567890123456789012";
 pub const KEY64: &[u8] = b"1234567890123456789012345678901234567890123456789012345678901234";
@@ -61,6 +66,11 @@ pub fn module_path() -> PathBuf {
         .find(|p| p.exists())
         .cloned()
         .unwrap_or_else(|| panic!("libpam_tessera.so not found next to {}", exe.display()))
+}
+
+/// A 6-digit HOTP value (SHA-1) of `key` at `counter`.
+pub fn hotp(key: &[u8], counter: u64) -> String {
+    String::from_utf8(hotp_code(Algorithm::Sha1, key, counter, 6).to_vec()).unwrap()
 }
 
 pub fn now() -> u64 {

@@ -1,7 +1,8 @@
-//! Shared by the remote-mode tests: a scripted conversation, configs, a tiny HTTP(S) server
-//! to play the faults a real privacyIDEA won't, and a local store for the fallback.
-#![allow(dead_code)]
+//! Remote mode and HTTP peers: a scripted engine conversation, configs, a tiny HTTP(S) server
+//! to play the faults a real privacyIDEA won't (and to record what an SMS gateway is sent),
+//! test certificates, and a local store for the fallback.
 
+use super::{now, KEY20};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -10,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tessera_engine::config::Config;
 use tessera_engine::crypto::{secret, Secret, StoreKey};
-use tessera_engine::engine::{Clock, Conversation, Login, Options, Outcome, SystemClock};
+use tessera_engine::engine::{Conversation, Login, Options, Outcome, SystemClock};
 use tessera_engine::error::Error;
 use tessera_engine::host::{self, OneLogin};
 
@@ -133,10 +134,6 @@ pub fn run_hosted(host: &host::Host, cfg: &Config, user: &str, conv: &mut Script
 
 pub fn run_with(cfg: &Config, opts: &Options, l: &Login, conv: &mut ScriptedConv) -> Outcome {
     host::authenticate(&OneLogin, cfg, opts, l, conv, &SystemClock)
-}
-
-pub fn now() -> u64 {
-    SystemClock.now()
 }
 
 // ------------------------------------------------------------------ fake server
@@ -419,15 +416,6 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 // ------------------------------------------------------------------ local store
 
-/// RFC 4226's key, the one the test privacyIDEA gives alice's HOTP_ALICE.
-pub const RFC_KEY: &[u8] = b"12345678901234567890";
-
-pub fn hotp(key: &[u8], counter: u64) -> String {
-    let c =
-        tessera_engine::tokens::hotp_code(tessera_engine::tokens::Algorithm::Sha1, key, counter, 6);
-    String::from_utf8(c.to_vec()).unwrap()
-}
-
 /// Creates the store and key of `cfg` and enrolls an HOTP token (RFC key, PIN `pin`) for
 /// `user` in the default realm, as `tessera token add` would.
 pub fn local_store_with_hotp(cfg: &Config, user: &str, serial: &str, pin: &str) {
@@ -446,7 +434,7 @@ pub fn local_store_with_hotp(cfg: &Config, user: &str, serial: &str, pin: &str) 
             user,
             &cfg.auth.default_realm,
             tessera_engine::tokens::TokenType::Hotp,
-            key.seal(serial, RFC_KEY),
+            key.seal(serial, KEY20),
         )
     };
     store.insert_token(&rec).unwrap();
@@ -457,17 +445,4 @@ pub fn audit_of(cfg: &Config, user: &str) -> Vec<tessera_engine::store::AuditEnt
         tessera_engine::store::SqliteStore::open(&cfg.store.path, cfg.store.busy_timeout_ms)
             .unwrap();
     store.audit_entries(Some(user), 100).unwrap()
-}
-
-/// A binary of this build (`tessera`, `tesserad`): the workspace's `cargo test` builds them
-/// into the target directory, next to the `deps` folder of this test executable.
-pub fn bin_path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|target| target.join(name))
-        .expect("target dir");
-    assert!(bin.exists(), "{} not built (cargo build)", bin.display());
-    bin
 }
