@@ -4,12 +4,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::remote::{fake, free_port, Act, Fake, Seen};
 use support::*;
 use tessera_engine::tokens::ocra::{hash_pin_for, Suite};
 use tessera_engine::tokens::{Algorithm, TokenType};
@@ -94,156 +94,17 @@ fn digits_in(text: &str, n: usize) -> Option<String> {
         .map(|w| String::from_utf8(w.to_vec()).unwrap())
 }
 
-/// One HTTP request as the gateway saw it.
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: String,
+/// The recording SMS gateway: the fake HTTP server answering every request with `status` and
+/// `text`.
+fn gateway(status: u16, text: &'static str) -> Fake {
+    fake(move |_, _| Act::Reply(status, text.into()))
 }
 
-impl Recorded {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// What the local gateway does with a request.
-#[derive(Clone)]
-enum Gateway {
-    Answer(u16, &'static str),
-    /// Reads the request, then says nothing for this long.
-    Hang(Duration),
-}
-
-/// An HTTP/1.1 server on 127.0.0.1 (a thread of this test) that records every request.
-struct HttpServer {
-    port: u16,
-    requests: Arc<Mutex<Vec<Recorded>>>,
-}
-
-impl HttpServer {
-    fn start(mode: Gateway) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let rec = requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let rec = rec.clone();
-                let mode = mode.clone();
-                std::thread::spawn(move || serve(stream, &rec, &mode));
-            }
-        });
-        HttpServer { port, requests }
-    }
-
-    fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-fn serve(mut s: TcpStream, rec: &Mutex<Vec<Recorded>>, mode: &Gateway) {
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = s.read(&mut chunk).unwrap_or(0);
-        if n == 0 {
-            return;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or("").split(' ');
-    let (method, target) = (
-        first.next().unwrap_or("").to_string(),
-        first.next().unwrap_or("").to_string(),
-    );
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, v)| v.parse().unwrap());
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < len {
-        let n = s.read(&mut chunk).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    rec.lock().unwrap().push(Recorded {
-        method,
-        target,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
-    match mode {
-        Gateway::Answer(status, text) => {
-            let _ = write!(
-                s,
-                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                text.len()
-            );
-        }
-        Gateway::Hang(d) => std::thread::sleep(*d),
-    }
-}
-
-/// Percent-decoding of a form or query value.
-fn unpct(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() + 1 => {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
-fn form_fields(s: &str) -> Vec<(String, String)> {
-    s.split('&')
-        .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| (unpct(k), unpct(v)))
-        .collect()
-}
-
-fn field(fields: &[(String, String)], name: &str) -> String {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| panic!("no field {name} in {fields:?}"))
+/// A field of a request the gateway saw.
+fn field(r: &Seen, name: &str) -> String {
+    r.field(name)
+        .unwrap_or_else(|| panic!("no field {name} in {r:?}"))
+        .to_string()
 }
 
 // ---- tokens ----
@@ -488,11 +349,7 @@ fn email_goes_over_starttls_with_smtp_auth() {
 #[test]
 fn email_relay_down_tells_the_user_logs_the_reason_and_leaves_no_challenge() {
     // A port nothing listens on.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let fx = Fixture::new(&format!(
         "[email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\ntls = \"none\"\n"
     ));
@@ -693,12 +550,8 @@ fn sms_config(url: &str, extra: &str) -> String {
     format!("[sms]\nurl = \"{url}\"\nallow_plain_http = true\n{extra}\n")
 }
 
-fn sms_login_with_recorded_otp(
-    fx: &Fixture,
-    gw: &HttpServer,
-    pick: fn(&Recorded) -> String,
-) -> Outcome {
-    let reqs = gw.requests.clone();
+fn sms_login_with_recorded_otp(fx: &Fixture, gw: &Fake, pick: fn(&Seen) -> String) -> Outcome {
+    let reqs = gw.seen.clone();
     fx.login("alice")
         .answer("PIN", "1234")
         .answer_with(
@@ -716,9 +569,9 @@ fn sms_login_with_recorded_otp(
 /// the invoking user's), so a local user could read SMS OTPs sent to a plain-http gateway.
 #[test]
 fn an_sms_otp_never_goes_to_a_proxy_from_the_environment() {
-    let gw = HttpServer::start(Gateway::Answer(200, "OK"));
+    let gw = gateway(200, "OK");
     let proxy = FakeProxy::start();
-    let fx = Fixture::new(&sms_config(&gw.url("/send"), ""));
+    let fx = Fixture::new(&sms_config(&format!("{}/send", gw.url()), ""));
     fx.add(&sms_tok("S1", "alice", "1234"));
     let (status, err) = pamtester_env(&fx, "alice", &["1234", "000000"], &proxy.env());
     assert!(!status.success(), "{err}");
@@ -760,51 +613,48 @@ fn the_sms_proxy_comes_from_the_config() {
 
 #[test]
 fn sms_pin_posts_the_otp_to_the_gateway_as_a_form() {
-    let gw = HttpServer::start(Gateway::Answer(200, "OK"));
+    let gw = gateway(200, "OK");
     let fx = Fixture::new(&sms_config(
-        &gw.url("/send"),
+        &format!("{}/send", gw.url()),
         "[sms.headers]\nAuthorization = \"Bearer t0ken\"\n",
     ));
     fx.add(&sms_tok("S1", "alice", "1234"));
-    let out = sms_login_with_recorded_otp(&fx, &gw, |r| field(&form_fields(&r.body), "text"));
+    let out = sms_login_with_recorded_otp(&fx, &gw, |r| field(r, "text"));
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
     let r = &gw.requests()[0];
-    assert_eq!((r.method.as_str(), r.target.as_str()), ("POST", "/send"));
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/send"));
     assert_eq!(
         r.header("content-type"),
         Some("application/x-www-form-urlencoded")
     );
     assert_eq!(r.header("authorization"), Some("Bearer t0ken"));
-    let f = form_fields(&r.body);
-    assert_eq!(field(&f, "phone"), PHONE);
-    assert!(field(&f, "text").starts_with("Your one-time password is "));
+    assert_eq!(field(r, "phone"), PHONE);
+    assert!(field(r, "text").starts_with("Your one-time password is "));
     assert_eq!(fx.challenges()[0].state, "answered");
 }
 
 #[test]
 fn sms_by_get_with_placeholders_in_url_and_query() {
-    let gw = HttpServer::start(Gateway::Answer(200, "queued"));
+    let gw = gateway(200, "queued");
     let fx = Fixture::new(&sms_config(
-        &gw.url("/api?to={phone}"),
+        &format!("{}/api?to={{phone}}", gw.url()),
         "method = \"GET\"\nsuccess_contains = \"queued\"\n[sms.parameters]\nmsg = \"code {otp}\"\n",
     ));
     fx.add(&sms_tok("S1", "alice", "1234"));
-    let out = sms_login_with_recorded_otp(&fx, &gw, |r| unpct(&r.target));
+    let out = sms_login_with_recorded_otp(&fx, &gw, |r| field(r, "msg"));
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
     let r = &gw.requests()[0];
     assert_eq!(r.method, "GET");
-    let (path, query) = r.target.split_once('?').unwrap();
-    assert_eq!(path, "/api");
-    let q = form_fields(query);
-    assert_eq!(field(&q, "to"), PHONE);
-    assert!(field(&q, "msg").starts_with("code "));
+    assert_eq!(r.path, "/api");
+    assert_eq!(field(r, "to"), PHONE);
+    assert!(field(r, "msg").starts_with("code "));
 }
 
 #[test]
 fn sms_as_json_body() {
-    let gw = HttpServer::start(Gateway::Answer(201, "{}"));
+    let gw = gateway(201, "{}");
     let fx = Fixture::new(&sms_config(
-        &gw.url("/json"),
+        &format!("{}/json", gw.url()),
         "body = \"json\"\n[sms.parameters]\nnumber = \"{phone}\"\ncontent = \"{otp}\"\n",
     ));
     fx.add(&sms_tok("S1", "alice", "1234"));
@@ -820,8 +670,11 @@ fn sms_as_json_body() {
 /// Issue 12.6: `[sms] max_per_hour`, through the recording gateway.
 #[test]
 fn sms_sends_stop_at_max_per_hour() {
-    let gw = HttpServer::start(Gateway::Answer(200, "OK"));
-    let fx = Fixture::new(&sms_config(&gw.url("/send"), "max_per_hour = 1"));
+    let gw = gateway(200, "OK");
+    let fx = Fixture::new(&sms_config(
+        &format!("{}/send", gw.url()),
+        "max_per_hour = 1",
+    ));
     fx.add(&sms_tok("S1", "alice", "1234"));
     fx.add(&sms_tok("S2", "bob", "1234"));
     let out = fx
@@ -874,8 +727,8 @@ fn assert_failed_sms(fx: &Fixture, out: &Outcome, reason_has: &str) {
 
 #[test]
 fn sms_gateway_error_status_is_a_clear_failure_without_challenge() {
-    let gw = HttpServer::start(Gateway::Answer(500, "boom"));
-    let fx = Fixture::new(&sms_config(&gw.url("/send"), ""));
+    let gw = gateway(500, "boom");
+    let fx = Fixture::new(&sms_config(&format!("{}/send", gw.url()), ""));
     fx.add(&sms_tok("S1", "alice", "1234"));
     let out = fx.login("alice").answer("PIN", "1234").run();
     assert_failed_sms(&fx, &out, "HTTP 500");
@@ -884,8 +737,11 @@ fn sms_gateway_error_status_is_a_clear_failure_without_challenge() {
 
 #[test]
 fn sms_gateway_answer_with_the_fail_marker_is_a_failure() {
-    let gw = HttpServer::start(Gateway::Answer(200, "ERROR: no credit"));
-    let fx = Fixture::new(&sms_config(&gw.url("/send"), "fail_contains = \"ERROR\""));
+    let gw = gateway(200, "ERROR: no credit");
+    let fx = Fixture::new(&sms_config(
+        &format!("{}/send", gw.url()),
+        "fail_contains = \"ERROR\"",
+    ));
     fx.add(&sms_tok("S1", "alice", "1234"));
     let out = fx.login("alice").answer("PIN", "1234").run();
     assert_failed_sms(&fx, &out, "no credit");
@@ -893,8 +749,8 @@ fn sms_gateway_answer_with_the_fail_marker_is_a_failure() {
 
 #[test]
 fn sms_gateway_that_hangs_times_out() {
-    let gw = HttpServer::start(Gateway::Hang(Duration::from_secs(6)));
-    let fx = Fixture::new(&sms_config(&gw.url("/send"), "timeout = 1"));
+    let gw = fake(|_, _| Act::Hang);
+    let fx = Fixture::new(&sms_config(&format!("{}/send", gw.url()), "timeout = 1"));
     fx.add(&sms_tok("S1", "alice", "1234"));
     let started = std::time::Instant::now();
     let out = fx.login("alice").answer("PIN", "1234").run();
@@ -1180,11 +1036,7 @@ fn one_pin_opens_hotp_and_email_challenges_and_either_otp_answers() {
 
 #[test]
 fn a_failed_email_still_opens_the_hotp_challenge() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let fx = Fixture::new(&format!(
         "[email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\ntls = \"none\"\n"
     ));
@@ -1205,11 +1057,11 @@ fn a_failed_email_still_opens_the_hotp_challenge() {
 
 #[test]
 fn sealed_challenge_data_holds_no_plaintext_otp() {
-    let gw = HttpServer::start(Gateway::Answer(200, "OK"));
-    let fx = Fixture::new(&sms_config(&gw.url("/send"), ""));
+    let gw = gateway(200, "OK");
+    let fx = Fixture::new(&sms_config(&format!("{}/send", gw.url()), ""));
     fx.add(&sms_tok("S1", "alice", "1234"));
     let seen: Arc<Mutex<Vec<u8>>> = Arc::new(Mutex::new(Vec::new()));
-    let reqs = gw.requests.clone();
+    let reqs = gw.seen.clone();
     let db = fx.db.clone();
     let s2 = seen.clone();
     let out = fx
@@ -1224,7 +1076,7 @@ fn sealed_challenge_data_holds_no_plaintext_otp() {
                 .unwrap();
             *s2.lock().unwrap() = out.stdout;
             let r = reqs.lock().unwrap();
-            digits_in(&field(&form_fields(&r[0].body), "text"), 6).unwrap()
+            digits_in(&field(&r[0], "text"), 6).unwrap()
         })
         .run();
     assert_eq!(out.code, PAM_SUCCESS);
@@ -1234,7 +1086,7 @@ fn sealed_challenge_data_holds_no_plaintext_otp() {
         hexdata.len() > 2 * (24 + 16),
         "sealed: nonce + tag + OTP: {hexdata}"
     );
-    let otp = digits_in(&field(&form_fields(&gw.requests()[0].body), "text"), 6).unwrap();
+    let otp = digits_in(&field(&gw.requests()[0], "text"), 6).unwrap();
     let otp_hex: String = otp.bytes().map(|b| format!("{b:02X}")).collect();
     assert!(!hexdata.contains(&otp_hex));
 }

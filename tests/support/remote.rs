@@ -146,6 +146,8 @@ pub struct Seen {
     pub headers: Vec<(String, String)>,
     /// Form fields (POST body) or query fields (GET), decoded.
     pub fields: Vec<(String, String)>,
+    /// The body as sent (a JSON body is in no field).
+    pub body: String,
 }
 
 impl Seen {
@@ -225,12 +227,18 @@ pub fn silent() -> Fake {
     }
 }
 
+/// A port of 127.0.0.1 where nothing listens (connection refused).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// An address where nothing listens (connection refused).
 pub fn refused_url() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    format!("http://{addr}")
+    format!("http://127.0.0.1:{}", free_port())
 }
 
 fn serve(handler: Arc<Handler>, tls: Option<Arc<rustls::ServerConfig>>) -> Fake {
@@ -322,16 +330,17 @@ fn read_request<R: BufRead>(r: &mut R) -> Option<Seen> {
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).ok()?;
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let form = if method == "GET" {
-        query.as_bytes().to_vec()
+    let fields = decode_form(if method == "GET" {
+        query.as_bytes()
     } else {
-        body
-    };
+        &body
+    });
     Some(Seen {
         method,
         path: path.to_string(),
         headers,
-        fields: decode_form(&form),
+        fields,
+        body: String::from_utf8_lossy(&body).into_owned(),
     })
 }
 
