@@ -841,51 +841,32 @@ pub fn pamtester(fx: &Fixture, user: &str, lines: &[&str]) -> (std::process::Exi
     pamtester_env(fx, user, lines, &[])
 }
 
-/// A proxy that an attacker would run: it records every connection and answers every request,
-/// proxied or not, with privacyIDEA's "accepted". A login that reaches it is a login the
-/// attacker decided.
-pub struct FakeProxy {
-    pub port: u16,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
+/// A proxy that an attacker would run: it records every request and answers every one, proxied
+/// or not, with privacyIDEA's "accepted" (a `CONNECT` with "established", then what comes
+/// through the tunnel). A login that reaches it is a login the attacker decided. The fake HTTP
+/// server of [`remote`].
+pub struct FakeProxy(remote::Fake);
 
 impl FakeProxy {
     pub fn start() -> FakeProxy {
-        use std::io::Write;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let rec = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut s) = stream else { continue };
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let first = read_request(&mut s);
-                rec.lock().unwrap().push(first.clone());
-                if first.starts_with("CONNECT ") {
-                    // A tunnel: say yes, then answer what comes through it (for plain http).
-                    let _ = s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
-                    let inner = read_request(&mut s);
-                    rec.lock().unwrap().push(inner);
-                }
-                let body = r#"{"id":1,"jsonrpc":"2.0","result":{"status":true,"value":true},"detail":{"message":"matching 1 tokens"},"version":"privacyIDEA 3.14"}"#;
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+        FakeProxy(remote::fake(|req, _| {
+            if req.method == "CONNECT" {
+                return remote::Act::Reply(200, String::new());
             }
-        });
-        FakeProxy { port, seen }
+            remote::json(
+                200,
+                r#"{"id":1,"jsonrpc":"2.0","result":{"status":true,"value":true},"detail":{"message":"matching 1 tokens"},"version":"privacyIDEA 3.14"}"#,
+            )
+        }))
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
-    /// The first line of each request that reached the proxy.
+    /// The request line of each request that reached the proxy.
     pub fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
+        self.0.requests().into_iter().map(|r| r.line).collect()
     }
 
     /// Every variable through which a proxy can be named in the environment.
@@ -902,43 +883,6 @@ impl FakeProxy {
         .map(|k| (k, self.url()))
         .collect()
     }
-}
-
-/// Reads one HTTP request (head and a Content-Length body); returns its first line.
-fn read_request(s: &mut std::net::TcpStream) -> String {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match s.read(&mut chunk) {
-            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-            _ => {
-                return String::from_utf8_lossy(&buf)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .into()
-            }
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let len: usize = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse().ok())
-        .unwrap_or(0);
-    let mut have = buf.len() - end;
-    while have < len {
-        match s.read(&mut chunk) {
-            Ok(n) if n > 0 => have += n,
-            _ => break,
-        }
-    }
-    head.lines().next().unwrap_or("").to_string()
 }
 
 /// `pamtester` as [`pamtester`] runs it, with extra environment variables.

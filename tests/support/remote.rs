@@ -141,6 +141,8 @@ pub fn run_with(cfg: &Config, opts: &Options, l: &Login, conv: &mut ScriptedConv
 /// One request as the fake server saw it.
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
+    /// The request line, e.g. `POST /validate/check HTTP/1.1`.
+    pub line: String,
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -336,6 +338,7 @@ fn read_request<R: BufRead>(r: &mut R) -> Option<Seen> {
         &body
     });
     Some(Seen {
+        line: line.trim_end().to_string(),
         method,
         path: path.to_string(),
         headers,
