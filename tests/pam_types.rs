@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::remote::{fake, free_port, Act, Fake, Seen};
+use support::remote::{fake, free_port, test_ca, Act, Fake, Seen};
 use support::*;
 use tessera_engine::tokens::ocra::{hash_pin_for, Suite};
 use tessera_engine::tokens::{Algorithm, TokenType};
@@ -211,75 +211,10 @@ fn email_with_a_wrong_otp_fails_and_closes_the_challenge() {
     assert_eq!(fx.token("E1").fail_count, 1);
 }
 
-/// A test CA and a certificate for 127.0.0.1 signed by it (openssl): (CA, cert, key).
-fn make_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let p = |n: &str| dir.join(n);
-    let run = |args: &[&str]| {
-        let st = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(st.success(), "openssl {args:?}");
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=tessera test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "key.pem",
-        "-out",
-        "leaf.csr",
-    ]);
-    std::fs::write(
-        p("leaf.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "leaf.ext",
-        "-out",
-        "cert.pem",
-    ]);
-    (p("ca.pem"), p("cert.pem"), p("key.pem"))
-}
-
 #[test]
 fn email_goes_over_starttls_with_smtp_auth() {
     let certs = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = make_cert(certs.path());
+    let (ca, cert, key) = test_ca("tessera test CA").write_localhost(certs.path());
     let smtp = SmtpServer::start(&[
         "--tls",
         cert.to_str().unwrap(),

@@ -402,12 +402,32 @@ pub fn test_ca(name: &str) -> TestCa {
     }
 }
 
+impl TestCa {
+    /// A leaf certificate signed by this CA, valid for `names` only (DNS names or IP
+    /// addresses), and its key.
+    pub fn leaf(&self, names: &[&str]) -> (rcgen::Certificate, rcgen::KeyPair) {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let params = rcgen::CertificateParams::new(names).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert, key)
+    }
+
+    /// In `dir`: the CA, and a leaf for 127.0.0.1 and localhost with its key, as PEM files
+    /// for a server of another process: (CA, cert, key).
+    pub fn write_localhost(&self, dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let (cert, key) = self.leaf(&["127.0.0.1", "localhost"]);
+        (
+            write_file(dir, "ca.pem", &self.cert_pem),
+            write_file(dir, "cert.pem", &cert.pem()),
+            write_file(dir, "key.pem", &key.serialize_pem()),
+        )
+    }
+}
+
 /// A rustls server config whose leaf, signed by `ca`, is valid for `names` only.
 pub fn server_tls(ca: &TestCa, names: &[&str]) -> Arc<rustls::ServerConfig> {
-    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    let params = rcgen::CertificateParams::new(names).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    let (cert, key) = ca.leaf(names);
     let chain = vec![cert.der().clone()];
     let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
