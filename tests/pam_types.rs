@@ -139,11 +139,38 @@ fn errors(out: &Outcome) -> Vec<&str> {
 
 // ---- e-mail ----
 
+/// An SMTP peer, and a fixture that mails through it (no TLS; `extra`: more `[email]` keys) with
+/// alice's e-mail token E1 (PIN 1234).
+fn email_fixture(extra: &str) -> (SmtpServer, Fixture) {
+    let smtp = SmtpServer::start(&[]);
+    let fx = Fixture::new(&smtp.config(&format!("tls = \"none\"\n{extra}")));
+    fx.add(&email_tok("E1", "alice", "1234"));
+    (smtp, fx)
+}
+
+/// `max_per_hour`'s message to the user.
+const TOO_MANY: &str =
+    "Too many codes sent in the last hour; try again later or use another token.";
+
+/// PIN 1234, then a wrong OTP to the "sent to" prompt: one code sent.
+fn pin_then_wrong_otp(fx: &Fixture, user: &str) -> Outcome {
+    fx.login(user)
+        .answer("PIN", "1234")
+        .answer("sent to", "000000")
+        .run()
+}
+
+/// PIN 1234 of a user over the send limit: PAM_AUTH_ERR, [`TOO_MANY`], no OTP prompt.
+fn assert_over_limit(fx: &Fixture, user: &str) {
+    let out = fx.login(user).answer("PIN", "1234").run();
+    assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
+    assert_eq!(errors(&out), [TOO_MANY]);
+    assert_eq!(out.prompts(), ["PIN: "], "no OTP prompt");
+}
+
 #[test]
 fn email_pin_sends_the_otp_through_smtp_and_the_mailed_otp_answers_once() {
-    let smtp = SmtpServer::start(&[]);
-    let fx = Fixture::new(&smtp.config("tls = \"none\"\nsubject = \"OTP for {user}\""));
-    fx.add(&email_tok("E1", "alice", "1234"));
+    let (smtp, fx) = email_fixture("subject = \"OTP for {user}\"");
     let mails = smtp.dir.path().to_path_buf();
     let out = fx
         .login("alice")
@@ -198,9 +225,7 @@ fn email_pin_sends_the_otp_through_smtp_and_the_mailed_otp_answers_once() {
 
 #[test]
 fn email_with_a_wrong_otp_fails_and_closes_the_challenge() {
-    let smtp = SmtpServer::start(&[]);
-    let fx = Fixture::new(&smtp.config("tls = \"none\""));
-    fx.add(&email_tok("E1", "alice", "1234"));
+    let (_smtp, fx) = email_fixture("");
     let out = fx
         .login("alice")
         .answer("PIN", "1234")
@@ -340,27 +365,15 @@ fn email_through_a_sendmail_command() {
 /// Issue 12.6: `[email] max_per_hour` counts the mails each user was sent in the last hour.
 #[test]
 fn email_sends_stop_at_max_per_hour_with_a_message_and_an_audit_row() {
-    let smtp = SmtpServer::start(&[]);
-    let fx = Fixture::new(&smtp.config("tls = \"none\"\nmax_per_hour = 2"));
-    fx.add(&email_tok("E1", "alice", "1234"));
+    let (smtp, fx) = email_fixture("max_per_hour = 2");
     fx.add(&email_tok("E2", "bob", "1234"));
     for n in 1..=2 {
-        let out = fx
-            .login("alice")
-            .answer("PIN", "1234")
-            .answer("sent to", "000000")
-            .run();
+        let out = pin_then_wrong_otp(&fx, "alice");
         assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
         assert!(errors(&out).is_empty(), "{out:?}");
         assert_eq!(smtp.mails().len(), n);
     }
-    let out = fx.login("alice").answer("PIN", "1234").run();
-    assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
-    assert_eq!(
-        errors(&out),
-        ["Too many codes sent in the last hour; try again later or use another token."]
-    );
-    assert_eq!(out.prompts(), ["PIN: "], "no OTP prompt");
+    assert_over_limit(&fx, "alice");
     assert_eq!(smtp.mails().len(), 2, "no third mail");
     assert_eq!(open_challenges(&fx), 0);
     let e = fx.audit().last().unwrap().clone();
@@ -402,9 +415,7 @@ fn email_sends_stop_at_max_per_hour_with_a_message_and_an_audit_row() {
 /// through the daemon make two, whichever process asks next.
 #[test]
 fn the_email_limit_holds_across_the_daemon_and_tessera_check() {
-    let smtp = SmtpServer::start(&[]);
-    let fx = Fixture::new(&smtp.config("tls = \"none\"\nmax_per_hour = 2"));
-    fx.add(&email_tok("E1", "alice", "1234"));
+    let (smtp, fx) = email_fixture("max_per_hour = 2");
     let check = || {
         let out = fx.tessera(&["check", "alice"], "1234\n000000\n");
         (
@@ -415,11 +426,7 @@ fn the_email_limit_holds_across_the_daemon_and_tessera_check() {
     let (stdout, stderr) = check();
     assert!(stdout.contains("REJECT"), "{stdout} {stderr}");
     assert_eq!(smtp.mails().len(), 1, "{stderr}");
-    let out = fx
-        .login("alice")
-        .answer("PIN", "1234")
-        .answer("sent to", "000000")
-        .run();
+    let out = pin_then_wrong_otp(&fx, "alice");
     assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
     assert_eq!(smtp.mails().len(), 2);
     let (stdout, stderr) = check();
@@ -441,11 +448,9 @@ fn the_email_limit_holds_across_the_daemon_and_tessera_check() {
 /// still opens its challenge when the e-mail limit is reached.
 #[test]
 fn an_email_over_its_limit_still_opens_the_hotp_challenge() {
-    let smtp = SmtpServer::start(&[]);
-    let fx = Fixture::new(&smtp.config("tls = \"none\"\nmax_per_hour = 1"));
+    let (smtp, fx) = email_fixture("max_per_hour = 1");
     let h = Tok::hotp("H1", "alice", "1234");
     fx.add(&h);
-    fx.add(&email_tok("E1", "alice", "1234"));
     let out = fx
         .login("alice")
         .answer("PIN", "1234")
@@ -462,10 +467,7 @@ fn an_email_over_its_limit_still_opens_the_hotp_challenge() {
         .answer("Please enter your otp value: ", &h.hotp_at(1))
         .run();
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
-    assert_eq!(
-        errors(&out),
-        ["Too many codes sent in the last hour; try again later or use another token."]
-    );
+    assert_eq!(errors(&out), [TOO_MANY]);
     assert_eq!(out.prompts()[1], "Please enter your otp value: ");
     assert_eq!(smtp.mails().len(), 1);
     // Challenges (any order): E1 and H1 the first time, H1 alone the second.
@@ -479,6 +481,14 @@ fn an_email_over_its_limit_still_opens_the_hotp_challenge() {
 }
 
 // ---- SMS ----
+
+/// A fixture whose SMS gateway is `gw` at `path` (`extra`: more `[sms]` keys), with alice's SMS
+/// token S1 (PIN 1234).
+fn sms_fixture(gw: &Fake, path: &str, extra: &str) -> Fixture {
+    let fx = Fixture::new(&sms_config(&format!("{}{path}", gw.url()), extra));
+    fx.add(&sms_tok("S1", "alice", "1234"));
+    fx
+}
 
 fn sms_config(url: &str, extra: &str) -> String {
     // The recording gateway listens on 127.0.0.1 without TLS.
@@ -506,8 +516,7 @@ fn sms_login_with_recorded_otp(fx: &Fixture, gw: &Fake, pick: fn(&Seen) -> Strin
 fn an_sms_otp_never_goes_to_a_proxy_from_the_environment() {
     let gw = gateway(200, "OK");
     let proxy = FakeProxy::start();
-    let fx = Fixture::new(&sms_config(&format!("{}/send", gw.url()), ""));
-    fx.add(&sms_tok("S1", "alice", "1234"));
+    let fx = sms_fixture(&gw, "/send", "");
     let (status, err) = pamtester_env(&fx, "alice", &["1234", "000000"], &proxy.env());
     assert!(!status.success(), "{err}");
     assert_eq!(
@@ -549,11 +558,11 @@ fn the_sms_proxy_comes_from_the_config() {
 #[test]
 fn sms_pin_posts_the_otp_to_the_gateway_as_a_form() {
     let gw = gateway(200, "OK");
-    let fx = Fixture::new(&sms_config(
-        &format!("{}/send", gw.url()),
+    let fx = sms_fixture(
+        &gw,
+        "/send",
         "[sms.headers]\nAuthorization = \"Bearer t0ken\"\n",
-    ));
-    fx.add(&sms_tok("S1", "alice", "1234"));
+    );
     let out = sms_login_with_recorded_otp(&fx, &gw, |r| field(r, "text"));
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
     let r = &gw.requests()[0];
@@ -571,11 +580,11 @@ fn sms_pin_posts_the_otp_to_the_gateway_as_a_form() {
 #[test]
 fn sms_by_get_with_placeholders_in_url_and_query() {
     let gw = gateway(200, "queued");
-    let fx = Fixture::new(&sms_config(
-        &format!("{}/api?to={{phone}}", gw.url()),
+    let fx = sms_fixture(
+        &gw,
+        "/api?to={phone}",
         "method = \"GET\"\nsuccess_contains = \"queued\"\n[sms.parameters]\nmsg = \"code {otp}\"\n",
-    ));
-    fx.add(&sms_tok("S1", "alice", "1234"));
+    );
     let out = sms_login_with_recorded_otp(&fx, &gw, |r| field(r, "msg"));
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
     let r = &gw.requests()[0];
@@ -588,11 +597,11 @@ fn sms_by_get_with_placeholders_in_url_and_query() {
 #[test]
 fn sms_as_json_body() {
     let gw = gateway(201, "{}");
-    let fx = Fixture::new(&sms_config(
-        &format!("{}/json", gw.url()),
+    let fx = sms_fixture(
+        &gw,
+        "/json",
         "body = \"json\"\n[sms.parameters]\nnumber = \"{phone}\"\ncontent = \"{otp}\"\n",
-    ));
-    fx.add(&sms_tok("S1", "alice", "1234"));
+    );
     let out = sms_login_with_recorded_otp(&fx, &gw, |r| r.body.clone());
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
     let r = &gw.requests()[0];
@@ -606,26 +615,12 @@ fn sms_as_json_body() {
 #[test]
 fn sms_sends_stop_at_max_per_hour() {
     let gw = gateway(200, "OK");
-    let fx = Fixture::new(&sms_config(
-        &format!("{}/send", gw.url()),
-        "max_per_hour = 1",
-    ));
-    fx.add(&sms_tok("S1", "alice", "1234"));
+    let fx = sms_fixture(&gw, "/send", "max_per_hour = 1");
     fx.add(&sms_tok("S2", "bob", "1234"));
-    let out = fx
-        .login("alice")
-        .answer("PIN", "1234")
-        .answer("sent to", "000000")
-        .run();
+    let out = pin_then_wrong_otp(&fx, "alice");
     assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
     assert_eq!(gw.requests().len(), 1);
-    let out = fx.login("alice").answer("PIN", "1234").run();
-    assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
-    assert_eq!(
-        errors(&out),
-        ["Too many codes sent in the last hour; try again later or use another token."]
-    );
-    assert_eq!(out.prompts(), ["PIN: "]);
+    assert_over_limit(&fx, "alice");
     assert_eq!(gw.requests().len(), 1, "no second SMS");
     let e = fx.audit().last().unwrap().clone();
     assert_eq!(
@@ -637,11 +632,7 @@ fn sms_sends_stop_at_max_per_hour() {
         )
     );
     // Bob's first SMS goes out.
-    let out = fx
-        .login("bob")
-        .answer("PIN", "1234")
-        .answer("sent to", "000000")
-        .run();
+    let out = pin_then_wrong_otp(&fx, "bob");
     assert!(errors(&out).is_empty(), "{out:?}");
     assert_eq!(gw.requests().len(), 2);
 }
@@ -663,8 +654,7 @@ fn assert_failed_sms(fx: &Fixture, out: &Outcome, reason_has: &str) {
 #[test]
 fn sms_gateway_error_status_is_a_clear_failure_without_challenge() {
     let gw = gateway(500, "boom");
-    let fx = Fixture::new(&sms_config(&format!("{}/send", gw.url()), ""));
-    fx.add(&sms_tok("S1", "alice", "1234"));
+    let fx = sms_fixture(&gw, "/send", "");
     let out = fx.login("alice").answer("PIN", "1234").run();
     assert_failed_sms(&fx, &out, "HTTP 500");
     assert_eq!(gw.requests().len(), 1);
@@ -673,11 +663,7 @@ fn sms_gateway_error_status_is_a_clear_failure_without_challenge() {
 #[test]
 fn sms_gateway_answer_with_the_fail_marker_is_a_failure() {
     let gw = gateway(200, "ERROR: no credit");
-    let fx = Fixture::new(&sms_config(
-        &format!("{}/send", gw.url()),
-        "fail_contains = \"ERROR\"",
-    ));
-    fx.add(&sms_tok("S1", "alice", "1234"));
+    let fx = sms_fixture(&gw, "/send", "fail_contains = \"ERROR\"");
     let out = fx.login("alice").answer("PIN", "1234").run();
     assert_failed_sms(&fx, &out, "no credit");
 }
@@ -685,8 +671,7 @@ fn sms_gateway_answer_with_the_fail_marker_is_a_failure() {
 #[test]
 fn sms_gateway_that_hangs_times_out() {
     let gw = fake(|_, _| Act::Hang);
-    let fx = Fixture::new(&sms_config(&format!("{}/send", gw.url()), "timeout = 1"));
-    fx.add(&sms_tok("S1", "alice", "1234"));
+    let fx = sms_fixture(&gw, "/send", "timeout = 1");
     let started = std::time::Instant::now();
     let out = fx.login("alice").answer("PIN", "1234").run();
     assert!(
@@ -924,11 +909,9 @@ fn user_at_realm_selects_the_realm_when_a_separator_is_set() {
 
 #[test]
 fn one_pin_opens_hotp_and_email_challenges_and_either_otp_answers() {
-    let smtp = SmtpServer::start(&[]);
-    let fx = Fixture::new(&smtp.config("tls = \"none\""));
+    let (smtp, fx) = email_fixture("");
     let h = Tok::hotp("H1", "alice", "1234");
     fx.add(&h);
-    fx.add(&email_tok("E1", "alice", "1234"));
     // One message per token, in the order of their serials.
     let message = "Please enter the OTP sent to a****@example.org or Please enter your otp value: ";
     let out = fx
@@ -993,8 +976,7 @@ fn a_failed_email_still_opens_the_hotp_challenge() {
 #[test]
 fn sealed_challenge_data_holds_no_plaintext_otp() {
     let gw = gateway(200, "OK");
-    let fx = Fixture::new(&sms_config(&format!("{}/send", gw.url()), ""));
-    fx.add(&sms_tok("S1", "alice", "1234"));
+    let fx = sms_fixture(&gw, "/send", "");
     let seen: Arc<Mutex<Vec<u8>>> = Arc::new(Mutex::new(Vec::new()));
     let reqs = gw.seen.clone();
     let db = fx.db.clone();
