@@ -163,7 +163,7 @@ fn a_daemon_killed_or_restarted_mid_login() {
                 .success();
             assert!(ok);
             std::thread::sleep(Duration::from_millis(100));
-            *keep.lock().unwrap() = Some(Daemon::start(&config, &socket));
+            *keep.lock().unwrap() = Some(Daemon::start(&bin_path("tesserad"), &config, &socket));
             otp.clone()
         })
         .run();

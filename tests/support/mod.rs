@@ -16,7 +16,9 @@ use tessera_engine::crypto::{hash_pin, StoreKey};
 use tessera_engine::store::{AuditEntry, ChallengeRecord, SqliteStore, TokenRecord};
 use tessera_engine::tokens::{hotp_code, Algorithm, TokenType};
 
+mod daemon;
 mod pam_wrapper;
+pub use daemon::Daemon;
 pub use pam_wrapper::*;
 /// The privacyIDEA peer of `../shared` (remote_pi.rs).
 pub mod pi;
@@ -88,76 +90,6 @@ pub fn bin_path(name: &str) -> PathBuf {
     let bin = target.join(name);
     assert!(bin.exists(), "{} not built (cargo build)", bin.display());
     bin
-}
-
-/// A tesserad serving a fixture's config on the fixture's socket, killed on drop. Its stderr
-/// lines arrive on a channel (startup, reloads).
-pub struct Daemon {
-    child: std::process::Child,
-    stderr: std::sync::Mutex<std::sync::mpsc::Receiver<String>>,
-}
-
-impl Daemon {
-    pub fn start(config: &Path, socket: &Path) -> Daemon {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(bin_path("tesserad"))
-            .arg("--config")
-            .arg(config)
-            .arg("--socket")
-            .arg(socket)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("tesserad");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let d = Daemon {
-            child,
-            stderr: std::sync::Mutex::new(rx),
-        };
-        d.wait_for(&["listening on"]);
-        d
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGHUP, then waits for the daemon to say it reloaded (or could not).
-    pub fn reload(&self) {
-        let ok = std::process::Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -HUP tesserad");
-        self.wait_for(&["config reloaded", "config not reloaded"]);
-    }
-
-    /// Waits (at most 10 s) for a stderr line containing one of `what`.
-    fn wait_for(&self, what: &[&str]) -> String {
-        let rx = self.stderr.lock().unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            match rx.recv_timeout(left) {
-                Ok(l) if what.iter().any(|w| l.contains(w)) => return l,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("tesserad never said any of {what:?}");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A token to put in the store.
@@ -306,7 +238,7 @@ impl Fixture {
             daemon: None,
         };
         fx.write_config(extra);
-        fx.daemon = Some(Daemon::start(&fx.config, &fx.socket));
+        fx.daemon = Some(Daemon::start(&bin_path("tesserad"), &fx.config, &fx.socket));
         std::fs::write(fx.services.join("other"), "auth required pam_deny.so\n").unwrap();
         fx.set_stack(&[&fx.tessera_line("required", "")]);
         fx
