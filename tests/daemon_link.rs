@@ -186,18 +186,12 @@ fn a_non_root_caller_through_the_daemon() {
     fx.add(&t);
     fx.add(&Tok::hotp("B1", "bob", "1234"));
     let as_alice = |user: &str, line: &str| {
-        let _lock = pam_wrapper_lock();
         let mut cmd = pamtester_command(&fx.services, user);
-        cmd.env("PAM_WRAPPER_DEBUGLEVEL", "2")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
+        cmd.env("PAM_WRAPPER_DEBUGLEVEL", "2");
         if tessera_engine::sys::euid() == 0 {
             cmd.uid(10001).gid(10001);
         }
-        let mut child = cmd.spawn().unwrap();
-        writeln!(child.stdin.take().unwrap(), "{line}").unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = run_pamtester(&mut cmd, &[line]);
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stderr).into_owned(),

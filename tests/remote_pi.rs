@@ -11,9 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::pi::{next, servers};
 use support::remote::*;
-use support::{
-    bin_path, hotp, module_path, now, pam_wrapper_lock, pamtester_command, KEY20, SERVICE,
-};
+use support::{bin_path, hotp, module_path, now, pamtester_command, run_pamtester, KEY20, SERVICE};
 use tessera_engine::config::Config;
 use tessera_engine::engine::Verdict;
 
@@ -402,21 +400,7 @@ fn pamtester(config: &Path, user: &str, answers: &[&str]) -> (bool, String) {
         "auth required pam_deny.so\naccount required pam_deny.so\n",
     )
     .unwrap();
-    let _lock = pam_wrapper_lock();
-    let mut child = pamtester_command(dir.path(), user)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("pamtester (apt-get install pamtester libpam-wrapper)");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        for a in answers {
-            writeln!(stdin, "{a}").unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = run_pamtester(&mut pamtester_command(dir.path(), user), answers);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -824,28 +824,14 @@ pub fn pamtester_env(
     lines: &[&str],
     env: &[(&str, String)],
 ) -> (std::process::ExitStatus, String) {
-    use std::io::Write;
-    let _lock = pam_wrapper_lock();
     let mut cmd = pamtester_command(&fx.services, user);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .env("PAM_WRAPPER_DEBUGLEVEL", "2")
+    cmd.env("PAM_WRAPPER_DEBUGLEVEL", "2")
         .env_remove("NO_PROXY")
-        .env_remove("no_proxy")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("pamtester (apt-get install pamtester libpam-wrapper)");
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for l in lines {
-            let _ = writeln!(stdin, "{l}");
-        }
-    }
-    let out = child.wait_with_output().unwrap();
+        .env_remove("no_proxy");
+    let out = run_pamtester(&mut cmd, lines);
     (
         out.status,
         String::from_utf8_lossy(&out.stderr).into_owned(),
