@@ -53,9 +53,7 @@ fn poll_json(value: bool, status: &str) -> Act {
 }
 
 fn cfg_for(urls: &[&str], extra: &str) -> (tempfile::TempDir, tessera_engine::config::Config) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = remote_config(urls, &format!("timeout = {TIMEOUT}\n{extra}"), dir.path());
-    (dir, cfg)
+    remote_config_tmp(urls, TIMEOUT, extra)
 }
 
 /// The fault rule: PAM_AUTHINFO_UNAVAIL within `timeout` + 1 s.

@@ -20,25 +20,11 @@ const ERIN_HOTP_KEY: &[u8] = b"abcdefghijklmnopqrst";
 const BOB_TOTP_KEY: &[u8] = b"ABCDEFGHIJKLMNOPQRST";
 
 fn http_cfg(extra: &str) -> (tempfile::TempDir, Config) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = servers().http.url.clone();
-    let cfg = remote_config(
-        &[&url],
-        &format!("timeout = {TIMEOUT}\n{extra}"),
-        dir.path(),
-    );
-    (dir, cfg)
+    remote_config_tmp(&[&servers().http.url], TIMEOUT, extra)
 }
 
 fn tls_cfg(ca: &Path) -> (tempfile::TempDir, Config) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = servers().tls.url.clone();
-    let cfg = remote_config(
-        &[&url],
-        &format!("timeout = {TIMEOUT}\nca_file = {ca:?}"),
-        dir.path(),
-    );
-    (dir, cfg)
+    remote_config_tmp(&[&servers().tls.url], TIMEOUT, &format!("ca_file = {ca:?}"))
 }
 
 fn reject_reason(out: &tessera_engine::engine::Outcome) -> String {
@@ -236,8 +222,7 @@ fn the_same_https_server_is_refused_with_a_wrong_ca() {
         "{msg}"
     );
     // Without ca_file the system roots don't know the test CA either.
-    let dir2 = tempfile::tempdir().unwrap();
-    let cfg = remote_config(&[&s.tls.url], "timeout = 5", dir2.path());
+    let (_d2, cfg) = remote_config_tmp(&[&s.tls.url], TIMEOUT, "");
     let mut conv = ScriptedConv::answers(&[("PIN: ", "carolpin")]);
     assert!(matches!(
         run(&cfg, "carol", &mut conv).verdict,
@@ -248,8 +233,7 @@ fn the_same_https_server_is_refused_with_a_wrong_ca() {
 #[test]
 fn an_unreachable_first_url_fails_over_to_the_real_server() {
     let s = servers();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = remote_config(&[&refused_url(), &s.http.url], "timeout = 5", dir.path());
+    let (_d, cfg) = remote_config_tmp(&[&refused_url(), &s.http.url], TIMEOUT, "");
     let mut conv = ScriptedConv::answers(&[("PIN: ", "carolpin")]);
     let out = run(&cfg, "carol", &mut conv);
     assert!(

@@ -108,6 +108,18 @@ pub fn remote_config(urls: &[&str], extra: &str, store_dir: &Path) -> Config {
     Config::parse(&text, Path::new("test.toml")).expect("test config")
 }
 
+/// [`remote_config`] with `timeout = timeout_s` and the store in a new temporary directory,
+/// which the caller keeps.
+pub fn remote_config_tmp(
+    urls: &[&str],
+    timeout_s: u64,
+    extra: &str,
+) -> (tempfile::TempDir, Config) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = remote_config(urls, &format!("timeout = {timeout_s}\n{extra}"), dir.path());
+    (dir, cfg)
+}
+
 pub fn run(cfg: &Config, user: &str, conv: &mut ScriptedConv) -> Outcome {
     host::authenticate(
         &OneLogin,
