@@ -7,7 +7,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::pi::{next, servers};
 use support::remote::*;
@@ -451,24 +450,7 @@ fn through_libpam_an_unreachable_server_is_authinfo_unavail() {
 // ------------------------------------------------------------------ the `tessera` command
 
 fn tessera(config: &Path, args: &[&str], stdin: &str) -> (i32, String) {
-    use std::io::Write;
-    let mut child = Command::new(bin_path("tessera"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("TESSERA_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = support::tessera(config, args, stdin);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -92,6 +92,29 @@ pub fn bin_path(name: &str) -> PathBuf {
     bin
 }
 
+/// The `tessera` command of this build on `config`, `stdin` as its input.
+pub fn tessera(config: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(bin_path("tessera"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("TESSERA_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// A token to put in the store.
 #[derive(Clone)]
 pub struct Tok {
@@ -271,25 +294,7 @@ impl Fixture {
 
     /// The `tessera` command on this fixture's config, `stdin` as its input.
     pub fn tessera(&self, args: &[&str], stdin: &str) -> std::process::Output {
-        use std::io::Write;
-        use std::process::{Command, Stdio};
-        let mut child = Command::new(bin_path("tessera"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env_remove("TESSERA_CONFIG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        tessera(&self.config, args, stdin)
     }
 
     /// The `auth` line of tessera with `control` and extra module arguments.
