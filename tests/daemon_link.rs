@@ -2,8 +2,6 @@
 //! garbage, killed or restarted in the middle, and who may ask through it. Every case ends in a
 //! bounded time with PAM_AUTHINFO_UNAVAIL and one log line, never a hang of the caller.
 
-#[path = "remote/common.rs"]
-mod remote_common;
 mod support;
 
 use std::io::{Read, Write};
@@ -12,6 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::remote;
 use support::*;
 
 /// A fake daemon on `socket`: each connection gets `answer` after the login frame arrives
@@ -164,7 +163,7 @@ fn a_daemon_killed_or_restarted_mid_login() {
                 .success();
             assert!(ok);
             std::thread::sleep(Duration::from_millis(100));
-            *keep.lock().unwrap() = Some(Daemon::start(&config, &socket));
+            *keep.lock().unwrap() = Some(Daemon::start(&bin_path("tesserad"), &config, &socket));
             otp.clone()
         })
         .run();
@@ -187,18 +186,12 @@ fn a_non_root_caller_through_the_daemon() {
     fx.add(&t);
     fx.add(&Tok::hotp("B1", "bob", "1234"));
     let as_alice = |user: &str, line: &str| {
-        let _lock = pam_wrapper_lock();
         let mut cmd = pamtester_command(&fx.services, user);
-        cmd.env("PAM_WRAPPER_DEBUGLEVEL", "2")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
+        cmd.env("PAM_WRAPPER_DEBUGLEVEL", "2");
         if tessera_engine::sys::euid() == 0 {
             cmd.uid(10001).gid(10001);
         }
-        let mut child = cmd.spawn().unwrap();
-        writeln!(child.stdin.take().unwrap(), "{line}").unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = run_pamtester(&mut cmd, &[line]);
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -271,7 +264,7 @@ fn the_module_links_nothing_of_the_engine() {
 fn a_push_wait_longer_than_the_module_timeout_is_announced_and_waited_for() {
     let first_poll: Arc<Mutex<Option<Instant>>> = Arc::default();
     let seen = first_poll.clone();
-    let server = remote_common::fake(move |req, _| {
+    let server = remote::fake(move |req, _| {
         let body = if req.path == "/validate/polltransaction" {
             let since = *seen.lock().unwrap().get_or_insert_with(Instant::now);
             let confirmed = since.elapsed() >= Duration::from_millis(2500);
@@ -284,7 +277,7 @@ fn a_push_wait_longer_than_the_module_timeout_is_announced_and_waited_for() {
         } else {
             r#"{"result":{"status":true,"value":true,"authentication":"ACCEPT"},"detail":{"serial":"PUSH1","type":"push"}}"#.to_string()
         };
-        remote_common::json(200, &body)
+        remote::json(200, &body)
     });
     let fx = Fixture::new(&format!(
         "[auth]\nmode = \"remote\"\n[remote]\nurl = \"{}\"\nallow_plain_http = true\ntimeout = 1\npush_timeout = 10\n",

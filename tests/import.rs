@@ -28,17 +28,8 @@ fn me() -> String {
 /// One login through a peer's PAM module (service file `name` holding `line`), answering the
 /// prompt with `answer`. Returns whether it succeeded, and pamtester's stderr.
 fn peer_login(fx: &Fixture, name: &str, line: &str, user: &str, answer: &str) -> (bool, String) {
-    use std::io::Write;
     std::fs::write(fx.services.join(name), format!("{line}\n")).unwrap();
-    let _lock = pam_wrapper_lock();
-    let mut child = pamtester_service(&fx.services, name, user)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("pamtester (apt-get install pamtester libpam-wrapper)");
-    writeln!(child.stdin.take().unwrap(), "{answer}").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_pamtester(&mut pamtester_service(&fx.services, name, user), &[answer]);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

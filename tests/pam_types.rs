@@ -4,12 +4,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::remote::{fake, free_port, test_ca, Act, Fake, Seen};
 use support::*;
 use tessera_engine::tokens::ocra::{hash_pin_for, Suite};
 use tessera_engine::tokens::{Algorithm, TokenType};
@@ -94,156 +94,17 @@ fn digits_in(text: &str, n: usize) -> Option<String> {
         .map(|w| String::from_utf8(w.to_vec()).unwrap())
 }
 
-/// One HTTP request as the gateway saw it.
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: String,
+/// The recording SMS gateway: the fake HTTP server answering every request with `status` and
+/// `text`.
+fn gateway(status: u16, text: &'static str) -> Fake {
+    fake(move |_, _| Act::Reply(status, text.into()))
 }
 
-impl Recorded {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// What the local gateway does with a request.
-#[derive(Clone)]
-enum Gateway {
-    Answer(u16, &'static str),
-    /// Reads the request, then says nothing for this long.
-    Hang(Duration),
-}
-
-/// An HTTP/1.1 server on 127.0.0.1 (a thread of this test) that records every request.
-struct HttpServer {
-    port: u16,
-    requests: Arc<Mutex<Vec<Recorded>>>,
-}
-
-impl HttpServer {
-    fn start(mode: Gateway) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let rec = requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let rec = rec.clone();
-                let mode = mode.clone();
-                std::thread::spawn(move || serve(stream, &rec, &mode));
-            }
-        });
-        HttpServer { port, requests }
-    }
-
-    fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-fn serve(mut s: TcpStream, rec: &Mutex<Vec<Recorded>>, mode: &Gateway) {
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = s.read(&mut chunk).unwrap_or(0);
-        if n == 0 {
-            return;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or("").split(' ');
-    let (method, target) = (
-        first.next().unwrap_or("").to_string(),
-        first.next().unwrap_or("").to_string(),
-    );
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, v)| v.parse().unwrap());
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < len {
-        let n = s.read(&mut chunk).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    rec.lock().unwrap().push(Recorded {
-        method,
-        target,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
-    match mode {
-        Gateway::Answer(status, text) => {
-            let _ = write!(
-                s,
-                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                text.len()
-            );
-        }
-        Gateway::Hang(d) => std::thread::sleep(*d),
-    }
-}
-
-/// Percent-decoding of a form or query value.
-fn unpct(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() + 1 => {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
-fn form_fields(s: &str) -> Vec<(String, String)> {
-    s.split('&')
-        .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| (unpct(k), unpct(v)))
-        .collect()
-}
-
-fn field(fields: &[(String, String)], name: &str) -> String {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| panic!("no field {name} in {fields:?}"))
+/// A field of a request the gateway saw.
+fn field(r: &Seen, name: &str) -> String {
+    r.field(name)
+        .unwrap_or_else(|| panic!("no field {name} in {r:?}"))
+        .to_string()
 }
 
 // ---- tokens ----
@@ -278,11 +139,38 @@ fn errors(out: &Outcome) -> Vec<&str> {
 
 // ---- e-mail ----
 
+/// An SMTP peer, and a fixture that mails through it (no TLS; `extra`: more `[email]` keys) with
+/// alice's e-mail token E1 (PIN 1234).
+fn email_fixture(extra: &str) -> (SmtpServer, Fixture) {
+    let smtp = SmtpServer::start(&[]);
+    let fx = Fixture::new(&smtp.config(&format!("tls = \"none\"\n{extra}")));
+    fx.add(&email_tok("E1", "alice", "1234"));
+    (smtp, fx)
+}
+
+/// `max_per_hour`'s message to the user.
+const TOO_MANY: &str =
+    "Too many codes sent in the last hour; try again later or use another token.";
+
+/// PIN 1234, then a wrong OTP to the "sent to" prompt: one code sent.
+fn pin_then_wrong_otp(fx: &Fixture, user: &str) -> Outcome {
+    fx.login(user)
+        .answer("PIN", "1234")
+        .answer("sent to", "000000")
+        .run()
+}
+
+/// PIN 1234 of a user over the send limit: PAM_AUTH_ERR, [`TOO_MANY`], no OTP prompt.
+fn assert_over_limit(fx: &Fixture, user: &str) {
+    let out = fx.login(user).answer("PIN", "1234").run();
+    assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
+    assert_eq!(errors(&out), [TOO_MANY]);
+    assert_eq!(out.prompts(), ["PIN: "], "no OTP prompt");
+}
+
 #[test]
 fn email_pin_sends_the_otp_through_smtp_and_the_mailed_otp_answers_once() {
-    let smtp = SmtpServer::start(&[]);
-    let fx = Fixture::new(&smtp.config("tls = \"none\"\nsubject = \"OTP for {user}\""));
-    fx.add(&email_tok("E1", "alice", "1234"));
+    let (smtp, fx) = email_fixture("subject = \"OTP for {user}\"");
     let mails = smtp.dir.path().to_path_buf();
     let out = fx
         .login("alice")
@@ -337,9 +225,7 @@ fn email_pin_sends_the_otp_through_smtp_and_the_mailed_otp_answers_once() {
 
 #[test]
 fn email_with_a_wrong_otp_fails_and_closes_the_challenge() {
-    let smtp = SmtpServer::start(&[]);
-    let fx = Fixture::new(&smtp.config("tls = \"none\""));
-    fx.add(&email_tok("E1", "alice", "1234"));
+    let (_smtp, fx) = email_fixture("");
     let out = fx
         .login("alice")
         .answer("PIN", "1234")
@@ -350,75 +236,10 @@ fn email_with_a_wrong_otp_fails_and_closes_the_challenge() {
     assert_eq!(fx.token("E1").fail_count, 1);
 }
 
-/// A test CA and a certificate for 127.0.0.1 signed by it (openssl): (CA, cert, key).
-fn make_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let p = |n: &str| dir.join(n);
-    let run = |args: &[&str]| {
-        let st = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(st.success(), "openssl {args:?}");
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=tessera test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "key.pem",
-        "-out",
-        "leaf.csr",
-    ]);
-    std::fs::write(
-        p("leaf.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "leaf.ext",
-        "-out",
-        "cert.pem",
-    ]);
-    (p("ca.pem"), p("cert.pem"), p("key.pem"))
-}
-
 #[test]
 fn email_goes_over_starttls_with_smtp_auth() {
     let certs = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = make_cert(certs.path());
+    let (ca, cert, key) = test_ca("tessera test CA").write_localhost(certs.path());
     let smtp = SmtpServer::start(&[
         "--tls",
         cert.to_str().unwrap(),
@@ -488,11 +309,7 @@ fn email_goes_over_starttls_with_smtp_auth() {
 #[test]
 fn email_relay_down_tells_the_user_logs_the_reason_and_leaves_no_challenge() {
     // A port nothing listens on.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let fx = Fixture::new(&format!(
         "[email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\ntls = \"none\"\n"
     ));
@@ -548,27 +365,15 @@ fn email_through_a_sendmail_command() {
 /// Issue 12.6: `[email] max_per_hour` counts the mails each user was sent in the last hour.
 #[test]
 fn email_sends_stop_at_max_per_hour_with_a_message_and_an_audit_row() {
-    let smtp = SmtpServer::start(&[]);
-    let fx = Fixture::new(&smtp.config("tls = \"none\"\nmax_per_hour = 2"));
-    fx.add(&email_tok("E1", "alice", "1234"));
+    let (smtp, fx) = email_fixture("max_per_hour = 2");
     fx.add(&email_tok("E2", "bob", "1234"));
     for n in 1..=2 {
-        let out = fx
-            .login("alice")
-            .answer("PIN", "1234")
-            .answer("sent to", "000000")
-            .run();
+        let out = pin_then_wrong_otp(&fx, "alice");
         assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
         assert!(errors(&out).is_empty(), "{out:?}");
         assert_eq!(smtp.mails().len(), n);
     }
-    let out = fx.login("alice").answer("PIN", "1234").run();
-    assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
-    assert_eq!(
-        errors(&out),
-        ["Too many codes sent in the last hour; try again later or use another token."]
-    );
-    assert_eq!(out.prompts(), ["PIN: "], "no OTP prompt");
+    assert_over_limit(&fx, "alice");
     assert_eq!(smtp.mails().len(), 2, "no third mail");
     assert_eq!(open_challenges(&fx), 0);
     let e = fx.audit().last().unwrap().clone();
@@ -610,9 +415,7 @@ fn email_sends_stop_at_max_per_hour_with_a_message_and_an_audit_row() {
 /// through the daemon make two, whichever process asks next.
 #[test]
 fn the_email_limit_holds_across_the_daemon_and_tessera_check() {
-    let smtp = SmtpServer::start(&[]);
-    let fx = Fixture::new(&smtp.config("tls = \"none\"\nmax_per_hour = 2"));
-    fx.add(&email_tok("E1", "alice", "1234"));
+    let (smtp, fx) = email_fixture("max_per_hour = 2");
     let check = || {
         let out = fx.tessera(&["check", "alice"], "1234\n000000\n");
         (
@@ -623,11 +426,7 @@ fn the_email_limit_holds_across_the_daemon_and_tessera_check() {
     let (stdout, stderr) = check();
     assert!(stdout.contains("REJECT"), "{stdout} {stderr}");
     assert_eq!(smtp.mails().len(), 1, "{stderr}");
-    let out = fx
-        .login("alice")
-        .answer("PIN", "1234")
-        .answer("sent to", "000000")
-        .run();
+    let out = pin_then_wrong_otp(&fx, "alice");
     assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
     assert_eq!(smtp.mails().len(), 2);
     let (stdout, stderr) = check();
@@ -649,11 +448,9 @@ fn the_email_limit_holds_across_the_daemon_and_tessera_check() {
 /// still opens its challenge when the e-mail limit is reached.
 #[test]
 fn an_email_over_its_limit_still_opens_the_hotp_challenge() {
-    let smtp = SmtpServer::start(&[]);
-    let fx = Fixture::new(&smtp.config("tls = \"none\"\nmax_per_hour = 1"));
+    let (smtp, fx) = email_fixture("max_per_hour = 1");
     let h = Tok::hotp("H1", "alice", "1234");
     fx.add(&h);
-    fx.add(&email_tok("E1", "alice", "1234"));
     let out = fx
         .login("alice")
         .answer("PIN", "1234")
@@ -670,10 +467,7 @@ fn an_email_over_its_limit_still_opens_the_hotp_challenge() {
         .answer("Please enter your otp value: ", &h.hotp_at(1))
         .run();
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
-    assert_eq!(
-        errors(&out),
-        ["Too many codes sent in the last hour; try again later or use another token."]
-    );
+    assert_eq!(errors(&out), [TOO_MANY]);
     assert_eq!(out.prompts()[1], "Please enter your otp value: ");
     assert_eq!(smtp.mails().len(), 1);
     // Challenges (any order): E1 and H1 the first time, H1 alone the second.
@@ -688,17 +482,21 @@ fn an_email_over_its_limit_still_opens_the_hotp_challenge() {
 
 // ---- SMS ----
 
+/// A fixture whose SMS gateway is `gw` at `path` (`extra`: more `[sms]` keys), with alice's SMS
+/// token S1 (PIN 1234).
+fn sms_fixture(gw: &Fake, path: &str, extra: &str) -> Fixture {
+    let fx = Fixture::new(&sms_config(&format!("{}{path}", gw.url()), extra));
+    fx.add(&sms_tok("S1", "alice", "1234"));
+    fx
+}
+
 fn sms_config(url: &str, extra: &str) -> String {
     // The recording gateway listens on 127.0.0.1 without TLS.
     format!("[sms]\nurl = \"{url}\"\nallow_plain_http = true\n{extra}\n")
 }
 
-fn sms_login_with_recorded_otp(
-    fx: &Fixture,
-    gw: &HttpServer,
-    pick: fn(&Recorded) -> String,
-) -> Outcome {
-    let reqs = gw.requests.clone();
+fn sms_login_with_recorded_otp(fx: &Fixture, gw: &Fake, pick: fn(&Seen) -> String) -> Outcome {
+    let reqs = gw.seen.clone();
     fx.login("alice")
         .answer("PIN", "1234")
         .answer_with(
@@ -716,10 +514,9 @@ fn sms_login_with_recorded_otp(
 /// the invoking user's), so a local user could read SMS OTPs sent to a plain-http gateway.
 #[test]
 fn an_sms_otp_never_goes_to_a_proxy_from_the_environment() {
-    let gw = HttpServer::start(Gateway::Answer(200, "OK"));
+    let gw = gateway(200, "OK");
     let proxy = FakeProxy::start();
-    let fx = Fixture::new(&sms_config(&gw.url("/send"), ""));
-    fx.add(&sms_tok("S1", "alice", "1234"));
+    let fx = sms_fixture(&gw, "/send", "");
     let (status, err) = pamtester_env(&fx, "alice", &["1234", "000000"], &proxy.env());
     assert!(!status.success(), "{err}");
     assert_eq!(
@@ -760,54 +557,51 @@ fn the_sms_proxy_comes_from_the_config() {
 
 #[test]
 fn sms_pin_posts_the_otp_to_the_gateway_as_a_form() {
-    let gw = HttpServer::start(Gateway::Answer(200, "OK"));
-    let fx = Fixture::new(&sms_config(
-        &gw.url("/send"),
+    let gw = gateway(200, "OK");
+    let fx = sms_fixture(
+        &gw,
+        "/send",
         "[sms.headers]\nAuthorization = \"Bearer t0ken\"\n",
-    ));
-    fx.add(&sms_tok("S1", "alice", "1234"));
-    let out = sms_login_with_recorded_otp(&fx, &gw, |r| field(&form_fields(&r.body), "text"));
+    );
+    let out = sms_login_with_recorded_otp(&fx, &gw, |r| field(r, "text"));
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
     let r = &gw.requests()[0];
-    assert_eq!((r.method.as_str(), r.target.as_str()), ("POST", "/send"));
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/send"));
     assert_eq!(
         r.header("content-type"),
         Some("application/x-www-form-urlencoded")
     );
     assert_eq!(r.header("authorization"), Some("Bearer t0ken"));
-    let f = form_fields(&r.body);
-    assert_eq!(field(&f, "phone"), PHONE);
-    assert!(field(&f, "text").starts_with("Your one-time password is "));
+    assert_eq!(field(r, "phone"), PHONE);
+    assert!(field(r, "text").starts_with("Your one-time password is "));
     assert_eq!(fx.challenges()[0].state, "answered");
 }
 
 #[test]
 fn sms_by_get_with_placeholders_in_url_and_query() {
-    let gw = HttpServer::start(Gateway::Answer(200, "queued"));
-    let fx = Fixture::new(&sms_config(
-        &gw.url("/api?to={phone}"),
+    let gw = gateway(200, "queued");
+    let fx = sms_fixture(
+        &gw,
+        "/api?to={phone}",
         "method = \"GET\"\nsuccess_contains = \"queued\"\n[sms.parameters]\nmsg = \"code {otp}\"\n",
-    ));
-    fx.add(&sms_tok("S1", "alice", "1234"));
-    let out = sms_login_with_recorded_otp(&fx, &gw, |r| unpct(&r.target));
+    );
+    let out = sms_login_with_recorded_otp(&fx, &gw, |r| field(r, "msg"));
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
     let r = &gw.requests()[0];
     assert_eq!(r.method, "GET");
-    let (path, query) = r.target.split_once('?').unwrap();
-    assert_eq!(path, "/api");
-    let q = form_fields(query);
-    assert_eq!(field(&q, "to"), PHONE);
-    assert!(field(&q, "msg").starts_with("code "));
+    assert_eq!(r.path, "/api");
+    assert_eq!(field(r, "to"), PHONE);
+    assert!(field(r, "msg").starts_with("code "));
 }
 
 #[test]
 fn sms_as_json_body() {
-    let gw = HttpServer::start(Gateway::Answer(201, "{}"));
-    let fx = Fixture::new(&sms_config(
-        &gw.url("/json"),
+    let gw = gateway(201, "{}");
+    let fx = sms_fixture(
+        &gw,
+        "/json",
         "body = \"json\"\n[sms.parameters]\nnumber = \"{phone}\"\ncontent = \"{otp}\"\n",
-    ));
-    fx.add(&sms_tok("S1", "alice", "1234"));
+    );
     let out = sms_login_with_recorded_otp(&fx, &gw, |r| r.body.clone());
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
     let r = &gw.requests()[0];
@@ -820,24 +614,13 @@ fn sms_as_json_body() {
 /// Issue 12.6: `[sms] max_per_hour`, through the recording gateway.
 #[test]
 fn sms_sends_stop_at_max_per_hour() {
-    let gw = HttpServer::start(Gateway::Answer(200, "OK"));
-    let fx = Fixture::new(&sms_config(&gw.url("/send"), "max_per_hour = 1"));
-    fx.add(&sms_tok("S1", "alice", "1234"));
+    let gw = gateway(200, "OK");
+    let fx = sms_fixture(&gw, "/send", "max_per_hour = 1");
     fx.add(&sms_tok("S2", "bob", "1234"));
-    let out = fx
-        .login("alice")
-        .answer("PIN", "1234")
-        .answer("sent to", "000000")
-        .run();
+    let out = pin_then_wrong_otp(&fx, "alice");
     assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
     assert_eq!(gw.requests().len(), 1);
-    let out = fx.login("alice").answer("PIN", "1234").run();
-    assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
-    assert_eq!(
-        errors(&out),
-        ["Too many codes sent in the last hour; try again later or use another token."]
-    );
-    assert_eq!(out.prompts(), ["PIN: "]);
+    assert_over_limit(&fx, "alice");
     assert_eq!(gw.requests().len(), 1, "no second SMS");
     let e = fx.audit().last().unwrap().clone();
     assert_eq!(
@@ -849,11 +632,7 @@ fn sms_sends_stop_at_max_per_hour() {
         )
     );
     // Bob's first SMS goes out.
-    let out = fx
-        .login("bob")
-        .answer("PIN", "1234")
-        .answer("sent to", "000000")
-        .run();
+    let out = pin_then_wrong_otp(&fx, "bob");
     assert!(errors(&out).is_empty(), "{out:?}");
     assert_eq!(gw.requests().len(), 2);
 }
@@ -874,9 +653,8 @@ fn assert_failed_sms(fx: &Fixture, out: &Outcome, reason_has: &str) {
 
 #[test]
 fn sms_gateway_error_status_is_a_clear_failure_without_challenge() {
-    let gw = HttpServer::start(Gateway::Answer(500, "boom"));
-    let fx = Fixture::new(&sms_config(&gw.url("/send"), ""));
-    fx.add(&sms_tok("S1", "alice", "1234"));
+    let gw = gateway(500, "boom");
+    let fx = sms_fixture(&gw, "/send", "");
     let out = fx.login("alice").answer("PIN", "1234").run();
     assert_failed_sms(&fx, &out, "HTTP 500");
     assert_eq!(gw.requests().len(), 1);
@@ -884,18 +662,16 @@ fn sms_gateway_error_status_is_a_clear_failure_without_challenge() {
 
 #[test]
 fn sms_gateway_answer_with_the_fail_marker_is_a_failure() {
-    let gw = HttpServer::start(Gateway::Answer(200, "ERROR: no credit"));
-    let fx = Fixture::new(&sms_config(&gw.url("/send"), "fail_contains = \"ERROR\""));
-    fx.add(&sms_tok("S1", "alice", "1234"));
+    let gw = gateway(200, "ERROR: no credit");
+    let fx = sms_fixture(&gw, "/send", "fail_contains = \"ERROR\"");
     let out = fx.login("alice").answer("PIN", "1234").run();
     assert_failed_sms(&fx, &out, "no credit");
 }
 
 #[test]
 fn sms_gateway_that_hangs_times_out() {
-    let gw = HttpServer::start(Gateway::Hang(Duration::from_secs(6)));
-    let fx = Fixture::new(&sms_config(&gw.url("/send"), "timeout = 1"));
-    fx.add(&sms_tok("S1", "alice", "1234"));
+    let gw = fake(|_, _| Act::Hang);
+    let fx = sms_fixture(&gw, "/send", "timeout = 1");
     let started = std::time::Instant::now();
     let out = fx.login("alice").answer("PIN", "1234").run();
     assert!(
@@ -1133,11 +909,9 @@ fn user_at_realm_selects_the_realm_when_a_separator_is_set() {
 
 #[test]
 fn one_pin_opens_hotp_and_email_challenges_and_either_otp_answers() {
-    let smtp = SmtpServer::start(&[]);
-    let fx = Fixture::new(&smtp.config("tls = \"none\""));
+    let (smtp, fx) = email_fixture("");
     let h = Tok::hotp("H1", "alice", "1234");
     fx.add(&h);
-    fx.add(&email_tok("E1", "alice", "1234"));
     // One message per token, in the order of their serials.
     let message = "Please enter the OTP sent to a****@example.org or Please enter your otp value: ";
     let out = fx
@@ -1180,11 +954,7 @@ fn one_pin_opens_hotp_and_email_challenges_and_either_otp_answers() {
 
 #[test]
 fn a_failed_email_still_opens_the_hotp_challenge() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let fx = Fixture::new(&format!(
         "[email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\ntls = \"none\"\n"
     ));
@@ -1205,11 +975,10 @@ fn a_failed_email_still_opens_the_hotp_challenge() {
 
 #[test]
 fn sealed_challenge_data_holds_no_plaintext_otp() {
-    let gw = HttpServer::start(Gateway::Answer(200, "OK"));
-    let fx = Fixture::new(&sms_config(&gw.url("/send"), ""));
-    fx.add(&sms_tok("S1", "alice", "1234"));
+    let gw = gateway(200, "OK");
+    let fx = sms_fixture(&gw, "/send", "");
     let seen: Arc<Mutex<Vec<u8>>> = Arc::new(Mutex::new(Vec::new()));
-    let reqs = gw.requests.clone();
+    let reqs = gw.seen.clone();
     let db = fx.db.clone();
     let s2 = seen.clone();
     let out = fx
@@ -1224,7 +993,7 @@ fn sealed_challenge_data_holds_no_plaintext_otp() {
                 .unwrap();
             *s2.lock().unwrap() = out.stdout;
             let r = reqs.lock().unwrap();
-            digits_in(&field(&form_fields(&r[0].body), "text"), 6).unwrap()
+            digits_in(&field(&r[0], "text"), 6).unwrap()
         })
         .run();
     assert_eq!(out.code, PAM_SUCCESS);
@@ -1234,7 +1003,7 @@ fn sealed_challenge_data_holds_no_plaintext_otp() {
         hexdata.len() > 2 * (24 + 16),
         "sealed: nonce + tag + OTP: {hexdata}"
     );
-    let otp = digits_in(&field(&form_fields(&gw.requests()[0].body), "text"), 6).unwrap();
+    let otp = digits_in(&field(&gw.requests()[0], "text"), 6).unwrap();
     let otp_hex: String = otp.bytes().map(|b| format!("{b:02X}")).collect();
     assert!(!hexdata.contains(&otp_hex));
 }

@@ -2,11 +2,11 @@
 //! garbage, HTTP 500, closed connections, refused connections, TLS name mismatch; and for the
 //! flows the test server has no token for (push) or can't speak (LinOTP).
 
-#[path = "remote/common.rs"]
-mod common;
+mod support;
 
-use common::*;
 use std::time::{Duration, Instant};
+use support::remote::*;
+use support::{hotp, KEY20};
 use tessera_engine::engine::{Options, Verdict};
 
 const TIMEOUT: u64 = 2;
@@ -53,9 +53,7 @@ fn poll_json(value: bool, status: &str) -> Act {
 }
 
 fn cfg_for(urls: &[&str], extra: &str) -> (tempfile::TempDir, tessera_engine::config::Config) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = remote_config(urls, &format!("timeout = {TIMEOUT}\n{extra}"), dir.path());
-    (dir, cfg)
+    remote_config_tmp(urls, TIMEOUT, extra)
 }
 
 /// The fault rule: PAM_AUTHINFO_UNAVAIL within `timeout` + 1 s.
@@ -550,7 +548,7 @@ fn fallback_local_decides_on_the_same_pass_when_no_server_answers() {
     let (_d, cfg) = cfg_for(&[&refused_url()], "fallback = \"local\"");
     local_store_with_hotp(&cfg, "alice", "LOCAL_ALICE", "alicepin");
     // PIN+OTP typed once: the local engine checks it without asking again.
-    let mut conv = ScriptedConv::answers(&[("PIN: ", &format!("alicepin{}", hotp(RFC_KEY, 0)))]);
+    let mut conv = ScriptedConv::answers(&[("PIN: ", &format!("alicepin{}", hotp(KEY20, 0)))]);
     let out = run(&cfg, "alice", &mut conv);
     assert!(
         matches!(out.verdict, Verdict::Accept { ref serial } if serial == "LOCAL_ALICE"),
@@ -572,11 +570,11 @@ fn fallback_local_decides_on_the_same_pass_when_no_server_answers() {
     // The PIN alone: the local challenge follows.
     let mut conv = ScriptedConv::answers(&[
         ("PIN: ", "alicepin"),
-        ("Please enter your otp value: ", &hotp(RFC_KEY, 1)),
+        ("Please enter your otp value: ", &hotp(KEY20, 1)),
     ]);
     assert!(run(&cfg, "alice", &mut conv).verdict.is_accept());
     // A wrong one fails like a local failure.
-    let mut conv = ScriptedConv::answers(&[("PIN: ", &format!("wrongpin{}", hotp(RFC_KEY, 2)))]);
+    let mut conv = ScriptedConv::answers(&[("PIN: ", &format!("wrongpin{}", hotp(KEY20, 2)))]);
     assert!(matches!(
         run(&cfg, "alice", &mut conv).verdict,
         Verdict::Reject { .. }
@@ -588,7 +586,7 @@ fn fallback_local_after_a_hang_stays_in_time() {
     let f = fake(|_, _| Act::Hang);
     let (_d, cfg) = cfg_for(&[&f.url()], "fallback = \"local\"");
     local_store_with_hotp(&cfg, "alice", "LOCAL_ALICE", "alicepin");
-    let mut conv = ScriptedConv::answers(&[("PIN: ", &format!("alicepin{}", hotp(RFC_KEY, 0)))]);
+    let mut conv = ScriptedConv::answers(&[("PIN: ", &format!("alicepin{}", hotp(KEY20, 0)))]);
     let t = Instant::now();
     let out = run(&cfg, "alice", &mut conv);
     assert!(out.verdict.is_accept(), "{:?}", out.verdict);

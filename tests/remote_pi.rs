@@ -1,22 +1,16 @@
 //! Remote mode against a real privacyIDEA (started once for this test binary, see
-//! `remote/pi.rs`): PIN+OTP, replay, PIN → challenge → OTP, wrong PIN, unknown user, two
+//! `support/pi.rs`): PIN+OTP, replay, PIN → challenge → OTP, wrong PIN, unknown user, two
 //! challenge tokens, spass, a locked token, HTTPS with the script's CA and refused with
 //! another, fail-over between URLs, and the same flows through real libpam (pamtester under
 //! pam_wrapper).
 
-#[path = "remote/common.rs"]
-mod common;
-#[path = "support/pam_wrapper.rs"]
-#[allow(dead_code)]
-mod pam_wrapper;
-#[path = "remote/pi.rs"]
-mod pi;
+mod support;
 
-use common::*;
-use pi::{next, servers};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::pi::{next, servers};
+use support::remote::*;
+use support::{bin_path, hotp, module_path, now, pamtester_command, run_pamtester, KEY20, SERVICE};
 use tessera_engine::config::Config;
 use tessera_engine::engine::Verdict;
 
@@ -25,25 +19,11 @@ const ERIN_HOTP_KEY: &[u8] = b"abcdefghijklmnopqrst";
 const BOB_TOTP_KEY: &[u8] = b"ABCDEFGHIJKLMNOPQRST";
 
 fn http_cfg(extra: &str) -> (tempfile::TempDir, Config) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = servers().http.url.clone();
-    let cfg = remote_config(
-        &[&url],
-        &format!("timeout = {TIMEOUT}\n{extra}"),
-        dir.path(),
-    );
-    (dir, cfg)
+    remote_config_tmp(&[&servers().http.url], TIMEOUT, extra)
 }
 
 fn tls_cfg(ca: &Path) -> (tempfile::TempDir, Config) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = servers().tls.url.clone();
-    let cfg = remote_config(
-        &[&url],
-        &format!("timeout = {TIMEOUT}\nca_file = {ca:?}"),
-        dir.path(),
-    );
-    (dir, cfg)
+    remote_config_tmp(&[&servers().tls.url], TIMEOUT, &format!("ca_file = {ca:?}"))
 }
 
 fn reject_reason(out: &tessera_engine::engine::Outcome) -> String {
@@ -58,7 +38,7 @@ fn pin_plus_otp_is_accepted_and_its_replay_refused() {
     let s = servers();
     let mut alice = s.http.alice();
     let c = next(&mut alice);
-    let pass = format!("alicepin{}", hotp(RFC_KEY, c));
+    let pass = format!("alicepin{}", hotp(KEY20, c));
     let (_d, cfg) = http_cfg("");
     let mut conv = ScriptedConv::answers(&[("PIN: ", &pass)]);
     let out = run(&cfg, "alice", &mut conv);
@@ -80,10 +60,8 @@ fn pin_alone_opens_a_challenge_answered_with_the_otp() {
     let mut alice = s.http.alice();
     let c = next(&mut alice);
     let (_d, cfg) = http_cfg("");
-    let mut conv = ScriptedConv::answers(&[
-        ("PIN: ", "alicepin"),
-        ("please enter otp", &hotp(RFC_KEY, c)),
-    ]);
+    let mut conv =
+        ScriptedConv::answers(&[("PIN: ", "alicepin"), ("please enter otp", &hotp(KEY20, c))]);
     let out = run(&cfg, "alice", &mut conv);
     assert!(
         out.verdict.is_accept(),
@@ -105,7 +83,7 @@ fn a_wrong_pin_is_refused() {
     let mut alice = s.http.alice();
     let c = next(&mut alice);
     let (_d, cfg) = http_cfg("");
-    let mut conv = ScriptedConv::answers(&[("PIN: ", &format!("wrongpin{}", hotp(RFC_KEY, c)))]);
+    let mut conv = ScriptedConv::answers(&[("PIN: ", &format!("wrongpin{}", hotp(KEY20, c)))]);
     let out = run(&cfg, "alice", &mut conv);
     let why = reject_reason(&out);
     assert!(why.contains("wrong otp pin"), "{why}");
@@ -212,10 +190,8 @@ fn https_with_the_servers_ca_in_ca_file() {
     // The challenge flow over TLS too (one kept-alive connection).
     let mut alice = s.tls.alice();
     let c = next(&mut alice);
-    let mut conv = ScriptedConv::answers(&[
-        ("PIN: ", "alicepin"),
-        ("please enter otp", &hotp(RFC_KEY, c)),
-    ]);
+    let mut conv =
+        ScriptedConv::answers(&[("PIN: ", "alicepin"), ("please enter otp", &hotp(KEY20, c))]);
     let out = run(&cfg, "alice", &mut conv);
     assert!(
         out.verdict.is_accept(),
@@ -245,8 +221,7 @@ fn the_same_https_server_is_refused_with_a_wrong_ca() {
         "{msg}"
     );
     // Without ca_file the system roots don't know the test CA either.
-    let dir2 = tempfile::tempdir().unwrap();
-    let cfg = remote_config(&[&s.tls.url], "timeout = 5", dir2.path());
+    let (_d2, cfg) = remote_config_tmp(&[&s.tls.url], TIMEOUT, "");
     let mut conv = ScriptedConv::answers(&[("PIN: ", "carolpin")]);
     assert!(matches!(
         run(&cfg, "carol", &mut conv).verdict,
@@ -257,8 +232,7 @@ fn the_same_https_server_is_refused_with_a_wrong_ca() {
 #[test]
 fn an_unreachable_first_url_fails_over_to_the_real_server() {
     let s = servers();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = remote_config(&[&refused_url(), &s.http.url], "timeout = 5", dir.path());
+    let (_d, cfg) = remote_config_tmp(&[&refused_url(), &s.http.url], TIMEOUT, "");
     let mut conv = ScriptedConv::answers(&[("PIN: ", "carolpin")]);
     let out = run(&cfg, "carol", &mut conv);
     assert!(
@@ -336,7 +310,7 @@ fn offline_values_open_logins_without_the_server_and_are_refilled() {
         dir.path(),
     );
     let login = |cfg: &Config, counter: u64| {
-        let pass = format!("davepin{}", hotp(RFC_KEY, counter));
+        let pass = format!("davepin{}", hotp(KEY20, counter));
         run(cfg, "dave", &mut ScriptedConv::answers(&[("PIN: ", &pass)]))
     };
     let accepted = |out: &tessera_engine::engine::Outcome, reason: &str| {
@@ -388,27 +362,12 @@ fn offline_values_open_logins_without_the_server_and_are_refilled() {
 
 // ------------------------------------------------------------------ through real libpam
 
-/// The module as `cargo test` built it (next to the test binary).
-fn module_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    for p in [
-        deps.join("libpam_tessera.so"),
-        deps.join("../libpam_tessera.so"),
-    ] {
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("libpam_tessera.so not found near {}", exe.display());
-}
-
 /// Runs `pamtester` for `user` under pam_wrapper with a service that uses the module in
 /// remote mode; `answers` go to the prompts one per line. Returns (success, stderr).
 fn pamtester(config: &Path, user: &str, answers: &[&str]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
-        dir.path().join(pam_wrapper::SERVICE),
+        dir.path().join(SERVICE),
         format!(
             // No daemon listens: the module (run by root here) spawns `tesserad --stdio`.
             "auth required {} socket={} daemon={} config={}\naccount required pam_permit.so\n",
@@ -424,21 +383,7 @@ fn pamtester(config: &Path, user: &str, answers: &[&str]) -> (bool, String) {
         "auth required pam_deny.so\naccount required pam_deny.so\n",
     )
     .unwrap();
-    let _lock = pam_wrapper::pam_wrapper_lock();
-    let mut child = pam_wrapper::pamtester_command(dir.path(), user)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("pamtester (apt-get install pamtester libpam-wrapper)");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        for a in answers {
-            writeln!(stdin, "{a}").unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = run_pamtester(&mut pamtester_command(dir.path(), user), answers);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -474,14 +419,14 @@ fn through_libpam_pin_challenge_otp_and_refusals() {
 
     let mut alice = s.http.alice();
     let c = next(&mut alice);
-    let (ok, log) = pamtester(&config, "alice", &["alicepin", &hotp(RFC_KEY, c)]);
+    let (ok, log) = pamtester(&config, "alice", &["alicepin", &hotp(KEY20, c)]);
     assert!(ok, "{log}");
     assert!(
         log.contains("please enter otp"),
         "the server's challenge message is the prompt: {log}"
     );
     // The same OTP again: refused (PAM_AUTH_ERR).
-    let (ok, log) = pamtester(&config, "alice", &["alicepin", &hotp(RFC_KEY, c)]);
+    let (ok, log) = pamtester(&config, "alice", &["alicepin", &hotp(KEY20, c)]);
     assert!(!ok, "{log}");
     assert!(log.contains("Authentication failure"), "{log}");
     drop(alice);
@@ -505,24 +450,7 @@ fn through_libpam_an_unreachable_server_is_authinfo_unavail() {
 // ------------------------------------------------------------------ the `tessera` command
 
 fn tessera(config: &Path, args: &[&str], stdin: &str) -> (i32, String) {
-    use std::io::Write;
-    let mut child = Command::new(bin_path("tessera"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("TESSERA_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = support::tessera(config, args, stdin);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -3,17 +3,9 @@
 
 mod support;
 
-use std::net::TcpListener;
+use support::remote::refused_url;
 use support::*;
 use tessera_engine::store::Store;
-
-/// A URL where nothing listens.
-fn dead_url() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    format!("http://127.0.0.1:{port}")
-}
 
 /// The root escalation: `su` authenticates with the invoking user's environment, and the module
 /// let ureq take HTTP_PROXY & co. from it. A proxy of the attacker's that answers "accepted"
@@ -23,7 +15,7 @@ fn a_proxy_in_the_callers_environment_decides_nothing() {
     let proxy = FakeProxy::start();
     let fx = Fixture::new(&format!(
         "[auth]\nmode = \"remote\"\n[remote]\nurl = \"{}\"\nallow_plain_http = true\ntimeout = 2\n",
-        dead_url()
+        refused_url()
     ));
     let (status, err) = pamtester_env(&fx, "root", &["wrong-pin"], &proxy.env());
     assert!(!status.success(), "a wrong PIN was accepted: {err}");
@@ -36,7 +28,7 @@ fn a_proxy_in_the_callers_environment_decides_nothing() {
     // Over https, the proxy could force "no server answered" and so the local fallback.
     let fx = Fixture::new(&format!(
         "[auth]\nmode = \"remote\"\n[remote]\nurl = \"{}\"\ntimeout = 2\n",
-        dead_url().replace("http://", "https://")
+        refused_url().replace("http://", "https://")
     ));
     let (status, err) = pamtester_env(&fx, "root", &["wrong-pin"], &proxy.env());
     assert!(!status.success(), "{err}");
@@ -68,7 +60,7 @@ fn the_remote_proxy_comes_from_the_config() {
 fn plain_http_needs_allow_plain_http() {
     let fx = Fixture::new(&format!(
         "[auth]\nmode = \"remote\"\n[remote]\nurl = \"{}\"\ntimeout = 2\n",
-        dead_url()
+        refused_url()
     ));
     let (status, err) = pamtester(&fx, "root", &["1234"]);
     assert!(!status.success(), "{err}");

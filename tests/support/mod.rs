@@ -16,8 +16,14 @@ use tessera_engine::crypto::{hash_pin, StoreKey};
 use tessera_engine::store::{AuditEntry, ChallengeRecord, SqliteStore, TokenRecord};
 use tessera_engine::tokens::{hotp_code, Algorithm, TokenType};
 
+mod daemon;
 mod pam_wrapper;
+pub use daemon::Daemon;
 pub use pam_wrapper::*;
+/// The privacyIDEA peer of `../shared` (remote_pi.rs).
+pub mod pi;
+/// Remote mode and the fake HTTP(S) server.
+pub mod remote;
 
 // ---- PAM constants (security/_pam_types.h) ----
 pub const PAM_SUCCESS: i32 = 0;
@@ -42,6 +48,7 @@ const PAM_RHOST: c_int = 4;
 pub const UNIX_FIRST: &str = "auth optional pam_unix.so nodelay";
 
 /// The RFC 4226 test key, and others of the lengths RFC 6238 uses per hash.
+/// KEY20 is also the key the test privacyIDEA gives alice's HOTP_ALICE.
 pub const KEY20: &[u8] = b"12345678901234567890";
 pub const KEY32: &[u8] = b"12345678901234567890123456789012";
 pub const KEY64: &[u8] = b"1234567890123456789012345678901234567890123456789012345678901234";
@@ -63,6 +70,11 @@ pub fn module_path() -> PathBuf {
         .unwrap_or_else(|| panic!("libpam_tessera.so not found next to {}", exe.display()))
 }
 
+/// A 6-digit HOTP value (SHA-1) of `key` at `counter`.
+pub fn hotp(key: &[u8], counter: u64) -> String {
+    String::from_utf8(hotp_code(Algorithm::Sha1, key, counter, 6).to_vec()).unwrap()
+}
+
 pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -80,74 +92,27 @@ pub fn bin_path(name: &str) -> PathBuf {
     bin
 }
 
-/// A tesserad serving a fixture's config on the fixture's socket, killed on drop. Its stderr
-/// lines arrive on a channel (startup, reloads).
-pub struct Daemon {
-    child: std::process::Child,
-    stderr: std::sync::Mutex<std::sync::mpsc::Receiver<String>>,
-}
-
-impl Daemon {
-    pub fn start(config: &Path, socket: &Path) -> Daemon {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(bin_path("tesserad"))
-            .arg("--config")
-            .arg(config)
-            .arg("--socket")
-            .arg(socket)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("tesserad");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let d = Daemon {
-            child,
-            stderr: std::sync::Mutex::new(rx),
-        };
-        d.wait_for(&["listening on"]);
-        d
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGHUP, then waits for the daemon to say it reloaded (or could not).
-    pub fn reload(&self) {
-        let ok = std::process::Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -HUP tesserad");
-        self.wait_for(&["config reloaded", "config not reloaded"]);
-    }
-
-    /// Waits (at most 10 s) for a stderr line containing one of `what`.
-    fn wait_for(&self, what: &[&str]) -> String {
-        let rx = self.stderr.lock().unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            match rx.recv_timeout(left) {
-                Ok(l) if what.iter().any(|w| l.contains(w)) => return l,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("tesserad never said any of {what:?}");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The `tessera` command of this build on `config`, `stdin` as its input.
+pub fn tessera(config: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(bin_path("tessera"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("TESSERA_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// A token to put in the store.
@@ -296,7 +261,7 @@ impl Fixture {
             daemon: None,
         };
         fx.write_config(extra);
-        fx.daemon = Some(Daemon::start(&fx.config, &fx.socket));
+        fx.daemon = Some(Daemon::start(&bin_path("tesserad"), &fx.config, &fx.socket));
         std::fs::write(fx.services.join("other"), "auth required pam_deny.so\n").unwrap();
         fx.set_stack(&[&fx.tessera_line("required", "")]);
         fx
@@ -329,25 +294,7 @@ impl Fixture {
 
     /// The `tessera` command on this fixture's config, `stdin` as its input.
     pub fn tessera(&self, args: &[&str], stdin: &str) -> std::process::Output {
-        use std::io::Write;
-        use std::process::{Command, Stdio};
-        let mut child = Command::new(bin_path("tessera"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env_remove("TESSERA_CONFIG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        tessera(&self.config, args, stdin)
     }
 
     /// The `auth` line of tessera with `control` and extra module arguments.
@@ -831,51 +778,32 @@ pub fn pamtester(fx: &Fixture, user: &str, lines: &[&str]) -> (std::process::Exi
     pamtester_env(fx, user, lines, &[])
 }
 
-/// A proxy that an attacker would run: it records every connection and answers every request,
-/// proxied or not, with privacyIDEA's "accepted". A login that reaches it is a login the
-/// attacker decided.
-pub struct FakeProxy {
-    pub port: u16,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
+/// A proxy that an attacker would run: it records every request and answers every one, proxied
+/// or not, with privacyIDEA's "accepted" (a `CONNECT` with "established", then what comes
+/// through the tunnel). A login that reaches it is a login the attacker decided. The fake HTTP
+/// server of [`remote`].
+pub struct FakeProxy(remote::Fake);
 
 impl FakeProxy {
     pub fn start() -> FakeProxy {
-        use std::io::Write;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let rec = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut s) = stream else { continue };
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let first = read_request(&mut s);
-                rec.lock().unwrap().push(first.clone());
-                if first.starts_with("CONNECT ") {
-                    // A tunnel: say yes, then answer what comes through it (for plain http).
-                    let _ = s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
-                    let inner = read_request(&mut s);
-                    rec.lock().unwrap().push(inner);
-                }
-                let body = r#"{"id":1,"jsonrpc":"2.0","result":{"status":true,"value":true},"detail":{"message":"matching 1 tokens"},"version":"privacyIDEA 3.14"}"#;
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+        FakeProxy(remote::fake(|req, _| {
+            if req.method == "CONNECT" {
+                return remote::Act::Reply(200, String::new());
             }
-        });
-        FakeProxy { port, seen }
+            remote::json(
+                200,
+                r#"{"id":1,"jsonrpc":"2.0","result":{"status":true,"value":true},"detail":{"message":"matching 1 tokens"},"version":"privacyIDEA 3.14"}"#,
+            )
+        }))
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
-    /// The first line of each request that reached the proxy.
+    /// The request line of each request that reached the proxy.
     pub fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
+        self.0.requests().into_iter().map(|r| r.line).collect()
     }
 
     /// Every variable through which a proxy can be named in the environment.
@@ -894,43 +822,6 @@ impl FakeProxy {
     }
 }
 
-/// Reads one HTTP request (head and a Content-Length body); returns its first line.
-fn read_request(s: &mut std::net::TcpStream) -> String {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match s.read(&mut chunk) {
-            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-            _ => {
-                return String::from_utf8_lossy(&buf)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .into()
-            }
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let len: usize = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse().ok())
-        .unwrap_or(0);
-    let mut have = buf.len() - end;
-    while have < len {
-        match s.read(&mut chunk) {
-            Ok(n) if n > 0 => have += n,
-            _ => break,
-        }
-    }
-    head.lines().next().unwrap_or("").to_string()
-}
-
 /// `pamtester` as [`pamtester`] runs it, with extra environment variables.
 pub fn pamtester_env(
     fx: &Fixture,
@@ -938,28 +829,14 @@ pub fn pamtester_env(
     lines: &[&str],
     env: &[(&str, String)],
 ) -> (std::process::ExitStatus, String) {
-    use std::io::Write;
-    let _lock = pam_wrapper_lock();
     let mut cmd = pamtester_command(&fx.services, user);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .env("PAM_WRAPPER_DEBUGLEVEL", "2")
+    cmd.env("PAM_WRAPPER_DEBUGLEVEL", "2")
         .env_remove("NO_PROXY")
-        .env_remove("no_proxy")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("pamtester (apt-get install pamtester libpam-wrapper)");
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for l in lines {
-            let _ = writeln!(stdin, "{l}");
-        }
-    }
-    let out = child.wait_with_output().unwrap();
+        .env_remove("no_proxy");
+    let out = run_pamtester(&mut cmd, lines);
     (
         out.status,
         String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -1,5 +1,5 @@
 //! Running `pamtester` under cwrap's pam_wrapper: service files from a directory of the
-//! test's, libpam's syslog lines on stderr. Also used by `remote_pi.rs` (by `#[path]`).
+//! test's, libpam's syslog lines on stderr.
 
 use std::path::Path;
 
@@ -44,6 +44,28 @@ pub fn pam_wrapper_lock() -> PamWrapperLock {
 /// `services`. Hold [`pam_wrapper_lock`] while it runs.
 pub fn pamtester_command(services: &Path, user: &str) -> std::process::Command {
     pamtester_service(services, SERVICE, user)
+}
+
+/// Runs `cmd` (a [`pamtester_command`]) under [`pam_wrapper_lock`] with `lines` on its stdin,
+/// one per prompt; its stdout and stderr are captured.
+pub fn run_pamtester(cmd: &mut std::process::Command, lines: &[&str]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let _lock = pam_wrapper_lock();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pamtester (apt-get install pamtester libpam-wrapper)");
+    {
+        // pamtester may end before it read every line.
+        let mut stdin = child.stdin.take().unwrap();
+        for l in lines {
+            let _ = writeln!(stdin, "{l}");
+        }
+    }
+    child.wait_with_output().unwrap()
 }
 
 /// [`pamtester_command`] for another service file of `services` (a peer's stack).

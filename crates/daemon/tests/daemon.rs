@@ -2,17 +2,20 @@
 //! a client that speaks the frames the module will speak, a real store. The accounts are those
 //! of tests/nss (the cargo runner puts nss_wrapper under the test and the daemon it starts).
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use tessera_engine::crypto::{hash_pin, StoreKey};
 use tessera_engine::store::{SqliteStore, TokenRecord};
 use tessera_engine::tokens::{hotp_code, Algorithm, TokenType};
 use tessera_proto::{read_frame, write_frame, Login, Reply, Request, Verdict, VERSION};
 use zeroize::Zeroizing;
+
+#[path = "../../../tests/support/daemon.rs"]
+#[allow(dead_code)] // the root tests use the rest
+mod daemon_process;
+use daemon_process::Daemon;
 
 const KEY20: &[u8] = b"12345678901234567890";
 
@@ -73,106 +76,32 @@ impl World {
 }
 
 /// A tesserad on a socket of its own; its stderr lines are collected.
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-    stderr: std::sync::mpsc::Receiver<String>,
+/// tesserad on the world's config and socket `tessera.sock`.
+fn start(w: &World) -> Daemon {
+    Daemon::start(
+        Path::new(env!("CARGO_BIN_EXE_tesserad")),
+        &w.config,
+        &w.dir.path().join("tessera.sock"),
+    )
 }
 
-impl Daemon {
-    fn start(w: &World) -> Daemon {
-        let socket = w.dir.path().join("tessera.sock");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tesserad"))
-            .arg("--config")
-            .arg(&w.config)
-            .arg("--socket")
-            .arg(&socket)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let rx = stderr_lines(&mut child);
-        let d = Daemon {
-            child,
-            socket,
-            stderr: rx,
-        };
-        d.wait_for("listening on");
-        d
-    }
-
-    /// A tesserad started the way systemd's socket activation starts it: a python3 wrapper
-    /// binds and listens on `socket`, puts it on fd 3, sets LISTEN_PID (its own pid, which
-    /// exec keeps) and LISTEN_FDS=1 and execs tesserad, whose own `--socket` names a path it
-    /// could not bind (a directory that does not exist).
-    fn start_activated(w: &World, listen_pid: Option<&str>) -> Daemon {
-        let socket = w.dir.path().join("activated.sock");
-        let mut child = Command::new("python3")
-            .arg("-c")
-            .arg(PY_ACTIVATE)
-            .arg(&socket)
-            .arg(listen_pid.unwrap_or("self"))
-            .arg(env!("CARGO_BIN_EXE_tesserad"))
-            .arg("--config")
-            .arg(&w.config)
-            .arg("--socket")
-            .arg(w.dir.path().join("no-such-dir/tessera.sock"))
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let rx = stderr_lines(&mut child);
-        Daemon {
-            child,
-            socket,
-            stderr: rx,
-        }
-    }
-
-    /// Waits (at most 10 s) for a stderr line containing `what`.
-    fn wait_for(&self, what: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.stderr.recv_timeout(left) {
-                Ok(l) if l.contains(what) => return l,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("tesserad never said {what:?}");
-    }
-
-    fn connect(&self) -> UnixStream {
-        let s = UnixStream::connect(&self.socket).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        s
-    }
-
-    fn sighup(&self) {
-        let ok = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-}
-
-/// The stderr lines of `child`, as they come, on a channel.
-fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    rx
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A tesserad started the way systemd's socket activation starts it: a python3 wrapper
+/// binds and listens on `socket`, puts it on fd 3, sets LISTEN_PID (its own pid, which
+/// exec keeps) and LISTEN_FDS=1 and execs tesserad, whose own `--socket` names a path it
+/// could not bind (a directory that does not exist).
+fn start_activated(w: &World, listen_pid: Option<&str>) -> Daemon {
+    let socket = w.dir.path().join("activated.sock");
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c")
+        .arg(PY_ACTIVATE)
+        .arg(&socket)
+        .arg(listen_pid.unwrap_or("self"))
+        .arg(env!("CARGO_BIN_EXE_tesserad"))
+        .arg("--config")
+        .arg(&w.config)
+        .arg("--socket")
+        .arg(w.dir.path().join("no-such-dir/tessera.sock"));
+    Daemon::spawn(cmd, &socket)
 }
 
 fn login(user: &str) -> Login {
@@ -221,7 +150,7 @@ fn dialogue(conn: &mut (impl std::io::Read + Write), l: Login, answers: &[&[u8]]
 #[test]
 fn a_login_through_the_socket_pin_challenge_otp_and_no_replay() {
     let w = World::new("");
-    let d = Daemon::start(&w);
+    let d = start(&w);
     let seen = dialogue(
         &mut d.connect(),
         login("alice"),
@@ -351,7 +280,7 @@ impl Write for Pipes {
 #[test]
 fn garbage_silence_and_a_megabyte_answer_harm_no_other_login() {
     let w = World::new("");
-    let d = Daemon::start(&w);
+    let d = start(&w);
     // A client that connects and says nothing holds only its own connection.
     let _silent = d.connect();
     // Garbage: a frame that is no message.
@@ -384,16 +313,16 @@ fn garbage_silence_and_a_megabyte_answer_harm_no_other_login() {
 #[test]
 fn sighup_reloads_the_config_for_the_next_login() {
     let w = World::new("");
-    let d = Daemon::start(&w);
+    let d = start(&w);
     w.write_config("[prompts]\npin = \"Token PIN: \"\n");
     d.sighup();
-    d.wait_for("config reloaded");
+    d.wait_for(&["config reloaded"]);
     let seen = dialogue(&mut d.connect(), login("alice"), &[b"0000"]);
     assert_eq!(seen.prompts, ["Token PIN: "], "{seen:?}");
     // A broken config fails logins closed, with the reason in the log.
     w.write_config("[auth]\nmax_fail = 0\n");
     d.sighup();
-    d.wait_for("config not reloaded");
+    d.wait_for(&["config not reloaded"]);
     let seen = dialogue(&mut d.connect(), login("alice"), &[b"0000"]);
     assert_eq!(seen.verdict, Some(Verdict::AuthinfoUnavail), "{seen:?}");
     assert!(seen.logs.iter().any(|l| l.contains("max_fail")), "{seen:?}");
@@ -407,7 +336,7 @@ fn a_non_root_caller_may_ask_only_for_its_own_account() {
     let w = World::new("");
     // The daemon must be able to read the store when the test drops to alice below: the
     // directory and files stay the test's, and the daemon runs as the test's uid.
-    let d = Daemon::start(&w);
+    let d = start(&w);
     let me = tessera_engine::sys::euid();
     if me == 0 {
         let ask = |user: &str, pass: &str| -> String {
@@ -489,8 +418,8 @@ os.execv(sys.argv[3], sys.argv[3:])
 #[test]
 fn socket_activation_serves_the_socket_on_fd_3() {
     let w = World::new("");
-    let d = Daemon::start_activated(&w, None);
-    let line = d.wait_for("listening on");
+    let d = start_activated(&w, None);
+    let line = d.wait_for(&["listening on"]);
     assert!(line.contains("(socket activation)"), "{line}");
     assert!(line.contains("activated.sock"), "{line}");
     let seen = dialogue(
@@ -509,10 +438,10 @@ fn listen_fds_for_another_process_are_not_taken() {
     let w = World::new("");
     // LISTEN_PID of another process (pid 1): fd 3 is not ours, tesserad binds its --socket,
     // which here can't be bound.
-    let mut d = Daemon::start_activated(&w, Some("1"));
+    let mut d = start_activated(&w, Some("1"));
     let status = d.child.wait().unwrap();
     assert!(!status.success());
-    let err: Vec<String> = d.stderr.iter().collect();
+    let err = d.rest_of_stderr();
     assert!(
         err.iter().any(|l| l.contains("no-such-dir")),
         "tesserad tried its own --socket: {err:?}"
@@ -524,7 +453,7 @@ fn listen_fds_for_another_process_are_not_taken() {
 #[test]
 fn a_config_named_by_the_caller_counts_only_for_root() {
     let w = World::new("");
-    let d = Daemon::start(&w);
+    let d = start(&w);
     let other = w.dir.path().join("sudo.toml");
     let text = format!(
         "[store]\npath = {:?}\nkey_file = {:?}\n[prompts]\npin = \"sudo PIN: \"\n",

@@ -1,7 +1,8 @@
-//! Shared by the remote-mode tests: a scripted conversation, configs, a tiny HTTP(S) server
-//! to play the faults a real privacyIDEA won't, and a local store for the fallback.
-#![allow(dead_code)]
+//! Remote mode and HTTP peers: a scripted engine conversation, configs, a tiny HTTP(S) server
+//! to play the faults a real privacyIDEA won't (and to record what an SMS gateway is sent),
+//! test certificates, and a local store for the fallback.
 
+use super::{now, KEY20};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -10,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tessera_engine::config::Config;
 use tessera_engine::crypto::{secret, Secret, StoreKey};
-use tessera_engine::engine::{Clock, Conversation, Login, Options, Outcome, SystemClock};
+use tessera_engine::engine::{Conversation, Login, Options, Outcome, SystemClock};
 use tessera_engine::error::Error;
 use tessera_engine::host::{self, OneLogin};
 
@@ -107,6 +108,18 @@ pub fn remote_config(urls: &[&str], extra: &str, store_dir: &Path) -> Config {
     Config::parse(&text, Path::new("test.toml")).expect("test config")
 }
 
+/// [`remote_config`] with `timeout = timeout_s` and the store in a new temporary directory,
+/// which the caller keeps.
+pub fn remote_config_tmp(
+    urls: &[&str],
+    timeout_s: u64,
+    extra: &str,
+) -> (tempfile::TempDir, Config) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = remote_config(urls, &format!("timeout = {timeout_s}\n{extra}"), dir.path());
+    (dir, cfg)
+}
+
 pub fn run(cfg: &Config, user: &str, conv: &mut ScriptedConv) -> Outcome {
     host::authenticate(
         &OneLogin,
@@ -135,20 +148,20 @@ pub fn run_with(cfg: &Config, opts: &Options, l: &Login, conv: &mut ScriptedConv
     host::authenticate(&OneLogin, cfg, opts, l, conv, &SystemClock)
 }
 
-pub fn now() -> u64 {
-    SystemClock.now()
-}
-
 // ------------------------------------------------------------------ fake server
 
 /// One request as the fake server saw it.
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
+    /// The request line, e.g. `POST /validate/check HTTP/1.1`.
+    pub line: String,
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
     /// Form fields (POST body) or query fields (GET), decoded.
     pub fields: Vec<(String, String)>,
+    /// The body as sent (a JSON body is in no field).
+    pub body: String,
 }
 
 impl Seen {
@@ -228,12 +241,18 @@ pub fn silent() -> Fake {
     }
 }
 
+/// A port of 127.0.0.1 where nothing listens (connection refused).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// An address where nothing listens (connection refused).
 pub fn refused_url() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    format!("http://{addr}")
+    format!("http://127.0.0.1:{}", free_port())
 }
 
 fn serve(handler: Arc<Handler>, tls: Option<Arc<rustls::ServerConfig>>) -> Fake {
@@ -325,16 +344,18 @@ fn read_request<R: BufRead>(r: &mut R) -> Option<Seen> {
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).ok()?;
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let form = if method == "GET" {
-        query.as_bytes().to_vec()
+    let fields = decode_form(if method == "GET" {
+        query.as_bytes()
     } else {
-        body
-    };
+        &body
+    });
     Some(Seen {
+        line: line.trim_end().to_string(),
         method,
         path: path.to_string(),
         headers,
-        fields: decode_form(&form),
+        fields,
+        body: String::from_utf8_lossy(&body).into_owned(),
     })
 }
 
@@ -393,12 +414,32 @@ pub fn test_ca(name: &str) -> TestCa {
     }
 }
 
+impl TestCa {
+    /// A leaf certificate signed by this CA, valid for `names` only (DNS names or IP
+    /// addresses), and its key.
+    pub fn leaf(&self, names: &[&str]) -> (rcgen::Certificate, rcgen::KeyPair) {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let params = rcgen::CertificateParams::new(names).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert, key)
+    }
+
+    /// In `dir`: the CA, and a leaf for 127.0.0.1 and localhost with its key, as PEM files
+    /// for a server of another process: (CA, cert, key).
+    pub fn write_localhost(&self, dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let (cert, key) = self.leaf(&["127.0.0.1", "localhost"]);
+        (
+            write_file(dir, "ca.pem", &self.cert_pem),
+            write_file(dir, "cert.pem", &cert.pem()),
+            write_file(dir, "key.pem", &key.serialize_pem()),
+        )
+    }
+}
+
 /// A rustls server config whose leaf, signed by `ca`, is valid for `names` only.
 pub fn server_tls(ca: &TestCa, names: &[&str]) -> Arc<rustls::ServerConfig> {
-    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    let params = rcgen::CertificateParams::new(names).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    let (cert, key) = ca.leaf(names);
     let chain = vec![cert.der().clone()];
     let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -419,15 +460,6 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 // ------------------------------------------------------------------ local store
 
-/// RFC 4226's key, the one the test privacyIDEA gives alice's HOTP_ALICE.
-pub const RFC_KEY: &[u8] = b"12345678901234567890";
-
-pub fn hotp(key: &[u8], counter: u64) -> String {
-    let c =
-        tessera_engine::tokens::hotp_code(tessera_engine::tokens::Algorithm::Sha1, key, counter, 6);
-    String::from_utf8(c.to_vec()).unwrap()
-}
-
 /// Creates the store and key of `cfg` and enrolls an HOTP token (RFC key, PIN `pin`) for
 /// `user` in the default realm, as `tessera token add` would.
 pub fn local_store_with_hotp(cfg: &Config, user: &str, serial: &str, pin: &str) {
@@ -446,7 +478,7 @@ pub fn local_store_with_hotp(cfg: &Config, user: &str, serial: &str, pin: &str) 
             user,
             &cfg.auth.default_realm,
             tessera_engine::tokens::TokenType::Hotp,
-            key.seal(serial, RFC_KEY),
+            key.seal(serial, KEY20),
         )
     };
     store.insert_token(&rec).unwrap();
@@ -457,17 +489,4 @@ pub fn audit_of(cfg: &Config, user: &str) -> Vec<tessera_engine::store::AuditEnt
         tessera_engine::store::SqliteStore::open(&cfg.store.path, cfg.store.busy_timeout_ms)
             .unwrap();
     store.audit_entries(Some(user), 100).unwrap()
-}
-
-/// A binary of this build (`tessera`, `tesserad`): the workspace's `cargo test` builds them
-/// into the target directory, next to the `deps` folder of this test executable.
-pub fn bin_path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|target| target.join(name))
-        .expect("target dir");
-    assert!(bin.exists(), "{} not built (cargo build)", bin.display());
-    bin
 }

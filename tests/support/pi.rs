@@ -9,7 +9,6 @@
 //! watchdog stops both servers when the test process ends.
 //!
 //! A server that can't be started fails the tests that need it: nothing is skipped.
-#![allow(dead_code)]
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
