@@ -1,7 +1,7 @@
 //! An OTP is accepted at most once even when several processes check it at the same instant,
 //! as sshd does with one process per login: 8 real processes (pamtester under pam_wrapper,
 //! each with its own libpam and its own copy of the module) get the same valid PIN+OTP at the
-//! same moment, 50 times with a new HOTP value each time (and 10 times with TOTP, 20 times with
+//! same moment, 25 times with a new HOTP value each time (and 10 times with TOTP, 20 times with
 //! the recovery codes of a tan token, in a scrambled order).
 
 mod support;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use support::*;
 
 const PROCESSES: usize = 8;
-const ROUNDS: u64 = 50;
+const ROUNDS: u64 = 25;
 
 /// Reads the child's stderr until the prompt is there: it then blocks reading stdin. Returns
 /// `None` when it exited first because pam_wrapper could not make its temporary directory

@@ -3,82 +3,19 @@
 //! test certificates, and a local store for the fallback.
 
 use super::{now, KEY20};
-use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tessera_engine::config::Config;
-use tessera_engine::crypto::{secret, Secret, StoreKey};
-use tessera_engine::engine::{Conversation, Login, Options, Outcome, SystemClock};
-use tessera_engine::error::Error;
+use tessera_engine::crypto::StoreKey;
+use tessera_engine::engine::{Login, Options, Outcome, SystemClock};
 use tessera_engine::host::{self, OneLogin};
+use tessera_engine::testing::FixedClock;
 
-/// A conversation that expects prompts in order and answers them; `info`/`error` lines are
-/// kept. Dropping it with unanswered prompts fails the test: the exact prompt sequence is
-/// part of what is tested.
-pub struct ScriptedConv {
-    script: VecDeque<(String, Option<String>)>,
-    pub prompts: Vec<String>,
-    pub infos: Vec<String>,
-}
-
-impl ScriptedConv {
-    /// `steps`: (a text the prompt must contain, the answer; `None` answers NULL).
-    pub fn new(steps: &[(&str, Option<&str>)]) -> Self {
-        ScriptedConv {
-            script: steps
-                .iter()
-                .map(|(p, a)| (p.to_string(), a.map(str::to_string)))
-                .collect(),
-            prompts: Vec::new(),
-            infos: Vec::new(),
-        }
-    }
-    pub fn answers(steps: &[(&str, &str)]) -> Self {
-        let v: Vec<(&str, Option<&str>)> = steps.iter().map(|(p, a)| (*p, Some(*a))).collect();
-        Self::new(&v)
-    }
-}
-
-impl Conversation for ScriptedConv {
-    fn prompt(&mut self, text: &str, _echo: bool) -> Result<Option<Secret>, Error> {
-        self.prompts.push(text.to_string());
-        let Some((want, answer)) = self.script.pop_front() else {
-            panic!(
-                "unexpected prompt {text:?} (prompts so far: {:?})",
-                self.prompts
-            );
-        };
-        assert!(
-            text.contains(&want),
-            "prompt {text:?} does not contain {want:?}"
-        );
-        Ok(answer.map(|a| secret(a.as_bytes())))
-    }
-    fn info(&mut self, text: &str) -> Result<(), Error> {
-        self.infos.push(text.to_string());
-        Ok(())
-    }
-    fn error(&mut self, text: &str) -> Result<(), Error> {
-        self.infos.push(text.to_string());
-        Ok(())
-    }
-}
-
-impl Drop for ScriptedConv {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            assert!(
-                self.script.is_empty(),
-                "prompts never asked: {:?} (asked: {:?})",
-                self.script,
-                self.prompts
-            );
-        }
-    }
-}
+/// The engine's scripted conversation (`tessera_engine::testing`): one for every test.
+pub use tessera_engine::testing::ScriptedConv;
 
 pub fn login(user: &str) -> Login {
     Login {
@@ -120,15 +57,11 @@ pub fn remote_config_tmp(
     (dir, cfg)
 }
 
+/// One login through the engine as `tessera check` runs it, on a clock that starts now and
+/// moves on only when the engine waits (push polling takes no real time; exchanges with the
+/// servers still have their real deadlines).
 pub fn run(cfg: &Config, user: &str, conv: &mut ScriptedConv) -> Outcome {
-    host::authenticate(
-        &OneLogin,
-        cfg,
-        &Options::default(),
-        &login(user),
-        conv,
-        &SystemClock,
-    )
+    run_with(cfg, &Options::default(), &login(user), conv)
 }
 
 /// A login as tesserad runs it: through `host`, which keeps HTTP agents and circuit breakers
@@ -145,7 +78,8 @@ pub fn run_hosted(host: &host::Host, cfg: &Config, user: &str, conv: &mut Script
 }
 
 pub fn run_with(cfg: &Config, opts: &Options, l: &Login, conv: &mut ScriptedConv) -> Outcome {
-    host::authenticate(&OneLogin, cfg, opts, l, conv, &SystemClock)
+    let clock = FixedClock::at(now());
+    host::authenticate(&OneLogin, cfg, opts, l, conv, &clock)
 }
 
 // ------------------------------------------------------------------ fake server
