@@ -139,68 +139,8 @@ fn next_code_note(p: &Plan) -> Option<String> {
 /// Checks the options against the type and works out the token's parameters.
 fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
     let kind = a.kind;
-    for (flag, given, owner) in [
-        ("--email", a.email.is_some(), TokenType::Email),
-        ("--phone", a.phone.is_some(), TokenType::Sms),
-        ("--ocra-suite", a.ocra_suite.is_some(), TokenType::Ocra),
-        ("--4eyes", a.four_eyes.is_some(), TokenType::FourEyes),
-    ] {
-        if given && kind != owner {
-            return Err(Failure::usage(format!(
-                "{flag} does not apply to {} tokens",
-                kind.name()
-            )));
-        }
-        if !given && kind == owner {
-            return Err(Failure::usage(format!(
-                "a {} token needs {flag}",
-                kind.name()
-            )));
-        }
-    }
-    let given = [
-        ("--key", a.key.is_some()),
-        ("--genkey", a.genkey),
-        ("--digits", a.digits.is_some()),
-        ("--algorithm", a.algorithm.is_some()),
-        ("--period", a.period.is_some()),
-        ("--counter", a.counter.is_some()),
-        ("--count", a.count.is_some()),
-    ];
-    let allowed: &[&str] = match kind {
-        TokenType::Hotp => &["--key", "--genkey", "--digits", "--algorithm", "--counter"],
-        TokenType::Totp => &["--key", "--genkey", "--digits", "--algorithm", "--period"],
-        TokenType::Pw => &["--key"],
-        TokenType::Ocra => &["--key", "--genkey", "--counter"],
-        TokenType::Tan => &["--digits", "--count"],
-        _ => &[],
-    };
-    if let Some((flag, _)) = given.iter().find(|(f, g)| *g && !allowed.contains(f)) {
-        return Err(Failure::usage(format!(
-            "{flag} does not apply to {} tokens",
-            kind.name()
-        )));
-    }
-    check_name("user", &a.user)?;
-    if let Some(sep) = cfg.auth.realm_separator.as_deref() {
-        if a.user.contains(sep) {
-            return Err(Failure::usage(format!(
-                "the user name contains the realm separator \"{sep}\"; give the realm with --realm"
-            )));
-        }
-    }
-    let realm = a
-        .realm
-        .clone()
-        .unwrap_or_else(|| cfg.auth.default_realm.clone());
-    check_name("realm", &realm)?;
-    if let Some(d) = &a.description {
-        if d.chars().any(char::is_control) {
-            return Err(Failure::usage(
-                "the description contains control characters",
-            ));
-        }
-    }
+    check_options(kind, a)?;
+    let realm = check_names(cfg, a)?;
     if a.qr.is_some() && !matches!(kind, TokenType::Hotp | TokenType::Totp) {
         return Err(Failure::usage("--qr is for hotp and totp tokens"));
     }
@@ -222,6 +162,77 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
         info: TokenInfo::default(),
         codes: Vec::new(),
     };
+    settings(cfg, a, &mut plan, has_pin)?;
+    Ok(plan)
+}
+
+/// The type-specific options of `token add`, against the type's spec: an option of another
+/// type is refused, and an option the type can't do without must be there.
+fn check_options(kind: TokenType, a: &AddArgs) -> CliResult<()> {
+    let given = [
+        ("--email", a.email.is_some()),
+        ("--phone", a.phone.is_some()),
+        ("--ocra-suite", a.ocra_suite.is_some()),
+        ("--4eyes", a.four_eyes.is_some()),
+        ("--key", a.key.is_some()),
+        ("--genkey", a.genkey),
+        ("--digits", a.digits.is_some()),
+        ("--algorithm", a.algorithm.is_some()),
+        ("--period", a.period.is_some()),
+        ("--counter", a.counter.is_some()),
+        ("--count", a.count.is_some()),
+    ];
+    let spec = kind.spec();
+    if let Some((flag, _)) = given
+        .iter()
+        .find(|(f, g)| *g && !spec.add_options.contains(f))
+    {
+        return Err(Failure::usage(format!(
+            "{flag} does not apply to {} tokens",
+            kind.name()
+        )));
+    }
+    if let Some(flag) = spec
+        .add_required
+        .iter()
+        .find(|r| !given.iter().any(|(f, g)| f == *r && *g))
+    {
+        return Err(Failure::usage(format!(
+            "a {} token needs {flag}",
+            kind.name()
+        )));
+    }
+    Ok(())
+}
+
+/// The user, realm and description as given: names the engine can look up. Returns the realm.
+fn check_names(cfg: &Config, a: &AddArgs) -> CliResult<String> {
+    check_name("user", &a.user)?;
+    if let Some(sep) = cfg.auth.realm_separator.as_deref() {
+        if a.user.contains(sep) {
+            return Err(Failure::usage(format!(
+                "the user name contains the realm separator \"{sep}\"; give the realm with --realm"
+            )));
+        }
+    }
+    let realm = a
+        .realm
+        .clone()
+        .unwrap_or_else(|| cfg.auth.default_realm.clone());
+    check_name("realm", &realm)?;
+    if let Some(d) = &a.description {
+        if d.chars().any(char::is_control) {
+            return Err(Failure::usage(
+                "the description contains control characters",
+            ));
+        }
+    }
+    Ok(realm)
+}
+
+/// The settings of the type: digits, key (given or generated), counter, its info.
+fn settings(cfg: &Config, a: &AddArgs, plan: &mut Plan, has_pin: bool) -> CliResult<()> {
+    let (kind, algorithm) = (plan.kind, plan.algorithm);
     match kind {
         TokenType::Hotp | TokenType::Totp => {
             plan.digits = a.digits.unwrap_or(6);
@@ -347,7 +358,7 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
             }
         }
     }
-    Ok(plan)
+    Ok(())
 }
 
 fn decode_key(hex: &str) -> CliResult<Secret> {

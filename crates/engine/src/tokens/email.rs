@@ -27,6 +27,24 @@ pub fn mask_address(a: &str) -> String {
     }
 }
 
+pub(super) const SPEC: super::Spec = super::Spec {
+    name: "email",
+    always_challenges: true,
+    pin_is_pass: false,
+    pass_of_others: false,
+    four_eyes_member: false,
+    sends: Some(super::Sends::Email),
+    prompt: |p| &p.email,
+    add_options: &["--email"],
+    add_required: &["--email"],
+    // The length of the OTP it sends is kept in `digits` (the engine sets it from the config).
+    logic: |p| {
+        Ok(Box::new(super::SentOtp {
+            otp_length: p.digits,
+        }))
+    },
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -110,6 +110,19 @@ impl Policy {
     }
 }
 
+pub(super) const SPEC: super::Spec = super::Spec {
+    name: "4eyes",
+    always_challenges: false,
+    pin_is_pass: false,
+    pass_of_others: true,
+    four_eyes_member: false,
+    sends: None,
+    prompt: super::spec::otp_prompt,
+    add_options: &["--4eyes"],
+    add_required: &["--4eyes"],
+    logic: |_| Ok(Box::new(FourEyes)),
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,24 @@ impl Token for Hotp {
     }
 }
 
+pub(super) const SPEC: super::Spec = super::Spec {
+    name: "hotp",
+    always_challenges: false,
+    pin_is_pass: false,
+    pass_of_others: false,
+    four_eyes_member: true,
+    sends: None,
+    prompt: |p| &p.hotp,
+    add_options: &["--key", "--genkey", "--digits", "--algorithm", "--counter"],
+    add_required: &[],
+    logic: |p| {
+        Ok(Box::new(Hotp {
+            digits: p.digits,
+            algorithm: p.algorithm,
+        }))
+    },
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ mod pw;
 mod sent;
 pub mod sms;
 mod spass;
+mod spec;
 pub mod tan;
 mod totp;
 
@@ -25,6 +26,7 @@ pub use ocra::Ocra;
 pub use pw::Pw;
 pub use sent::SentOtp;
 pub use spass::Spass;
+pub use spec::{Sends, Spec};
 pub use tan::Tan;
 pub use totp::Totp;
 
@@ -67,18 +69,23 @@ impl TokenType {
         TokenType::Tan,
     ];
 
-    pub fn name(self) -> &'static str {
+    /// What the engine and `tessera token add` know of the type: one line per type.
+    pub fn spec(self) -> &'static Spec {
         match self {
-            TokenType::Hotp => "hotp",
-            TokenType::Totp => "totp",
-            TokenType::Pw => "pw",
-            TokenType::Spass => "spass",
-            TokenType::Email => "email",
-            TokenType::Sms => "sms",
-            TokenType::Ocra => "ocra",
-            TokenType::FourEyes => "4eyes",
-            TokenType::Tan => "tan",
+            TokenType::Hotp => &hotp::SPEC,
+            TokenType::Totp => &totp::SPEC,
+            TokenType::Pw => &pw::SPEC,
+            TokenType::Spass => &spass::SPEC,
+            TokenType::Email => &email::SPEC,
+            TokenType::Sms => &sms::SPEC,
+            TokenType::Ocra => &ocra::SPEC,
+            TokenType::FourEyes => &foureyes::SPEC,
+            TokenType::Tan => &tan::SPEC,
         }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.spec().name
     }
 
     pub fn parse(s: &str) -> Result<TokenType> {
@@ -90,7 +97,7 @@ impl TokenType {
 
     /// Types whose PIN-only pass always opens a challenge, whatever `challenge_response` says.
     pub fn always_challenges(self) -> bool {
-        matches!(self, TokenType::Email | TokenType::Sms | TokenType::Ocra)
+        self.spec().always_challenges
     }
 }
 
@@ -188,33 +195,7 @@ pub trait Token {
 
 /// The logic of one token, chosen by its type.
 pub fn for_params(p: &TokenParams) -> Result<Box<dyn Token>> {
-    Ok(match p.kind {
-        TokenType::Hotp => Box::new(Hotp {
-            digits: p.digits,
-            algorithm: p.algorithm,
-        }),
-        TokenType::Totp => Box::new(Totp {
-            digits: p.digits,
-            algorithm: p.algorithm,
-            period: p.period,
-            drift: p.drift,
-        }),
-        // A pw token keeps the length of its static password in `digits`.
-        TokenType::Pw => Box::new(Pw {
-            len: p.digits as usize,
-        }),
-        TokenType::Spass => Box::new(Spass),
-        // E-mail and SMS tokens keep the length of the OTP they send in `digits`.
-        TokenType::Email | TokenType::Sms => Box::new(SentOtp {
-            otp_length: p.digits,
-        }),
-        TokenType::Ocra => Box::new(Ocra::new(p.ocra_suite.as_deref().ok_or_else(|| {
-            Error::Invalid("an ocra token without an OCRA suite in its info".into())
-        })?)?),
-        TokenType::FourEyes => Box::new(FourEyes),
-        // A tan token keeps the length of its codes in `digits`; which are used, in `counter`.
-        TokenType::Tan => Box::new(Tan { digits: p.digits }),
-    })
+    (p.kind.spec().logic)(p)
 }
 
 /// `n` random decimal digits, for OTPs sent out of band.

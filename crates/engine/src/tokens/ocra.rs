@@ -424,6 +424,24 @@ impl Token for Ocra {
     }
 }
 
+pub(super) const SPEC: super::Spec = super::Spec {
+    name: "ocra",
+    always_challenges: true,
+    pin_is_pass: false,
+    pass_of_others: false,
+    four_eyes_member: false,
+    sends: None,
+    prompt: |p| &p.ocra,
+    add_options: &["--ocra-suite", "--key", "--genkey", "--counter"],
+    add_required: &["--ocra-suite"],
+    logic: |p| {
+        let suite = p.ocra_suite.as_deref().ok_or_else(|| {
+            Error::Invalid("an ocra token without an OCRA suite in its info".into())
+        })?;
+        Ok(Box::new(Ocra::new(suite)?))
+    },
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

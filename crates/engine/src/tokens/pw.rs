@@ -18,3 +18,21 @@ impl Token for Pw {
         ct_eq(key, otp).then_some(counter)
     }
 }
+
+pub(super) const SPEC: super::Spec = super::Spec {
+    name: "pw",
+    always_challenges: false,
+    pin_is_pass: false,
+    pass_of_others: false,
+    four_eyes_member: true,
+    sends: None,
+    prompt: super::spec::otp_prompt,
+    add_options: &["--key"],
+    add_required: &[],
+    // A pw token keeps the length of its static password in `digits`.
+    logic: |p| {
+        Ok(Box::new(Pw {
+            len: p.digits as usize,
+        }))
+    },
+};

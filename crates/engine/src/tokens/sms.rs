@@ -29,6 +29,23 @@ pub fn mask_phone(p: &str) -> String {
         .collect()
 }
 
+pub(super) const SPEC: super::Spec = super::Spec {
+    name: "sms",
+    always_challenges: true,
+    pin_is_pass: false,
+    pass_of_others: false,
+    four_eyes_member: false,
+    sends: Some(super::Sends::Sms),
+    prompt: |p| &p.sms,
+    add_options: &["--phone"],
+    add_required: &["--phone"],
+    logic: |p| {
+        Ok(Box::new(super::SentOtp {
+            otp_length: p.digits,
+        }))
+    },
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

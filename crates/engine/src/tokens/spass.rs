@@ -13,3 +13,16 @@ impl Token for Spass {
         otp.is_empty().then_some(counter)
     }
 }
+
+pub(super) const SPEC: super::Spec = super::Spec {
+    name: "spass",
+    always_challenges: false,
+    pin_is_pass: true,
+    pass_of_others: false,
+    four_eyes_member: true,
+    sends: None,
+    prompt: super::spec::otp_prompt,
+    add_options: &[],
+    add_required: &[],
+    logic: |_| Ok(Box::new(Spass)),
+};

@@ -222,6 +222,20 @@ impl Token for Tan {
     }
 }
 
+pub(super) const SPEC: super::Spec = super::Spec {
+    name: "tan",
+    always_challenges: false,
+    pin_is_pass: false,
+    pass_of_others: false,
+    four_eyes_member: false,
+    sends: None,
+    prompt: |p| &p.tan,
+    add_options: &["--digits", "--count"],
+    add_required: &[],
+    // The length of its codes is kept in `digits`; which are used, in `counter`.
+    logic: |p| Ok(Box::new(Tan { digits: p.digits })),
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,6 +85,26 @@ impl Token for Totp {
     }
 }
 
+pub(super) const SPEC: super::Spec = super::Spec {
+    name: "totp",
+    always_challenges: false,
+    pin_is_pass: false,
+    pass_of_others: false,
+    four_eyes_member: true,
+    sends: None,
+    prompt: |p| &p.totp,
+    add_options: &["--key", "--genkey", "--digits", "--algorithm", "--period"],
+    add_required: &[],
+    logic: |p| {
+        Ok(Box::new(Totp {
+            digits: p.digits,
+            algorithm: p.algorithm,
+            period: p.period,
+            drift: p.drift,
+        }))
+    },
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@ use crate::delivery::{Channel, Configured, Courier, OutOfBand};
 use crate::engine::{ask, new_transaction_id, Clock, Conversation};
 use crate::error::{Error, Result};
 use crate::store::{ChallengeRecord, ChallengeState, Store, StoreTx, TokenRecord};
-use crate::tokens::{self, TokenType};
+use crate::tokens::{self, Sends};
 
 /// What [`select`](LocalEngine::select) decided.
 enum Selection {
@@ -110,7 +110,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
                 };
                 if let Some(why) = self.passed_over(tx, &t, now)? {
                     passed.push((t, why));
-                } else if t.kind == TokenType::Spass {
+                } else if t.kind.spec().pin_is_pass {
                     // Accepted: nothing will be sent for the tokens looked at before.
                     for id in chosen.iter().filter_map(|(_, send)| *send) {
                         tx.forget_send(id)?;
@@ -167,10 +167,10 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
         t: &TokenRecord,
         now: u64,
     ) -> Result<std::result::Result<Option<i64>, String>> {
-        let (max, what) = match t.kind {
-            TokenType::Email => (self.cfg.email.max_per_hour, "e-mail"),
-            TokenType::Sms => (self.cfg.sms.max_per_hour, "SMS"),
-            _ => return Ok(Ok(None)),
+        let (max, what) = match t.kind.spec().sends {
+            Some(Sends::Email) => (self.cfg.email.max_per_hour, "e-mail"),
+            Some(Sends::Sms) => (self.cfg.sms.max_per_hour, "SMS"),
+            None => return Ok(Ok(None)),
         };
         let kind = t.kind.name();
         if max > 0 {
@@ -202,10 +202,10 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
         for (token, send) in chosen {
             match self.make_challenge(&token, pin, transaction_id, now) {
                 Ok((data, question)) => {
-                    let validity = match token.kind {
-                        TokenType::Email => self.cfg.email.validity,
-                        TokenType::Sms => self.cfg.sms.validity,
-                        _ => self.cfg.auth.challenge_validity,
+                    let validity = match token.kind.spec().sends {
+                        Some(Sends::Email) => self.cfg.email.validity,
+                        Some(Sends::Sms) => self.cfg.sms.validity,
+                        None => self.cfg.auth.challenge_validity,
                     };
                     opened.push(Opened {
                         token,
@@ -215,8 +215,8 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
                     })
                 }
                 Err(error) => {
-                    let how = match token.kind {
-                        TokenType::Sms => "by SMS",
+                    let how = match token.kind.spec().sends {
+                        Some(Sends::Sms) => "by SMS",
                         _ => "by e-mail",
                     };
                     let _ = conv.error(&format!(
@@ -243,8 +243,8 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
             return Ok((None, None));
         };
         if let Some(otp) = &ch.otp {
-            let (channel, validity) = match t.kind {
-                TokenType::Sms => (
+            let (channel, validity) = match t.kind.spec().sends {
+                Some(Sends::Sms) => (
                     Channel::Sms {
                         phone: t.info.phone.as_deref().unwrap_or(""),
                     },
@@ -403,16 +403,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
 
     /// The message template of a token's type.
     fn prompt_of(&self, t: &TokenRecord) -> &str {
-        let p = &self.cfg.prompts;
-        match t.kind {
-            TokenType::Hotp => &p.hotp,
-            TokenType::Totp => &p.totp,
-            TokenType::Email => &p.email,
-            TokenType::Sms => &p.sms,
-            TokenType::Ocra => &p.ocra,
-            TokenType::Tan => &p.tan,
-            _ => &p.otp,
-        }
+        (t.kind.spec().prompt)(&self.cfg.prompts)
     }
 
     /// The text of a challenge: the message of the token type with its placeholders filled, or

@@ -8,7 +8,7 @@ use crate::crypto::Secret;
 use crate::engine::Clock;
 use crate::error::Result;
 use crate::store::{Store, StoreTx, TokenRecord};
-use crate::tokens::{foureyes, TokenType};
+use crate::tokens::foureyes;
 
 /// What one 4eyes token made of the pass.
 enum Decision {
@@ -31,7 +31,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
         let mut last = Verdict::Reject {
             reason: "wrong PIN or unknown user".into(),
         };
-        for t in tokens.iter().filter(|t| t.kind == TokenType::FourEyes) {
+        for t in tokens.iter().filter(|t| t.kind.spec().pass_of_others) {
             let policy = foureyes::Policy::from_info(&t.serial, &t.info)?;
             let Some(parts) = policy.split(pass) else {
                 return self.fail(at, &[t], now, "4eyes: too many parts in the pass");
@@ -61,14 +61,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
             .store
             .tokens_in_realm(&policy.realm)?
             .into_iter()
-            .filter(|m| {
-                m.active
-                    && m.user != at.user
-                    && matches!(
-                        m.kind,
-                        TokenType::Hotp | TokenType::Totp | TokenType::Pw | TokenType::Spass
-                    )
-            })
+            .filter(|m| m.active && m.user != at.user && m.kind.spec().four_eyes_member)
             .collect();
         let mut pairs = Vec::new();
         for part in parts {

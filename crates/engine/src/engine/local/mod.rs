@@ -14,7 +14,7 @@ use crate::crypto::{
 use crate::delivery::Courier;
 use crate::error::{Error, Kind, Result};
 use crate::store::{AuditEntry, AuditResult, ChallengeState, Store, StoreTx, TokenRecord};
-use crate::tokens::{self, CheckContext, Token, TokenType};
+use crate::tokens::{self, CheckContext, Sends, Token, TokenType};
 
 mod challenge;
 mod four_eyes;
@@ -207,10 +207,10 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
     /// The logic of a token; e-mail and SMS OTP lengths come from the config.
     fn logic(&self, t: &TokenRecord) -> Result<Box<dyn Token>> {
         let mut p = t.params();
-        match t.kind {
-            TokenType::Email => p.digits = self.cfg.email.otp_length,
-            TokenType::Sms => p.digits = self.cfg.sms.otp_length,
-            _ => {}
+        match t.kind.spec().sends {
+            Some(Sends::Email) => p.digits = self.cfg.email.otp_length,
+            Some(Sends::Sms) => p.digits = self.cfg.sms.otp_length,
+            None => {}
         }
         tokens::for_params(&p)
     }
@@ -384,7 +384,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             OtpPin::None | OtpPin::System => {
                 let with_otp = tokens
                     .iter()
-                    .filter(|t| t.kind != TokenType::Spass)
+                    .filter(|t| !t.kind.spec().pin_is_pass)
                     .map(|t| (t, crate::crypto::secret(pass)))
                     .collect();
                 PassMatch::Otp(with_otp)
@@ -411,7 +411,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             PassMatch::PinOnly(candidates) => self.pin_only(at, &candidates, pass, now, conv),
             PassMatch::Nothing
                 if self.cfg.auth.otppin == OtpPin::Token
-                    && tokens.iter().any(|t| t.kind == TokenType::FourEyes) =>
+                    && tokens.iter().any(|t| t.kind.spec().pass_of_others) =>
             {
                 self.four_eyes(at, tokens, pass, now)
             }
@@ -446,7 +446,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         let mut with_otp = Vec::new();
         let mut pin_only = Vec::new();
         for t in tokens {
-            if t.kind == TokenType::FourEyes {
+            if t.kind.spec().pass_of_others {
                 // Its pass is other users' PIN+OTPs: see `four_eyes`.
                 continue;
             }
