@@ -406,6 +406,28 @@ p = run(["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups",
         input=f"1357{otp.next()}\n")
 R.check("pamtester as the user itself (a screen locker) logs in through the socket",
         p.returncode == 0, p.stderr)
+# tessera import, run by root as an admin would: the user's own ~/.google_authenticator (0400,
+# theirs) is read as root, then the store is written as _tessera; the file's owner is the user.
+guser = add_user(f"tsi{tag}")
+home = os.path.expanduser(f"~{guser}")
+gfile = os.path.join(home, ".google_authenticator")
+made = run(["setpriv", f"--reuid={guser}", f"--regid={guser}", "--init-groups",
+            "env", f"HOME={home}", "google-authenticator", "-t", "-d", "-f", "-C", "-q", "-u",
+            "-w", "3", "-e", "2", "-l", "deb"])
+imp = run(["tessera", "import", "--format", "google-authenticator", gfile])
+listing = run(["tessera", "token", "list", "--user", guser])
+files, ok = store_files_owned()
+R.check("tessera import (as root) reads a user's own 0400 ~/.google_authenticator and enrolls "
+        "its totp and tan tokens for the file's owner; the store stays _tessera's, 0600",
+        made.returncode == 0 and (owned(gfile) or (None,))[0] == int(account(guser)[2])
+        and imp.returncode == 0
+        and "imported 2 token(s)" in imp.stdout and "totp" in listing.stdout
+        and "tan" in listing.stdout and ok,
+        made.stderr + imp.stdout + imp.stderr + listing.stdout + str(files))
+secret = open(gfile).readline().strip()
+code = run(["oathtool", "--totp", "-b", secret]).stdout.strip()
+p = pamtester("tessera-test", guser, code, ops=AUTH_AND_ACCOUNT)
+R.check("the imported TOTP logs the user in through the socket", p.returncode == 0, p.stderr)
 doctor = run(["tessera", "doctor"])
 # A container without a syslog daemon has no /dev/log: doctor rightly warns about that, and
 # only that is allowed here.
