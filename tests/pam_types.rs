@@ -54,16 +54,7 @@ impl SmtpServer {
 
     /// The messages received so far, oldest first.
     fn mails(&self) -> Vec<String> {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-            .collect();
-        names.sort();
-        names
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap())
-            .collect()
+        mails_in(self.dir.path())
     }
 
     fn config(&self, extra: &str) -> String {
@@ -85,6 +76,26 @@ impl Drop for SmtpServer {
 fn otp_in(mail: &str, n: usize) -> String {
     let body = mail.split("\r\n\r\n").nth(1).unwrap_or("");
     digits_in(body, n).unwrap_or_else(|| panic!("no {n}-digit OTP in {mail:?}"))
+}
+
+/// The messages the SMTP peer stored in `dir` (`*.eml`, named in order), oldest first.
+fn mails_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+/// The 6-digit OTP of the newest mail the SMTP peer stored in `dir` (the closures of
+/// `answer_with` can't borrow the server, so they take its directory).
+fn mailed_otp(dir: &Path) -> String {
+    otp_in(mails_in(dir).last().expect("a mail"), 6)
 }
 
 fn digits_in(text: &str, n: usize) -> Option<String> {
@@ -260,15 +271,7 @@ fn email_goes_over_starttls_with_smtp_auth() {
     let out = fx
         .login("alice")
         .answer("PIN", "1234")
-        .answer_with("sent to", move |_| {
-            let p = std::fs::read_dir(&dir)
-                .unwrap()
-                .next()
-                .unwrap()
-                .unwrap()
-                .path();
-            otp_in(&std::fs::read_to_string(p).unwrap(), 6)
-        })
+        .answer_with("sent to", move |_| mailed_otp(&dir))
         .run();
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
     let mail = &smtp.mails()[0];
@@ -398,14 +401,7 @@ fn email_sends_stop_at_max_per_hour_with_a_message_and_an_audit_row() {
     let out = fx
         .login("bob")
         .answer("PIN", "1234")
-        .answer_with("sent to", move |_| {
-            let mut p: Vec<PathBuf> = std::fs::read_dir(&dir)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .collect();
-            p.sort();
-            otp_in(&std::fs::read_to_string(p.last().unwrap()).unwrap(), 6)
-        })
+        .answer_with("sent to", move |_| mailed_otp(&dir))
         .run();
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
     assert_eq!(smtp.mails().len(), 3);
@@ -934,14 +930,7 @@ fn one_pin_opens_hotp_and_email_challenges_and_either_otp_answers() {
     let out = fx
         .login("alice")
         .answer("PIN", "1234")
-        .answer_with(message, move |_| {
-            let mut p: Vec<PathBuf> = std::fs::read_dir(&dir)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .collect();
-            p.sort();
-            otp_in(&std::fs::read_to_string(p.last().unwrap()).unwrap(), 6)
-        })
+        .answer_with(message, move |_| mailed_otp(&dir))
         .run();
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
     assert_eq!(fx.token("H1").counter, 1, "the HOTP was not used");

@@ -297,6 +297,13 @@ impl BackupReader {
                 wal.display()
             )));
         }
+        let not_a_backup = |e: rusqlite::Error| {
+            Error::Invalid(format!(
+                "{}: not a tessera backup ({})",
+                path.display(),
+                describe_sqlite(&e)
+            ))
+        };
         let conn = Connection::open_with_flags(
             format!("file:{}?immutable=1", uri_path(path)),
             OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -304,22 +311,10 @@ impl BackupReader {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )
-        .map_err(|e| {
-            Error::Invalid(format!(
-                "{}: not a tessera backup ({})",
-                path.display(),
-                describe_sqlite(&e)
-            ))
-        })?;
+        .map_err(not_a_backup)?;
         let check: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(|e| {
-                Error::Invalid(format!(
-                    "{}: not a tessera backup ({})",
-                    path.display(),
-                    describe_sqlite(&e)
-                ))
-            })?;
+            .map_err(not_a_backup)?;
         if check != "ok" {
             return Err(Error::Invalid(format!(
                 "{}: damaged backup: {}",

@@ -229,6 +229,16 @@ mod tests {
         }
     }
 
+    /// A new store of `n` tokens in a temporary directory (kept alive by the caller), and a
+    /// group writer on it.
+    fn writer_with_tokens(n: usize) -> (tempfile::TempDir, std::path::PathBuf, GroupWriter) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        store_with_tokens(&path, n);
+        let w = GroupWriter::new(SqliteStore::open(&path, 5000).unwrap()).unwrap();
+        (dir, path, w)
+    }
+
     fn counter(path: &Path, serial: &str) -> u64 {
         SqliteStore::open(path, 5000)
             .unwrap()
@@ -261,10 +271,7 @@ mod tests {
 
     #[test]
     fn writers_that_queue_during_a_write_share_one_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        store_with_tokens(&path, 3);
-        let w = GroupWriter::new(SqliteStore::open(&path, 5000).unwrap()).unwrap();
+        let (_dir, path, w) = writer_with_tokens(3);
         let (go, wait) = mpsc::channel::<()>();
         std::thread::scope(|s| {
             let w = &w;
@@ -295,10 +302,7 @@ mod tests {
 
     #[test]
     fn a_failing_member_is_rolled_back_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        store_with_tokens(&path, 2);
-        let w = GroupWriter::new(SqliteStore::open(&path, 5000).unwrap()).unwrap();
+        let (_dir, path, w) = writer_with_tokens(2);
         let (go, wait) = mpsc::channel::<()>();
         std::thread::scope(|s| {
             let w = &w;
@@ -363,10 +367,7 @@ mod tests {
 
     #[test]
     fn a_panicking_member_leaves_the_writer_usable() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        store_with_tokens(&path, 1);
-        let w = GroupWriter::new(SqliteStore::open(&path, 5000).unwrap()).unwrap();
+        let (_dir, path, w) = writer_with_tokens(1);
         let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
             w.write(|tx| -> Result<()> {
                 tx.record_success("T0", 3)?;
