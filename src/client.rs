@@ -8,7 +8,10 @@ use crate::conv::PamConversation;
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tessera_proto::{write_frame, FrameReader, Login, Reply, Request, Verdict, MAX_ANSWER};
+use tessera_proto::{
+    write_frame, FrameReader, Login, Reply, Request, Verdict, MAX_ANSWER, MAX_FIELD,
+    MAX_REPLY_FRAME,
+};
 use zeroize::Zeroizing;
 
 /// syslog priorities of the module's own lines.
@@ -24,25 +27,55 @@ pub fn authenticate(
     conv: &mut PamConversation<'_>,
     log: &mut LogFn<'_>,
 ) -> Verdict {
-    let (mut sock, child) = match connect(args) {
-        Ok(c) => c,
-        Err(why) => {
-            log(LOG_ERR, &why);
-            return Verdict::AuthinfoUnavail;
+    let first = connect(args);
+    match first.and_then(|c| run(c, args, login, conv, log)) {
+        Ok(Ended::Verdict(v)) => v,
+        // The daemon takes no more logins. Root's are never refused for that: a root caller
+        // (sshd, sudo, su, login) serves this one with a daemon of its own.
+        Ok(Ended::Busy) if crate::ffi::euid() == 0 => {
+            match spawn(args).and_then(|c| run(c, args, login, conv, log)) {
+                Ok(Ended::Verdict(v)) => v,
+                Ok(Ended::Busy) => unavailable(log, "tesserad --stdio said it was full".into()),
+                Err(why) => unavailable(log, format!("tesserad is full, and {why}")),
+            }
         }
-    };
-    let verdict = match dialogue(&mut sock, args.timeout, login, conv, log) {
-        Ok(v) => v,
-        Err(why) => {
-            log(LOG_ERR, &format!("tesserad: {why}"));
-            Verdict::AuthinfoUnavail
-        }
-    };
+        Ok(Ended::Busy) => unavailable(
+            log,
+            "tesserad serves as many logins of this user (or of all users but root) as it \
+             takes; try again"
+                .into(),
+        ),
+        Err(why) => unavailable(log, why),
+    }
+}
+
+fn unavailable(log: &mut LogFn<'_>, why: String) -> Verdict {
+    log(LOG_ERR, &why);
+    Verdict::AuthinfoUnavail
+}
+
+/// How a dialogue ended.
+enum Ended {
+    Verdict(Verdict),
+    /// The daemon was full and read nothing.
+    Busy,
+}
+
+/// One dialogue on a connection (the socket, or a child's socketpair), and the child's end.
+fn run(
+    (mut sock, child): (UnixStream, Option<Child>),
+    args: &ModuleArgs,
+    login: &Login,
+    conv: &mut PamConversation<'_>,
+    log: &mut LogFn<'_>,
+) -> Result<Ended, String> {
+    let ended = dialogue(&mut sock, args.timeout, login, conv, log)
+        .map_err(|why| format!("tesserad: {why}"));
     drop(sock);
     if let Some(child) = child {
         reap(child, args.timeout);
     }
-    verdict
+    ended
 }
 
 /// The daemon's socket, or a child daemon for this login.
@@ -109,33 +142,44 @@ fn dialogue(
     login: &Login,
     conv: &mut PamConversation<'_>,
     log: &mut LogFn<'_>,
-) -> Result<Verdict, String> {
+) -> Result<Ended, String> {
     let _ = sock.set_write_timeout(Some(timeout));
-    write_frame(sock, &Request::Authenticate(login.clone()).encode())
-        .map_err(|e| format!("sending the login: {e}"))?;
+    let sent = write_frame(
+        &mut NoSigPipe(sock),
+        &Request::Authenticate(login.clone()).encode(),
+    );
     let mut wait = timeout;
     let mut timeout_set = None;
-    let mut frames = FrameReader::new();
+    let mut frames = FrameReader::new(MAX_REPLY_FRAME);
+    let mut prompted = false;
     loop {
         if timeout_set != Some(wait) {
             sock.set_read_timeout(Some(wait))
                 .map_err(|e| e.to_string())?;
             timeout_set = Some(wait);
         }
-        let body = frames.read(sock).map_err(|e| match e {
-            tessera_proto::ProtoError::Io(io)
+        let body = match frames.read(sock) {
+            Ok(b) => b,
+            // A full daemon may have closed before the login was written: what it said
+            // first (Busy) is read before the failed write is reported.
+            Err(_) if sent.is_err() => return Err(not_sent(&sent)),
+            Err(tessera_proto::ProtoError::Io(io))
                 if matches!(
                     io.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                format!("no answer within {} s", wait.as_secs())
+                return Err(format!("no answer within {} s", wait.as_secs()))
             }
-            other => other.to_string(),
-        })?;
+            Err(other) => return Err(other.to_string()),
+        };
         wait = timeout;
         match Reply::decode(&body).map_err(|e| e.to_string())? {
+            Reply::Busy if !prompted => return Ok(Ended::Busy),
+            Reply::Busy => return Err("a daemon that was busy after it had prompted".into()),
+            _ if sent.is_err() => return Err(not_sent(&sent)),
             Reply::Prompt { echo, text } => {
+                prompted = true;
                 let answer = match conv.prompt(&text, echo) {
                     Ok(Some(mut a)) => {
                         // The engine refuses passes over 1 KiB anyway; this bounds the frame.
@@ -145,42 +189,104 @@ fn dialogue(
                     Ok(None) => Request::Answer(None),
                     Err(code) => Request::ConversationFailed(code),
                 };
-                write_frame(sock, &answer.encode())
+                write_frame(&mut NoSigPipe(sock), &answer.encode())
                     .map_err(|e| format!("sending an answer: {e}"))?;
             }
             Reply::Info(t) => conv.info(&t),
             Reply::Error(t) => conv.error(&t),
             Reply::Wait(s) => wait = timeout.max(Duration::from_secs(u64::from(s))),
             Reply::Log { priority, line } => log(priority, &line),
-            Reply::Verdict(v) => return Ok(v),
+            Reply::Verdict(v) => return Ok(Ended::Verdict(v)),
         }
     }
+}
+
+fn not_sent(sent: &Result<(), tessera_proto::ProtoError>) -> String {
+    match sent {
+        Err(e) => format!("sending the login: {e}"),
+        Ok(()) => String::new(),
+    }
+}
+
+/// Writes to the socket without SIGPIPE: a daemon that closed its end must give an error
+/// here, not a signal that ends the calling service (sshd, a screen locker) unless it
+/// happens to ignore it.
+struct NoSigPipe<'s>(&'s UnixStream);
+
+impl std::io::Write for NoSigPipe<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        crate::ffi::send_nosignal(self.0, buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `s` cut to `max` bytes.
+fn capped(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+/// The user name as sent: a name longer than any account's is cut, and marked with a newline
+/// so that what is left can't be another account's name (the daemon treats a name with a
+/// control character as an unknown user, prompted and refused like any).
+fn user_field(mut user: Vec<u8>) -> Vec<u8> {
+    if user.len() > MAX_FIELD {
+        user.truncate(MAX_FIELD - 1);
+        user.push(b'\n');
+    }
+    user
+}
+
+/// The PAM items the daemon is told of, as the application set them ("" when it set none).
+pub struct Items {
+    pub service: String,
+    pub rhost: String,
+    pub tty: String,
+    pub ruser: String,
 }
 
 /// The login as the daemon needs it.
 pub fn login(
     args: &ModuleArgs,
-    service: String,
-    rhost: String,
-    tty: String,
+    items: Items,
     user: Vec<u8>,
     authtok: Option<Zeroizing<Vec<u8>>>,
     silent: bool,
 ) -> Login {
-    let mut flags = args.flags.clone();
-    flags.silent = silent;
-    Login {
-        version: tessera_proto::VERSION,
+    let Items {
         service,
         rhost,
-        user,
-        authtok,
-        flags,
         tty,
-        prompt: args.prompt.clone(),
+        ruser,
+    } = items;
+    let mut flags = args.flags.clone();
+    flags.silent = silent;
+    // Every field is bounded, so that the login fits the daemon's first frame whatever the
+    // application set (a 10 MB PAM_RHOST must not make the daemon refuse the login unread).
+    Login {
+        version: tessera_proto::VERSION,
+        service: capped(service, MAX_FIELD),
+        rhost: capped(rhost, MAX_FIELD),
+        user: user_field(user),
+        authtok: authtok.map(|mut t| {
+            t.truncate(MAX_ANSWER);
+            t
+        }),
+        flags,
+        tty: capped(tty, MAX_FIELD),
+        ruser: capped(ruser, MAX_FIELD),
+        prompt: args.prompt.clone().map(|p| capped(p, MAX_FIELD)),
         config: args
             .config
             .as_ref()
-            .map(|p| p.to_string_lossy().into_owned()),
+            .map(|p| capped(p.to_string_lossy().into_owned(), MAX_FIELD)),
     }
 }

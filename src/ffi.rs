@@ -1,4 +1,4 @@
-//! The module's only `unsafe`: libpam calls that pam-bindings does not wrap, and one libc call.
+//! The module's only `unsafe`: libpam calls that pam-bindings does not wrap, and two libc calls.
 //! (The daemon's raw OS calls are in `tessera_engine::sys`.)
 
 use pam::module::PamHandle;
@@ -41,6 +41,30 @@ pub fn syslog(pamh: &PamHandle, priority: c_int, line: &str) {
     // SAFETY: `pamh` is the live handle libpam passed to this hook; the format is a literal
     // "%s" with exactly one NUL-terminated string argument that outlives the call.
     unsafe { pam_syslog(pamh, priority, c"%s".as_ptr(), text.as_ptr()) }
+}
+
+/// `send(2)` with MSG_NOSIGNAL: a peer that closed gives EPIPE, never SIGPIPE.
+pub fn send_nosignal(sock: &std::os::unix::net::UnixStream, buf: &[u8]) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: the descriptor is the open socket `sock` borrows for the call; `buf` is a
+        // valid slice of `buf.len()` readable bytes.
+        let n = unsafe {
+            libc::send(
+                sock.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 /// The effective user id of this process: root callers may spawn a daemon of their own.

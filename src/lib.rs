@@ -17,7 +17,7 @@ mod conv;
 mod ffi;
 
 use pam::constants::{PamFlag, PamResultCode, PAM_SILENT};
-use pam::items::{AuthTok, RHost, Service, Tty, User};
+use pam::items::{AuthTok, RHost, RUser, Service, Tty, User};
 use pam::module::{PamHandle, PamHooks};
 use std::ffi::CStr;
 use tessera_proto::Verdict;
@@ -50,18 +50,16 @@ impl PamHooks for TesseraPam {
         let authtok = pamh.get_item::<AuthTok>().ok().flatten().map(|t| {
             let b = t.as_bytes();
             // An earlier module's pass over the protocol's cap is cut (the engine refuses
-            // passes over 1 KiB anyway).
+            // passes over 1 KiB anyway), before it is copied.
             zeroize::Zeroizing::new(b[..b.len().min(tessera_proto::MAX_ANSWER)].to_vec())
         });
-        let login = client::login(
-            &args,
-            item_string::<Service>(pamh),
-            item_string::<RHost>(pamh),
-            item_string::<Tty>(pamh),
-            user,
-            authtok,
-            flags & PAM_SILENT != 0,
-        );
+        let items = client::Items {
+            service: item_string::<Service>(pamh),
+            rhost: item_string::<RHost>(pamh),
+            tty: item_string::<Tty>(pamh),
+            ruser: item_string::<RUser>(pamh),
+        };
+        let login = client::login(&args, items, user, authtok, flags & PAM_SILENT != 0);
         let mut lines: Vec<(u8, String)> = Vec::new();
         let verdict = {
             let conv = pamh.get_item::<pam::conv::Conv>().ok().flatten();

@@ -1,12 +1,13 @@
 //! The frames of the module-daemon protocol, from either side: arbitrary bytes as a frame
 //! (length prefix and body) never panic, whatever decodes encodes back to the same bytes, and
 //! the buffered reader both ends use gives exactly the frames `read_frame` gives, however the
-//! bytes arrive.
+//! bytes arrive; the daemon's reader never gives a frame past its limits (16 KiB for the
+//! login, 4 KiB for an answer).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use std::io::Read;
-use tessera_proto::{read_frame, FrameReader, Reply, Request};
+use tessera_proto::{read_frame, FrameReader, Reply, Request, MAX_ANSWER_FRAME, MAX_LOGIN_FRAME};
 
 /// Gives at most `step` bytes per read.
 struct Trickle<'a> {
@@ -39,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     // Frame by frame: the buffered reader agrees with read_frame, for any read sizes.
     let step = 1 + data.first().copied().unwrap_or(0) as usize % 17;
     let mut plain = &data[..];
-    let mut buffered = FrameReader::new();
+    let mut buffered = FrameReader::new(tessera_proto::MAX_FRAME);
     let mut src = Trickle { data, step };
     loop {
         match (read_frame(&mut plain), buffered.read(&mut src)) {
@@ -47,5 +48,16 @@ fuzz_target!(|data: &[u8]| {
             (Err(_), Err(_)) => break,
             (a, b) => panic!("read_frame {:?} but FrameReader {:?}", a.is_ok(), b.is_ok()),
         }
+    }
+
+    // The daemon's reader: a login of at most MAX_LOGIN_FRAME, then answers of at most
+    // MAX_ANSWER_FRAME; no longer frame ever comes out, whatever the peer sends.
+    let mut daemon = FrameReader::new(MAX_LOGIN_FRAME);
+    let mut src = Trickle { data, step };
+    let mut max = MAX_LOGIN_FRAME;
+    while let Ok(f) = daemon.read(&mut src) {
+        assert!(f.len() <= max, "a frame of {} past {max}", f.len());
+        max = MAX_ANSWER_FRAME;
+        daemon.set_max(max);
     }
 });

@@ -24,6 +24,7 @@ pub fn login(user: &str) -> Login {
         user: user.into(),
         authtok: None,
         tty: String::new(),
+        ..Login::default()
     }
 }
 

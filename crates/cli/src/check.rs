@@ -53,6 +53,9 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
         user: a.user.clone(),
         authtok: None,
         tty: String::new(),
+        ruser: String::new(),
+        // Whoever runs the command: the failures of `tessera check` are counted on its uid.
+        caller: tessera_engine::sys::uid(),
     };
     let outcome = host::authenticate(
         &OneLogin,
@@ -73,6 +76,12 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
         Verdict::Locked { serial } => {
             shown(outln!(
                 "LOCKED: token {serial} is locked by its fail counter (tessera token reset)"
+            ))?;
+            Err(Failure::Reported)
+        }
+        Verdict::SourceLocked { source } => {
+            shown(outln!(
+                "LOCKED: too many failures from {source} (tessera token reset clears it)"
             ))?;
             Err(Failure::Reported)
         }

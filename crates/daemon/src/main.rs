@@ -16,6 +16,8 @@
     clippy::unimplemented
 )]
 
+mod capacity;
+mod refusals;
 mod server;
 mod session;
 mod workers;

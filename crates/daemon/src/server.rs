@@ -1,24 +1,21 @@
 //! The socket server (a kept thread per connection, the config swapped on SIGHUP) and the one-login
 //! `--stdio` mode.
 
+use crate::capacity::{Capacity, Full};
+use crate::refusals::Refusals;
 use crate::session::{self, Caller, Channel, WRITE_TIMEOUT};
 use crate::workers::Workers;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tessera_engine::config::Config;
 use tessera_engine::host::{Host, OneLogin};
-use tessera_proto::{write_frame, Reply, Verdict};
+use tessera_proto::{write_frame, Reply};
 
 pub const DEFAULT_SOCKET: &str = "/run/tessera/tessera.sock";
-
-/// Logins served at once; a connection beyond is answered PAM_AUTHINFO_UNAVAIL at once rather
-/// than queued behind a flood.
-const MAX_SESSIONS: usize = 256;
 
 /// The config as loaded, or why it could not be (each login then fails closed with that line,
 /// and a fixed config is taken up on the next SIGHUP).
@@ -76,54 +73,61 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
             l
         }
     };
-    let sessions = Arc::new(AtomicUsize::new(0));
+    let capacity = Arc::new(Capacity::default());
+    let refusals = Arc::new(Refusals::default());
     let workers = Workers::new();
     for conn in listener.incoming() {
         let Ok(mut stream) = conn else { continue };
-        let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-        if sessions.fetch_add(1, Ordering::SeqCst) >= MAX_SESSIONS {
-            sessions.fetch_sub(1, Ordering::SeqCst);
-            let _ = write_frame(&mut stream, &busy().encode());
-            let _ = write_frame(
-                &mut stream,
-                &Reply::Verdict(Verdict::AuthinfoUnavail).encode(),
-            );
+        // Who asks is known before anything is read or any thread is taken: a place is
+        // counted against the caller's uid (see `capacity`).
+        let Ok(uid) = tessera_engine::sys::peer_uid(&stream) else {
             continue;
-        }
+        };
+        let slot = match capacity.take(uid) {
+            Ok(slot) => slot,
+            Err(full) => {
+                refuse_full(&mut stream, full);
+                continue;
+            }
+        };
+        let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
         let generation = current
             .read()
             .map(|c| c.clone())
             .unwrap_or_else(|p| p.into_inner().clone());
-        let sessions = sessions.clone();
+        let refusals = Arc::clone(&refusals);
         workers.run(move || {
-            let caller = match tessera_engine::sys::peer_uid(&stream) {
-                // A root caller's PAM line may name its own config (per-service prompts,
-                // realms, otppin), as the in-process module allowed; root can read any config
-                // anyway. Any other caller gets the daemon's.
-                Ok(uid) => Caller {
-                    uid,
-                    may_choose_config: uid == 0,
-                },
-                Err(_) => {
-                    sessions.fetch_sub(1, Ordering::SeqCst);
-                    return;
-                }
+            // Given back when this job ends, however it ends (a panic too).
+            let _slot = slot;
+            // A root caller's PAM line may name its own config (per-service prompts,
+            // realms, otppin), as the in-process module allowed; root can read any config
+            // anyway. Any other caller gets the daemon's.
+            let caller = Caller {
+                uid,
+                may_choose_config: uid == 0,
             };
             let cfg = borrowed(&generation.config);
-            if let Err(e) = session::serve(&mut stream, &caller, cfg, &*generation.host) {
-                eprintln!("tesserad: a session ended early: {e}");
+            if let Err(e) = session::serve(&mut stream, &caller, cfg, &*generation.host, &refusals)
+            {
+                eprintln!("tesserad: a session of uid {uid} ended early: {e}");
             }
-            sessions.fetch_sub(1, Ordering::SeqCst);
         });
     }
     Ok(())
 }
 
-fn busy() -> Reply {
-    Reply::Log {
-        priority: 3,
-        line: format!("tesserad is serving {MAX_SESSIONS} logins already; refusing"),
+/// Says "busy" to a connection that gets no place, without reading from it, and without ever
+/// blocking the loop that accepts (the socket is made non-blocking: two short frames fit any
+/// socket buffer, and if they don't the caller just sees the connection close).
+fn refuse_full(stream: &mut UnixStream, full: Full) {
+    let _ = stream.set_nonblocking(true);
+    let mut out = Reply::Log {
+        priority: 4,
+        line: format!("tesserad is full: {full}"),
     }
+    .encode();
+    out.extend_from_slice(&Reply::Busy.encode());
+    let _ = write_frame(stream, &out);
 }
 
 /// Binds the socket: a stale socket file (no daemon answers on it) is replaced, a live one is
@@ -199,7 +203,7 @@ pub fn stdio(config: &Path) -> Result<(), String> {
                 uid,
                 may_choose_config: true,
             };
-            session::serve(&mut sock, &caller, cfg_ref, &OneLogin)
+            session::serve(&mut sock, &caller, cfg_ref, &OneLogin, &Refusals::default())
         }
         // Pipes (a test, a shell): the caller is whoever started this process.
         Err(_) => {
@@ -207,7 +211,13 @@ pub fn stdio(config: &Path) -> Result<(), String> {
                 uid: invoker,
                 may_choose_config: true,
             };
-            session::serve(&mut Stdio, &caller, cfg_ref, &OneLogin)
+            session::serve(
+                &mut Stdio,
+                &caller,
+                cfg_ref,
+                &OneLogin,
+                &Refusals::default(),
+            )
         }
     };
     result.map_err(|e| e.to_string())

@@ -1,8 +1,9 @@
 //! One login on one connection: read the login, check who may ask for it, run the engine with
 //! the conversation carried over the socket, send the log lines and the verdict.
 
+use crate::refusals::{Refusals, RowUpdate};
 use std::io::{Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tessera_engine::config::Config;
 use tessera_engine::crypto::{secret, Secret};
 use tessera_engine::engine::{self, Conversation, Login, Options, SystemClock, Verdict};
@@ -11,10 +12,15 @@ use tessera_engine::host::{self, Resources};
 use tessera_engine::store::{AuditEntry, Store};
 use tessera_proto::{self as proto, write_frame, FrameReader, Reply, Request};
 
-/// How long a client may take to send its login after connecting.
-pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a user may take to answer one prompt (typing a PIN, finding the phone).
+/// How long a client may take to send its whole login after connecting (not per read: a
+/// client that trickles a byte at a time is cut off all the same).
+pub const FIRST_FRAME_DEADLINE: Duration = Duration::from_secs(5);
+/// How long a root caller's user may take to answer one prompt (typing a PIN, finding the
+/// phone).
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long any other caller's user may: a screen locker's user is at the screen, and a
+/// caller that leaves its prompt open must not hold a place of the daemon for long.
+pub const NON_ROOT_ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one frame may take to be written (a client that stopped reading).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -39,18 +45,33 @@ pub struct Caller {
     pub may_choose_config: bool,
 }
 
+impl Caller {
+    /// The longest wait for one answer.
+    fn answer_wait(&self) -> Duration {
+        if self.uid == 0 {
+            ANSWER_TIMEOUT
+        } else {
+            NON_ROOT_ANSWER_TIMEOUT
+        }
+    }
+}
+
 /// Serves one login. `config` is the daemon's config (or the error loading it gave).
 /// `res` keeps the store and the servers' connections (the socket) or opens them for this login
 /// (`--stdio`).
+/// `refusals` counts the requests for other accounts (the audit rows they take).
 pub fn serve<C: Channel, R: Resources>(
     chan: &mut C,
     caller: &Caller,
     config: std::result::Result<&Config, &str>,
     res: &R,
+    refusals: &Refusals,
 ) -> std::result::Result<(), proto::ProtoError> {
-    chan.set_read_timeout(FIRST_FRAME_TIMEOUT);
     let mut link = Link::new(chan);
-    let body = link.recv()?;
+    let body = link.recv(
+        Instant::now() + FIRST_FRAME_DEADLINE,
+        proto::MAX_LOGIN_FRAME,
+    )?;
     let chan = &mut link;
     let login = match Request::decode(&body) {
         Ok(Request::Authenticate(l)) => l,
@@ -87,9 +108,11 @@ pub fn serve<C: Channel, R: Resources>(
         user,
         authtok: login.authtok.as_ref().map(|t| secret(t)),
         tty: login.tty.clone(),
+        ruser: login.ruser.clone(),
+        caller: caller.uid,
     };
     if let Err(why) = may_ask(caller, &engine_login.user) {
-        return refuse_caller(chan, cfg, res, &engine_login, &why);
+        return refuse_caller(chan, cfg, res, &engine_login, &why, refusals);
     }
     let opts = Options {
         use_first_pass: login.flags.use_first_pass,
@@ -98,7 +121,10 @@ pub fn serve<C: Channel, R: Resources>(
         prompt: login.prompt.clone(),
         debug: login.flags.debug,
     };
-    let mut conv = SocketConversation { link: chan };
+    let mut conv = SocketConversation {
+        link: chan,
+        wait: caller.answer_wait(),
+    };
     let outcome = host::authenticate(res, cfg, &opts, &engine_login, &mut conv, &SystemClock);
     let chan = conv.link;
     for e in &outcome.events {
@@ -129,27 +155,39 @@ fn may_ask(caller: &Caller, user: &str) -> std::result::Result<(), String> {
     }
 }
 
-/// A request for another account: audited (where the store can be written) and refused like a
-/// wrong pass, without a prompt.
+/// A request for another account: refused like a wrong pass, without a prompt, and audited
+/// where the store can be written: at most one row per uid and minute, with the count.
 fn refuse_caller<C: Channel>(
     chan: &mut Link<'_, C>,
     cfg: &Config,
     res: &impl Resources,
     login: &Login,
     why: &str,
+    refusals: &Refusals,
 ) -> std::result::Result<(), proto::ProtoError> {
-    let e = AuditEntry {
-        time: engine::Clock::now(&SystemClock),
+    let now = engine::Clock::now(&SystemClock);
+    let mut e = AuditEntry {
+        time: now,
         service: login.service.clone(),
         rhost: login.rhost.clone(),
         user: login.user.clone(),
         result: tessera_engine::store::AuditResult::Reject,
         reason: why.into(),
+        caller: Some(login.caller),
         ..AuditEntry::default()
     };
-    if let Ok(store) = res.store(cfg) {
-        let _ = store.write(|tx| tx.audit(&e));
-    }
+    let mut store = None;
+    refusals.count(login.caller, now, |u: RowUpdate| {
+        if store.is_none() {
+            store = res.store(cfg).ok();
+        }
+        let row = AuditEntry {
+            reason: format!("{why} ({} requests in this minute)", u.count),
+            ..e.clone()
+        };
+        store.as_ref()?.write(|tx| tx.audit_row(&row, u.row)).ok()
+    });
+    e.reason = why.into();
     chan.queue(&Reply::Log {
         priority: e.priority(),
         line: e.log_line(),
@@ -188,13 +226,22 @@ impl<'c, C: Channel> Link<'c, C> {
     fn new(chan: &'c mut C) -> Self {
         Link {
             chan,
-            reader: FrameReader::new(),
+            reader: FrameReader::new(proto::MAX_LOGIN_FRAME),
             out: Vec::new(),
         }
     }
 
-    fn recv(&mut self) -> std::result::Result<Secret, proto::ProtoError> {
-        self.reader.read(self.chan)
+    /// The next frame, of at most `max` bytes, whole by `deadline`.
+    fn recv(
+        &mut self,
+        deadline: Instant,
+        max: usize,
+    ) -> std::result::Result<Secret, proto::ProtoError> {
+        self.reader.set_max(max);
+        self.reader.read(&mut ByDeadline {
+            chan: self.chan,
+            deadline,
+        })
     }
 
     /// Queues `r`; it goes out with the next prompt, wait or verdict ([`Link::flush`]).
@@ -210,9 +257,22 @@ impl<'c, C: Channel> Link<'c, C> {
         let out = std::mem::take(&mut self.out);
         write_frame(self.chan, &out)
     }
+}
 
-    fn set_read_timeout(&self, t: Duration) {
-        self.chan.set_read_timeout(t);
+/// A channel's reads against one deadline: each read may wait only for what is left of it.
+struct ByDeadline<'a, C: Channel> {
+    chan: &'a mut C,
+    deadline: Instant,
+}
+
+impl<C: Channel> Read for ByDeadline<'_, C> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.chan.set_read_timeout(left);
+        self.chan.read(buf)
     }
 }
 
@@ -221,7 +281,7 @@ pub fn verdict(v: &Verdict) -> proto::Verdict {
     match v {
         Verdict::Accept { .. } | Verdict::PassOnNoToken => proto::Verdict::Success,
         Verdict::Reject { .. } => proto::Verdict::AuthErr,
-        Verdict::Locked { .. } => proto::Verdict::MaxTries,
+        Verdict::Locked { .. } | Verdict::SourceLocked { .. } => proto::Verdict::MaxTries,
         Verdict::NoToken | Verdict::Skipped { .. } => proto::Verdict::Ignore,
         Verdict::Unavailable(_) => proto::Verdict::AuthinfoUnavail,
         Verdict::ConversationFailed(_) => proto::Verdict::ConvErr,
@@ -232,6 +292,8 @@ pub fn verdict(v: &Verdict) -> proto::Verdict {
 /// and sends the answer back.
 struct SocketConversation<'l, 'c, C: Channel> {
     link: &'l mut Link<'c, C>,
+    /// The longest wait for one answer.
+    wait: Duration,
 }
 
 impl<C: Channel> SocketConversation<'_, '_, C> {
@@ -250,10 +312,9 @@ impl<C: Channel> Conversation for SocketConversation<'_, '_, C> {
             echo,
             text: text.to_string(),
         })?;
-        self.link.set_read_timeout(ANSWER_TIMEOUT);
         let body = self
             .link
-            .recv()
+            .recv(Instant::now() + self.wait, proto::MAX_ANSWER_FRAME)
             .map_err(|e| Error::Conversation(format!("no answer from the module: {e}")))?;
         match Request::decode(&body) {
             Ok(Request::Answer(a)) => Ok(a.map(|a| secret(&a))),

@@ -44,9 +44,17 @@ impl Workers {
         };
         let (queue, idle) = (Arc::clone(&self.queue), Arc::clone(&self.idle));
         std::thread::spawn(move || {
-            job();
+            run_job(job);
             serve_queue(&queue, &idle);
         });
+    }
+}
+
+/// Runs a job; a job that panics (a bug) ends its session, not the thread that serves the next
+/// one. What the job held (its place, its connection) is dropped as it unwinds.
+fn run_job(job: Job) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+        eprintln!("tesserad: a session ended with a panic (a bug); the daemon goes on");
     }
 }
 
@@ -72,7 +80,7 @@ fn serve_queue(queue: &Mutex<Receiver<Job>>, idle: &AtomicUsize) {
             // The sender took this thread's count when it handed the job over.
             Ok(job) => {
                 counted = false;
-                job();
+                run_job(job);
             }
             // End, unless every idle count is taken: then a job is on its way to a waiting
             // thread, and this one must stay to take it.

@@ -121,6 +121,8 @@ struct Seen {
     infos: Vec<String>,
     logs: Vec<String>,
     verdict: Option<Verdict>,
+    /// The daemon said it was full.
+    busy: bool,
 }
 
 /// Sends `l`, answers each prompt with the next of `answers`, reads to the verdict.
@@ -141,6 +143,10 @@ fn dialogue(conn: &mut (impl std::io::Read + Write), l: Login, answers: &[&[u8]]
             Reply::Log { line, .. } => seen.logs.push(line),
             Reply::Verdict(v) => {
                 seen.verdict = Some(v);
+                return seen;
+            }
+            Reply::Busy => {
+                seen.busy = true;
                 return seen;
             }
         }
@@ -298,7 +304,7 @@ fn garbage_silence_and_a_megabyte_answer_harm_no_other_login() {
     g.write_all(&[0xff, 0xff, 0xff, 0xff]).unwrap();
     let mut rest = Vec::new();
     let _ = std::io::Read::read_to_end(&mut g, &mut rest);
-    // A 1 MB answer: refused as a wrong pass, the OTP after it still good.
+    // The longest answer: refused as a wrong pass, the OTP after it still good.
     let huge = vec![b'1'; tessera_proto::MAX_ANSWER];
     let seen = dialogue(&mut d.connect(), login("alice"), &[&huge]);
     assert_eq!(seen.verdict, Some(Verdict::AuthErr), "{seen:?}");
@@ -387,8 +393,8 @@ def field(b): return struct.pack(">I", len(b)) + b
 def read():
     n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
     return s.recv(n, socket.MSG_WAITALL)
-login = struct.pack(">I", 2) + field(b"tessera-test") + field(b"") + field(sys.argv[2].encode())
-login += b"\x00" + b"\x00" * 5 + b"\x00" + b"\x00" + field(b"")
+login = struct.pack(">I", 3) + field(b"tessera-test") + field(b"") + field(sys.argv[2].encode())
+login += b"\x00" + b"\x00" * 5 + b"\x00" + b"\x00" + field(b"") + field(b"")
 frame(1, login)
 while True:
     m = read()

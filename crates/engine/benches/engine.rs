@@ -98,6 +98,7 @@ fn login(user: &str) -> Login {
         user: user.into(),
         authtok: None,
         tty: String::new(),
+        ..Login::default()
     }
 }
 

@@ -74,11 +74,24 @@ pub struct AuthConfig {
     pub challenge_validity: u64,
     pub max_fail: u32,
     pub fail_clear_timeout: u64,
+    /// What `max_fail` failures in a row lock.
+    pub lock_scope: LockScope,
     pub pass_on_no_token: bool,
     pub hotp_window: u64,
     pub totp_window: u64,
     pub realm_separator: Option<String>,
     pub default_realm: String,
+}
+
+/// What failures lock (`[auth] lock_scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockScope {
+    /// The source the failures came from (a remote host, a local user, a caller): a stranger
+    /// can lock only itself out, never the owner.
+    Source,
+    /// The token, for every source: privacyIDEA's rule.
+    Token,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -316,7 +329,8 @@ impl Default for AuthConfig {
             challenge_response: vec!["hotp".into(), "totp".into()],
             challenge_validity: 120,
             max_fail: 10,
-            fail_clear_timeout: 0,
+            fail_clear_timeout: 600,
+            lock_scope: LockScope::Source,
             pass_on_no_token: false,
             hotp_window: 10,
             totp_window: 1,

@@ -225,6 +225,7 @@ fn apply_policy<R: Resources>(
         user: who.user,
         result,
         reason,
+        caller: Some(login.caller),
         ..AuditEntry::default()
     };
     if let Some(store) = &store {

@@ -1,30 +1,48 @@
 //! Reading frames through a buffer: one `read` of the socket usually brings a whole frame, often
 //! several (a daemon's log lines and its verdict), where [`read_frame`](crate::read_frame) makes
 //! two reads per frame. Every read is a syscall, and on a login's path those add up.
+//!
+//! The buffer is allocated once, as large as the largest frame it may hold, and never grows:
+//! a vector that grew would leave the bytes it held (an answer, a pass) in a freed allocation
+//! that nobody wipes. A peer can't make it allocate more than that, whatever it sends.
 
-use crate::{ProtoError, Secret, MAX_FRAME};
+use crate::{ProtoError, Secret};
 use std::io::Read;
 use zeroize::{Zeroize, Zeroizing};
 
-/// How much one read asks for (answers are short; a longer frame is read on in more reads).
+/// How much one read asks for at most (answers are short; a longer frame is read on in more
+/// reads).
 const CHUNK: usize = 8 * 1024;
 
 /// A frame reader for one connection. What it buffers may hold answers: it is wiped as it is
 /// consumed and when dropped.
-#[derive(Default)]
 pub struct FrameReader {
     buf: Zeroizing<Vec<u8>>,
     /// Where the unread bytes of `buf` start.
     start: usize,
+    /// The longest frame body taken now (at most what the buffer was sized for).
+    max: usize,
 }
 
 impl FrameReader {
-    pub fn new() -> FrameReader {
-        FrameReader::default()
+    /// A reader of frames of at most `max` bytes (the body, without its length prefix); its
+    /// buffer is allocated here, once.
+    pub fn new(max: usize) -> FrameReader {
+        FrameReader {
+            buf: Zeroizing::new(Vec::with_capacity(4 + max)),
+            start: 0,
+            max,
+        }
+    }
+
+    /// Lowers (or raises, up to the size the buffer was made for) the longest frame taken
+    /// from now on: the daemon takes a long first frame, then only short answers.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max.min(self.buf.capacity() - 4);
     }
 
     /// The next frame's body, read from `r` as far as needed (the length is checked against
-    /// [`MAX_FRAME`] before the body is waited for). Timeouts are the socket's.
+    /// the reader's maximum before the body is waited for). Timeouts are `r`'s.
     pub fn read(&mut self, r: &mut impl Read) -> Result<Secret, ProtoError> {
         loop {
             if let Some(frame) = self.take()? {
@@ -41,8 +59,11 @@ impl FrameReader {
             return Ok(None);
         };
         let n = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        if n > MAX_FRAME {
-            return Err(ProtoError::TooLong(n));
+        if n > self.max {
+            return Err(ProtoError::TooLong {
+                len: n,
+                max: self.max,
+            });
         }
         let Some(body) = unread.get(4..4 + n) else {
             return Ok(None);
@@ -57,7 +78,7 @@ impl FrameReader {
     }
 
     /// Reads what the socket has (at least one byte, or the error: end of stream mid-frame is
-    /// `UnexpectedEof`, as `read_exact` gives).
+    /// `UnexpectedEof`, as `read_exact` gives), into the buffer's spare room only.
     fn fill(&mut self, r: &mut impl Read) -> Result<(), ProtoError> {
         if self.start > 0 {
             // Move the unread part to the front; what was consumed is overwritten or wiped.
@@ -68,7 +89,13 @@ impl FrameReader {
             self.start = 0;
         }
         let old = self.buf.len();
-        self.buf.resize(old + CHUNK, 0);
+        // Unread bytes here are less than one whole frame of at most `max` (else `take` had
+        // found it), so there is room; the buffer never grows past its capacity.
+        let room = (self.buf.capacity() - old).min(CHUNK);
+        if room == 0 {
+            return Err(ProtoError::Garbage("a frame longer than the buffer"));
+        }
+        self.buf.resize(old + room, 0);
         let got = loop {
             match r.read(&mut self.buf[old..]) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -81,6 +108,7 @@ impl FrameReader {
                 Err(ProtoError::Io(std::io::ErrorKind::UnexpectedEof.into()))
             }
             Ok(n) => {
+                self.buf[old + n..].zeroize();
                 self.buf.truncate(old + n);
                 Ok(())
             }
@@ -91,11 +119,10 @@ impl FrameReader {
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{read_frame, Reply, Verdict};
+    use crate::{read_frame, Reply, Request, Verdict, MAX_ANSWER, MAX_FRAME};
 
     /// A reader that gives at most `step` bytes per read.
     struct Trickle<'a> {
@@ -136,7 +163,7 @@ mod tests {
                 step,
                 reads: 0,
             };
-            let mut fr = FrameReader::new();
+            let mut fr = FrameReader::new(MAX_FRAME);
             let got: Vec<Vec<u8>> = (0..3)
                 .map(|_| fr.read(&mut src).unwrap().to_vec())
                 .collect();
@@ -157,17 +184,39 @@ mod tests {
     fn a_length_beyond_max_frame_is_refused_before_its_body_is_read() {
         let mut data = ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec();
         data.push(0);
-        let mut fr = FrameReader::new();
+        let mut fr = FrameReader::new(MAX_FRAME);
         assert!(matches!(
             fr.read(&mut &data[..]),
-            Err(ProtoError::TooLong(_))
+            Err(ProtoError::TooLong { .. })
         ));
+    }
+
+    /// An answer longer than one read's chunk is read into the buffer made at the start: no
+    /// reallocation leaves a copy of it behind, and a longer one than the reader takes is
+    /// refused by its length alone.
+    #[test]
+    fn the_buffer_never_grows_and_a_long_answer_is_refused_by_its_length() {
+        let mut fr = FrameReader::new(16 * 1024);
+        let at_start = fr.buf.as_ptr();
+        let answer = Request::Answer(Some(Zeroizing::new(vec![b'7'; 12 * 1024]))).encode();
+        let mut src = Trickle {
+            data: &answer,
+            step: 5000,
+            reads: 0,
+        };
+        let body = fr.read(&mut src).unwrap();
+        assert_eq!(body.len(), answer.len() - 4);
+        assert_eq!(fr.buf.as_ptr(), at_start, "the buffer was reallocated");
+        fr.set_max(4 * 1024);
+        let long = Request::Answer(Some(Zeroizing::new(vec![b'7'; MAX_ANSWER + 100]))).encode();
+        let e = fr.read(&mut &long[..]).unwrap_err();
+        assert!(matches!(e, ProtoError::TooLong { max: 4096, .. }), "{e}");
     }
 
     #[test]
     fn a_stream_cut_mid_frame_is_an_error() {
         let all = Reply::Info("cut".into()).encode();
-        let mut fr = FrameReader::new();
+        let mut fr = FrameReader::new(MAX_FRAME);
         let e = fr.read(&mut &all[..all.len() - 1]).unwrap_err();
         assert!(
             matches!(e, ProtoError::Io(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof),

@@ -27,15 +27,32 @@ use std::io::{Read, Write};
 use zeroize::Zeroizing;
 
 /// The protocol version the module announces; a daemon that speaks another one refuses.
-pub const VERSION: u32 = 2;
+/// (3: the login carries PAM_RUSER; a full daemon may answer [`Reply::Busy`].)
+pub const VERSION: u32 = 3;
 
-/// The largest frame either side reads. An answer typed at a prompt can be anything the
-/// conversation returns; the module cuts it to [`MAX_ANSWER`] so its frame always fits.
-pub const MAX_FRAME: usize = MAX_ANSWER + 64 * 1024;
+/// The largest first frame (the login) the daemon reads. The socket is open to every local
+/// user, and this is read before the daemon knows whether the caller may ask at all: it must
+/// cost little. The module keeps its logins below it (see [`MAX_FIELD`], [`MAX_ANSWER`]).
+pub const MAX_LOGIN_FRAME: usize = 16 * 1024;
 
-/// The longest answer (or PAM_AUTHTOK) sent to the daemon. The engine refuses passes longer
-/// than 1 KiB before any work; the cap only bounds memory and the socket.
-pub const MAX_ANSWER: usize = 1024 * 1024;
+/// The largest answer frame the daemon reads.
+pub const MAX_ANSWER_FRAME: usize = 4 * 1024;
+
+/// The largest frame the module reads from the daemon (prompts, information lines such as a
+/// QR code, log lines).
+pub const MAX_REPLY_FRAME: usize = 64 * 1024;
+
+/// The largest frame any reader here takes ([`read_frame`]).
+pub const MAX_FRAME: usize = MAX_REPLY_FRAME;
+
+/// The longest answer (or PAM_AUTHTOK) the module sends: its frame then fits
+/// [`MAX_ANSWER_FRAME`]. The engine refuses passes longer than 1 KiB before any work; the cap
+/// only bounds memory and the socket.
+pub const MAX_ANSWER: usize = MAX_ANSWER_FRAME - 16;
+
+/// The longest text field of a login the module sends (service, rhost, ruser, tty, prompt,
+/// config path, user name): seven of them and a pass stay below [`MAX_LOGIN_FRAME`].
+pub const MAX_FIELD: usize = 1024;
 
 /// Bytes that are wiped when dropped.
 pub type Secret = Zeroizing<Vec<u8>>;
@@ -45,8 +62,8 @@ pub type Secret = Zeroizing<Vec<u8>>;
 pub enum ProtoError {
     /// The socket failed or closed (a daemon that died, a timeout).
     Io(std::io::Error),
-    /// A frame longer than [`MAX_FRAME`].
-    TooLong(usize),
+    /// A frame longer than the reader takes (`max`).
+    TooLong { len: usize, max: usize },
     /// A frame that is not a message of this protocol.
     Garbage(&'static str),
     /// A login of another protocol version (a module and daemon of different releases).
@@ -57,7 +74,9 @@ impl fmt::Display for ProtoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ProtoError::Io(e) => write!(f, "{e}"),
-            ProtoError::TooLong(n) => write!(f, "a frame of {n} bytes (at most {MAX_FRAME})"),
+            ProtoError::TooLong { len, max } => {
+                write!(f, "a frame of {len} bytes (at most {max})")
+            }
             ProtoError::Garbage(what) => write!(f, "not a tessera message: {what}"),
             ProtoError::Version(v) => write!(f, "a login of protocol version {v}, not {VERSION}"),
         }
@@ -101,6 +120,9 @@ pub struct Login {
     pub config: Option<String>,
     /// PAM_TTY (`[[policy]] tty`): "" when the application set none.
     pub tty: String,
+    /// PAM_RUSER (the user who asks, for `su` and `sudo`): "" when the application set none.
+    /// With PAM_TTY it names the source of a local login that failures are counted on.
+    pub ruser: String,
 }
 
 /// Module → daemon.
@@ -140,6 +162,10 @@ pub enum Reply {
     Log { priority: u8, line: String },
     /// The end of the dialogue.
     Verdict(Verdict),
+    /// The daemon serves as many logins as it takes (sent at once, before the login is read):
+    /// a root caller's module serves this login with a daemon of its own (`tesserad --stdio`),
+    /// any other caller fails with PAM_AUTHINFO_UNAVAIL.
+    Busy,
 }
 
 // ---- encoding ----
@@ -153,6 +179,7 @@ const T_ERROR: u8 = 18;
 const T_WAIT: u8 = 19;
 const T_LOG: u8 = 20;
 const T_VERDICT: u8 = 21;
+const T_BUSY: u8 = 22;
 
 /// Builds one frame in a buffer sized up front: a buffer that grew would leave an unwiped copy
 /// of the pass it already held.
@@ -265,7 +292,8 @@ impl Request {
                     + len(l.authtok.as_ref().map(|t| &t[..]))
                     + len(l.prompt.as_ref().map(|p| p.as_bytes()))
                     + len(l.config.as_ref().map(|p| p.as_bytes()))
-                    + l.tty.len();
+                    + l.tty.len()
+                    + l.ruser.len();
                 let mut w = Writer::new(T_AUTHENTICATE, fields);
                 w.u32(l.version);
                 w.bytes(l.service.as_bytes());
@@ -285,6 +313,7 @@ impl Request {
                 w.opt(l.prompt.as_ref().map(|p| p.as_bytes()));
                 w.opt(l.config.as_ref().map(|p| p.as_bytes()));
                 w.bytes(l.tty.as_bytes());
+                w.bytes(l.ruser.as_bytes());
                 w.finish()
             }
             Request::Answer(a) => {
@@ -327,6 +356,7 @@ impl Request {
                 let prompt = p.opt(Parser::string)?;
                 let config = p.opt(Parser::string)?;
                 let tty = p.string()?;
+                let ruser = p.string()?;
                 Request::Authenticate(Login {
                     version,
                     service,
@@ -337,6 +367,7 @@ impl Request {
                     prompt,
                     config,
                     tty,
+                    ruser,
                 })
             }
             T_ANSWER => Request::Answer(p.opt(Parser::secret)?),
@@ -408,6 +439,7 @@ impl Reply {
                 w.u8(v.code());
                 w.finish()
             }
+            Reply::Busy => Writer::new(T_BUSY, 0).finish(),
         }
     }
 
@@ -430,6 +462,7 @@ impl Reply {
                 line: p.string()?,
             },
             T_VERDICT => Reply::Verdict(Verdict::from_code(p.u8()?)?),
+            T_BUSY => Reply::Busy,
             _ => return Err(ProtoError::Garbage("an unknown reply")),
         };
         p.end()?;
@@ -451,7 +484,10 @@ pub fn read_frame(r: &mut impl Read) -> Result<Secret, ProtoError> {
     r.read_exact(&mut len)?;
     let n = u32::from_be_bytes(len) as usize;
     if n > MAX_FRAME {
-        return Err(ProtoError::TooLong(n));
+        return Err(ProtoError::TooLong {
+            len: n,
+            max: MAX_FRAME,
+        });
     }
     let mut body = Zeroizing::new(vec![0u8; n]);
     r.read_exact(&mut body)?;
@@ -477,6 +513,7 @@ mod tests {
             prompt: Some("Token PIN: ".into()),
             config: None,
             tty: "pts/3".into(),
+            ruser: "bob".into(),
         }
     }
 
@@ -522,6 +559,7 @@ mod tests {
         roundtrip_reply(Reply::Info("Challenge: 12345678".into()));
         roundtrip_reply(Reply::Error("The OTP could not be sent".into()));
         roundtrip_reply(Reply::Wait(60));
+        roundtrip_reply(Reply::Busy);
         roundtrip_reply(Reply::Log {
             priority: 6,
             line: "result=accept".into(),
@@ -539,13 +577,33 @@ mod tests {
     }
 
     #[test]
-    fn a_one_megabyte_answer_fits_a_frame_built_without_growing() {
+    fn the_longest_answer_fits_an_answer_frame_built_without_growing() {
         let r = Request::Answer(Some(Zeroizing::new(vec![b'7'; MAX_ANSWER])));
         let frame = r.encode();
         assert!(frame.capacity() >= frame.len() && frame.capacity() <= frame.len() + 64);
+        assert!(frame.len() - 4 <= MAX_ANSWER_FRAME, "{}", frame.len());
         roundtrip_request(r);
         let l = Request::Authenticate(login()).encode();
         assert!(l.capacity() <= l.len() + 64, "sized up front");
+    }
+
+    #[test]
+    fn a_login_of_the_longest_fields_fits_a_login_frame() {
+        let field = "f".repeat(MAX_FIELD);
+        let l = Login {
+            version: VERSION,
+            service: field.clone(),
+            rhost: field.clone(),
+            user: field.clone().into_bytes(),
+            authtok: Some(Zeroizing::new(vec![b'7'; MAX_ANSWER])),
+            flags: Flags::default(),
+            prompt: Some(field.clone()),
+            config: Some(field.clone()),
+            tty: field.clone(),
+            ruser: field,
+        };
+        let frame = Request::Authenticate(l).encode();
+        assert!(frame.len() - 4 <= MAX_LOGIN_FRAME, "{}", frame.len());
     }
 
     #[test]
@@ -565,7 +623,7 @@ mod tests {
         let huge = (MAX_FRAME as u32 + 1).to_be_bytes();
         assert!(matches!(
             read_frame(&mut &huge[..]),
-            Err(ProtoError::TooLong(_))
+            Err(ProtoError::TooLong { .. })
         ));
         // A frame cut short is an I/O error (the peer closed).
         let mut short = Reply::Info("hello".into()).encode().to_vec();

@@ -81,6 +81,37 @@ pub struct Login {
     pub authtok: Option<Secret>,
     /// PAM_TTY, "" when none was set.
     pub tty: String,
+    /// PAM_RUSER (who asks, under `su` and `sudo`), "" when none was set.
+    pub ruser: String,
+    /// The uid of the process that asks (the daemon's caller, SO_PEERCRED; whoever runs
+    /// `tessera check`). Only root may set the service, remote host and user it asks for
+    /// freely: for any other caller those are its own words, and it is its own source.
+    pub caller: u32,
+}
+
+/// The longest part of a source's name kept (a remote host or user name from outside).
+const SOURCE_PART_MAX: usize = 128;
+
+impl Login {
+    /// Where this attempt comes from, as failures are counted (`lock_scope = "source"`): the
+    /// remote host; else the local user who asks (PAM_RUSER: `su`, `sudo`); else the terminal
+    /// (a console login); else the caller's uid. A caller other than root is always its uid:
+    /// it chose the rest itself. PAM_RUSER is taken without the terminal: a new terminal costs
+    /// nothing, so it must not buy a new count of tries.
+    pub fn source(&self) -> String {
+        let part = |s: &str| crate::store::cap_to(s, SOURCE_PART_MAX).into_owned();
+        if self.caller != 0 {
+            format!("uid={}", self.caller)
+        } else if !self.rhost.is_empty() {
+            format!("rhost={}", part(&self.rhost))
+        } else if !self.ruser.is_empty() {
+            format!("ruser={}", part(&self.ruser))
+        } else if !self.tty.is_empty() {
+            format!("tty={}", part(&self.tty))
+        } else {
+            "uid=0".into()
+        }
+    }
 }
 
 /// Per-service switches, from the PAM line (or the command's flags).
@@ -105,9 +136,13 @@ pub enum Verdict {
     Reject {
         reason: String,
     },
-    /// The token whose PIN matched is locked by its fail counter.
+    /// Every token of the user is locked by its fail counter (`lock_scope = "token"`).
     Locked {
         serial: String,
+    },
+    /// The attempt's source is locked by its failures (`lock_scope = "source"`).
+    SourceLocked {
+        source: String,
     },
     /// The user has no token and `nullok` is set.
     NoToken,
@@ -146,6 +181,7 @@ impl Outcome {
             user: login.user.clone(),
             result: AuditResult::Error,
             reason: e.to_string(),
+            caller: Some(login.caller),
             ..AuditEntry::default()
         };
         Outcome {

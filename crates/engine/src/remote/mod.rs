@@ -202,6 +202,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             kind: kind.into(),
             result,
             reason: reason.into(),
+            caller: Some(self.login.caller),
         });
     }
 

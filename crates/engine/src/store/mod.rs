@@ -7,6 +7,7 @@ mod group;
 mod offline;
 mod pool;
 mod schema;
+mod sources;
 mod states;
 
 pub use backup::{
@@ -15,6 +16,7 @@ pub use backup::{
 pub use group::GroupWriter;
 pub use offline::{OfflineBatch, OfflineValue};
 pub use pool::{PooledStore, StorePool};
+pub use sources::SourceFailures;
 pub use states::{AuditResult, ChallengeState};
 
 use crate::error::{Error, Kind, Result};
@@ -134,6 +136,9 @@ pub struct AuditEntry {
     pub kind: String,
     pub result: AuditResult,
     pub reason: String,
+    /// The uid of the process that asked for this attempt (the daemon's caller, or whoever
+    /// runs `tessera check`); `None` in rows of older versions.
+    pub caller: Option<u32>,
 }
 
 /// A row built field by field (`..AuditEntry::default()`) says what it is; until then, an error.
@@ -180,6 +185,8 @@ pub trait Store {
     /// The offline values a privacyIDEA server handed out for a user's tokens (`[remote]
     /// offline`), lowest counter first.
     fn offline_values(&self, user: &str, realm: &str) -> Result<Vec<OfflineValue>>;
+    /// The failures of `user` from `source` in a row, and when the last was.
+    fn source_failures(&self, user: &str, realm: &str, source: &str) -> Result<Option<(u32, u64)>>;
 }
 
 /// What the engine does inside a write transaction.
@@ -233,6 +240,25 @@ pub trait StoreTx {
     fn put_offline(&self, batch: &OfflineBatch, replace: bool) -> Result<()>;
     /// The token a refill of `serial`'s offline values must show.
     fn offline_refill_token(&self, serial: &str) -> Result<Option<String>>;
+    /// The failures of `user` from `source` in a row, and when the last was, read under the
+    /// write lock.
+    fn source_failures(&self, user: &str, realm: &str, source: &str) -> Result<Option<(u32, u64)>>;
+    /// Counts a failure of `user` from `source` (rows that can lock nothing any more, given
+    /// `max_fail`, are dropped on the way).
+    fn record_source_failure(
+        &self,
+        user: &str,
+        realm: &str,
+        source: &str,
+        now: u64,
+        max_fail: u32,
+    ) -> Result<()>;
+    /// Clears the failures of `user` from `source` (a success there, or a lock whose time has
+    /// passed), or from every source (`None`).
+    fn clear_source_failures(&self, user: &str, realm: &str, source: Option<&str>) -> Result<u64>;
+    /// Writes an audit row, or with `row` rewrites that row's reason (a count that grew);
+    /// returns the row's id.
+    fn audit_row(&self, e: &AuditEntry, row: Option<i64>) -> Result<i64>;
 }
 
 /// How long a closed challenge stays listed by `tessera challenge list --all` (seconds past its
@@ -253,10 +279,15 @@ pub const AUDIT_FIELD_MAX: usize = 256;
 
 /// `s` cut to [`AUDIT_FIELD_MAX`] bytes at a character boundary, with the original length.
 pub fn cap(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.len() <= AUDIT_FIELD_MAX {
+    cap_to(s, AUDIT_FIELD_MAX)
+}
+
+/// `s` cut to `max` bytes at a character boundary, with the original length.
+pub fn cap_to(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
         return std::borrow::Cow::Borrowed(s);
     }
-    let mut end = AUDIT_FIELD_MAX;
+    let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
@@ -591,6 +622,16 @@ impl SqliteStore {
         )
     }
 
+    /// Failures counted per source, of one user or all.
+    pub fn source_failures_of(&self, user: Option<&str>) -> Result<Vec<SourceFailures>> {
+        sources::list(&self.conn, user)
+    }
+
+    /// Clears the failures of every source of a user (`tessera token reset`).
+    pub fn clear_source_failures_of(&self, user: &str, realm: &str) -> Result<u64> {
+        sources::clear(&self.conn, user, realm, None)
+    }
+
     pub fn remove_token(&self, serial: &str) -> Result<()> {
         self.update_one(serial, "DELETE FROM tokens WHERE serial = ?1", &[])?;
         self.conn
@@ -609,8 +650,8 @@ impl SqliteStore {
 
     pub fn audit_entries(&self, user: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>> {
         let mut st = self.conn.prepare(
-            "SELECT time, service, rhost, user, realm, serial, type, result, reason FROM audit \
-             WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2",
+            "SELECT time, service, rhost, user, realm, serial, type, result, reason, caller \
+             FROM audit WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2",
         )?;
         let rows = st.query_map(params![user, limit], |r| {
             Ok(AuditEntry {
@@ -623,6 +664,7 @@ impl SqliteStore {
                 kind: r.get(6)?,
                 result: word(r, 7, AuditResult::parse)?,
                 reason: r.get(8)?,
+                caller: r.get(9)?,
             })
         })?;
         let mut v: Vec<AuditEntry> = rows.collect::<rusqlite::Result<_>>()?;
@@ -652,12 +694,18 @@ impl Store for SqliteStore {
         offline::values(&self.conn, user, realm)
     }
 
+    fn source_failures(&self, user: &str, realm: &str, source: &str) -> Result<Option<(u32, u64)>> {
+        sources::get(&self.conn, user, realm, source)
+    }
+
     fn accepted_since(&self, user: &str, service: &str, rhost: &str, since: u64) -> Result<bool> {
         // By the time index: only the rows of the window are looked at. A token's accept has
-        // its serial; pass_on_no_token's has none, and a skip is no accept.
+        // its serial; pass_on_no_token's has none, and a skip is no accept. Only a root
+        // caller's row counts: any other caller (a screen locker) sets the service, rhost and
+        // tty of its login itself, and could name those of the login it wants let in.
         let mut st = self.conn.prepare_cached(
             "SELECT 1 FROM audit WHERE time >= ?1 AND user = ?2 AND service = ?3 AND rhost = ?4 \
-             AND result = 'accept' AND serial != '' LIMIT 1",
+             AND result = 'accept' AND serial != '' AND caller = 0 LIMIT 1",
         )?;
         Ok(st.exists(params![since as i64, user, service, rhost])?)
     }
@@ -869,11 +917,46 @@ impl StoreTx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn source_failures(&self, user: &str, realm: &str, source: &str) -> Result<Option<(u32, u64)>> {
+        sources::get(self.tx, user, realm, source)
+    }
+
+    fn record_source_failure(
+        &self,
+        user: &str,
+        realm: &str,
+        source: &str,
+        now: u64,
+        max_fail: u32,
+    ) -> Result<()> {
+        sources::record(self.tx, user, realm, source, now, max_fail)
+    }
+
+    fn clear_source_failures(&self, user: &str, realm: &str, source: Option<&str>) -> Result<u64> {
+        sources::clear(self.tx, user, realm, source)
+    }
+
+    fn audit_row(&self, e: &AuditEntry, row: Option<i64>) -> Result<i64> {
+        if let Some(id) = row {
+            let n = self.tx.execute(
+                "UPDATE audit SET reason = ?2 WHERE id = ?1",
+                params![id, cap(&e.reason)],
+            )?;
+            if n == 1 {
+                return Ok(id);
+            }
+        }
+        self.audit(e)?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
     fn audit(&self, e: &AuditEntry) -> Result<()> {
-        self.tx.execute(
-            "INSERT INTO audit (time, service, rhost, user, realm, serial, type, result, reason) \
-             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-            params![
+        self.tx
+            .prepare_cached(
+                "INSERT INTO audit (time, service, rhost, user, realm, serial, type, result, \
+                 reason, caller) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+            )?
+            .execute(params![
                 e.time as i64,
                 cap(&e.service),
                 cap(&e.rhost),
@@ -882,9 +965,9 @@ impl StoreTx for SqliteTx<'_> {
                 cap(&e.serial),
                 cap(&e.kind),
                 e.result.as_str(),
-                cap(&e.reason)
-            ],
-        )?;
+                cap(&e.reason),
+                e.caller
+            ])?;
         if let Some(keep) = self.audit_keep {
             if self.tx.last_insert_rowid() % AUDIT_PRUNE_EVERY == 0 {
                 self.tx.execute(

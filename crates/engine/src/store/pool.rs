@@ -132,6 +132,10 @@ impl Store for PooledStore {
     fn offline_values(&self, user: &str, realm: &str) -> Result<Vec<super::OfflineValue>> {
         self.reader()?.offline_values(user, realm)
     }
+
+    fn source_failures(&self, user: &str, realm: &str, source: &str) -> Result<Option<(u32, u64)>> {
+        self.reader()?.source_failures(user, realm, source)
+    }
 }
 
 impl Drop for PooledStore {

@@ -75,4 +75,17 @@ pub const MIGRATIONS: &[&str] = &[
         serial      TEXT PRIMARY KEY,
         refilltoken TEXT NOT NULL
     );",
+    // 5: failures counted per source ([auth] lock_scope = "source"): who failed from where,
+    // and the uid of the caller that asked for each audited attempt (only root callers' accepts
+    // open a policy's grace window; a refused caller's rows are counted per minute)
+    "CREATE TABLE source_fails (
+        user      TEXT NOT NULL,
+        realm     TEXT NOT NULL,
+        source    TEXT NOT NULL,
+        count     INTEGER NOT NULL,
+        last_fail INTEGER NOT NULL,
+        PRIMARY KEY (user, realm, source)
+    );
+    CREATE INDEX source_fails_time ON source_fails (last_fail);
+    ALTER TABLE audit ADD COLUMN caller INTEGER;",
 ];

@@ -76,8 +76,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
         let transaction_id = new_transaction_id();
         let (opened, undelivered) = self.deliver(chosen, pin, &transaction_id, now, conv);
         if opened.is_empty() {
-            self.store
-                .write(|tx| self.take_back(at, tx, &undelivered, now))?;
+            self.write(at, |tx, at| self.take_back(at, tx, &undelivered, now))?;
             let error = undelivered
                 .into_iter()
                 .next()
@@ -85,7 +84,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
                 .unwrap_or_else(|| Error::Delivery("no challenge could be opened".into()));
             return Ok(Verdict::Unavailable(error));
         }
-        self.store.write(|tx| {
+        self.write(at, |tx, at| {
             self.take_back(at, tx, &undelivered, now)?;
             self.open_transaction(at, tx, &transaction_id, &opened, now)
         })?;
@@ -100,7 +99,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
         candidates: &[&TokenRecord],
         now: u64,
     ) -> Result<(Selection, bool)> {
-        self.store.write(|tx| {
+        self.write(at, |tx, at| {
             let mut chosen: Vec<(TokenRecord, Option<i64>)> = Vec::new();
             let mut passed: Vec<(TokenRecord, PassedOver)> = Vec::new();
             let mut limited: Vec<(TokenRecord, String)> = Vec::new();
@@ -142,9 +141,11 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
                 }
                 tx.audit(&at.passed_over(now, t, *why))?;
             }
+            // A locked token whose PIN matched is refused like a wrong PIN (the audit row says
+            // why): the answer must not tell that the PIN was right.
             let verdict = match passed.iter().find(|(_, w)| *w == PassedOver::Locked) {
-                Some((t, _)) => Verdict::Locked {
-                    serial: t.serial.clone(),
+                Some((_, why)) => Verdict::Reject {
+                    reason: why.reason().into(),
                 },
                 None => Verdict::Reject {
                     reason: limited
@@ -360,7 +361,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
         otp: &[u8],
     ) -> Result<Verdict> {
         let now = self.clock.now();
-        let rows = self.store.write(|tx| {
+        let rows = self.write(at, |tx, at| {
             let rows = tx.open_challenges(transaction_id)?;
             let (audited, told) = if rows.is_empty() {
                 (

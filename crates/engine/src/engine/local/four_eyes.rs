@@ -3,7 +3,7 @@
 //! the parts matched to members' tokens by PIN (outside any transaction: PIN hashes are slow),
 //! then one write transaction that checks the members' OTPs and decides.
 
-use super::{Attempt, LocalEngine, PassedOver, Verdict};
+use super::{Attempt, LocalEngine, Verdict};
 use crate::crypto::Secret;
 use crate::engine::Clock;
 use crate::error::Result;
@@ -93,20 +93,17 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
         now: u64,
     ) -> Result<Decision> {
         let ctx = self.context(now);
-        self.store.write(|tx| {
+        self.write(at, |tx, at| {
             let Some(own) = tx.token(&own.serial)? else {
                 return Ok(Decision::Gone);
             };
             if let Some(why) = self.passed_over(tx, &own, now)? {
                 tx.audit(&at.passed_over(now, &own, why))?;
-                return Ok(match why {
-                    PassedOver::Locked => Decision::Ends(Verdict::Locked {
-                        serial: own.serial.clone(),
-                    }),
-                    _ => Decision::Refused(Verdict::Reject {
-                        reason: why.reason().into(),
-                    }),
-                });
+                // Locked too: refused like a wrong pass, so the answer does not tell
+                // that the members' codes were right.
+                return Ok(Decision::Refused(Verdict::Reject {
+                    reason: why.reason().into(),
+                }));
             }
             let users = self.members_accepted(tx, pairs, &ctx, now)?;
             if users.len() >= policy.count as usize {

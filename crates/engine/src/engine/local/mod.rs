@@ -7,7 +7,7 @@ use super::{
     ask, first_prompt, resolve_user, Accounts, Clock, Conversation, Login, Options, Outcome,
     SystemAccounts, Verdict,
 };
-use crate::config::{Config, OtpPin};
+use crate::config::{Config, LockScope, OtpPin};
 use crate::crypto::{
     burn_pin_check, check_pin, ct_eq, hash_pin, Pepper, PinCheck, Secret, StoreKey,
 };
@@ -67,7 +67,11 @@ struct Attempt<'a> {
     known: bool,
     /// PINs that matched an outdated hash: rehashed once the login is accepted.
     rehash: Vec<OutdatedPin>,
+    /// What happened, as far as it was committed (or, for errors, as far as it was seen).
     events: Vec<AuditEntry>,
+    /// Events of the store transaction under way: they become events once it commits, and are
+    /// dropped if it fails (syslog must not say "accept" of an attempt whose commit failed).
+    pending: Vec<AuditEntry>,
     /// Checking an earlier module's pass under `try_first_pass`: a pass that matches no PIN
     /// falls through to the prompt without counting a failure.
     probing_first_pass: bool,
@@ -82,8 +86,21 @@ impl Attempt<'_> {
         self.event(now, token, AuditResult::Reject, reason)
     }
 
+    /// An error is told whatever becomes of the transaction it happened in.
     fn error(&mut self, now: u64, token: Option<&TokenRecord>, reason: &str) -> AuditEntry {
-        self.event(now, token, AuditResult::Error, reason)
+        let e = self.event(now, token, AuditResult::Error, reason);
+        self.pending.pop();
+        self.events.push(e.clone());
+        e
+    }
+
+    /// The events of a store transaction that committed (`true`) or failed.
+    fn settle(&mut self, committed: bool) {
+        if committed {
+            self.events.append(&mut self.pending);
+        } else {
+            self.pending.clear();
+        }
     }
 
     fn challenge(&mut self, now: u64, token: &TokenRecord, reason: &str) -> AuditEntry {
@@ -111,8 +128,9 @@ impl Attempt<'_> {
             kind: token.map(|t| t.kind.name().to_string()).unwrap_or_default(),
             result,
             reason: reason.into(),
+            caller: Some(self.login.caller),
         };
-        self.events.push(e.clone());
+        self.pending.push(e.clone());
         e
     }
 }
@@ -194,6 +212,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             known,
             rehash: Vec::new(),
             events: Vec::new(),
+            pending: Vec::new(),
             probing_first_pass: false,
         }
     }
@@ -223,7 +242,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
     ) -> Outcome {
         let mut at = self.attempt(login);
         let verdict = match self.run(&mut at, opts, conv) {
-            Ok(v) => v,
+            Ok(v) => self.count_at_source(&mut at, v),
             Err(Error::Conversation(m)) => {
                 let e = at.error(self.clock.now(), None, &format!("conversation: {m}"));
                 self.audit_error(&e);
@@ -241,9 +260,111 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         if verdict.is_accept() {
             self.rehash_pins(&at.rehash);
         }
+        at.settle(false);
         Outcome {
             verdict,
             events: at.events,
+        }
+    }
+
+    /// Runs `f` in one store transaction; the events it records are told once it commits.
+    fn write<R>(
+        &self,
+        at: &mut Attempt,
+        f: impl FnOnce(&dyn StoreTx, &mut Attempt) -> Result<R>,
+    ) -> Result<R> {
+        let r = self.store.write(|tx| f(tx, at));
+        at.settle(r.is_ok());
+        r
+    }
+
+    /// With `lock_scope = "source"`: a rejected attempt counts a failure on its source, an
+    /// accepted one clears the source's count. A count that can't be written makes the
+    /// attempt fail (unavailable): a failure that is not counted would be a free guess.
+    fn count_at_source(&self, at: &mut Attempt, v: Verdict) -> Verdict {
+        if self.cfg.auth.lock_scope != LockScope::Source {
+            return v;
+        }
+        let source = at.login.source();
+        let (user, realm) = (at.user.clone(), at.realm.clone());
+        let now = self.clock.now();
+        let max_fail = self.cfg.auth.max_fail;
+        let written = match &v {
+            Verdict::Reject { .. } => self
+                .store
+                .write(|tx| tx.record_source_failure(&user, &realm, &source, now, max_fail)),
+            Verdict::Accept { .. } => self.store.write(|tx| {
+                tx.clear_source_failures(&user, &realm, Some(&source))
+                    .map(drop)
+            }),
+            _ => Ok(()),
+        };
+        match written {
+            Ok(()) => v,
+            Err(e) if v.is_accept() => {
+                // The accept itself is committed; only the clearing of old failures failed.
+                let _ = e;
+                v
+            }
+            Err(e) => {
+                at.error(now, None, &format!("the failure could not be counted: {e}"));
+                Verdict::Unavailable(e)
+            }
+        }
+    }
+
+    /// With `lock_scope = "source"`, whether this attempt's source is locked for the user (and
+    /// it is refused before any PIN check, whatever was typed); with `"token"`, whether every
+    /// active token of the user is locked. A lock whose `fail_clear_timeout` has passed is
+    /// cleared here.
+    fn refused_for_failures(
+        &self,
+        at: &mut Attempt,
+        tokens: &[TokenRecord],
+        now: u64,
+    ) -> Result<Option<Verdict>> {
+        let max_fail = self.cfg.auth.max_fail;
+        let timeout = self.cfg.auth.fail_clear_timeout;
+        let expired = |last: u64| timeout > 0 && last.saturating_add(timeout) <= now;
+        match self.cfg.auth.lock_scope {
+            LockScope::Source => {
+                let source = at.login.source();
+                let Some((count, last)) =
+                    self.store.source_failures(&at.user, &at.realm, &source)?
+                else {
+                    return Ok(None);
+                };
+                if count < max_fail {
+                    return Ok(None);
+                }
+                let (user, realm) = (at.user.clone(), at.realm.clone());
+                if expired(last) {
+                    self.store
+                        .write(|tx| tx.clear_source_failures(&user, &realm, Some(&source)))?;
+                    return Ok(None);
+                }
+                let why = format!("source locked: {count} failures from {source}");
+                self.write(at, |tx, at| {
+                    tx.audit(&at.event(now, None, AuditResult::Locked, &why))
+                })?;
+                Ok(Some(Verdict::SourceLocked { source }))
+            }
+            LockScope::Token => {
+                let active: Vec<&TokenRecord> = tokens.iter().filter(|t| t.active).collect();
+                let locked = |t: &&TokenRecord| {
+                    t.fail_count >= max_fail && !t.last_fail.is_some_and(expired)
+                };
+                if active.is_empty() || !active.iter().all(locked) {
+                    return Ok(None);
+                }
+                let first = active[0];
+                self.write(at, |tx, at| {
+                    tx.audit(&at.passed_over(now, first, PassedOver::Locked))
+                })?;
+                Ok(Some(Verdict::Locked {
+                    serial: first.serial.clone(),
+                }))
+            }
         }
     }
 
@@ -312,7 +433,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         if at.known && tokens.is_empty() && (opts.nullok || self.cfg.auth.pass_on_no_token) {
             // Like google-authenticator's nullok: decided before any prompt.
             let now = self.clock.now();
-            return self.store.write(|tx| {
+            return self.write(at, |tx, at| {
                 if self.cfg.auth.pass_on_no_token {
                     let why = "no token: pass_on_no_token";
                     tx.audit(&at.event(now, None, AuditResult::Accept, why))?;
@@ -322,6 +443,10 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                     Ok(Verdict::NoToken)
                 }
             });
+        }
+
+        if let Some(refused) = self.refused_for_failures(at, &tokens, self.clock.now())? {
+            return Ok(refused);
         }
 
         let system_pin = self.cfg.auth.otppin == OtpPin::System;
@@ -338,7 +463,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 }
                 None if opts.use_first_pass => {
                     let now = self.clock.now();
-                    return self.store.write(|tx| {
+                    return self.write(at, |tx, at| {
                         let reason = "use_first_pass: no password from an earlier module";
                         tx.audit(&at.reject(now, None, reason))?;
                         Ok(Verdict::Reject {
@@ -498,7 +623,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         transaction: Option<&str>,
     ) -> Result<Verdict> {
         let ctx = self.context(now);
-        self.store.write(|tx| {
+        self.write(at, |tx, at| {
             let mut passed: Vec<(TokenRecord, PassedOver)> = Vec::new();
             let mut checked = Vec::new();
             for cand in candidates {
@@ -556,8 +681,13 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             for (t, why) in &passed {
                 tx.audit(&at.passed_over(now, t, *why))?;
             }
+            // A locked token whose PIN matched is refused like a wrong PIN (its audit row says
+            // why): the answer must not tell a right PIN from a wrong one. (When every token
+            // of the user is locked, the login was refused before any PIN check.)
             Ok(match (checked.is_empty(), locked) {
-                (true, Some(serial)) => Verdict::Locked { serial },
+                (true, Some(_)) => Verdict::Reject {
+                    reason: PassedOver::Locked.reason().into(),
+                },
                 (true, None) if !passed.is_empty() => Verdict::Reject {
                     reason: passed[0].1.reason().into(),
                 },
@@ -611,7 +741,9 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
     /// Whether the fail counter locks the token now; clears a counter whose
     /// `fail_clear_timeout` has passed.
     fn locked(&self, tx: &dyn StoreTx, t: &TokenRecord, now: u64) -> Result<bool> {
-        if t.fail_count < self.cfg.auth.max_fail {
+        // With `lock_scope = "source"` failures lock sources, not tokens: the token's count
+        // is kept (and shown) only.
+        if self.cfg.auth.lock_scope != LockScope::Token || t.fail_count < self.cfg.auth.max_fail {
             return Ok(false);
         }
         let timeout = self.cfg.auth.fail_clear_timeout;
@@ -631,7 +763,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         now: u64,
         reason: &str,
     ) -> Result<Verdict> {
-        self.store.write(|tx| {
+        self.write(at, |tx, at| {
             for t in tokens.iter().filter(|t| t.active) {
                 tx.record_failure(&t.serial, now)?;
             }
@@ -745,9 +877,16 @@ mod tests {
         }
 
         fn login(&self, conv: &mut impl Conversation) -> Outcome {
+            self.login_from("", 0, conv)
+        }
+
+        /// A login from remote host `rhost`, asked for by uid `caller`.
+        fn login_from(&self, rhost: &str, caller: u32, conv: &mut impl Conversation) -> Outcome {
             let login = Login {
                 service: "test".into(),
                 user: "alice".into(),
+                rhost: rhost.into(),
+                caller,
                 ..Login::default()
             };
             LocalEngine::new(&self.cfg, &self.store, &self.key, &self.clock)
@@ -758,6 +897,22 @@ mod tests {
         fn pass(&self, pass: &str) -> Outcome {
             self.login(&mut ScriptedConv::passes(&[pass]))
         }
+
+        fn pass_from(&self, rhost: &str, caller: u32, pass: &str) -> Outcome {
+            self.login_from(rhost, caller, &mut ScriptedConv::passes(&[pass]))
+        }
+
+        /// A login that must be refused before any prompt.
+        fn refused_unasked(&self) -> Outcome {
+            self.refused_unasked_from("", 0)
+        }
+
+        fn refused_unasked_from(&self, rhost: &str, caller: u32) -> Outcome {
+            let mut conv = ScriptedConv::passes(&["1234000000"]).unasked_ok();
+            let out = self.login_from(rhost, caller, &mut conv);
+            assert!(conv.prompts.is_empty(), "prompted: {:?}", conv.prompts);
+            out
+        }
     }
 
     fn hotp(counter: u64) -> String {
@@ -766,11 +921,14 @@ mod tests {
     }
 
     /// (Moved from tests/pam_failures.rs, where it slept 3.1 s of real time.)
+    /// `lock_scope = "token"`: a token whose every token is locked is refused before any
+    /// prompt, whatever would have been typed.
     #[test]
     fn a_lock_clears_after_fail_clear_timeout() {
         let mut cfg = Config::default();
         cfg.auth.max_fail = 2;
         cfg.auth.fail_clear_timeout = 2;
+        cfg.auth.lock_scope = LockScope::Token;
         let fx = Timed::new(TokenType::Hotp, cfg, 1_000_000);
         for _ in 0..2 {
             assert!(matches!(
@@ -778,7 +936,7 @@ mod tests {
                 Verdict::Reject { .. }
             ));
         }
-        let locked = fx.pass(&format!("1234{}", hotp(0)));
+        let locked = fx.refused_unasked();
         assert!(
             matches!(locked.verdict, Verdict::Locked { .. }),
             "{locked:?}"
@@ -786,13 +944,129 @@ mod tests {
         // One second after the last failure the lock still holds; two seconds after, it clears.
         fx.clock.advance(1);
         assert!(matches!(
-            fx.pass(&format!("1234{}", hotp(0))).verdict,
+            fx.refused_unasked().verdict,
             Verdict::Locked { .. }
         ));
         fx.clock.advance(1);
         let out = fx.pass(&format!("1234{}", hotp(0)));
         assert!(out.verdict.is_accept(), "{out:?}");
         assert_eq!(fx.store.get_token("K1").unwrap().fail_count, 0);
+    }
+
+    /// `lock_scope = "source"` (the default): a stranger's failures lock the stranger's source,
+    /// before any prompt and whatever it would type, while the owner from elsewhere logs in;
+    /// `fail_clear_timeout` opens the source again.
+    #[test]
+    fn a_strangers_failures_lock_the_stranger_not_the_owner() {
+        let mut cfg = Config::default();
+        cfg.auth.max_fail = 3;
+        cfg.auth.fail_clear_timeout = 600;
+        let fx = Timed::new(TokenType::Hotp, cfg, 1_000_000);
+        let stranger = "203.0.113.9";
+        for _ in 0..3 {
+            let out = fx.pass_from(stranger, 0, "1234000000");
+            assert!(matches!(out.verdict, Verdict::Reject { .. }), "{out:?}");
+        }
+        let out = fx.refused_unasked_from(stranger, 0);
+        assert!(
+            matches!(out.verdict, Verdict::SourceLocked { ref source } if source == "rhost=203.0.113.9"),
+            "{out:?}"
+        );
+        assert_eq!(out.events[0].result, AuditResult::Locked);
+        // The owner, from another host: the right code logs in, and was not used up above.
+        let owner = fx.pass_from("192.0.2.1", 0, &format!("1234{}", hotp(0)));
+        assert!(owner.verdict.is_accept(), "{owner:?}");
+        // The token's own counter counted the stranger's failures, but locks nothing.
+        assert_eq!(fx.store.source_failures_of(Some("alice")).unwrap().len(), 1);
+        // Still locked 599 s on, open at 600 s; then the right code passes from there too.
+        fx.clock.advance(599);
+        assert!(matches!(
+            fx.refused_unasked_from(stranger, 0).verdict,
+            Verdict::SourceLocked { .. }
+        ));
+        fx.clock.advance(1);
+        let out = fx.pass_from(stranger, 0, &format!("1234{}", hotp(1)));
+        assert!(out.verdict.is_accept(), "{out:?}");
+        assert!(fx
+            .store
+            .source_failures_of(Some("alice"))
+            .unwrap()
+            .is_empty());
+    }
+
+    /// A caller other than root is its own source, whatever remote host it names: it can't
+    /// buy fresh tries by naming new hosts.
+    #[test]
+    fn a_non_root_caller_is_counted_on_its_uid_whatever_host_it_names() {
+        let mut cfg = Config::default();
+        cfg.auth.max_fail = 2;
+        let fx = Timed::new(TokenType::Hotp, cfg, 1_000_000);
+        fx.pass_from("198.51.100.1", 1000, "1234000000");
+        fx.pass_from("198.51.100.2", 1000, "1234000000");
+        let out = fx.refused_unasked_from("198.51.100.3", 1000);
+        assert!(
+            matches!(out.verdict, Verdict::SourceLocked { ref source } if source == "uid=1000"),
+            "{out:?}"
+        );
+        // Root's sshd for the same host is another source.
+        let out = fx.pass_from("198.51.100.3", 0, &format!("1234{}", hotp(0)));
+        assert!(out.verdict.is_accept(), "{out:?}");
+    }
+
+    /// With `lock_scope = "token"`, a locked token among others answers a right PIN as it
+    /// answers a wrong one: no PIN oracle on a locked token.
+    #[test]
+    fn a_locked_token_answers_a_right_pin_as_a_wrong_one() {
+        let mut cfg = Config::default();
+        cfg.auth.max_fail = 2;
+        cfg.auth.lock_scope = LockScope::Token;
+        let fx = Timed::new(TokenType::Hotp, cfg, 1_000_000);
+        // A second token with another PIN keeps the user from being all locked.
+        let mut t2 = TokenRecord::new(
+            "K2",
+            "alice",
+            "default",
+            TokenType::Hotp,
+            fx.key.seal("K2", RFC_KEY),
+        );
+        t2.pin_hash = Some(hash_pin(b"9999", &fx.key.pepper()).unwrap());
+        fx.store.insert_token(&t2).unwrap();
+        fx.store
+            .write(|tx| {
+                tx.record_failure("K1", 1_000_000)?;
+                tx.record_failure("K1", 1_000_000)
+            })
+            .unwrap();
+        let right = fx.pass(&format!("1234{}", hotp(0)));
+        let wrong = fx.pass("5555000000");
+        assert!(matches!(right.verdict, Verdict::Reject { .. }), "{right:?}");
+        assert!(matches!(wrong.verdict, Verdict::Reject { .. }), "{wrong:?}");
+        // The audit row still says why.
+        assert!(right.events.iter().any(|e| e.result == AuditResult::Locked));
+    }
+
+    /// An event is told (syslog) only once its transaction committed: an accept whose audit
+    /// row can't be written is no "accept" line, but an error.
+    #[test]
+    fn an_accept_whose_commit_fails_is_not_told_as_an_accept() {
+        let fx = Timed::new(TokenType::Hotp, Config::default(), 1_000_000);
+        let conn = rusqlite::Connection::open(fx.store.path()).unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER no_accept BEFORE INSERT ON audit WHEN NEW.result = 'accept' \
+             BEGIN SELECT RAISE(ABORT, 'disk I/O error (injected)'); END;",
+        )
+        .unwrap();
+        let out = fx.pass(&format!("1234{}", hotp(0)));
+        assert!(matches!(out.verdict, Verdict::Unavailable(_)), "{out:?}");
+        assert!(
+            out.events.iter().all(|e| e.result != AuditResult::Accept),
+            "{:?}",
+            out.events
+        );
+        assert!(out.events.iter().any(|e| e.result == AuditResult::Error));
+        // Nothing was committed: the code is still good once the fault is gone.
+        conn.execute_batch("DROP TRIGGER no_accept").unwrap();
+        assert!(fx.pass(&format!("1234{}", hotp(0))).verdict.is_accept());
     }
 
     #[test]
