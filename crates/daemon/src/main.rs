@@ -60,6 +60,45 @@ fn parse_args(mut it: impl Iterator<Item = std::ffi::OsString>) -> Result<Option
     Ok(Some(a))
 }
 
+/// Undoes what a spawning parent leaves to this process, before anything else runs. The module
+/// spawns `tesserad --stdio` with std's `Command`, which passes on the caller's umask, the
+/// signals it ignores or blocks (both survive exec) and its descriptors that lack
+/// FD_CLOEXEC: an sshd's or sudo's, opened for anything. The socket server gets the same
+/// (whoever starts it by hand), but keeps the sockets systemd passed.
+fn clean_start(stdio: bool) {
+    use tessera_engine::sys;
+    // What tesserad creates is its owner's alone. (The socket is made 0666 on purpose after
+    // `bind`; SQLite gives the -wal and -shm the store's own mode.)
+    sys::set_umask(0o077);
+    // SIGPIPE stays ignored: the standard library ignores it before `main` on purpose, and
+    // tesserad writes to sockets whose peer may be gone, where a write must fail with EPIPE
+    // instead of killing the daemon (and every login it serves).
+    sys::reset_ignored_signals(&[signal_hook::consts::SIGPIPE]);
+    // Fails only for an invalid argument, which this is not.
+    let _ = sys::unblock_all_signals();
+    if let Some(first) = first_fd_to_close(stdio, |k| std::env::var(k).ok()) {
+        sys::close_fds_from(first);
+    }
+}
+
+/// From which descriptor on the inherited ones are closed: all but stdin, stdout and stderr
+/// (`--stdio` passes nothing else), except the sockets systemd passed by socket activation
+/// (`LISTEN_FDS` from fd 3, when `LISTEN_PID` is this process). `None`: closes nothing
+/// (`LISTEN_FDS` for this process that is not a number).
+fn first_fd_to_close(stdio: bool, env: impl Fn(&str) -> Option<String>) -> Option<u32> {
+    const FIRST: u32 = 3; // SD_LISTEN_FDS_START
+    if stdio {
+        return Some(FIRST);
+    }
+    let ours =
+        env("LISTEN_PID").and_then(|p| p.trim().parse::<u32>().ok()) == Some(std::process::id());
+    if !ours {
+        return Some(FIRST);
+    }
+    let passed: u32 = env("LISTEN_FDS")?.trim().parse().ok()?;
+    FIRST.checked_add(passed)
+}
+
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args_os().skip(1)) {
         Ok(Some(a)) => a,
@@ -69,6 +108,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    clean_start(args.stdio);
     let result = if args.stdio {
         server::stdio(&args.config)
     } else {
@@ -80,5 +120,29 @@ fn main() -> ExitCode {
             eprintln!("tesserad: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_fd_to_close;
+
+    #[test]
+    fn only_the_sockets_passed_to_this_process_are_kept() {
+        let me = std::process::id().to_string();
+        let env = |pid: &str, fds: &str| {
+            let (pid, fds) = (pid.to_string(), fds.to_string());
+            move |k: &str| match k {
+                "LISTEN_PID" => Some(pid.clone()),
+                "LISTEN_FDS" => Some(fds.clone()),
+                _ => None,
+            }
+        };
+        assert_eq!(first_fd_to_close(true, env(&me, "1")), Some(3), "--stdio");
+        assert_eq!(first_fd_to_close(false, |_| None), Some(3));
+        assert_eq!(first_fd_to_close(false, env(&me, "1")), Some(4));
+        assert_eq!(first_fd_to_close(false, env(&me, "2")), Some(5));
+        assert_eq!(first_fd_to_close(false, env("1", "1")), Some(3), "not ours");
+        assert_eq!(first_fd_to_close(false, env(&me, "x")), None);
     }
 }

@@ -263,6 +263,144 @@ fn stdio_login(w: &World) -> Seen {
     seen
 }
 
+/// Starts argv[2:] the way a careless caller would: argv[1] open on fd 7 without
+/// FD_CLOEXEC, umask 000, SIGINT, SIGTERM, SIGHUP, SIGCHLD and SIGUSR1 ignored, SIGTERM,
+/// SIGUSR2 and SIGALRM blocked (all of which exec keeps).
+const PY_CARELESS: &str = r#"
+import os, signal, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.dup2(fd, 7)  # inheritable
+os.close(fd)
+os.umask(0)
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1):
+    signal.signal(s, signal.SIG_IGN)
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGUSR2, signal.SIGALRM})
+os.execvp(sys.argv[2], sys.argv[2:])
+"#;
+
+/// What a process inherited, as /proc shows it: its `Umask`, `SigIgn` (but the C library's own
+/// signals) and `SigBlk` lines, and the descriptors open on `file`.
+fn inherited(pid: u32, file: &Path) -> (String, String, String, Vec<String>) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            .trim()
+            .to_string()
+    };
+    let mut on_file = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let e = e.unwrap();
+        if std::fs::read_link(e.path()).ok().as_deref() == Some(file) {
+            on_file.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    // Signals 32 to 34 are the C library's (glibc: 32 and 33, musl: 32 to 34): its
+    // sigaction refuses them, and glibc's posix_spawn (std's Command) leaves them ignored in
+    // every child on purpose.
+    let libc_own: u64 = 0b111 << 31;
+    let ignored = u64::from_str_radix(&field("SigIgn"), 16).unwrap() & !libc_own;
+    (
+        field("Umask"),
+        format!("{ignored:016x}"),
+        field("SigBlk"),
+        on_file,
+    )
+}
+
+/// SigIgn with SIGPIPE (13) alone: the one signal tesserad keeps ignored.
+const SIGPIPE_ONLY: &str = "0000000000001000";
+
+/// `tesserad --stdio` as the module spawns it from a caller that left it an open descriptor,
+/// umask 000, ignored and blocked signals: at its first prompt none of that is left, but
+/// SIGPIPE ignored. The login then ends as usual.
+#[test]
+fn stdio_starts_without_what_its_caller_left_it() {
+    let w = World::new("");
+    let file = w.dir.path().join("inherited");
+    std::fs::write(&file, b"not for tesserad").unwrap();
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(PY_CARELESS)
+        .arg(&file)
+        .arg(env!("CARGO_BIN_EXE_tesserad"))
+        .arg("--stdio")
+        .arg("--config")
+        .arg(&w.config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut io = Pipes {
+        r: child.stdout.take().unwrap(),
+        w: child.stdin.take().unwrap(),
+    };
+    write_frame(&mut io, &Request::Authenticate(login("alice")).encode()).unwrap();
+    // At the PIN prompt tesserad (python3 exec'ed it: the same pid) is well past its start.
+    loop {
+        match Reply::decode(&read_frame(&mut io).unwrap()).unwrap() {
+            Reply::Prompt { .. } => break,
+            Reply::Verdict(v) => panic!("no prompt: {v:?}"),
+            _ => {}
+        }
+    }
+    let (umask, ignored, blocked, on_file) = inherited(child.id(), &file);
+    assert_eq!(umask, "0077");
+    assert_eq!(ignored, SIGPIPE_ONLY, "SigIgn");
+    assert_eq!(blocked, "0000000000000000", "SigBlk");
+    assert!(on_file.is_empty(), "{file:?} still open on fds {on_file:?}");
+
+    let pass = Zeroizing::new(format!("1234{}", otp(0)).into_bytes());
+    write_frame(&mut io, &Request::Answer(Some(pass)).encode()).unwrap();
+    let verdict = loop {
+        if let Reply::Verdict(v) = Reply::decode(&read_frame(&mut io).unwrap()).unwrap() {
+            break v;
+        }
+    };
+    assert_eq!(verdict, Verdict::Success);
+    drop(io);
+    assert!(child.wait().unwrap().success());
+}
+
+/// The socket server started the same way under socket activation: what it inherited is
+/// gone, but the socket systemd passed on fd 3, which it serves.
+#[test]
+fn an_activated_server_keeps_fd_3_and_drops_the_rest() {
+    let w = World::new("");
+    let file = w.dir.path().join("inherited");
+    std::fs::write(&file, b"not for tesserad").unwrap();
+    let socket = w.dir.path().join("activated.sock");
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c")
+        .arg(PY_CARELESS)
+        .arg(&file)
+        .arg("python3")
+        .arg("-c")
+        .arg(PY_ACTIVATE)
+        .arg(&socket)
+        .arg("self")
+        .arg(env!("CARGO_BIN_EXE_tesserad"))
+        .arg("--config")
+        .arg(&w.config)
+        .arg("--socket")
+        .arg(w.dir.path().join("no-such-dir/tessera.sock"));
+    let d = Daemon::spawn(cmd, &socket);
+    d.wait_for(&["listening on"]);
+    let (umask, ignored, blocked, on_file) = inherited(d.pid(), &file);
+    assert_eq!(umask, "0077");
+    assert_eq!(ignored, SIGPIPE_ONLY, "SigIgn");
+    assert_eq!(blocked, "0000000000000000", "SigBlk");
+    assert!(on_file.is_empty(), "{file:?} still open on fds {on_file:?}");
+    let seen = dialogue(
+        &mut d.connect(),
+        login("alice"),
+        &[format!("1234{}", otp(0)).as_bytes()],
+    );
+    assert_eq!(seen.verdict, Some(Verdict::Success), "{seen:?}");
+}
+
 struct Pipes {
     r: std::process::ChildStdout,
     w: std::process::ChildStdin,

@@ -211,11 +211,26 @@ pub fn check_pin(pin: &[u8], phc: &str, pepper: &Pepper) -> PinCheck {
     let Ok(argon) = argon2_with(peppered.then_some(pepper), params) else {
         return PinCheck::Wrong;
     };
+    #[cfg(test)]
+    PIN_CHECKS.with(|n| n.set(n.get() + 1));
     match (argon.verify_password(pin, &h).is_ok(), current) {
         (false, _) => PinCheck::Wrong,
         (true, true) => PinCheck::Right,
         (true, false) => PinCheck::RightOutdated,
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The Argon2 runs of [`check_pin`] on this thread (burnt ones too), for tests of how much
+    /// work a login does.
+    static PIN_CHECKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many PIN checks (Argon2 runs) this thread made so far.
+#[cfg(test)]
+pub(crate) fn pin_checks() -> u64 {
+    PIN_CHECKS.with(|n| n.get())
 }
 
 /// Whether `pin` is the PIN of `phc`.

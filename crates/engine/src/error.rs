@@ -156,6 +156,30 @@ impl Error {
         }
     }
 
+    /// A failure of the store's files that can pass without anyone touching tessera: a
+    /// read-only file system, an I/O error, a full disk or quota, a file that could not be
+    /// opened (SQLite's READONLY, IOERR, FULL and CANTOPEN, or the same errno from a sync).
+    /// A connection opened meanwhile may stay broken after the cause is gone (SQLite opens a
+    /// file it can't write read-only, for good), so a host that keeps connections opens them
+    /// afresh after one. BUSY is not one: it is contention between writers.
+    pub fn can_pass(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        let Error::Caused(c) = self else {
+            return false;
+        };
+        match &c.cause {
+            Cause::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                C::ReadOnly | C::SystemIoFailure | C::DiskFull | C::CannotOpen
+            ),
+            Cause::Sqlite(_) => false,
+            Cause::Io(e) => matches!(
+                e.raw_os_error(),
+                Some(libc::EROFS | libc::EIO | libc::ENOSPC | libc::EDQUOT)
+            ),
+        }
+    }
+
     /// The path the error is about, where it was built with one.
     pub fn path(&self) -> Option<&Path> {
         match self {
@@ -347,5 +371,44 @@ mod tests {
             "store: /s.db: database is locked (DatabaseBusy)"
         );
         assert!(e.source().is_some());
+    }
+
+    #[test]
+    fn failures_that_can_pass_and_busy_which_is_none() {
+        let sqlite = |code| {
+            Error::from(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        use rusqlite::ffi;
+        for code in [
+            ffi::SQLITE_READONLY,
+            ffi::SQLITE_IOERR,
+            ffi::SQLITE_IOERR_WRITE,
+            ffi::SQLITE_FULL,
+            ffi::SQLITE_CANTOPEN,
+        ] {
+            assert!(sqlite(code).can_pass(), "{code}");
+        }
+        for code in [
+            ffi::SQLITE_BUSY,
+            ffi::SQLITE_CORRUPT,
+            ffi::SQLITE_CONSTRAINT,
+        ] {
+            assert!(!sqlite(code).can_pass(), "{code}");
+        }
+        let io = |errno| {
+            Error::io(
+                Kind::Store,
+                Path::new("/s.db-wal"),
+                io::Error::from_raw_os_error(errno),
+            )
+        };
+        assert!(
+            io(libc::EROFS).can_pass() && io(libc::ENOSPC).can_pass() && io(libc::EIO).can_pass()
+        );
+        assert!(!io(libc::ENOENT).can_pass());
+        assert!(!Error::Store("disk I/O error".into()).can_pass());
     }
 }

@@ -1,6 +1,7 @@
 //! Raw OS calls that std does not offer, each behind a safe function: account lookup (NSS),
 //! the effective uid, becoming the store's owner, the process-wide SIGCHLD disposition around
-//! a child we wait for, and keeping this module mapped while a helper thread of ours may still
+//! a child we wait for, a clean start for a spawned daemon (umask, signals, inherited
+//! descriptors), and keeping this module mapped while a helper thread of ours may still
 //! run. Like `pam::ffi`, this is part of the thin FFI layer: every `unsafe` of tessera lives
 //! there or here, each with a `// SAFETY:` comment.
 
@@ -419,6 +420,111 @@ impl Drop for SigchldDefault {
             // reinstalls the host's own disposition (handler, mask and flags) unchanged.
             unsafe { libc::sigaction(libc::SIGCHLD, old, std::ptr::null_mut()) };
         }
+    }
+}
+
+/// Sets the file mode creation mask to `mask`; returns the one before.
+pub fn set_umask(mask: u32) -> u32 {
+    // SAFETY: umask only replaces a per-process value; it cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
+/// Puts back the default disposition (SIG_DFL) of every signal that is ignored (SIG_IGN),
+/// but those in `keep`; SIGKILL and SIGSTOP can be neither. An ignored signal stays ignored
+/// across exec, so a process started by a caller that ignores SIGTERM or SIGCHLD would
+/// otherwise ignore them too. Handlers are left alone (exec resets those anyway). Returns the
+/// signals it reset.
+pub fn reset_ignored_signals(keep: &[libc::c_int]) -> Vec<libc::c_int> {
+    let mut reset = Vec::new();
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || keep.contains(&sig) {
+            continue;
+        }
+        // SAFETY: all-zero is a valid `sigaction` (SIG_DFL, no flags, empty mask); the kernel
+        // overwrites it.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: with a null new action, sigaction only writes the current one into `old`, a
+        // live struct of the right type. The signals the C library keeps for itself (glibc's
+        // 32 and 33, which its posix_spawn leaves ignored in every child on purpose; it
+        // installs its handlers when it needs them) are refused with EINVAL, and skipped.
+        if unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
+            continue;
+        }
+        if old.sa_sigaction != libc::SIG_IGN {
+            continue;
+        }
+        // SAFETY: as above, all-zero is a valid `sigaction`: SIG_DFL, no flags.
+        let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+        new.sa_sigaction = libc::SIG_DFL;
+        // SAFETY: `new.sa_mask` is a valid, writable sigset_t owned by this frame.
+        unsafe { libc::sigemptyset(&mut new.sa_mask) };
+        // SAFETY: `sig` is a valid signal number (sigaction just read it); `new` is a live
+        // struct that installs no handler code.
+        if unsafe { libc::sigaction(sig, &new, std::ptr::null_mut()) } == 0 {
+            reset.push(sig);
+        }
+    }
+    reset
+}
+
+/// Unblocks every signal of the calling thread; threads it starts later inherit the empty
+/// mask. A blocked signal stays blocked across exec, so a process started with SIGTERM
+/// blocked would otherwise never see one.
+pub fn unblock_all_signals() -> std::io::Result<()> {
+    // SAFETY: all-zero is a valid `sigset_t`, emptied properly just below.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, writable sigset_t owned by this frame.
+    unsafe { libc::sigemptyset(&mut set) };
+    // SAFETY: `set` is an initialised sigset_t; a null old set asks for nothing back.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(std::io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
+/// Closes every file descriptor from `first` up: those a parent left open without
+/// FD_CLOEXEC. `close_range(2)` (Linux 5.9), else each descriptor `/proc/self/fd` lists, else
+/// each number below the descriptor limit.
+///
+/// Call it first thing in `main`, before this process opens anything and before any other
+/// thread runs: it closes descriptors by number, so each one of them must be an inherited
+/// one that nothing in the process owns.
+pub fn close_fds_from(first: u32) {
+    // SAFETY: close_range takes plain numbers and reads no memory; the descriptors it closes
+    // are owned by nothing in this process (see above).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            libc::c_uint::from(first),
+            libc::c_uint::MAX,
+            0 as libc::c_uint,
+        )
+    };
+    if rc == 0 {
+        return;
+    }
+    // An older kernel, or a seccomp filter that refuses the call. The directory's own
+    // descriptor is listed too; it is closed when the listing ends, so closing it again below
+    // gives EBADF (no other thread can have opened one in its place).
+    let listed: Option<Vec<libc::c_int>> = std::fs::read_dir("/proc/self/fd").ok().map(|dir| {
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect()
+    });
+    let first = libc::c_int::try_from(first).unwrap_or(libc::c_int::MAX);
+    let fds = match listed {
+        Some(fds) => fds,
+        None => {
+            // SAFETY: sysconf takes a plain name and reads no memory.
+            let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
+            let max = libc::c_int::try_from(max.clamp(0, 1 << 20)).unwrap_or(1 << 20);
+            (first..max).collect()
+        }
+    };
+    for fd in fds.into_iter().filter(|fd| *fd >= first) {
+        // SAFETY: `fd` is closed by number and owned by nothing in this process (see above);
+        // one that is not open gives EBADF, which is ignored.
+        unsafe { libc::close(fd) };
     }
 }
 

@@ -18,7 +18,7 @@ use super::{SqliteStore, SqliteTx, StoreTx};
 use crate::error::{Error, Result};
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 /// The most writers one batch takes, so that a steady stream of logins still commits.
@@ -34,6 +34,10 @@ pub struct GroupWriter {
     /// Writers waiting for `state`: while there are any, a member leaves the commit to them.
     queued: AtomicUsize,
     commits: AtomicU64,
+    /// A write failed for a reason that can pass ([`Error::can_pass`]): the connection may
+    /// stay broken after it has (one opened on a read-only file system stays read-only), so
+    /// its pool opens a new one.
+    broken: AtomicBool,
 }
 
 struct State {
@@ -58,6 +62,7 @@ impl GroupWriter {
             committed: Condvar::new(),
             queued: AtomicUsize::new(0),
             commits: AtomicU64::new(0),
+            broken: AtomicBool::new(false),
         })
     }
 
@@ -70,11 +75,16 @@ impl GroupWriter {
         if st.open.is_none() {
             // IMMEDIATE takes the write lock up front (the admin command may hold it for a
             // moment: busy_timeout applies).
-            st.store.conn.execute_batch("BEGIN IMMEDIATE")?;
+            if let Err(e) = st.store.conn.execute_batch("BEGIN IMMEDIATE") {
+                let e = Error::from(e);
+                self.note(&e);
+                return Err(e);
+            }
         }
         let (out, durable) = match run_member(&st.store, f) {
             Ok(v) => v,
             Err(broken) => {
+                self.note(&broken);
                 // The savepoint could not be taken or ended: what the batch holds is in doubt.
                 self.abort(&mut st, &broken);
                 return Err(broken);
@@ -92,6 +102,7 @@ impl GroupWriter {
         let value = match out {
             Member::Done(Ok(v)) => v,
             Member::Done(Err(e)) => {
+                self.note(&e);
                 // Rolled back to its savepoint: nothing of it awaits the commit, but the batch
                 // still needs its committer.
                 if !others_follow {
@@ -126,6 +137,18 @@ impl GroupWriter {
         }
     }
 
+    /// Whether a write failed for a reason that can pass: the connection should be replaced
+    /// by a new one (see [`StorePool`](super::StorePool)).
+    pub fn broken(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
+    }
+
+    fn note(&self, e: &Error) {
+        if e.can_pass() {
+            self.broken.store(true, Ordering::SeqCst);
+        }
+    }
+
     /// Commits made so far (each with at most one sync): fewer than writes when logins shared.
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::SeqCst)
@@ -151,6 +174,9 @@ impl GroupWriter {
         }
         if !st.store.conn.is_autocommit() {
             let _ = st.store.conn.execute_batch("ROLLBACK");
+        }
+        if let Err(e) = &res {
+            self.note(e);
         }
         st.store.checkpoint_if_long();
         self.commits.fetch_add(1, Ordering::SeqCst);

@@ -6,6 +6,12 @@
 //! a one-login process pays it every time; a daemon pays it once. The file checks of
 //! [`SqliteStore::open`] are still made before every login, and a store put in place of the
 //! open one (a restored backup) is opened afresh instead of served from the old file.
+//!
+//! A write or an open that fails for a reason that can pass ([`Error::can_pass`]: a read-only
+//! file system, a full disk, an I/O error, a file that could not be opened) drops the writer and
+//! the idle readers, and the next login opens them afresh: a connection SQLite opened on a
+//! read-only file system stays read-only, and would otherwise refuse every login until a
+//! SIGHUP, long after the file system is writable again.
 
 use super::group::GroupWriter;
 use super::{SqliteStore, Store, StoreTx, TokenRecord};
@@ -28,8 +34,20 @@ pub struct StorePool {
 struct PoolState {
     /// The store file (device, inode) the connections below belong to.
     identity: Option<(u64, u64)>,
+    /// Counts the times the connections were dropped: a reader of an older generation is not
+    /// taken back.
+    generation: u64,
     idle: Vec<SqliteStore>,
     writer: Option<Arc<GroupWriter>>,
+}
+
+impl PoolState {
+    /// Drops the connections: the next checkout opens new ones.
+    fn start_over(&mut self) {
+        self.generation += 1;
+        self.idle.clear();
+        self.writer = None;
+    }
 }
 
 impl StorePool {
@@ -50,26 +68,28 @@ impl StorePool {
     /// one) to read and the shared writer.
     pub fn checkout(self: &Arc<Self>) -> Result<PooledStore> {
         let identity = SqliteStore::check_files(&self.path)?.identity;
-        let (reader, writer) = {
+        let (reader, writer, generation) = {
             let mut st = self.lock();
-            if st.identity != Some(identity) {
-                *st = PoolState {
-                    identity: Some(identity),
-                    ..PoolState::default()
-                };
+            // A writer that failed for a reason that can pass, in a login that has not
+            // dropped the connections itself yet (see `PooledStore::write`).
+            let broken = st.writer.as_ref().is_some_and(|w| w.broken());
+            if st.identity != Some(identity) || broken {
+                st.identity = Some(identity);
+                st.start_over();
             }
-            (st.idle.pop(), st.writer.clone())
+            (st.idle.pop(), st.writer.clone(), st.generation)
         };
         let reader = match reader {
             Some(r) => r,
-            None => self.open()?,
+            None => self.failing(generation, self.open())?,
         };
         let writer = match writer {
             Some(w) => w,
             None => {
-                let w = Arc::new(GroupWriter::new(self.open()?)?);
+                let w = self.open().and_then(GroupWriter::new);
+                let w = Arc::new(self.failing(generation, w)?);
                 let mut st = self.lock();
-                if st.identity == Some(identity) {
+                if st.generation == generation {
                     // Two first logins at once: both use the one that was kept.
                     Arc::clone(st.writer.get_or_insert(w))
                 } else {
@@ -81,8 +101,28 @@ impl StorePool {
             pool: Arc::clone(self),
             reader: Some(reader),
             writer,
-            identity,
+            generation,
         })
+    }
+
+    /// `result`, after dropping the connections of `generation` if it failed for a reason that
+    /// can pass.
+    fn failing<T>(&self, generation: u64, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result {
+            if e.can_pass() {
+                self.drop_connections(generation);
+            }
+        }
+        result
+    }
+
+    /// Drops the connections, unless they were dropped (and maybe opened again) since
+    /// `generation`.
+    fn drop_connections(&self, generation: u64) {
+        let mut st = self.lock();
+        if st.generation == generation {
+            st.start_over();
+        }
     }
 
     fn open(&self) -> Result<SqliteStore> {
@@ -100,37 +140,47 @@ pub struct PooledStore {
     pool: Arc<StorePool>,
     reader: Option<SqliteStore>,
     writer: Arc<GroupWriter>,
-    identity: (u64, u64),
+    /// The pool's generation the connections belong to.
+    generation: u64,
 }
 
 impl PooledStore {
-    fn reader(&self) -> Result<&SqliteStore> {
+    /// Runs `read` on the reading connection.
+    fn read<T>(&self, read: impl FnOnce(&SqliteStore) -> Result<T>) -> Result<T> {
         // Taken only by `drop`.
-        self.reader
+        let reader = self
+            .reader
             .as_ref()
-            .ok_or_else(|| Error::Store("the connection was given back".into()))
+            .ok_or_else(|| Error::Store("the connection was given back".into()))?;
+        self.pool.failing(self.generation, read(reader))
     }
 }
 
 impl Store for PooledStore {
     fn tokens_of(&self, user: &str, realm: &str) -> Result<Vec<TokenRecord>> {
-        self.reader()?.tokens_of(user, realm)
+        self.read(|r| r.tokens_of(user, realm))
     }
 
     fn tokens_in_realm(&self, realm: &str) -> Result<Vec<TokenRecord>> {
-        self.reader()?.tokens_in_realm(realm)
+        self.read(|r| r.tokens_in_realm(realm))
     }
 
     fn write<R>(&self, f: impl FnOnce(&dyn StoreTx) -> Result<R>) -> Result<R> {
-        self.writer.write(f)
+        let result = self.writer.write(f);
+        // The error of a batch's commit reaches each member as a message only: the writer
+        // itself knows whether it failed for a reason that can pass.
+        if result.is_err() && self.writer.broken() {
+            self.pool.drop_connections(self.generation);
+        }
+        result
     }
 
     fn accepted_since(&self, user: &str, service: &str, rhost: &str, since: u64) -> Result<bool> {
-        self.reader()?.accepted_since(user, service, rhost, since)
+        self.read(|r| r.accepted_since(user, service, rhost, since))
     }
 
     fn offline_values(&self, user: &str, realm: &str) -> Result<Vec<super::OfflineValue>> {
-        self.reader()?.offline_values(user, realm)
+        self.read(|r| r.offline_values(user, realm))
     }
 
     fn source_failures(&self, user: &str, realm: &str, source: &str) -> Result<Option<(u32, u64)>> {
@@ -144,7 +194,7 @@ impl Drop for PooledStore {
             return;
         };
         let mut st = self.pool.lock();
-        if st.identity == Some(self.identity) && st.idle.len() < MAX_IDLE {
+        if st.generation == self.generation && st.idle.len() < MAX_IDLE {
             st.idle.push(reader);
         }
     }
@@ -220,5 +270,131 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
         let e = pool.checkout().err().unwrap().to_string();
         assert!(e.contains("t.db"), "{e}");
+    }
+
+    /// Files marked immutable (`chattr +i`) for as long as it lives: even root can't open
+    /// them for writing nor write through a descriptor opened before, as on a file system
+    /// mounted read-only.
+    struct Immutable(Vec<PathBuf>);
+
+    impl Immutable {
+        fn set(files: &[PathBuf]) -> Immutable {
+            chattr("+i", files);
+            Immutable(files.to_vec())
+        }
+    }
+
+    impl Drop for Immutable {
+        fn drop(&mut self) {
+            chattr("-i", &self.0);
+        }
+    }
+
+    fn chattr(flag: &str, files: &[PathBuf]) {
+        let st = std::process::Command::new("chattr")
+            .arg(flag)
+            .args(files)
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "chattr {flag}: needs root and a file system with the immutable flag (ext4, xfs, \
+             btrfs, tmpfs since Linux 6.0)"
+        );
+    }
+
+    /// A login's write: a counter moved and its audit row.
+    fn login_write(s: &PooledStore, counter: u64) -> Result<()> {
+        s.write(|tx| {
+            tx.record_success("T", counter)?;
+            tx.audit(&crate::store::AuditEntry {
+                user: "alice".into(),
+                reason: "a login".into(),
+                ..crate::store::AuditEntry::default()
+            })
+        })
+    }
+
+    fn stored_counter(path: &Path) -> u64 {
+        SqliteStore::open(path, 5000)
+            .unwrap()
+            .get_token("T")
+            .unwrap()
+            .counter
+    }
+
+    /// The store's files could not be written (a read-only file system, here files marked
+    /// immutable): logins fail meanwhile, and once the files can be written again the next
+    /// login works, with the same pool and no SIGHUP. Needs root (as in CI).
+    #[test]
+    fn a_store_that_could_not_be_written_is_opened_afresh_once_it_can() {
+        if crate::sys::euid() != 0 {
+            eprintln!("skipped: needs root (chattr +i)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        new_store(&path, "T");
+        let wal = dir.path().join("t.db-wal");
+        assert!(wal.exists());
+        let pool = Arc::new(StorePool::new(&path, 5000, 0));
+
+        // Opened while the store can't be written: SQLite opens it read-only, for good.
+        let ro = Immutable::set(std::slice::from_ref(&path));
+        for _ in 0..2 {
+            let s = pool.checkout().unwrap();
+            assert_eq!(serials(&s), ["T"], "reading works");
+            let e = login_write(&s, 1).unwrap_err();
+            assert!(e.can_pass(), "{e}");
+        }
+        drop(ro);
+        let s = pool.checkout().unwrap();
+        login_write(&s, 2).unwrap();
+        drop(s);
+        assert_eq!(stored_counter(&path), 2);
+
+        // Connections that worked, then a write fails (an I/O error: the WAL can't be written):
+        // the writer and the idle readers are dropped.
+        let s = pool.checkout().unwrap();
+        let writer = Arc::clone(&s.writer);
+        drop(s);
+        assert_eq!(pool.lock().idle.len(), 1);
+        let ro = Immutable::set(&[path.clone(), wal.clone()]);
+        let s = pool.checkout().unwrap();
+        assert!(Arc::ptr_eq(&s.writer, &writer));
+        let e = login_write(&s, 3).unwrap_err();
+        drop(s);
+        assert!(
+            pool.lock().writer.is_none() && pool.lock().idle.is_empty(),
+            "connections dropped after: {e}"
+        );
+        assert!(login_write(&pool.checkout().unwrap(), 3).is_err());
+        drop(ro);
+        let s = pool.checkout().unwrap();
+        assert!(!Arc::ptr_eq(&s.writer, &writer));
+        login_write(&s, 4).unwrap();
+        drop(s);
+        assert_eq!(stored_counter(&path), 4);
+    }
+
+    /// BUSY is contention, not a broken connection: the writer is kept.
+    #[test]
+    fn a_busy_store_keeps_its_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        new_store(&path, "T");
+        let pool = Arc::new(StorePool::new(&path, 50, 0));
+        let s = pool.checkout().unwrap();
+        let writer = Arc::clone(&s.writer);
+        // Another process's writer holds the lock.
+        let other = rusqlite::Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let e = login_write(&s, 1).unwrap_err();
+        assert!(e.to_string().contains("locked"), "{e}");
+        drop(s);
+        other.execute_batch("ROLLBACK").unwrap();
+        let s = pool.checkout().unwrap();
+        assert!(Arc::ptr_eq(&s.writer, &writer), "kept after: {e}");
+        login_write(&s, 1).unwrap();
     }
 }

@@ -4,7 +4,7 @@
 //! then one write transaction that checks the members' OTPs and decides.
 
 use super::{Attempt, LocalEngine, Verdict};
-use crate::crypto::Secret;
+use crate::crypto::{burn_pin_check, Secret};
 use crate::engine::Clock;
 use crate::error::Result;
 use crate::store::{Store, StoreTx, TokenRecord};
@@ -50,7 +50,11 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
     }
 
     /// Each part of the pass against the realm's active tokens of other users: the first
-    /// whose PIN matches, with the part's OTP.
+    /// whose PIN matches, with the part's OTP. Every part costs one PIN check per member,
+    /// also once a member matched it (one burnt where the member's token can't be used or the
+    /// part is too short for its OTP): the work, and so the time, is the same whichever
+    /// member a part matches and whether one does, so timing does not tell which parts of a
+    /// pass hold a right PIN.
     fn members_matching(
         &self,
         at: &Attempt,
@@ -63,19 +67,28 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
             .into_iter()
             .filter(|m| m.active && m.user != at.user && m.kind.spec().four_eyes_member)
             .collect();
+        // Each member's OTP length; `None` for a token this build can't use.
+        let otp_lens: Vec<Option<usize>> = members
+            .iter()
+            .map(|m| self.logic(m).ok().map(|l| l.otp_len()))
+            .collect();
         let mut pairs = Vec::new();
         for part in parts {
-            for m in &members {
-                let Ok(logic) = self.logic(m) else { continue };
-                let n = logic.otp_len();
-                if part.len() < n {
-                    continue;
+            let mut first: Option<(&TokenRecord, &[u8])> = None;
+            for (m, n) in members.iter().zip(&otp_lens) {
+                match *n {
+                    Some(n) if part.len() >= n => {
+                        let (pin, otp) = part.split_at(part.len() - n);
+                        let right = self.pin_check(m, pin).is_right();
+                        if right && first.is_none() {
+                            first = Some((m, otp));
+                        }
+                    }
+                    _ => burn_pin_check(part, &self.pepper),
                 }
-                let (pin, otp) = part.split_at(part.len() - n);
-                if self.pin_check(m, pin).is_right() {
-                    pairs.push((m.clone(), crate::crypto::secret(otp)));
-                    break;
-                }
+            }
+            if let Some((m, otp)) = first {
+                pairs.push((m.clone(), crate::crypto::secret(otp)));
             }
         }
         Ok(pairs)
@@ -153,5 +166,97 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
             }
         }
         Ok(users)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::LocalEngine;
+    use crate::config::Config;
+    use crate::crypto::{hash_pin, pin_checks, StoreKey};
+    use crate::engine::{Accounts, Login, Options, Verdict};
+    use crate::store::{SqliteStore, TokenRecord};
+    use crate::testing::{FixedClock, ScriptedConv};
+    use crate::tokens::{foureyes, hotp_code, Algorithm, TokenType};
+
+    const KEY: &[u8] = b"12345678901234567890";
+
+    struct People;
+    impl Accounts for People {
+        fn canonical(&self, name: &str) -> Option<String> {
+            ["alice", "bob", "carol", "dave"]
+                .contains(&name)
+                .then(|| name.to_string())
+        }
+    }
+
+    /// The members of realm `admins` in the order they are looked at: (user, PIN), each with
+    /// an HOTP token on [`KEY`].
+    const MEMBERS: [(&str, &str); 3] = [("bob", "1111"), ("carol", "2222"), ("dave", "3333")];
+
+    fn otp() -> String {
+        String::from_utf8(hotp_code(Algorithm::Sha1, KEY, 0, 6).to_vec()).unwrap()
+    }
+
+    /// alice's 4eyes pass `pass` (two parts of admins, space separated) on a new store:
+    /// the verdict, and the PIN checks the login made.
+    fn four_eyes_login(pass: &str) -> (Verdict, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::create(&dir.path().join("t.db"), 2000).unwrap();
+        let key = StoreKey::generate();
+        for (i, (user, pin)) in MEMBERS.iter().enumerate() {
+            let serial = format!("M{i}");
+            let mut t = TokenRecord::new(
+                &serial,
+                user,
+                "admins",
+                TokenType::Hotp,
+                key.seal(&serial, KEY),
+            );
+            t.pin_hash = Some(hash_pin(pin.as_bytes(), &key.pepper()).unwrap());
+            store.insert_token(&t).unwrap();
+        }
+        let mut f = TokenRecord::new("F1", "alice", "default", TokenType::FourEyes, vec![]);
+        f.info = foureyes::Policy::parse("admins:2", " ").unwrap().to_info();
+        store.insert_token(&f).unwrap();
+
+        let cfg = Config::default();
+        let clock = FixedClock::at(1_000_000);
+        let engine = LocalEngine::new(&cfg, &store, &key, &clock).with_accounts(&People);
+        let login = Login {
+            service: "test".into(),
+            user: "alice".into(),
+            ..Login::default()
+        };
+        let before = pin_checks();
+        let out = engine.authenticate(
+            &login,
+            &Options::default(),
+            &mut ScriptedConv::passes(&[pass]),
+        );
+        (out.verdict, pin_checks() - before)
+    }
+
+    /// Which member a part matches, and whether one does, must not change the work: every
+    /// part is checked against every member. (Before, the search stopped at the first match:
+    /// a part of the first member cost one check, of the last three, a wrong one three.)
+    #[test]
+    fn every_part_costs_a_check_per_member_wherever_it_matches() {
+        let otp = otp();
+        let first = four_eyes_login(&format!("1111{otp} 2222{otp}"));
+        assert!(first.0.is_accept(), "{first:?}");
+        let last = four_eyes_login(&format!("3333{otp} 2222{otp}"));
+        assert!(last.0.is_accept(), "{last:?}");
+        let none = four_eyes_login(&format!("9999{otp} 8888{otp}"));
+        assert!(matches!(none.0, Verdict::Reject { .. }), "{none:?}");
+        // A part too short for any OTP: each member's check is burnt.
+        let short = four_eyes_login(&format!("12 2222{otp}"));
+        assert!(matches!(short.0, Verdict::Reject { .. }), "{short:?}");
+        let per_login = (MEMBERS.len() * 2) as u64;
+        assert_eq!(
+            [first.1, last.1, none.1, short.1],
+            [per_login; 4],
+            "PIN checks of: first members, last member, no member, a short part"
+        );
     }
 }
