@@ -88,7 +88,7 @@ fn a_disabled_token_fails() {
 // ---- fail counter ----
 
 #[test]
-fn max_fail_failures_lock_the_token_until_an_admin_resets_it() {
+fn max_fail_failures_lock_the_source_until_an_admin_resets_it() {
     let fx = Fixture::new("[auth]\nmax_fail = 3\n");
     let t = Tok::hotp("H1", "alice", "1234");
     fx.add(&t);
@@ -100,16 +100,23 @@ fn max_fail_failures_lock_the_token_until_an_admin_resets_it() {
         assert_eq!(out.code, PAM_AUTH_ERR);
         assert_eq!(fx.token("H1").fail_count, i);
     }
+    // Refused before any prompt: nothing typed (a right PIN and OTP, a PIN alone) is looked
+    // at, and no challenge is opened.
     for _ in 0..2 {
-        let out = fx.login("alice").answer("PIN", &pin_otp(&t, 0)).run();
-        assert_eq!(out.code, PAM_MAXTRIES, "locked even with a correct OTP");
+        let out = fx.login("alice").run();
+        assert_eq!(out.code, PAM_MAXTRIES, "locked before any prompt: {out:?}");
+        assert!(out.messages.is_empty(), "{out:?}");
     }
-    let out = fx.login("alice").answer("PIN", "1234").run();
-    assert_eq!(out.code, PAM_MAXTRIES, "no challenge for a locked token");
     assert!(fx.challenges().is_empty());
     assert_eq!(fx.token("H1").counter, 0, "the OTP was not used up");
     assert!(fx.audit().iter().any(|e| e.result == "locked"));
-    fx.reset_failures("H1");
+    // `tessera token reset` clears the token's count and its user's sources.
+    let out = fx.tessera(&["token", "reset", "H1"], "");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("1 source of alice"),
+        "{said}"
+    );
     let out = fx.login("alice").answer("PIN", &pin_otp(&t, 0)).run();
     assert_eq!(out.code, PAM_SUCCESS);
 }
@@ -139,7 +146,8 @@ fn a_success_below_max_fail_resets_the_fail_counter() {
 
 #[test]
 fn a_wrong_pin_counts_on_every_token_of_the_user() {
-    let fx = Fixture::new("[auth]\nmax_fail = 2\n");
+    // privacyIDEA's rule: the tokens lock, for every source.
+    let fx = Fixture::new("[auth]\nmax_fail = 2\nlock_scope = \"token\"\n");
     let a = Tok::hotp("H1", "alice", "1234");
     let b = Tok::hotp("H2", "alice", "5678").key(KEY32);
     fx.add(&a);
@@ -150,8 +158,9 @@ fn a_wrong_pin_counts_on_every_token_of_the_user() {
     }
     assert_eq!(fx.token("H1").fail_count, 2);
     assert_eq!(fx.token("H2").fail_count, 2);
-    let out = fx.login("alice").answer("PIN", &pin_otp(&a, 0)).run();
-    assert_eq!(out.code, PAM_MAXTRIES);
+    // Every token locked: refused before any prompt.
+    let out = fx.login("alice").run();
+    assert_eq!(out.code, PAM_MAXTRIES, "{out:?}");
 }
 
 #[test]

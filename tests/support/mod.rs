@@ -360,10 +360,6 @@ impl Fixture {
         self.store().list_challenges(true).unwrap()
     }
 
-    pub fn reset_failures(&self, serial: &str) {
-        self.store().reset_failures(serial).unwrap()
-    }
-
     pub fn set_active(&self, serial: &str, active: bool) {
         self.store().set_active(serial, active).unwrap()
     }

@@ -4,10 +4,10 @@
 use super::output::{self, Table};
 use super::{enroll, input, CliResult, Failure, TokenCmd};
 use serde::Serialize;
-use tessera_engine::config::Config;
+use tessera_engine::config::{Config, LockScope};
 use tessera_engine::crypto;
 use tessera_engine::engine::{self, Clock, SystemClock};
-use tessera_engine::store::TokenRecord;
+use tessera_engine::store::{SourceFailures, TokenRecord};
 use tessera_engine::tokens::{self, CheckContext, TokenType};
 
 pub fn run(cfg: &Config, cmd: TokenCmd) -> CliResult<()> {
@@ -33,8 +33,16 @@ pub fn run(cfg: &Config, cmd: TokenCmd) -> CliResult<()> {
             outln!("token {serial} removed")
         }
         TokenCmd::Reset { serial } => {
-            engine::open_store(cfg)?.reset_failures(&serial)?;
-            outln!("token {serial}: fail counter cleared")
+            let store = engine::open_store(cfg)?;
+            let t = store.get_token(&serial)?;
+            store.reset_failures(&serial)?;
+            // The failures of its user's sources too: the user is let in again from anywhere.
+            let n = store.clear_source_failures_of(&t.user, &t.realm)?;
+            outln!(
+                "token {serial}: fail counter cleared, and the failures of {n} source{} of {}",
+                if n == 1 { "" } else { "s" },
+                t.user
+            )
         }
         TokenCmd::Resync { serial, otp1, otp2 } => resync(cfg, &serial, &otp1, &otp2),
     }
@@ -51,6 +59,31 @@ struct TokenView<'a> {
     /// tan: the recovery codes not used yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     codes_left: Option<u32>,
+    /// `token show`: the failures counted on its user's sources (`lock_scope = "source"`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    sources: Vec<SourceView>,
+}
+
+/// One source's failures, as shown.
+#[derive(Serialize)]
+struct SourceView {
+    #[serde(flatten)]
+    failures: SourceFailures,
+    /// It refuses the user's logins from there now.
+    locked: bool,
+    /// When it opens by itself (`fail_clear_timeout`), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<u64>,
+}
+
+fn source_view(cfg: &Config, f: SourceFailures, now: u64) -> SourceView {
+    let timeout = cfg.auth.fail_clear_timeout;
+    let until = (timeout > 0).then(|| f.last_fail.saturating_add(timeout));
+    SourceView {
+        locked: f.count >= cfg.auth.max_fail && until.is_none_or(|u| u > now),
+        until,
+        failures: f,
+    }
 }
 
 /// A tan token's codes (from its info) and how many of them are left.
@@ -68,8 +101,12 @@ fn view<'a>(cfg: &Config, t: &'a TokenRecord, now: u64) -> TokenView<'a> {
     TokenView {
         token: t,
         has_pin: t.has_pin(),
-        locked: t.fail_count >= cfg.auth.max_fail && !cleared,
+        // With lock_scope = "source" a token's count is shown, but locks nothing.
+        locked: cfg.auth.lock_scope == LockScope::Token
+            && t.fail_count >= cfg.auth.max_fail
+            && !cleared,
         codes_left: tan_codes(t).map(|(left, _)| left),
+        sources: Vec::new(),
     }
 }
 
@@ -118,8 +155,16 @@ fn list(cfg: &Config, user: Option<&str>, json: bool) -> CliResult<()> {
 }
 
 fn show(cfg: &Config, serial: &str, json: bool) -> CliResult<()> {
-    let t = engine::open_store(cfg)?.get_token(serial)?;
-    let v = view(cfg, &t, SystemClock.now());
+    let store = engine::open_store(cfg)?;
+    let t = store.get_token(serial)?;
+    let now = SystemClock.now();
+    let mut v = view(cfg, &t, now);
+    v.sources = store
+        .source_failures_of(Some(&t.user))?
+        .into_iter()
+        .filter(|f| f.realm == t.realm)
+        .map(|f| source_view(cfg, f, now))
+        .collect();
     if json {
         return output::json(&v);
     }
@@ -161,6 +206,23 @@ fn show(cfg: &Config, serial: &str, json: bool) -> CliResult<()> {
         ("info", t.info.to_json()),
         ("created", output::time(t.created)),
     ]);
+    for s in &v.sources {
+        let state = match (s.locked, s.until) {
+            (true, Some(u)) => format!(" locked until {}", output::time(u)),
+            (true, None) => " locked (tessera token reset)".into(),
+            (false, _) => String::new(),
+        };
+        f.push((
+            "source",
+            format!(
+                "{}: {}/{}{state}, last {}",
+                s.failures.source,
+                s.failures.count,
+                cfg.auth.max_fail,
+                output::time(s.failures.last_fail)
+            ),
+        ));
+    }
     output::fields(&f)
 }
 

@@ -184,7 +184,7 @@ impl Store for PooledStore {
     }
 
     fn source_failures(&self, user: &str, realm: &str, source: &str) -> Result<Option<(u32, u64)>> {
-        self.reader()?.source_failures(user, realm, source)
+        self.read(|r| r.source_failures(user, realm, source))
     }
 }
 
