@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
+use tessera_engine::tokens::TokenType;
 
 const ALICE: u32 = 10001;
 const BOB: u32 = 10002;
@@ -299,16 +300,62 @@ fn a_password_file_is_read_by_the_same_rules() {
 }
 
 #[test]
-fn a_users_own_file_imports_for_them() {
+fn a_users_own_file_imports_for_them_and_names_the_tokens_without_a_pin() {
     if !root() {
         return;
     }
     let fx = Fixture::new("");
     let file = home(&fx, "alice", ALICE).join(".google_authenticator");
     put(&file, GA, ALICE);
+    // --json: each token without a PIN carries the warning.
+    let mut args = ga(&file);
+    args.extend(["--dry-run", "--json"]);
+    let (out, _) = run_import(&fx, &args);
+    assert!(out.status.success(), "{out:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for row in rows.as_array().unwrap() {
+        assert_eq!(row["user"], "alice");
+        assert_eq!(row["pin"], false);
+        let w = row["warnings"][0].as_str().unwrap();
+        assert!(
+            w.starts_with("no PIN: where tessera is the only factor of a PAM stack")
+                && w.contains("tessera token set-pin SERIAL"),
+            "{row}"
+        );
+    }
+    assert_eq!(tokens(&fx), 0);
+
     let (out, _) = run_import(&fx, &ga(&file));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{out:?}");
     let imported = fx.store().list_tokens(None).unwrap();
     assert_eq!(imported.len(), 2);
-    assert!(imported.iter().all(|t| t.user == "alice"));
+    assert!(imported
+        .iter()
+        .all(|t| t.user == "alice" && t.pin_hash.is_none()));
+    let serial = |kind: TokenType| {
+        imported
+            .iter()
+            .find(|t| t.kind == kind)
+            .map(|t| t.serial.clone())
+            .unwrap()
+    };
+    // In the order of the table: the TOTP, then the scratch codes.
+    let warning = format!(
+        "warning: 2 token(s) without a PIN (alice/{}, alice/{}): where tessera is the only \
+         factor of a PAM stack (otppin = \"token\"), the code alone logs in; give each a PIN \
+         with `tessera token set-pin SERIAL`, or keep pam_unix in front of pam_tessera with \
+         otppin = \"system\"",
+        serial(TokenType::Totp),
+        serial(TokenType::Tan)
+    );
+    assert!(
+        stdout.lines().any(|l| l == warning),
+        "{warning}\nnot in:\n{stdout}"
+    );
+    // Which is true on the fixture's stack (tessera alone): the scratch code alone logs in.
+    assert_eq!(
+        fx.login("alice").answer("PIN", "55667788").run().code,
+        PAM_SUCCESS
+    );
 }

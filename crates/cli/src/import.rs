@@ -7,7 +7,8 @@
 //! root or a system account needs `--user` (its owner would be the tokens' user). Only then
 //! does the command become the store's owner, as every other command does. Each token keeps
 //! its state, so a code used before the move stays used: see the readers for what that is in
-//! each format.
+//! each format. Tokens without a PIN are named after the table: where tessera is the only
+//! factor of a PAM stack, their code alone logs in.
 
 use super::{enroll, CliResult, Failure, ImportArgs, ImportFormat};
 use serde::Serialize;
@@ -21,6 +22,14 @@ use tessera_import::{pskc, Imported, Kind};
 
 /// The largest file read (a users file of many thousands of lines is far below).
 const MAX_FILE: u64 = 16 << 20;
+
+/// What to do about tokens without a PIN (`import` and `doctor` say it).
+pub const PIN_FIX: &str = "give each a PIN with `tessera token set-pin SERIAL`, or keep pam_unix \
+     in front of pam_tessera with otppin = \"system\"";
+
+/// What a token without a PIN means.
+const ONE_FACTOR: &str =
+    "where tessera is the only factor of a PAM stack (otppin = \"token\"), the code alone logs in";
 
 /// The overflow uid: `nobody`, the owner of what belongs to no one.
 const NOBODY: u32 = 65534;
@@ -61,6 +70,8 @@ struct Row {
     origin: String,
     pin: bool,
     notes: Vec<String>,
+    /// What an admin must act on: a token without a PIN is one factor where tessera is alone.
+    warnings: Vec<String>,
 }
 
 pub fn run(cfg: &Config, a: &ImportArgs) -> CliResult<()> {
@@ -125,6 +136,18 @@ fn print(rows: &[Row], a: &ImportArgs) -> CliResult<()> {
         for n in &r.notes {
             outln!("note: {}: {}", r.serial, super::output::clean(n))?;
         }
+    }
+    let pinless: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| !r.pin)
+        .map(|r| (r.user.as_str(), r.serial.as_str()))
+        .collect();
+    if !pinless.is_empty() {
+        outln!(
+            "warning: {} token(s) without a PIN ({}): {ONE_FACTOR}; {PIN_FIX}",
+            pinless.len(),
+            super::output::clean(&super::output::some_tokens(&pinless))
+        )?;
     }
     if a.dry_run {
         outln!(
@@ -318,6 +341,11 @@ fn plan(
         origin: t.origin.clone(),
         pin: record.pin_hash.is_some(),
         notes: t.notes.clone(),
+        warnings: if record.pin_hash.is_some() {
+            Vec::new()
+        } else {
+            vec![format!("no PIN: {ONE_FACTOR}; {PIN_FIX}")]
+        },
     };
     Ok((record, row))
 }
