@@ -103,22 +103,30 @@ fn a_google_authenticator_file_keeps_its_used_code_and_scratch_codes() {
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("\" DISALLOW_REUSE "), "{text}");
 
-    // A dry run writes nothing, and names the file's owner as the user.
+    // The file's owner would be the user: a file of root's must say whose it is (--user).
     let none = fx.tessera(&["import", "--format", "google-authenticator"], "");
     assert_eq!(none.status.code(), Some(2), "a file is required");
-    let rows: serde_json::Value = serde_json::from_str(&import(
-        &fx,
-        &[
-            "--format",
-            "google-authenticator",
-            "--dry-run",
-            "--json",
-            file.to_str().unwrap(),
-        ],
-    ))
-    .unwrap();
+    let dry_run = |user: &[&'static str]| -> Vec<&str> {
+        let mut args = vec!["--format", "google-authenticator", "--dry-run", "--json"];
+        args.extend_from_slice(user);
+        args.push(file.to_str().unwrap());
+        args
+    };
+    if tessera_engine::sys::euid() == 0 {
+        let err = import_refused(&fx, &dry_run(&[]));
+        assert_eq!(
+            err,
+            format!(
+                "tessera: {} belongs to uid 0 (root): pass --user to say whose it is\n",
+                file.display()
+            )
+        );
+    }
+    // A dry run writes nothing, and names the user.
+    let rows: serde_json::Value =
+        serde_json::from_str(&import(&fx, &dry_run(&["--user", "alice"]))).unwrap();
     assert_eq!(rows[0]["type"], "totp");
-    assert_eq!(rows[0]["user"], me());
+    assert_eq!(rows[0]["user"], "alice");
     assert_eq!(rows[1]["type"], "tan");
     assert!(fx.store().list_tokens(None).unwrap().is_empty());
 

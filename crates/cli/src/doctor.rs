@@ -4,12 +4,13 @@
 //! it, by the rules the module applies ([`tessera_engine::fsperm`]); the store's schema, that the key
 //! opens the stored tokens, that each remote server answers (remote mode), where the PAM module
 //! is installed, every line of /etc/pam.d that names it (and whether the module file it names
-//! exists), whether `tessera init` was done, and the syslog socket. Exit 1 if anything failed.
+//! exists), whether `tessera init` was done, tokens without a PIN where a service has
+//! pam_tessera as its only factor, and the syslog socket. Exit 1 if anything failed.
 
 use super::{CliResult, Failure};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use tessera_engine::config::{Config, Fallback, Mode};
+use tessera_engine::config::{Config, Fallback, Mode, OtpPin};
 use tessera_engine::engine;
 use tessera_engine::fsperm::{self, Access};
 use tessera_engine::store::SqliteStore;
@@ -80,7 +81,7 @@ fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
                 "no local store {}: remote only, audit in syslog",
                 cfg.store.path.display()
             ))?;
-            check_pam(r, Init::NotNeeded)?;
+            check_pam(r, Init::NotNeeded, &cfg)?;
             check_daemon(r, Path::new(DAEMON_SOCKET))?;
             return check_syslog(r);
         }
@@ -127,7 +128,10 @@ fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
     if let (Some(store), Some(key)) = (&store, &key) {
         check_tokens(r, store, key)?;
     }
-    check_pam(r, init)?;
+    let alone = check_pam(r, init, &cfg)?;
+    if let Some(store) = &store {
+        check_pinless(r, store, &alone)?;
+    }
     check_daemon(r, Path::new(DAEMON_SOCKET))?;
     check_syslog(r)
 }
@@ -365,10 +369,39 @@ struct PamLine {
     module: String,
 }
 
-/// The lines of `text` (a PAM service file) whose module is pam_tessera, as libpam reads them:
-/// `#` starts a comment, a backslash at the end of a line continues it, a control may be a
-/// `[value=action ...]` list with blanks. `@include` lines name no module.
-fn pam_lines(file: &Path, text: &str) -> Vec<PamLine> {
+/// One line of a PAM service file, as libpam reads it.
+struct PamEntry {
+    number: usize,
+    /// The line without its comment, blanks squeezed.
+    text: String,
+    /// `auth`, `account`, `password`, `session` (without a leading `-`); empty for `@include`,
+    /// which includes every type.
+    kind: String,
+    /// The type starts with `-`: libpam skips the line silently if the module is missing.
+    optional_module: bool,
+    /// The control, blanks squeezed: `required`, `[success=1 default=ignore]`.
+    control: String,
+    /// `@include FILE`, or a control of `include` or `substack`: `module` is that service.
+    include: bool,
+    module: String,
+    args: Vec<String>,
+}
+
+impl PamEntry {
+    /// The module's name without directory and `.so`: `pam_unix`.
+    fn module_name(&self) -> String {
+        let name = Path::new(&self.module)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        name.strip_suffix(".so").unwrap_or(&name).to_string()
+    }
+}
+
+/// The lines of `text` (a PAM service file), as libpam reads them: `#` starts a comment, a
+/// backslash at the end of a line continues it, a control may be a `[value=action ...]` list
+/// with blanks, `@include FILE` includes another service's lines of every type.
+fn pam_entries(text: &str) -> Vec<PamEntry> {
     let mut out = Vec::new();
     let mut pending = String::new();
     let mut first = 0;
@@ -385,6 +418,19 @@ fn pam_lines(file: &Path, text: &str) -> Vec<PamLine> {
         pending.push_str(raw);
         let line = std::mem::take(&mut pending);
         let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() == 2 && words[0] == "@include" {
+            out.push(PamEntry {
+                number: first,
+                text: words.join(" "),
+                kind: String::new(),
+                optional_module: false,
+                control: String::new(),
+                include: true,
+                module: words[1].to_string(),
+                args: Vec::new(),
+            });
+            continue;
+        }
         if words.len() < 3 || words[0].starts_with('@') {
             continue;
         }
@@ -397,27 +443,106 @@ fn pam_lines(file: &Path, text: &str) -> Vec<PamLine> {
                 .map_or(words.len(), |p| p + 1);
         }
         let Some(module) = words.get(m) else { continue };
-        let name = Path::new(module)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if name.starts_with("pam_tessera") {
-            out.push(PamLine {
-                file: file.to_path_buf(),
-                number: first,
-                text: words.join(" "),
-                optional_module: words[0].starts_with('-'),
-                module: (*module).to_string(),
-            });
-        }
+        out.push(PamEntry {
+            number: first,
+            text: words.join(" "),
+            kind: words[0].trim_start_matches('-').to_ascii_lowercase(),
+            optional_module: words[0].starts_with('-'),
+            control: words[1..m].join(" "),
+            include: m == 2 && matches!(words[1], "include" | "substack"),
+            module: (*module).to_string(),
+            args: words[m + 1..].iter().map(|w| w.to_string()).collect(),
+        });
     }
     out
+}
+
+/// The lines of `text` (a PAM service file) whose module is pam_tessera ([`pam_entries`]).
+/// `@include` lines name no module.
+fn pam_lines(file: &Path, text: &str) -> Vec<PamLine> {
+    pam_entries(text)
+        .into_iter()
+        .filter(|e| !e.include && e.module_name().starts_with("pam_tessera"))
+        .map(|e| PamLine {
+            file: file.to_path_buf(),
+            number: e.number,
+            text: e.text,
+            optional_module: e.optional_module,
+            module: e.module,
+        })
+        .collect()
+}
+
+/// Modules that check a password (the Unix one, or a directory's): one of them in the auth
+/// stack with pam_tessera makes the PIN-less code a second factor.
+const PASSWORD_MODULES: &[&str] = &[
+    "pam_unix",
+    "pam_unix2",
+    "pam_sss",
+    "pam_ldap",
+    "pam_krb5",
+    "pam_winbind",
+    "pam_pwdfile",
+    "pam_userdb",
+    "pam_systemd_home",
+];
+
+/// The `auth` lines of the service `name` in `dir`, with `@include`, `include` and `substack`
+/// expanded (as deep as libpam goes, and no deeper than 8), in the order libpam runs them.
+fn auth_entries(dir: &Path, name: &str, depth: u32, out: &mut Vec<PamEntry>) {
+    if depth > 8 || name.contains('/') {
+        return;
+    }
+    let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
+        return;
+    };
+    for e in pam_entries(&text) {
+        if e.include && (e.kind.is_empty() || e.kind == "auth") {
+            auth_entries(dir, &e.module, depth + 1, out);
+        } else if !e.include && e.kind == "auth" {
+            out.push(e);
+        }
+    }
+}
+
+/// Whether pam_tessera is the only factor of the service `name`'s auth stack, so that a token
+/// without a PIN passes with its code alone: no password module ([`PASSWORD_MODULES`]) comes
+/// before the first pam_tessera line, nor after it unless that line ends the stack on success
+/// (`sufficient`, `success=done`); and the config it runs with (its `config=`, or `cfg`) has
+/// `otppin = "token"`. (A plain reading of the stack, not libpam's jumps.)
+fn tessera_alone(dir: &Path, name: &str, cfg: &Config) -> bool {
+    let mut entries = Vec::new();
+    auth_entries(dir, name, 0, &mut entries);
+    let is_password = |e: &PamEntry| PASSWORD_MODULES.contains(&e.module_name().as_str());
+    let Some(at) = entries
+        .iter()
+        .position(|e| is_password(e) || e.module_name().starts_with("pam_tessera"))
+    else {
+        return false;
+    };
+    let tessera = &entries[at];
+    if is_password(tessera) {
+        return false;
+    }
+    let ends_stack = tessera.control == "sufficient" || tessera.control.contains("success=done");
+    if !ends_stack && entries[at + 1..].iter().any(is_password) {
+        return false;
+    }
+    let otppin = match tessera.args.iter().find_map(|a| a.strip_prefix("config=")) {
+        // A config that does not load fails the login anyway: judged by the default.
+        Some(path) => Config::load(Path::new(path)).map_or(OtpPin::Token, |c| c.auth.otppin),
+        None => cfg.auth.otppin,
+    };
+    otppin == OtpPin::Token
 }
 
 /// Where `pam_tessera.so` is installed, every line of the PAM service files that names it (and
 /// whether the module file it names exists), and whether `tessera init` was done: a service
 /// that names the module before then fails every login.
-fn check_pam(r: &mut Report, init: Init) -> CliResult<()> {
+///
+/// Returns the services (file names) whose auth stack has pam_tessera as its only factor
+/// ([`tessera_alone`]).
+fn check_pam(r: &mut Report, init: Init, cfg: &Config) -> CliResult<Vec<String>> {
     let modules = installed_modules();
     if modules.is_empty() {
         r.warn("pam_tessera.so is not installed in a PAM module directory")?;
@@ -453,6 +578,11 @@ fn check_pam(r: &mut Report, init: Init) -> CliResult<()> {
             check_pam_line(r, &l)?;
         }
     }
+    let alone: Vec<String> = services
+        .iter()
+        .filter(|s| tessera_alone(&dir, s, cfg))
+        .cloned()
+        .collect();
     if services.is_empty() {
         r.warn(&format!(
             "no service in {} uses pam_tessera.so",
@@ -466,8 +596,8 @@ fn check_pam(r: &mut Report, init: Init) -> CliResult<()> {
         ))?;
     }
     match init {
-        Init::NotNeeded => Ok(()),
-        Init::Done => r.ok("tessera init done: the key and the store exist"),
+        Init::NotNeeded => {}
+        Init::Done => r.ok("tessera init done: the key and the store exist")?,
         Init::Missing(missing) => {
             let missing: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
             if services.is_empty() {
@@ -475,7 +605,7 @@ fn check_pam(r: &mut Report, init: Init) -> CliResult<()> {
                     "tessera init not done (no {}): run `tessera init` before any PAM service \
                      uses pam_tessera.so",
                     missing.join(", no ")
-                ))
+                ))?
             } else {
                 r.fail(&format!(
                     "tessera init not done (no {}) but {} name pam_tessera.so: every login \
@@ -486,10 +616,41 @@ fn check_pam(r: &mut Report, init: Init) -> CliResult<()> {
                         .map(|s| dir.join(s).display().to_string())
                         .collect::<Vec<_>>()
                         .join(", ")
-                ))
+                ))?
             }
         }
     }
+    Ok(alone
+        .iter()
+        .map(|s| dir.join(s).display().to_string())
+        .collect())
+}
+
+/// Tokens without a PIN, where a service has pam_tessera alone with `otppin = "token"`
+/// (`alone`, from [`check_pam`]): their code alone logs in there. Nothing to say otherwise.
+fn check_pinless(r: &mut Report, store: &SqliteStore, alone: &[String]) -> CliResult<()> {
+    if alone.is_empty() {
+        return Ok(());
+    }
+    let Ok(tokens) = store.list_tokens(None) else {
+        return Ok(()); // check_tokens said why
+    };
+    let pinless: Vec<(&str, &str)> = tokens
+        .iter()
+        .filter(|t| t.active && t.pin_hash.is_none())
+        .map(|t| (t.user.as_str(), t.serial.as_str()))
+        .collect();
+    if pinless.is_empty() {
+        return Ok(());
+    }
+    r.warn(&format!(
+        "{} token(s) without a PIN ({}): in {}, pam_tessera.so is the only auth factor and \
+         otppin = \"token\", so the code alone logs in; {}",
+        pinless.len(),
+        super::output::clean(&super::output::some_tokens(&pinless)),
+        alone.join(", "),
+        super::import::PIN_FIX
+    ))
 }
 
 /// One line for a PAM line that names the module: ok with the module file it loads, or a

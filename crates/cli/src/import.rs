@@ -1,14 +1,17 @@
 //! `tessera import --format F FILE...`: tokens from the files other OTP systems write (the
 //! readers are in `tessera_import`), enrolled all at once or not at all.
 //!
-//! The files are read first, as whoever runs the command (root can read every user's
-//! `~/.google_authenticator`); only then does the command become the store's owner, as every
-//! other command does. Each token keeps its state, so a code used before the move stays used:
-//! see the readers for what that is in each format.
+//! The files are read first, by [`tessera_engine::userfile`]'s rules: root reads each file for
+//! the user whose directory holds it, as that user, and refuses links, FIFOs, hard links,
+//! procfs and files of another owner than their directory's; a google-authenticator file of
+//! root or a system account needs `--user` (its owner would be the tokens' user). Only then
+//! does the command become the store's owner, as every other command does. Each token keeps
+//! its state, so a code used before the move stays used: see the readers for what that is in
+//! each format. Tokens without a PIN are named after the table: where tessera is the only
+//! factor of a PAM stack, their code alone logs in.
 
 use super::{enroll, CliResult, Failure, ImportArgs, ImportFormat};
 use serde::Serialize;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use tessera_engine::config::Config;
 use tessera_engine::crypto::{self, Secret};
@@ -19,6 +22,33 @@ use tessera_import::{pskc, Imported, Kind};
 
 /// The largest file read (a users file of many thousands of lines is far below).
 const MAX_FILE: u64 = 16 << 20;
+
+/// What to do about tokens without a PIN (`import` and `doctor` say it).
+pub const PIN_FIX: &str = "give each a PIN with `tessera token set-pin SERIAL`, or keep pam_unix \
+     in front of pam_tessera with otppin = \"system\"";
+
+/// What a token without a PIN means.
+const ONE_FACTOR: &str =
+    "where tessera is the only factor of a PAM stack (otppin = \"token\"), the code alone logs in";
+
+/// The overflow uid: `nobody`, the owner of what belongs to no one.
+const NOBODY: u32 = 65534;
+
+/// The lowest uid of a person's account: `UID_MIN` of /etc/login.defs (what useradd gives
+/// people from), 1000 where the file does not say.
+fn uid_min() -> u32 {
+    std::fs::read_to_string("/etc/login.defs")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let mut words = l.split_whitespace();
+                (words.next() == Some("UID_MIN"))
+                    .then(|| words.next()?.parse().ok())
+                    .flatten()
+            })
+        })
+        .unwrap_or(1000)
+}
 
 /// One token read, with the file it came from.
 struct Found {
@@ -40,13 +70,15 @@ struct Row {
     origin: String,
     pin: bool,
     notes: Vec<String>,
+    /// What an admin must act on: a token without a PIN is one factor where tessera is alone.
+    warnings: Vec<String>,
 }
 
 pub fn run(cfg: &Config, a: &ImportArgs) -> CliResult<()> {
     let protection = protection(a)?;
     let mut found = Vec::new();
     for path in &a.files {
-        found.extend(read_file(path, a.format, protection.as_ref())?);
+        found.extend(read_file(path, a, protection.as_ref())?);
     }
     if found.is_empty() {
         return Err(Failure::invalid("no tokens in the files given"));
@@ -105,6 +137,18 @@ fn print(rows: &[Row], a: &ImportArgs) -> CliResult<()> {
             outln!("note: {}: {}", r.serial, super::output::clean(n))?;
         }
     }
+    let pinless: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| !r.pin)
+        .map(|r| (r.user.as_str(), r.serial.as_str()))
+        .collect();
+    if !pinless.is_empty() {
+        outln!(
+            "warning: {} token(s) without a PIN ({}): {ONE_FACTOR}; {PIN_FIX}",
+            pinless.len(),
+            super::output::clean(&super::output::some_tokens(&pinless))
+        )?;
+    }
     if a.dry_run {
         outln!(
             "dry run: {} token(s) would be imported; nothing was written",
@@ -123,7 +167,7 @@ fn protection(a: &ImportArgs) -> CliResult<Option<pskc::Protection>> {
         ));
     }
     let first_line = |p: &Path| -> CliResult<Secret> {
-        let text = read_text(p)?;
+        let (text, _) = read_text(p)?;
         Ok(crypto::secret(
             text.lines().next().unwrap_or_default().as_bytes(),
         ))
@@ -141,36 +185,42 @@ fn protection(a: &ImportArgs) -> CliResult<Option<pskc::Protection>> {
     Ok(None)
 }
 
-/// A regular file of at most [`MAX_FILE`] bytes, as UTF-8 text.
-fn read_text(path: &Path) -> CliResult<zeroize::Zeroizing<String>> {
-    read_text_owned(path).map(|(t, _)| t)
-}
-
-fn read_text_owned(path: &Path) -> CliResult<(zeroize::Zeroizing<String>, u32)> {
-    use std::io::Read;
-    let fail = |e: String| Failure::invalid(format!("{}: {e}", path.display()));
-    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
-    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(fail("not a regular file".into()));
-    }
-    if meta.len() > MAX_FILE {
-        return Err(fail(format!("larger than {} MiB", MAX_FILE >> 20)));
-    }
-    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(meta.len() as usize));
-    file.take(MAX_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(e.to_string()))?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| fail("not UTF-8 text".into()))?;
-    Ok((zeroize::Zeroizing::new(text.to_string()), meta.uid()))
+/// The file at `path`, read as [`tessera_engine::userfile`] reads a user's file (no link, a
+/// regular file with one link on a real file system, owned by its directory's owner, at most
+/// [`MAX_FILE`] bytes), as UTF-8 text; and its owner.
+fn read_text(path: &Path) -> CliResult<(zeroize::Zeroizing<String>, u32)> {
+    let file = tessera_engine::userfile::read(path, MAX_FILE)?;
+    let text = std::str::from_utf8(&file.bytes)
+        .map_err(|_| Failure::invalid(format!("{}: not UTF-8 text", path.display())))?;
+    Ok((zeroize::Zeroizing::new(text.to_string()), file.owner))
 }
 
 fn read_file(
     path: &Path,
-    format: ImportFormat,
+    a: &ImportArgs,
     protection: Option<&pskc::Protection>,
 ) -> CliResult<Vec<Found>> {
-    let (text, uid) = read_text_owned(path)?;
+    let format = a.format;
+    let (text, uid) = read_text(path)?;
+    // A google-authenticator file's owner is the user its tokens are enrolled for: a file of
+    // root or of a system account is nobody's to log in with unless the admin says whose.
+    if format == ImportFormat::GoogleAuthenticator && a.user.is_none() {
+        if uid == 0 {
+            return Err(Failure::invalid(format!(
+                "{} belongs to uid 0 (root): pass --user to say whose it is",
+                path.display()
+            )));
+        }
+        let min = uid_min();
+        if uid < min || uid == NOBODY {
+            return Err(Failure::invalid(format!(
+                "{} belongs to {}, a system account (uid below UID_MIN {min}, or nobody): pass \
+                 --user to say whose it is",
+                path.display(),
+                tessera_engine::userfile::who(uid)
+            )));
+        }
+    }
     let tokens = match format {
         ImportFormat::GoogleAuthenticator => tessera_import::google_authenticator::read(&text),
         ImportFormat::Oath => tessera_import::oath::read(&text, SystemClock.now()),
@@ -291,6 +341,11 @@ fn plan(
         origin: t.origin.clone(),
         pin: record.pin_hash.is_some(),
         notes: t.notes.clone(),
+        warnings: if record.pin_hash.is_some() {
+            Vec::new()
+        } else {
+            vec![format!("no PIN: {ONE_FACTOR}; {PIN_FIX}")]
+        },
     };
     Ok((record, row))
 }

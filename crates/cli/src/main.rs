@@ -76,7 +76,7 @@ enum Command {
 /// The files `tessera import` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ImportFormat {
-    /// ~/.google_authenticator (the user is the file's owner, or --user)
+    /// ~/.google_authenticator (the user is the file's owner, or --user; a file of root or a system account needs --user)
     GoogleAuthenticator,
     /// a pam_oath users file (usersfile=)
     Oath,

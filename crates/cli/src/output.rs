@@ -92,6 +92,20 @@ pub fn fields(pairs: &[(&str, String)]) -> CliResult<()> {
     Ok(())
 }
 
+/// Some tokens by `user/serial`, for a one-line message: the first ten, then how many more.
+pub fn some_tokens(tokens: &[(&str, &str)]) -> String {
+    const SHOWN: usize = 10;
+    let mut s: Vec<String> = tokens
+        .iter()
+        .take(SHOWN)
+        .map(|(user, serial)| format!("{user}/{serial}"))
+        .collect();
+    if tokens.len() > SHOWN {
+        s.push(format!("and {} more", tokens.len() - SHOWN));
+    }
+    s.join(", ")
+}
+
 pub fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_string()
 }

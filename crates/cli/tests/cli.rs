@@ -1385,3 +1385,77 @@ fn doctor_fails_when_a_pam_file_names_the_module_before_init() {
     );
     assert!(doctor_lines(&stdout, "FAIL  ", "").is_empty(), "{stdout}");
 }
+
+#[test]
+fn doctor_warns_of_tokens_without_a_pin_where_tessera_is_the_only_factor() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    env.add_rfc_hotp("H2");
+    env.ok(&["token", "set-pin", "H2", "--no-pin"]);
+    let module = env.path("pam_tessera.so");
+    std::fs::write(&module, "").unwrap();
+    // A config of its own with otppin = "system", for a line that has tessera alone.
+    let system = env.path("otp-only.toml");
+    std::fs::write(&system, "[auth]\notppin = \"system\"\n").unwrap();
+    std::fs::set_permissions(&system, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let behind_unix = format!("@include common-auth\nauth required {}\n", module.display());
+    let password_after = format!(
+        "auth required {}\nauth required pam_unix.so\n",
+        module.display()
+    );
+    let own_config = format!(
+        "auth required {} config={}\n",
+        module.display(),
+        system.display()
+    );
+    let dir = pam_dir(
+        &env,
+        &[
+            (
+                "common-auth",
+                "auth [success=1 default=ignore] pam_unix.so nullok\n\
+                 auth requisite pam_deny.so\nauth required pam_permit.so\n",
+            ),
+            ("sudo", &behind_unix),
+            ("otp-only", &own_config),
+            ("password-after", &password_after),
+        ],
+    );
+    let warnings = |stdout: &str| doctor_lines(stdout, "warn  ", "without a PIN").join("\n");
+    // pam_unix in front or behind, or otppin = "system": the PIN-less token is one factor of
+    // two.
+    let out = env.run_with(&["doctor"], "", &[("TESSERA_PAM_DIR", &dir)]);
+    let stdout = text(&out.stdout);
+    assert_eq!(warnings(&stdout), "", "{stdout}");
+    // sshd as shipped: tessera alone (the account lines do not count).
+    let sshd = format!(
+        "#%PAM-1.0\nauth required {}\naccount required pam_unix.so\n",
+        module.display()
+    );
+    // A sufficient tessera line ends the stack before the password is asked.
+    let sufficient = format!(
+        "auth sufficient {}\nauth required pam_unix.so\n",
+        module.display()
+    );
+    pam_dir(&env, &[("sshd", &sshd), ("quick", &sufficient)]);
+    let out = env.run_with(&["doctor"], "", &[("TESSERA_PAM_DIR", &dir)]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        warnings(&stdout),
+        format!(
+            "warn  1 token(s) without a PIN (alice/H2): in {}, {}, pam_tessera.so is the only \
+             auth factor and otppin = \"token\", so the code alone logs in; give each a PIN \
+             with `tessera token set-pin SERIAL`, or keep pam_unix in front of pam_tessera with \
+             otppin = \"system\"",
+            dir.join("quick").display(),
+            dir.join("sshd").display()
+        ),
+        "{stdout}"
+    );
+    // Every token has a PIN: nothing to say.
+    env.ok(&["token", "set-pin", "H2", "--pin", "2468"]);
+    let out = env.run_with(&["doctor"], "", &[("TESSERA_PAM_DIR", &dir)]);
+    let stdout = text(&out.stdout);
+    assert_eq!(warnings(&stdout), "", "{stdout}");
+    assert_eq!(code(&out), 0, "{stdout}");
+}

@@ -99,23 +99,32 @@ pub fn check_file(path: &Path, meta: &Metadata, access: Access) -> Result<()> {
         return Err(symlink_error(path, NAME_THE_FILE));
     }
     if !kind.is_file() {
-        let what = if kind.is_dir() {
-            "a directory"
-        } else if kind.is_fifo() {
-            "a FIFO"
-        } else if kind.is_socket() {
-            "a socket"
-        } else {
-            "a device"
-        };
         return Err(Error::Permissions(format!(
-            "{} is {what}, not a regular file; put the file itself there",
-            path.display()
+            "{} is {}, not a regular file; put the file itself there",
+            path.display(),
+            kind_name(&kind)
         )));
     }
     match access {
         Access::Secret => refuse_readable_by_others(path, meta),
         Access::Readable => refuse_writable_by_others(path, meta),
+    }
+}
+
+/// What a file that is not a regular file is, for a message: "a directory", "a FIFO", ...
+pub fn kind_name(kind: &fs::FileType) -> &'static str {
+    if kind.is_file() {
+        "a regular file"
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a device"
     }
 }
 

@@ -29,3 +29,4 @@ pub mod store;
 pub mod sys;
 pub mod testing;
 pub mod tokens;
+pub mod userfile;

@@ -1,8 +1,10 @@
 //! Raw OS calls that std does not offer, each behind a safe function: account lookup (NSS),
-//! the effective uid, becoming the store's owner, the process-wide SIGCHLD disposition around
-//! a child we wait for, a clean start for a spawned daemon (umask, signals, inherited
-//! descriptors), and keeping this module mapped while a helper thread of ours may still
-//! run. Like `pam::ffi`, this is part of the thin FFI layer: every `unsafe` of tessera lives
+//! the effective uid, becoming the store's owner, opening a file in a directory held open
+//! (`openat`), the file system a file is on (`fstatfs`), reading as another user
+//! (`setfsuid`), the process-wide SIGCHLD disposition around a child we wait for, a clean start
+//! for a spawned daemon (umask, signals, inherited descriptors), and keeping this module mapped
+//! while a helper thread of ours may still run. Like `pam::ffi`, this is part of the thin FFI
+//! layer: every `unsafe` of tessera lives
 //! there or here, each with a `// SAFETY:` comment.
 
 use std::ffi::{CStr, CString};
@@ -246,6 +248,83 @@ pub fn activated_listener() -> std::io::Result<Option<std::os::unix::net::UnixLi
     // main, and `TAKEN` makes sure this function wraps it only once.
     let owned = unsafe { OwnedFd::from_raw_fd(FD) };
     Ok(Some(std::os::unix::net::UnixListener::from(owned)))
+}
+
+/// Opens `name`, one component of a path (no `/`), in the directory `dir` (`openat(2)`), with
+/// `flags` (`O_RDONLY` and the caller's `O_NOFOLLOW`, `O_NONBLOCK`, ...): the file is looked up in
+/// the very directory that `dir` holds open, whatever its path names by now.
+pub fn open_at(
+    dir: &std::fs::File,
+    name: &std::ffi::OsStr,
+    flags: libc::c_int,
+) -> std::io::Result<std::fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::ffi::OsStrExt;
+    if name.as_bytes().contains(&b'/') {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let c_name = CString::new(name.as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `dir` is an open descriptor for the duration of the call and `c_name` is
+    // NUL-terminated; openat creates nothing without O_CREAT, so no mode argument is read.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), c_name.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by openat, is open, and nothing else owns it.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// The type of the file system an open file is on (`fstatfs(2)`'s `f_type`): the kernel's magic
+/// number of that file system (`PROC_SUPER_MAGIC`, ...; `linux/magic.h`), in 32 bits.
+pub fn fs_magic(file: &std::fs::File) -> std::io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `statfs` is plain old data; all-zero is a valid value that fstatfs overwrites.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: the descriptor is open for the lifetime of `file`; `st` is a live, writable
+    // `statfs` of the size fstatfs writes.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // The magic numbers are 32-bit values; f_type is a signed word that may carry them
+    // sign-extended (BPF_FS_MAGIC, 0xcafe4a11): the low 32 bits are the number.
+    Ok(st.f_type as u32)
+}
+
+/// Runs `f` with the file-system user and group ids `uid` and `gid` of this thread
+/// (`setfsuid(2)`, `setfsgid(2)`), then puts root's back: the kernel checks every file access
+/// of `f` as that user would be checked, and a file-system uid other than 0 also leaves
+/// root's capabilities to override file modes (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, ...) out
+/// of use meanwhile. The real, effective and saved ids stay root's, so the user can neither
+/// signal nor trace this process. For a process whose effective uid is 0 only.
+pub fn with_fs_ids<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> std::io::Result<T> {
+    const QUERY: u32 = u32::MAX; // (uid_t)-1: no change, the call returns the current id
+    if euid() != 0 {
+        return Err(std::io::Error::from_raw_os_error(libc::EPERM));
+    }
+    // SAFETY: setfsgid/setfsuid take plain ids and touch no memory; an id they refuse leaves
+    // the current one in place, which the QUERY calls below find out.
+    let old_gid = unsafe { libc::setfsgid(gid) } as u32;
+    // SAFETY: as above.
+    let old_uid = unsafe { libc::setfsuid(uid) } as u32;
+    // SAFETY: as above.
+    let took =
+        unsafe { libc::setfsgid(QUERY) as u32 == gid && libc::setfsuid(QUERY) as u32 == uid };
+    let out = took.then(f);
+    // Back in the opposite order: the uid first, so that root's capabilities return before
+    // the group changes.
+    // SAFETY: as above.
+    let back = unsafe {
+        libc::setfsuid(old_uid);
+        libc::setfsgid(old_gid);
+        libc::setfsuid(QUERY) as u32 == old_uid && libc::setfsgid(QUERY) as u32 == old_gid
+    };
+    if !back {
+        return Err(std::io::Error::other(format!(
+            "can't take back the file-system ids {old_uid}:{old_gid} after using {uid}:{gid}"
+        )));
+    }
+    out.ok_or_else(|| std::io::Error::other(format!("can't take the file-system ids {uid}:{gid}")))
 }
 
 /// The real user id of this process.
