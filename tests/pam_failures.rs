@@ -110,6 +110,16 @@ fn max_fail_failures_lock_the_source_until_an_admin_resets_it() {
     assert!(fx.challenges().is_empty());
     assert_eq!(fx.token("H1").counter, 0, "the OTP was not used up");
     assert!(fx.audit().iter().any(|e| e.result == "locked"));
+    // `tessera token show` lists the locked source, `doctor` warns of it.
+    let out = fx.tessera(&["token", "show", "H1"], "");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("source") && shown.contains("3/3 locked until"),
+        "{shown}"
+    );
+    let out = fx.tessera(&["doctor"], "");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("1 locked by failures: alice from "), "{said}");
     // `tessera token reset` clears the token's count and its user's sources.
     let out = fx.tessera(&["token", "reset", "H1"], "");
     let said = String::from_utf8_lossy(&out.stdout);

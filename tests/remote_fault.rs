@@ -774,3 +774,56 @@ fn with_every_server_skipped_the_login_is_unavailable_at_once() {
     }
     assert_eq!(dead.requests().len(), 2, "not asked again");
 }
+
+/// Offline values are hashes anyone at the prompt could guess at while no server answers:
+/// each pass that matches none counts a failure on its source, and at `max_fail` the source is
+/// refused before any value is looked at, the right pass too. The owner from another source
+/// still opens with a value. (passlib's hash of "davepin" + HOTP 287082, made by privacyIDEA.)
+#[test]
+fn guesses_at_offline_values_count_and_lock_their_source() {
+    const DAVE_1: &str = "$pbkdf2-sha512$1000$7R2jNCYEoJSScg$B.NS8y855bIJdAyu2VfCWtq0tcjGzRE67KmcqKISYM3QyQgrgZebppxBYB.cSz9.Bkc6jTHqLdIu4N8CHNvZdA";
+    // A port nothing listens on: every exchange is refused at once.
+    let (_dir, cfg) = cfg_for(&["http://127.0.0.1:9"], "offline = true\n");
+    let mut cfg = cfg;
+    cfg.auth.max_fail = 3;
+    let store = tessera_engine::store::SqliteStore::create(&cfg.store.path, 2000).unwrap();
+    use tessera_engine::store::Store;
+    store
+        .write(|tx| {
+            tx.put_offline(
+                &tessera_engine::store::OfflineBatch {
+                    serial: "OFF1".into(),
+                    user: "dave".into(),
+                    realm: String::new(),
+                    refill_token: "r".into(),
+                    values: vec![(1, DAVE_1.into())],
+                },
+                true,
+            )
+        })
+        .unwrap();
+    let from = |rhost: &str, pass: &str| {
+        let mut l = login("dave");
+        l.rhost = rhost.into();
+        let mut conv = ScriptedConv::passes(&[pass]).unasked_ok();
+        run_with(&cfg, &Options::default(), &l, &mut conv)
+    };
+    for _ in 0..3 {
+        let out = from("203.0.113.9", "davepin000000");
+        assert!(matches!(out.verdict, Verdict::Unavailable(_)), "{out:?}");
+    }
+    assert_eq!(
+        store
+            .source_failures("dave", "", "rhost=203.0.113.9")
+            .unwrap()
+            .map(|c| c.0),
+        Some(3)
+    );
+    let out = from("203.0.113.9", "davepin287082");
+    assert!(
+        matches!(out.verdict, Verdict::SourceLocked { .. }),
+        "{out:?}"
+    );
+    let out = from("192.0.2.7", "davepin287082");
+    assert!(out.verdict.is_accept(), "{out:?}");
+}

@@ -76,7 +76,14 @@ fn plain_http_needs_allow_plain_http() {
 /// under `nullok` that was PAM_IGNORE (no second factor), under `pass_on_no_token` a success.
 #[test]
 fn a_disabled_token_is_not_no_token() {
-    for (config, args) in [("", "nullok"), ("[auth]\npass_on_no_token = true\n", "")] {
+    // lock_scope = "token": a token locked by its counter is one more case of "not no token".
+    for (config, args) in [
+        ("[auth]\nlock_scope = \"token\"\n", "nullok"),
+        (
+            "[auth]\nlock_scope = \"token\"\npass_on_no_token = true\n",
+            "",
+        ),
+    ] {
         let fx = Fixture::new(config);
         let t = Tok::hotp("H1", "alice", "1234");
         fx.add(&t.clone().disabled());
@@ -101,7 +108,8 @@ fn a_disabled_token_is_not_no_token() {
             store.write(|tx| tx.record_failure("H1", now())).unwrap();
         }
         drop(store);
-        let out = fx.login("alice").answer("PIN", &pass).run();
+        // Every token locked: refused before any prompt.
+        let out = fx.login("alice").run();
         assert_eq!(out.code, PAM_MAXTRIES, "{config}{args}: {out:?}");
     }
 }
@@ -204,7 +212,8 @@ fn a_bad_stored_ocra_suite_fails_with_a_logged_reason() {
 }
 
 /// A 120 KB user name was written whole into the audit table on each attempt (5 attempts:
-/// +1 MB); now each field keeps at most 256 bytes, in the table and in the log.
+/// +1 MB); now the module sends at most 1 KiB of it (marked, so it is no account's name), and
+/// each field keeps at most 256 bytes, in the table and in the log.
 #[test]
 fn a_huge_user_name_is_capped_in_the_audit_table_and_the_log() {
     let fx = Fixture::new("");
@@ -218,7 +227,7 @@ fn a_huge_user_name_is_capped_in_the_audit_table_and_the_log() {
     assert_eq!(audit.len(), 5);
     assert!(audit.iter().all(|e| e.user.len() < 300), "capped");
     assert!(
-        audit[0].user.ends_with("...(122880 bytes)"),
+        audit[0].user.ends_with("...(1024 bytes)"),
         "{}",
         &audit[0].user[250..]
     );

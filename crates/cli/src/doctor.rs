@@ -131,6 +131,7 @@ fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
     let alone = check_pam(r, init, &cfg)?;
     if let Some(store) = &store {
         check_pinless(r, store, &alone)?;
+        check_locks(r, store, &cfg)?;
     }
     check_daemon(r, Path::new(DAEMON_SOCKET))?;
     check_syslog(r)
@@ -304,6 +305,45 @@ fn check_tokens(
             bad.join(", ")
         ))
     }
+}
+
+/// Sources (or, with `lock_scope = "token"`, tokens) that failures lock now: a warning naming
+/// the first few, and how to open them.
+fn check_locks(r: &mut Report, store: &SqliteStore, cfg: &Config) -> CliResult<()> {
+    use tessera_engine::engine::Clock;
+    let now = tessera_engine::engine::SystemClock.now();
+    let timeout = cfg.auth.fail_clear_timeout;
+    let open = |last: u64| timeout > 0 && last.saturating_add(timeout) <= now;
+    let locked: Vec<String> = match cfg.auth.lock_scope {
+        tessera_engine::config::LockScope::Source => store
+            .source_failures_of(None)?
+            .into_iter()
+            .filter(|f| f.count >= cfg.auth.max_fail && !open(f.last_fail))
+            .map(|f| format!("{} from {}", f.user, f.source))
+            .collect(),
+        tessera_engine::config::LockScope::Token => store
+            .list_tokens(None)?
+            .into_iter()
+            .filter(|t| t.fail_count >= cfg.auth.max_fail && !t.last_fail.is_some_and(open))
+            .map(|t| format!("{}/{}", t.user, t.serial))
+            .collect(),
+    };
+    if locked.is_empty() {
+        return r.ok("no source or token is locked by failures");
+    }
+    let shown: Vec<&str> = locked.iter().take(10).map(String::as_str).collect();
+    let more = locked.len().saturating_sub(shown.len());
+    r.warn(&format!(
+        "{} locked by failures: {}{} (tessera token show SERIAL; tessera token reset SERIAL \
+         opens them)",
+        locked.len(),
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    ))
 }
 
 /// Where the package's tesserad.socket listens (the module's default `socket=`).

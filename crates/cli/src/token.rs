@@ -80,7 +80,7 @@ fn source_view(cfg: &Config, f: SourceFailures, now: u64) -> SourceView {
     let timeout = cfg.auth.fail_clear_timeout;
     let until = (timeout > 0).then(|| f.last_fail.saturating_add(timeout));
     SourceView {
-        locked: f.count >= cfg.auth.max_fail && until.is_none_or(|u| u > now),
+        locked: f.count >= cfg.auth.max_fail && until.map_or(true, |u| u > now),
         until,
         failures: f,
     }

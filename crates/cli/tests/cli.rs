@@ -386,7 +386,7 @@ fn disabled_tokens_fail_and_enabled_ones_work_again() {
 
 #[test]
 fn reset_unlocks_a_token_locked_by_its_fail_counter() {
-    let env = Env::with_config("[auth]\nmax_fail = 2\n");
+    let env = Env::with_config("[auth]\nmax_fail = 2\nlock_scope = \"token\"\n");
     env.ok(&["init"]);
     env.add_rfc_hotp("H1");
     for _ in 0..2 {

@@ -115,6 +115,7 @@ pub fn authenticate<C: Conversation, K: Clock, S: Store>(
             }
         },
     };
+    run.offline_outcome(&verdict);
     run.flush(store);
     Outcome {
         verdict,

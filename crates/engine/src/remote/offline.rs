@@ -37,7 +37,34 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
                 return None;
             }
         };
-        let found = find(&values, pass, self.cfg.auth.hotp_window)?.clone();
+        if values.is_empty() {
+            return None;
+        }
+        // Offline values are hashes anyone at the prompt can guess at while the server is out of
+        // reach: each pass that matches none counts a failure on its source, and a locked
+        // source is refused before any value is looked at. A login the server (or a value)
+        // accepts clears the count ([`Run::offline_outcome`]).
+        if let Some(locked) = self.offline_source_locked(store, &realm) {
+            return Some(locked);
+        }
+        let Some(found) = find(&values, pass, self.cfg.auth.hotp_window).cloned() else {
+            let source = self.login.source();
+            let (now, max_fail) = (self.clock.now(), self.cfg.auth.max_fail);
+            let user = self.user.clone();
+            if let Err(e) =
+                store.write(|tx| tx.record_source_failure(&user, &realm, &source, now, max_fail))
+            {
+                // Uncounted, the guess would be free: the attempt ends here.
+                self.event(
+                    AuditResult::Error,
+                    &format!("the failure could not be counted: {e}"),
+                    "",
+                    "",
+                );
+                return Some(Verdict::Unavailable(e));
+            }
+            return None;
+        };
         let left = values
             .iter()
             .filter(|v| v.serial == found.serial && v.counter > found.counter)
@@ -75,6 +102,35 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
                 Some(Verdict::Unavailable(e))
             }
         }
+    }
+
+    /// The attempt's source, if its failures against the offline values lock it now.
+    fn offline_source_locked(&mut self, store: &S, realm: &str) -> Option<Verdict> {
+        let source = self.login.source();
+        let (count, last) = store
+            .source_failures(&self.user, realm, &source)
+            .ok()
+            .flatten()?;
+        let timeout = self.cfg.auth.fail_clear_timeout;
+        let open = timeout > 0 && last.saturating_add(timeout) <= self.clock.now();
+        if count < self.cfg.auth.max_fail || open {
+            return None;
+        }
+        let why = format!("source locked: {count} failures from {source}");
+        self.event(AuditResult::Locked, &why, "", "");
+        Some(Verdict::SourceLocked { source })
+    }
+
+    /// After the login: an accepted one clears the failures its source counted against the
+    /// offline values.
+    pub(super) fn offline_outcome(&mut self, verdict: &Verdict) {
+        let (true, Some(store), true) = (self.cfg.remote.offline, self.store, verdict.is_accept())
+        else {
+            return;
+        };
+        let source = self.login.source();
+        let (user, realm) = (self.user.clone(), self.realm.clone().unwrap_or_default());
+        let _ = store.write(|tx| tx.clear_source_failures(&user, &realm, Some(&source)));
     }
 
     /// Asks the server for as many new values as the login used (`/validate/offlinerefill`,
