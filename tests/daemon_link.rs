@@ -140,6 +140,69 @@ fn without_a_daemon_root_spawns_one_and_others_fail_closed() {
     }
 }
 
+/// A full daemon says "busy" before it reads anything: a root caller's module then serves the
+/// login with a daemon of its own (`tesserad --stdio`), so root is never refused for capacity;
+/// any other caller fails closed, and the log says why.
+#[test]
+fn a_full_daemon_sends_root_to_a_daemon_of_its_own() {
+    let fx = Fixture::new("");
+    // The spawned daemon has no nss_wrapper (an empty environment): its user is root.
+    let t = Tok::hotp("H1", "root", "1234");
+    fx.add(&t);
+    let sock = fx.dir.path().join("full.sock");
+    let mut busy = tessera_proto::Reply::Log {
+        priority: 4,
+        line: "tesserad is full: a test".into(),
+    }
+    .encode()
+    .to_vec();
+    busy.extend_from_slice(&tessera_proto::Reply::Busy.encode());
+    fake_daemon(&sock, Some(busy));
+    // Open to every local user, as tesserad's socket is.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    point_at(
+        &fx,
+        &sock,
+        &format!(
+            "daemon={} config={}",
+            bin_path("tesserad").display(),
+            fx.config.display()
+        ),
+    );
+    if tessera_engine::sys::euid() != 0 {
+        let (status, err) = pamtester(&fx, "alice", &["1234"]);
+        assert!(!status.success());
+        assert!(
+            syslog_lines(&err).iter().any(|l| l.contains("try again")),
+            "{err}"
+        );
+        return;
+    }
+    let (status, err) = pamtester(&fx, "root", &[&format!("1234{}", t.hotp_at(0))]);
+    assert!(status.success(), "served by a spawned tesserad: {err}");
+    assert_eq!(
+        fx.token("H1").counter,
+        1,
+        "the spawned daemon took the code"
+    );
+    let _lock = pam_wrapper_lock();
+    let out = pamtester_command(&fx.services, "alice")
+        .env("PAM_WRAPPER_DEBUGLEVEL", "2")
+        .uid(10001)
+        .gid(10001)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let lines = syslog_lines(&err);
+    assert!(
+        lines.iter().any(|l| l.contains("tesserad is full: a test")),
+        "{err}"
+    );
+    assert!(lines.iter().any(|l| l.contains("try again")), "{err}");
+}
+
 /// The daemon dies (or is restarted) while the user reads the challenge: the login ends with
 /// PAM_AUTHINFO_UNAVAIL, and the next login through the new daemon works.
 #[test]

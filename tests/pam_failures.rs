@@ -412,3 +412,46 @@ fn a_null_answer_to_a_challenge_is_a_conversation_error_and_closes_it() {
     assert_eq!(ch[0].state, "failed");
     assert_eq!(fx.token("H1").counter, 0);
 }
+
+/// Through libpam: the module sends PAM_RUSER, and what `su` run by bob fails locks bob's
+/// source for alice only: carol's `su` and alice over ssh go on. (Run as root, as sshd and su
+/// are: a caller of another uid is always counted on its uid.)
+#[test]
+fn a_local_users_failures_lock_that_user_only() {
+    if tessera_engine::sys::euid() != 0 {
+        eprintln!("a_local_users_failures_lock_that_user_only: needs a root caller; not run");
+        return;
+    }
+    let fx = Fixture::new("[auth]\nmax_fail = 2\n");
+    let t = Tok::hotp("H1", "alice", "1234");
+    fx.add(&t);
+    for _ in 0..2 {
+        let out = fx
+            .login("alice")
+            .ruser("bob")
+            .answer("PIN", &format!("1234{}", wrong_otp(&t, 0)))
+            .run();
+        assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
+    }
+    let out = fx.login("alice").ruser("bob").run();
+    assert_eq!(out.code, PAM_MAXTRIES, "refused before any prompt: {out:?}");
+    let out = fx
+        .login("alice")
+        .ruser("carol")
+        .answer("PIN", &pin_otp(&t, 0))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    let out = fx
+        .login("alice")
+        .rhost("192.0.2.7")
+        .answer("PIN", &pin_otp(&t, 1))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    assert!(
+        fx.audit()
+            .iter()
+            .any(|e| e.result == "locked" && e.reason.contains("from ruser=bob")),
+        "{:?}",
+        fx.audit()
+    );
+}

@@ -41,6 +41,7 @@ pub const PAM_ERROR_MSG: i32 = 3;
 pub const PAM_TEXT_INFO: i32 = 4;
 
 const PAM_RHOST: c_int = 4;
+const PAM_RUSER: c_int = 8;
 
 /// An earlier module that sets PAM_AUTHTOK (only modules may): pam_unix prompts "Password: "
 /// for any user, keeps the answer as PAM_AUTHTOK, and fails for the test users, who have no
@@ -459,6 +460,7 @@ pub struct PamLogin {
     /// `None` starts libpam without a user: the module asks for it (`pam_get_user`).
     user: Option<Vec<u8>>,
     rhost: Option<String>,
+    ruser: Option<String>,
     steps: VecDeque<Step>,
 }
 
@@ -469,6 +471,7 @@ impl PamLogin {
             service: SERVICE.into(),
             user: Some(user.to_vec()),
             rhost: None,
+            ruser: None,
             steps: VecDeque::new(),
         }
     }
@@ -479,6 +482,11 @@ impl PamLogin {
     }
     pub fn rhost(mut self, h: &str) -> Self {
         self.rhost = Some(h.into());
+        self
+    }
+    /// PAM_RUSER, as `su` and `sudo` set it (the user who asks).
+    pub fn ruser(mut self, u: &str) -> Self {
+        self.ruser = Some(u.into());
         self
     }
     /// Expects a prompt containing `expect` and answers `answer`.
@@ -557,6 +565,12 @@ impl PamLogin {
             // copied by libpam, so `v` may be dropped after the call.
             let rc = unsafe { pam_set_item(pamh, PAM_RHOST, v.as_ptr().cast()) };
             assert_eq!(rc, PAM_SUCCESS, "pam_set_item PAM_RHOST");
+        }
+        if let Some(ruser) = self.ruser {
+            let v = CString::new(ruser).unwrap();
+            // SAFETY: as for PAM_RHOST above.
+            let rc = unsafe { pam_set_item(pamh, PAM_RUSER, v.as_ptr().cast()) };
+            assert_eq!(rc, PAM_SUCCESS, "pam_set_item PAM_RUSER");
         }
         // SAFETY: `pamh` is live; the conversation it calls gets `state`, alive until the end.
         let code = unsafe { pam_authenticate(pamh, 0) };

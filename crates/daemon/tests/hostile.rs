@@ -23,8 +23,8 @@ const PY_HOSTILE: &str = r#"
 import socket, struct, sys, time
 path, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 def field(b): return struct.pack(">I", len(b)) + b
-def login(user):
-    body = struct.pack(">I", 3) + field(b"sshd") + field(b"") + field(user)
+def login(user, service=b"sshd", rhost=b""):
+    body = struct.pack(">I", 3) + field(service) + field(rhost) + field(user)
     body += b"\x00" + b"\x00" * 5 + b"\x00" + b"\x00" + field(b"") + field(b"")
     return struct.pack(">I", 1 + len(body)) + b"\x01" + body
 def tags(s):
@@ -103,6 +103,24 @@ elif mode == "other":
         v = "busy" if 22 in t else ("verdict" if 21 in t else "none")
         seen[v] = seen.get(v, 0) + 1
     print(" ".join("%s %d" % kv for kv in sorted(seen.items())), flush=True)
+elif mode == "own":
+    # A login of the caller's own account (argv 4-7: user, service, rhost, pass), as a screen
+    # locker's would be, with the items it chose; the verdict.
+    user, service, rhost, pw = [a.encode() for a in sys.argv[4:8]]
+    s = socket.socket(socket.AF_UNIX); s.connect(path); s.settimeout(10)
+    s.sendall(login(user, service, rhost))
+    buf = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+        while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+            k = struct.unpack(">I", buf[:4])[0]; m = buf[4:4 + k]; buf = buf[4 + k:]
+            if m[0] == 16:
+                s.sendall(struct.pack(">I", 2 + 4 + len(pw)) + b"\x02\x01" + field(pw))
+            elif m[0] == 21:
+                print("verdict %d" % m[1], flush=True); sys.exit(0)
 elif mode == "prompt":
     # bob's own login, left at its prompt: how long until the daemon closes it.
     s = socket.socket(socket.AF_UNIX); s.connect(path); s.settimeout(600)
@@ -114,14 +132,20 @@ elif mode == "prompt":
 
 /// The hostile client as bob, its output piped.
 fn as_bob(d: &Daemon, mode: &str, n: u32) -> Child {
+    as_uid(BOB, d, mode, n, &[])
+}
+
+/// The hostile client as `uid`, its output piped.
+fn as_uid(uid: u32, d: &Daemon, mode: &str, n: u32, more: &[&str]) -> Child {
     Command::new("python3")
         .arg("-c")
         .arg(PY_HOSTILE)
         .arg(&d.socket)
         .arg(mode)
         .arg(n.to_string())
-        .uid(BOB)
-        .gid(BOB)
+        .args(more)
+        .uid(uid)
+        .gid(uid)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -131,12 +155,16 @@ fn as_bob(d: &Daemon, mode: &str, n: u32) -> Child {
 
 /// A world whose socket bob can reach (the store stays root's, 0600).
 fn world() -> Option<(World, Daemon)> {
+    world_with("")
+}
+
+fn world_with(config: &str) -> Option<(World, Daemon)> {
     if tessera_engine::sys::euid() != 0 {
         // Another uid is needed for the hostile side; CI runs as root.
         eprintln!("hostile: needs root to run the hostile side as another uid; not run");
         return None;
     }
-    let w = World::new("");
+    let w = World::new(config);
     std::fs::set_permissions(w.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let d = start(&w);
     Some((w, d))
@@ -308,4 +336,39 @@ fn a_strangers_failures_lock_the_stranger_not_the_owner() {
     let ok = format!("1234{}", otp(1));
     let seen = dialogue(&mut d.connect(), from("", "alice"), &[ok.as_bytes()]);
     assert_eq!(seen.verdict, Some(Verdict::Success), "{seen:?}");
+}
+
+/// A policy's grace window trusts only root callers' accepts: a process of alice's (a screen
+/// locker, or whatever runs in her session) names the service and remote host of its login
+/// itself, and its accept must not let an ssh login from that host in without a second factor.
+#[test]
+fn a_non_root_callers_accept_opens_no_grace_window() {
+    let Some((w, d)) = world_with("[[policy]]\nservice = \"sshd\"\ngrace = 300\n") else {
+        return;
+    };
+    let pass = format!("1234{}", otp(0));
+    let alice = 10001;
+    let out = as_uid(
+        alice,
+        &d,
+        "own",
+        1,
+        &["alice", "sshd", "203.0.113.5", &pass],
+    )
+    .wait_with_output()
+    .unwrap();
+    assert_eq!(words(&out), ["verdict", "0"], "alice's own login passed");
+    assert_eq!(w.audit().last().unwrap().caller, Some(alice));
+    // sshd (root) for alice from that host: asked for the second factor.
+    let mut l = login("alice");
+    l.service = "sshd".into();
+    l.rhost = "203.0.113.5".into();
+    let ok = format!("1234{}", otp(1));
+    let seen = dialogue(&mut d.connect(), l.clone(), &[ok.as_bytes()]);
+    assert_eq!(seen.prompts.len(), 1, "{seen:?}");
+    assert_eq!(seen.verdict, Some(Verdict::Success), "{seen:?}");
+    // Once root's own login passed, the window holds for the next one.
+    let seen = dialogue(&mut d.connect(), l, &[]);
+    assert_eq!(seen.verdict, Some(Verdict::Ignore), "{seen:?}");
+    assert!(seen.prompts.is_empty(), "{seen:?}");
 }
