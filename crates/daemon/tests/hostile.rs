@@ -121,6 +121,18 @@ elif mode == "own":
                 s.sendall(struct.pack(">I", 2 + 4 + len(pw)) + b"\x02\x01" + field(pw))
             elif m[0] == 21:
                 print("verdict %d" % m[1], flush=True); sys.exit(0)
+elif mode == "flood":
+    # Connections opened and dropped as fast as one process can, for n seconds.
+    count, end = 0, time.time() + n
+    while time.time() < end:
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(path)
+            count += 1
+        except OSError:
+            pass
+        s.close()
+    print("connections %d" % count, flush=True)
 elif mode == "prompt":
     # bob's own login, left at its prompt: how long until the daemon closes it.
     s = socket.socket(socket.AF_UNIX); s.connect(path); s.settimeout(600)
@@ -371,4 +383,27 @@ fn a_non_root_callers_accept_opens_no_grace_window() {
     let seen = dialogue(&mut d.connect(), l, &[]);
     assert_eq!(seen.verdict, Some(Verdict::Ignore), "{seen:?}");
     assert!(seen.prompts.is_empty(), "{seen:?}");
+}
+
+/// Two of bob's processes open and drop connections as fast as they can: the daemon's accept
+/// loop keeps up (each refusal costs it a getsockopt and a short write), so root's logins still
+/// find a place at once (p99 of 20 under 1 s).
+#[test]
+fn a_connection_flood_leaves_root_logins_fast() {
+    let Some((_w, d)) = world() else { return };
+    let floods: Vec<Child> = (0..2).map(|_| as_bob(&d, "flood", 6)).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let slowest = root_logins_stay_fast(&d, 0);
+    let counts: Vec<Vec<String>> = floods
+        .into_iter()
+        .map(|f| words(&f.wait_with_output().unwrap()))
+        .collect();
+    eprintln!("flood: slowest root login {slowest:?} while bob flooded: {counts:?}");
+    assert!(
+        slowest < Duration::from_secs(1),
+        "slowest root login {slowest:?}"
+    );
+    for c in &counts {
+        assert!(figure(c, "connections") > 1000.0, "a real flood: {c:?}");
+    }
 }
