@@ -75,6 +75,9 @@ struct Attempt<'a> {
     /// Checking an earlier module's pass under `try_first_pass`: a pass that matches no PIN
     /// falls through to the prompt without counting a failure.
     probing_first_pass: bool,
+    /// The source had failures counted when the attempt began: an accept clears them (an
+    /// accept from a source without any writes nothing more).
+    source_failed_before: bool,
 }
 
 impl Attempt<'_> {
@@ -214,6 +217,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             events: Vec::new(),
             pending: Vec::new(),
             probing_first_pass: false,
+            source_failed_before: false,
         }
     }
 
@@ -334,6 +338,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 else {
                     return Ok(None);
                 };
+                at.source_failed_before = true;
                 if count < max_fail {
                     return Ok(None);
                 }
