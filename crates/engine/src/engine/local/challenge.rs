@@ -114,6 +114,9 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
                     for id in chosen.iter().filter_map(|(_, send)| *send) {
                         tx.forget_send(id)?;
                     }
+                    if let Some(locked) = self.source_accepts(tx, at, now)? {
+                        return Ok((Selection::Refused(locked), false));
+                    }
                     tx.record_success(&t.serial, t.counter)?;
                     tx.audit(&at.accept(now, &t, "PIN matched (spass)"))?;
                     let accepted = Verdict::Accept { serial: t.serial };
@@ -140,6 +143,12 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
                     tx.record_failure(&t.serial, now)?;
                 }
                 tx.audit(&at.passed_over(now, t, *why))?;
+            }
+            if passed.is_empty() {
+                // Only sends held back: the PIN was right, no guess to count.
+                at.no_failure = true;
+            } else {
+                self.source_failed(tx, at, now)?;
             }
             // A locked token whose PIN matched is refused like a wrong PIN (the audit row says
             // why): the answer must not tell that the PIN was right.
@@ -374,6 +383,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
             } else {
                 return Ok(Answerable::Open(rows));
             };
+            self.source_failed(tx, at, now)?;
             tx.audit(&at.reject(now, None, audited))?;
             Ok(Answerable::Refused(told))
         })?;

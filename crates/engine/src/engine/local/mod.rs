@@ -75,9 +75,11 @@ struct Attempt<'a> {
     /// Checking an earlier module's pass under `try_first_pass`: a pass that matches no PIN
     /// falls through to the prompt without counting a failure.
     probing_first_pass: bool,
-    /// The source had failures counted when the attempt began: an accept clears them (an
-    /// accept from a source without any writes nothing more).
-    source_failed_before: bool,
+    /// This attempt's failure was counted on its source, in the transaction that refused it.
+    source_counted: bool,
+    /// A refusal that is no guess (a send held back by `max_per_hour`, no pass from an earlier
+    /// module under `use_first_pass`): nothing is counted.
+    no_failure: bool,
 }
 
 impl Attempt<'_> {
@@ -217,7 +219,8 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             events: Vec::new(),
             pending: Vec::new(),
             probing_first_pass: false,
-            source_failed_before: false,
+            source_counted: false,
+            no_failure: false,
         }
     }
 
@@ -282,39 +285,82 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         r
     }
 
-    /// With `lock_scope = "source"`: a rejected attempt counts a failure on its source, an
-    /// accepted one clears the source's count. A count that can't be written makes the
-    /// attempt fail (unavailable): a failure that is not counted would be a free guess.
+    /// With `lock_scope = "source"`, the net under the counting done in each refusing
+    /// transaction ([`Self::source_failed`]): a rejected attempt whose failure no transaction
+    /// counted is counted here, so that no refusal is a free guess. A count that can't be
+    /// written makes the attempt fail (unavailable).
     fn count_at_source(&self, at: &mut Attempt, v: Verdict) -> Verdict {
-        if self.cfg.auth.lock_scope != LockScope::Source {
+        let counted = at.source_counted || at.no_failure || at.probing_first_pass;
+        if self.cfg.auth.lock_scope != LockScope::Source
+            || counted
+            || !matches!(v, Verdict::Reject { .. })
+        {
             return v;
         }
-        let source = at.login.source();
-        let (user, realm) = (at.user.clone(), at.realm.clone());
         let now = self.clock.now();
-        let max_fail = self.cfg.auth.max_fail;
-        let written = match &v {
-            Verdict::Reject { .. } => self
-                .store
-                .write(|tx| tx.record_source_failure(&user, &realm, &source, now, max_fail)),
-            Verdict::Accept { .. } => self.store.write(|tx| {
-                tx.clear_source_failures(&user, &realm, Some(&source))
-                    .map(drop)
-            }),
-            _ => Ok(()),
-        };
-        match written {
+        match self.write(at, |tx, at| self.source_failed(tx, at, now)) {
             Ok(()) => v,
-            Err(e) if v.is_accept() => {
-                // The accept itself is committed; only the clearing of old failures failed.
-                let _ = e;
-                v
-            }
             Err(e) => {
                 at.error(now, None, &format!("the failure could not be counted: {e}"));
                 Verdict::Unavailable(e)
             }
         }
+    }
+
+    /// In a refusing transaction (`lock_scope = "source"`): counts the failure on the
+    /// attempt's source, in the same commit as the refusal, so that logins at once can't
+    /// overshoot `max_fail` between the refusal and its count.
+    fn source_failed(&self, tx: &dyn StoreTx, at: &mut Attempt, now: u64) -> Result<()> {
+        if self.cfg.auth.lock_scope != LockScope::Source || at.source_counted {
+            return Ok(());
+        }
+        let source = at.login.source();
+        let max_fail = self.cfg.auth.max_fail;
+        tx.record_source_failure(&at.user, &at.realm, &source, now, max_fail)?;
+        at.source_counted = true;
+        Ok(())
+    }
+
+    /// In an accepting transaction: the source's count is cleared (when it had one), and a
+    /// source that reached `max_fail` meanwhile (a login at the same time failed) refuses
+    /// instead: the check before the prompt was made outside this transaction.
+    fn source_accepts(
+        &self,
+        tx: &dyn StoreTx,
+        at: &mut Attempt,
+        now: u64,
+    ) -> Result<Option<Verdict>> {
+        if let Some(locked) = self.source_locked_now(tx, at, now)? {
+            return Ok(Some(locked));
+        }
+        if self.cfg.auth.lock_scope == LockScope::Source {
+            tx.clear_source_failures(&at.user, &at.realm, Some(&at.login.source()))?;
+        }
+        Ok(None)
+    }
+
+    /// Whether the source is locked, read under the write lock (and the refusal audited).
+    fn source_locked_now(
+        &self,
+        tx: &dyn StoreTx,
+        at: &mut Attempt,
+        now: u64,
+    ) -> Result<Option<Verdict>> {
+        if self.cfg.auth.lock_scope != LockScope::Source {
+            return Ok(None);
+        }
+        let source = at.login.source();
+        let Some((count, last)) = tx.source_failures(&at.user, &at.realm, &source)? else {
+            return Ok(None);
+        };
+        let timeout = self.cfg.auth.fail_clear_timeout;
+        let open = timeout > 0 && last.saturating_add(timeout) <= now;
+        if count < self.cfg.auth.max_fail || open {
+            return Ok(None);
+        }
+        let why = format!("source locked: {count} failures from {source}");
+        tx.audit(&at.event(now, None, AuditResult::Locked, &why))?;
+        Ok(Some(Verdict::SourceLocked { source }))
     }
 
     /// With `lock_scope = "source"`, whether this attempt's source is locked for the user (and
@@ -338,7 +384,6 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 else {
                     return Ok(None);
                 };
-                at.source_failed_before = true;
                 if count < max_fail {
                     return Ok(None);
                 }
@@ -468,6 +513,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 }
                 None if opts.use_first_pass => {
                     let now = self.clock.now();
+                    at.no_failure = true;
                     return self.write(at, |tx, at| {
                         let reason = "use_first_pass: no password from an earlier module";
                         tx.audit(&at.reject(now, None, reason))?;
@@ -654,6 +700,13 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                     None => logic.check(&key, otp, t.counter, &ctx),
                 };
                 if let Some(counter) = result {
+                    if let Some(locked) = self.source_accepts(tx, at, now)? {
+                        // Nothing of the token moves: the code stays unused.
+                        if let Some(id) = transaction {
+                            tx.close_challenges(id, ChallengeState::Failed)?;
+                        }
+                        return Ok(locked);
+                    }
                     tx.record_success(&t.serial, counter)?;
                     if let Some(id) = transaction {
                         tx.close_challenges(id, ChallengeState::Answered)?;
@@ -675,6 +728,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             if let Some(id) = transaction {
                 tx.close_challenges(id, ChallengeState::Failed)?;
             }
+            self.source_failed(tx, at, now)?;
             for (t, why) in &checked {
                 tx.record_failure(&t.serial, now)?;
                 tx.audit(&at.reject(now, Some(t), why))?;
@@ -772,6 +826,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             for t in tokens.iter().filter(|t| t.active) {
                 tx.record_failure(&t.serial, now)?;
             }
+            self.source_failed(tx, at, now)?;
             tx.audit(&at.reject(now, None, reason))?;
             Ok(Verdict::Reject {
                 reason: reason.into(),
@@ -999,7 +1054,58 @@ mod tests {
             .is_empty());
     }
 
-    /// A caller other than root is its own source, whatever remote host it names: it can't
+    /// The check before the prompt is made outside any transaction: a failure of another login
+    /// from the same source that lands while this one types must still stop it. The accepting
+    /// transaction looks again, so `max_fail` guesses at once are `max_fail` guesses, not more.
+    #[test]
+    fn a_source_locked_while_the_user_typed_refuses_the_right_code() {
+        let mut cfg = Config::default();
+        cfg.auth.max_fail = 3;
+        let fx = Timed::new(TokenType::Hotp, cfg, 1_000_000);
+        for _ in 0..2 {
+            fx.pass_from("203.0.113.9", 0, "1234000000");
+        }
+        // Another login from the same host fails while this one waits at its prompt.
+        struct Racing<'a>(&'a Timed, ScriptedConv);
+        impl Conversation for Racing<'_> {
+            fn prompt(&mut self, text: &str, echo: bool) -> Result<Option<Secret>> {
+                self.0
+                    .store
+                    .write(|tx| {
+                        tx.record_source_failure(
+                            "alice",
+                            "default",
+                            "rhost=203.0.113.9",
+                            1_000_000,
+                            3,
+                        )
+                    })
+                    .unwrap();
+                self.1.prompt(text, echo)
+            }
+            fn info(&mut self, text: &str) -> Result<()> {
+                self.1.info(text)
+            }
+            fn error(&mut self, text: &str) -> Result<()> {
+                self.1.error(text)
+            }
+        }
+        let right = format!("1234{}", hotp(0));
+        let mut conv = Racing(&fx, ScriptedConv::passes(&[&right]));
+        let out = fx.login_from("203.0.113.9", 0, &mut conv);
+        assert!(
+            matches!(out.verdict, Verdict::SourceLocked { .. }),
+            "{out:?}"
+        );
+        // The code was not used up: the owner takes it from elsewhere.
+        let owner = fx.pass_from("192.0.2.1", 0, &right);
+        assert!(owner.verdict.is_accept(), "{owner:?}");
+        // Each refusal counted in its own transaction: 2 + 1, and the locked one adds none.
+        let rows = fx.store.source_failures_of(Some("alice")).unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].count, 3, "{rows:?}");
+    }
+
     /// buy fresh tries by naming new hosts.
     #[test]
     fn a_non_root_caller_is_counted_on_its_uid_whatever_host_it_names() {
