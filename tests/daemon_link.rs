@@ -31,6 +31,20 @@ fn fake_daemon(socket: &Path, answer: Option<Vec<u8>>) {
     });
 }
 
+/// pamtester for alice, run as alice (uid 10001 in tests/nss/passwd, as a screen locker runs):
+/// it must fail; its stderr (the syslog lines under pam_wrapper).
+fn refused_as_alice(fx: &Fixture) -> String {
+    let _lock = pam_wrapper_lock();
+    let out = pamtester_command(&fx.services, "alice")
+        .env("PAM_WRAPPER_DEBUGLEVEL", "2")
+        .uid(10001)
+        .gid(10001)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "alice was let in");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// The stack of `fx` pointed at another socket, with `timeout=`.
 fn point_at(fx: &Fixture, socket: &Path, args: &str) {
     fx.set_stack(&[&format!(
@@ -112,16 +126,8 @@ fn without_a_daemon_root_spawns_one_and_others_fail_closed() {
     if tessera_engine::sys::euid() == 0 {
         let (status, err) = pamtester(&fx, "root", &[&pass]);
         assert!(status.success(), "spawned tesserad: {err}");
-        // Not root: as alice (uid 10001 in tests/nss/passwd).
-        let _lock = pam_wrapper_lock();
-        let out = pamtester_command(&fx.services, "alice")
-            .env("PAM_WRAPPER_DEBUGLEVEL", "2")
-            .uid(10001)
-            .gid(10001)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success());
+        // Not root: as alice.
+        let err = refused_as_alice(&fx);
         assert!(
             syslog_lines(&err)
                 .iter()
@@ -186,15 +192,7 @@ fn a_full_daemon_sends_root_to_a_daemon_of_its_own() {
         1,
         "the spawned daemon took the code"
     );
-    let _lock = pam_wrapper_lock();
-    let out = pamtester_command(&fx.services, "alice")
-        .env("PAM_WRAPPER_DEBUGLEVEL", "2")
-        .uid(10001)
-        .gid(10001)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = refused_as_alice(&fx);
     let lines = syslog_lines(&err);
     assert!(
         lines.iter().any(|l| l.contains("tesserad is full: a test")),

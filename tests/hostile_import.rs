@@ -97,16 +97,24 @@ fn a_link_to_a_root_file_is_refused() {
     std::fs::create_dir(&root_dir).unwrap();
     let target = root_dir.join("file");
     put(&target, GA, 0);
-    let link = home(&fx, "alice", ALICE).join(".google_authenticator");
-    symlink(&target, &link).unwrap();
+    let link = alices_link_to(&fx, &target);
+    assert_eq!(refused(&fx, &ga(&link)), is_a_link(&link));
+}
+
+/// `~alice/.google_authenticator` made a link to `target`, owned by alice as she would make it.
+fn alices_link_to(fx: &Fixture, target: &Path) -> PathBuf {
+    let link = home(fx, "alice", ALICE).join(".google_authenticator");
+    symlink(target, &link).unwrap();
     lchown(&link, Some(ALICE), Some(ALICE)).unwrap();
-    assert_eq!(
-        refused(&fx, &ga(&link)),
-        format!(
-            "tessera: {} is a symbolic link; name the file itself\n",
-            link.display()
-        )
-    );
+    link
+}
+
+/// The error line for a link named as a file.
+fn is_a_link(link: &Path) -> String {
+    format!(
+        "tessera: {} is a symbolic link; name the file itself\n",
+        link.display()
+    )
 }
 
 #[test]
@@ -115,16 +123,8 @@ fn procfs_is_refused_through_a_link_and_by_name() {
         return;
     }
     let fx = Fixture::new("");
-    let link = home(&fx, "alice", ALICE).join(".google_authenticator");
-    symlink("/proc/self/environ", &link).unwrap();
-    lchown(&link, Some(ALICE), Some(ALICE)).unwrap();
-    assert_eq!(
-        refused(&fx, &ga(&link)),
-        format!(
-            "tessera: {} is a symbolic link; name the file itself\n",
-            link.display()
-        )
-    );
+    let link = alices_link_to(&fx, Path::new("/proc/self/environ"));
+    assert_eq!(refused(&fx, &ga(&link)), is_a_link(&link));
     // Named directly: a process's environment is root's file (here: this test's) with
     // content its user chose.
     let environ = PathBuf::from(format!("/proc/{}/environ", std::process::id()));
@@ -286,13 +286,7 @@ fn a_password_file_is_read_by_the_same_rules() {
         &fx,
         &with_link.iter().map(String::as_str).collect::<Vec<_>>(),
     );
-    assert_eq!(
-        err,
-        format!(
-            "tessera: {} is a symbolic link; name the file itself\n",
-            link.display()
-        )
-    );
+    assert_eq!(err, is_a_link(&link));
     let direct = args(&password);
     let (out, _) = run_import(&fx, &direct.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "{out:?}");

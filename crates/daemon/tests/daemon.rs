@@ -117,20 +117,26 @@ fn stdio_run_by_root_becomes_the_owner_of_the_store_directory() {
     assert_eq!(names, ["tessera.db", "tessera.db-shm", "tessera.db-wal"]);
 }
 
-/// alice's PIN+OTP login through `tesserad --stdio` on `w`'s config; the child must end well.
-fn stdio_login(w: &World) -> Seen {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tesserad"))
-        .arg("--stdio")
-        .arg("--config")
-        .arg(&w.config)
+/// `cmd` (a `tesserad --stdio`, or a wrapper that execs one) with its stdin and stdout as one
+/// channel.
+fn piped(mut cmd: Command) -> (std::process::Child, Pipes) {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut io = Pipes {
+    let io = Pipes {
         r: child.stdout.take().unwrap(),
         w: child.stdin.take().unwrap(),
     };
+    (child, io)
+}
+
+/// alice's PIN+OTP login through `tesserad --stdio` on `w`'s config; the child must end well.
+fn stdio_login(w: &World) -> Seen {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tesserad"));
+    cmd.arg("--stdio").arg("--config").arg(&w.config);
+    let (mut child, mut io) = piped(cmd);
     let seen = dialogue(
         &mut io,
         login("alice"),
@@ -199,22 +205,15 @@ fn stdio_starts_without_what_its_caller_left_it() {
     let w = World::new("");
     let file = w.dir.path().join("inherited");
     std::fs::write(&file, b"not for tesserad").unwrap();
-    let mut child = Command::new("python3")
-        .arg("-c")
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c")
         .arg(PY_CARELESS)
         .arg(&file)
         .arg(env!("CARGO_BIN_EXE_tesserad"))
         .arg("--stdio")
         .arg("--config")
-        .arg(&w.config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut io = Pipes {
-        r: child.stdout.take().unwrap(),
-        w: child.stdin.take().unwrap(),
-    };
+        .arg(&w.config);
+    let (mut child, mut io) = piped(cmd);
     write_frame(&mut io, &Request::Authenticate(login("alice")).encode()).unwrap();
     // At the PIN prompt tesserad (python3 exec'ed it: the same pid) is well past its start.
     loop {
