@@ -1,13 +1,5 @@
-//! `tesserad`: the one host of tessera's engine. It serves `pam_tessera.so` over a Unix stream
-//! socket, one connection per `pam_authenticate`, or one login over stdin/stdout (`--stdio`)
-//! when the module spawns it because no socket answers.
-//!
-//! Started by systemd's `tesserad.socket`, it serves the socket passed to it (socket
-//! activation: fd 3 with `LISTEN_PID`/`LISTEN_FDS`) instead of binding `--socket`.
-//!
-//! It reads nothing from its callers: no environment (it has its own), no config path from a
-//! caller of the system socket. It checks who asks (SO_PEERCRED): root for any user, anyone
-//! else only for its own account.
+//! `tesserad`'s command line: arguments, a clean start, then the socket server or one login
+//! over stdin/stdout (see the library, `src/lib.rs`).
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -16,11 +8,7 @@
     clippy::unimplemented
 )]
 
-mod capacity;
-mod refusals;
-mod server;
-mod session;
-mod workers;
+use tesserad::server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

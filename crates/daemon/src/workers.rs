@@ -20,6 +20,12 @@ pub struct Workers {
     idle: Arc<AtomicUsize>,
 }
 
+impl Default for Workers {
+    fn default() -> Self {
+        Workers::new()
+    }
+}
+
 impl Workers {
     pub fn new() -> Workers {
         let (jobs, queue) = mpsc::channel();
