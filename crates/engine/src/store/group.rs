@@ -178,7 +178,8 @@ impl GroupWriter {
         if let Err(e) = &res {
             self.note(e);
         }
-        st.store.checkpoint_if_long();
+        st.store
+            .checkpoint_if_longer_than(super::DAEMON_WAL_TRUNCATE_BYTES);
         self.commits.fetch_add(1, Ordering::SeqCst);
         let _ = batch.result.set(res.map_err(|e| e.to_string()));
         self.committed.notify_all();
