@@ -17,9 +17,12 @@ const CHUNK: usize = 8 * 1024;
 /// A frame reader for one connection. What it buffers may hold answers: it is wiped as it is
 /// consumed and when dropped.
 pub struct FrameReader {
-    buf: Zeroizing<Vec<u8>>,
-    /// Where the unread bytes of `buf` start.
+    /// Allocated once; its length is as far as reads have ever filled it (what must be wiped),
+    /// which spares a wipe of the whole capacity (64 KiB in the module) at every frame.
+    buf: Vec<u8>,
+    /// The unread bytes are `buf[start..end]`.
     start: usize,
+    end: usize,
     /// The longest frame body taken now (at most what the buffer was sized for).
     max: usize,
 }
@@ -29,8 +32,9 @@ impl FrameReader {
     /// buffer is allocated here, once.
     pub fn new(max: usize) -> FrameReader {
         FrameReader {
-            buf: Zeroizing::new(Vec::with_capacity(4 + max)),
+            buf: Vec::with_capacity(4 + max),
             start: 0,
+            end: 0,
             max,
         }
     }
@@ -54,7 +58,7 @@ impl FrameReader {
 
     /// A whole frame from the buffer, if there is one.
     fn take(&mut self) -> Result<Option<Secret>, ProtoError> {
-        let unread = &self.buf[self.start..];
+        let unread = &self.buf[self.start..self.end];
         let Some(len) = unread.get(..4) else {
             return Ok(None);
         };
@@ -70,9 +74,10 @@ impl FrameReader {
         };
         let frame = Zeroizing::new(body.to_vec());
         self.start += 4 + n;
-        if self.start == self.buf.len() {
-            self.buf.zeroize();
+        if self.start == self.end {
+            self.buf[..self.end].zeroize();
             self.start = 0;
+            self.end = 0;
         }
         Ok(Some(frame))
     }
@@ -82,43 +87,49 @@ impl FrameReader {
     fn fill(&mut self, r: &mut impl Read) -> Result<(), ProtoError> {
         if self.start > 0 {
             // Move the unread part to the front; what was consumed is overwritten or wiped.
-            let len = self.buf.len();
-            self.buf.copy_within(self.start..len, 0);
-            self.buf[len - self.start..].zeroize();
-            self.buf.truncate(len - self.start);
+            let (start, end) = (self.start, self.end);
+            self.buf.copy_within(start..end, 0);
+            self.buf[end - start..end].zeroize();
+            self.end = end - start;
             self.start = 0;
         }
-        let old = self.buf.len();
         // Unread bytes here are less than one whole frame of at most `max` (else `take` had
         // found it), so there is room; the buffer never grows past its capacity.
-        let room = (self.buf.capacity() - old).min(CHUNK);
+        let room = (self.buf.capacity() - self.end).min(CHUNK);
         if room == 0 {
             return Err(ProtoError::Garbage("a frame longer than the buffer"));
         }
-        self.buf.resize(old + room, 0);
+        let want = self.end + room;
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
         let got = loop {
-            match r.read(&mut self.buf[old..]) {
+            match r.read(&mut self.buf[self.end..want]) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
         };
         match got {
-            Ok(0) => {
-                self.buf.truncate(old);
-                Err(ProtoError::Io(std::io::ErrorKind::UnexpectedEof.into()))
-            }
+            Ok(0) => Err(ProtoError::Io(std::io::ErrorKind::UnexpectedEof.into())),
             Ok(n) => {
-                self.buf[old + n..].zeroize();
-                self.buf.truncate(old + n);
+                // Outside `start..end` the buffer holds zeros only.
+                self.buf[self.end + n..want].zeroize();
+                self.end += n;
                 Ok(())
             }
-            Err(e) => {
-                self.buf.truncate(old);
-                Err(ProtoError::Io(e))
-            }
+            Err(e) => Err(ProtoError::Io(e)),
         }
     }
 }
+
+impl Drop for FrameReader {
+    fn drop(&mut self) {
+        // Only what reads filled (the length): the rest of the allocation was never written.
+        // (`Vec::zeroize` would wipe the whole capacity, 64 KiB in the module.)
+        self.buf.as_mut_slice().zeroize();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +218,9 @@ mod tests {
         let body = fr.read(&mut src).unwrap();
         assert_eq!(body.len(), answer.len() - 4);
         assert_eq!(fr.buf.as_ptr(), at_start, "the buffer was reallocated");
+        // Everything the reads filled is wiped once the frame is taken.
+        assert!(fr.buf.len() >= answer.len(), "{}", fr.buf.len());
+        assert!(fr.buf.iter().all(|&b| b == 0), "what was read is wiped");
         fr.set_max(4 * 1024);
         let long = Request::Answer(Some(Zeroizing::new(vec![b'7'; MAX_ANSWER + 100]))).encode();
         let e = fr.read(&mut &long[..]).unwrap_err();
