@@ -312,19 +312,18 @@ fn check_tokens(
 fn check_locks(r: &mut Report, store: &SqliteStore, cfg: &Config) -> CliResult<()> {
     use tessera_engine::engine::Clock;
     let now = tessera_engine::engine::SystemClock.now();
-    let timeout = cfg.auth.fail_clear_timeout;
-    let open = |last: u64| timeout > 0 && last.saturating_add(timeout) <= now;
-    let locked: Vec<String> = match cfg.auth.lock_scope {
+    let auth = &cfg.auth;
+    let locked: Vec<String> = match auth.lock_scope {
         tessera_engine::config::LockScope::Source => store
             .source_failures_of(None)?
             .into_iter()
-            .filter(|f| f.count >= cfg.auth.max_fail && !open(f.last_fail))
+            .filter(|f| auth.locks(f.count, Some(f.last_fail), now))
             .map(|f| format!("{} from {}", f.user, f.source))
             .collect(),
         tessera_engine::config::LockScope::Token => store
             .list_tokens(None)?
             .into_iter()
-            .filter(|t| t.fail_count >= cfg.auth.max_fail && !t.last_fail.is_some_and(open))
+            .filter(|t| auth.locks(t.fail_count, t.last_fail, now))
             .map(|t| format!("{}/{}", t.user, t.serial))
             .collect(),
     };

@@ -77,11 +77,9 @@ struct SourceView {
 }
 
 fn source_view(cfg: &Config, f: SourceFailures, now: u64) -> SourceView {
-    let timeout = cfg.auth.fail_clear_timeout;
-    let until = (timeout > 0).then(|| f.last_fail.saturating_add(timeout));
     SourceView {
-        locked: f.count >= cfg.auth.max_fail && until.map_or(true, |u| u > now),
-        until,
+        locked: cfg.auth.locks(f.count, Some(f.last_fail), now),
+        until: cfg.auth.lock_opens_at(f.last_fail),
         failures: f,
     }
 }
@@ -96,15 +94,12 @@ fn tan_codes(t: &TokenRecord) -> Option<(u32, u32)> {
 }
 
 fn view<'a>(cfg: &Config, t: &'a TokenRecord, now: u64) -> TokenView<'a> {
-    let timeout = cfg.auth.fail_clear_timeout;
-    let cleared = timeout > 0 && t.last_fail.is_some_and(|l| l + timeout <= now);
     TokenView {
         token: t,
         has_pin: t.has_pin(),
         // With lock_scope = "source" a token's count is shown, but locks nothing.
         locked: cfg.auth.lock_scope == LockScope::Token
-            && t.fail_count >= cfg.auth.max_fail
-            && !cleared,
+            && cfg.auth.locks(t.fail_count, t.last_fail, now),
         codes_left: tan_codes(t).map(|(left, _)| left),
         sources: Vec::new(),
     }

@@ -340,6 +340,26 @@ impl Default for AuthConfig {
     }
 }
 
+impl AuthConfig {
+    /// When failures whose last was at `last_fail` stop locking by themselves
+    /// (`fail_clear_timeout` later); `None` when only an admin opens them (a timeout of 0).
+    pub fn lock_opens_at(&self, last_fail: u64) -> Option<u64> {
+        (self.fail_clear_timeout > 0).then(|| last_fail.saturating_add(self.fail_clear_timeout))
+    }
+
+    /// Whether `fail_clear_timeout` has passed since a last failure at `last_fail`.
+    pub fn lock_expired(&self, last_fail: u64, now: u64) -> bool {
+        self.lock_opens_at(last_fail).is_some_and(|at| at <= now)
+    }
+
+    /// Whether `count` failures in a row, the last at `last_fail`, lock now (of a source or,
+    /// with `lock_scope = "token"`, of a token): the one rule of the engine, `tessera token`
+    /// and `doctor`.
+    pub fn locks(&self, count: u32, last_fail: Option<u64>, now: u64) -> bool {
+        count >= self.max_fail && !last_fail.is_some_and(|l| self.lock_expired(l, now))
+    }
+}
+
 impl Default for Prompts {
     fn default() -> Self {
         Prompts {

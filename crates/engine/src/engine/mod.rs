@@ -89,6 +89,11 @@ pub struct Login {
     pub caller: u32,
 }
 
+/// The audit reason of a login refused because its source is locked.
+pub(crate) fn source_locked_reason(count: u32, source: &str) -> String {
+    format!("source locked: {count} failures from {source}")
+}
+
 /// The longest part of a source's name kept (a remote host or user name from outside).
 const SOURCE_PART_MAX: usize = 128;
 

@@ -58,6 +58,7 @@ pub fn authenticate<C: Conversation, K: Clock, S: Store>(
         clock,
         store,
         offline_items: Vec::new(),
+        source: login.source(),
         events: Vec::new(),
         written: 0,
     };
@@ -186,6 +187,8 @@ struct Run<'a, K: Clock, S: Store> {
     store: Option<&'a S>,
     /// The offline values in the server's last answer (`[remote] offline`).
     offline_items: Vec<offline::Item>,
+    /// Where the login comes from, as guesses at offline values are counted.
+    source: String,
     events: Vec<AuditEntry>,
     /// How many of `events` are already in the audit table.
     written: usize,

@@ -48,11 +48,10 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             return Some(locked);
         }
         let Some(found) = find(&values, pass, self.cfg.auth.hotp_window).cloned() else {
-            let source = self.login.source();
             let (now, max_fail) = (self.clock.now(), self.cfg.auth.max_fail);
-            let user = self.user.clone();
+            let (user, source) = (&self.user, &self.source);
             if let Err(e) =
-                store.write(|tx| tx.record_source_failure(&user, &realm, &source, now, max_fail))
+                store.write(|tx| tx.record_source_failure(user, &realm, source, now, max_fail))
             {
                 // Uncounted, the guess would be free: the attempt ends here.
                 self.event(
@@ -106,19 +105,18 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
 
     /// The attempt's source, if its failures against the offline values lock it now.
     fn offline_source_locked(&mut self, store: &S, realm: &str) -> Option<Verdict> {
-        let source = self.login.source();
         let (count, last) = store
-            .source_failures(&self.user, realm, &source)
+            .source_failures(&self.user, realm, &self.source)
             .ok()
             .flatten()?;
-        let timeout = self.cfg.auth.fail_clear_timeout;
-        let open = timeout > 0 && last.saturating_add(timeout) <= self.clock.now();
-        if count < self.cfg.auth.max_fail || open {
+        if !self.cfg.auth.locks(count, Some(last), self.clock.now()) {
             return None;
         }
-        let why = format!("source locked: {count} failures from {source}");
+        let why = crate::engine::source_locked_reason(count, &self.source);
         self.event(AuditResult::Locked, &why, "", "");
-        Some(Verdict::SourceLocked { source })
+        Some(Verdict::SourceLocked {
+            source: self.source.clone(),
+        })
     }
 
     /// After the login: an accepted one clears the failures its source counted against the
@@ -128,9 +126,9 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
         else {
             return;
         };
-        let source = self.login.source();
-        let (user, realm) = (self.user.clone(), self.realm.clone().unwrap_or_default());
-        let _ = store.write(|tx| tx.clear_source_failures(&user, &realm, Some(&source)));
+        let realm = self.realm.clone().unwrap_or_default();
+        let (user, source) = (&self.user, &self.source);
+        let _ = store.write(|tx| tx.clear_source_failures(user, &realm, Some(source)));
     }
 
     /// Asks the server for as many new values as the login used (`/validate/offlinerefill`,

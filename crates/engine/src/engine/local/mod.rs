@@ -75,6 +75,8 @@ struct Attempt<'a> {
     /// Checking an earlier module's pass under `try_first_pass`: a pass that matches no PIN
     /// falls through to the prompt without counting a failure.
     probing_first_pass: bool,
+    /// Where it comes from, as failures are counted ([`Login::source`]).
+    source: String,
     /// This attempt's failure was counted on its source, in the transaction that refused it.
     source_counted: bool,
     /// A refusal that is no guess (a send held back by `max_per_hour`, no pass from an earlier
@@ -93,8 +95,7 @@ impl Attempt<'_> {
 
     /// An error is told whatever becomes of the transaction it happened in.
     fn error(&mut self, now: u64, token: Option<&TokenRecord>, reason: &str) -> AuditEntry {
-        let e = self.event(now, token, AuditResult::Error, reason);
-        self.pending.pop();
+        let e = self.entry(now, token, AuditResult::Error, reason);
         self.events.push(e.clone());
         e
     }
@@ -116,6 +117,7 @@ impl Attempt<'_> {
         self.event(now, Some(token), why.result(), why.reason())
     }
 
+    /// An event of the store transaction under way (told once it commits).
     fn event(
         &mut self,
         now: u64,
@@ -123,7 +125,20 @@ impl Attempt<'_> {
         result: AuditResult,
         reason: &str,
     ) -> AuditEntry {
-        let e = AuditEntry {
+        let e = self.entry(now, token, result, reason);
+        self.pending.push(e.clone());
+        e
+    }
+
+    /// The audit row of this attempt's step.
+    fn entry(
+        &self,
+        now: u64,
+        token: Option<&TokenRecord>,
+        result: AuditResult,
+        reason: &str,
+    ) -> AuditEntry {
+        AuditEntry {
             time: now,
             service: self.login.service.clone(),
             rhost: self.login.rhost.clone(),
@@ -134,9 +149,7 @@ impl Attempt<'_> {
             result,
             reason: reason.into(),
             caller: Some(self.login.caller),
-        };
-        self.pending.push(e.clone());
-        e
+        }
     }
 }
 
@@ -219,6 +232,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             events: Vec::new(),
             pending: Vec::new(),
             probing_first_pass: false,
+            source: login.source(),
             source_counted: false,
             no_failure: false,
         }
@@ -314,9 +328,8 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         if self.cfg.auth.lock_scope != LockScope::Source || at.source_counted {
             return Ok(());
         }
-        let source = at.login.source();
         let max_fail = self.cfg.auth.max_fail;
-        tx.record_source_failure(&at.user, &at.realm, &source, now, max_fail)?;
+        tx.record_source_failure(&at.user, &at.realm, &at.source, now, max_fail)?;
         at.source_counted = true;
         Ok(())
     }
@@ -334,7 +347,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             return Ok(Some(locked));
         }
         if self.cfg.auth.lock_scope == LockScope::Source {
-            tx.clear_source_failures(&at.user, &at.realm, Some(&at.login.source()))?;
+            tx.clear_source_failures(&at.user, &at.realm, Some(&at.source))?;
         }
         Ok(None)
     }
@@ -349,61 +362,65 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         if self.cfg.auth.lock_scope != LockScope::Source {
             return Ok(None);
         }
-        let source = at.login.source();
-        let Some((count, last)) = tx.source_failures(&at.user, &at.realm, &source)? else {
-            return Ok(None);
-        };
-        let timeout = self.cfg.auth.fail_clear_timeout;
-        let open = timeout > 0 && last.saturating_add(timeout) <= now;
-        if count < self.cfg.auth.max_fail || open {
-            return Ok(None);
+        match tx.source_failures(&at.user, &at.realm, &at.source)? {
+            Some((count, last)) if self.cfg.auth.locks(count, Some(last), now) => {
+                self.refuse_locked_source(tx, at, now, count).map(Some)
+            }
+            _ => Ok(None),
         }
-        let why = format!("source locked: {count} failures from {source}");
+    }
+
+    /// The refusal of a locked source, audited in `tx`.
+    fn refuse_locked_source(
+        &self,
+        tx: &dyn StoreTx,
+        at: &mut Attempt,
+        now: u64,
+        count: u32,
+    ) -> Result<Verdict> {
+        let why = crate::engine::source_locked_reason(count, &at.source);
         tx.audit(&at.event(now, None, AuditResult::Locked, &why))?;
-        Ok(Some(Verdict::SourceLocked { source }))
+        Ok(Verdict::SourceLocked {
+            source: at.source.clone(),
+        })
     }
 
     /// With `lock_scope = "source"`, whether this attempt's source is locked for the user (and
     /// it is refused before any PIN check, whatever was typed); with `"token"`, whether every
-    /// active token of the user is locked. A lock whose `fail_clear_timeout` has passed is
-    /// cleared here.
+    /// active token of the user is locked. A source lock whose `fail_clear_timeout` has passed
+    /// is cleared here.
     fn refused_for_failures(
         &self,
         at: &mut Attempt,
         tokens: &[TokenRecord],
         now: u64,
     ) -> Result<Option<Verdict>> {
-        let max_fail = self.cfg.auth.max_fail;
-        let timeout = self.cfg.auth.fail_clear_timeout;
-        let expired = |last: u64| timeout > 0 && last.saturating_add(timeout) <= now;
-        match self.cfg.auth.lock_scope {
+        let auth = &self.cfg.auth;
+        match auth.lock_scope {
             LockScope::Source => {
-                let source = at.login.source();
-                let Some((count, last)) =
-                    self.store.source_failures(&at.user, &at.realm, &source)?
+                let Some((count, last)) = self
+                    .store
+                    .source_failures(&at.user, &at.realm, &at.source)?
                 else {
                     return Ok(None);
                 };
-                if count < max_fail {
-                    return Ok(None);
+                if auth.locks(count, Some(last), now) {
+                    return self
+                        .write(at, |tx, at| self.refuse_locked_source(tx, at, now, count))
+                        .map(Some);
                 }
-                let (user, realm) = (at.user.clone(), at.realm.clone());
-                if expired(last) {
-                    self.store
-                        .write(|tx| tx.clear_source_failures(&user, &realm, Some(&source)))?;
-                    return Ok(None);
+                if count >= auth.max_fail {
+                    // Its time has passed: the next failure counts from one again.
+                    let at = &*at;
+                    self.store.write(|tx| {
+                        tx.clear_source_failures(&at.user, &at.realm, Some(&at.source))
+                    })?;
                 }
-                let why = format!("source locked: {count} failures from {source}");
-                self.write(at, |tx, at| {
-                    tx.audit(&at.event(now, None, AuditResult::Locked, &why))
-                })?;
-                Ok(Some(Verdict::SourceLocked { source }))
+                Ok(None)
             }
             LockScope::Token => {
                 let active: Vec<&TokenRecord> = tokens.iter().filter(|t| t.active).collect();
-                let locked = |t: &&TokenRecord| {
-                    t.fail_count >= max_fail && !t.last_fail.is_some_and(expired)
-                };
+                let locked = |t: &&TokenRecord| auth.locks(t.fail_count, t.last_fail, now);
                 if active.is_empty() || !active.iter().all(locked) {
                     return Ok(None);
                 }
@@ -802,15 +819,15 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
     fn locked(&self, tx: &dyn StoreTx, t: &TokenRecord, now: u64) -> Result<bool> {
         // With `lock_scope = "source"` failures lock sources, not tokens: the token's count
         // is kept (and shown) only.
-        if self.cfg.auth.lock_scope != LockScope::Token || t.fail_count < self.cfg.auth.max_fail {
+        let auth = &self.cfg.auth;
+        if auth.lock_scope != LockScope::Token || t.fail_count < auth.max_fail {
             return Ok(false);
         }
-        let timeout = self.cfg.auth.fail_clear_timeout;
-        if timeout > 0 && t.last_fail.is_some_and(|l| l + timeout <= now) {
-            tx.clear_failures(&t.serial)?;
-            return Ok(false);
+        if auth.locks(t.fail_count, t.last_fail, now) {
+            return Ok(true);
         }
-        Ok(true)
+        tx.clear_failures(&t.serial)?;
+        Ok(false)
     }
 
     /// Counts a failure on each token and audits it; the PIN matched none of them, or the pass
