@@ -144,10 +144,14 @@ fn dialogue(
     log: &mut LogFn<'_>,
 ) -> Result<Ended, String> {
     let _ = sock.set_write_timeout(Some(timeout));
-    let sent = write_frame(
+    // A full daemon may have closed before the login was written: what it said first (Busy)
+    // is read before a failed write is reported.
+    let unsent = write_frame(
         &mut NoSigPipe(sock),
         &Request::Authenticate(login.clone()).encode(),
-    );
+    )
+    .err()
+    .map(|e| format!("sending the login: {e}"));
     let mut wait = timeout;
     let mut timeout_set = None;
     let mut frames = FrameReader::new(MAX_REPLY_FRAME);
@@ -160,24 +164,16 @@ fn dialogue(
         }
         let body = match frames.read(sock) {
             Ok(b) => b,
-            // A full daemon may have closed before the login was written: what it said
-            // first (Busy) is read before the failed write is reported.
-            Err(_) if sent.is_err() => return Err(not_sent(&sent)),
-            Err(tessera_proto::ProtoError::Io(io))
-                if matches!(
-                    io.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(format!("no answer within {} s", wait.as_secs()))
-            }
-            Err(other) => return Err(other.to_string()),
+            Err(e) => return Err(unsent.unwrap_or_else(|| read_failed(e, wait))),
         };
         wait = timeout;
-        match Reply::decode(&body).map_err(|e| e.to_string())? {
+        let reply = Reply::decode(&body).map_err(|e| e.to_string())?;
+        if let (Some(why), false) = (&unsent, reply == Reply::Busy) {
+            return Err(why.clone());
+        }
+        match reply {
             Reply::Busy if !prompted => return Ok(Ended::Busy),
             Reply::Busy => return Err("a daemon that was busy after it had prompted".into()),
-            _ if sent.is_err() => return Err(not_sent(&sent)),
             Reply::Prompt { echo, text } => {
                 prompted = true;
                 let answer = match conv.prompt(&text, echo) {
@@ -201,10 +197,18 @@ fn dialogue(
     }
 }
 
-fn not_sent(sent: &Result<(), tessera_proto::ProtoError>) -> String {
-    match sent {
-        Err(e) => format!("sending the login: {e}"),
-        Ok(()) => String::new(),
+/// What a failed read of the daemon's next frame says.
+fn read_failed(e: tessera_proto::ProtoError, wait: Duration) -> String {
+    match e {
+        tessera_proto::ProtoError::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            format!("no answer within {} s", wait.as_secs())
+        }
+        other => other.to_string(),
     }
 }
 

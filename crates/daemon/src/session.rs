@@ -166,7 +166,7 @@ fn refuse_caller<C: Channel>(
     refusals: &Refusals,
 ) -> std::result::Result<(), proto::ProtoError> {
     let now = engine::Clock::now(&SystemClock);
-    let mut e = AuditEntry {
+    let e = AuditEntry {
         time: now,
         service: login.service.clone(),
         rhost: login.rhost.clone(),
@@ -176,18 +176,16 @@ fn refuse_caller<C: Channel>(
         caller: Some(login.caller),
         ..AuditEntry::default()
     };
-    let mut store = None;
+    // Opened only if a row is due, and once.
+    let store = std::cell::OnceCell::new();
     refusals.count(login.caller, now, |u: RowUpdate| {
-        if store.is_none() {
-            store = res.store(cfg).ok();
-        }
         let row = AuditEntry {
             reason: format!("{why} ({} requests in this minute)", u.count),
             ..e.clone()
         };
-        store.as_ref()?.write(|tx| tx.audit_row(&row, u.row)).ok()
+        let store = store.get_or_init(|| res.store(cfg).ok()).as_ref()?;
+        store.write(|tx| tx.audit_row(&row, u.row)).ok()
     });
-    e.reason = why.into();
     chan.queue(&Reply::Log {
         priority: e.priority(),
         line: e.log_line(),
