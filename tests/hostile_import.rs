@@ -268,26 +268,13 @@ fn a_password_file_is_read_by_the_same_rules() {
     put(&password, "qwerty\n", 0);
     let link = fx.dir.path().join("password-link");
     symlink(&password, &link).unwrap();
-    let figure7 =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/import/tests/pskc/rfc6030-figure7.xml");
-    let args = |pw: &Path| {
-        vec![
-            "--format".to_string(),
-            "pskc".into(),
-            "--user".into(),
-            "alice".into(),
-            "--password-file".into(),
-            pw.display().to_string(),
-            figure7.display().to_string(),
-        ]
-    };
-    let with_link = args(&link);
+    let with_link = pskc_figure7_args(&link);
     let err = refused(
         &fx,
         &with_link.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     assert_eq!(err, is_a_link(&link));
-    let direct = args(&password);
+    let direct = pskc_figure7_args(&password);
     let (out, _) = run_import(&fx, &direct.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "{out:?}");
     assert_eq!(tokens(&fx), 1);

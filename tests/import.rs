@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use support::*;
 use tessera_engine::crypto::decode_base32;
 use tessera_engine::tokens::{hotp_code, Algorithm};
@@ -222,13 +221,6 @@ fn a_pam_oath_users_file_keeps_counters_pins_and_the_last_totp_code() {
 }
 
 const PSKC_FIGURE_3: &str = "rfc6030-figure3.xml";
-const PSKC_FIGURE_7: &str = "rfc6030-figure7.xml";
-
-fn pskc_figure(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("crates/import/tests/pskc")
-        .join(name)
-}
 
 #[test]
 fn pskc_files_of_rfc_6030_plain_and_with_a_password() {
@@ -249,23 +241,11 @@ fn pskc_files_of_rfc_6030_plain_and_with_a_password() {
     assert_eq!(rows[0]["serial"], "987654321");
     let password = fx.dir.path().join("password");
     std::fs::write(&password, "not it\n").unwrap();
-    let figure7 = pskc_figure(PSKC_FIGURE_7);
-    let args = |pw: &Path| -> Vec<String> {
-        vec![
-            "--format".into(),
-            "pskc".into(),
-            "--user".into(),
-            "alice".into(),
-            "--password-file".into(),
-            pw.display().to_string(),
-            figure7.display().to_string(),
-        ]
-    };
-    let wrong = args(&password);
+    let wrong = pskc_figure7_args(&password);
     let err = import_refused(&fx, &wrong.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(err.contains("wrong password or key"), "{err}");
     std::fs::write(&password, "qwerty\n").unwrap();
-    let right = args(&password);
+    let right = pskc_figure7_args(&password);
     let out = import(&fx, &right.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.contains("987654321"), "{out}");
     let t = fx.token("987654321");

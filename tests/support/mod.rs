@@ -93,6 +93,27 @@ pub fn bin_path(name: &str) -> PathBuf {
     bin
 }
 
+/// A PSKC file of RFC 6030's figures (`crates/import/tests/pskc`).
+pub fn pskc_figure(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/import/tests/pskc")
+        .join(name)
+}
+
+/// `tessera import` arguments of RFC 6030's figure 7 (PBKDF2, "qwerty") for alice, with its
+/// password in the file `password`.
+pub fn pskc_figure7_args(password: &Path) -> Vec<String> {
+    vec![
+        "--format".into(),
+        "pskc".into(),
+        "--user".into(),
+        "alice".into(),
+        "--password-file".into(),
+        password.display().to_string(),
+        pskc_figure("rfc6030-figure7.xml").display().to_string(),
+    ]
+}
+
 /// The `tessera` command of this build on `config`, `stdin` as its input.
 pub fn tessera(config: &Path, args: &[&str], stdin: &str) -> std::process::Output {
     use std::io::Write;
