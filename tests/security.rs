@@ -282,3 +282,33 @@ fn old_pin_hashes_are_replaced_on_the_next_good_login() {
         .run();
     assert_eq!(out.code, PAM_SUCCESS, "the new hash verifies: {out:?}");
 }
+
+/// PAM items are the application's (a remote host name from DNS, a user's own PAM_RUSER under
+/// `su`): 100 KB of each still makes a login of at most 16 KiB, which the daemon reads. The
+/// module cuts each to 1 KiB, and the login goes on as any other (uncut, the frame would be past
+/// the daemon's limit and refused unread). Through pamtester: in the in-process harness libpam
+/// itself answers PAM_SYSTEM_ERR for a host name this long after the module has accepted
+/// (its own audit record, most likely).
+#[test]
+fn huge_pam_items_are_cut_to_fit_the_daemons_first_frame() {
+    let fx = Fixture::new("");
+    let t = Tok::hotp("H1", "alice", "1234");
+    fx.add(&t);
+    let (rhost, ruser) = ("h".repeat(100 * 1024), "u".repeat(100 * 1024));
+    let items = [("rhost", rhost.as_str()), ("ruser", ruser.as_str())];
+    let mut cmd = pamtester_items(&fx.services, SERVICE, "alice", &items);
+    let out = run_pamtester(&mut cmd, &[&format!("1234{}", t.hotp_at(0))]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = fx.audit().pop().unwrap();
+    assert_eq!(row.result, "accept");
+    // Cut by the module to 1 KiB, and by the audit table to 256 bytes and a mark.
+    assert!(
+        row.rhost.ends_with("...(1024 bytes)"),
+        "{}",
+        &row.rhost[250..]
+    );
+}

@@ -70,13 +70,27 @@ pub fn run_pamtester(cmd: &mut std::process::Command, lines: &[&str]) -> std::pr
 
 /// [`pamtester_command`] for another service file of `services` (a peer's stack).
 pub fn pamtester_service(services: &Path, service: &str, user: &str) -> std::process::Command {
+    pamtester_items(services, service, user, &[])
+}
+
+/// [`pamtester_service`] with PAM items set before `pam_authenticate` (`-I rhost=...`).
+pub fn pamtester_items(
+    services: &Path,
+    service: &str,
+    user: &str,
+    items: &[(&str, &str)],
+) -> std::process::Command {
     let mut c = std::process::Command::new("pamtester");
+    c.arg("-v");
+    for (item, value) in items {
+        c.arg("-I").arg(format!("{item}={value}"));
+    }
     // Keeps what the test runner preloads (nss_wrapper with the test accounts, tests/nss/run).
     let preload = match std::env::var("LD_PRELOAD") {
         Ok(p) if !p.is_empty() => format!("libpam_wrapper.so {p}"),
         _ => "libpam_wrapper.so".to_string(),
     };
-    c.args(["-v", service, user, "authenticate"])
+    c.args([service, user, "authenticate"])
         .env("LD_PRELOAD", preload)
         .env("PAM_WRAPPER", "1")
         .env("PAM_WRAPPER_SERVICE_DIR", services);
