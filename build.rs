@@ -21,5 +21,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(dir.join("libgcc_s.so"), "INPUT ( -lgcc_eh )\n")?;
         println!("cargo:rustc-link-search=native={}", dir.display());
     }
+    // Every symbol of the module must be defined at link time. This is what makes the shipped
+    // build (no std, panic = "abort") fail to link while any path to a panic is left in it: its
+    // panic handler calls a function that nothing defines (src/ffi.rs).
+    println!("cargo:rustc-cdylib-link-arg=-Wl,--no-undefined");
     Ok(())
 }

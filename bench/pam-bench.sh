@@ -27,8 +27,7 @@
 #   ROUNDS  runs of every row, in a shuffled order each round; the table shows the median run
 #           (default 3)
 #   SHARED  the shared folder with bench/pambench.c (default: ../shared next to the repository)
-#   MODULE  a pam_tessera.so to measure (default: this checkout, built with
-#           `cargo rustc --release --lib --crate-type cdylib`: the release profile with LTO)
+#   MODULE  a pam_tessera.so to measure (default: this checkout as it ships, `cargo module`)
 #   TESSERAD the daemon (default: this checkout's release build)
 #   WORKDIR where stores and secret files live (default: a new directory under /var/tmp, which
 #           is on disk: fsync costs what it costs in production; /tmp may be tmpfs)
@@ -74,10 +73,9 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 (cd "$ROOT" && cargo build --quiet -p tessera-engine --example bench_store)
 SETUP=$CARGO_TARGET_DIR/debug/examples/bench_store
 if [ -z "${MODULE:-}" ]; then
-    # The module as it should ship: the lib alone as a cdylib, so that the release profile's
-    # LTO applies (cargo drops LTO when it builds crate-type = ["cdylib", "rlib"] together).
-    (cd "$ROOT" && cargo rustc --quiet --release -p tessera --lib --crate-type cdylib)
-    MODULE=$CARGO_TARGET_DIR/release/libpam_tessera.so
+    # The module as it ships: the `module` profile (no std, no unwinding, LTO).
+    (cd "$ROOT" && cargo module --quiet)
+    MODULE=$CARGO_TARGET_DIR/module/libpam_tessera.so
 fi
 [ -f "$MODULE" ] || die "no module at $MODULE"
 if [ -z "${TESSERAD:-}" ]; then

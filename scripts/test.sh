@@ -8,6 +8,13 @@ export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets
+# The module as it ships (`cargo module`: no std, no unwinding; it links only without a path to
+# a panic) through real libpam again, and in the sshd/sudo/su tests below.
+cargo module --quiet
+TESSERA_MODULE=$PWD/target/module/libpam_tessera.so
+export TESSERA_MODULE
+cargo test --quiet --test pam_flows --test pam_failures --test pam_options --test daemon_link \
+  --test security --test exported_symbols --test sigchld
 # The README's other command must keep working: the demo, on a debug build.
 DEMO_PROFILE=debug scripts/demo.sh >/tmp/tessera-demo.log 2>&1 || { cat /tmp/tessera-demo.log; exit 1; }
 grep -c 'successfully authenticated' /tmp/tessera-demo.log | grep -qx 2 \

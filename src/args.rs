@@ -1,74 +1,108 @@
 //! Module arguments from the PAM line. An unknown argument is an error: a typo such as
-//! `nulok` must not silently change who gets in.
+//! `nulok` must not silently change who gets in. The values borrow libpam's argv strings.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use core::ffi::CStr;
 use tessera_proto::Flags;
 
 /// Where the daemon listens (systemd's socket unit in the package).
-pub const DEFAULT_SOCKET: &str = "/run/tessera/tessera.sock";
+pub const DEFAULT_SOCKET: &CStr = c"/run/tessera/tessera.sock";
 /// The daemon spawned for one login when no socket answers and the caller is root.
-pub const DEFAULT_DAEMON: &str = "/usr/sbin/tesserad";
+pub const DEFAULT_DAEMON: &CStr = c"/usr/sbin/tesserad";
 /// The longest wait for the daemon's next message, unless it announces a longer one.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_TIMEOUT_SECS: u32 = 30;
 
 #[derive(Debug, Clone)]
-pub struct ModuleArgs {
+pub struct ModuleArgs<'a> {
     /// `config=`: passed to a spawned daemon (the system daemon serves its own).
-    pub config: Option<PathBuf>,
-    pub socket: PathBuf,
-    pub daemon: PathBuf,
-    pub timeout: Duration,
+    pub config: Option<&'a CStr>,
+    pub socket: &'a CStr,
+    pub daemon: &'a CStr,
+    pub timeout_secs: u32,
     pub flags: Flags,
-    pub prompt: Option<String>,
+    pub prompt: Option<&'a str>,
 }
 
-impl Default for ModuleArgs {
+impl Default for ModuleArgs<'_> {
     fn default() -> Self {
         ModuleArgs {
             config: None,
-            socket: PathBuf::from(DEFAULT_SOCKET),
-            daemon: PathBuf::from(DEFAULT_DAEMON),
-            timeout: DEFAULT_TIMEOUT,
+            socket: DEFAULT_SOCKET,
+            daemon: DEFAULT_DAEMON,
+            timeout_secs: DEFAULT_TIMEOUT_SECS,
             flags: Flags::default(),
             prompt: None,
         }
     }
 }
 
-pub fn parse<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> Result<ModuleArgs, String> {
+/// Why the PAM line's arguments are refused; each names the argument as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgError<'a> {
+    NotUtf8(&'a [u8]),
+    Unknown(&'a str),
+    Timeout(&'a str),
+    BothFirstPass,
+}
+
+impl ArgError<'_> {
+    /// The log line, in pieces.
+    pub fn pieces(&self) -> [&[u8]; 3] {
+        match self {
+            ArgError::NotUtf8(a) => [b"module argument is not UTF-8: \"", a, b"\""],
+            ArgError::Unknown(a) => [b"unknown module argument \"", a.as_bytes(), b"\""],
+            ArgError::Timeout(a) => [b"timeout=\"", a.as_bytes(), b"\": 1 to 600 seconds"],
+            ArgError::BothFirstPass => [
+                b"use_first_pass and try_first_pass exclude each other",
+                b"",
+                b"",
+            ],
+        }
+    }
+}
+
+/// The value after `key=` in `arg`, still NUL-terminated.
+fn value<'a>(arg: &'a CStr, key: &str) -> Option<&'a CStr> {
+    let rest = arg.to_bytes_with_nul().strip_prefix(key.as_bytes())?;
+    CStr::from_bytes_with_nul(rest.strip_prefix(b"=")?).ok()
+}
+
+pub fn parse<'a>(args: impl IntoIterator<Item = &'a CStr>) -> Result<ModuleArgs<'a>, ArgError<'a>> {
     let mut out = ModuleArgs::default();
     for raw in args {
-        let arg = std::str::from_utf8(raw)
-            .map_err(|_| format!("module argument is not UTF-8: {}", raw.escape_ascii()))?;
-        let unknown = || format!("unknown module argument \"{}\"", arg.escape_debug());
+        let arg = raw
+            .to_str()
+            .map_err(|_| ArgError::NotUtf8(raw.to_bytes()))?;
+        let unknown = ArgError::Unknown(arg);
         match arg.split_once('=') {
             None => match arg {
                 "debug" => out.flags.debug = true,
                 "use_first_pass" => out.flags.use_first_pass = true,
                 "try_first_pass" => out.flags.try_first_pass = true,
                 "nullok" => out.flags.nullok = true,
-                _ => return Err(unknown()),
+                _ => return Err(unknown),
             },
-            Some(("config", path)) if !path.is_empty() => out.config = Some(PathBuf::from(path)),
-            Some(("socket", path)) if !path.is_empty() => out.socket = PathBuf::from(path),
-            Some(("daemon", path)) if path.starts_with('/') => out.daemon = PathBuf::from(path),
+            Some((key @ ("config" | "socket" | "daemon"), path)) => {
+                let v = value(raw, key).ok_or(unknown)?;
+                match key {
+                    "config" if !path.is_empty() => out.config = Some(v),
+                    "socket" if !path.is_empty() => out.socket = v,
+                    "daemon" if path.starts_with('/') => out.daemon = v,
+                    _ => return Err(unknown),
+                }
+            }
             Some(("timeout", secs)) => {
-                let s: u64 = secs
+                out.timeout_secs = secs
                     .parse()
                     .ok()
                     .filter(|s| (1..=600).contains(s) && secs.bytes().all(|b| b.is_ascii_digit()))
-                    .ok_or_else(|| {
-                        format!("timeout=\"{}\": 1 to 600 seconds", secs.escape_debug())
-                    })?;
-                out.timeout = Duration::from_secs(s);
+                    .ok_or(ArgError::Timeout(secs))?;
             }
-            Some(("prompt", text)) => out.prompt = Some(text.to_string()),
-            Some(_) => return Err(unknown()),
+            Some(("prompt", text)) => out.prompt = Some(text),
+            Some(_) => return Err(unknown),
         }
     }
     if out.flags.use_first_pass && out.flags.try_first_pass {
-        return Err("use_first_pass and try_first_pass exclude each other".into());
+        return Err(ArgError::BothFirstPass);
     }
     Ok(out)
 }
@@ -77,49 +111,60 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> Result<ModuleArgs,
 mod tests {
     use super::*;
 
-    fn p(a: &[&str]) -> Result<ModuleArgs, String> {
-        parse(a.iter().map(|s| s.as_bytes()))
+    fn p<'a>(a: &[&'a CStr]) -> Result<ModuleArgs<'a>, ArgError<'a>> {
+        parse(a.iter().copied())
     }
 
     #[test]
     fn known_arguments() {
         let a = p(&[
-            "config=/x.toml",
-            "debug",
-            "nullok",
-            "try_first_pass",
-            "prompt=Your PIN: ",
-            "socket=/run/t.sock",
-            "daemon=/opt/tesserad",
-            "timeout=5",
+            c"config=/x.toml",
+            c"debug",
+            c"nullok",
+            c"try_first_pass",
+            c"prompt=Your PIN: ",
+            c"socket=/run/t.sock",
+            c"daemon=/opt/tesserad",
+            c"timeout=5",
         ])
         .unwrap();
-        assert_eq!(a.config.unwrap(), PathBuf::from("/x.toml"));
+        assert_eq!(a.config.unwrap(), c"/x.toml");
         assert!(a.flags.debug && a.flags.nullok && a.flags.try_first_pass);
-        assert_eq!(a.prompt.as_deref(), Some("Your PIN: "));
-        assert_eq!(a.socket, PathBuf::from("/run/t.sock"));
-        assert_eq!(a.daemon, PathBuf::from("/opt/tesserad"));
-        assert_eq!(a.timeout, Duration::from_secs(5));
+        assert_eq!(a.prompt, Some("Your PIN: "));
+        assert_eq!(a.socket, c"/run/t.sock");
+        assert_eq!(a.daemon, c"/opt/tesserad");
+        assert_eq!(a.timeout_secs, 5);
         let d = p(&[]).unwrap();
-        assert_eq!(d.socket, PathBuf::from(DEFAULT_SOCKET));
-        assert_eq!(d.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(d.socket, DEFAULT_SOCKET);
+        assert_eq!(d.timeout_secs, DEFAULT_TIMEOUT_SECS);
     }
 
     #[test]
     fn unknown_arguments_are_refused() {
-        assert!(p(&["nulok"]).unwrap_err().contains("nulok"));
-        assert!(p(&["config="]).is_err());
-        assert!(p(&["colour=red"]).is_err());
-        assert!(p(&["use_first_pass", "try_first_pass"]).is_err());
-        assert!(p(&["daemon=tesserad"]).is_err(), "an absolute path only");
+        assert_eq!(p(&[c"nulok"]).unwrap_err(), ArgError::Unknown("nulok"));
+        assert!(p(&[c"config="]).is_err());
+        assert!(p(&[c"colour=red"]).is_err());
+        assert!(p(&[c"configx=/a"]).is_err());
+        assert_eq!(
+            p(&[c"use_first_pass", c"try_first_pass"]).unwrap_err(),
+            ArgError::BothFirstPass
+        );
+        assert!(p(&[c"daemon=tesserad"]).is_err(), "an absolute path only");
+        assert_eq!(
+            p(&[c"debug\xff"]).unwrap_err(),
+            ArgError::NotUtf8(b"debug\xff")
+        );
         for t in [
-            "timeout=0",
-            "timeout=601",
-            "timeout=+5",
-            "timeout=x",
-            "timeout=",
+            c"timeout=0",
+            c"timeout=601",
+            c"timeout=+5",
+            c"timeout=x",
+            c"timeout=",
         ] {
-            assert!(p(&[t]).is_err(), "{t}");
+            assert!(
+                matches!(p(&[t]).unwrap_err(), ArgError::Timeout(_)),
+                "{t:?}"
+            );
         }
     }
 }

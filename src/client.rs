@@ -5,53 +5,43 @@
 
 use crate::args::ModuleArgs;
 use crate::conv::PamConversation;
-use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use crate::ffi::{self, Buf, Child, Pam, Socket};
+use crate::LOG_ERR;
+use core::ffi::c_int;
 use tessera_proto::{
-    write_frame, FrameReader, Login, Reply, Request, Verdict, MAX_ANSWER, MAX_FIELD,
-    MAX_REPLY_FRAME,
+    answer_frame_len, body_len, write_answer, write_conversation_failed, LoginFields, ReplyView,
+    Verdict, CONV_FAILED_FRAME_LEN, MAX_ANSWER, MAX_REPLY_FRAME,
 };
-use zeroize::Zeroizing;
-
-/// syslog priorities of the module's own lines.
-pub const LOG_ERR: u8 = 3;
-
-/// A line for syslog: (priority, text).
-pub type LogFn<'a> = dyn FnMut(u8, &str) + 'a;
 
 /// Runs one login against the daemon.
 pub fn authenticate(
-    args: &ModuleArgs,
-    login: &Login,
-    conv: &mut PamConversation<'_>,
-    log: &mut LogFn<'_>,
+    pam: &Pam<'_>,
+    args: &ModuleArgs<'_>,
+    login: &LoginFields<'_>,
+    conv: &mut PamConversation<'_, '_>,
 ) -> Verdict {
-    let first = connect(args);
-    match first.and_then(|c| run(c, args, login, conv, log)) {
-        Ok(Ended::Verdict(v)) => v,
+    let Some(frame) = build_frame(login.frame_len(), |f| login.write(f)) else {
+        return unavailable(pam, args, Trouble::OutOfMemory);
+    };
+    let first = connect(args).and_then(|c| c.run(pam, args, &frame, conv));
+    let trouble = match first {
+        Ok(Ended::Verdict(v)) => return v,
         // The daemon takes no more logins. Root's are never refused for that: a root caller
         // (sshd, sudo, su, login) serves this one with a daemon of its own.
-        Ok(Ended::Busy) if crate::ffi::euid() == 0 => {
-            match spawn(args).and_then(|c| run(c, args, login, conv, log)) {
-                Ok(Ended::Verdict(v)) => v,
-                Ok(Ended::Busy) => unavailable(log, "tesserad --stdio said it was full".into()),
-                Err(why) => unavailable(log, format!("tesserad is full, and {why}")),
+        Ok(Ended::Busy) if ffi::euid() == 0 => {
+            match spawn(args)
+                .map_err(Trouble::BusyAndNoSpawn)
+                .and_then(|c| c.run(pam, args, &frame, conv))
+            {
+                Ok(Ended::Verdict(v)) => return v,
+                Ok(Ended::Busy) => Trouble::StdioBusy,
+                Err(t) => t,
             }
         }
-        Ok(Ended::Busy) => unavailable(
-            log,
-            "tesserad serves as many logins of this user (or of all users but root) as it \
-             takes; try again"
-                .into(),
-        ),
-        Err(why) => unavailable(log, why),
-    }
-}
-
-fn unavailable(log: &mut LogFn<'_>, why: String) -> Verdict {
-    log(LOG_ERR, &why);
-    Verdict::AuthinfoUnavail
+        Ok(Ended::Busy) => Trouble::Busy,
+        Err(t) => t,
+    };
+    unavailable(pam, args, trouble)
 }
 
 /// How a dialogue ended.
@@ -61,236 +51,241 @@ enum Ended {
     Busy,
 }
 
-/// One dialogue on a connection (the socket, or a child's socketpair), and the child's end.
-fn run(
-    (mut sock, child): (UnixStream, Option<Child>),
-    args: &ModuleArgs,
-    login: &Login,
-    conv: &mut PamConversation<'_>,
-    log: &mut LogFn<'_>,
-) -> Result<Ended, String> {
-    let ended = dialogue(&mut sock, args.timeout, login, conv, log)
-        .map_err(|why| format!("tesserad: {why}"));
-    drop(sock);
-    if let Some(child) = child {
-        reap(child, args.timeout);
+/// Why no verdict came: each is one log line, and PAM_AUTHINFO_UNAVAIL.
+enum Trouble {
+    /// No socket, and a caller that is not root may not start a daemon.
+    NoSocket(c_int),
+    /// No socket, and the daemon could not be started (errno of each).
+    NoSocketNoSpawn(c_int, c_int),
+    /// The daemon was full, and one of our own could not be started.
+    BusyAndNoSpawn(c_int),
+    Busy,
+    StdioBusy,
+    Dialogue(Broken),
+    OutOfMemory,
+}
+
+/// How a dialogue with a daemon broke.
+enum Broken {
+    SendLogin(c_int),
+    SendAnswer(c_int),
+    /// No frame within this many seconds.
+    Silent(u32),
+    Closed,
+    Recv(c_int),
+    TooLong(usize),
+    Garbage(&'static str),
+    BusyAfterPrompt,
+    Socket(c_int),
+}
+
+fn unavailable(pam: &Pam<'_>, args: &ModuleArgs<'_>, t: Trouble) -> Verdict {
+    let socket = args.socket.to_bytes();
+    let mut n = [0u8; 20];
+    match t {
+        Trouble::NoSocket(e) => pam.syslog(
+            LOG_ERR,
+            &[
+                b"no tesserad at ",
+                socket,
+                b" (",
+                ffi::strerror(e),
+                b"): start it (systemctl enable --now tesserad.socket); without it only root \
+                  callers can authenticate",
+            ],
+        ),
+        Trouble::NoSocketNoSpawn(c, s) => pam.syslog(
+            LOG_ERR,
+            &[
+                b"no tesserad at ",
+                socket,
+                b" (",
+                ffi::strerror(c),
+                b"), and ",
+                args.daemon.to_bytes(),
+                b" could not be started: ",
+                ffi::strerror(s),
+            ],
+        ),
+        Trouble::BusyAndNoSpawn(e) => pam.syslog(
+            LOG_ERR,
+            &[
+                b"tesserad is full, and ",
+                args.daemon.to_bytes(),
+                b" could not be started: ",
+                ffi::strerror(e),
+            ],
+        ),
+        Trouble::Busy => pam.syslog(
+            LOG_ERR,
+            &[
+                b"tesserad serves as many logins of this user (or of all users but root) as it \
+                takes; try again",
+            ],
+        ),
+        Trouble::StdioBusy => pam.syslog(LOG_ERR, &[b"tesserad --stdio said it was full"]),
+        Trouble::OutOfMemory => pam.syslog(LOG_ERR, &[b"out of memory"]),
+        Trouble::Dialogue(b) => {
+            let (what, detail): (&[u8], &[u8]) = match b {
+                Broken::SendLogin(e) => (b"sending the login: ", ffi::strerror(e)),
+                Broken::SendAnswer(e) => (b"sending an answer: ", ffi::strerror(e)),
+                Broken::Silent(secs) => (b"no answer within ", decimal(secs as usize, &mut n)),
+                Broken::Closed => (b"the connection closed before the verdict", b""),
+                Broken::Recv(e) | Broken::Socket(e) => (b"", ffi::strerror(e)),
+                Broken::TooLong(len) => (b"a frame of ", decimal(len, &mut n)),
+                Broken::Garbage(why) => (b"not a tessera message: ", why.as_bytes()),
+                Broken::BusyAfterPrompt => (b"a daemon that was busy after it had prompted", b""),
+            };
+            let mut m = [0u8; 20];
+            let unit: [&[u8]; 3] = match b {
+                Broken::Silent(_) => [b" s", b"", b""],
+                Broken::TooLong(_) => [b" bytes (at most ", decimal(MAX_REPLY_FRAME, &mut m), b")"],
+                _ => [b"", b"", b""],
+            };
+            let [u1, u2, u3] = unit;
+            pam.syslog(LOG_ERR, &[b"tesserad: ", what, detail, u1, u2, u3]);
+        }
     }
-    ended
+    Verdict::AuthinfoUnavail
+}
+
+/// `n` in decimal, written at the end of `buf`.
+fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        at -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.get(at..).unwrap_or_default()
+}
+
+/// A frame of `len` bytes, written by `write`.
+fn build_frame(len: usize, write: impl FnOnce(&mut Buf)) -> Option<Buf> {
+    let mut f = Buf::with_capacity(len)?;
+    write(&mut f);
+    Some(f)
+}
+
+/// A connection to a daemon: the socket, or a child's socketpair and the child.
+struct Connection {
+    sock: Socket,
+    child: Option<Child>,
+}
+
+impl Connection {
+    /// One dialogue, then the child's end.
+    fn run(
+        self,
+        pam: &Pam<'_>,
+        args: &ModuleArgs<'_>,
+        login: &Buf,
+        conv: &mut PamConversation<'_, '_>,
+    ) -> Result<Ended, Trouble> {
+        let ended = dialogue(&self.sock, pam, args.timeout_secs, login, conv);
+        drop(self.sock);
+        if let Some(child) = self.child {
+            child.reap(args.timeout_secs);
+        }
+        ended.map_err(Trouble::Dialogue)
+    }
 }
 
 /// The daemon's socket, or a child daemon for this login.
-fn connect(args: &ModuleArgs) -> Result<(UnixStream, Option<Child>), String> {
-    match UnixStream::connect(&args.socket) {
-        Ok(s) => Ok((s, None)),
-        Err(e) if crate::ffi::euid() == 0 => spawn(args).map_err(|s| {
-            format!(
-                "no tesserad at {} ({e}), and {} could not be started: {s}",
-                args.socket.display(),
-                args.daemon.display()
-            )
-        }),
-        Err(e) => Err(format!(
-            "no tesserad at {} ({e}): start it (systemctl enable --now tesserad.socket); \
-             without it only root callers can authenticate",
-            args.socket.display()
-        )),
+fn connect(args: &ModuleArgs<'_>) -> Result<Connection, Trouble> {
+    match Socket::connect(args.socket.to_bytes()) {
+        Ok(sock) => Ok(Connection { sock, child: None }),
+        Err(c) if ffi::euid() == 0 => spawn(args).map_err(|s| Trouble::NoSocketNoSpawn(c, s)),
+        Err(c) => Err(Trouble::NoSocket(c)),
     }
 }
 
-/// `tesserad --stdio` on one end of a socketpair, with an empty environment: nothing of the
-/// caller's reaches the engine. The child becomes the store's owner before it opens anything.
-fn spawn(args: &ModuleArgs) -> Result<(UnixStream, Option<Child>), String> {
-    let (ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
-    let theirs_out = theirs.try_clone().map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(&args.daemon);
-    cmd.arg("--stdio");
-    if let Some(c) = &args.config {
-        cmd.arg("--config").arg(c);
-    }
-    let child = cmd
-        .env_clear()
-        .current_dir("/")
-        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs_out)))
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    Ok((ours, Some(child)))
-}
-
-/// Waits for a spawned daemon to end (it does once the socket closes), killing it after
-/// `timeout`. A host that ignores SIGCHLD has reaped it already (ECHILD): nothing to do.
-fn reap(mut child: Child, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) | Err(_) => return,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return;
-            }
-        }
-    }
+/// `tesserad --stdio` on one end of a socketpair (see [`ffi::spawn`]).
+fn spawn(args: &ModuleArgs<'_>) -> Result<Connection, c_int> {
+    let (ours, theirs) = Socket::pair()?;
+    let child = ffi::spawn(args.daemon, args.config, theirs)?;
+    Ok(Connection {
+        sock: ours,
+        child: Some(child),
+    })
 }
 
 /// The dialogue: the daemon leads, the module asks the conversation and answers.
 fn dialogue(
-    sock: &mut UnixStream,
-    timeout: Duration,
-    login: &Login,
-    conv: &mut PamConversation<'_>,
-    log: &mut LogFn<'_>,
-) -> Result<Ended, String> {
-    let _ = sock.set_write_timeout(Some(timeout));
+    sock: &Socket,
+    pam: &Pam<'_>,
+    timeout: u32,
+    login: &Buf,
+    conv: &mut PamConversation<'_, '_>,
+) -> Result<Ended, Broken> {
+    let _ = sock.set_timeout(true, timeout);
     // A full daemon may have closed before the login was written: what it said first (Busy)
     // is read before a failed write is reported.
-    let unsent = write_frame(
-        &mut NoSigPipe(sock),
-        &Request::Authenticate(login.clone()).encode(),
-    )
-    .err()
-    .map(|e| format!("sending the login: {e}"));
+    let unsent = sock.send_all(login.as_slice()).err();
+    let mut frame = Buf::with_capacity(MAX_REPLY_FRAME).ok_or(Broken::Recv(libc::ENOMEM))?;
     let mut wait = timeout;
-    let mut timeout_set = None;
-    let mut frames = FrameReader::new(MAX_REPLY_FRAME);
+    let mut wait_set = None;
     let mut prompted = false;
     loop {
-        if timeout_set != Some(wait) {
-            sock.set_read_timeout(Some(wait))
-                .map_err(|e| e.to_string())?;
-            timeout_set = Some(wait);
+        if wait_set != Some(wait) {
+            sock.set_timeout(false, wait).map_err(Broken::Socket)?;
+            wait_set = Some(wait);
         }
-        let body = match frames.read(sock) {
-            Ok(b) => b,
-            Err(e) => return Err(unsent.unwrap_or_else(|| read_failed(e, wait))),
-        };
+        if let Err(e) = read_frame(sock, &mut frame, wait) {
+            return Err(unsent.map_or(e, Broken::SendLogin));
+        }
         wait = timeout;
-        let reply = Reply::decode(&body).map_err(|e| e.to_string())?;
-        if let (Some(why), false) = (&unsent, reply == Reply::Busy) {
-            return Err(why.clone());
+        let reply = ReplyView::decode(frame.as_slice()).map_err(|g| Broken::Garbage(g.0))?;
+        if let (Some(e), false) = (unsent, reply == ReplyView::Busy) {
+            return Err(Broken::SendLogin(e));
         }
         match reply {
-            Reply::Busy if !prompted => return Ok(Ended::Busy),
-            Reply::Busy => return Err("a daemon that was busy after it had prompted".into()),
-            Reply::Prompt { echo, text } => {
+            ReplyView::Busy if !prompted => return Ok(Ended::Busy),
+            ReplyView::Busy => return Err(Broken::BusyAfterPrompt),
+            ReplyView::Prompt { echo, text } => {
                 prompted = true;
-                let answer = match conv.prompt(&text, echo) {
-                    Ok(Some(mut a)) => {
-                        // The engine refuses passes over 1 KiB anyway; this bounds the frame.
-                        a.truncate(MAX_ANSWER);
-                        Request::Answer(Some(a))
-                    }
-                    Ok(None) => Request::Answer(None),
-                    Err(code) => Request::ConversationFailed(code),
+                let answer = match conv.prompt(text, echo, |a| {
+                    // The engine refuses passes over 1 KiB anyway; this bounds the frame.
+                    let a = a.map(|a| a.get(..MAX_ANSWER).unwrap_or(a));
+                    frame_of_answer(a)
+                }) {
+                    Ok(f) => f,
+                    Err(code) => build_frame(CONV_FAILED_FRAME_LEN, |f| {
+                        write_conversation_failed(code, f)
+                    }),
                 };
-                write_frame(&mut NoSigPipe(sock), &answer.encode())
-                    .map_err(|e| format!("sending an answer: {e}"))?;
+                let answer = answer.ok_or(Broken::SendAnswer(libc::ENOMEM))?;
+                sock.send_all(answer.as_slice())
+                    .map_err(Broken::SendAnswer)?;
             }
-            Reply::Info(t) => conv.info(&t),
-            Reply::Error(t) => conv.error(&t),
-            Reply::Wait(s) => wait = timeout.max(Duration::from_secs(u64::from(s))),
-            Reply::Log { priority, line } => log(priority, &line),
-            Reply::Verdict(v) => return Ok(Ended::Verdict(v)),
+            ReplyView::Info(t) => conv.info(t),
+            ReplyView::Error(t) => conv.error(t),
+            ReplyView::Wait(s) => wait = timeout.max(s),
+            ReplyView::Log { priority, line } => pam.syslog(priority, &[line.as_bytes()]),
+            ReplyView::Verdict(v) => return Ok(Ended::Verdict(v)),
         }
     }
 }
 
-/// What a failed read of the daemon's next frame says.
-fn read_failed(e: tessera_proto::ProtoError, wait: Duration) -> String {
-    match e {
-        tessera_proto::ProtoError::Io(io)
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
-            format!("no answer within {} s", wait.as_secs())
-        }
-        other => other.to_string(),
-    }
+fn frame_of_answer(a: Option<&[u8]>) -> Option<Buf> {
+    build_frame(answer_frame_len(a), |f| write_answer(a, f))
 }
 
-/// Writes to the socket without SIGPIPE: a daemon that closed its end must give an error
-/// here, not a signal that ends the calling service (sshd, a screen locker) unless it
-/// happens to ignore it.
-struct NoSigPipe<'s>(&'s UnixStream);
-
-impl std::io::Write for NoSigPipe<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        crate::ffi::send_nosignal(self.0, buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// `s` cut to `max` bytes.
-fn capped(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
-    s
-}
-
-/// The user name as sent: a name longer than any account's is cut, and marked with a newline
-/// so that what is left can't be another account's name (the daemon treats a name with a
-/// control character as an unknown user, prompted and refused like any).
-fn user_field(mut user: Vec<u8>) -> Vec<u8> {
-    if user.len() > MAX_FIELD {
-        user.truncate(MAX_FIELD - 1);
-        user.push(b'\n');
-    }
-    user
-}
-
-/// The PAM items the daemon is told of, as the application set them ("" when it set none).
-pub struct Items {
-    pub service: String,
-    pub rhost: String,
-    pub tty: String,
-    pub ruser: String,
-}
-
-/// The login as the daemon needs it.
-pub fn login(
-    args: &ModuleArgs,
-    items: Items,
-    user: Vec<u8>,
-    authtok: Option<Zeroizing<Vec<u8>>>,
-    silent: bool,
-) -> Login {
-    let Items {
-        service,
-        rhost,
-        tty,
-        ruser,
-    } = items;
-    let mut flags = args.flags.clone();
-    flags.silent = silent;
-    // Every field is bounded, so that the login fits the daemon's first frame whatever the
-    // application set (a 10 MB PAM_RHOST must not make the daemon refuse the login unread).
-    Login {
-        version: tessera_proto::VERSION,
-        service: capped(service, MAX_FIELD),
-        rhost: capped(rhost, MAX_FIELD),
-        user: user_field(user),
-        authtok: authtok.map(|mut t| {
-            t.truncate(MAX_ANSWER);
-            t
-        }),
-        flags,
-        tty: capped(tty, MAX_FIELD),
-        ruser: capped(ruser, MAX_FIELD),
-        prompt: args.prompt.clone().map(|p| capped(p, MAX_FIELD)),
-        config: args
-            .config
-            .as_ref()
-            .map(|p| capped(p.to_string_lossy().into_owned(), MAX_FIELD)),
-    }
+/// Reads the next frame's body into `frame` (its length checked before the body is read).
+fn read_frame(sock: &Socket, frame: &mut Buf, wait: u32) -> Result<(), Broken> {
+    let recv = |frame: &mut Buf, len: usize| match frame.recv_exact(sock, len) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Broken::Closed),
+        Err(libc::EAGAIN) => Err(Broken::Silent(wait)),
+        Err(e) => Err(Broken::Recv(e)),
+    };
+    frame.clear();
+    recv(frame, 4)?;
+    let prefix = <[u8; 4]>::try_from(frame.as_slice()).map_err(|_| Broken::Closed)?;
+    let len = body_len(prefix, MAX_REPLY_FRAME).map_err(Broken::TooLong)?;
+    frame.clear();
+    recv(frame, len)
 }

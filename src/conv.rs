@@ -1,56 +1,53 @@
-//! The PAM conversation: one message per call, NULL answers and error returns become values,
-//! answers are copied into zeroizing buffers.
+//! The PAM conversation: one message per call; NULL answers and error returns become values,
+//! and an answer goes straight from libpam's copy (wiped and freed at once) into the frame
+//! that carries it.
 
-use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_TEXT_INFO};
-use pam::conv::Conv;
-use tessera_proto::Secret;
+use crate::ffi::Pam;
+use core::ffi::c_int;
 
-/// libpam's code when there is no conversation at all.
-const PAM_CONV_ERR: i32 = 19;
+const PAM_PROMPT_ECHO_OFF: c_int = 1;
+const PAM_PROMPT_ECHO_ON: c_int = 2;
+const PAM_ERROR_MSG: c_int = 3;
+const PAM_TEXT_INFO: c_int = 4;
 
-pub struct PamConversation<'a> {
-    conv: Option<Conv<'a>>,
+pub struct PamConversation<'p, 'h> {
+    pam: &'p Pam<'h>,
     /// PAM_SILENT: informational messages are not shown.
     silent: bool,
 }
 
-impl<'a> PamConversation<'a> {
-    pub fn new(conv: Option<Conv<'a>>, silent: bool) -> Self {
-        PamConversation { conv, silent }
+impl<'p, 'h> PamConversation<'p, 'h> {
+    pub fn new(pam: &'p Pam<'h>, silent: bool) -> Self {
+        PamConversation { pam, silent }
     }
 
-    /// Sends one message; `Err` is libpam's code (the application's conversation failed, or
-    /// there is none).
-    fn send(&mut self, style: i32, text: &str) -> Result<Option<Secret>, i32> {
-        let conv = self.conv.as_ref().ok_or(PAM_CONV_ERR)?;
-        match conv.send(style, text) {
-            Ok(Some(answer)) => Ok(Some(zeroize::Zeroizing::new(answer.as_bytes().to_vec()))),
-            Ok(None) => Ok(None),
-            Err(code) => Err(code as i32),
-        }
-    }
-
-    /// Asks the user; `Ok(None)` is a NULL answer.
-    pub fn prompt(&mut self, text: &str, echo: bool) -> Result<Option<Secret>, i32> {
+    /// Asks the user; `answer` gets the reply (`None`: a NULL answer) and makes what is sent.
+    /// `Err` is libpam's code (the application's conversation failed, or there is none).
+    pub fn prompt<R>(
+        &mut self,
+        text: &str,
+        echo: bool,
+        answer: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, c_int> {
         let style = if echo {
             PAM_PROMPT_ECHO_ON
         } else {
             PAM_PROMPT_ECHO_OFF
         };
-        self.send(style, text)
+        self.pam.converse(style, text.as_bytes(), answer)
     }
 
     /// A line of information; not shown under PAM_SILENT, and a failure to show it ends nothing.
     pub fn info(&mut self, text: &str) {
         if !self.silent {
-            let _ = self.send(PAM_TEXT_INFO, text);
+            let _ = self.pam.converse(PAM_TEXT_INFO, text.as_bytes(), |_| ());
         }
     }
 
     /// An error line; as [`PamConversation::info`].
     pub fn error(&mut self, text: &str) {
         if !self.silent {
-            let _ = self.send(PAM_ERROR_MSG, text);
+            let _ = self.pam.converse(PAM_ERROR_MSG, text.as_bytes(), |_| ());
         }
     }
 }

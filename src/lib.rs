@@ -2,113 +2,120 @@
 //! module arguments, carries the conversation between libpam and the daemon, logs what the
 //! daemon says, and returns its verdict. No decision is taken here, and nothing of the engine
 //! (SQLite, TLS, Argon2, TOML) is linked in.
+//!
+//! sshd, sudo and su load the module for every login, so what it costs to map counts. The
+//! shipped build (`cargo module`, the `module` profile: panic = "abort") is `no_std`, links only
+//! core, libc and libpam, and is small for that. No panic may cross into the caller: in that
+//! build the panic handler calls a function that exists nowhere, so the module links only if
+//! the optimiser removed every path to a panic (nothing here indexes, unwraps or allocates
+//! through Rust's allocator). Builds that unwind (the tests' debug build) have std and catch
+//! any panic at the hooks instead, as PAM_ABORT.
+#![cfg_attr(panic = "abort", no_std)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     clippy::todo,
-    clippy::unimplemented
+    clippy::unimplemented,
+    clippy::indexing_slicing
 )]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod args;
 mod client;
 mod conv;
 mod ffi;
+mod login;
 
-use pam::constants::{PamFlag, PamResultCode, PAM_SILENT};
-use pam::items::{AuthTok, RHost, RUser, Service, Tty, User};
-use pam::module::{PamHandle, PamHooks};
-use std::ffi::CStr;
-use tessera_proto::Verdict;
+use core::ffi::{c_int, CStr};
+use ffi::{Item, Pam};
+use tessera_proto::{LoginFields, Verdict, MAX_ANSWER, MAX_FIELD, VERSION};
 
-pub use conv::PamConversation;
+/// syslog priorities of the module's own lines.
+pub const LOG_ERR: u8 = 3;
 
-pub struct TesseraPam;
-pam::pam_hooks!(TesseraPam);
-
-impl PamHooks for TesseraPam {
-    fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
-        let args = match args::parse(args.iter().map(|a| a.to_bytes())) {
-            Ok(a) => a,
-            Err(e) => {
-                ffi::syslog(pamh, i32::from(client::LOG_ERR), &format!("refusing: {e}"));
-                return PamResultCode::PAM_AUTHINFO_UNAVAIL;
-            }
-        };
-        let user = match user_name(pamh) {
-            Ok(u) => u,
-            Err(code) => {
-                ffi::syslog(
-                    pamh,
-                    i32::from(client::LOG_ERR),
-                    "could not get the user name",
-                );
-                return code;
-            }
-        };
-        let authtok = pamh.get_item::<AuthTok>().ok().flatten().map(|t| {
-            let b = t.as_bytes();
-            // An earlier module's pass over the protocol's cap is cut (the engine refuses
-            // passes over 1 KiB anyway), before it is copied.
-            zeroize::Zeroizing::new(b[..b.len().min(tessera_proto::MAX_ANSWER)].to_vec())
-        });
-        let items = client::Items {
-            service: item_string::<Service>(pamh),
-            rhost: item_string::<RHost>(pamh),
-            tty: item_string::<Tty>(pamh),
-            ruser: item_string::<RUser>(pamh),
-        };
-        let login = client::login(&args, items, user, authtok, flags & PAM_SILENT != 0);
-        let mut lines: Vec<(u8, String)> = Vec::new();
-        let verdict = {
-            let conv = pamh.get_item::<pam::conv::Conv>().ok().flatten();
-            let mut conv = PamConversation::new(conv, flags & PAM_SILENT != 0);
-            let mut log = |prio: u8, line: &str| lines.push((prio, line.to_string()));
-            client::authenticate(&args, &login, &mut conv, &mut log)
-        };
-        for (prio, line) in &lines {
-            ffi::syslog(pamh, i32::from(*prio), line);
+/// One `pam_authenticate`: the arguments, the items, then the dialogue with the daemon.
+fn authenticate<'h>(pam: &Pam<'h>, argv: impl Iterator<Item = &'h CStr>, flags: c_int) -> c_int {
+    let args = match args::parse(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            let [a, b, c] = e.pieces();
+            pam.syslog(LOG_ERR, &[b"refusing: ", a, b, c]);
+            return ffi::PAM_AUTHINFO_UNAVAIL;
         }
-        pam_code(verdict)
-    }
-
-    fn sm_setcred(_: &mut PamHandle, _: Vec<&CStr>, _: PamFlag) -> PamResultCode {
-        PamResultCode::PAM_SUCCESS
-    }
-
-    fn acct_mgmt(_: &mut PamHandle, _: Vec<&CStr>, _: PamFlag) -> PamResultCode {
-        PamResultCode::PAM_SUCCESS
-    }
+    };
+    let user = match pam.user() {
+        Ok(u) => u,
+        Err(code) => {
+            pam.syslog(LOG_ERR, &[b"could not get the user name"]);
+            return code;
+        }
+    };
+    let silent = flags & ffi::PAM_SILENT != 0;
+    let mut cut = [0u8; MAX_FIELD];
+    let (Some(service), Some(rhost), Some(tty), Some(ruser)) = (
+        login::Text::new(pam.item(Item::Service)),
+        login::Text::new(pam.item(Item::RHost)),
+        login::Text::new(pam.item(Item::Tty)),
+        login::Text::new(pam.item(Item::RUser)),
+    ) else {
+        pam.syslog(LOG_ERR, &[b"out of memory"]);
+        return ffi::PAM_BUF_ERR;
+    };
+    let mut login_flags = args.flags.clone();
+    login_flags.silent = silent;
+    let login = LoginFields {
+        version: VERSION,
+        service: service.as_str(),
+        rhost: rhost.as_str(),
+        user: login::user_field(user, &mut cut),
+        // An earlier module's pass over the protocol's cap is cut (the engine refuses passes
+        // over 1 KiB anyway).
+        authtok: pam
+            .item(Item::AuthTok)
+            .map(|t| t.get(..MAX_ANSWER).unwrap_or(t)),
+        flags: &login_flags,
+        prompt: args.prompt.map(|p| login::capped(p, MAX_FIELD)),
+        config: args
+            .config
+            .and_then(|c| c.to_str().ok())
+            .map(|c| login::capped(c, MAX_FIELD)),
+        tty: tty.as_str(),
+        ruser: ruser.as_str(),
+    };
+    let mut conv = conv::PamConversation::new(pam, silent);
+    pam_code(client::authenticate(pam, &args, &login, &mut conv))
 }
 
 /// The one place where verdicts become PAM return codes.
-pub fn pam_code(v: Verdict) -> PamResultCode {
+fn pam_code(v: Verdict) -> c_int {
     match v {
-        Verdict::Success => PamResultCode::PAM_SUCCESS,
-        Verdict::AuthErr => PamResultCode::PAM_AUTH_ERR,
-        Verdict::MaxTries => PamResultCode::PAM_MAXTRIES,
-        Verdict::AuthinfoUnavail => PamResultCode::PAM_AUTHINFO_UNAVAIL,
-        Verdict::Ignore => PamResultCode::PAM_IGNORE,
-        Verdict::ConvErr => PamResultCode::PAM_CONV_ERR,
+        Verdict::Success => ffi::PAM_SUCCESS,
+        Verdict::AuthErr => ffi::PAM_AUTH_ERR,
+        Verdict::MaxTries => ffi::PAM_MAXTRIES,
+        Verdict::AuthinfoUnavail => ffi::PAM_AUTHINFO_UNAVAIL,
+        Verdict::Ignore => ffi::PAM_IGNORE,
+        Verdict::ConvErr => ffi::PAM_CONV_ERR,
     }
 }
 
-/// The user name as raw bytes (the daemon treats bytes that are not UTF-8 as an unknown user),
-/// asked through the conversation when the application gave none.
-fn user_name(pamh: &mut PamHandle) -> Result<Vec<u8>, PamResultCode> {
-    if let Ok(Some(u)) = pamh.get_item::<User>() {
-        return Ok(u.to_bytes().to_vec());
-    }
-    ffi::user_bytes(pamh)
-        .map_err(|code| PamResultCode::try_from(code).unwrap_or(PamResultCode::PAM_SYSTEM_ERR))
+/// Runs a hook's body. With unwinding (debug and test builds) a panic becomes PAM_ABORT here
+/// instead of unwinding into libpam's caller.
+#[cfg(panic = "unwind")]
+fn guard(body: impl FnOnce() -> c_int) -> c_int {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(ffi::PAM_ABORT)
 }
 
-fn item_string<'a, T: pam::items::Item<'a> + std::ops::Deref<Target = &'a CStr>>(
-    pamh: &'a PamHandle,
-) -> String {
-    match pamh.get_item::<T>() {
-        Ok(Some(v)) => String::from_utf8_lossy(v.to_bytes()).into_owned(),
-        _ => String::new(),
-    }
+/// Runs a hook's body. Without unwinding there is no panic to catch: see the handler below.
+#[cfg(not(panic = "unwind"))]
+fn guard(body: impl FnOnce() -> c_int) -> c_int {
+    body()
 }

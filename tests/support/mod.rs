@@ -54,10 +54,14 @@ pub const KEY20: &[u8] = b"12345678901234567890";
 pub const KEY32: &[u8] = b"12345678901234567890123456789012";
 pub const KEY64: &[u8] = b"1234567890123456789012345678901234567890123456789012345678901234";
 
-/// The module under test: the cdylib that `cargo test` built next to this test executable
-/// (`target/debug/deps/`; `cargo build` also copies it to `target/debug/`, but `cargo test`
-/// does not refresh that copy, so the one in `deps` comes first).
+/// The module under test: `$TESSERA_MODULE` (scripts/test.sh runs the libpam tests again on
+/// the shipped build, `cargo module`), else the cdylib that `cargo test` built next to this test
+/// executable (`target/debug/deps/`; `cargo build` also copies it to `target/debug/`, but
+/// `cargo test` does not refresh that copy, so the one in `deps` comes first).
 pub fn module_path() -> PathBuf {
+    if let Some(m) = std::env::var_os("TESSERA_MODULE") {
+        return PathBuf::from(m);
+    }
     let exe = std::env::current_exe().expect("test executable path");
     let deps = exe.parent().expect("deps dir");
     let candidates = [

@@ -6,8 +6,9 @@
 //! a vector that grew would leave the bytes it held (an answer, a pass) in a freed allocation
 //! that nobody wipes. A peer can't make it allocate more than that, whatever it sends.
 
-use crate::{ProtoError, Secret};
+use crate::{body_len, ProtoError, Secret};
 use std::io::Read;
+use std::vec::Vec;
 use zeroize::{Zeroize, Zeroizing};
 
 /// How much one read asks for at most (answers are short; a longer frame is read on in more
@@ -62,13 +63,8 @@ impl FrameReader {
         let Some(len) = unread.get(..4) else {
             return Ok(None);
         };
-        let n = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        if n > self.max {
-            return Err(ProtoError::TooLong {
-                len: n,
-                max: self.max,
-            });
-        }
+        let n = body_len([len[0], len[1], len[2], len[3]], self.max)
+            .map_err(|len| ProtoError::TooLong { len, max: self.max })?;
         let Some(body) = unread.get(4..4 + n) else {
             return Ok(None);
         };
@@ -134,6 +130,7 @@ impl Drop for FrameReader {
 mod tests {
     use super::*;
     use crate::{read_frame, Reply, Request, Verdict, MAX_ANSWER, MAX_FRAME};
+    use std::vec;
 
     /// A reader that gives at most `step` bytes per read.
     struct Trickle<'a> {
