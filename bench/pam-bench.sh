@@ -116,6 +116,7 @@ cc -O2 -Wall -o "$W/pambench" "$SHARED/bench/pambench.c" -lpam
 # PAM services, loaded with pam_start_confdir from $W/pam.d.
 mkdir -p "$W/pam.d" "$W/state"
 echo "auth required pam_deny.so" > "$W/pam.d/other"
+echo "auth required pam_permit.so" > "$W/pam.d/permit"
 echo "auth required $SECDIR/pam_google_authenticator.so secret=$W/state/ga user=$BENCH_USER no_increment_hotp noskewadj" \
     > "$W/pam.d/ga"
 echo "auth required $SECDIR/pam_oath.so usersfile=$W/state/oath window=10" > "$W/pam.d/oath"
@@ -184,20 +185,27 @@ reset_state() {
     esac
 }
 
-# case name | service | logins (per process) | processes | expected | answers...
+# case name | service | logins (per process) | processes | handle | expected | answers...
+# handle: "fresh" (pam_start + pam_authenticate + pam_end per login: libpam loads the module
+# each time, as sshd and sudo do) or "reuse" (one handle, pam_authenticate alone): the
+# difference is what loading the module costs.
 CASES=(
-    "google-authenticator accept|ga|$N|1|success|-F $W/codes1 -a @"
-    "google-authenticator reject|ga|$N|1|fail|-a $WRONG"
-    "pam_oath accept|oath|$N|1|success|-F $W/codes0 -a @"
-    "pam_oath reject|oath|$N|1|fail|-a $WRONG"
-    "tessera OTP-only accept|tessera-otp|$N|1|success|-F $W/codes0 -a @"
-    "tessera OTP-only reject|tessera-otp|$N|1|fail|-a $WRONG"
-    "tessera OTP-only accept, 1,000,000 tokens|tessera-big|$N|1|success|-F $W/codes0 -a @"
-    "tessera OTP-only accept, $PROCS processes|tessera-par|$((N / PROCS))|$PROCS|success|-F $W/codes0 -a @"
-    "tessera OTP-only accept, spawned (no daemon)|tessera-spawn|$N_SPAWN|1|success|-F $W/codes0 -a @"
-    "tessera PIN+OTP accept|tessera-pin|$N_PIN|1|success|-F $W/codes-pin -a @"
-    "tessera PIN+OTP reject (right PIN, wrong OTP)|tessera-pin|$N_PIN|1|fail|-a $PIN$WRONG"
-    "tessera PIN+OTP reject (wrong PIN)|tessera-pin|$N_PIN|1|fail|-a 9999$WRONG"
+    "pam_permit|permit|$N|1|fresh|success|-a x"
+    "pam_permit, reused handle|permit|$N|1|reuse|success|-a x"
+    "google-authenticator accept|ga|$N|1|fresh|success|-F $W/codes1 -a @"
+    "google-authenticator reject|ga|$N|1|fresh|fail|-a $WRONG"
+    "google-authenticator reject, reused handle|ga|$N|1|reuse|fail|-a $WRONG"
+    "pam_oath accept|oath|$N|1|fresh|success|-F $W/codes0 -a @"
+    "pam_oath reject|oath|$N|1|fresh|fail|-a $WRONG"
+    "tessera OTP-only accept|tessera-otp|$N|1|fresh|success|-F $W/codes0 -a @"
+    "tessera OTP-only reject|tessera-otp|$N|1|fresh|fail|-a $WRONG"
+    "tessera OTP-only reject, reused handle|tessera-otp|$N|1|reuse|fail|-a $WRONG"
+    "tessera OTP-only accept, 1,000,000 tokens|tessera-big|$N|1|fresh|success|-F $W/codes0 -a @"
+    "tessera OTP-only accept, $PROCS processes|tessera-par|$((N / PROCS))|$PROCS|fresh|success|-F $W/codes0 -a @"
+    "tessera OTP-only accept, spawned (no daemon)|tessera-spawn|$N_SPAWN|1|fresh|success|-F $W/codes0 -a @"
+    "tessera PIN+OTP accept|tessera-pin|$N_PIN|1|fresh|success|-F $W/codes-pin -a @"
+    "tessera PIN+OTP reject (right PIN, wrong OTP)|tessera-pin|$N_PIN|1|fresh|fail|-a $PIN$WRONG"
+    "tessera PIN+OTP reject (wrong PIN)|tessera-pin|$N_PIN|1|fresh|fail|-a 9999$WRONG"
 )
 
 results=$W/results.txt
@@ -206,13 +214,13 @@ echo "module: $MODULE"
 echo "N=$N N_PIN=$N_PIN ROUNDS=$ROUNDS workdir=$W ($(df -T "$W" | awk 'NR==2{print $2}'))"
 for round in $(seq "$ROUNDS"); do
     while IFS= read -r i; do
-        IFS='|' read -r name svc n procs expect args <<< "${CASES[$i]}"
+        IFS='|' read -r name svc n procs mode expect args <<< "${CASES[$i]}"
         reset_state "$svc"
         user=$BENCH_USER
         [ "$procs" -gt 1 ] && user="bench%d"
         # shellcheck disable=SC2086 # args holds several options on purpose
         line=$("$W/pambench" -c "$W/pam.d" -s "$svc" -u "$user" -n "$n" -P "$procs" -w $WARMUP \
-            -m fresh -e "$expect" $args) || die "$name: unexpected results: $line"
+            -m "$mode" -e "$expect" $args) || die "$name: unexpected results: $line"
         echo "$name|$line" >> "$results"
         printf 'round %s  %-48s %s\n' "$round" "$name" "$(sed 's/.*auths_per_s=\([^ ]*\).*p50_us=\([^ ]*\).*/\1 auths\/s, p50 \2 µs/' <<< "$line")"
     done < <(seq 0 $((${#CASES[@]} - 1)) | shuf)
@@ -236,6 +244,19 @@ for case in sys.argv[2:]:
     r = runs[len(runs) // 2]
     print(f"| {name} | {r['total']} | {float(r['auths_per_s']):,.0f} | {float(r['p50_us']):,.0f} "
           f"| {float(r['p90_us']):,.0f} | {float(r['p99_us']):,.0f} |")
+# What loading the module costs per login: fresh handle minus reused handle (p50s of the
+# median runs), for the reject path.
+p50 = {name: float(sorted(runs, key=lambda r: float(r["auths_per_s"]))[len(runs) // 2]["p50_us"])
+       for name, runs in rows.items()}
+print()
+print("| module (reject path) | fresh handle p50 µs | reused handle p50 µs | load (fresh − reused) µs |")
+print("|---|---:|---:|---:|")
+for fresh, label in [("pam_permit", "pam_permit"),
+                     ("google-authenticator reject", "google-authenticator"),
+                     ("tessera OTP-only reject", "tessera")]:
+    reused = ("pam_permit" if fresh == "pam_permit" else fresh) + ", reused handle"
+    if fresh in p50 and reused in p50:
+        print(f"| {label} | {p50[fresh]:,.0f} | {p50[reused]:,.0f} | {p50[fresh] - p50[reused]:,.0f} |")
 EOF
 
 REMOTE=${REMOTE:-$([ -f "$SHARED/peers/privacyidea/start-privacyidea.sh" ] && echo 1 || echo 0)}

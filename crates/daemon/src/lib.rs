@@ -19,8 +19,8 @@
     clippy::unimplemented
 )]
 
+pub mod acceptors;
 pub mod capacity;
 pub mod refusals;
 pub mod server;
 pub mod session;
-pub mod workers;

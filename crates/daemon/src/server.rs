@@ -1,10 +1,9 @@
-//! The socket server (a kept thread per connection, the config swapped on SIGHUP) and the one-login
+//! The socket server (kept threads that each accept and serve, the config swapped on SIGHUP) and the one-login
 //! `--stdio` mode.
 
-use crate::capacity::{Capacity, Full};
+use crate::capacity::{Capacity, Full, Slot};
 use crate::refusals::Refusals;
 use crate::session::{self, Caller, Channel, WRITE_TIMEOUT};
-use crate::workers::Workers;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -74,46 +73,39 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
         }
     };
     let capacity = Arc::new(Capacity::default());
-    let refusals = Arc::new(Refusals::default());
-    let workers = Workers::new();
-    for conn in listener.incoming() {
-        let Ok(mut stream) = conn else { continue };
-        // Who asks is known before anything is read or any thread is taken: a place is
-        // counted against the caller's uid (see `capacity`).
-        let Ok(uid) = tessera_engine::sys::peer_uid(&stream) else {
-            continue;
-        };
-        let slot = match capacity.take(uid) {
-            Ok(slot) => slot,
+    let refusals = Refusals::default();
+    // Who asks is known before anything is read: a place is counted against the caller's uid
+    // (see `capacity`), and a caller without one is refused at once.
+    let admit = move |mut stream: UnixStream| {
+        let uid = tessera_engine::sys::peer_uid(&stream).ok()?;
+        match capacity.take(uid) {
+            Ok(slot) => Some((stream, uid, slot)),
             Err(full) => {
                 refuse_full(&mut stream, full);
-                continue;
+                None
             }
-        };
+        }
+    };
+    // The slot is given back when the login ends, however it ends (a panic too).
+    let serve = move |(mut stream, uid, _slot): (UnixStream, u32, Slot)| {
         let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
         let generation = current
             .read()
             .map(|c| c.clone())
             .unwrap_or_else(|p| p.into_inner().clone());
-        let refusals = Arc::clone(&refusals);
-        workers.run(move || {
-            // Given back when this job ends, however it ends (a panic too).
-            let _slot = slot;
-            // A root caller's PAM line may name its own config (per-service prompts,
-            // realms, otppin), as the in-process module allowed; root can read any config
-            // anyway. Any other caller gets the daemon's.
-            let caller = Caller {
-                uid,
-                may_choose_config: uid == 0,
-            };
-            let cfg = borrowed(&generation.config);
-            if let Err(e) = session::serve(&mut stream, &caller, cfg, &*generation.host, &refusals)
-            {
-                eprintln!("tesserad: a session of uid {uid} ended early: {e}");
-            }
-        });
-    }
-    Ok(())
+        // A root caller's PAM line may name its own config (per-service prompts, realms,
+        // otppin), as the in-process module allowed; root can read any config anyway. Any
+        // other caller gets the daemon's.
+        let caller = Caller {
+            uid,
+            may_choose_config: uid == 0,
+        };
+        let cfg = borrowed(&generation.config);
+        if let Err(e) = session::serve(&mut stream, &caller, cfg, &*generation.host, &refusals) {
+            eprintln!("tesserad: a session of uid {uid} ended early: {e}");
+        }
+    };
+    crate::acceptors::serve(listener, admit, serve).map_err(|e| format!("the socket: {e}"))
 }
 
 /// Says "busy" to a connection that gets no place, without reading from it, and without ever

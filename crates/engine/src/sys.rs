@@ -177,6 +177,32 @@ pub fn peer_uid(sock: &impl std::os::fd::AsRawFd) -> std::io::Result<u32> {
     Ok(cred.uid)
 }
 
+/// How long `accept(2)` on `listener` waits before it fails with `WouldBlock`
+/// (`SO_RCVTIMEO`): a thread that waits for connections can then end when it is not needed.
+pub fn set_accept_timeout(
+    listener: &impl std::os::fd::AsRawFd,
+    wait: std::time::Duration,
+) -> std::io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: wait.as_secs().try_into().unwrap_or(libc::time_t::MAX),
+        tv_usec: wait.subsec_micros().into(),
+    };
+    // SAFETY: a valid timeval of the size given, on a descriptor open for `listener`'s life.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The listening socket systemd passed by socket activation (`sd_listen_fds(3)`), as a
 /// `UnixListener`: `Ok(None)` when this process was not socket activated (`LISTEN_PID` is not
 /// its pid); an error when it was but the passed descriptors are not exactly one listening
