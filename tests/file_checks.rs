@@ -81,6 +81,34 @@ fn a_symlinked_key_is_refused() {
     assert_logged(&refused_with_log(&fx), &["secret.key is a symbolic link"]);
 }
 
+/// The daemon keeps the key in memory and the file checks' outcome between logins; a key made
+/// readable by others, or replaced, after a login is still seen at the next one.
+#[test]
+fn a_key_changed_after_a_login_is_seen_at_the_next() {
+    let fx = fixture_with_token();
+    login_once(&fx);
+    std::fs::set_permissions(&fx.key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_unavailable(&fx, "key readable by others");
+    assert_logged(
+        &refused_with_log(&fx),
+        &["secret.key", "accessible by group or others"],
+    );
+    std::fs::set_permissions(&fx.key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let t = Tok::hotp("H1", "alice", "1234");
+    let out = fx
+        .login("alice")
+        .answer("PIN", &format!("1234{}", t.hotp_at(1)))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "works again at 0600: {out:?}");
+    // Another key written over it: the token's key no longer opens, so no OTP is accepted.
+    std::fs::write(&fx.key_file, format!("{}\n", "ab".repeat(32))).unwrap();
+    let out = fx
+        .login("alice")
+        .answer("PIN", &format!("1234{}", t.hotp_at(2)))
+        .run();
+    assert_ne!(out.code, PAM_SUCCESS, "the new key is read: {out:?}");
+}
+
 #[test]
 fn a_symlinked_store_is_refused() {
     let fx = fixture_with_token();

@@ -7,6 +7,7 @@
 //! on its socket: no SQLite open per login, group commit, kept-alive HTTPS connections).
 
 use crate::config::{Config, Mode, RemoteConfig};
+use crate::crypto::StoreKey;
 use crate::engine::{
     load_key, open_store, Clock, Conversation, LocalEngine, Login, Options, Outcome,
     SystemAccounts, Verdict,
@@ -17,6 +18,7 @@ use crate::remote::breaker::Breaker;
 use crate::remote::client::Link;
 use crate::store::{AuditEntry, AuditResult};
 use crate::store::{PooledStore, SqliteStore, Store, StorePool};
+use crate::watch::{Checked, Watched};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,6 +28,10 @@ pub trait Resources {
     type Store: Store;
     fn store(&self, cfg: &Config) -> Result<Self::Store, Error>;
     fn remote_link(&self, remote: &RemoteConfig) -> Result<Link, Error>;
+    /// The store's key, read from its checked file.
+    fn key(&self, cfg: &Config) -> Result<Arc<StoreKey>, Error> {
+        load_key(cfg).map(Arc::new)
+    }
 }
 
 /// Everything opened for one login and closed after it.
@@ -49,6 +55,9 @@ impl Resources for OneLogin {
 pub struct Host {
     pools: Mutex<HashMap<PoolKey, Arc<StorePool>>>,
     links: Mutex<HashMap<String, Link>>,
+    /// Each key file's key, kept in memory (wiped when dropped) and read again when the file
+    /// or a directory above it changes (`crate::watch`).
+    keys: Mutex<HashMap<PathBuf, Arc<Checked<Arc<StoreKey>>>>>,
 }
 
 /// A store, with the settings its connections are opened with.
@@ -77,6 +86,14 @@ impl Resources for Host {
     type Store = PooledStore;
     fn store(&self, cfg: &Config) -> Result<PooledStore, Error> {
         self.pool(cfg).checkout()
+    }
+    fn key(&self, cfg: &Config) -> Result<Arc<StoreKey>, Error> {
+        let path = &cfg.store.key_file;
+        let kept = {
+            let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(keys.entry(path.clone()).or_default())
+        };
+        kept.get(|| Watched::content(path), || load_key(cfg).map(Arc::new))
     }
     fn remote_link(&self, remote: &RemoteConfig) -> Result<Link, Error> {
         // Everything the agent and the breaker are built from (one config file or another may
@@ -128,7 +145,7 @@ pub fn authenticate<R: Resources>(
                 Ok(s) => s,
                 Err(e) => return Outcome::unavailable(e, login, clock.now()),
             };
-            let key = match load_key(cfg) {
+            let key = match res.key(cfg) {
                 Ok(k) => k,
                 Err(e) => {
                     // The store works: the attempt gets its audit row like any other.

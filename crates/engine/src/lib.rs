@@ -30,3 +30,4 @@ pub mod sys;
 pub mod testing;
 pub mod tokens;
 pub mod userfile;
+pub mod watch;

@@ -177,6 +177,56 @@ pub fn peer_uid(sock: &impl std::os::fd::AsRawFd) -> std::io::Result<u32> {
     Ok(cred.uid)
 }
 
+/// A new inotify instance, non-blocking and close-on-exec (see `crate::watch`).
+pub fn inotify_new() -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain descriptor creation; the result is checked.
+    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor just created and owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Watches `path` (not following a link at its end) for the events of `mask`.
+pub fn inotify_watch(fd: &std::os::fd::OwnedFd, path: &Path, mask: u32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: an open inotify descriptor and a NUL-terminated path that outlives the call.
+    let wd =
+        unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask | libc::IN_DONT_FOLLOW) };
+    if wd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether any event is queued on the inotify descriptor (all of them are read and dropped):
+/// one `read` that fails with EAGAIN when nothing happened.
+pub fn inotify_drain(fd: &std::os::fd::OwnedFd) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; 4096];
+    let mut any = false;
+    loop {
+        // SAFETY: `buf` is valid for writes of its length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 {
+            any = true;
+            continue;
+        }
+        let e = std::io::Error::last_os_error();
+        return match e.kind() {
+            std::io::ErrorKind::WouldBlock => Ok(any),
+            std::io::ErrorKind::Interrupted => continue,
+            _ if n == 0 => Ok(any),
+            _ => Err(e),
+        };
+    }
+}
+
 /// How long `accept(2)` on `listener` waits before it fails with `WouldBlock`
 /// (`SO_RCVTIMEO`): a thread that waits for connections can then end when it is not needed.
 pub fn set_accept_timeout(

@@ -14,7 +14,7 @@
 //! moved. A closure that fails is rolled back to its savepoint alone; a commit that fails fails
 //! every member of its batch.
 
-use super::{SqliteStore, SqliteTx, StoreTx};
+use super::{ExecuteCached, SqliteStore, SqliteTx, StoreTx};
 use crate::error::{Error, Result};
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
@@ -75,7 +75,7 @@ impl GroupWriter {
         if st.open.is_none() {
             // IMMEDIATE takes the write lock up front (the admin command may hold it for a
             // moment: busy_timeout applies).
-            if let Err(e) = st.store.conn.execute_batch("BEGIN IMMEDIATE") {
+            if let Err(e) = st.store.conn.execute_cached("BEGIN IMMEDIATE", []) {
                 let e = Error::from(e);
                 self.note(&e);
                 return Err(e);
@@ -168,7 +168,12 @@ impl GroupWriter {
     /// Commits the open batch, syncs the WAL if a member needs it, and wakes the members.
     fn commit(&self, st: &mut State) {
         let Some(batch) = st.open.take() else { return };
-        let mut res = st.store.conn.execute_batch("COMMIT").map_err(Error::from);
+        let mut res = st
+            .store
+            .conn
+            .execute_cached("COMMIT", [])
+            .map(drop)
+            .map_err(Error::from);
         if res.is_ok() && batch.durable {
             res = st.store.sync_wal();
         }
@@ -213,7 +218,7 @@ fn run_member<R>(
     f: impl FnOnce(&dyn StoreTx) -> Result<R>,
 ) -> Result<(Member<R>, bool)> {
     let conn = &store.conn;
-    conn.execute_batch("SAVEPOINT member")?;
+    conn.execute_cached("SAVEPOINT member", [])?;
     let tx = SqliteTx {
         tx: conn,
         durable: Cell::new(false),
@@ -225,9 +230,10 @@ fn run_member<R>(
     };
     let kept = matches!(out, Member::Done(Ok(_)));
     if kept {
-        conn.execute_batch("RELEASE member")?;
+        conn.execute_cached("RELEASE member", [])?;
     } else {
-        conn.execute_batch("ROLLBACK TO member; RELEASE member")?;
+        conn.execute_cached("ROLLBACK TO member", [])?;
+        conn.execute_cached("RELEASE member", [])?;
     }
     Ok((out, kept && tx.durable.get()))
 }

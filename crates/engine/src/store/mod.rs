@@ -26,6 +26,18 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Transactio
 use serde::Serialize;
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
+
+/// `execute` through the connection's statement cache: a login's transactions run the same
+/// few statements every time, and parsing and compiling each anew cost more than running it.
+pub(crate) trait ExecuteCached {
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+}
+
+impl ExecuteCached for Connection {
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+}
 use std::time::Duration;
 
 /// A token as stored. The key stays sealed until the engine needs it.
@@ -369,6 +381,7 @@ fn challenge_from_row(r: &Row<'_>) -> rusqlite::Result<ChallengeRecord> {
 }
 
 /// What [`SqliteStore::check_files`] found.
+#[derive(Clone, Copy)]
 pub struct CheckedFiles {
     /// The store file's device and inode: another file put in its place (a restored backup)
     /// has another identity, and connections to the old one must not serve it.
@@ -820,11 +833,11 @@ impl StoreTx for SqliteTx<'_> {
         serial: &str,
         now: u64,
     ) -> Result<i64> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "DELETE FROM sends WHERE time <= ?1",
             params![now.saturating_sub(SEND_RETENTION) as i64],
         )?;
-        self.tx.execute(
+        self.tx.execute_cached(
             "INSERT INTO sends (time, user, realm, type, serial) VALUES (?1,?2,?3,?4,?5)",
             params![now as i64, user, realm, kind, serial],
         )?;
@@ -833,7 +846,7 @@ impl StoreTx for SqliteTx<'_> {
 
     fn forget_send(&self, id: i64) -> Result<()> {
         self.tx
-            .execute("DELETE FROM sends WHERE id = ?1", params![id])?;
+            .execute_cached("DELETE FROM sends WHERE id = ?1", params![id])?;
         Ok(())
     }
 
@@ -850,7 +863,7 @@ impl StoreTx for SqliteTx<'_> {
     fn record_success(&self, serial: &str, counter: u64) -> Result<()> {
         self.durable.set(true);
         // MAX() keeps the counter from ever moving back, whatever the caller computed.
-        self.tx.execute(
+        self.tx.execute_cached(
             "UPDATE tokens SET counter = MAX(counter, ?2), fail_count = 0, last_fail = NULL \
              WHERE serial = ?1",
             params![serial, counter_sql(serial, counter)?],
@@ -859,7 +872,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn record_failure(&self, serial: &str, now: u64) -> Result<()> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "UPDATE tokens SET fail_count = fail_count + 1, last_fail = ?2 WHERE serial = ?1",
             params![serial, now as i64],
         )?;
@@ -867,7 +880,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn clear_failures(&self, serial: &str) -> Result<()> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "UPDATE tokens SET fail_count = 0, last_fail = NULL WHERE serial = ?1",
             params![serial],
         )?;
@@ -875,7 +888,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn insert_challenge(&self, c: &ChallengeRecord) -> Result<()> {
-        self.tx.execute(
+        self.tx.execute_cached(
             &format!("INSERT INTO challenges ({CHALLENGE_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"),
             params![
                 c.transaction_id,
@@ -902,7 +915,7 @@ impl StoreTx for SqliteTx<'_> {
 
     fn close_challenges(&self, transaction_id: &str, state: ChallengeState) -> Result<()> {
         self.durable.set(true);
-        self.tx.execute(
+        self.tx.execute_cached(
             // A closed challenge's data (a sealed OTP) is of no use any more: drop it.
             "UPDATE challenges SET state = ?2, data = NULL WHERE transaction_id = ?1 AND state = 'open'",
             params![transaction_id, state.as_str()],
@@ -911,11 +924,11 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn expire_challenges(&self, now: u64) -> Result<()> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "UPDATE challenges SET state = 'expired', data = NULL WHERE state = 'open' AND expires <= ?1",
             params![now as i64],
         )?;
-        self.tx.execute(
+        self.tx.execute_cached(
             "DELETE FROM challenges WHERE state IN ('answered', 'failed', 'expired') AND expires <= ?1",
             params![now.saturating_sub(CLOSED_CHALLENGE_RETENTION) as i64],
         )?;
@@ -923,7 +936,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn replace_pin_hash(&self, serial: &str, old: &str, new: &str) -> Result<()> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "UPDATE tokens SET pin_hash = ?3 WHERE serial = ?1 AND pin_hash = ?2",
             params![serial, old, new],
         )?;
@@ -951,7 +964,7 @@ impl StoreTx for SqliteTx<'_> {
 
     fn audit_row(&self, e: &AuditEntry, row: Option<i64>) -> Result<i64> {
         if let Some(id) = row {
-            let n = self.tx.execute(
+            let n = self.tx.execute_cached(
                 "UPDATE audit SET reason = ?2 WHERE id = ?1",
                 params![id, cap(&e.reason)],
             )?;
@@ -983,7 +996,7 @@ impl StoreTx for SqliteTx<'_> {
             ])?;
         if let Some(keep) = self.audit_keep {
             if self.tx.last_insert_rowid() % AUDIT_PRUNE_EVERY == 0 {
-                self.tx.execute(
+                self.tx.execute_cached(
                     "DELETE FROM audit WHERE time < ?1",
                     params![e.time.saturating_sub(keep) as i64],
                 )?;

@@ -3,6 +3,7 @@
 //! them), so that a laptop can log in without the server. Each value opens once: taking one
 //! deletes it and every value of a lower counter, in the transaction that accepts it.
 
+use super::ExecuteCached;
 use super::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -52,11 +53,11 @@ pub(super) fn refill_token(conn: &Connection, serial: &str) -> Result<Option<Str
 /// (taken by another login meanwhile).
 pub(super) fn consume(conn: &Connection, serial: &str, counter: u64) -> Result<bool> {
     let c = counter as i64;
-    let taken = conn.execute(
+    let taken = conn.execute_cached(
         "DELETE FROM offline WHERE serial = ?1 AND counter = ?2",
         params![serial, c],
     )?;
-    conn.execute(
+    conn.execute_cached(
         "DELETE FROM offline WHERE serial = ?1 AND counter < ?2",
         params![serial, c],
     )?;
@@ -67,7 +68,7 @@ pub(super) fn consume(conn: &Connection, serial: &str, counter: u64) -> Result<b
 /// beside them (a refill), and its refill token in place of the old one.
 pub(super) fn put(conn: &Connection, b: &OfflineBatch, replace: bool) -> Result<()> {
     if replace {
-        conn.execute("DELETE FROM offline WHERE serial = ?1", params![b.serial])?;
+        conn.execute_cached("DELETE FROM offline WHERE serial = ?1", params![b.serial])?;
     }
     let mut st = conn.prepare_cached(
         "INSERT OR REPLACE INTO offline (serial, counter, user, realm, hash) VALUES (?1,?2,?3,?4,?5)",
@@ -81,7 +82,7 @@ pub(super) fn put(conn: &Connection, b: &OfflineBatch, replace: bool) -> Result<
         })?;
         st.execute(params![b.serial, c, b.user, b.realm, hash])?;
     }
-    conn.execute(
+    conn.execute_cached(
         "INSERT OR REPLACE INTO offline_refill (serial, refilltoken) VALUES (?1, ?2)",
         params![b.serial, b.refill_token],
     )?;

@@ -4,8 +4,9 @@
 //!
 //! Opening SQLite (the file, the schema, the pragmas) costs more than a login's own queries, so
 //! a one-login process pays it every time; a daemon pays it once. The file checks of
-//! [`SqliteStore::open`] are still made before every login, and a store put in place of the
-//! open one (a restored backup) is opened afresh instead of served from the old file.
+//! [`SqliteStore::open`] still hold for every login: they are made again whenever inotify says
+//! a file or directory they looked at changed (`crate::watch`), and a store put in place of
+//! the open one (a restored backup) is opened afresh instead of served from the old file.
 //!
 //! A write or an open that fails for a reason that can pass ([`Error::can_pass`]: a read-only
 //! file system, a full disk, an I/O error, a file that could not be opened) drops the writer and
@@ -14,8 +15,9 @@
 //! SIGHUP, long after the file system is writable again.
 
 use super::group::GroupWriter;
-use super::{SqliteStore, Store, StoreTx, TokenRecord};
+use super::{CheckedFiles, SqliteStore, Store, StoreTx, TokenRecord};
 use crate::error::{Error, Result};
+use crate::watch::{Checked, Watched};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -28,6 +30,8 @@ pub struct StorePool {
     busy_timeout_ms: u64,
     keep_audit_days: u64,
     state: Mutex<PoolState>,
+    /// The file checks, made again only when something they looked at changed.
+    checked: Checked<CheckedFiles>,
 }
 
 #[derive(Default)]
@@ -57,6 +61,7 @@ impl StorePool {
             busy_timeout_ms,
             keep_audit_days,
             state: Mutex::default(),
+            checked: Checked::default(),
         }
     }
 
@@ -64,10 +69,16 @@ impl StorePool {
         &self.path
     }
 
-    /// The store for one login: the file checks made again, then an idle connection (or a new
-    /// one) to read and the shared writer.
+    /// The store for one login: the file checks (made again if anything they looked at
+    /// changed), then an idle connection (or a new one) to read and the shared writer.
     pub fn checkout(self: &Arc<Self>) -> Result<PooledStore> {
-        let identity = SqliteStore::check_files(&self.path)?.identity;
+        let identity = self
+            .checked
+            .get(
+                || Watched::store(&self.path),
+                || SqliteStore::check_files(&self.path),
+            )?
+            .identity;
         let (reader, writer, generation) = {
             let mut st = self.lock();
             // A writer that failed for a reason that can pass, in a login that has not
