@@ -238,6 +238,63 @@ fn a_daemon_killed_or_restarted_mid_login() {
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
 }
 
+/// Rejected attempts are answered before their failure counts and audit rows are committed
+/// (`commit_behind_ms`; 5 s here, to kill the daemon inside the window). The next attempt sees
+/// them at once; a kill -9 before the commit loses them; an accepted OTP's counter, committed
+/// and synced before its reply, is never lost.
+#[test]
+fn a_daemon_killed_before_its_rejects_are_committed_keeps_every_accept() {
+    let fx = Fixture::new("commit_behind_ms = 5000\n[auth]\nmax_fail = 2");
+    let t = Tok::hotp("H1", "alice", "1234");
+    fx.add(&t);
+    let login = |otp: &str| {
+        fx.login("alice")
+            .answer("PIN", &format!("1234{otp}"))
+            .run()
+            .code
+    };
+    assert_eq!(login(&t.hotp_at(0)), PAM_SUCCESS);
+    let accepted_rows = fx.audit().len();
+    assert_eq!(
+        fx.token("H1").counter,
+        1,
+        "the accept is on disk before its reply"
+    );
+    for _ in 0..2 {
+        assert_eq!(login("000000"), PAM_AUTH_ERR);
+    }
+    // Nothing of the two rejects is committed yet...
+    assert_eq!(fx.token("H1").fail_count, 0);
+    assert_eq!(fx.audit().len(), accepted_rows);
+    // ...but the daemon counted them: max_fail = 2, so the right code is refused now.
+    assert_eq!(login(&t.hotp_at(1)), PAM_MAXTRIES);
+
+    // Killed inside the window: what was written behind is lost, the accept is not.
+    let pid = fx.daemon_pid();
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(Duration::from_millis(200));
+    let token = fx.token("H1");
+    eprintln!(
+        "after kill -9: counter {} (kept), fail_count {} and {} audit rows of 3 refused attempts \
+         (lost)",
+        token.counter,
+        token.fail_count,
+        fx.audit().len() - accepted_rows
+    );
+    assert_eq!(token.counter, 1);
+    assert_eq!(token.fail_count, 0);
+    assert_eq!(fx.audit().len(), accepted_rows);
+
+    // A new daemon: the used code stays used; the failures it lost no longer lock the token.
+    let _new = Daemon::start(&bin_path("tesserad"), &fx.config, &fx.socket);
+    assert_eq!(login(&t.hotp_at(0)), PAM_AUTH_ERR, "a used OTP stays used");
+    assert_eq!(login(&t.hotp_at(1)), PAM_SUCCESS);
+}
+
 /// A screen locker runs PAM as the logged-in user: through the daemon it may authenticate its
 /// own account, not another. (Run as root, pamtester runs as alice, uid 10001.)
 #[test]

@@ -61,7 +61,7 @@ pub struct Host {
 }
 
 /// A store, with the settings its connections are opened with.
-type PoolKey = (PathBuf, u64, u64);
+type PoolKey = (PathBuf, u64, u64, u64);
 
 impl Host {
     /// The pool of the config's store.
@@ -70,14 +70,18 @@ impl Host {
             cfg.store.path.clone(),
             cfg.store.busy_timeout_ms,
             cfg.audit.keep_days,
+            cfg.store.commit_behind_ms,
         );
         let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(pools.entry(key).or_insert_with(|| {
-            Arc::new(StorePool::new(
-                &cfg.store.path,
-                cfg.store.busy_timeout_ms,
-                cfg.audit.keep_days,
-            ))
+            Arc::new(
+                StorePool::new(
+                    &cfg.store.path,
+                    cfg.store.busy_timeout_ms,
+                    cfg.audit.keep_days,
+                )
+                .commit_behind(std::time::Duration::from_millis(cfg.store.commit_behind_ms)),
+            )
         }))
     }
 }
