@@ -318,8 +318,10 @@ impl Fixture {
         }
     }
 
-    /// The `tessera` command on this fixture's config, `stdin` as its input.
+    /// The `tessera` command on this fixture's config, `stdin` as its input (once the daemon
+    /// has committed what it wrote behind its last reply).
     pub fn tessera(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        drop(self.store());
         tessera(&self.config, args, stdin)
     }
 
@@ -345,8 +347,17 @@ impl Fixture {
         self.set_stack(&[&self.tessera_line("required", args)]);
     }
 
-    /// Opens the store; drop it before the module runs (see the module comment).
+    /// Opens the store once the daemon has committed what it wrote behind its replies (its
+    /// rejected attempts' failures and audit rows); drop it before the module runs (see the
+    /// module comment).
     pub fn store(&self) -> SqliteStore {
+        let s = self.store_unsettled();
+        s.wait_for_writers().unwrap();
+        s
+    }
+
+    /// Opens the store as it is on disk now: rows the daemon writes behind may still be missing.
+    pub fn store_unsettled(&self) -> SqliteStore {
         SqliteStore::open(&self.db, 2000).unwrap()
     }
 

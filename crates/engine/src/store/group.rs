@@ -147,7 +147,7 @@ impl GroupWriter {
         if let (Some(b), false, Member::Done(Ok(_))) = (&self.behind, durable, &out) {
             if b.ok.load(Ordering::SeqCst) {
                 // Nothing to wait for: the committer commits it (or a member that follows).
-                batch.behind_since.get_or_insert_with(Instant::now);
+                batch.behind_since.get_or_insert_with(crate::io_time::now);
                 b.wake.notify_one();
                 drop(st);
                 return match out {
@@ -297,9 +297,9 @@ fn commit_behind(writer: &Weak<GroupWriter>) {
             .and_then(|o| o.behind_since)
             .map(|since| since + b.delay);
         match due {
-            Some(due) if Instant::now() >= due => w.commit(&mut st),
+            Some(due) if crate::io_time::now() >= due => w.commit(&mut st),
             Some(due) => {
-                let wait = due.saturating_duration_since(Instant::now());
+                let wait = due.saturating_duration_since(crate::io_time::now());
                 drop(b.wake.wait_timeout(st, wait));
             }
             None => drop(b.wake.wait_timeout(st, Duration::from_secs(1))),
