@@ -137,7 +137,10 @@ pub fn serve<C: Channel, R: Resources>(
         chan.queue(&log_err(&format!("unavailable: {e}")));
     }
     chan.queue(&Reply::Verdict(verdict(&outcome.verdict)));
-    chan.flush()
+    let sent = chan.flush();
+    // A reject's rows were written behind the reply: commit them now that it is sent.
+    res.settle();
+    sent
 }
 
 /// Who may ask (as unix_chkpwd decides for pam_unix): root for any user, anyone else only for
@@ -191,7 +194,9 @@ fn refuse_caller<C: Channel>(
         line: e.log_line(),
     });
     chan.queue(&Reply::Verdict(proto::Verdict::AuthErr));
-    chan.flush()
+    let sent = chan.flush();
+    res.settle();
+    sent
 }
 
 /// Ends a session that can't be served: one log line, PAM_AUTHINFO_UNAVAIL.

@@ -32,6 +32,9 @@ pub trait Resources {
     fn key(&self, cfg: &Config) -> Result<Arc<StoreKey>, Error> {
         load_key(cfg).map(Arc::new)
     }
+    /// Called once a login's verdict is sent: commits what was written behind it (nothing to
+    /// do where every write commits before it returns).
+    fn settle(&self) {}
 }
 
 /// Everything opened for one login and closed after it.
@@ -90,6 +93,18 @@ impl Resources for Host {
     type Store = PooledStore;
     fn store(&self, cfg: &Config) -> Result<PooledStore, Error> {
         self.pool(cfg).checkout()
+    }
+    fn settle(&self) {
+        let pools: Vec<Arc<StorePool>> = self
+            .pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for p in pools {
+            p.settle();
+        }
     }
     fn key(&self, cfg: &Config) -> Result<Arc<StoreKey>, Error> {
         let path = &cfg.store.key_file;

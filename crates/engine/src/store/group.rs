@@ -16,8 +16,10 @@
 //!
 //! Writes behind ([`GroupWriter::with_write_behind`], tesserad): a member that wrote nothing that
 //! must be durable (a rejected attempt: its failure counts and audit row) returns as soon as it
-//! has run, before its batch commits, and the committer thread commits the batch right after
-//! (or `delay` later): the reject's reply does not wait for the disk. The member's rows are in
+//! has run, before its batch commits: the reject's reply does not wait for the disk. The host
+//! commits the batch once the reply is sent ([`GroupWriter::commit_if_due`]); with a `delay`,
+//! the committer thread commits it that much later instead, and the rejects of that time share
+//! one commit (the committer also looks every second, for a host that did not). The member's rows are in
 //! the open batch already, so every later member (the next attempt's checks under the write
 //! lock, an accept's recheck of the locks) sees them. What a crash can lose is the rows of
 //! the batch not yet committed: rejected attempts of the last moment, never an accepted OTP's
@@ -146,9 +148,13 @@ impl GroupWriter {
         batch.durable |= durable;
         if let (Some(b), false, Member::Done(Ok(_))) = (&self.behind, durable, &out) {
             if b.ok.load(Ordering::SeqCst) {
-                // Nothing to wait for: the committer commits it (or a member that follows).
+                // Nothing to wait for: the host commits it once its reply is sent
+                // (`commit_if_due`), or the committer thread `delay` later, or a member that
+                // follows.
                 batch.behind_since.get_or_insert_with(crate::io_time::now);
-                b.wake.notify_one();
+                if !b.delay.is_zero() {
+                    b.wake.notify_one();
+                }
                 drop(st);
                 return match out {
                     Member::Done(r) => r,
@@ -193,6 +199,22 @@ impl GroupWriter {
             Some(Ok(())) => Ok(value),
             Some(Err(why)) => Err(Error::Store(why.clone())),
             None => Err(Error::Store("a write batch ended without a commit".into())),
+        }
+    }
+
+    /// Commits the open batch if members returned before it and its delay has passed: the host
+    /// calls this once a login's reply is sent, so that a reject's rows are committed by the
+    /// thread that served it, without waking the committer thread.
+    pub fn commit_if_due(&self) {
+        let Some(b) = &self.behind else { return };
+        let mut st = self.lock();
+        let due = st
+            .open
+            .as_ref()
+            .and_then(|o| o.behind_since)
+            .is_some_and(|since| crate::io_time::now() >= since + b.delay);
+        if due {
+            self.commit(&mut st);
         }
     }
 

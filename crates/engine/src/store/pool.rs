@@ -70,6 +70,14 @@ impl StorePool {
         }
     }
 
+    /// Commits what the writer holds behind the replies, if it is due (see `group`).
+    pub fn settle(&self) {
+        let writer = self.lock().writer.clone();
+        if let Some(w) = writer {
+            w.commit_if_due();
+        }
+    }
+
     /// The writer replies to rejected attempts before their rows are committed, and commits
     /// them `delay` later (see `group`).
     pub fn commit_behind(mut self, delay: Duration) -> StorePool {
