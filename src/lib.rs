@@ -33,7 +33,7 @@ pub mod args;
 mod client;
 mod conv;
 mod ffi;
-mod login;
+pub mod login;
 
 use core::ffi::{c_int, CStr};
 use ffi::{Item, Pam};
