@@ -121,9 +121,11 @@ pub fn serve<C: Channel, R: Resources>(
         prompt: login.prompt.clone(),
         debug: login.flags.debug,
     };
+    let settle = || res.settle();
     let mut conv = SocketConversation {
         link: chan,
         wait: caller.answer_wait(),
+        settle: &settle,
     };
     let outcome = host::authenticate(res, cfg, &opts, &engine_login, &mut conv, &SystemClock);
     let chan = conv.link;
@@ -297,11 +299,15 @@ struct SocketConversation<'l, 'c, C: Channel> {
     link: &'l mut Link<'c, C>,
     /// The longest wait for one answer.
     wait: Duration,
+    /// Commits what the store holds behind the replies (see `Resources::settle`).
+    settle: &'l dyn Fn(),
 }
 
 impl<C: Channel> SocketConversation<'_, '_, C> {
-    /// Sends `r` with what was queued before it, now.
+    /// Sends `r` with what was queued before it, now. What was written so far (a challenge,
+    /// a send) is committed first: the user acts on a prompt, and may do so from elsewhere.
     fn send(&mut self, r: &Reply) -> Result<(), Error> {
+        (self.settle)();
         self.link.queue(r);
         self.link
             .flush()

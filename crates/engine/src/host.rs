@@ -32,8 +32,8 @@ pub trait Resources {
     fn key(&self, cfg: &Config) -> Result<Arc<StoreKey>, Error> {
         load_key(cfg).map(Arc::new)
     }
-    /// Called once a login's verdict is sent: commits what was written behind it (nothing to
-    /// do where every write commits before it returns).
+    /// Called before a prompt is sent and once a login's verdict is: commits what was written
+    /// behind the replies (nothing to do where every write commits before it returns).
     fn settle(&self) {}
 }
 

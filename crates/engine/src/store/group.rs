@@ -17,7 +17,9 @@
 //! Writes behind ([`GroupWriter::with_write_behind`], tesserad): a member that wrote nothing that
 //! must be durable (a rejected attempt: its failure counts and audit row) returns as soon as it
 //! has run, before its batch commits: the reject's reply does not wait for the disk. The host
-//! commits the batch once the reply is sent ([`GroupWriter::commit_if_due`]); with a `delay`,
+//! commits the batch once the verdict is sent, and before it sends a prompt (the user acts on
+//! what the prompt says: a challenge must be in the store) ([`GroupWriter::commit_if_due`]);
+//! with a `delay`,
 //! the committer thread commits it that much later instead, and the rejects of that time share
 //! one commit (the committer also looks every second, for a host that did not). The member's rows are in
 //! the open batch already, so every later member (the next attempt's checks under the write
