@@ -21,7 +21,7 @@ pub fn authenticate(
     conv: &mut PamConversation<'_, '_>,
 ) -> Verdict {
     let Some(frame) = build_frame(login.frame_len(), |f| login.write(f)) else {
-        return unavailable(pam, args, Trouble::OutOfMemory);
+        return unavailable(pam, args, conv, Trouble::OutOfMemory);
     };
     let first = connect(args).and_then(|c| c.run(pam, args, &frame, conv));
     let trouble = match first {
@@ -41,8 +41,24 @@ pub fn authenticate(
         Ok(Ended::Busy) => Trouble::Busy,
         Err(t) => t,
     };
-    unavailable(pam, args, trouble)
+    unavailable(pam, args, conv, trouble)
 }
+
+/// What the user is told when the daemon can't be reached or used (the admin's reason is in
+/// the log): one line, PAM_ERROR_MSG, not under PAM_SILENT.
+const NOT_RUNNING: &str =
+    "two-factor login is not available on this host (the tessera service is not running)";
+const BUSY: &str =
+    "two-factor login is not available on this host right now (the tessera service is busy)";
+const NO_ANSWER: &str =
+    "two-factor login is not available on this host (the tessera service did not answer)";
+/// The module's arguments on the PAM line are wrong (the log names the argument).
+pub const BAD_PAM_LINE: &str =
+    "two-factor login is not available on this host (its PAM configuration is wrong)";
+/// The daemon answered, but could not check the login (its store, its key, a remote server)
+/// and said nothing to the user.
+const NOT_CHECKED: &str =
+    "two-factor login is not available on this host (the tessera service could not check it)";
 
 /// How a dialogue ended.
 enum Ended {
@@ -79,7 +95,19 @@ enum Broken {
     Socket(c_int),
 }
 
-fn unavailable(pam: &Pam<'_>, args: &ModuleArgs<'_>, t: Trouble) -> Verdict {
+fn unavailable(
+    pam: &Pam<'_>,
+    args: &ModuleArgs<'_>,
+    conv: &mut PamConversation<'_, '_>,
+    t: Trouble,
+) -> Verdict {
+    conv.error(match t {
+        Trouble::NoSocket(_) | Trouble::NoSocketNoSpawn(..) | Trouble::BusyAndNoSpawn(_) => {
+            NOT_RUNNING
+        }
+        Trouble::Busy | Trouble::StdioBusy => BUSY,
+        Trouble::Dialogue(_) | Trouble::OutOfMemory => NO_ANSWER,
+    });
     let socket = args.socket.to_bytes();
     let mut n = [0u8; 20];
     match t {
@@ -229,6 +257,8 @@ fn dialogue(
     let mut wait = timeout;
     let mut wait_set = None;
     let mut prompted = false;
+    // Whether the user was shown anything (a prompt, a line).
+    let mut told = false;
     loop {
         if wait_set != Some(wait) {
             sock.set_timeout(false, wait).map_err(Broken::Socket)?;
@@ -247,6 +277,7 @@ fn dialogue(
             ReplyView::Busy => return Err(Broken::BusyAfterPrompt),
             ReplyView::Prompt { echo, text } => {
                 prompted = true;
+                told = true;
                 let answer = match conv.prompt(text, echo, |a| {
                     // The engine refuses passes over 1 KiB anyway; this bounds the frame.
                     let a = a.map(|a| a.get(..MAX_ANSWER).unwrap_or(a));
@@ -261,11 +292,22 @@ fn dialogue(
                 sock.send_all(answer.as_slice())
                     .map_err(Broken::SendAnswer)?;
             }
-            ReplyView::Info(t) => conv.info(t),
-            ReplyView::Error(t) => conv.error(t),
+            ReplyView::Info(t) => {
+                told = true;
+                conv.info(t)
+            }
+            ReplyView::Error(t) => {
+                told = true;
+                conv.error(t)
+            }
             ReplyView::Wait(s) => wait = timeout.max(s),
             ReplyView::Log { priority, line } => pam.syslog(priority, &[line.as_bytes()]),
-            ReplyView::Verdict(v) => return Ok(Ended::Verdict(v)),
+            ReplyView::Verdict(v) => {
+                if v == Verdict::AuthinfoUnavail && !told {
+                    conv.error(NOT_CHECKED);
+                }
+                return Ok(Ended::Verdict(v));
+            }
         }
     }
 }

@@ -44,11 +44,14 @@ pub const LOG_ERR: u8 = 3;
 
 /// One `pam_authenticate`: the arguments, the items, then the dialogue with the daemon.
 fn authenticate<'h>(pam: &Pam<'h>, argv: impl Iterator<Item = &'h CStr>, flags: c_int) -> c_int {
+    let silent = flags & ffi::PAM_SILENT != 0;
+    let mut conv = conv::PamConversation::new(pam, silent);
     let args = match args::parse(argv) {
         Ok(a) => a,
         Err(e) => {
             let [a, b, c] = e.pieces();
             pam.syslog(LOG_ERR, &[b"refusing: ", a, b, c]);
+            conv.error(client::BAD_PAM_LINE);
             return ffi::PAM_AUTHINFO_UNAVAIL;
         }
     };
@@ -59,7 +62,6 @@ fn authenticate<'h>(pam: &Pam<'h>, argv: impl Iterator<Item = &'h CStr>, flags: 
             return code;
         }
     };
-    let silent = flags & ffi::PAM_SILENT != 0;
     let mut cut = [0u8; MAX_FIELD];
     let (Some(service), Some(rhost), Some(tty), Some(ruser)) = (
         login::Text::new(pam.item(Item::Service)),
@@ -91,7 +93,6 @@ fn authenticate<'h>(pam: &Pam<'h>, argv: impl Iterator<Item = &'h CStr>, flags: 
         tty: tty.as_str(),
         ruser: ruser.as_str(),
     };
-    let mut conv = conv::PamConversation::new(pam, silent);
     pam_code(client::authenticate(pam, &args, &login, &mut conv))
 }
 

@@ -126,12 +126,19 @@ fn without_a_daemon_root_spawns_one_and_others_fail_closed() {
     if tessera_engine::sys::euid() == 0 {
         let (status, err) = pamtester(&fx, "root", &[&pass]);
         assert!(status.success(), "spawned tesserad: {err}");
-        // Not root: as alice.
+        // Not root: as alice. The admin's reason goes to the log, the user gets one line.
         let err = refused_as_alice(&fx);
         assert!(
             syslog_lines(&err)
                 .iter()
                 .any(|l| l.contains("no tesserad at") && l.contains("tesserad.socket")),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "two-factor login is not available on this host (the tessera service is not \
+                 running)"
+            ),
             "{err}"
         );
     } else {
@@ -144,6 +151,26 @@ fn without_a_daemon_root_spawns_one_and_others_fail_closed() {
             "{err}"
         );
     }
+}
+
+/// Without a daemon and with none to start, the user is told in one line (PAM_ERROR_MSG), not
+/// under PAM_SILENT; the reason is the admin's, in the log.
+#[test]
+fn without_a_daemon_the_user_is_told_in_one_line() {
+    let fx = Fixture::new("");
+    fx.add(&Tok::hotp("H1", "alice", "1234"));
+    point_at(
+        &fx,
+        &fx.dir.path().join("none.sock"),
+        "daemon=/nonexistent/tesserad",
+    );
+    let out = fx.login("alice").run();
+    assert_eq!(out.code, PAM_AUTHINFO_UNAVAIL, "{out:?}");
+    assert_told_unavailable(&out, "no daemon");
+    assert!(out.messages[0].text.contains("is not running"), "{out:?}");
+    let out = fx.login("alice").silent().run();
+    assert_eq!(out.code, PAM_AUTHINFO_UNAVAIL, "{out:?}");
+    assert!(out.messages.is_empty(), "PAM_SILENT: {out:?}");
 }
 
 /// A full daemon says "busy" before it reads anything: a root caller's module then serves the

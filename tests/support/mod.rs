@@ -490,6 +490,20 @@ impl Outcome {
     }
 }
 
+/// Not prompted; told in one line that two-factor login is not available (the reason is the
+/// admin's, in the log).
+pub fn assert_told_unavailable(out: &Outcome, what: &str) {
+    assert!(out.prompts().is_empty(), "{what}: not prompted: {out:?}");
+    assert_eq!(out.messages.len(), 1, "{what}: one line: {out:?}");
+    assert_eq!(out.messages[0].style, PAM_ERROR_MSG, "{what}: {out:?}");
+    assert!(
+        out.messages[0]
+            .text
+            .starts_with("two-factor login is not available on this host"),
+        "{what}: {out:?}"
+    );
+}
+
 pub struct PamLogin {
     confdir: PathBuf,
     service: String,
@@ -498,6 +512,8 @@ pub struct PamLogin {
     rhost: Option<String>,
     ruser: Option<String>,
     steps: VecDeque<Step>,
+    /// `pam_authenticate`'s flags.
+    flags: c_int,
 }
 
 impl PamLogin {
@@ -509,7 +525,13 @@ impl PamLogin {
             rhost: None,
             ruser: None,
             steps: VecDeque::new(),
+            flags: 0,
         }
+    }
+    /// `pam_authenticate` with PAM_SILENT.
+    pub fn silent(mut self) -> Self {
+        self.flags |= 0x8000;
+        self
     }
     /// Starts libpam with no user name, so that the module asks for one.
     pub fn without_user(mut self) -> Self {
@@ -609,7 +631,7 @@ impl PamLogin {
             assert_eq!(rc, PAM_SUCCESS, "pam_set_item PAM_RUSER");
         }
         // SAFETY: `pamh` is live; the conversation it calls gets `state`, alive until the end.
-        let code = unsafe { pam_authenticate(pamh, 0) };
+        let code = unsafe { pam_authenticate(pamh, self.flags) };
         // SAFETY: ends the handle started above; it is not used after this.
         unsafe { pam_end(pamh, code) };
         let out = Outcome {

@@ -131,6 +131,10 @@ impl StorePool {
                 }
             }
         };
+        // Rows an earlier login wrote behind its reply (its rejects) are committed before this
+        // login reads: its checks before the prompt (a locked source, a locked token) must see
+        // every attempt answered so far, and the reading connection sees only commits.
+        writer.commit_if_due();
         Ok(PooledStore {
             pool: Arc::clone(self),
             reader: Some(reader),
