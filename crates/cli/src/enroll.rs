@@ -444,12 +444,16 @@ pub(crate) fn check_name(what: &str, s: &str) -> CliResult<()> {
     Ok(())
 }
 
-/// `--counter`, at most [`tessera_engine::tokens::MAX_COUNTER`] (the store's integers are signed).
+/// `--counter`, below [`tessera_engine::tokens::MAX_COUNTER`] (the store's integers are
+/// signed): an accepted code moves the counter one past it, so a token at the top could never
+/// log in.
 fn counter_arg(c: Option<u64>) -> CliResult<u64> {
     let c = c.unwrap_or(0);
-    if c > tessera_engine::tokens::MAX_COUNTER {
+    let top = tessera_engine::tokens::MAX_COUNTER - 1;
+    if c > top {
         return Err(Failure::usage(format!(
-            "--counter must be at most {}",
+            "--counter must be at most {top}: a login moves the counter one past the code it \
+             accepts, and it can't go beyond {}",
             tessera_engine::tokens::MAX_COUNTER
         )));
     }

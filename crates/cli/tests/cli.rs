@@ -261,6 +261,18 @@ fn usage_errors_exit_2_with_one_line() {
             "--counter",
             "18446744073709551615",
         ],
+        // i64::MAX: stored, but a token there can never log in (an accept moves past it).
+        &[
+            "token",
+            "add",
+            "--user",
+            "alice",
+            "--type",
+            "hotp",
+            "--genkey",
+            "--counter",
+            "9223372036854775807",
+        ],
     ] {
         let out = env.run(args, "");
         assert_one_line_error(&out, 2);
@@ -268,6 +280,42 @@ fn usage_errors_exit_2_with_one_line() {
     }
     assert_eq!(code(&env.run(&["--help"], "")), 0);
     assert_eq!(code(&env.run(&["token", "add", "--help"], "")), 0);
+}
+
+/// The highest counter `--counter` takes is one a login can still move past: the code at
+/// 2^63 - 2 is accepted once (the counter then stands at 2^63 - 1), and nothing after it.
+#[test]
+fn the_highest_counter_taken_still_logs_in_once() {
+    let env = Env::init();
+    let top = tessera_engine::tokens::MAX_COUNTER - 1;
+    let out = env.ok(&[
+        "token",
+        "add",
+        "--user",
+        "alice",
+        "--type",
+        "hotp",
+        "--key",
+        "3132333435363738393031323334353637383930",
+        "--counter",
+        &top.to_string(),
+    ]);
+    let serial = out.lines().next().unwrap().to_string();
+    let otp = oathtool(&[
+        "-c",
+        &top.to_string(),
+        "3132333435363738393031323334353637383930",
+    ]);
+    assert_eq!(
+        env.check("alice", &format!("{otp}\n")),
+        (0, format!("ACCEPT (serial {serial})\n"))
+    );
+    let next = oathtool(&[
+        "-c",
+        &(top + 1).to_string(),
+        "3132333435363738393031323334353637383930",
+    ]);
+    assert_ne!(env.check("alice", &format!("{next}\n")).0, 0);
 }
 
 #[test]

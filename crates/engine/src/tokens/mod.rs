@@ -119,6 +119,12 @@ pub struct TokenParams {
 /// The audit reasons of a refused HOTP or TOTP code.
 pub const REPLAYED: &str = "OTP already used (replayed)";
 pub const WRONG: &str = "wrong OTP";
+/// A TOTP code of a step that was passed over: a later step was used, one ahead of this host's
+/// clock (a device whose clock is fast had its code accepted; until this host's clock reaches
+/// that step, every current code is one that was passed over).
+pub const PASSED_OVER_AHEAD: &str = "OTP of a time step passed over: a later code was used, \
+     ahead of this host's clock (is that device's clock fast? current codes work again once \
+     this host's time reaches the step used)";
 
 #[derive(Debug, Clone, Copy)]
 pub struct CheckContext {

@@ -1,7 +1,9 @@
 //! TOTP (RFC 6238): HOTP over the time step; each step is accepted once, because the stored
 //! counter is the next step allowed.
 
-use super::{hotp_code, is_digits, Algorithm, CheckContext, Token, REPLAYED, WRONG};
+use super::{
+    hotp_code, is_digits, Algorithm, CheckContext, Token, PASSED_OVER_AHEAD, REPLAYED, WRONG,
+};
 use crate::crypto::ct_eq;
 
 pub struct Totp {
@@ -44,8 +46,10 @@ impl Token for Totp {
         found
     }
 
-    /// A code of a step in the window that was used already (below the stored counter, which
-    /// is the last used step plus one): a replay.
+    /// A code of a step in the window below the stored counter (the last used step plus one):
+    /// the last used step's is a replay; an earlier one was passed over, and when the step used
+    /// is ahead of this host's clock that is said (a device with a fast clock), since every
+    /// current code is refused until the clock gets there.
     fn refusal_reason(
         &self,
         key: &[u8],
@@ -55,10 +59,17 @@ impl Token for Totp {
     ) -> Option<&'static str> {
         let now = self.step_now(ctx.now);
         let w = ctx.totp_window as i64;
-        let used = ((now - w)..=(now + w))
+        let step = ((now - w)..=(now + w))
             .filter(|s| *s >= 0 && (*s as u64) < counter)
-            .any(|s| ct_eq(&hotp_code(self.algorithm, key, s as u64, self.digits), otp));
-        Some(if used { REPLAYED } else { WRONG })
+            .find(|s| ct_eq(&hotp_code(self.algorithm, key, *s as u64, self.digits), otp));
+        let last_used = counter.checked_sub(1);
+        Some(match step {
+            None => WRONG,
+            Some(s) if Some(s as u64) != last_used && last_used > Some(now.max(0) as u64) => {
+                PASSED_OVER_AHEAD
+            }
+            Some(_) => REPLAYED,
+        })
     }
 
     fn resync(
@@ -134,6 +145,35 @@ mod tests {
         assert_eq!(t.refusal_reason(key, b"00000000", next, &c), Some(WRONG));
         // Not used yet (counter below the step): a refusal there is no replay.
         assert_eq!(t.refusal_reason(key, b"94287082", 0, &c), Some(WRONG));
+    }
+
+    /// A device 10 steps fast has its code accepted: the current codes, passed over, are
+    /// refused with a reason that says the step used is ahead of this host's clock.
+    #[test]
+    fn current_codes_after_a_fast_devices_code_say_the_clock_is_ahead() {
+        let t = Totp {
+            digits: 6,
+            algorithm: Algorithm::Sha1,
+            period: 30,
+            drift: 0,
+        };
+        let key = b"12345678901234567890".as_slice();
+        let c = CheckContext {
+            totp_window: 10,
+            ..ctx(30 * 1000)
+        };
+        let code = |step: u64| hotp_code(Algorithm::Sha1, key, step, 6);
+        let next = t.check(key, &code(1010), 0, &c).unwrap();
+        assert_eq!(next, 1011);
+        assert_eq!(
+            t.refusal_reason(key, &code(1000), next, &c),
+            Some(PASSED_OVER_AHEAD)
+        );
+        assert_eq!(t.refusal_reason(key, &code(1010), next, &c), Some(REPLAYED));
+        assert_eq!(t.refusal_reason(key, b"000000", next, &c), Some(WRONG));
+        // A step used at this host's time: an older code is a replay, not a clock matter.
+        let next = t.check(key, &code(1000), 0, &c).unwrap();
+        assert_eq!(t.refusal_reason(key, &code(995), next, &c), Some(REPLAYED));
     }
 
     /// RFC 6238 Appendix B, with the seeds of each hash length.
