@@ -93,6 +93,11 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
             Err(e) => return Err(e.into()),
         }
     }
+    // The note first (stderr, wrapped at 80 columns): on a terminal too short for everything,
+    // it is what scrolls away, not the serial, the URI or the code.
+    if let Some(note) = next_code_note(&plan) {
+        eprintln!("{}", crate::output::wrapped("tessera: ", &note, 80));
+    }
     // Printed in one write; if it fails (a closed pipe, a full disk) the token is taken back:
     // a generated key that was never shown must not stay enrolled.
     let printed = {
@@ -108,9 +113,6 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
             "stdout: {e}; token {} was not enrolled",
             record.serial
         )));
-    }
-    if let Some(note) = next_code_note(&plan) {
-        eprintln!("tessera: {note}");
     }
     Ok(())
 }

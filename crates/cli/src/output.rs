@@ -155,3 +155,47 @@ mod tests {
         assert_eq!(clean("a\nb"), "a\\nb");
     }
 }
+
+/// `text` after `prefix`, wrapped at word boundaries into lines of at most `width` characters
+/// (a word longer than a line stands alone); the lines after the first are indented as far as
+/// the prefix.
+pub fn wrapped(prefix: &str, text: &str, width: usize) -> String {
+    let indent = " ".repeat(prefix.chars().count());
+    let mut out = String::new();
+    let mut line = prefix.to_string();
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        let len = line.chars().count();
+        if !empty && len + 1 + word.chars().count() > width {
+            out.push_str(&line);
+            out.push('\n');
+            line = indent.clone();
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    out.push_str(&line);
+    out
+}
+
+#[cfg(test)]
+mod wrap_tests {
+    use super::wrapped;
+
+    #[test]
+    fn lines_are_cut_at_words_within_the_width() {
+        let t = wrapped("tessera: ", &"word ".repeat(40), 80);
+        assert!(t.lines().count() > 1);
+        assert!(t.lines().all(|l| l.chars().count() <= 80), "{t}");
+        assert!(t.starts_with("tessera: word"));
+        assert!(
+            t.lines().skip(1).all(|l| l.starts_with("         word")),
+            "{t}"
+        );
+        assert_eq!(wrapped("p: ", "short", 80), "p: short");
+    }
+}
