@@ -8,6 +8,7 @@
 //! pam_tessera as its only factor, and the syslog socket. Exit 1 if anything failed.
 
 use super::{CliResult, Failure};
+use crate::pamstack::{auth_entries, pam_entries, PamEntry, PASSWORD_MODULES};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use tessera_engine::config::{Config, Fallback, Mode, OtpPin};
@@ -366,10 +367,6 @@ fn check_daemon(r: &mut Report, socket: &Path) -> CliResult<()> {
     }
 }
 
-/// Reads the PAM service files from this directory instead of /etc/pam.d (for tests; it only
-/// changes what doctor reports).
-pub const PAM_DIR_ENV: &str = "TESSERA_PAM_DIR";
-
 /// Whether `tessera init` was done: the key and the store exist (the lines above check them).
 enum Init {
     Done,
@@ -408,94 +405,6 @@ struct PamLine {
     module: String,
 }
 
-/// One line of a PAM service file, as libpam reads it.
-struct PamEntry {
-    number: usize,
-    /// The line without its comment, blanks squeezed.
-    text: String,
-    /// `auth`, `account`, `password`, `session` (without a leading `-`); empty for `@include`,
-    /// which includes every type.
-    kind: String,
-    /// The type starts with `-`: libpam skips the line silently if the module is missing.
-    optional_module: bool,
-    /// The control, blanks squeezed: `required`, `[success=1 default=ignore]`.
-    control: String,
-    /// `@include FILE`, or a control of `include` or `substack`: `module` is that service.
-    include: bool,
-    module: String,
-    args: Vec<String>,
-}
-
-impl PamEntry {
-    /// The module's name without directory and `.so`: `pam_unix`.
-    fn module_name(&self) -> String {
-        let name = Path::new(&self.module)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        name.strip_suffix(".so").unwrap_or(&name).to_string()
-    }
-}
-
-/// The lines of `text` (a PAM service file), as libpam reads them: `#` starts a comment, a
-/// backslash at the end of a line continues it, a control may be a `[value=action ...]` list
-/// with blanks, `@include FILE` includes another service's lines of every type.
-fn pam_entries(text: &str) -> Vec<PamEntry> {
-    let mut out = Vec::new();
-    let mut pending = String::new();
-    let mut first = 0;
-    for (i, raw) in text.lines().enumerate() {
-        if pending.is_empty() {
-            first = i + 1;
-        }
-        let raw = raw.split('#').next().unwrap_or("");
-        if let Some(cont) = raw.strip_suffix('\\') {
-            pending.push_str(cont);
-            pending.push(' ');
-            continue;
-        }
-        pending.push_str(raw);
-        let line = std::mem::take(&mut pending);
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if words.len() == 2 && words[0] == "@include" {
-            out.push(PamEntry {
-                number: first,
-                text: words.join(" "),
-                kind: String::new(),
-                optional_module: false,
-                control: String::new(),
-                include: true,
-                module: words[1].to_string(),
-                args: Vec::new(),
-            });
-            continue;
-        }
-        if words.len() < 3 || words[0].starts_with('@') {
-            continue;
-        }
-        // The control: one word, or a bracketed list that may span several.
-        let mut m = 2;
-        if words[1].starts_with('[') {
-            m = 1 + words[1..]
-                .iter()
-                .position(|w| w.ends_with(']'))
-                .map_or(words.len(), |p| p + 1);
-        }
-        let Some(module) = words.get(m) else { continue };
-        out.push(PamEntry {
-            number: first,
-            text: words.join(" "),
-            kind: words[0].trim_start_matches('-').to_ascii_lowercase(),
-            optional_module: words[0].starts_with('-'),
-            control: words[1..m].join(" "),
-            include: m == 2 && matches!(words[1], "include" | "substack"),
-            module: (*module).to_string(),
-            args: words[m + 1..].iter().map(|w| w.to_string()).collect(),
-        });
-    }
-    out
-}
-
 /// The lines of `text` (a PAM service file) whose module is pam_tessera ([`pam_entries`]).
 /// `@include` lines name no module.
 fn pam_lines(file: &Path, text: &str) -> Vec<PamLine> {
@@ -510,38 +419,6 @@ fn pam_lines(file: &Path, text: &str) -> Vec<PamLine> {
             module: e.module,
         })
         .collect()
-}
-
-/// Modules that check a password (the Unix one, or a directory's): one of them in the auth
-/// stack with pam_tessera makes the PIN-less code a second factor.
-const PASSWORD_MODULES: &[&str] = &[
-    "pam_unix",
-    "pam_unix2",
-    "pam_sss",
-    "pam_ldap",
-    "pam_krb5",
-    "pam_winbind",
-    "pam_pwdfile",
-    "pam_userdb",
-    "pam_systemd_home",
-];
-
-/// The `auth` lines of the service `name` in `dir`, with `@include`, `include` and `substack`
-/// expanded (as deep as libpam goes, and no deeper than 8), in the order libpam runs them.
-fn auth_entries(dir: &Path, name: &str, depth: u32, out: &mut Vec<PamEntry>) {
-    if depth > 8 || name.contains('/') {
-        return;
-    }
-    let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
-        return;
-    };
-    for e in pam_entries(&text) {
-        if e.include && (e.kind.is_empty() || e.kind == "auth") {
-            auth_entries(dir, &e.module, depth + 1, out);
-        } else if !e.include && e.kind == "auth" {
-            out.push(e);
-        }
-    }
 }
 
 /// Whether pam_tessera is the only factor of the service `name`'s auth stack, so that a token
@@ -589,8 +466,7 @@ fn check_pam(r: &mut Report, init: Init, cfg: &Config) -> CliResult<Vec<String>>
         let names: Vec<String> = modules.iter().map(|p| p.display().to_string()).collect();
         r.ok(&format!("module installed: {}", names.join(", ")))?;
     }
-    let dir =
-        std::env::var_os(PAM_DIR_ENV).map_or_else(|| PathBuf::from("/etc/pam.d"), PathBuf::from);
+    let dir = crate::pamstack::pam_dir();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .into_iter()
         .flatten()
@@ -622,6 +498,7 @@ fn check_pam(r: &mut Report, init: Init, cfg: &Config) -> CliResult<Vec<String>>
         .filter(|s| tessera_alone(&dir, s, cfg))
         .cloned()
         .collect();
+    check_ignore_rules(r, &dir, &services, cfg)?;
     if services.is_empty() {
         r.warn(&format!(
             "no service in {} uses pam_tessera.so",
@@ -663,6 +540,39 @@ fn check_pam(r: &mut Report, init: Init, cfg: &Config) -> CliResult<Vec<String>>
         .iter()
         .map(|s| dir.join(s).display().to_string())
         .collect())
+}
+
+/// `skip` rules and grace windows return PAM_IGNORE, which lets a login in only if another
+/// module of the stack grants it: a warning for each rule and service that uses pam_tessera
+/// where nothing else can, since those logins are denied.
+fn check_ignore_rules(
+    r: &mut Report,
+    dir: &Path,
+    services: &[String],
+    cfg: &Config,
+) -> CliResult<()> {
+    for (i, rule) in cfg.policy.iter().enumerate() {
+        if !rule.may_ignore() {
+            continue;
+        }
+        let what = if rule.action == tessera_engine::policy::Action::Skip {
+            "skips the second factor"
+        } else {
+            "has a grace window"
+        };
+        for s in services.iter().filter(|s| rule.covers_service(s)) {
+            if crate::pamstack::others_that_may_grant(dir, s).is_some_and(|o| o.is_empty()) {
+                r.warn(&format!(
+                    "policy rule {} {what} (PAM_IGNORE), but on {} nothing but tessera can let \
+                     a login in: those logins are denied; put the password module before \
+                     tessera there, or use action = \"deny\"",
+                    i + 1,
+                    dir.join(s).display()
+                ))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Tokens without a PIN, where a service has pam_tessera alone with `otppin = "token"`

@@ -14,6 +14,7 @@ mod doctor;
 mod enroll;
 mod import;
 mod input;
+mod pamstack;
 mod qr;
 mod token;
 
@@ -380,7 +381,17 @@ fn policy_test(cfg: &Config, a: &PolicyTestArgs) -> CliResult<()> {
         (Action::Skip, _) => "skip: PAM_IGNORE, no second factor asked".into(),
         (Action::Deny, _) => "deny: refused without a prompt".into(),
     };
-    outln!("{}: {what}", d.describe())
+    outln!("{}: {what}", d.describe())?;
+    // PAM_IGNORE is no "let in": what it does depends on the rest of the service's stack.
+    if d.action == Action::Skip || d.grace > 0 {
+        let when = if d.action == Action::Skip {
+            "then"
+        } else {
+            "within the grace window"
+        };
+        outln!("{when}: {}", crate::pamstack::what_ignore_does(&a.service))?;
+    }
+    Ok(())
 }
 
 /// One line on stderr: `tessera: <message>`.

@@ -1277,6 +1277,53 @@ fn policy_test_names_the_rule_and_why() {
         "[[policy]]\nservice = \"sshd\"\nrhost = \"10.0.0.0/8\"\naction = \"skip\"\n\
          [[policy]]\ngroup = \"admins\"\ngrace = 60\n",
     );
+    // What PAM_IGNORE then does is the stack's: tessera alone (the shipped pam.d/sshd)
+    // denies; after a password module, that module decides.
+    let dir = pam_dir(
+        &env,
+        &[
+            (
+                "sshd",
+                "auth required pam_tessera.so\naccount required pam_unix.so\n",
+            ),
+            (
+                "common-auth",
+                "auth [success=1 default=ignore] pam_unix.so nullok\nauth requisite pam_deny.so\n\
+                 auth required pam_permit.so\n",
+            ),
+            (
+                "sudo",
+                "@include common-auth\nauth required pam_tessera.so\n",
+            ),
+        ],
+    );
+    let policy_test = |service: &str, rhost: &str| {
+        let out = env.run_with(
+            &[
+                "policy",
+                "test",
+                "--user",
+                "alice",
+                "--service",
+                service,
+                "--rhost",
+                rhost,
+            ],
+            "",
+            &[("TESSERA_PAM_DIR", &dir)],
+        );
+        assert_eq!(code(&out), 0);
+        text(&out.stdout)
+    };
+    assert_eq!(
+        policy_test("sshd", "10.2.3.4"),
+        format!(
+            "policy rule 1 (service sshd, rhost 10.0.0.0/8): skip: PAM_IGNORE, no second factor \
+             asked\nthen: on {} nothing but tessera can let a login in, so PAM_IGNORE there is a \
+             DENIED login (put the password module before tessera, or use deny)\n",
+            dir.join("sshd").display()
+        )
+    );
     let out = env.ok(&[
         "policy",
         "test",
@@ -1287,19 +1334,69 @@ fn policy_test_names_the_rule_and_why() {
         "--rhost",
         "10.2.3.4",
     ]);
-    assert_eq!(
-        out,
-        "policy rule 1 (service sshd, rhost 10.0.0.0/8): skip: PAM_IGNORE, no second factor asked\n"
+    assert!(
+        out.starts_with(
+            "policy rule 1 (service sshd, rhost 10.0.0.0/8): skip: PAM_IGNORE, no second factor \
+             asked\nthen: "
+        ),
+        "{out}"
     );
-    let out = env.ok(&["policy", "test", "--user", "bob", "--service", "sudo"]);
+    let out = env.run_with(
+        &["policy", "test", "--user", "bob", "--service", "sudo"],
+        "",
+        &[("TESSERA_PAM_DIR", &dir)],
+    );
+    let out = text(&out.stdout);
     assert!(
         out.starts_with("policy rule 2 (group admins): require") && out.contains("60 s"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "within the grace window: the rest of {}'s auth stack decides (pam_unix, pam_permit)",
+            dir.join("sudo").display()
+        )),
         "{out}"
     );
     let out = env.ok(&["policy", "test", "--user", "alice", "--service", "sudo"]);
     assert_eq!(
         out,
         "no policy rule matches: require: the second factor is asked\n"
+    );
+}
+
+/// doctor warns of a `skip` rule (or a grace window) where PAM_IGNORE can let nobody in: a
+/// stack that loads pam_tessera and nothing else that can grant a login.
+#[test]
+fn doctor_warns_of_a_skip_rule_on_a_stack_where_it_denies() {
+    let env = Env::with_config(
+        "[[policy]]\nservice = \"sshd\"\nrhost = \"10.0.0.0/8\"\naction = \"skip\"\n\
+         [[policy]]\nservice = \"sudo\"\ngrace = 60\n",
+    );
+    env.ok(&["init"]);
+    let dir = pam_dir(
+        &env,
+        &[
+            ("sshd", "auth required pam_tessera.so\n"),
+            (
+                "sudo",
+                "auth required pam_unix.so\nauth required pam_tessera.so\n",
+            ),
+        ],
+    );
+    let out = env.run_with(&["doctor"], "", &[("TESSERA_PAM_DIR", &dir)]);
+    let stdout = text(&out.stdout);
+    let warned: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("PAM_IGNORE"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{stdout}");
+    assert!(
+        warned[0].starts_with("warn")
+            && warned[0].contains("policy rule 1 skips the second factor")
+            && warned[0].contains(&dir.join("sshd").display().to_string())
+            && warned[0].contains("those logins are denied"),
+        "{stdout}"
     );
 }
 

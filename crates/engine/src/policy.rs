@@ -55,6 +55,18 @@ pub struct Rule {
 pub const MAX_GRACE: u64 = 86_400;
 
 impl Rule {
+    /// Whether the rule can decide logins of `service`: it names no service, or one that
+    /// matches.
+    pub fn covers_service(&self, service: &str) -> bool {
+        self.service.is_empty() || self.service.iter().any(|p| glob(p, service))
+    }
+
+    /// Whether the rule can leave a login to the rest of the PAM stack (PAM_IGNORE): a
+    /// `skip`, or a grace window.
+    pub fn may_ignore(&self) -> bool {
+        self.action == Action::Skip || self.grace > 0
+    }
+
     /// Checks what TOML types can't: the networks parse, grace only on `require`.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         for net in &self.rhost {
