@@ -9,8 +9,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 profile=${DEMO_PROFILE:-release}
-if [ "$profile" = release ]; then cargo build --release --quiet; else cargo build --quiet; fi
 bin=$PWD/target/$profile
+module=$bin/libpam_tessera.so
+if [ "$profile" = release ]; then
+  echo "== building tessera, tesserad and pam_tessera.so (release; the first build takes about"
+  echo "   7 minutes on 2 cores, later ones seconds)"
+  cargo build --release
+  cargo module                      # the module as it ships: target/module/
+  module=$PWD/target/module/libpam_tessera.so
+else
+  echo "== building (debug; the first build takes about 3 minutes on 2 cores)"
+  cargo build
+fi
 work=$(mktemp -d /tmp/tessera-demo.XXXXXX)
 daemon_pid=
 trap '[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null; rm -rf "$work" /tmp/pam.[0-9A-Za-z]* 2>/dev/null || true' EXIT
@@ -26,8 +36,8 @@ tessera() { "$bin/tessera" --config "$work/tessera.toml" "$@"; }
 me=$(id -un)
 
 mkdir -p "$work/pam.d"
-printf 'auth required %s/libpam_tessera.so socket=%s/tessera.sock\naccount required pam_permit.so\n' \
-  "$bin" "$work" >"$work/pam.d/tessera-demo"
+printf 'auth required %s socket=%s/tessera.sock\naccount required pam_permit.so\n' \
+  "$module" "$work" >"$work/pam.d/tessera-demo"
 printf 'auth required pam_deny.so\naccount required pam_deny.so\n' >"$work/pam.d/other"
 
 login() { # login ANSWER... : one answer per prompt, through real libpam
