@@ -569,7 +569,29 @@ R.check("dpkg -r refuses while a copied file in /etc/pam.d loads pam_tessera, na
         and socket_enabled(), status + p.stdout + p.stderr)
 p = pamtester("tessera-test", user, "1357", otp.next(), ops=AUTH_AND_ACCOUNT)
 R.check("after the refused removal a login still works", p.returncode == 0, p.stderr)
+# A tesserad started by hand as root, outside systemd (it serves as _tessera): the removal
+# stops it and says so.
+hand = subprocess.Popen(["/usr/sbin/tesserad", "--socket", "/run/tessera-e2e-hand/t.sock"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+CLEANUP.add(f"kill tesserad {hand.pid}", lambda: hand.poll() is None and hand.kill())
+CLEANUP.add("rm -r /run/tessera-e2e-hand",
+            lambda: shutil.rmtree("/run/tessera-e2e-hand", ignore_errors=True))
+for _ in range(100):
+    if os.path.exists("/run/tessera-e2e-hand/t.sock"):
+        break
+    time.sleep(0.05)
+R.check("a tesserad started by hand as root makes its socket's directory and serves as _tessera",
+        os.path.exists("/run/tessera-e2e-hand/t.sock")
+        and f"Uid:\t{TUID}\t{TUID}\t{TUID}\t{TUID}" in open(f"/proc/{hand.pid}/status").read(),
+        open(f"/proc/{hand.pid}/status").read() if hand.poll() is None else "it ended")
 p = run(["env", "TESSERA_FORCE_REMOVE=1", "dpkg", "-r", PKG], timeout=300)
+try:
+    hand.wait(10)
+except subprocess.TimeoutExpired:
+    pass
+R.check("dpkg -r stops a tesserad started outside systemd, and says so",
+        hand.poll() is not None
+        and f"stopping tesserad started outside systemd (pid {hand.pid})" in p.stderr, p.stderr)
 R.check("TESSERA_FORCE_REMOVE=1 dpkg -r removes the module, the command, the daemon and its "
         "units, keeps config and store, and warns about the copied file",
         p.returncode == 0 and not os.path.exists(MODULE)

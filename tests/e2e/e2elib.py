@@ -344,3 +344,34 @@ class Pty:
             os.close(self.fd)
         except OSError:
             pass
+
+
+def sshd_with_stack(w, service, stack_text, settings, users):
+    """A real sshd on 127.0.0.1 for `users` whose PAM service is SERVICE (installed with
+    `stack_text`; sshd runs through a symlink of that name, so /etc/pam.d/sshd is never
+    touched), with `settings` added to its config; stopped at exit. Returns its port."""
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
+    if not os.path.exists(f"{w.dir}/hostkey"):
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{w.dir}/hostkey"], check=True)
+    w.install_service(service, stack_text)
+    os.makedirs(f"{w.dir}/bin", exist_ok=True)
+    exe = f"{w.dir}/bin/{service}"
+    os.symlink("/usr/sbin/sshd", exe)
+    port = free_port()
+    conf = f"{w.dir}/{service}_config"
+    with open(conf, "w") as f:
+        f.write(
+            f"Port {port}\nListenAddress 127.0.0.1\nHostKey {w.dir}/hostkey\nPidFile none\n"
+            "UsePAM yes\nKbdInteractiveAuthentication yes\nPermitRootLogin no\nUseDNS no\n"
+            f"AllowUsers {' '.join(users)}\nMaxAuthTries 20\nLogLevel VERBOSE\n"
+            + "".join(f"{k} {v}\n" for k, v in settings.items())
+        )
+    p = run([exe, "-t", "-f", conf])
+    if p.returncode != 0:
+        raise RuntimeError(f"sshd -t: {p.stderr}")
+    logf = open(f"{w.dir}/{service}.log", "w")
+    proc = subprocess.Popen([exe, "-D", "-e", "-f", conf], stdout=logf, stderr=logf)
+    CLEANUP.add(f"stop sshd {proc.pid}", lambda: (proc.terminate(), proc.wait(10)))
+    if not wait_port(port, proc):
+        raise RuntimeError(f"sshd {service} did not start: {open(logf.name).read()}")
+    return port

@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (  # noqa: E402
-    CLEANUP, Results, World, add_user, free_port, log, require_root, run, wait_port,
+    CLEANUP, Results, World, add_user, log, require_root, run, sshd_with_stack,
 )
 
 import paramiko  # noqa: E402
@@ -48,29 +48,9 @@ for u in (bob, carol):
 
 
 def start_sshd(name, stack, settings):
-    """Starts sshd with PAM service `name` (= the name of the symlink it runs as)."""
+    """sshd with PAM service tessera-e2e-NAME-TAG running the shipped stack `stack`."""
     service = f"tessera-e2e-{name}-{tag}"
-    W.install_service(service, W.stack(stack))
-    os.makedirs(f"{W.dir}/bin", exist_ok=True)
-    exe = f"{W.dir}/bin/{service}"
-    os.symlink("/usr/sbin/sshd", exe)
-    port = free_port()
-    conf = f"{W.dir}/{name}_config"
-    with open(conf, "w") as f:
-        f.write(
-            f"Port {port}\nListenAddress 127.0.0.1\nHostKey {W.dir}/hostkey\nPidFile none\n"
-            "UsePAM yes\nKbdInteractiveAuthentication yes\nPermitRootLogin no\nUseDNS no\n"
-            f"AllowUsers {alice} {bob} {carol}\nMaxAuthTries 20\nLogLevel VERBOSE\n"
-            + "".join(f"{k} {v}\n" for k, v in settings.items())
-        )
-    p = run([exe, "-t", "-f", conf])
-    if p.returncode != 0:
-        raise RuntimeError(f"sshd -t: {p.stderr}")
-    logf = open(f"{W.dir}/{name}.log", "w")
-    proc = subprocess.Popen([exe, "-D", "-e", "-f", conf], stdout=logf, stderr=logf)
-    CLEANUP.add(f"stop sshd {proc.pid}", lambda: (proc.terminate(), proc.wait(10)))
-    if not wait_port(port, proc):
-        raise RuntimeError(f"sshd {name} did not start: {open(logf.name).read()}")
+    port = sshd_with_stack(W, service, W.stack(stack), settings, (alice, bob, carol))
     return port, service
 
 

@@ -55,7 +55,6 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
     if let Ok(Generation { config: Err(e), .. }) = current.read().as_deref() {
         eprintln!("tesserad: {e} (logins fail until it is fixed and tesserad gets SIGHUP)");
     }
-    reload_on_sighup(config.to_path_buf(), current.clone())?;
     let listener = match activated {
         Some(l) => {
             let path = l
@@ -72,6 +71,8 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
             l
         }
     };
+    serve_as_store_owner(&current)?;
+    reload_on_sighup(config.to_path_buf(), current.clone())?;
     let capacity = Arc::new(Capacity::default());
     let refusals = Refusals::default();
     // Who asks is known before anything is read: a place is counted against the caller's uid
@@ -108,6 +109,39 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
     crate::acceptors::serve(listener, admit, serve).map_err(|e| format!("the socket: {e}"))
 }
 
+/// Started as root (by hand, an init script, a container's entrypoint) with the socket bound,
+/// tesserad becomes the owner of the store's directory before it opens anything, as the
+/// package's unit starts it (`User=_tessera`): the store, its `-wal` and `-shm` and the key are
+/// that user's, and a daemon running as root could open none of them. A store in a directory
+/// of root's (root's own store) is served as root. As root without a config that loads, it
+/// can't tell whose store it serves: it does not start.
+fn serve_as_store_owner(current: &RwLock<Generation>) -> Result<(), String> {
+    if tessera_engine::sys::euid() != 0 {
+        return Ok(());
+    }
+    let store = match current.read().as_deref() {
+        Ok(Generation { config: Ok(c), .. }) => c.store.path.clone(),
+        Ok(Generation { config: Err(e), .. }) => {
+            return Err(format!(
+                "started as root with a config that does not load ({e}): tesserad can't tell \
+                 whose store it serves, so it does not start"
+            ))
+        }
+        Err(_) => return Err("the config lock is poisoned".into()),
+    };
+    match tessera_engine::sys::become_store_owner(&store) {
+        Ok(Some(uid)) => {
+            eprintln!(
+                "tesserad: serving as uid {uid}, the owner of {}",
+                store.parent().unwrap_or(Path::new(".")).display()
+            );
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Says "busy" to a connection that gets no place, without reading from it, and without ever
 /// blocking the loop that accepts (the socket is made non-blocking: two short frames fit any
 /// socket buffer, and if they don't the caller just sees the connection close).
@@ -136,6 +170,18 @@ fn bind(socket: &Path) -> Result<UnixListener, String> {
             return Err(format!("{shown}: another tesserad is listening there"));
         }
         std::fs::remove_file(socket).map_err(|e| format!("{shown}: {e}"))?;
+    }
+    // The socket's directory (/run/tessera) is made if it is missing: /run is emptied at boot,
+    // and without systemd's RuntimeDirectory nobody else makes it. Open to all (0755), like the
+    // socket, whose callers are told apart by their uid.
+    if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)
+                .and_then(|()| {
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+                })
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
     }
     let listener = UnixListener::bind(socket).map_err(|e| format!("{shown}: {e}"))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666))

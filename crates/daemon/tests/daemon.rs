@@ -15,7 +15,7 @@ use common::*;
 /// A tesserad started the way systemd's socket activation starts it: a python3 wrapper
 /// binds and listens on `socket`, puts it on fd 3, sets LISTEN_PID (its own pid, which
 /// exec keeps) and LISTEN_FDS=1 and execs tesserad, whose own `--socket` names a path it
-/// could not bind (a directory that does not exist).
+/// could not bind (under a file, which is no directory).
 fn start_activated(w: &World, listen_pid: Option<&str>) -> Daemon {
     let socket = w.dir.path().join("activated.sock");
     let mut cmd = Command::new("python3");
@@ -27,7 +27,7 @@ fn start_activated(w: &World, listen_pid: Option<&str>) -> Daemon {
         .arg("--config")
         .arg(&w.config)
         .arg("--socket")
-        .arg(w.dir.path().join("no-such-dir/tessera.sock"));
+        .arg(w.config.join("tessera.sock"));
     Daemon::spawn(cmd, &socket)
 }
 
@@ -69,17 +69,11 @@ fn stdio_serves_one_login() {
 /// `tesserad --stdio` spawned by a root login becomes the owner of the store's directory (the
 /// package's _tessera) before it opens anything: the login works, and what SQLite creates
 /// beside the store is that owner's. Needs root (as in CI).
-#[test]
-fn stdio_run_by_root_becomes_the_owner_of_the_store_directory() {
-    use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
-    if tessera_engine::sys::euid() != 0 {
-        eprintln!("skipped: needs root");
-        return;
-    }
-    const OWNER: u32 = 4242;
+/// The world's store moved into a directory of its own that `owner` owns, with the key; the
+/// config stays root's (read before the change of user), as the package has them.
+fn store_owned_by(owner: u32) -> World {
+    use std::os::unix::fs::{chown, PermissionsExt};
     let w = World::new("");
-    // The store moves into a directory of its own that OWNER owns; the config stays root's
-    // (read before the change of user), the key becomes OWNER's, as the package has them.
     let store_dir = w.dir.path().join("store");
     std::fs::create_dir(&store_dir).unwrap();
     std::fs::set_permissions(&store_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -90,31 +84,123 @@ fn stdio_run_by_root_becomes_the_owner_of_the_store_directory() {
         }
     }
     for p in std::fs::read_dir(&store_dir).unwrap() {
-        chown(p.unwrap().path(), Some(OWNER), Some(OWNER)).unwrap();
+        chown(p.unwrap().path(), Some(owner), Some(owner)).unwrap();
     }
-    chown(&store_dir, Some(OWNER), Some(OWNER)).unwrap();
-    chown(w.dir.path().join("secret.key"), Some(OWNER), Some(OWNER)).unwrap();
+    chown(&store_dir, Some(owner), Some(owner)).unwrap();
+    chown(w.dir.path().join("secret.key"), Some(owner), Some(owner)).unwrap();
     std::fs::set_permissions(w.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let w = World {
         db: store_dir.join("tessera.db"),
         ..w
     };
     w.write_config("");
+    w
+}
+
+/// The files of the store's directory: each `owner`'s; their names.
+fn store_files_of(w: &World, owner: u32) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(w.db.parent().unwrap()).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        assert_eq!((m.uid(), m.gid()), (owner, owner), "{:?}", e.path());
+        names.push(e.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    names
+}
+
+#[test]
+fn stdio_run_by_root_becomes_the_owner_of_the_store_directory() {
+    if tessera_engine::sys::euid() != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    const OWNER: u32 = 4242;
+    let w = store_owned_by(OWNER);
 
     let seen = stdio_login(&w);
     // As root the engine would refuse these files (owned by neither root nor the effective
     // uid): the login shows that tesserad became OWNER, and the caller is still root (the
     // uid that started it), who may ask for alice.
     assert_eq!(seen.verdict, Some(Verdict::Success), "{seen:?}");
-    let mut names = Vec::new();
-    for e in std::fs::read_dir(&store_dir).unwrap() {
-        let e = e.unwrap();
-        let m = e.metadata().unwrap();
-        assert_eq!((m.uid(), m.gid()), (OWNER, OWNER), "{:?}", e.path());
-        names.push(e.file_name().to_string_lossy().into_owned());
+    assert_eq!(
+        store_files_of(&w, OWNER),
+        ["tessera.db", "tessera.db-shm", "tessera.db-wal"]
+    );
+}
+
+/// Started by hand, by an init script or a container's entrypoint as root, the socket server
+/// makes the socket's directory (0755), binds, and serves as the owner of the store's
+/// directory, as the package's unit runs it: the store and key are that user's.
+#[test]
+fn a_socket_server_started_by_root_makes_its_directory_and_serves_as_the_store_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    if tessera_engine::sys::euid() != 0 {
+        eprintln!("skipped: needs root");
+        return;
     }
-    names.sort();
-    assert_eq!(names, ["tessera.db", "tessera.db-shm", "tessera.db-wal"]);
+    const OWNER: u32 = 4243;
+    let w = store_owned_by(OWNER);
+    let run_dir = w.dir.path().join("run/tessera");
+    let d = Daemon::start(
+        Path::new(env!("CARGO_BIN_EXE_tesserad")),
+        &w.config,
+        &run_dir.join("tessera.sock"),
+    );
+    let mode = std::fs::metadata(&run_dir).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o755);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    let ids = |key: &str| -> Vec<u32> {
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+        line.split_whitespace()
+            .skip(1)
+            .map(|n| n.parse().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        ids("Uid:"),
+        [OWNER; 4],
+        "real, effective, saved, fs: {status}"
+    );
+    assert_eq!(ids("Gid:"), [OWNER; 4], "{status}");
+    let seen = dialogue(
+        &mut d.connect(),
+        login("alice"),
+        &[b"1234", otp(0).as_bytes()],
+    );
+    assert_eq!(seen.verdict, Some(Verdict::Success), "{seen:?}");
+    assert_eq!(
+        store_files_of(&w, OWNER),
+        ["tessera.db", "tessera.db-shm", "tessera.db-wal"]
+    );
+}
+
+/// As root without a config that loads, tesserad can't tell whose store it serves: it does not
+/// start (rather than serve as root a store it could not open).
+#[test]
+fn started_by_root_without_a_config_that_loads_it_does_not_start() {
+    if tessera_engine::sys::euid() != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let w = World::new("");
+    w.write_config("[auth]\nbogus = 1");
+    let out = Command::new(env!("CARGO_BIN_EXE_tesserad"))
+        .arg("--config")
+        .arg(&w.config)
+        .arg("--socket")
+        .arg(w.dir.path().join("t.sock"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("started as root with a config that does not load")
+            && err.contains("does not start"),
+        "{err}"
+    );
 }
 
 /// `cmd` (a `tesserad --stdio`, or a wrapper that execs one) with its stdin and stdout as one
@@ -262,7 +348,7 @@ fn an_activated_server_keeps_fd_3_and_drops_the_rest() {
         .arg("--config")
         .arg(&w.config)
         .arg("--socket")
-        .arg(w.dir.path().join("no-such-dir/tessera.sock"));
+        .arg(w.config.join("tessera.sock"));
     let d = Daemon::spawn(cmd, &socket);
     d.wait_for(&["listening on"]);
     let (umask, ignored, blocked, on_file) = inherited(d.pid(), &file);
@@ -464,7 +550,7 @@ fn listen_fds_for_another_process_are_not_taken() {
     assert!(!status.success());
     let err = d.rest_of_stderr();
     assert!(
-        err.iter().any(|l| l.contains("no-such-dir")),
+        err.iter().any(|l| l.contains("tessera.toml/tessera.sock")),
         "tesserad tried its own --socket: {err:?}"
     );
 }

@@ -1,0 +1,111 @@
+#!/usr/bin/python3
+"""A host without systemd, as a container runs one: its entrypoint starts `tesserad &` as root
+and then sshd, and a user logs in over ssh with PIN and OTP through that daemon.
+
+The store's directory belongs to a system user of its own (as `_tessera` in the package). Run
+as root, tesserad makes its socket's directory (0755), binds, and becomes that user before it
+opens anything; the module's `daemon=` names no file, so every login below went through the
+socket and none through a spawned `tesserad --stdio`. Run as root: tests/e2e/container.py
+"""
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2elib import (  # noqa: E402
+    CLEANUP, ROOT, Results, World, add_user, require_root, sshd_with_stack,
+)
+
+import paramiko  # noqa: E402
+
+require_root()
+R = Results("container")
+tag = os.getpid() % 100000
+owner = add_user(f"tsv{tag}", shell="/usr/sbin/nologin")  # the daemon's user
+OWNER_UID = int(subprocess.run(["id", "-u", owner], capture_output=True, text=True).stdout)
+
+
+def store_of_owner(w):
+    """Before `tessera init`: the store's directory is the daemon user's, and the work
+    directory open enough for that user to reach it."""
+    os.chmod(w.dir, 0o755)
+    os.makedirs(f"{w.dir}/store", mode=0o700)
+    shutil.chown(f"{w.dir}/store", owner, owner)
+
+
+W = World("ctr", before_init=store_of_owner)
+alice = add_user(f"tca{tag}")
+otp = W.hotp_token(alice, "1234", f"CTR-{tag}")
+socket = f"{W.dir}/run/tessera/tessera.sock"
+
+# The entrypoint: `tesserad &` as root, nothing prepared (its socket's directory is missing).
+logf = open(f"{W.dir}/tesserad.log", "w")
+daemon = subprocess.Popen([W.daemon, "--config", W.config, "--socket", socket],
+                          stdout=logf, stderr=logf)
+CLEANUP.add(f"stop tesserad {daemon.pid}", lambda: (daemon.terminate(), daemon.wait(10)))
+for _ in range(200):
+    if os.path.exists(socket) or daemon.poll() is not None:
+        break
+    time.sleep(0.05)
+said = open(logf.name).read()
+run_dir = os.path.dirname(socket)
+R.check("tesserad started as root makes its socket's directory (0755) and listens",
+        os.path.exists(socket) and stat.S_IMODE(os.stat(run_dir).st_mode) == 0o755, said)
+status = open(f"/proc/{daemon.pid}/status").read() if daemon.poll() is None else ""
+uids = next((ln.split()[1:] for ln in status.splitlines() if ln.startswith("Uid:")), [])
+R.check("and serves as the store's owner (real, effective, saved and fs uid)",
+        uids == [str(OWNER_UID)] * 4 and f"serving as uid {OWNER_UID}" in said,
+        f"{uids} {said}")
+
+# sshd with the shipped pam.d/sshd, its module pointed at that socket and at no daemon binary.
+with open(os.path.join(ROOT, "pam.d", "sshd")) as f:
+    stack = f.read().replace(
+        "pam_tessera.so",
+        f"{W.module} socket={socket} daemon=/nonexistent/tesserad",
+    )
+port = sshd_with_stack(W, f"tessera-e2e-ctr-{tag}", stack, {
+    "AuthenticationMethods": "keyboard-interactive",
+    "PasswordAuthentication": "no",
+    "PubkeyAuthentication": "no",
+}, (alice,))
+
+
+def ssh_login(*answers):
+    """keyboard-interactive as alice over a real SSH connection: (in?, prompts asked)."""
+    asked = []
+    left = list(answers)
+    t = paramiko.Transport(("127.0.0.1", port))
+    try:
+        t.start_client(timeout=10)
+
+        def handler(_title, _instructions, prompts):
+            out = []
+            for text, _echo in prompts:
+                asked.append(text)
+                out.append(left.pop(0) if left else "")
+            return out
+
+        try:
+            t.auth_interactive(alice, handler)
+        except paramiko.AuthenticationException:
+            pass
+        return t.is_authenticated(), asked
+    finally:
+        t.close()
+
+
+ok, asked = ssh_login("1234", otp.next())
+R.check("ssh as alice: PIN, then the OTP, through the daemon: logged in",
+        ok and asked == ["PIN: ", "Please enter your otp value: "], str(asked))
+ok, asked = ssh_login("1234" + otp.wrong())
+R.check("a wrong OTP over ssh is refused", not ok, str(asked))
+files = sorted(os.listdir(f"{W.dir}/store"))
+owned = all(os.stat(f"{W.dir}/store/{f}").st_uid == OWNER_UID for f in files)
+R.check("the store, its -wal and -shm stay the daemon user's", owned and "tessera.db-wal" in files,
+        str(files))
+R.check("the logins are in the audit table", "accept" in W.audit(alice), W.audit(alice))
+R.finish()
