@@ -47,8 +47,9 @@ logf = open(f"{W.dir}/tesserad.log", "w")
 daemon = subprocess.Popen([W.daemon, "--config", W.config, "--socket", socket],
                           stdout=logf, stderr=logf)
 CLEANUP.add(f"stop tesserad {daemon.pid}", lambda: (daemon.terminate(), daemon.wait(10)))
+# It binds as root, then changes user and says so.
 for _ in range(200):
-    if os.path.exists(socket) or daemon.poll() is not None:
+    if "serving as uid" in open(logf.name).read() or daemon.poll() is not None:
         break
     time.sleep(0.05)
 said = open(logf.name).read()

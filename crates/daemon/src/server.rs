@@ -55,24 +55,25 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
     if let Ok(Generation { config: Err(e), .. }) = current.read().as_deref() {
         eprintln!("tesserad: {e} (logins fail until it is fixed and tesserad gets SIGHUP)");
     }
-    let listener = match activated {
+    let (listener, listening) = match activated {
         Some(l) => {
             let path = l
                 .local_addr()
                 .ok()
                 .and_then(|a| a.as_pathname().map(Path::to_path_buf));
             let shown = path.as_deref().unwrap_or(Path::new("(unnamed)")).display();
-            eprintln!("tesserad: listening on {shown} (socket activation)");
-            l
+            let said = format!("tesserad: listening on {shown} (socket activation)");
+            (l, said)
         }
-        None => {
-            let l = bind(socket)?;
-            eprintln!("tesserad: listening on {}", socket.display());
-            l
-        }
+        None => (
+            bind(socket)?,
+            format!("tesserad: listening on {}", socket.display()),
+        ),
     };
     serve_as_store_owner(&current)?;
     reload_on_sighup(config.to_path_buf(), current.clone())?;
+    // Said once everything is set up (its user, the SIGHUP thread): what comes next is logins.
+    eprintln!("{listening}");
     let capacity = Arc::new(Capacity::default());
     let refusals = Refusals::default();
     // Who asks is known before anything is read: a place is counted against the caller's uid
@@ -114,18 +115,22 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
 /// package's unit starts it (`User=_tessera`): the store, its `-wal` and `-shm` and the key are
 /// that user's, and a daemon running as root could open none of them. A store in a directory
 /// of root's (root's own store) is served as root. As root without a config that loads, it
-/// can't tell whose store it serves: it does not start.
+/// can't tell whose store it serves: it stays root and fails every login closed with the
+/// config's error (as any daemon with a broken config does), and says that a restart is needed
+/// once the config is fixed.
 fn serve_as_store_owner(current: &RwLock<Generation>) -> Result<(), String> {
     if tessera_engine::sys::euid() != 0 {
         return Ok(());
     }
     let store = match current.read().as_deref() {
         Ok(Generation { config: Ok(c), .. }) => c.store.path.clone(),
-        Ok(Generation { config: Err(e), .. }) => {
-            return Err(format!(
-                "started as root with a config that does not load ({e}): tesserad can't tell \
-                 whose store it serves, so it does not start"
-            ))
+        Ok(Generation { config: Err(_), .. }) => {
+            eprintln!(
+                "tesserad: started as root with a config that does not load: it can't tell \
+                 whose store it serves, so it stays root and fails every login; fix the \
+                 config and restart it (a reload keeps it root)"
+            );
+            return Ok(());
         }
         Err(_) => return Err("the config lock is poisoned".into()),
     };

@@ -149,6 +149,8 @@ fn a_socket_server_started_by_root_makes_its_directory_and_serves_as_the_store_o
         &w.config,
         &run_dir.join("tessera.sock"),
     );
+    // It binds as root, changes user, and only then says "listening on" (Daemon::start waits
+    // for that).
     let mode = std::fs::metadata(&run_dir).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o755);
     let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
@@ -177,30 +179,30 @@ fn a_socket_server_started_by_root_makes_its_directory_and_serves_as_the_store_o
     );
 }
 
-/// As root without a config that loads, tesserad can't tell whose store it serves: it does not
-/// start (rather than serve as root a store it could not open).
+/// As root without a config that loads, tesserad can't tell whose store it serves: it stays up
+/// and fails each login closed with the config's error, and says a restart is needed.
 #[test]
-fn started_by_root_without_a_config_that_loads_it_does_not_start() {
+fn started_by_root_without_a_config_that_loads_it_fails_closed_and_says_so() {
     if tessera_engine::sys::euid() != 0 {
         eprintln!("skipped: needs root");
         return;
     }
     let w = World::new("");
     w.write_config("[auth]\nbogus = 1");
-    let out = Command::new(env!("CARGO_BIN_EXE_tesserad"))
-        .arg("--config")
+    let socket = w.dir.path().join("tessera.sock");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tesserad"));
+    cmd.arg("--config")
         .arg(&w.config)
         .arg("--socket")
-        .arg(w.dir.path().join("t.sock"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
-    assert!(
-        err.contains("started as root with a config that does not load")
-            && err.contains("does not start"),
-        "{err}"
-    );
+        .arg(&socket);
+    let d = Daemon::spawn(cmd, &socket);
+    let said = d.wait_for(&["started as root with a config that does not load"]);
+    assert!(said.contains("restart"), "{said}");
+    d.wait_for(&["listening on"]);
+    let seen = dialogue(&mut d.connect(), login("alice"), &[b"1234"]);
+    assert_eq!(seen.verdict, Some(Verdict::AuthinfoUnavail), "{seen:?}");
+    assert!(seen.prompts.is_empty(), "{seen:?}");
+    assert!(seen.logs.iter().any(|l| l.contains("bogus")), "{seen:?}");
 }
 
 /// `cmd` (a `tesserad --stdio`, or a wrapper that execs one) with its stdin and stdout as one
