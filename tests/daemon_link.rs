@@ -173,6 +173,48 @@ fn without_a_daemon_the_user_is_told_in_one_line() {
     assert!(out.messages.is_empty(), "PAM_SILENT: {out:?}");
 }
 
+/// `tessera doctor` asks the running daemon how it is: its user, its config, its store and
+/// key as the daemon opens them, its load. A daemon that answers but can't serve (here: its key
+/// is gone) is a failure that says why, not "answers".
+#[test]
+fn doctor_asks_the_daemon_and_fails_when_it_cannot_serve() {
+    let fx = Fixture::new("");
+    fx.add(&Tok::hotp("H1", "alice", "1234"));
+    let socket = fx.socket.display().to_string();
+    let doctor = || {
+        let out = fx.tessera(&["doctor", "--socket", &socket], "");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = doctor();
+    for line in [
+        "ok    tesserad: its config loads".to_string(),
+        format!("ok    tesserad: it opens the store {}", fx.db.display()),
+        format!("ok    tesserad: it reads the key {}", fx.key_file.display()),
+        format!("ok    tesserad answers on {socket} (screen lockers work)"),
+    ] {
+        assert!(out.lines().any(|l| l == line), "{line:?} in:\n{out}");
+    }
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("ok    tesserad: 1 logins under way")),
+        "its own request counts: {out}"
+    );
+    std::fs::rename(&fx.key_file, fx.dir.path().join("moved.key")).unwrap();
+    let out = doctor();
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("FAIL  tesserad: it can't read the key")),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with(&format!(
+            "FAIL  tesserad answers on {socket} but can't serve logins"
+        ))),
+        "{out}"
+    );
+    assert!(!out.contains("(screen lockers work)"), "{out}");
+}
+
 /// A full daemon says "busy" before it reads anything: a root caller's module then serves the
 /// login with a daemon of its own (`tesserad --stdio`), so root is never refused for capacity;
 /// any other caller fails closed, and the log says why.

@@ -34,9 +34,9 @@ impl Report {
     }
 }
 
-pub fn run(config_path: &Path) -> CliResult<()> {
+pub fn run(config_path: &Path, socket: &Path) -> CliResult<()> {
     let mut r = Report::default();
-    match check_all(&mut r, config_path) {
+    match check_all(&mut r, config_path, socket) {
         // `doctor | head`: the reader stopped; a failure seen so far still sets the exit code.
         Err(Failure::OutputClosed) if r.failed => return Err(Failure::Reported),
         other => other?,
@@ -47,7 +47,7 @@ pub fn run(config_path: &Path) -> CliResult<()> {
     Ok(())
 }
 
-fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
+fn check_all(r: &mut Report, config_path: &Path, socket: &Path) -> CliResult<()> {
     if !check_file(r, "config", config_path, Access::Readable)? {
         return Ok(()); // the lines above say why; nothing below can be trusted to the config
     }
@@ -83,7 +83,7 @@ fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
                 cfg.store.path.display()
             ))?;
             check_pam(r, Init::NotNeeded, &cfg)?;
-            check_daemon(r, Path::new(DAEMON_SOCKET))?;
+            check_daemon(r, socket)?;
             return check_syslog(r);
         }
     }
@@ -134,7 +134,7 @@ fn check_all(r: &mut Report, config_path: &Path) -> CliResult<()> {
         check_pinless(r, store, &alone)?;
         check_locks(r, store, &cfg)?;
     }
-    check_daemon(r, Path::new(DAEMON_SOCKET))?;
+    check_daemon(r, socket)?;
     check_syslog(r)
 }
 
@@ -347,23 +347,72 @@ fn check_locks(r: &mut Report, store: &SqliteStore, cfg: &Config) -> CliResult<(
 }
 
 /// Where the package's tesserad.socket listens (the module's default `socket=`).
-const DAEMON_SOCKET: &str = "/run/tessera/tessera.sock";
+pub const DAEMON_SOCKET: &str = "/run/tessera/tessera.sock";
 
 /// Whether tesserad answers on its socket, which the package's tesserad.socket provides
 /// (enabled and started on install). Without it root callers spawn a tesserad per login, and
 /// every other caller (screen lockers) fails closed: a warning, logins still work.
 fn check_daemon(r: &mut Report, socket: &Path) -> CliResult<()> {
-    match std::os::unix::net::UnixStream::connect(socket) {
-        Ok(_) => r.ok(&format!(
-            "tesserad answers on {} (screen lockers work)",
+    let mut conn = match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(c) => c,
+        Err(e) => {
+            return r.warn(&format!(
+                "no tesserad on {} ({e}): the socket unit is not running; start it with \
+                 `systemctl enable --now tesserad.socket` (until then root logins spawn a \
+                 tesserad each, slower, and screen lockers fail)",
+                socket.display()
+            ))
+        }
+    };
+    // How it is, as the daemon sees it: its user, its config, its store and key.
+    match ask_status(&mut conn) {
+        Ok((lines, serves)) => {
+            for line in lines {
+                match line.split_once(' ') {
+                    Some(("fail", text)) => r.fail(&format!("tesserad: {}", text.trim()))?,
+                    Some((_, text)) => r.ok(&format!("tesserad: {}", text.trim()))?,
+                    None => r.ok(&format!("tesserad: {line}"))?,
+                }
+            }
+            if serves {
+                r.ok(&format!(
+                    "tesserad answers on {} (screen lockers work)",
+                    socket.display()
+                ))
+            } else {
+                r.fail(&format!(
+                    "tesserad answers on {} but can't serve logins (the lines above say why): \
+                     fix that, then restart it (`systemctl restart tesserad.service`, or start \
+                     it again); until then every login through it fails",
+                    socket.display()
+                ))
+            }
+        }
+        Err(why) => r.warn(&format!(
+            "tesserad answers on {} but gave no status ({why})",
             socket.display()
         )),
-        Err(e) => r.warn(&format!(
-            "no tesserad on {} ({e}): the socket unit is not running; start it with \
-             `systemctl enable --now tesserad.socket` (until then root logins spawn a tesserad \
-             each, slower, and screen lockers fail)",
-            socket.display()
-        )),
+    }
+}
+
+/// Sends a status request and reads the daemon's lines and whether it can serve logins.
+fn ask_status(conn: &mut std::os::unix::net::UnixStream) -> Result<(Vec<String>, bool), String> {
+    use std::io::Write;
+    use tessera_proto::{read_frame, Reply, Request, Verdict};
+    let wait = Some(std::time::Duration::from_secs(5));
+    conn.set_read_timeout(wait).map_err(|e| e.to_string())?;
+    conn.set_write_timeout(wait).map_err(|e| e.to_string())?;
+    conn.write_all(&Request::Status.encode())
+        .map_err(|e| e.to_string())?;
+    let mut lines = Vec::new();
+    loop {
+        let body = read_frame(conn).map_err(|e| e.to_string())?;
+        match Reply::decode(&body).map_err(|e| e.to_string())? {
+            Reply::Info(l) => lines.push(l),
+            Reply::Log { line, .. } => return Err(line),
+            Reply::Verdict(v) => return Ok((lines, v == Verdict::Success)),
+            _ => return Err("an unexpected reply".into()),
+        }
     }
 }
 

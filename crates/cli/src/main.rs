@@ -60,8 +60,8 @@ enum Command {
     Audit(AuditArgs),
     /// Test a login through the same engine as the PAM module (exit 0 on accept)
     Check(CheckArgs),
-    /// Check the config, file modes, store, key and PAM setup
-    Doctor,
+    /// Check the config, file modes, store, key and PAM setup, and ask the daemon how it is
+    Doctor(DoctorArgs),
     /// Write a consistent copy of the store to a new file (0600), while logins go on
     Backup(BackupArgs),
     /// Put the tokens of a backup back into the store; refuses to move a counter back
@@ -116,6 +116,13 @@ struct ImportArgs {
 enum PolicyCmd {
     /// Say which rule decides for this login, and why (nothing is written)
     Test(PolicyTestArgs),
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// The daemon's socket
+    #[arg(long, default_value = doctor::DAEMON_SOCKET)]
+    socket: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -474,8 +481,8 @@ pub fn become_store_owner(cfg: &Config) -> CliResult<Option<u32>> {
 
 fn run(cli: Cli) -> CliResult<()> {
     let path = config_path(&cli);
-    if let Command::Doctor = cli.command {
-        return doctor::run(&path);
+    if let Command::Doctor(a) = &cli.command {
+        return doctor::run(&path, &a.socket);
     }
     let cfg = load_config(&path)?;
     // `init`, `backup`, `restore` and `import` touch files of root's (or of users) too, and
@@ -494,7 +501,7 @@ fn run(cli: Cli) -> CliResult<()> {
         }
         Command::Audit(a) => admin::audit(&cfg, a.user.as_deref(), a.limit, a.json),
         Command::Check(a) => check::run(&cfg, &a),
-        Command::Doctor => doctor::run(&path),
+        Command::Doctor(a) => doctor::run(&path, &a.socket),
         Command::Policy(PolicyCmd::Test(a)) => policy_test(&cfg, &a),
         Command::Backup(a) => backup::backup(&cfg, &a.file),
         Command::Restore(a) => {

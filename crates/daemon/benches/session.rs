@@ -73,6 +73,7 @@ fn one(host: &Host, cfg: &Config, refusals: &Refusals, pass: &[u8]) -> Verdict {
     let caller = Caller {
         uid: 0,
         may_choose_config: false,
+        load: None,
     };
     session::serve(&mut daemon, &caller, Ok(cfg), host, refusals).unwrap();
     drop(daemon);

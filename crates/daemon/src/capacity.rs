@@ -27,6 +27,8 @@ struct Counts {
     per_uid: HashMap<u32, usize>,
     non_root: usize,
     root: usize,
+    /// Connections refused for capacity since the daemon started.
+    refused: u64,
 }
 
 /// Why a connection was not taken.
@@ -60,6 +62,31 @@ impl Capacity {
     /// A place for a login of `uid`, if there is one.
     pub fn take(self: &Arc<Self>, uid: u32) -> Result<Slot, Full> {
         let mut c = self.lock();
+        let taken = Self::place(&mut c, uid);
+        if taken.is_err() {
+            c.refused += 1;
+        }
+        taken.map(|()| Slot {
+            capacity: Arc::clone(self),
+            uid,
+        })
+    }
+
+    /// Logins under way (root's, the others') and connections refused since the start, in words.
+    pub fn describe(&self) -> String {
+        let c = self.lock();
+        format!(
+            "{} logins under way (root callers {} of {ROOT}, others {} of {NON_ROOT}), {} \
+             connections refused for capacity since the start",
+            c.root + c.non_root,
+            c.root,
+            c.non_root,
+            c.refused
+        )
+    }
+
+    /// Counts a place for `uid` in `c`, if there is one.
+    fn place(c: &mut Counts, uid: u32) -> Result<(), Full> {
         if uid == 0 {
             if c.root >= ROOT {
                 return Err(Full::Root);
@@ -76,10 +103,7 @@ impl Capacity {
             c.non_root += 1;
             *c.per_uid.entry(uid).or_insert(0) += 1;
         }
-        Ok(Slot {
-            capacity: Arc::clone(self),
-            uid,
-        })
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, Counts> {

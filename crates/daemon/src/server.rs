@@ -75,6 +75,7 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
     // Said once everything is set up (its user, the SIGHUP thread): what comes next is logins.
     eprintln!("{listening}");
     let capacity = Arc::new(Capacity::default());
+    let load = Arc::clone(&capacity);
     let refusals = Refusals::default();
     // Who asks is known before anything is read: a place is counted against the caller's uid
     // (see `capacity`), and a caller without one is refused at once.
@@ -101,6 +102,8 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
         let caller = Caller {
             uid,
             may_choose_config: uid == 0,
+            // For a status request, which only root or the daemon's own user may make.
+            load: (uid == 0 || uid == tessera_engine::sys::euid()).then(|| load.describe()),
         };
         let cfg = borrowed(&generation.config);
         if let Err(e) = session::serve(&mut stream, &caller, cfg, &*generation.host, &refusals) {
@@ -245,6 +248,7 @@ pub fn stdio(config: &Path) -> Result<(), String> {
             let caller = Caller {
                 uid,
                 may_choose_config: true,
+                load: None,
             };
             session::serve(&mut sock, &caller, cfg_ref, &OneLogin, &Refusals::default())
         }
@@ -253,6 +257,7 @@ pub fn stdio(config: &Path) -> Result<(), String> {
             let caller = Caller {
                 uid: invoker,
                 may_choose_config: true,
+                load: None,
             };
             session::serve(
                 &mut Stdio,

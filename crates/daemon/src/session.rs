@@ -43,6 +43,8 @@ pub struct Caller {
     /// `config=` of the PAM line is honoured: for a child the module spawned for this login,
     /// and for root callers of the socket.
     pub may_choose_config: bool,
+    /// What the socket server says of its load, for a status request (`tessera doctor`).
+    pub load: Option<String>,
 }
 
 impl Caller {
@@ -84,6 +86,7 @@ pub fn serve<C: Channel, R: Resources>(
                 ),
             )
         }
+        Ok(Request::Status) => return status(chan, caller, config, res),
         Ok(_) => return refuse(chan, "the first message was not a login"),
         Err(e) => return refuse(chan, &format!("a bad first message: {e}")),
     };
@@ -143,6 +146,72 @@ pub fn serve<C: Channel, R: Resources>(
     // A reject's rows were written behind the reply: commit them now that it is sent.
     res.settle();
     sent
+}
+
+/// A status request (`tessera doctor`; root or the daemon's user): one `ok ...` or `fail ...` line per thing
+/// a login needs, checked as the daemon (its user, its config, its store and key), then a
+/// verdict: success when it can serve logins, unavailable when it can't.
+fn status<C: Channel, R: Resources>(
+    chan: &mut Link<'_, C>,
+    caller: &Caller,
+    config: std::result::Result<&Config, &str>,
+    res: &R,
+) -> std::result::Result<(), proto::ProtoError> {
+    // Root, or the daemon's own user (doctor run by root checks as the store's owner).
+    if caller.uid != 0 && caller.uid != tessera_engine::sys::euid() {
+        return refuse(
+            chan,
+            "a status request is for root or the daemon's user only",
+        );
+    }
+    let mut lines = vec![format!(
+        "ok    tesserad runs as uid {}",
+        tessera_engine::sys::euid()
+    )];
+    let mut serves = true;
+    let mut say = |ok: bool, text: String| {
+        serves &= ok;
+        lines.push(format!("{} {text}", if ok { "ok   " } else { "fail " }));
+    };
+    match config {
+        Err(e) => say(false, format!("its config does not load: {e}")),
+        Ok(cfg) => {
+            say(true, "its config loads".into());
+            let local = cfg.auth.mode == tessera_engine::config::Mode::Local;
+            if local || cfg.store.path.exists() {
+                match res.store(cfg) {
+                    Ok(_) => say(
+                        true,
+                        format!("it opens the store {}", cfg.store.path.display()),
+                    ),
+                    Err(e) => say(false, format!("it can't open the store: {e}")),
+                }
+            }
+            if local {
+                match res.key(cfg) {
+                    Ok(_) => say(
+                        true,
+                        format!("it reads the key {}", cfg.store.key_file.display()),
+                    ),
+                    Err(e) => say(false, format!("it can't read the key: {e}")),
+                }
+            } else {
+                say(true, format!("remote mode: {}", cfg.remote.url.join(", ")));
+            }
+        }
+    }
+    if let Some(load) = &caller.load {
+        say(true, load.clone());
+    }
+    for l in lines {
+        chan.queue(&Reply::Info(l));
+    }
+    chan.queue(&Reply::Verdict(if serves {
+        proto::Verdict::Success
+    } else {
+        proto::Verdict::AuthinfoUnavail
+    }));
+    chan.flush()
 }
 
 /// Who may ask (as unix_chkpwd decides for pam_unix): root for any user, anyone else only for
@@ -330,8 +399,8 @@ impl<C: Channel> Conversation for SocketConversation<'_, '_, C> {
             Ok(Request::ConversationFailed(code)) => Err(Error::Conversation(format!(
                 "the PAM conversation failed ({code})"
             ))),
-            Ok(Request::Authenticate(_)) => Err(Error::Conversation(
-                "the module sent a login instead of an answer".into(),
+            Ok(Request::Authenticate(_) | Request::Status) => Err(Error::Conversation(
+                "the module sent another request instead of an answer".into(),
             )),
             Err(e) => Err(Error::Conversation(format!("a bad answer frame: {e}"))),
         }

@@ -1,6 +1,6 @@
 //! The owned messages (feature `std`): what the daemon reads and writes, and the tests.
 
-use crate::wire::{Parser, T_ANSWER, T_AUTHENTICATE, T_CONV_FAILED};
+use crate::wire::{Parser, T_ANSWER, T_AUTHENTICATE, T_CONV_FAILED, T_STATUS};
 use crate::{
     answer_frame_len, body_len, write_answer, write_conversation_failed, Flags, Garbage,
     LoginFields, ReplyView, Sink, Verdict, CONV_FAILED_FRAME_LEN, MAX_FRAME, VERSION,
@@ -80,6 +80,10 @@ pub enum Request {
     Answer(Option<Secret>),
     /// The conversation failed (libpam's return code), or there was none.
     ConversationFailed(i32),
+    /// `tessera doctor` asks a running daemon how it is (root only, instead of a login): the
+    /// daemon answers with [`Reply::Info`] lines, `ok ...` or `fail ...`, then a verdict
+    /// (success when it can serve logins).
+    Status,
 }
 
 /// Daemon → module.
@@ -159,6 +163,11 @@ impl Request {
                 let a = a.as_ref().map(|a| &a[..]);
                 Frame::with(answer_frame_len(a), |f| write_answer(a, f))
             }
+            Request::Status => {
+                let mut f = Frame(Zeroizing::new(Vec::with_capacity(5)));
+                f.put(&[0, 0, 0, 1, T_STATUS]);
+                f.0
+            }
             Request::ConversationFailed(code) => Frame::with(CONV_FAILED_FRAME_LEN, |f| {
                 write_conversation_failed(*code, f)
             }),
@@ -210,6 +219,7 @@ impl Request {
             }
             T_ANSWER => Request::Answer(p.opt(secret)?),
             T_CONV_FAILED => Request::ConversationFailed(p.u32()? as i32),
+            T_STATUS => Request::Status,
             _ => return Err(ProtoError::Garbage("an unknown request")),
         };
         p.end()?;
@@ -341,6 +351,7 @@ mod tests {
         roundtrip_request(Request::Answer(Some(Zeroizing::new(vec![0, 255, 10]))));
         roundtrip_request(Request::Answer(None));
         roundtrip_request(Request::ConversationFailed(19));
+        roundtrip_request(Request::Status);
         roundtrip_reply(Reply::Prompt {
             echo: false,
             text: "PIN: ".into(),
