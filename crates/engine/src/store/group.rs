@@ -324,7 +324,8 @@ fn commit_behind(writer: &Weak<GroupWriter>) {
             Some(due) if crate::io_time::now() >= due => w.commit(&mut st),
             Some(due) => {
                 let wait = due.saturating_duration_since(crate::io_time::now());
-                drop(b.wake.wait_timeout(st, wait));
+                // At most a second: the writer must not be held past its pool's drop.
+                drop(b.wake.wait_timeout(st, wait.min(Duration::from_secs(1))));
             }
             None => drop(b.wake.wait_timeout(st, Duration::from_secs(1))),
         }
