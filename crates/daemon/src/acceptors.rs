@@ -186,7 +186,11 @@ mod tests {
         // started only when a login came before the thread of the last one was counted idle
         // again (it has replied, but not yet returned): a few, which then stay, and far from
         // one thread per login however loaded the machine is (seen: 2 to 7 of 20).
-        assert!(threads.len() <= 20, "{} threads: {threads:?}", threads.len());
+        assert!(
+            threads.len() <= 20,
+            "{} threads: {threads:?}",
+            threads.len()
+        );
     }
 
     #[test]
