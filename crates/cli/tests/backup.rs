@@ -101,8 +101,10 @@ fn backup_is_a_consistent_copy_while_a_writer_commits_and_holds_what_is_only_in_
             "{out}"
         );
         let got = backup_counter(&file);
+        // `after` may miss the one commit in flight: the writer counts a commit once it has
+        // returned, and the backup may already hold it.
         assert!(
-            before <= got && got <= after,
+            before <= got && got <= after + 1,
             "backup {i}: counter {got}, committed {before}..{after}"
         );
     }
