@@ -178,24 +178,40 @@ pub fn refuse_readable_by_others(path: &Path, meta: &Metadata) -> Result<()> {
 /// the directory that holds it (the written path) and the directories it leads to (the
 /// resolved one). Costs one `realpath` and one `stat` per directory: no file is read.
 pub fn check_dirs(path: &Path, owner: u32) -> Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let real = fs::canonicalize(parent).map_err(|e| {
+    let dirs = dirs_above(path).map_err(|e| {
         Error::Permissions(format!(
             "directory {} (above {}): {e}",
-            parent.display(),
+            parent_dir(path).display(),
             path.display()
         ))
     })?;
+    dirs.iter().try_for_each(|dir| check_dir(dir, path, owner))
+}
+
+/// The directories [`check_dirs`] checks, from `path`'s parent up to `/`: as written and, when
+/// that differs, as resolved (one `realpath`). `crate::watch` watches the same ones.
+pub fn dirs_above(path: &Path) -> io::Result<Vec<PathBuf>> {
+    let parent = parent_dir(path);
+    let real = fs::canonicalize(parent)?;
+    let mut dirs = Vec::new();
     if real.as_path() != parent {
-        for dir in parent.ancestors().filter(|d| !d.as_os_str().is_empty()) {
-            check_dir(dir, path, owner)?;
-        }
+        dirs.extend(
+            parent
+                .ancestors()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map(Path::to_path_buf),
+        );
     }
-    real.ancestors()
-        .try_for_each(|dir| check_dir(dir, path, owner))
+    dirs.extend(real.ancestors().map(Path::to_path_buf));
+    Ok(dirs)
+}
+
+/// The directory that holds `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 /// One directory of [`check_dirs`] (`stat`, so a link is judged by the directory it leads to).

@@ -73,15 +73,10 @@ impl Watched {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(_) => return None,
             }
-            let parent = match f.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            // As written and as resolved, like `fsperm::check_dirs`.
-            let real = std::fs::canonicalize(&parent).ok()?;
-            for d in parent.ancestors().chain(real.ancestors()) {
-                if !d.as_os_str().is_empty() && !dirs.iter().any(|x| x == d) {
-                    dirs.push(d.to_path_buf());
+            // The directories the file checks look at.
+            for d in crate::fsperm::dirs_above(f).ok()? {
+                if !dirs.contains(&d) {
+                    dirs.push(d);
                 }
             }
         }

@@ -73,6 +73,14 @@ struct State {
     open: Option<OpenBatch>,
 }
 
+impl State {
+    /// When the open batch's members that returned before it are due for their commit.
+    fn behind_due(&self, b: &Behind) -> Option<Instant> {
+        let since = self.open.as_ref()?.behind_since?;
+        Some(since + b.delay)
+    }
+}
+
 struct OpenBatch {
     result: BatchResult,
     members: usize,
@@ -210,12 +218,10 @@ impl GroupWriter {
     pub fn commit_if_due(&self) {
         let Some(b) = &self.behind else { return };
         let mut st = self.lock();
-        let due = st
-            .open
-            .as_ref()
-            .and_then(|o| o.behind_since)
-            .is_some_and(|since| crate::io_time::now() >= since + b.delay);
-        if due {
+        if st
+            .behind_due(b)
+            .is_some_and(|due| crate::io_time::now() >= due)
+        {
             self.commit(&mut st);
         }
     }
@@ -315,12 +321,7 @@ fn commit_behind(writer: &Weak<GroupWriter>) {
     while let Some(w) = writer.upgrade() {
         let Some(b) = &w.behind else { return };
         let mut st = w.lock();
-        let due = st
-            .open
-            .as_ref()
-            .and_then(|o| o.behind_since)
-            .map(|since| since + b.delay);
-        match due {
+        match st.behind_due(b) {
             Some(due) if crate::io_time::now() >= due => w.commit(&mut st),
             Some(due) => {
                 let wait = due.saturating_duration_since(crate::io_time::now());
