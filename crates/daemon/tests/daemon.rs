@@ -488,6 +488,64 @@ fn a_non_root_caller_may_ask_only_for_its_own_account() {
 
 /// The protocol in Python, for a client under another uid: prints `prompt TEXT` per prompt
 /// (answering the pass given), then `verdict N`.
+/// A status request (`tessera doctor`) sent by a user who is neither root nor the daemon's:
+/// refused with one log line and "unavailable", nothing of the daemon's state said.
+#[test]
+fn a_status_request_from_another_user_is_refused_and_says_nothing() {
+    if tessera_engine::sys::euid() != 0 {
+        eprintln!("skipped: needs root (to ask as alice)");
+        return;
+    }
+    let w = World::new("");
+    let d = start(&w);
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(PY_STATUS)
+        .arg(&d.socket)
+        .uid(10001)
+        .gid(10001)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    let tags: Vec<&str> = said.lines().collect();
+    // Tags: 20 a log line, 21 the verdict (3: unavailable); no 17 (an information line).
+    assert_eq!(
+        tags,
+        ["20", "21 3"],
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = dialogue(
+        &mut d.connect(),
+        login("alice"),
+        &[b"1234", otp(0).as_bytes()],
+    );
+    assert_eq!(
+        seen.verdict,
+        Some(Verdict::Success),
+        "the daemon goes on: {seen:?}"
+    );
+}
+
+/// Sends a status request on argv[1]; prints each reply's tag (and a verdict's code).
+const PY_STATUS: &str = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(struct.pack(">I", 1) + bytes([4]))
+def exact(n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c: sys.exit(0)
+        b += c
+    return b
+while True:
+    n = struct.unpack(">I", exact(4))[0]
+    m = exact(n)
+    print(f"{m[0]} {m[1]}" if m[0] == 21 else m[0], flush=True)
+    if m[0] == 21: break
+"#;
+
 const PY_CLIENT: &str = r#"
 import socket, struct, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
