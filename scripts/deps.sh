@@ -4,7 +4,7 @@
 set -euo pipefail
 want=(pamtester libpam-wrapper libpam0g-dev oathtool openssh-server openssh-client sudo
       libpam-google-authenticator libpam-oath python3-paramiko python3-venv binutils
-      sqlite3 util-linux passwd python3-aiosmtpd openssl debhelper lintian dpkg-dev man-db
+      sqlite3 util-linux passwd python3-aiosmtpd python3-prometheus-client openssl debhelper lintian dpkg-dev man-db
       libnss-wrapper systemd curl)
 missing=()
 for p in "${want[@]}"; do

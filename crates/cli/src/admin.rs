@@ -1,13 +1,13 @@
 //! `tessera init`, `challenge list` and `audit`.
 
 use super::output::{self, Table};
-use super::CliResult;
+use super::{CliResult, Failure};
 use tessera_engine::config::Config;
 use tessera_engine::crypto::StoreKey;
 use tessera_engine::engine::{self, Clock, SystemClock};
 use tessera_engine::error::{Error, Kind};
 use tessera_engine::fsperm;
-use tessera_engine::store::{ChallengeState, SqliteStore};
+use tessera_engine::store::{AuditEntry, ChallengeState, SqliteStore};
 use tessera_engine::sys;
 
 /// Creates what is missing: the store (0600, its directory 0700, schema migrated) and the key
@@ -157,4 +157,46 @@ pub fn audit(cfg: &Config, user: Option<&str>, limit: u32, json: bool) -> CliRes
         ]);
     }
     t.print()
+}
+
+/// How often `audit --follow` looks for new rows: a row shows within this (plus the daemon's
+/// `commit_behind_ms`). A look is one indexed query; nothing is held open between looks, so
+/// the daemon's writes and checkpoints never wait for it.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// `tessera audit --follow`: the newest `limit` rows, then each new row as it is written, as
+/// one JSON object a line (`--json`) or one text line, until interrupted or stdout is closed.
+pub fn audit_follow(cfg: &Config, user: Option<&str>, limit: u32, json: bool) -> CliResult<()> {
+    let store = engine::open_store(cfg)?;
+    let mut last = store.last_audit_id()?;
+    let backlog = store.audit_entries(user, limit)?;
+    for e in &backlog {
+        print_followed(e, json)?;
+    }
+    loop {
+        let rows = store.audit_after(last, user, 1000)?;
+        for (id, e) in &rows {
+            print_followed(e, json)?;
+            last = *id;
+        }
+        if rows.is_empty() {
+            // A store put back from a backup may have fewer rows: start again from its newest.
+            last = last.min(store.last_audit_id()?);
+            std::thread::sleep(FOLLOW_EVERY);
+        }
+    }
+}
+
+fn print_followed(e: &AuditEntry, json: bool) -> CliResult<()> {
+    use std::io::Write as _;
+    let line = if json {
+        serde_json::to_string(e)
+            .map_err(|err| Failure::Error(Error::Invalid(format!("JSON: {err}"))))?
+    } else {
+        format!("{} {}", output::time(e.time), e.log_line())
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").map_err(output::stdout_failed)?;
+    // Each row as it comes, also into a pipe (`| jq`, a log shipper).
+    out.flush().map_err(output::stdout_failed)
 }

@@ -346,9 +346,6 @@ fn check_locks(r: &mut Report, store: &SqliteStore, cfg: &Config) -> CliResult<(
     ))
 }
 
-/// Where the package's tesserad.socket listens (the module's default `socket=`).
-pub const DAEMON_SOCKET: &str = "/run/tessera/tessera.sock";
-
 /// Whether tesserad answers on its socket, which the package's tesserad.socket provides
 /// (enabled and started on install). Without it root callers spawn a tesserad per login, and
 /// every other caller (screen lockers) fails closed: a warning, logins still work.
@@ -365,11 +362,12 @@ fn check_daemon(r: &mut Report, socket: &Path) -> CliResult<()> {
         }
     };
     // How it is, as the daemon sees it: its user, its config, its store and key.
-    match ask_status(&mut conn) {
+    match crate::daemon::ask(&mut conn, &tessera_proto::Request::Status) {
         Ok((lines, serves)) => {
             for line in lines {
                 match line.split_once(' ') {
                     Some(("fail", text)) => r.fail(&format!("tesserad: {}", text.trim()))?,
+                    Some(("warn", text)) => r.warn(&format!("tesserad: {}", text.trim()))?,
                     Some((_, text)) => r.ok(&format!("tesserad: {}", text.trim()))?,
                     None => r.ok(&format!("tesserad: {line}"))?,
                 }
@@ -392,27 +390,6 @@ fn check_daemon(r: &mut Report, socket: &Path) -> CliResult<()> {
             "tesserad answers on {} but gave no status ({why})",
             socket.display()
         )),
-    }
-}
-
-/// Sends a status request and reads the daemon's lines and whether it can serve logins.
-fn ask_status(conn: &mut std::os::unix::net::UnixStream) -> Result<(Vec<String>, bool), String> {
-    use std::io::Write;
-    use tessera_proto::{read_frame, Reply, Request, Verdict};
-    let wait = Some(std::time::Duration::from_secs(5));
-    conn.set_read_timeout(wait).map_err(|e| e.to_string())?;
-    conn.set_write_timeout(wait).map_err(|e| e.to_string())?;
-    conn.write_all(&Request::Status.encode())
-        .map_err(|e| e.to_string())?;
-    let mut lines = Vec::new();
-    loop {
-        let body = read_frame(conn).map_err(|e| e.to_string())?;
-        match Reply::decode(&body).map_err(|e| e.to_string())? {
-            Reply::Info(l) => lines.push(l),
-            Reply::Log { line, .. } => return Err(line),
-            Reply::Verdict(v) => return Ok((lines, v == Verdict::Success)),
-            _ => return Err("an unexpected reply".into()),
-        }
     }
 }
 

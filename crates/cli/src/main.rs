@@ -10,6 +10,7 @@ mod output;
 mod admin;
 mod backup;
 mod check;
+mod daemon;
 mod doctor;
 mod enroll;
 mod import;
@@ -69,6 +70,8 @@ enum Command {
     /// Which [[policy]] rule applies to a login
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// The daemon's counters in the OpenMetrics text format (root or the daemon's user)
+    Metrics(MetricsArgs),
     /// Enroll the tokens of google-authenticator, pam_oath, PSKC or privacyIDEA files, keeping
     /// which codes were used; all of them or none
     Import(ImportArgs),
@@ -121,7 +124,14 @@ enum PolicyCmd {
 #[derive(Debug, Args)]
 struct DoctorArgs {
     /// The daemon's socket
-    #[arg(long, default_value = doctor::DAEMON_SOCKET)]
+    #[arg(long, default_value = daemon::DAEMON_SOCKET)]
+    socket: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct MetricsArgs {
+    /// The daemon's socket
+    #[arg(long, default_value = daemon::DAEMON_SOCKET)]
     socket: PathBuf,
 }
 
@@ -301,9 +311,12 @@ enum ChallengeCmd {
 struct AuditArgs {
     #[arg(long, value_name = "USER")]
     user: Option<String>,
-    /// The newest N entries
-    #[arg(long, value_name = "N", default_value_t = 50)]
-    limit: u32,
+    /// The newest N entries [default: 50; with --follow, 0]
+    #[arg(long, value_name = "N")]
+    limit: Option<u32>,
+    /// Then print each new entry as it is written, until interrupted (JSON: one object a line)
+    #[arg(long)]
+    follow: bool,
     #[arg(long)]
     json: bool,
 }
@@ -481,8 +494,11 @@ pub fn become_store_owner(cfg: &Config) -> CliResult<Option<u32>> {
 
 fn run(cli: Cli) -> CliResult<()> {
     let path = config_path(&cli);
-    if let Command::Doctor(a) = &cli.command {
-        return doctor::run(&path, &a.socket);
+    // Neither needs the config: doctor checks it, metrics asks the daemon.
+    match &cli.command {
+        Command::Doctor(a) => return doctor::run(&path, &a.socket),
+        Command::Metrics(a) => return daemon::metrics(&a.socket),
+        _ => {}
     }
     let cfg = load_config(&path)?;
     // `init`, `backup`, `restore` and `import` touch files of root's (or of users) too, and
@@ -499,9 +515,13 @@ fn run(cli: Cli) -> CliResult<()> {
         Command::Challenge(ChallengeCmd::List { all, json }) => {
             admin::challenge_list(&cfg, all, json)
         }
-        Command::Audit(a) => admin::audit(&cfg, a.user.as_deref(), a.limit, a.json),
+        Command::Audit(a) if a.follow => {
+            admin::audit_follow(&cfg, a.user.as_deref(), a.limit.unwrap_or(0), a.json)
+        }
+        Command::Audit(a) => admin::audit(&cfg, a.user.as_deref(), a.limit.unwrap_or(50), a.json),
         Command::Check(a) => check::run(&cfg, &a),
         Command::Doctor(a) => doctor::run(&path, &a.socket),
+        Command::Metrics(a) => daemon::metrics(&a.socket),
         Command::Policy(PolicyCmd::Test(a)) => policy_test(&cfg, &a),
         Command::Backup(a) => backup::backup(&cfg, &a.file),
         Command::Restore(a) => {

@@ -21,8 +21,7 @@ use tessera_engine::host::Host;
 use tessera_engine::store::{SqliteStore, TokenRecord};
 use tessera_engine::tokens::{hotp_code, Algorithm, TokenType};
 use tessera_proto::{FrameReader, Login, Reply, Request, Verdict, MAX_REPLY_FRAME, VERSION};
-use tesserad::refusals::Refusals;
-use tesserad::session::{self, Caller};
+use tesserad::session::{self, Caller, Counters};
 use zeroize::Zeroizing;
 
 /// RFC 4226's test key.
@@ -58,7 +57,7 @@ fn fixture() -> (tempfile::TempDir, Config) {
 
 /// One login through `session::serve` as a root caller (sshd), answering its prompt with
 /// `pass`; the verdict.
-fn one(host: &Host, cfg: &Config, refusals: &Refusals, pass: &[u8]) -> Verdict {
+fn one(host: &Host, cfg: &Config, counters: &Counters, pass: &[u8]) -> Verdict {
     let (mut module, mut daemon) = UnixStream::pair().unwrap();
     let login = Login {
         version: VERSION,
@@ -75,7 +74,7 @@ fn one(host: &Host, cfg: &Config, refusals: &Refusals, pass: &[u8]) -> Verdict {
         may_choose_config: false,
         load: None,
     };
-    session::serve(&mut daemon, &caller, Ok(cfg), host, refusals).unwrap();
+    session::serve(&mut daemon, &caller, Ok(cfg), host, counters).unwrap();
     drop(daemon);
     let mut replies = FrameReader::new(MAX_REPLY_FRAME);
     loop {
@@ -93,18 +92,18 @@ fn bench(c: &mut Criterion) {
     assert!((0..100_000).all(|i| code(i) != WRONG), "WRONG is a code");
     let (_dir, cfg) = fixture();
     let host = Host::default();
-    let refusals = Refusals::default();
+    let counters = Counters::default();
     let mut g = c.benchmark_group("tesserad");
     g.sample_size(50).measurement_time(Duration::from_secs(5));
     g.bench_function("reject, OTP alone", |b| {
-        b.iter(|| assert_eq!(one(&host, &cfg, &refusals, WRONG), Verdict::AuthErr))
+        b.iter(|| assert_eq!(one(&host, &cfg, &counters, WRONG), Verdict::AuthErr))
     });
     let next = Cell::new(0u64);
     g.bench_function("accept, OTP alone (counter synced)", |b| {
         b.iter(|| {
             let c = next.get();
             next.set(c + 1);
-            assert_eq!(one(&host, &cfg, &refusals, &code(c)), Verdict::Success);
+            assert_eq!(one(&host, &cfg, &counters, &code(c)), Verdict::Success);
         })
     });
     g.finish();

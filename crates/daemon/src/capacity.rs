@@ -52,6 +52,31 @@ impl std::fmt::Display for Full {
     }
 }
 
+/// The daemon's load at one moment (`tessera doctor`, `tessera metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Load {
+    /// Logins of root callers under way.
+    pub root: usize,
+    /// Logins of all other callers under way.
+    pub others: usize,
+    /// Connections refused for capacity since the daemon started.
+    pub refused: u64,
+}
+
+impl std::fmt::Display for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} logins under way (root callers {} of {ROOT}, others {} of {NON_ROOT}), {} \
+             connections refused for capacity since the start",
+            self.root + self.others,
+            self.root,
+            self.others,
+            self.refused
+        )
+    }
+}
+
 /// One session's place; dropping it gives the place back.
 pub struct Slot {
     capacity: Arc<Capacity>,
@@ -72,17 +97,14 @@ impl Capacity {
         })
     }
 
-    /// Logins under way (root's, the others') and connections refused since the start, in words.
-    pub fn describe(&self) -> String {
+    /// Logins under way and connections refused since the start.
+    pub fn load(&self) -> Load {
         let c = self.lock();
-        format!(
-            "{} logins under way (root callers {} of {ROOT}, others {} of {NON_ROOT}), {} \
-             connections refused for capacity since the start",
-            c.root + c.non_root,
-            c.root,
-            c.non_root,
-            c.refused
-        )
+        Load {
+            root: c.root,
+            others: c.non_root,
+            refused: c.refused,
+        }
     }
 
     /// Counts a place for `uid` in `c`, if there is one.
@@ -137,8 +159,8 @@ mod tests {
     impl Capacity {
         /// Logins under way: (root callers, all other callers).
         fn in_use(&self) -> (usize, usize) {
-            let c = self.lock();
-            (c.root, c.non_root)
+            let l = self.load();
+            (l.root, l.others)
         }
     }
 
@@ -155,6 +177,7 @@ mod tests {
         let root: Vec<Slot> = (0..ROOT).map(|_| cap.take(0).unwrap()).collect();
         assert_eq!(cap.take(0).err(), Some(Full::Root));
         assert_eq!(cap.in_use(), (ROOT, NON_ROOT));
+        assert_eq!(cap.load().refused, 3, "each refusal counted");
         drop((mine, others, root));
         assert_eq!(cap.in_use(), (0, 0));
         assert!(cap.lock().per_uid.is_empty(), "no uid left behind");

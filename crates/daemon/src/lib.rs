@@ -21,6 +21,7 @@
 
 pub mod acceptors;
 pub mod capacity;
+pub mod metrics;
 pub mod refusals;
 pub mod server;
 pub mod session;

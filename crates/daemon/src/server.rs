@@ -2,8 +2,8 @@
 //! `--stdio` mode.
 
 use crate::capacity::{Capacity, Full, Slot};
-use crate::refusals::Refusals;
-use crate::session::{self, Caller, Channel, WRITE_TIMEOUT};
+
+use crate::session::{self, Caller, Channel, Counters, WRITE_TIMEOUT};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -76,7 +76,7 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
     eprintln!("{listening}");
     let capacity = Arc::new(Capacity::default());
     let load = Arc::clone(&capacity);
-    let refusals = Refusals::default();
+    let counters = Counters::default();
     // Who asks is known before anything is read: a place is counted against the caller's uid
     // (see `capacity`), and a caller without one is refused at once.
     let admit = move |mut stream: UnixStream| {
@@ -103,10 +103,10 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
             uid,
             may_choose_config: uid == 0,
             // For a status request, which only root or the daemon's own user may make.
-            load: (uid == 0 || uid == tessera_engine::sys::euid()).then(|| load.describe()),
+            load: (uid == 0 || uid == tessera_engine::sys::euid()).then(|| load.load()),
         };
         let cfg = borrowed(&generation.config);
-        if let Err(e) = session::serve(&mut stream, &caller, cfg, &*generation.host, &refusals) {
+        if let Err(e) = session::serve(&mut stream, &caller, cfg, &*generation.host, &counters) {
             eprintln!("tesserad: a session of uid {uid} ended early: {e}");
         }
     };
@@ -250,7 +250,7 @@ pub fn stdio(config: &Path) -> Result<(), String> {
                 may_choose_config: true,
                 load: None,
             };
-            session::serve(&mut sock, &caller, cfg_ref, &OneLogin, &Refusals::default())
+            session::serve(&mut sock, &caller, cfg_ref, &OneLogin, &Counters::default())
         }
         // Pipes (a test, a shell): the caller is whoever started this process.
         Err(_) => {
@@ -264,7 +264,7 @@ pub fn stdio(config: &Path) -> Result<(), String> {
                 &caller,
                 cfg_ref,
                 &OneLogin,
-                &Refusals::default(),
+                &Counters::default(),
             )
         }
     };

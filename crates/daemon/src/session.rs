@@ -1,6 +1,8 @@
 //! One login on one connection: read the login, check who may ask for it, run the engine with
 //! the conversation carried over the socket, send the log lines and the verdict.
 
+use crate::capacity::Load;
+use crate::metrics::{LoginResult, Metrics, Now};
 use crate::refusals::{Refusals, RowUpdate};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -9,6 +11,7 @@ use tessera_engine::crypto::{secret, Secret};
 use tessera_engine::engine::{self, Conversation, Login, Options, SystemClock, Verdict};
 use tessera_engine::error::Error;
 use tessera_engine::host::{self, Resources};
+use tessera_engine::remote::breaker::ServerHealth;
 use tessera_engine::store::{AuditEntry, Store};
 use tessera_proto::{self as proto, write_frame, FrameReader, Reply, Request};
 
@@ -43,8 +46,17 @@ pub struct Caller {
     /// `config=` of the PAM line is honoured: for a child the module spawned for this login,
     /// and for root callers of the socket.
     pub may_choose_config: bool,
-    /// What the socket server says of its load, for a status request (`tessera doctor`).
-    pub load: Option<String>,
+    /// The socket server's load, for a status or metrics request (root or the daemon's user).
+    pub load: Option<Load>,
+}
+
+/// What the sessions of one daemon count together.
+#[derive(Default)]
+pub struct Counters {
+    /// Requests for other accounts (the audit rows they take).
+    pub refusals: Refusals,
+    /// `tessera metrics`.
+    pub metrics: Metrics,
 }
 
 impl Caller {
@@ -61,14 +73,15 @@ impl Caller {
 /// Serves one login. `config` is the daemon's config (or the error loading it gave).
 /// `res` keeps the store and the servers' connections (the socket) or opens them for this login
 /// (`--stdio`).
-/// `refusals` counts the requests for other accounts (the audit rows they take).
+/// `counters` are the daemon's (or this login's alone, under `--stdio`).
 pub fn serve<C: Channel, R: Resources>(
     chan: &mut C,
     caller: &Caller,
     config: std::result::Result<&Config, &str>,
     res: &R,
-    refusals: &Refusals,
+    counters: &Counters,
 ) -> std::result::Result<(), proto::ProtoError> {
+    let started = Instant::now();
     let mut link = Link::new(chan);
     let body = link.recv(
         Instant::now() + FIRST_FRAME_DEADLINE,
@@ -87,8 +100,13 @@ pub fn serve<C: Channel, R: Resources>(
             )
         }
         Ok(Request::Status) => return status(chan, caller, config, res),
+        Ok(Request::Metrics) => return metrics(chan, caller, config, res, &counters.metrics),
         Ok(_) => return refuse(chan, "the first message was not a login"),
         Err(e) => return refuse(chan, &format!("a bad first message: {e}")),
+    };
+    let count = |result, events: &[AuditEntry]| {
+        let took = started.elapsed();
+        counters.metrics.login(&login.service, result, took, events);
     };
     let own;
     let cfg = match (&login.config, caller.may_choose_config) {
@@ -97,11 +115,17 @@ pub fn serve<C: Channel, R: Resources>(
                 own = c;
                 &own
             }
-            Err(e) => return refuse(chan, &e.to_string()),
+            Err(e) => {
+                count(LoginResult::Unavailable, &[]);
+                return refuse(chan, &e.to_string());
+            }
         },
         _ => match config {
             Ok(c) => c,
-            Err(e) => return refuse(chan, e),
+            Err(e) => {
+                count(LoginResult::Unavailable, &[]);
+                return refuse(chan, e);
+            }
         },
     };
     let user = String::from_utf8_lossy(&login.user).into_owned();
@@ -115,7 +139,8 @@ pub fn serve<C: Channel, R: Resources>(
         caller: caller.uid,
     };
     if let Err(why) = may_ask(caller, &engine_login.user) {
-        return refuse_caller(chan, cfg, res, &engine_login, &why, refusals);
+        count(LoginResult::Refused, &[]);
+        return refuse_caller(chan, cfg, res, &engine_login, &why, &counters.refusals);
     }
     let opts = Options {
         use_first_pass: login.flags.use_first_pass,
@@ -141,7 +166,9 @@ pub fn serve<C: Channel, R: Resources>(
     if let (Verdict::Unavailable(e), true) = (&outcome.verdict, outcome.events.is_empty()) {
         chan.queue(&log_err(&format!("unavailable: {e}")));
     }
-    chan.queue(&Reply::Verdict(verdict(&outcome.verdict)));
+    let v = verdict(&outcome.verdict);
+    count(LoginResult::of(v), &outcome.events);
+    chan.queue(&Reply::Verdict(v));
     let sent = chan.flush();
     // A reject's rows were written behind the reply: commit them now that it is sent.
     res.settle();
@@ -157,8 +184,7 @@ fn status<C: Channel, R: Resources>(
     config: std::result::Result<&Config, &str>,
     res: &R,
 ) -> std::result::Result<(), proto::ProtoError> {
-    // Root, or the daemon's own user (doctor run by root checks as the store's owner).
-    if caller.uid != 0 && caller.uid != tessera_engine::sys::euid() {
+    if !may_watch(caller) {
         return refuse(
             chan,
             "a status request is for root or the daemon's user only",
@@ -169,39 +195,51 @@ fn status<C: Channel, R: Resources>(
         tessera_engine::sys::euid()
     )];
     let mut serves = true;
-    let mut say = |ok: bool, text: String| {
-        serves &= ok;
-        lines.push(format!("{} {text}", if ok { "ok   " } else { "fail " }));
+    // "ok", "warn" (worth a look, logins are served) or "fail" (logins are not).
+    let mut say = |mark: &str, text: String| {
+        serves &= mark != "fail";
+        lines.push(format!("{mark:<5} {text}"));
     };
     match config {
-        Err(e) => say(false, format!("its config does not load: {e}")),
+        Err(e) => say("fail", format!("its config does not load: {e}")),
         Ok(cfg) => {
-            say(true, "its config loads".into());
+            say("ok", "its config loads".into());
             let local = cfg.auth.mode == tessera_engine::config::Mode::Local;
             if local || cfg.store.path.exists() {
                 match res.store(cfg) {
                     Ok(_) => say(
-                        true,
+                        "ok",
                         format!("it opens the store {}", cfg.store.path.display()),
                     ),
-                    Err(e) => say(false, format!("it can't open the store: {e}")),
+                    Err(e) => say("fail", format!("it can't open the store: {e}")),
                 }
             }
             if local {
                 match res.key(cfg) {
                     Ok(_) => say(
-                        true,
+                        "ok",
                         format!("it reads the key {}", cfg.store.key_file.display()),
                     ),
-                    Err(e) => say(false, format!("it can't read the key: {e}")),
+                    Err(e) => say("fail", format!("it can't read the key: {e}")),
                 }
             } else {
-                say(true, format!("remote mode: {}", cfg.remote.url.join(", ")));
+                say("ok", format!("remote mode: {}", cfg.remote.url.join(", ")));
+            }
+            let servers = remote_health(cfg, res);
+            let any_up = servers.iter().any(|(_, h)| h.is_up());
+            for (server, health) in &servers {
+                let text = format!("remote server {server}: {health}");
+                match (health.is_up(), any_up) {
+                    (true, _) => say("ok", text),
+                    // Logins go to the others.
+                    (false, true) => say("warn", text),
+                    (false, false) => say("fail", format!("{text}; no server is up")),
+                }
             }
         }
     }
     if let Some(load) = &caller.load {
-        say(true, load.clone());
+        say("ok", load.to_string());
     }
     for l in lines {
         chan.queue(&Reply::Info(l));
@@ -212,6 +250,52 @@ fn status<C: Channel, R: Resources>(
         proto::Verdict::AuthinfoUnavail
     }));
     chan.flush()
+}
+
+/// A metrics request (`tessera metrics`; root or the daemon's user): the counters in the
+/// OpenMetrics text format, one info line a line, then success.
+fn metrics<C: Channel, R: Resources>(
+    chan: &mut Link<'_, C>,
+    caller: &Caller,
+    config: std::result::Result<&Config, &str>,
+    res: &R,
+    metrics: &Metrics,
+) -> std::result::Result<(), proto::ProtoError> {
+    if !may_watch(caller) {
+        return refuse(
+            chan,
+            "a metrics request is for root or the daemon's user only",
+        );
+    }
+    let remote = config.map(|c| remote_health(c, res)).unwrap_or_default();
+    let text = metrics.render(&Now {
+        config_loaded: config.is_ok(),
+        load: caller.load.unwrap_or_default(),
+        remote: &remote,
+    });
+    for line in text.lines() {
+        chan.queue(&Reply::Info(line.to_string()));
+    }
+    chan.queue(&Reply::Verdict(proto::Verdict::Success));
+    chan.flush()
+}
+
+/// Status and metrics are for root and the daemon's own user (`tessera doctor` run by root
+/// asks as the store's owner); they say nothing to anyone else.
+fn may_watch(caller: &Caller) -> bool {
+    caller.uid == 0 || caller.uid == tessera_engine::sys::euid()
+}
+
+/// The remote servers of a remote-mode config and what the daemon's circuit breaker knows of
+/// them; none in local mode.
+fn remote_health<R: Resources>(cfg: &Config, res: &R) -> Vec<(String, ServerHealth)> {
+    if cfg.auth.mode == tessera_engine::config::Mode::Local {
+        return Vec::new();
+    }
+    match res.remote_link(&cfg.remote) {
+        Ok(link) => tessera_engine::remote::client::health(&link, &cfg.remote),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Who may ask (as unix_chkpwd decides for pam_unix): root for any user, anyone else only for
@@ -399,9 +483,9 @@ impl<C: Channel> Conversation for SocketConversation<'_, '_, C> {
             Ok(Request::ConversationFailed(code)) => Err(Error::Conversation(format!(
                 "the PAM conversation failed ({code})"
             ))),
-            Ok(Request::Authenticate(_) | Request::Status) => Err(Error::Conversation(
-                "the module sent another request instead of an answer".into(),
-            )),
+            Ok(Request::Authenticate(_) | Request::Status | Request::Metrics) => Err(
+                Error::Conversation("the module sent another request instead of an answer".into()),
+            ),
             Err(e) => Err(Error::Conversation(format!("a bad answer frame: {e}"))),
         }
     }

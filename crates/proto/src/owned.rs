@@ -1,6 +1,6 @@
 //! The owned messages (feature `std`): what the daemon reads and writes, and the tests.
 
-use crate::wire::{Parser, T_ANSWER, T_AUTHENTICATE, T_CONV_FAILED, T_STATUS};
+use crate::wire::{Parser, T_ANSWER, T_AUTHENTICATE, T_CONV_FAILED, T_METRICS, T_STATUS};
 use crate::{
     answer_frame_len, body_len, write_answer, write_conversation_failed, Flags, Garbage,
     LoginFields, ReplyView, Sink, Verdict, CONV_FAILED_FRAME_LEN, MAX_FRAME, VERSION,
@@ -84,6 +84,9 @@ pub enum Request {
     /// daemon answers with [`Reply::Info`] lines, `ok ...` or `fail ...`, then a verdict
     /// (success when it can serve logins).
     Status,
+    /// `tessera metrics` asks for the daemon's counters (root or the daemon's user): the
+    /// OpenMetrics text, one [`Reply::Info`] a line, then a success verdict.
+    Metrics,
 }
 
 /// Daemon → module.
@@ -163,9 +166,13 @@ impl Request {
                 let a = a.as_ref().map(|a| &a[..]);
                 Frame::with(answer_frame_len(a), |f| write_answer(a, f))
             }
-            Request::Status => {
+            Request::Status | Request::Metrics => {
+                let tag = match self {
+                    Request::Status => T_STATUS,
+                    _ => T_METRICS,
+                };
                 let mut f = Frame(Zeroizing::new(Vec::with_capacity(5)));
-                f.put(&[0, 0, 0, 1, T_STATUS]);
+                f.put(&[0, 0, 0, 1, tag]);
                 f.0
             }
             Request::ConversationFailed(code) => Frame::with(CONV_FAILED_FRAME_LEN, |f| {
@@ -220,6 +227,7 @@ impl Request {
             T_ANSWER => Request::Answer(p.opt(secret)?),
             T_CONV_FAILED => Request::ConversationFailed(p.u32()? as i32),
             T_STATUS => Request::Status,
+            T_METRICS => Request::Metrics,
             _ => return Err(ProtoError::Garbage("an unknown request")),
         };
         p.end()?;
@@ -352,6 +360,7 @@ mod tests {
         roundtrip_request(Request::Answer(None));
         roundtrip_request(Request::ConversationFailed(19));
         roundtrip_request(Request::Status);
+        roundtrip_request(Request::Metrics);
         roundtrip_reply(Reply::Prompt {
             echo: false,
             text: "PIN: ".into(),

@@ -14,6 +14,7 @@ pub(crate) const T_AUTHENTICATE: u8 = 1;
 pub(crate) const T_ANSWER: u8 = 2;
 pub(crate) const T_CONV_FAILED: u8 = 3;
 pub(crate) const T_STATUS: u8 = 4;
+pub(crate) const T_METRICS: u8 = 5;
 pub(crate) const T_PROMPT: u8 = 16;
 pub(crate) const T_INFO: u8 = 17;
 pub(crate) const T_ERROR: u8 = 18;

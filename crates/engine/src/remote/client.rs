@@ -6,7 +6,7 @@
 //! whatever the number of servers. Each server tried gets an equal share of what is left, so a
 //! server that hangs can't take the time of the ones after it, and a lone server gets it all.
 
-use super::breaker::Breaker;
+use super::breaker::{Breaker, ServerHealth};
 use super::dialect::Endpoint;
 use crate::config::RemoteConfig;
 use crate::error::Error;
@@ -134,6 +134,25 @@ impl Link {
             breaker: None,
         })
     }
+}
+
+/// Each configured server's base URL and what this link's breaker knows of it (every server
+/// is `Up` for a link without one: nothing is known).
+pub fn health(link: &Link, cfg: &RemoteConfig) -> Vec<(String, ServerHealth)> {
+    let now = crate::io_time::now();
+    let bases = cfg
+        .url
+        .iter()
+        .map(|u| Server::parse(u).map_or_else(|_| u.clone(), |s| s.base));
+    bases
+        .map(|base| {
+            let h = link
+                .breaker
+                .as_ref()
+                .map_or(ServerHealth::Up, |b| b.health(&base, now));
+            (base, h)
+        })
+        .collect()
 }
 
 /// The configured servers, in order.

@@ -684,28 +684,60 @@ impl SqliteStore {
     }
 
     pub fn audit_entries(&self, user: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>> {
-        let mut st = self.conn.prepare(
-            "SELECT time, service, rhost, user, realm, serial, type, result, reason, caller \
-             FROM audit WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2",
-        )?;
-        let rows = st.query_map(params![user, limit], |r| {
-            Ok(AuditEntry {
-                time: r.get::<_, i64>(0)? as u64,
-                service: r.get(1)?,
-                rhost: r.get(2)?,
-                user: r.get(3)?,
-                realm: r.get(4)?,
-                serial: r.get(5)?,
-                kind: r.get(6)?,
-                result: word(r, 7, AuditResult::parse)?,
-                reason: r.get(8)?,
-                caller: r.get(9)?,
-            })
-        })?;
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {AUDIT_COLS} FROM audit WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = st.query_map(params![user, limit], |r| Ok(audit_from_row(r)?.1))?;
         let mut v: Vec<AuditEntry> = rows.collect::<rusqlite::Result<_>>()?;
         v.reverse();
         Ok(v)
     }
+
+    /// The audit rows written after row `after`, oldest first, at most `limit`, with their
+    /// ids (`tessera audit --follow`). Rows are only added and pruned from the oldest, so the
+    /// ids grow: the last id seen is where the next look starts.
+    pub fn audit_after(
+        &self,
+        after: i64,
+        user: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(i64, AuditEntry)>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {AUDIT_COLS} FROM audit WHERE id > ?1 AND (?2 IS NULL OR user = ?2) \
+             ORDER BY id LIMIT ?3"
+        ))?;
+        let rows = st.query_map(params![after, user, limit], audit_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The id of the newest audit row; 0 when there is none.
+    pub fn last_audit_id(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM audit", [], |r| r.get(0))?)
+    }
+}
+
+/// The columns [`audit_from_row`] reads.
+const AUDIT_COLS: &str =
+    "id, time, service, rhost, user, realm, serial, type, result, reason, caller";
+
+fn audit_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, AuditEntry)> {
+    Ok((
+        r.get(0)?,
+        AuditEntry {
+            time: r.get::<_, i64>(1)? as u64,
+            service: r.get(2)?,
+            rhost: r.get(3)?,
+            user: r.get(4)?,
+            realm: r.get(5)?,
+            serial: r.get(6)?,
+            kind: r.get(7)?,
+            result: word(r, 8, AuditResult::parse)?,
+            reason: r.get(9)?,
+            caller: r.get(10)?,
+        },
+    ))
 }
 
 impl Store for SqliteStore {

@@ -1,0 +1,62 @@
+//! Asking the running daemon over its socket: `tessera doctor` (its status) and `tessera
+//! metrics` (its counters). Both are for root and the daemon's user; the daemon refuses others.
+
+use crate::{CliResult, Failure};
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+use tessera_engine::error::Error;
+use tessera_proto::{read_frame, Reply, Request, Verdict};
+
+/// Where the package's tesserad.socket listens (the module's default `socket=`).
+pub const DAEMON_SOCKET: &str = "/run/tessera/tessera.sock";
+
+/// How long the daemon may take to answer (it answers from memory and one store open).
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Sends `request` and reads the daemon's info lines and whether its verdict was success. A
+/// refusal (a log line instead) or a broken answer is `Err` with the reason.
+pub fn ask(conn: &mut UnixStream, request: &Request) -> Result<(Vec<String>, bool), String> {
+    conn.set_read_timeout(Some(WAIT))
+        .map_err(|e| e.to_string())?;
+    conn.set_write_timeout(Some(WAIT))
+        .map_err(|e| e.to_string())?;
+    conn.write_all(&request.encode())
+        .map_err(|e| e.to_string())?;
+    let mut lines = Vec::new();
+    loop {
+        let body = read_frame(conn).map_err(|e| e.to_string())?;
+        match Reply::decode(&body).map_err(|e| e.to_string())? {
+            Reply::Info(l) => lines.push(l),
+            Reply::Log { line, .. } => return Err(line),
+            Reply::Verdict(v) => return Ok((lines, v == Verdict::Success)),
+            _ => return Err("an unexpected reply".into()),
+        }
+    }
+}
+
+/// `tessera metrics`: the daemon's counters, as it sends them, on stdout.
+pub fn metrics(socket: &Path) -> CliResult<()> {
+    let fail = |why: String| Failure::Error(Error::Invalid(why));
+    let mut conn = UnixStream::connect(socket).map_err(|e| {
+        fail(format!(
+            "no tesserad on {} ({e}): start it (`systemctl enable --now tesserad.socket`, or \
+             tesserad as docs/admin.md says without systemd)",
+            socket.display()
+        ))
+    })?;
+    let (lines, ok) = ask(&mut conn, &Request::Metrics)
+        .map_err(|why| fail(format!("tesserad on {}: {why}", socket.display())))?;
+    if !ok || lines.last().map(String::as_str) != Some("# EOF") {
+        return Err(fail(format!(
+            "tesserad on {} sent no whole metrics (an older version?)",
+            socket.display()
+        )));
+    }
+    let mut out = std::io::stdout().lock();
+    for l in &lines {
+        writeln!(out, "{l}").map_err(crate::output::stdout_failed)?;
+    }
+    out.flush().map_err(crate::output::stdout_failed)
+}
