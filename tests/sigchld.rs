@@ -1,37 +1,62 @@
-//! A host process that ignores SIGCHLD (some daemons do) still gets its mail sent through the
-//! sendmail command, and keeps its SIGCHLD disposition. A test binary of its own: the
-//! disposition is process-wide and would disturb other tests waiting for children.
+//! A parent that ignores SIGCHLD (some daemons do, and SIG_IGN survives exec) does not break
+//! the e-mail of an e-mail token sent through a sendmail command: the tessera command and
+//! tesserad undo the ignored disposition when they start, so the kernel does not reap the
+//! command before its exit status is read (a delivery that worked would look failed).
 
-fn sigchld_handler() -> libc::sighandler_t {
-    // SAFETY: all-zero is a valid `sigaction`; a null `act` only reads the current one.
-    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: SIGCHLD is a valid signal; `old` is a live, writable struct.
-    let rc = unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) };
-    assert_eq!(rc, 0);
-    old.sa_sigaction
-}
+mod support;
+
+use std::process::{Command, Stdio};
+use support::*;
+use tessera_engine::tokens::TokenType;
+
+/// Runs argv[1:] with SIGCHLD ignored, as such a parent leaves it.
+const PY_IGNORES_SIGCHLD: &str = "\
+import os, signal, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+os.execvp(sys.argv[1], sys.argv[1:])
+";
 
 #[test]
-fn sendmail_works_and_sigchld_stays_ignored_when_the_host_ignores_it() {
-    // SAFETY: installs no handler code, only the kernel's "ignore" disposition.
-    let prev = unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
-    assert_ne!(prev, libc::SIG_ERR);
-    assert_eq!(sigchld_handler(), libc::SIG_IGN);
-
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("mail");
-    let cmd = format!("/usr/bin/tee {}", out.display());
-    tessera_engine::delivery::sendmail::send(&cmd, b"To: a@b.org\r\n\r\nbody\r\n", 5)
-        .expect("a delivery that worked is a success");
-    assert_eq!(std::fs::read(&out).unwrap(), b"To: a@b.org\n\nbody\n");
-    assert_eq!(
-        sigchld_handler(),
-        libc::SIG_IGN,
-        "the host's disposition is back after the delivery"
+fn an_email_goes_out_when_the_parent_ignores_sigchld() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let mail = out_dir.path().join("mail.eml");
+    let fx = Fixture::new(&format!(
+        "[email]\nsendmail = \"/usr/bin/tee {}\"\n",
+        mail.display()
+    ));
+    let t = Tok::new(TokenType::Email, "E1", "alice", "1234", b"")
+        .info(serde_json::json!({ "email": "alice@example.org" }));
+    fx.add(&t);
+    drop(fx.store());
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", PY_IGNORES_SIGCHLD])
+        .arg(bin_path("tessera"))
+        .arg("--config")
+        .arg(&fx.config)
+        .args(["check", "alice"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            // The PIN opens the challenge (the mail goes out); then no OTP: end of input.
+            c.stdin.take().unwrap().write_all(b"1234\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
-
-    // And a command that fails is still told apart (its status is read, not lost).
-    let e = tessera_engine::delivery::sendmail::send("/bin/false", b"x", 5).unwrap_err();
-    assert!(e.to_string().contains("exit status: 1"), "{e}");
-    assert_eq!(sigchld_handler(), libc::SIG_IGN);
+    assert!(!said.contains("could not be sent"), "{said}");
+    let sent = std::fs::read_to_string(&mail).unwrap_or_default();
+    assert!(sent.contains("To: alice@example.org\n"), "{said}\n{sent}");
+    let row = fx
+        .audit()
+        .into_iter()
+        .find(|e| e.serial == "E1")
+        .unwrap_or_else(|| panic!("no audit row: {said}"));
+    assert_eq!(row.result, "challenge", "{row:?}");
 }

@@ -4,6 +4,8 @@
 //! Each subcommand lives in its own module and works through the library: the store's admin
 //! operations, the crypto helpers, and for `check` the same [`tessera_engine::host::authenticate`] as the
 //! PAM module.
+// The only `unsafe` of tessera is the PAM module's FFI (`src/ffi/`); system calls go through nix.
+#![forbid(unsafe_code)]
 
 #[macro_use]
 mod output;
@@ -366,6 +368,10 @@ pub type CliResult<T> = Result<T, Failure>;
 
 /// The whole command: parse, run, report. The binary's `main` calls only this.
 pub fn main() -> ExitCode {
+    // A SIGCHLD (or SIGTERM, ...) that the parent left ignored would be ours too: the kernel
+    // would reap the sendmail command of an e-mail token before its status is read. SIGPIPE
+    // stays ignored, so that `| head` ends a listing through EPIPE (see `output`).
+    tessera_engine::sys::undo_ignored_signals(&[tessera_engine::sys::SIGPIPE]);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return clap_exit(e),

@@ -11,6 +11,8 @@
 //!
 //! The daemon is this library and a small `main` (arguments, a clean start): the benches in
 //! `benches/` drive [`session::serve`] as the socket server does.
+// The only `unsafe` of tessera is the PAM module's FFI (`src/ffi/`); system calls go through nix.
+#![forbid(unsafe_code)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,

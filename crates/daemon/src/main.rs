@@ -1,5 +1,7 @@
 //! `tesserad`'s command line: arguments, a clean start, then the socket server or one login
 //! over stdin/stdout (see the library, `src/lib.rs`).
+// The only `unsafe` of tessera is the PAM module's FFI (`src/ffi/`); system calls go through nix.
+#![forbid(unsafe_code)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -55,18 +57,28 @@ fn parse_args(mut it: impl Iterator<Item = std::ffi::OsString>) -> Result<Option
 /// (whoever starts it by hand), but keeps the sockets systemd passed.
 fn clean_start(stdio: bool) {
     use tessera_engine::sys;
+    // First: the descriptors are closed by number, so nothing of ours may be open yet (the
+    // signal thread below has a socket pair of its own).
+    if let Some(first) = first_fd_to_close(stdio, |k| std::env::var(k).ok()) {
+        sys::close_fds_from(first);
+    }
     // What tesserad creates is its owner's alone. (The socket is made 0666 on purpose after
     // `bind`; SQLite gives the -wal and -shm the store's own mode.)
     sys::set_umask(0o077);
     // SIGPIPE stays ignored: the standard library ignores it before `main` on purpose, and
     // tesserad writes to sockets whose peer may be gone, where a write must fail with EPIPE
-    // instead of killing the daemon (and every login it serves).
-    sys::reset_ignored_signals(&[signal_hook::consts::SIGPIPE]);
-    // Fails only for an invalid argument, which this is not.
+    // instead of killing the daemon (and every login it serves). The socket server handles
+    // SIGHUP itself (a reload), so its default (the end) is not put back there.
+    // Unblocked first: the signal thread starts with this thread's mask.
+    // (Fails only for an invalid argument, which this is not.)
     let _ = sys::unblock_all_signals();
-    if let Some(first) = first_fd_to_close(stdio, |k| std::env::var(k).ok()) {
-        sys::close_fds_from(first);
-    }
+    use sys::{SIGHUP, SIGPIPE};
+    let keep: &[i32] = if stdio {
+        &[SIGPIPE]
+    } else {
+        &[SIGPIPE, SIGHUP]
+    };
+    sys::undo_ignored_signals(keep);
 }
 
 /// From which descriptor on the inherited ones are closed: all but stdin, stdout and stderr

@@ -48,7 +48,8 @@ fn borrowed(l: &Loaded) -> Result<&Config, &str> {
 
 /// Serves the socket systemd passed (socket activation), or else binds `socket`, until killed.
 pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
-    // First, before any thread runs: it takes LISTEN_* out of the environment.
+    // First, before the threads that serve logins run: it takes LISTEN_* out of the
+    // environment. (The one thread before it, main's signal thread, reads no environment.)
     let activated =
         tessera_engine::sys::activated_listener().map_err(|e| format!("socket activation: {e}"))?;
     let current = Arc::new(RwLock::new(Generation::load(config)));

@@ -5,6 +5,8 @@
 //! Layers, from the outside in: [`engine`] (every decision, generic over a conversation, a
 //! clock and a store) → [`store`] (SQLite), [`tokens`] (one module per token type), [`remote`]
 //! (the validate client) and [`delivery`] (e-mail and SMS).
+// The only `unsafe` of tessera is the PAM module's FFI (`src/ffi/`); system calls go through nix.
+#![forbid(unsafe_code)]
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,

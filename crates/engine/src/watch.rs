@@ -9,7 +9,7 @@
 //! A check that fails is never kept: the next login checks again.
 
 use crate::error::Result;
-use std::os::fd::OwnedFd;
+use crate::sys::Inotify;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
@@ -57,7 +57,7 @@ impl Watched {
 
     /// Watches every file and every directory above them on a new inotify descriptor; `None`
     /// if any watch can't be set (then nothing is kept).
-    fn arm(&self) -> Option<OwnedFd> {
+    fn arm(&self) -> Option<Inotify> {
         let fd = crate::sys::inotify_new().ok()?;
         let file_mask = if self.content {
             CONTENT_EVENTS
@@ -94,7 +94,7 @@ pub struct Checked<T> {
 
 struct State<T> {
     /// Watches set before the kept value's check ran.
-    inotify: Option<OwnedFd>,
+    inotify: Option<Inotify>,
     value: Option<T>,
     /// Checks run (for the tests: how many logins were spared one).
     checks: u64,

@@ -4,6 +4,8 @@
 //! store: the command enrolls what a reader returns, or only lists it (`--dry-run`).
 //!
 //! Every reader takes outside input and has a fuzz target (`fuzz/fuzz_targets/import.rs`).
+// The only `unsafe` of tessera is the PAM module's FFI (`src/ffi/`); system calls go through nix.
+#![forbid(unsafe_code)]
 
 use tessera_engine::crypto::Secret;
 use tessera_engine::tokens::Algorithm;

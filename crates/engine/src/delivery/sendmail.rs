@@ -1,7 +1,8 @@
 //! A sendmail-style command: the whole message on stdin, exit status 0 means accepted. The
 //! command line is split on spaces (no shell), runs with a minimal environment, and is killed
-//! when it takes longer than the timeout. SIGCHLD is at its default while the command runs
-//! (see [`crate::sys::with_default_sigchld`]), so a host that ignores it can't reap our child.
+//! when it takes longer than the timeout. The engine's hosts (tesserad, the tessera command)
+//! undo a SIGCHLD their parent left ignored when they start ([`crate::sys::undo_ignored_signals`]),
+//! so the kernel does not reap the child before we read its status.
 
 use crate::error::{Error, Result};
 use std::io::{Read, Write};
@@ -9,12 +10,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 pub fn send(command: &str, message: &[u8], timeout_secs: u64) -> Result<()> {
-    // From the spawn to the last wait: a SIGCHLD ignored by the host would have the kernel
-    // reap the child, and `try_wait` would fail (ECHILD) for a delivery that worked.
-    crate::sys::with_default_sigchld(|| run(command, message, timeout_secs))
-}
-
-fn run(command: &str, message: &[u8], timeout_secs: u64) -> Result<()> {
     let mut words = command.split_whitespace();
     let program = words
         .next()

@@ -417,10 +417,8 @@ fn resolve(host: &str, port: u16, deadline: Instant, lookup: Lookup) -> Result<V
         Err(mpsc::RecvTimeoutError::Timeout) => {
             // The lookup can't be cancelled: the helper thread is left to finish on its own
             // (getaddrinfo gives up after the resolver's own timeouts, resolv.conf's
-            // `timeout` and `attempts`), its answer dropped. libpam may unload this module
-            // (dlclose at pam_end) before then, and the thread must not return into unmapped
-            // code: keep the module loaded for the life of the process.
-            crate::sys::pin_this_module();
+            // `timeout` and `attempts`), its answer dropped. The engine runs in tesserad and
+            // the tessera command only, never in a module that libpam could unload under it.
             Err(err(host, "can't resolve: no answer in time (timeout)"))
         }
         Err(mpsc::RecvTimeoutError::Disconnected) => Err(err(
