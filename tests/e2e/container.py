@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """A host without systemd, as a container runs one: its entrypoint starts `tesserad &` as root
-and then sshd, and a user logs in over ssh with PIN and OTP through that daemon.
+and then sshd, and a user logs in over ssh with PIN and OTP through that daemon; then the
+sysvinit-style recipe of docs/admin.md (start-stop-daemon) starts and stops it.
 
 The store's directory belongs to a system user of its own (as `_tessera` in the package). Run
 as root, tesserad makes its socket's directory (0755), binds, and becomes that user before it
@@ -17,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (  # noqa: E402
-    CLEANUP, ROOT, Results, World, add_user, require_root, sshd_with_stack,
+    CLEANUP, ROOT, Results, World, add_user, require_root, run, sshd_with_stack,
 )
 
 import paramiko  # noqa: E402
@@ -109,4 +110,48 @@ owned = all(os.stat(f"{W.dir}/store/{f}").st_uid == OWNER_UID for f in files)
 R.check("the store, its -wal and -shm stay the daemon user's", owned and "tessera.db-wal" in files,
         str(files))
 R.check("the logins are in the audit table", "accept" in W.audit(alice), W.audit(alice))
+
+# The daemon's counters, as root asks for them, count those two logins.
+metrics = run([W.binary, "metrics", "--socket", socket])
+R.check("tessera metrics: one success and one denied login of the ssh service",
+        metrics.returncode == 0
+        and f'tessera_logins_total{{service="tessera-e2e-ctr-{tag}",result="success"}} 1' in metrics.stdout
+        and f'tessera_logins_total{{service="tessera-e2e-ctr-{tag}",result="denied"}} 1' in metrics.stdout,
+        metrics.stdout + metrics.stderr)
+
+# The sysvinit-style recipe of docs/admin.md, as written there (with this world's paths after
+# `--`): start-stop-daemon starts it in the background, a login goes through it, and the
+# documented stop ends it.
+daemon.terminate()
+daemon.wait(10)
+pidfile = f"{W.dir}/tesserad.pid"
+started = run(["start-stop-daemon", "--start", "--background", "--make-pidfile",
+               "--pidfile", pidfile, "--exec", W.daemon, "--",
+               "--config", W.config, "--socket", socket])
+pid = 0
+for _ in range(200):
+    try:
+        pid = int(open(pidfile).read().strip() or 0)
+    except (OSError, ValueError):
+        pid = 0
+    if pid and os.path.exists(socket):
+        try:
+            import socket as sockmod
+            c = sockmod.socket(sockmod.AF_UNIX)
+            c.connect(socket)
+            c.close()
+            break
+        except OSError:
+            pass
+    time.sleep(0.05)
+R.check("start-stop-daemon --start --background: tesserad runs and listens",
+        started.returncode == 0 and pid > 0 and os.path.exists(f"/proc/{pid}"),
+        started.stdout + started.stderr)
+ok, asked = ssh_login("1234", otp.next())
+R.check("ssh as alice through the daemon that start-stop-daemon started: logged in", ok,
+        str(asked))
+stopped = run(["start-stop-daemon", "--stop", "--pidfile", pidfile, "--retry", "5"])
+R.check("start-stop-daemon --stop --retry 5 ends it (SIGTERM)",
+        stopped.returncode == 0 and not os.path.exists(f"/proc/{pid}"),
+        stopped.stdout + stopped.stderr)
 R.finish()

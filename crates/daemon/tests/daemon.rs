@@ -364,6 +364,28 @@ fn an_activated_server_keeps_fd_3_and_drops_the_rest() {
         &[format!("1234{}", otp(0)).as_bytes()],
     );
     assert_eq!(seen.verdict, Some(Verdict::Success), "{seen:?}");
+    // A reload (SIGHUP, which the parent ignored too) still reloads and does not end it.
+    d.reload();
+    // SIGTERM, which the parent ignored, ends it as the default does: killed by the signal.
+    let mut d = d;
+    let killed = Command::new("kill")
+        .args(["-TERM", &d.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tesserad still runs 10 s after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(15), "{status:?}");
 }
 
 struct Pipes {

@@ -13,7 +13,10 @@ pub struct Garbage(pub &'static str);
 pub(crate) const T_AUTHENTICATE: u8 = 1;
 pub(crate) const T_ANSWER: u8 = 2;
 pub(crate) const T_CONV_FAILED: u8 = 3;
+// The requests of `tessera doctor` and `tessera metrics`: the module never sends them.
+#[cfg(feature = "std")]
 pub(crate) const T_STATUS: u8 = 4;
+#[cfg(feature = "std")]
 pub(crate) const T_METRICS: u8 = 5;
 pub(crate) const T_PROMPT: u8 = 16;
 pub(crate) const T_INFO: u8 = 17;
