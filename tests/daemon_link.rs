@@ -215,6 +215,32 @@ fn doctor_asks_the_daemon_and_fails_when_it_cannot_serve() {
     assert!(!out.contains("(screen lockers work)"), "{out}");
 }
 
+/// The same for a store the daemon can't open (here: others may write it, which the daemon's
+/// file checks refuse): a failure line that says why, not "answers".
+#[test]
+fn doctor_fails_when_the_daemon_cannot_open_its_store() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new("");
+    fx.add(&Tok::hotp("H1", "alice", "1234"));
+    let socket = fx.socket.display().to_string();
+    drop(fx.store());
+    std::fs::set_permissions(&fx.db, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // (fx.tessera would open the store first, and fail on the same mode.)
+    let out = tessera(&fx.config, &["doctor", "--socket", &socket], "");
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("FAIL  tesserad: it can't open the store"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains(&fx.db.display().to_string()), "{line}");
+    assert!(
+        out.lines().any(|l| l.starts_with(&format!(
+            "FAIL  tesserad answers on {socket} but can't serve logins"
+        ))),
+        "{out}"
+    );
+}
+
 /// A full daemon says "busy" before it reads anything: a root caller's module then serves the
 /// login with a daemon of its own (`tesserad --stdio`), so root is never refused for capacity;
 /// any other caller fails closed, and the log says why.
