@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use support::*;
 use tessera_engine::tokens::TokenType;
 
@@ -28,23 +28,16 @@ fn an_email_goes_out_when_the_parent_ignores_sigchld() {
         .info(serde_json::json!({ "email": "alice@example.org" }));
     fx.add(&t);
     drop(fx.store());
-    let out = Command::new("/usr/bin/python3")
-        .args(["-c", PY_IGNORES_SIGCHLD])
-        .arg(bin_path("tessera"))
-        .arg("--config")
-        .arg(&fx.config)
-        .args(["check", "alice"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            // The PIN opens the challenge (the mail goes out); then no OTP: end of input.
-            c.stdin.take().unwrap().write_all(b"1234\n")?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    // The PIN opens the challenge (the mail goes out); then no OTP: end of input.
+    let out = output_with_stdin(
+        Command::new("/usr/bin/python3")
+            .args(["-c", PY_IGNORES_SIGCHLD])
+            .arg(bin_path("tessera"))
+            .arg("--config")
+            .arg(&fx.config)
+            .args(["check", "alice"]),
+        b"1234\n",
+    );
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

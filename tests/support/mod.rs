@@ -120,24 +120,25 @@ pub fn pskc_figure7_args(password: &Path) -> Vec<String> {
 
 /// The `tessera` command of this build on `config`, `stdin` as its input.
 pub fn tessera(config: &Path, args: &[&str], stdin: &str) -> std::process::Output {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(bin_path("tessera"))
-        .arg("--config")
+    let mut cmd = std::process::Command::new(bin_path("tessera"));
+    cmd.arg("--config")
         .arg(config)
         .args(args)
-        .env_remove("TESSERA_CONFIG")
+        .env_remove("TESSERA_CONFIG");
+    output_with_stdin(&mut cmd, stdin.as_bytes())
+}
+
+/// Runs `cmd` with `stdin` written to its standard input; its output.
+pub fn output_with_stdin(cmd: &mut std::process::Command, stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
     child.wait_with_output().unwrap()
 }
 
