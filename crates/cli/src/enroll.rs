@@ -2,10 +2,11 @@
 //! serial, insert. Prints the serial, and for a generated key its `otpauth://` URI.
 
 use super::{input, AddArgs, CliResult, Failure};
-use rand::RngCore;
 use tessera_engine::config::Config;
 use tessera_engine::crypto::{self, Secret};
 use tessera_engine::engine::{self, Clock, SystemClock};
+pub(crate) use tessera_engine::enroll::new_serial;
+use tessera_engine::enroll::{login_name, otpauth_uri, qr, random_key, KeyUri};
 use tessera_engine::error::Kind;
 use tessera_engine::store::TokenRecord;
 use tessera_engine::tokens::{tan, Algorithm, TokenInfo, TokenType};
@@ -54,9 +55,17 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
         // No otpauth:// form exists for OCRA: the key goes to the device in hex.
         format!("{}\n", crypto::encode_hex(&plan.key))
     } else if plan.generated {
-        let uri = otpauth_uri(&a.issuer, &login_name(cfg, &user, &plan.realm), &plan);
+        let key_uri = KeyUri {
+            kind: plan.kind,
+            key: &plan.key,
+            algorithm: plan.algorithm,
+            digits: plan.digits,
+            period: plan.period,
+            counter: plan.counter,
+        };
+        let uri = otpauth_uri(&a.issuer, &login_name(cfg, &user, &plan.realm), &key_uri);
         let qr = match a.qr {
-            Some(bg) => format!("{}\n", super::qr::render(&uri, bg)?),
+            Some(bg) => format!("{}\n", qr::render(&uri, bg.into())?),
             None => String::new(),
         };
         format!("{uri}\n{qr}")
@@ -399,29 +408,6 @@ fn static_password(hex: &str) -> CliResult<Secret> {
     Ok(pw)
 }
 
-/// As long as the hash output, like the RFC 6238 seeds.
-fn random_key(alg: Algorithm) -> Secret {
-    let len = match alg {
-        Algorithm::Sha1 => 20,
-        Algorithm::Sha256 => 32,
-        Algorithm::Sha512 => 64,
-    };
-    let mut key = zeroize::Zeroizing::new(vec![0u8; len]);
-    rand::rngs::OsRng.fill_bytes(&mut key);
-    key
-}
-
-/// The type in capitals and 8 random hex digits, e.g. `HOTP1A2B3C4D`.
-pub(crate) fn new_serial(kind: TokenType) -> String {
-    let mut b = [0u8; 4];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    format!(
-        "{}{}",
-        kind.name().to_ascii_uppercase(),
-        crypto::encode_hex(&b).to_ascii_uppercase()
-    )
-}
-
 pub(crate) fn check_serial(s: &str) -> CliResult<()> {
     let ok = !s.is_empty()
         && s.len() <= 64
@@ -485,92 +471,13 @@ pub(crate) fn account_of(user: &str) -> String {
     }
 }
 
-/// The name the user logs in with: `user<sep>realm` for a realm other than the default.
-fn login_name(cfg: &Config, user: &str, realm: &str) -> String {
-    match cfg.auth.realm_separator.as_deref() {
-        Some(sep) if realm != cfg.auth.default_realm => format!("{user}{sep}{realm}"),
-        _ => user.to_string(),
-    }
-}
-
-/// The Key URI of authenticator apps:
-/// `otpauth://TYPE/ISSUER:ACCOUNT?secret=BASE32&issuer=ISSUER[&algorithm=..][&digits=..][&period=..]`
-/// with `counter=N` always for HOTP (the format requires it). Parameters at the format's defaults
-/// (SHA1, 6 digits, 30 s) are left out: a shorter URI makes a smaller QR code.
-fn otpauth_uri(issuer: &str, account: &str, p: &Plan) -> String {
-    let mut uri = format!(
-        "otpauth://{}/{}:{}?secret={}&issuer={}",
-        p.kind.name(),
-        tessera_engine::http::percent_encode(issuer),
-        tessera_engine::http::percent_encode(account),
-        crypto::encode_base32(&p.key),
-        tessera_engine::http::percent_encode(issuer),
-    );
-    if p.algorithm != Algorithm::Sha1 {
-        uri.push_str(&format!(
-            "&algorithm={}",
-            p.algorithm.name().to_ascii_uppercase()
-        ));
-    }
-    if p.digits != 6 {
-        uri.push_str(&format!("&digits={}", p.digits));
-    }
-    match p.kind {
-        TokenType::Hotp => uri.push_str(&format!("&counter={}", p.counter)),
-        _ if p.period != 30 => uri.push_str(&format!("&period={}", p.period)),
-        _ => {}
-    }
-    uri
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn plan(kind: TokenType, digits: u32, counter: u64) -> Plan {
-        Plan {
-            kind,
-            realm: "default".into(),
-            digits,
-            algorithm: Algorithm::Sha1,
-            period: 30,
-            counter,
-            key: crypto::secret(b"12345678901234567890"),
-            generated: true,
-            info: TokenInfo::default(),
-            codes: Vec::new(),
-        }
-    }
-
     #[test]
-    fn otpauth_uris_follow_the_key_uri_format() {
-        assert_eq!(
-            otpauth_uri("tessera", "alice", &plan(TokenType::Totp, 6, 0)),
-            "otpauth://totp/tessera:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\
-             &issuer=tessera"
-        );
-        assert_eq!(
-            otpauth_uri("ACME Co", "bob@it", &plan(TokenType::Hotp, 8, 5)),
-            "otpauth://hotp/ACME%20Co:bob%40it?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\
-             &issuer=ACME%20Co&digits=8&counter=5"
-        );
-        let other = Plan {
-            algorithm: Algorithm::Sha256,
-            period: 60,
-            ..plan(TokenType::Totp, 6, 0)
-        };
-        assert_eq!(
-            otpauth_uri("tessera", "alice", &other),
-            "otpauth://totp/tessera:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\
-             &issuer=tessera&algorithm=SHA256&period=60"
-        );
-    }
-
-    #[test]
-    fn generated_serials_name_the_type() {
-        let s = new_serial(TokenType::Hotp);
-        assert!(s.starts_with("HOTP") && s.len() == 12, "{s}");
-        assert!(check_serial(&s).is_ok());
+    fn serials_are_checked() {
+        assert!(check_serial(&new_serial(TokenType::Hotp)).is_ok());
         assert!(check_serial("a b").is_err() && check_serial("").is_err());
     }
 }

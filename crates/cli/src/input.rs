@@ -10,9 +10,6 @@ use zeroize::Zeroizing;
 /// Longest line read; the engine refuses passes past 1024 bytes anyway.
 const MAX_LINE: u64 = 4096;
 
-/// Longest PIN accepted at enrollment.
-const MAX_PIN: usize = 256;
-
 pub fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
 }
@@ -95,18 +92,11 @@ pub fn new_pin_interactive() -> CliResult<Secret> {
 
 /// A PIN must be something a user can type into a PAM prompt.
 fn check_pin(pin: &[u8]) -> CliResult<()> {
-    if pin.is_empty() {
-        return Err(Failure::usage(
-            "the PIN is empty (leave the PIN out for a token without one)",
-        ));
+    match tessera_engine::enroll::pin_problem(pin) {
+        Some(why) if pin.is_empty() => Err(Failure::usage(format!(
+            "{why} (leave the PIN out for a token without one)"
+        ))),
+        Some(why) => Err(Failure::usage(why)),
+        None => Ok(()),
     }
-    if pin.len() > MAX_PIN {
-        return Err(Failure::usage(format!(
-            "the PIN is longer than {MAX_PIN} bytes"
-        )));
-    }
-    if pin.iter().any(|b| b.is_ascii_control()) {
-        return Err(Failure::usage("the PIN contains control characters"));
-    }
-    Ok(())
 }

@@ -18,7 +18,6 @@ mod enroll;
 mod import;
 mod input;
 mod pamstack;
-mod qr;
 mod token;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -77,6 +76,22 @@ enum Command {
     /// Enroll the tokens of google-authenticator, pam_oath, PSKC or privacyIDEA files, keeping
     /// which codes were used; all of them or none
     Import(ImportArgs),
+}
+
+/// The terminal's background a QR code is drawn for (`--qr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum QrBackground {
+    Dark,
+    Light,
+}
+
+impl From<QrBackground> for tessera_engine::enroll::qr::Background {
+    fn from(b: QrBackground) -> Self {
+        match b {
+            QrBackground::Dark => Self::Dark,
+            QrBackground::Light => Self::Light,
+        }
+    }
 }
 
 /// The files `tessera import` reads.
@@ -295,7 +310,7 @@ struct AddArgs {
     /// for a dark terminal, or with --qr=light for a light one
     #[arg(long, value_enum, value_name = "BACKGROUND", num_args = 0..=1, require_equals = true,
           default_missing_value = "dark")]
-    qr: Option<qr::Background>,
+    qr: Option<QrBackground>,
 }
 
 #[derive(Debug, Subcommand)]

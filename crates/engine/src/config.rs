@@ -17,6 +17,8 @@ pub struct Config {
     pub sms: SmsConfig,
     pub email: EmailConfig,
     pub audit: AuditConfig,
+    /// `[enroll]`: who may enroll a token for themselves (`tessera enroll`).
+    pub enroll: EnrollConfig,
     /// `[[policy]]`: who needs a second factor, where (see [`crate::policy`]).
     pub policy: Vec<crate::policy::Rule>,
     /// The file this was read from, for messages; not a key.
@@ -50,6 +52,35 @@ impl Default for AuditConfig {
         AuditConfig { keep_days: 180 }
     }
 }
+
+/// Self-service enrollment (`tessera enroll`, through the daemon).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnrollConfig {
+    /// The groups whose members may enroll themselves; empty (the default): nobody.
+    pub groups: Vec<String>,
+    /// The token types they may make: `totp`, `hotp` (the types an authenticator app holds).
+    pub types: Vec<String>,
+    /// The issuer an authenticator app shows for the new token (the otpauth URI's `issuer`).
+    pub issuer: String,
+}
+
+impl Default for EnrollConfig {
+    fn default() -> Self {
+        EnrollConfig {
+            groups: Vec::new(),
+            types: vec!["totp".into()],
+            issuer: "tessera".into(),
+        }
+    }
+}
+
+/// The token types a user may enroll for themselves: those whose key an app takes from a QR
+/// code.
+pub const SELF_ENROLL_TYPES: [crate::tokens::TokenType; 2] = [
+    crate::tokens::TokenType::Totp,
+    crate::tokens::TokenType::Hotp,
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -514,6 +545,20 @@ impl Config {
             return Err((
                 "remote.down_for",
                 "must be between 1 and 3600 seconds".into(),
+            ));
+        }
+        for t in &self.enroll.types {
+            if !SELF_ENROLL_TYPES.iter().any(|k| k.name() == t) {
+                return Err((
+                    "enroll.types",
+                    format!("\"{t}\" can't be enrolled by users (totp or hotp)"),
+                ));
+            }
+        }
+        if self.enroll.issuer.is_empty() || self.enroll.issuer.chars().any(char::is_control) {
+            return Err((
+                "enroll.issuer",
+                "must be a name without control characters".into(),
             ));
         }
         let (e, m) = (&self.email, &self.sms);

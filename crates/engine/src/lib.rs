@@ -20,6 +20,7 @@ pub mod config;
 pub mod crypto;
 pub mod delivery;
 pub mod engine;
+pub mod enroll;
 pub mod error;
 pub mod fsperm;
 pub mod host;

@@ -271,6 +271,11 @@ pub trait StoreTx {
     /// Writes an audit row, or with `row` rewrites that row's reason (a count that grew);
     /// returns the row's id.
     fn audit_row(&self, e: &AuditEntry, row: Option<i64>) -> Result<i64>;
+    /// Adds a token a user enrolled for themselves (see [`crate::enroll::dialogue`]); a serial
+    /// that exists already is refused.
+    fn insert_token(&self, t: &TokenRecord) -> Result<()>;
+    /// The tokens of a user in a realm, read under the write lock.
+    fn tokens_of(&self, user: &str, realm: &str) -> Result<Vec<TokenRecord>>;
 }
 
 /// How long a closed challenge stays listed by `tessera challenge list --all` (seconds past its
@@ -567,19 +572,7 @@ impl SqliteStore {
     // ---- admin operations (the `tessera` command) ----
 
     pub fn insert_token(&self, t: &TokenRecord) -> Result<()> {
-        let counter = counter_sql(&t.serial, t.counter)?;
-        let n = self.conn.execute(
-            &format!("INSERT OR IGNORE INTO tokens ({TOKEN_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"),
-            params![
-                t.serial, t.user, t.realm, t.kind.name(), t.active, t.pin_hash, t.sealed_key,
-                t.digits, t.algorithm.name(), t.period as i64, t.drift, counter, t.fail_count,
-                t.last_fail.map(|v| v as i64), t.info.to_json(), t.description, t.created as i64
-            ],
-        )?;
-        if n == 0 {
-            return Err(Error::Invalid(format!("token {} already exists", t.serial)));
-        }
-        Ok(())
+        insert_token(&self.conn, t)
     }
 
     /// Inserts `tokens` in one transaction: all of them or none (`tessera import`). A serial
@@ -718,6 +711,32 @@ impl SqliteStore {
     }
 }
 
+/// All tokens of a user in a realm, active or not.
+fn tokens_of(conn: &Connection, user: &str, realm: &str) -> Result<Vec<TokenRecord>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {TOKEN_COLS} FROM tokens WHERE user = ?1 AND realm = ?2 ORDER BY serial"
+    ))?;
+    let rows = st.query_map(params![user, realm], token_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Adds a new token; a serial that exists already is refused (`Kind::Invalid`).
+fn insert_token(conn: &Connection, t: &TokenRecord) -> Result<()> {
+    let counter = counter_sql(&t.serial, t.counter)?;
+    let n = conn.execute(
+        &format!("INSERT OR IGNORE INTO tokens ({TOKEN_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)"),
+        params![
+            t.serial, t.user, t.realm, t.kind.name(), t.active, t.pin_hash, t.sealed_key,
+            t.digits, t.algorithm.name(), t.period as i64, t.drift, counter, t.fail_count,
+            t.last_fail.map(|v| v as i64), t.info.to_json(), t.description, t.created as i64
+        ],
+    )?;
+    if n == 0 {
+        return Err(Error::Invalid(format!("token {} already exists", t.serial)));
+    }
+    Ok(())
+}
+
 /// The columns [`audit_from_row`] reads.
 const AUDIT_COLS: &str =
     "id, time, service, rhost, user, realm, serial, type, result, reason, caller";
@@ -742,11 +761,7 @@ fn audit_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, AuditEntry)> 
 
 impl Store for SqliteStore {
     fn tokens_of(&self, user: &str, realm: &str) -> Result<Vec<TokenRecord>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {TOKEN_COLS} FROM tokens WHERE user = ?1 AND realm = ?2 ORDER BY serial"
-        ))?;
-        let rows = st.query_map(params![user, realm], token_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        tokens_of(&self.conn, user, realm)
     }
 
     fn tokens_in_realm(&self, realm: &str) -> Result<Vec<TokenRecord>> {
@@ -841,6 +856,15 @@ pub(crate) struct SqliteTx<'a> {
 pub const SEND_RETENTION: u64 = 3600;
 
 impl StoreTx for SqliteTx<'_> {
+    fn insert_token(&self, t: &TokenRecord) -> Result<()> {
+        self.durable.set(true);
+        insert_token(self.tx, t)
+    }
+
+    fn tokens_of(&self, user: &str, realm: &str) -> Result<Vec<TokenRecord>> {
+        tokens_of(self.tx, user, realm)
+    }
+
     fn consume_offline(&self, serial: &str, counter: u64) -> Result<bool> {
         // Synced before the verdict: a value taken must stay taken after a power cut.
         self.durable.set(true);

@@ -81,6 +81,8 @@ words! {
         Restore = "restore",
         /// Offline values of a remote token were kept or refilled.
         Offline = "offline",
+        /// A user enrolled a token for themselves (`tessera enroll`).
+        Enroll = "enroll",
     }
 }
 
@@ -108,7 +110,8 @@ impl AuditResult {
             | AuditResult::Challenge
             | AuditResult::Ignore
             | AuditResult::Skip
-            | AuditResult::Offline => LOG_INFO,
+            | AuditResult::Offline
+            | AuditResult::Enroll => LOG_INFO,
             AuditResult::Error => LOG_ERR,
             AuditResult::Locked | AuditResult::Warning => LOG_WARNING,
             AuditResult::Reject | AuditResult::Restore => LOG_NOTICE,

@@ -1,15 +1,17 @@
-//! `--qr`: the otpauth URI as a QR code drawn with Unicode half blocks, two modules per
-//! character cell, with a quiet zone of two modules, in the code's true colours
-//! (dark modules dark: not every scanner reads an inverted code). On a dark terminal (the
-//! default) the light modules and the quiet zone are drawn with the terminal's light ink and the
-//! dark ones are its background; `--qr=light` inks the dark modules for a light terminal.
+//! The otpauth URI as a QR code drawn with Unicode half blocks, two modules per character
+//! cell, with a quiet zone of two modules, in the code's true colours (dark modules dark: not
+//! every scanner reads an inverted code). On a dark terminal (the default) the light modules
+//! and the quiet zone are drawn with the terminal's light ink and the dark ones are its
+//! background; for a light terminal the dark modules are inked. `tessera token add --qr` and
+//! the enrollment dialogue (`tessera enroll`, a registration code at login) draw it.
 
-use super::{CliResult, Failure};
+use crate::error::{Error, Result};
 use qrcode::{Color, EcLevel, QrCode};
 
 /// The terminal's background the code is drawn for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Background {
+    #[default]
     Dark,
     Light,
 }
@@ -20,11 +22,11 @@ pub enum Background {
 /// terminal` decodes it, framed by a dark terminal, with a real decoder).
 const QUIET: usize = 2;
 
-pub fn render(text: &str, bg: Background) -> CliResult<String> {
+pub fn render(text: &str, bg: Background) -> Result<String> {
     // Level L: a terminal shows the code sharp and whole, so the least redundancy is enough,
     // and the code stays small: a default TOTP URI fits in 21 rows.
     let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::L)
-        .map_err(|e| Failure::invalid(format!("QR code: {e}")))?;
+        .map_err(|e| Error::Invalid(format!("QR code: {e}")))?;
     let width = code.width();
     let colors = code.to_colors();
     let size = width + 2 * QUIET;

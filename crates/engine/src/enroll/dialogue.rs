@@ -1,0 +1,340 @@
+//! A user enrolls a token for themselves: the new key is shown (the `otpauth://` URI and its QR
+//! code, as information lines of the conversation), a PIN is set, and the token is saved only
+//! once the user types a right code from it. A wrong code, a closed conversation or an error
+//! leaves nothing behind. Who may do this, and the token a user who has one must pass first,
+//! are decided before ([`crate::host::enroll`]).
+//!
+//! The key and the URI are secrets: they go to the user through the conversation only, never
+//! to an audit row or a log line, and are wiped from memory after use.
+
+use super::qr::{self, Background};
+use super::{login_name, new_serial, otpauth_uri, pin_problem, random_key, KeyUri};
+use crate::config::{Config, OtpPin};
+use crate::crypto::{self, Secret, StoreKey};
+use crate::engine::{Clock, Conversation};
+use crate::error::Error;
+use crate::store::{AuditEntry, AuditResult, Store, TokenRecord};
+use crate::tokens::{self, Algorithm, CheckContext, TokenParams, TokenType};
+
+/// The service an enrollment is audited under.
+pub const SERVICE: &str = "tessera-enroll";
+/// Codes a user may type before the new token is given up.
+pub const CODE_TRIES: usize = 3;
+/// The longest code answer read (anything longer is wrong anyway).
+const MAX_CODE: usize = 64;
+
+/// Who enrolls: an account of this host, named by the daemon from the caller's uid (never by
+/// the caller's word), or the owner of a registration code.
+#[derive(Debug, Clone)]
+pub struct Enrollee {
+    /// The account's own name (NSS's `pw_name`).
+    pub user: String,
+    pub realm: String,
+    /// The uid of the process that asks (audited as the caller).
+    pub uid: u32,
+    /// The service and remote host the audit rows name.
+    pub service: String,
+    pub rhost: String,
+}
+
+/// The token to make.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted {
+    pub kind: TokenType,
+    /// The terminal the QR code is drawn for.
+    pub qr: Background,
+    /// The user had no token when the dialogue began: the new one is then saved only if that
+    /// is still so (two enrollments at once make one token, not two without a check of either).
+    pub first: bool,
+}
+
+/// How an enrollment ended.
+#[derive(Debug)]
+pub enum Enrolled {
+    /// The token is saved.
+    Saved { serial: String },
+    /// Refused or given up; the text is what the user is told.
+    Refused(String),
+    /// The store, the key or the conversation failed; nothing was saved.
+    Failed(Error),
+}
+
+/// An enrollment's end and its audit events (already written where the store could be used; the
+/// caller sends them to syslog).
+#[derive(Debug)]
+pub struct Enrollment {
+    pub outcome: Enrolled,
+    pub events: Vec<AuditEntry>,
+}
+
+impl Enrollment {
+    /// An enrollment refused before any token was made: the reason goes to the audit table (when
+    /// `store` can be written) and to the user.
+    pub fn refused(
+        store: Option<&impl Store>,
+        who: &Enrollee,
+        now: u64,
+        told: &str,
+        reason: &str,
+    ) -> Enrollment {
+        let e = event(who, now, None, AuditResult::Reject, reason);
+        if let Some(s) = store {
+            let _ = s.write(|tx| tx.audit(&e));
+        }
+        Enrollment {
+            outcome: Enrolled::Refused(told.into()),
+            events: vec![e],
+        }
+    }
+}
+
+/// One audit row of an enrollment; `serial` and `kind` are the new token's.
+fn event(
+    who: &Enrollee,
+    now: u64,
+    token: Option<(&str, TokenType)>,
+    result: AuditResult,
+    reason: &str,
+) -> AuditEntry {
+    AuditEntry {
+        time: now,
+        service: who.service.clone(),
+        rhost: who.rhost.clone(),
+        user: who.user.clone(),
+        realm: who.realm.clone(),
+        serial: token.map(|t| t.0.to_string()).unwrap_or_default(),
+        kind: token.map(|t| t.1.name().to_string()).unwrap_or_default(),
+        result,
+        reason: reason.into(),
+        caller: Some(who.uid),
+    }
+}
+
+/// Makes the token, shows it, sets its PIN, checks a code from it, saves it.
+pub fn make_token<S: Store>(
+    cfg: &Config,
+    store: &S,
+    key: &StoreKey,
+    clock: &impl Clock,
+    who: &Enrollee,
+    wanted: Wanted,
+    conv: &mut impl Conversation,
+) -> Enrollment {
+    let kind = wanted.kind;
+    let serial = new_serial(kind);
+    let token = Some((serial.as_str(), kind));
+    let params = TokenParams {
+        kind,
+        digits: 6,
+        algorithm: Algorithm::Sha1,
+        period: 30,
+        drift: 0,
+        ocra_suite: None,
+    };
+    let otp_key = random_key(params.algorithm);
+    let end = |result: AuditResult, reason: &str, outcome: Enrolled| {
+        let e = event(who, clock.now(), token, result, reason);
+        let _ = store.write(|tx| tx.audit(&e));
+        Enrollment {
+            outcome,
+            events: vec![e],
+        }
+    };
+    let shown = show(cfg, who, &serial, &otp_key, &params, wanted.qr, conv);
+    let pin = shown.and_then(|()| new_pin(cfg, conv));
+    let pin = match pin {
+        Ok(Ok(pin)) => pin,
+        Ok(Err(told)) => {
+            return end(
+                AuditResult::Reject,
+                &format!("enrollment given up: {told}; nothing saved"),
+                Enrolled::Refused(format!("{told}; nothing was saved")),
+            )
+        }
+        Err(e) => {
+            return end(
+                AuditResult::Reject,
+                &format!("enrollment not finished: {e}; nothing saved"),
+                Enrolled::Failed(e),
+            )
+        }
+    };
+    let counter = match confirm(cfg, clock, &otp_key, &params, conv) {
+        Ok(Some(counter)) => counter,
+        Ok(None) => {
+            let told = format!("{CODE_TRIES} wrong codes from the new token");
+            return end(
+                AuditResult::Reject,
+                &format!("enrollment given up: {told}; nothing saved"),
+                Enrolled::Refused(format!(
+                    "{told}; nothing was saved (is the phone's clock right?)"
+                )),
+            );
+        }
+        Err(e) => {
+            return end(
+                AuditResult::Reject,
+                &format!("enrollment not finished: {e}; nothing saved"),
+                Enrolled::Failed(e),
+            )
+        }
+    };
+    let pin_hash = match pin.map(|p| crypto::hash_pin(&p, &key.pepper())).transpose() {
+        Ok(h) => h,
+        Err(e) => return end(AuditResult::Error, &e.to_string(), Enrolled::Failed(e)),
+    };
+    let record = TokenRecord {
+        pin_hash,
+        digits: params.digits,
+        algorithm: params.algorithm,
+        period: params.period,
+        counter,
+        description: "enrolled by its user".into(),
+        created: clock.now(),
+        ..TokenRecord::new(
+            &serial,
+            &who.user,
+            &who.realm,
+            kind,
+            key.seal(&serial, &otp_key),
+        )
+    };
+    let done = event(
+        who,
+        clock.now(),
+        token,
+        AuditResult::Enroll,
+        "token enrolled by its user",
+    );
+    let saved = store.write(|tx| {
+        if wanted.first && !tx.tokens_of(&who.user, &who.realm)?.is_empty() {
+            return Ok(false);
+        }
+        tx.insert_token(&record)?;
+        tx.audit(&done)?;
+        Ok(true)
+    });
+    match saved {
+        Ok(true) => {
+            let _ = conv.info(&format!(
+                "Token {serial} is saved: log in with {}.",
+                match cfg.auth.otppin {
+                    OtpPin::Token => "its PIN followed by a code from the app",
+                    _ => "a code from the app",
+                }
+            ));
+            Enrollment {
+                outcome: Enrolled::Saved { serial },
+                events: vec![done],
+            }
+        }
+        Ok(false) => end(
+            AuditResult::Reject,
+            "enrollment refused: a token was enrolled for the user meanwhile; nothing saved",
+            Enrolled::Refused(
+                "a token was enrolled for you meanwhile: enroll again, passing it first".into(),
+            ),
+        ),
+        Err(e) => end(
+            AuditResult::Error,
+            &format!("enrollment not saved: {e}"),
+            Enrolled::Failed(e),
+        ),
+    }
+}
+
+/// The new token's URI and QR code, as information lines.
+fn show(
+    cfg: &Config,
+    who: &Enrollee,
+    serial: &str,
+    otp_key: &[u8],
+    p: &TokenParams,
+    bg: Background,
+    conv: &mut impl Conversation,
+) -> Result<(), Error> {
+    let account = login_name(cfg, &who.user, &who.realm);
+    let uri = zeroize::Zeroizing::new(otpauth_uri(
+        &cfg.enroll.issuer,
+        &account,
+        &KeyUri {
+            kind: p.kind,
+            key: otp_key,
+            algorithm: p.algorithm,
+            digits: p.digits,
+            period: p.period,
+            counter: 0,
+        },
+    ));
+    let art = zeroize::Zeroizing::new(qr::render(&uri, bg)?);
+    conv.info(&format!(
+        "New {} token {serial} for {account}: scan the code with an authenticator app, or enter \
+         this URI's secret by hand:",
+        p.kind.name().to_ascii_uppercase()
+    ))?;
+    conv.info(&uri)?;
+    for line in art.lines() {
+        conv.info(line)?;
+    }
+    Ok(())
+}
+
+/// The PIN of the new token, typed twice, hidden: `Ok(Ok(None))` where the config's `otppin`
+/// needs no token PIN; `Ok(Err(why))` for a PIN that can't be used or two that differ.
+fn new_pin(
+    cfg: &Config,
+    conv: &mut impl Conversation,
+) -> Result<std::result::Result<Option<Secret>, String>, Error> {
+    if cfg.auth.otppin != OtpPin::Token {
+        return Ok(Ok(None));
+    }
+    let first = answer(conv, "New PIN for the token: ", false)?;
+    if let Some(why) = pin_problem(&first) {
+        return Ok(Err(why));
+    }
+    let again = answer(conv, "Repeat the PIN: ", false)?;
+    if !crypto::ct_eq(&first, &again) {
+        return Ok(Err("the two PINs differ".into()));
+    }
+    Ok(Ok(Some(first)))
+}
+
+/// Asks for a code of the new token up to [`CODE_TRIES`] times: the counter to store once one
+/// is right (the code just typed is then used up), `None` after as many wrong ones.
+fn confirm(
+    cfg: &Config,
+    clock: &impl Clock,
+    otp_key: &[u8],
+    p: &TokenParams,
+    conv: &mut impl Conversation,
+) -> Result<Option<u64>, Error> {
+    let logic = tokens::for_params(p)?;
+    for n in 1..=CODE_TRIES {
+        let code = answer(conv, "Code from the app: ", true)?;
+        let code: Vec<u8> = code
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .take(MAX_CODE)
+            .collect();
+        let code = zeroize::Zeroizing::new(code);
+        let ctx = CheckContext {
+            now: clock.now(),
+            hotp_window: cfg.auth.hotp_window,
+            totp_window: cfg.auth.totp_window,
+        };
+        if let Some(counter) = logic.check(otp_key, &code, 0, &ctx) {
+            return Ok(Some(counter));
+        }
+        if n < CODE_TRIES {
+            conv.error("That code is not right; try the current one.")?;
+        }
+    }
+    Ok(None)
+}
+
+/// A prompt whose NULL answer is an error (the user closed the dialogue).
+fn answer(conv: &mut impl Conversation, text: &str, echo: bool) -> Result<Secret, Error> {
+    conv.prompt(text, echo)?
+        .ok_or_else(|| Error::Conversation("the conversation answered NULL".into()))
+}

@@ -1,0 +1,442 @@
+//! Who may enroll a token for themselves, and what they must do first: be in `[enroll]
+//! groups`, ask for a type of `[enroll] types`, and, when they have a token already (active or
+//! not: a token an admin disabled must not be sidestepped), pass it in the same dialogue, as a
+//! login would (its PIN and OTP, the fail counters, the source lock, the audit row). Then the
+//! [`dialogue`](super::dialogue) makes the token.
+
+use super::dialogue::{make_token, Enrolled, Enrollee, Enrollment, Wanted};
+use super::qr::Background;
+use crate::config::{Config, Mode, SELF_ENROLL_TYPES};
+use crate::engine::{Accounts, Clock, Conversation, Login, Options, Verdict};
+use crate::host::{self, Resources};
+use crate::store::Store;
+use crate::tokens::TokenType;
+
+/// Runs a user's enrollment of a token for themselves (`tessera enroll`). `who` was named by
+/// the host (the daemon: the caller's uid); `kind` is the type asked for (`None`: the first of
+/// `[enroll] types`).
+#[allow(clippy::too_many_arguments)]
+pub fn self_service<R: Resources>(
+    res: &R,
+    cfg: &Config,
+    accounts: &dyn Accounts,
+    who: &Enrollee,
+    kind: Option<&str>,
+    qr: Background,
+    conv: &mut impl Conversation,
+    clock: &impl Clock,
+) -> Enrollment {
+    let now = clock.now();
+    let store = res.store(cfg);
+    let refuse = |told: &str, reason: &str| {
+        let reason = format!("enrollment refused: {reason}");
+        Enrollment::refused(store.as_ref().ok(), who, now, told, &reason)
+    };
+    if cfg.auth.mode != Mode::Local {
+        return refuse(
+            "tokens are kept on the remote server here: enroll there",
+            "remote mode",
+        );
+    }
+    let groups = accounts.groups(&who.user);
+    if !cfg.enroll.groups.iter().any(|g| groups.contains(g)) {
+        return refuse(
+            "you may not enroll a token yourself here: ask your administrator",
+            "not in [enroll] groups",
+        );
+    }
+    let kind = match wanted_type(cfg, kind) {
+        Ok(k) => k,
+        Err(told) => return refuse(&told, &told),
+    };
+    let failed = |e| Enrollment {
+        outcome: Enrolled::Failed(e),
+        events: Vec::new(),
+    };
+    let store = match store {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    let key = match res.key(cfg) {
+        Ok(k) => k,
+        Err(e) => return failed(e),
+    };
+    let has = match store.tokens_of(&who.user, &who.realm) {
+        Ok(t) => !t.is_empty(),
+        Err(e) => return failed(e),
+    };
+    let mut events = Vec::new();
+    if has {
+        let _ = conv.info("You have a token already: log in with it first.");
+        let login = Login {
+            service: who.service.clone(),
+            rhost: who.rhost.clone(),
+            user: who.user.clone(),
+            authtok: None,
+            tty: String::new(),
+            ruser: String::new(),
+            caller: who.uid,
+        };
+        let passed = host::authenticate(res, cfg, &Options::default(), &login, conv, clock);
+        events = passed.events;
+        if !matches!(passed.verdict, Verdict::Accept { .. }) {
+            let mut refused = Enrollment::refused(
+                Some(&store),
+                who,
+                clock.now(),
+                "the token you have was not passed; nothing was enrolled",
+                "enrollment refused: the user's token was not passed",
+            );
+            events.append(&mut refused.events);
+            refused.events = events;
+            return refused;
+        }
+    }
+    let wanted = Wanted {
+        kind,
+        qr,
+        first: !has,
+    };
+    let mut made = make_token(cfg, &store, &key, clock, who, wanted, conv);
+    events.append(&mut made.events);
+    made.events = events;
+    made
+}
+
+/// The type to enroll: the one asked for if `[enroll] types` has it, else the first there.
+fn wanted_type(cfg: &Config, asked: Option<&str>) -> Result<TokenType, String> {
+    let allowed = |name: &str| {
+        cfg.enroll.types.iter().any(|t| t == name)
+            && SELF_ENROLL_TYPES.iter().any(|k| k.name() == name)
+    };
+    let name = match asked {
+        Some(n) => n,
+        None => cfg
+            .enroll
+            .types
+            .first()
+            .map(String::as_str)
+            .ok_or("no token type may be enrolled here ([enroll] types is empty)")?,
+    };
+    if !allowed(name) {
+        return Err(format!(
+            "a {} token can't be enrolled here: [enroll] types allows {}",
+            name.escape_debug(),
+            if cfg.enroll.types.is_empty() {
+                "none".to_string()
+            } else {
+                cfg.enroll.types.join(", ")
+            }
+        ));
+    }
+    TokenType::ALL
+        .into_iter()
+        .find(|k| k.name() == name)
+        .ok_or_else(|| format!("no token type {}", name.escape_debug()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{secret, Secret, StoreKey};
+    use crate::error::Error;
+    use crate::host::OneLogin;
+    use crate::store::{AuditResult, SqliteStore};
+    use crate::testing::FixedClock;
+    use crate::tokens::{hotp_code, Algorithm};
+
+    const NOW: u64 = 1_800_000_000;
+
+    /// Accounts whose user is in these groups.
+    struct InGroups(Vec<String>);
+    impl Accounts for InGroups {
+        fn canonical(&self, name: &str) -> Option<String> {
+            Some(name.to_string())
+        }
+        fn groups(&self, _user: &str) -> Vec<String> {
+            self.0.clone()
+        }
+    }
+
+    /// A user at a terminal with an authenticator app: reads the URI shown, answers the PIN
+    /// prompts with `pin` (and `repeat`), and the code prompts with the app's code (or
+    /// `wrong` codes first). `None` for the PIN answers NULL (Ctrl-D).
+    struct AppUser {
+        pin: Option<&'static str>,
+        repeat: Option<&'static str>,
+        wrong: usize,
+        /// Answers to other prompts (an existing token's PIN+OTP), in order.
+        others: Vec<String>,
+        infos: Vec<String>,
+        prompts: Vec<String>,
+        errors: Vec<String>,
+    }
+
+    impl AppUser {
+        fn new(pin: &'static str) -> AppUser {
+            AppUser {
+                pin: Some(pin),
+                repeat: Some(pin),
+                wrong: 0,
+                others: Vec::new(),
+                infos: Vec::new(),
+                prompts: Vec::new(),
+                errors: Vec::new(),
+            }
+        }
+        fn uri(&self) -> &str {
+            self.infos
+                .iter()
+                .find(|l| l.starts_with("otpauth://"))
+                .expect("a URI was shown")
+        }
+        fn app_code(&self) -> String {
+            let uri = self.uri();
+            let b32 = uri
+                .split("secret=")
+                .nth(1)
+                .unwrap()
+                .split('&')
+                .next()
+                .unwrap();
+            let key = crate::crypto::decode_base32(b32).unwrap();
+            let moving = if uri.starts_with("otpauth://hotp/") {
+                0
+            } else {
+                NOW / 30
+            };
+            let code = hotp_code(Algorithm::Sha1, &key, moving, 6);
+            String::from_utf8(code.to_vec()).unwrap()
+        }
+    }
+
+    impl Conversation for AppUser {
+        fn prompt(&mut self, text: &str, _echo: bool) -> Result<Option<Secret>, Error> {
+            self.prompts.push(text.into());
+            let a = if text.starts_with("New PIN") {
+                self.pin.map(String::from)
+            } else if text.starts_with("Repeat") {
+                self.repeat.map(String::from)
+            } else if text.starts_with("Code from the app") {
+                if self.wrong > 0 {
+                    self.wrong -= 1;
+                    Some("000000".into())
+                } else {
+                    Some(self.app_code())
+                }
+            } else if self.others.is_empty() {
+                panic!("unexpected prompt {text:?}")
+            } else {
+                Some(self.others.remove(0))
+            };
+            Ok(a.map(|a| secret(a.as_bytes())))
+        }
+        fn info(&mut self, text: &str) -> Result<(), Error> {
+            self.infos.push(text.into());
+            Ok(())
+        }
+        fn error(&mut self, text: &str) -> Result<(), Error> {
+            self.errors.push(text.into());
+            Ok(())
+        }
+    }
+
+    struct World {
+        _dir: tempfile::TempDir,
+        cfg: Config,
+        key: StoreKey,
+    }
+
+    impl World {
+        fn new(enroll: &str) -> World {
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("t.db");
+            let key_file = dir.path().join("k");
+            let key = StoreKey::generate();
+            crate::fsperm::create_private_file(&key_file, key.to_hex().as_bytes()).unwrap();
+            drop(SqliteStore::create(&db, 2000).unwrap());
+            let text =
+                format!("[store]\npath = {db:?}\nkey_file = {key_file:?}\n[enroll]\n{enroll}\n");
+            let cfg = Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+            World {
+                _dir: dir,
+                cfg,
+                key,
+            }
+        }
+        fn store(&self) -> SqliteStore {
+            crate::engine::open_store(&self.cfg).unwrap()
+        }
+        fn enroll(&self, groups: &[&str], kind: Option<&str>, user: &mut AppUser) -> Enrollment {
+            let who = Enrollee {
+                user: "alice".into(),
+                realm: self.cfg.auth.default_realm.clone(),
+                uid: 10001,
+                service: super::super::dialogue::SERVICE.into(),
+                rhost: String::new(),
+            };
+            let accounts = InGroups(groups.iter().map(|g| g.to_string()).collect());
+            self_service(
+                &OneLogin,
+                &self.cfg,
+                &accounts,
+                &who,
+                kind,
+                Background::Dark,
+                user,
+                &FixedClock::at(NOW),
+            )
+        }
+        fn tokens(&self) -> Vec<crate::store::TokenRecord> {
+            self.store().list_tokens(Some("alice")).unwrap()
+        }
+        fn audit(&self) -> Vec<crate::store::AuditEntry> {
+            self.store().audit_entries(Some("alice"), 100).unwrap()
+        }
+    }
+
+    #[test]
+    fn a_member_without_a_token_enrolls_one_with_a_right_code() {
+        let w = World::new("groups = [\"staff\"]");
+        let mut user = AppUser::new("4321");
+        let out = w.enroll(&["users", "staff"], None, &mut user);
+        let Enrolled::Saved { serial } = &out.outcome else {
+            panic!("{out:?}")
+        };
+        assert!(serial.starts_with("TOTP"), "{serial}");
+        assert!(user
+            .uri()
+            .starts_with("otpauth://totp/tessera:alice?secret="));
+        let block = |c: char| matches!(c, ' ' | '\u{2580}' | '\u{2584}' | '\u{2588}');
+        let qr_lines = user.infos.iter().filter(|l| l.chars().all(block)).count();
+        assert!((15..=21).contains(&qr_lines), "{:?}", user.infos);
+        assert_eq!(
+            user.prompts,
+            [
+                "New PIN for the token: ",
+                "Repeat the PIN: ",
+                "Code from the app: "
+            ]
+        );
+        let t = &w.tokens()[0];
+        assert_eq!((&t.serial, t.kind), (serial, TokenType::Totp));
+        assert!(t.active && t.has_pin());
+        assert_eq!(t.counter, NOW / 30 + 1, "the code typed is used up");
+        // The key saved is the key shown.
+        let plain = w.key.open(&t.serial, &t.sealed_key).unwrap();
+        assert!(user.uri().contains(&crate::crypto::encode_base32(&plain)));
+        let rows = w.audit();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].result, AuditResult::Enroll);
+        assert_eq!(rows[0].serial, *serial);
+        assert_eq!(rows[0].caller, Some(10001));
+        let secret = user
+            .uri()
+            .split("secret=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap();
+        assert!(out.events.iter().all(|e| !e.log_line().contains(secret)));
+        assert!(rows.iter().all(|e| !e.reason.contains(secret)));
+    }
+
+    #[test]
+    fn nobody_outside_the_groups_and_no_type_outside_the_types() {
+        let w = World::new("groups = [\"staff\"]\ntypes = [\"totp\"]");
+        let mut user = AppUser::new("4321");
+        let out = w.enroll(&["users"], None, &mut user);
+        assert!(
+            matches!(&out.outcome, Enrolled::Refused(t) if t.contains("ask your administrator")),
+            "{out:?}"
+        );
+        let out = w.enroll(&["staff"], Some("hotp"), &mut user);
+        assert!(
+            matches!(&out.outcome, Enrolled::Refused(t) if t.contains("[enroll] types allows totp")),
+            "{out:?}"
+        );
+        // The default: nobody.
+        let w2 = World::new("");
+        let out = w2.enroll(&["staff"], None, &mut user);
+        assert!(matches!(out.outcome, Enrolled::Refused(_)), "{out:?}");
+        assert!(user.prompts.is_empty() && user.infos.is_empty());
+        assert!(w.tokens().is_empty() && w2.tokens().is_empty());
+        let rows = w.audit();
+        assert_eq!(rows.len(), 2);
+        assert!(
+            rows.iter()
+                .all(|r| r.result == AuditResult::Reject
+                    && r.reason.starts_with("enrollment refused"))
+        );
+    }
+
+    #[test]
+    fn wrong_codes_a_pin_mismatch_or_a_null_answer_save_nothing() {
+        let w = World::new("groups = [\"staff\"]\ntypes = [\"totp\", \"hotp\"]");
+        let mut user = AppUser::new("4321");
+        user.wrong = CODE_TRIES_FOR_TEST;
+        let out = w.enroll(&["staff"], Some("totp"), &mut user);
+        assert!(
+            matches!(&out.outcome, Enrolled::Refused(t) if t.contains("3 wrong codes")),
+            "{out:?}"
+        );
+        assert_eq!(user.errors.len(), 2, "told twice to try again");
+        let mut user = AppUser::new("4321");
+        user.repeat = Some("4322");
+        let out = w.enroll(&["staff"], Some("hotp"), &mut user);
+        assert!(
+            matches!(&out.outcome, Enrolled::Refused(t) if t.contains("the two PINs differ")),
+            "{out:?}"
+        );
+        let mut user = AppUser::new("4321");
+        user.pin = None;
+        let out = w.enroll(&["staff"], None, &mut user);
+        assert!(
+            matches!(out.outcome, Enrolled::Failed(Error::Conversation(_))),
+            "{out:?}"
+        );
+        assert!(w.tokens().is_empty());
+        let rows = w.audit();
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert!(
+            rows.iter().all(|r| r.result == AuditResult::Reject),
+            "{rows:?}"
+        );
+    }
+
+    const CODE_TRIES_FOR_TEST: usize = super::super::dialogue::CODE_TRIES;
+
+    #[test]
+    fn a_user_with_a_token_passes_it_first() {
+        let w = World::new("groups = [\"staff\"]\ntypes = [\"totp\", \"hotp\"]");
+        let mut user = AppUser::new("4321");
+        assert!(matches!(
+            w.enroll(&["staff"], None, &mut user).outcome,
+            Enrolled::Saved { .. }
+        ));
+        let first = user.app_code();
+        // A wrong pass of the token alice has: refused before any new token is made.
+        let mut user = AppUser::new("1111");
+        user.others = vec!["4321000000".into()];
+        let out = w.enroll(&["staff"], Some("hotp"), &mut user);
+        assert!(
+            matches!(&out.outcome, Enrolled::Refused(t) if t.contains("not passed")),
+            "{out:?}"
+        );
+        assert!(user.infos.iter().all(|l| !l.starts_with("otpauth://")));
+        assert_eq!(w.tokens().len(), 1);
+        // Its PIN and a code it has not used yet: a second token.
+        let mut user = AppUser::new("1111");
+        let next = {
+            let t = &w.tokens()[0];
+            let key = w.key.open(&t.serial, &t.sealed_key).unwrap();
+            String::from_utf8(hotp_code(Algorithm::Sha1, &key, NOW / 30 + 1, 6).to_vec()).unwrap()
+        };
+        assert_ne!(next, first);
+        user.others = vec![format!("4321{next}")];
+        let out = w.enroll(&["staff"], Some("hotp"), &mut user);
+        assert!(matches!(out.outcome, Enrolled::Saved { .. }), "{out:?}");
+        assert_eq!(w.tokens().len(), 2);
+    }
+}
