@@ -3,40 +3,17 @@
 //! answers from the terminal with echo off, or one line each from a piped stdin). The outcome is
 //! written to the audit table by the engine and to syslog (authpriv) here, in the module's format.
 
-use super::{input, CheckArgs, CliResult, Failure};
-use std::io::Write;
+use super::input::Terminal;
+use super::{CheckArgs, CliResult, Failure};
 use syslog::{Facility, Formatter3164};
 use tessera_engine::config::Config;
-use tessera_engine::crypto::Secret;
-use tessera_engine::engine::{Conversation, Login, Options, SystemClock, Verdict};
+use tessera_engine::engine::{Login, Options, SystemClock, Verdict};
 use tessera_engine::error::Error;
 use tessera_engine::host::{self, OneLogin};
 use tessera_engine::store::AuditEntry;
 
 /// Sends the syslog lines to this Unix datagram socket instead of `/dev/log` (for tests).
 pub const SYSLOG_SOCKET_ENV: &str = "TESSERA_SYSLOG_SOCKET";
-
-/// The conversation of a terminal: prompts and messages on stderr, so stdout holds only the
-/// verdict.
-struct Terminal;
-
-impl Conversation for Terminal {
-    fn prompt(&mut self, text: &str, echo: bool) -> Result<Option<Secret>, Error> {
-        match input::ask(text, echo) {
-            Ok(Some(answer)) => Ok(Some(answer)),
-            Ok(None) => Err(Error::Conversation("no answer: end of input".into())),
-            Err(e) => Err(Error::Conversation(e.to_string())),
-        }
-    }
-
-    fn info(&mut self, text: &str) -> Result<(), Error> {
-        writeln!(std::io::stderr(), "{text}").map_err(|e| Error::Conversation(e.to_string()))
-    }
-
-    fn error(&mut self, text: &str) -> Result<(), Error> {
-        writeln!(std::io::stderr(), "{text}").map_err(|e| Error::Conversation(e.to_string()))
-    }
-}
 
 /// A verdict line nobody reads any more (stdout closed) leaves the verdict's exit code as it is.
 fn shown(printed: CliResult<()>) -> CliResult<()> {
@@ -62,7 +39,7 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
         cfg,
         &Options::default(),
         &login,
-        &mut Terminal,
+        &mut Terminal::default(),
         &SystemClock,
     );
     log_events(&outcome.events);

@@ -60,3 +60,67 @@ pub fn metrics(socket: &Path) -> CliResult<()> {
     }
     out.flush().map_err(crate::output::stdout_failed)
 }
+
+/// How long the daemon may take between two messages of an enrollment (a login with the token
+/// the user has first, an e-mail sent for it).
+const DIALOGUE_WAIT: Duration = Duration::from_secs(120);
+
+/// `tessera enroll`: the user's own enrollment, through the daemon, which knows the user by the
+/// connection (SO_PEERCRED), not by anything said here. The daemon's prompts are answered on
+/// the terminal (hidden where it asks: the PIN), its information lines (the URI, the QR code)
+/// go to stdout. Exit 0 once the token is saved.
+pub fn enroll(socket: &Path, kind: Option<&str>, light: bool) -> CliResult<()> {
+    use tessera_engine::engine::Conversation;
+    let fail = |why: String| Failure::Error(Error::Invalid(why));
+    let mut conn = UnixStream::connect(socket).map_err(|e| {
+        fail(format!(
+            "no tesserad on {} ({e}): enrollment goes through the tessera service; ask your \
+             administrator to start it",
+            socket.display()
+        ))
+    })?;
+    let io = |e: std::io::Error| fail(format!("tesserad on {}: {e}", socket.display()));
+    conn.set_read_timeout(Some(DIALOGUE_WAIT)).map_err(io)?;
+    conn.set_write_timeout(Some(WAIT)).map_err(io)?;
+    let asked = tessera_proto::EnrollRequest {
+        kind: kind.map(str::to_string),
+        light,
+    };
+    conn.write_all(&Request::Enroll(asked).encode())
+        .map_err(io)?;
+    let mut term = crate::input::Terminal {
+        info_on_stdout: true,
+    };
+    let broken = |e: tessera_proto::ProtoError| {
+        fail(format!(
+            "tesserad on {} broke off the enrollment: {e}",
+            socket.display()
+        ))
+    };
+    loop {
+        let body = read_frame(&mut conn).map_err(broken)?;
+        match Reply::decode(&body).map_err(broken)? {
+            Reply::Prompt { echo, text } => {
+                // No answer (end of input, a closed terminal) is a NULL answer: the daemon
+                // gives the enrollment up and saves nothing.
+                let answer = term.prompt(&text, echo).ok().flatten();
+                conn.write_all(&Request::Answer(answer).encode())
+                    .map_err(io)?;
+            }
+            Reply::Info(line) => {
+                term.info(&line).map_err(|e| fail(format!("stdout: {e}")))?;
+            }
+            Reply::Error(line) => {
+                let _ = term.error(&format!("tessera: {line}"));
+            }
+            Reply::Wait(_) | Reply::Log { .. } => {}
+            Reply::Busy => {
+                return Err(fail(
+                    "tesserad is busy with other logins: try again in a moment".into(),
+                ))
+            }
+            Reply::Verdict(Verdict::Success) => return Ok(()),
+            Reply::Verdict(_) => return Err(Failure::Reported),
+        }
+    }
+}

@@ -5,6 +5,8 @@
 use super::{CliResult, Failure};
 use std::io::{BufRead, IsTerminal, Read, Write};
 use tessera_engine::crypto::Secret;
+use tessera_engine::engine::Conversation;
+use tessera_engine::error::Error;
 use zeroize::Zeroizing;
 
 /// Longest line read; the engine refuses passes past 1024 bytes anyway.
@@ -98,5 +100,38 @@ fn check_pin(pin: &[u8]) -> CliResult<()> {
         ))),
         Some(why) => Err(Failure::usage(why)),
         None => Ok(()),
+    }
+}
+
+/// The conversation of a terminal: prompts and error lines on stderr, answers from the terminal
+/// (echo off where asked) or one line each from a piped stdin. Information lines go to stderr
+/// too, so that stdout holds only the verdict (`tessera check`), or to stdout where they are
+/// the output (`tessera enroll`: the URI and the QR code).
+#[derive(Default)]
+pub struct Terminal {
+    pub info_on_stdout: bool,
+}
+
+impl Conversation for Terminal {
+    fn prompt(&mut self, text: &str, echo: bool) -> Result<Option<Secret>, Error> {
+        match ask(text, echo) {
+            Ok(Some(answer)) => Ok(Some(answer)),
+            Ok(None) => Err(Error::Conversation("no answer: end of input".into())),
+            Err(e) => Err(Error::Conversation(e.to_string())),
+        }
+    }
+
+    fn info(&mut self, text: &str) -> Result<(), Error> {
+        let written = if self.info_on_stdout {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{text}").and_then(|()| out.flush())
+        } else {
+            writeln!(std::io::stderr(), "{text}")
+        };
+        written.map_err(|e| Error::Conversation(e.to_string()))
+    }
+
+    fn error(&mut self, text: &str) -> Result<(), Error> {
+        writeln!(std::io::stderr(), "{text}").map_err(|e| Error::Conversation(e.to_string()))
     }
 }

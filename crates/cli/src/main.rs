@@ -73,6 +73,8 @@ enum Command {
     Policy(PolicyCmd),
     /// The daemon's counters in the OpenMetrics text format (root or the daemon's user)
     Metrics(MetricsArgs),
+    /// Enroll a token for yourself (any user of [enroll] groups), through the daemon
+    Enroll(EnrollArgs),
     /// Enroll the tokens of google-authenticator, pam_oath, PSKC or privacyIDEA files, keeping
     /// which codes were used; all of them or none
     Import(ImportArgs),
@@ -140,6 +142,19 @@ enum PolicyCmd {
 
 #[derive(Debug, Args)]
 struct DoctorArgs {
+    /// The daemon's socket
+    #[arg(long, default_value = daemon::DAEMON_SOCKET)]
+    socket: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct EnrollArgs {
+    /// The token type [default: the first of the config's [enroll] types]
+    #[arg(long = "type", value_name = "TYPE")]
+    kind: Option<String>,
+    /// Draw the QR code for a light terminal (dark modules inked)
+    #[arg(long, value_enum, value_name = "BACKGROUND", default_value = "dark")]
+    qr: QrBackground,
     /// The daemon's socket
     #[arg(long, default_value = daemon::DAEMON_SOCKET)]
     socket: PathBuf,
@@ -513,12 +528,18 @@ pub fn become_store_owner(cfg: &Config) -> CliResult<Option<u32>> {
         .map_err(|e| Failure::Error(Error::Permissions(e.to_string())))
 }
 
+fn enroll_self(a: &EnrollArgs) -> CliResult<()> {
+    let light = a.qr == QrBackground::Light;
+    daemon::enroll(&a.socket, a.kind.as_deref(), light)
+}
+
 fn run(cli: Cli) -> CliResult<()> {
     let path = config_path(&cli);
-    // Neither needs the config: doctor checks it, metrics asks the daemon.
+    // None of these needs the config: doctor checks it, metrics and enroll ask the daemon.
     match &cli.command {
         Command::Doctor(a) => return doctor::run(&path, &a.socket),
         Command::Metrics(a) => return daemon::metrics(&a.socket),
+        Command::Enroll(a) => return enroll_self(a),
         _ => {}
     }
     let cfg = load_config(&path)?;
@@ -543,6 +564,7 @@ fn run(cli: Cli) -> CliResult<()> {
         Command::Check(a) => check::run(&cfg, &a),
         Command::Doctor(a) => doctor::run(&path, &a.socket),
         Command::Metrics(a) => daemon::metrics(&a.socket),
+        Command::Enroll(a) => enroll_self(&a),
         Command::Policy(PolicyCmd::Test(a)) => policy_test(&cfg, &a),
         Command::Backup(a) => backup::backup(&cfg, &a.file),
         Command::Restore(a) => {

@@ -23,7 +23,10 @@
 
 pub mod acceptors;
 pub mod capacity;
+mod enroll;
+mod link;
 pub mod metrics;
 pub mod refusals;
+mod reports;
 pub mod server;
 pub mod session;

@@ -1,6 +1,9 @@
 //! The owned messages (feature `std`): what the daemon reads and writes, and the tests.
 
-use crate::wire::{Parser, T_ANSWER, T_AUTHENTICATE, T_CONV_FAILED, T_METRICS, T_STATUS};
+use crate::wire::{
+    opt_field, put_head, put_opt, Parser, T_ANSWER, T_AUTHENTICATE, T_CONV_FAILED, T_ENROLL,
+    T_METRICS, T_STATUS,
+};
 use crate::{
     answer_frame_len, body_len, write_answer, write_conversation_failed, Flags, Garbage,
     LoginFields, ReplyView, Sink, Verdict, CONV_FAILED_FRAME_LEN, MAX_FRAME, VERSION,
@@ -87,6 +90,18 @@ pub enum Request {
     /// `tessera metrics` asks for the daemon's counters (root or the daemon's user): the
     /// OpenMetrics text, one [`Reply::Info`] a line, then a success verdict.
     Metrics,
+    /// `tessera enroll`: the caller (SO_PEERCRED names it) enrolls a token for itself. The
+    /// dialogue goes on as a login's does (prompts, answers, information lines, a verdict).
+    Enroll(EnrollRequest),
+}
+
+/// What `tessera enroll` asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EnrollRequest {
+    /// The token type (`--type`); `None`: the first the config allows.
+    pub kind: Option<String>,
+    /// Draw the QR code for a light terminal.
+    pub light: bool,
 }
 
 /// Daemon → module.
@@ -175,6 +190,15 @@ impl Request {
                 f.put(&[0, 0, 0, 1, tag]);
                 f.0
             }
+            Request::Enroll(e) => {
+                let kind = e.kind.as_deref().map(str::as_bytes);
+                let body = 1 + 1 + opt_field(kind);
+                Frame::with(4 + body, |f| {
+                    put_head(f, body, T_ENROLL);
+                    f.put(&[u8::from(e.light)]);
+                    put_opt(f, kind);
+                })
+            }
             Request::ConversationFailed(code) => Frame::with(CONV_FAILED_FRAME_LEN, |f| {
                 write_conversation_failed(*code, f)
             }),
@@ -228,6 +252,11 @@ impl Request {
             T_CONV_FAILED => Request::ConversationFailed(p.u32()? as i32),
             T_STATUS => Request::Status,
             T_METRICS => Request::Metrics,
+            T_ENROLL => {
+                let light = p.bool()?;
+                let kind = p.opt(string)?;
+                Request::Enroll(EnrollRequest { kind, light })
+            }
             _ => return Err(ProtoError::Garbage("an unknown request")),
         };
         p.end()?;
@@ -361,6 +390,11 @@ mod tests {
         roundtrip_request(Request::ConversationFailed(19));
         roundtrip_request(Request::Status);
         roundtrip_request(Request::Metrics);
+        roundtrip_request(Request::Enroll(EnrollRequest::default()));
+        roundtrip_request(Request::Enroll(EnrollRequest {
+            kind: Some("hotp".into()),
+            light: true,
+        }));
         roundtrip_reply(Reply::Prompt {
             echo: false,
             text: "PIN: ".into(),

@@ -18,6 +18,9 @@ pub(crate) const T_CONV_FAILED: u8 = 3;
 pub(crate) const T_STATUS: u8 = 4;
 #[cfg(feature = "std")]
 pub(crate) const T_METRICS: u8 = 5;
+// `tessera enroll`.
+#[cfg(feature = "std")]
+pub(crate) const T_ENROLL: u8 = 6;
 pub(crate) const T_PROMPT: u8 = 16;
 pub(crate) const T_INFO: u8 = 17;
 pub(crate) const T_ERROR: u8 = 18;
@@ -89,7 +92,7 @@ fn put_bytes(s: &mut impl Sink, b: &[u8]) {
     s.put(b.get(..n as usize).unwrap_or(b));
 }
 
-fn put_opt(s: &mut impl Sink, b: Option<&[u8]>) {
+pub(crate) fn put_opt(s: &mut impl Sink, b: Option<&[u8]>) {
     match b {
         None => s.put(&[0]),
         Some(b) => {
@@ -100,7 +103,7 @@ fn put_opt(s: &mut impl Sink, b: Option<&[u8]>) {
 }
 
 /// The length prefix of a body of `body` bytes, and its tag.
-fn put_head(s: &mut impl Sink, body: usize, tag: u8) {
+pub(crate) fn put_head(s: &mut impl Sink, body: usize, tag: u8) {
     put_u32(s, u32::try_from(body).unwrap_or(u32::MAX));
     s.put(&[tag]);
 }
@@ -110,7 +113,7 @@ const fn field(n: usize) -> usize {
     4 + n
 }
 
-fn opt_field(b: Option<&[u8]>) -> usize {
+pub(crate) fn opt_field(b: Option<&[u8]>) -> usize {
     1 + b.map_or(0, |b| field(b.len()))
 }
 

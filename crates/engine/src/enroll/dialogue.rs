@@ -1,5 +1,5 @@
-//! A user enrolls a token for themselves: the new key is shown (the `otpauth://` URI and its QR
-//! code, as information lines of the conversation), a PIN is set, and the token is saved only
+//! A user enrolls a token for themselves: a PIN is set, the new key is shown (the `otpauth://`
+//! URI and its QR code, as information lines of the conversation), and the token is saved only
 //! once the user types a right code from it. A wrong code, a closed conversation or an error
 //! leaves nothing behind. Who may do this, and the token a user who has one must pass first,
 //! are decided before ([`crate::host::enroll`]).
@@ -140,8 +140,15 @@ pub fn make_token<S: Store>(
             events: vec![e],
         }
     };
-    let shown = show(cfg, who, &serial, &otp_key, &params, wanted.qr, conv);
-    let pin = shown.and_then(|()| new_pin(cfg, conv));
+    // What is made, then the PIN: the URI and its QR code come last, so that they stay on the
+    // screen above the prompt for a code from the app (inside 80x24).
+    let account = login_name(cfg, &who.user, &who.realm);
+    let pin = conv
+        .info(&format!(
+            "New {} token {serial} for {account}.",
+            kind.name().to_ascii_uppercase()
+        ))
+        .and_then(|()| new_pin(cfg, conv));
     let pin = match pin {
         Ok(Ok(pin)) => pin,
         Ok(Err(told)) => {
@@ -159,7 +166,8 @@ pub fn make_token<S: Store>(
             )
         }
     };
-    let counter = match confirm(cfg, clock, &otp_key, &params, conv) {
+    let shown = show(cfg, &account, &otp_key, &params, wanted.qr, conv);
+    let counter = match shown.and_then(|()| confirm(cfg, clock, &otp_key, &params, conv)) {
         Ok(Some(counter)) => counter,
         Ok(None) => {
             let told = format!("{CODE_TRIES} wrong codes from the new token");
@@ -246,17 +254,15 @@ pub fn make_token<S: Store>(
 /// The new token's URI and QR code, as information lines.
 fn show(
     cfg: &Config,
-    who: &Enrollee,
-    serial: &str,
+    account: &str,
     otp_key: &[u8],
     p: &TokenParams,
     bg: Background,
     conv: &mut impl Conversation,
 ) -> Result<(), Error> {
-    let account = login_name(cfg, &who.user, &who.realm);
     let uri = zeroize::Zeroizing::new(otpauth_uri(
         &cfg.enroll.issuer,
-        &account,
+        account,
         &KeyUri {
             kind: p.kind,
             key: otp_key,
@@ -267,11 +273,6 @@ fn show(
         },
     ));
     let art = zeroize::Zeroizing::new(qr::render(&uri, bg)?);
-    conv.info(&format!(
-        "New {} token {serial} for {account}: scan the code with an authenticator app, or enter \
-         this URI's secret by hand:",
-        p.kind.name().to_ascii_uppercase()
-    ))?;
     conv.info(&uri)?;
     for line in art.lines() {
         conv.info(line)?;

@@ -419,6 +419,7 @@ mod tests {
         // A wrong pass of the token alice has: refused before any new token is made.
         let mut user = AppUser::new("1111");
         user.others = vec!["4321000000".into()];
+        user.pin = None;
         let out = w.enroll(&["staff"], Some("hotp"), &mut user);
         assert!(
             matches!(&out.outcome, Enrolled::Refused(t) if t.contains("not passed")),

@@ -1,0 +1,97 @@
+//! `tessera enroll`: a user enrolls a token for themselves over the socket. Who the user is
+//! comes from the kernel (SO_PEERCRED: the caller's uid, and NSS's account of it), never from
+//! the request; the dialogue is the engine's ([`tessera_engine::enroll`]), carried over the
+//! connection like a login's conversation. Every enrollment, refused or done, is an audit row
+//! and a line on the daemon's stderr (the journal, or its log file); the new key goes to the
+//! user only.
+
+use crate::link::{Link, SocketConversation};
+use crate::session::{refuse, Caller, Channel};
+use std::time::Duration;
+use tessera_engine::config::Config;
+use tessera_engine::engine::{SystemAccounts, SystemClock};
+use tessera_engine::enroll::qr::Background;
+use tessera_engine::enroll::{self, dialogue::SERVICE, Enrolled, Enrollee};
+use tessera_engine::host::Resources;
+use tessera_proto::{self as proto, EnrollRequest, Reply};
+
+/// How long the user may take to answer one prompt of an enrollment: finding the app and
+/// scanning the code takes longer than typing a PIN. (The caller's own places are at stake
+/// only: each uid has a few, see `capacity`.)
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(180);
+
+pub(crate) fn serve<C: Channel, R: Resources>(
+    chan: &mut Link<'_, C>,
+    caller: &Caller,
+    config: Result<&Config, &str>,
+    res: &R,
+    asked: &EnrollRequest,
+) -> Result<(), proto::ProtoError> {
+    let cfg = match config {
+        Ok(c) => c,
+        Err(e) => return refuse(chan, e),
+    };
+    let Some(account) = tessera_engine::sys::account_of_uid(caller.uid) else {
+        eprintln!(
+            "tesserad: enrollment refused: uid {} is no account",
+            caller.uid
+        );
+        chan.queue(&Reply::Error(
+            "your uid is no account of this host: nothing was enrolled".into(),
+        ));
+        chan.queue(&Reply::Verdict(proto::Verdict::AuthErr));
+        return chan.flush();
+    };
+    let who = Enrollee {
+        user: account.name,
+        realm: cfg.auth.default_realm.clone(),
+        uid: caller.uid,
+        service: SERVICE.into(),
+        rhost: String::new(),
+    };
+    let bg = if asked.light {
+        Background::Light
+    } else {
+        Background::Dark
+    };
+    let settle = || res.settle();
+    let mut conv = SocketConversation {
+        link: chan,
+        wait: ANSWER_TIMEOUT,
+        settle: &settle,
+    };
+    let out = enroll::self_service(
+        res,
+        cfg,
+        &SystemAccounts,
+        &who,
+        asked.kind.as_deref(),
+        bg,
+        &mut conv,
+        &SystemClock,
+    );
+    let chan = conv.link;
+    for e in &out.events {
+        eprintln!("tesserad: {SERVICE}: {}", e.log_line());
+    }
+    let verdict = match out.outcome {
+        Enrolled::Saved { .. } => proto::Verdict::Success,
+        Enrolled::Refused(told) => {
+            chan.queue(&Reply::Error(told));
+            proto::Verdict::AuthErr
+        }
+        Enrolled::Failed(e) => {
+            eprintln!("tesserad: {SERVICE}: uid {}: {e}", caller.uid);
+            chan.queue(&Reply::Error(
+                "the enrollment could not be finished; nothing was saved (the daemon's log says \
+                 why)"
+                    .into(),
+            ));
+            proto::Verdict::AuthinfoUnavail
+        }
+    };
+    chan.queue(&Reply::Verdict(verdict));
+    let sent = chan.flush();
+    res.settle();
+    sent
+}

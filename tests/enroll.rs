@@ -1,0 +1,269 @@
+//! `tessera enroll`: users enroll a token for themselves through the running tesserad, run as
+//! real unprivileged accounts (alice, bob, carol of tests/nss). The daemon knows them by the
+//! connection (SO_PEERCRED); codes are computed from the printed URI by oathtool.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+use support::*;
+
+/// What one run of `tessera enroll` showed.
+struct Run {
+    status: ExitStatus,
+    stdout: Vec<String>,
+    stderr: String,
+}
+
+impl Run {
+    fn uri(&self) -> Option<&str> {
+        self.stdout
+            .iter()
+            .find(|l| l.starts_with("otpauth://"))
+            .map(String::as_str)
+    }
+}
+
+/// Runs `tessera enroll ARGS` as `uid`: writes `first` (one answer a line) at once, then, once
+/// the URI is printed, the answers `then` makes of it.
+fn enroll_as(
+    fx: &Fixture,
+    uid: u32,
+    args: &[&str],
+    first: &[&str],
+    then: impl FnOnce(&str) -> Vec<String>,
+) -> Run {
+    let mut child = Command::new(bin_path("tessera"))
+        .arg("enroll")
+        .arg("--socket")
+        .arg(&fx.socket)
+        .args(args)
+        .env_clear()
+        .uid(uid)
+        .gid(uid)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut err = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    for a in first {
+        let _ = writeln!(stdin, "{a}");
+    }
+    let mut stdout = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        let uri = line.starts_with("otpauth://").then(|| line.clone());
+        stdout.push(line);
+        if let Some(uri) = uri {
+            for a in then(&uri) {
+                let _ = writeln!(stdin, "{a}");
+            }
+            break;
+        }
+    }
+    drop(stdin);
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        stdout.push(line);
+    }
+    let status = child.wait().unwrap();
+    Run {
+        status,
+        stdout,
+        stderr: errors.join().unwrap(),
+    }
+}
+
+/// The base32 key of an otpauth URI.
+fn secret_of(uri: &str) -> String {
+    uri.split("secret=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .unwrap()
+        .to_string()
+}
+
+/// oathtool's code for the key: TOTP now, or HOTP at `counter`.
+fn oathtool(uri: &str, counter: Option<u64>) -> String {
+    let key = secret_of(uri);
+    let mut cmd = Command::new("oathtool");
+    cmd.arg("--base32");
+    match counter {
+        Some(c) => cmd.args(["--counter", &c.to_string()]),
+        None => cmd.arg("--totp"),
+    };
+    let out = cmd.arg(&key).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn needs_root() -> bool {
+    if tessera_engine::sys::euid() != 0 {
+        eprintln!("needs root to run as alice, bob and carol: checked in CI");
+        return true;
+    }
+    false
+}
+
+const CONFIG: &str = "[enroll]\ngroups = [\"staff\"]\ntypes = [\"totp\", \"hotp\"]\n";
+
+#[test]
+fn alice_enrolls_a_totp_token_shown_as_uri_and_qr_inside_80x24() {
+    if needs_root() {
+        return;
+    }
+    let fx = Fixture::new(CONFIG);
+    let run = enroll_as(&fx, 10001, &[], &["4321", "4321"], |uri| {
+        vec![oathtool(uri, None)]
+    });
+    assert!(run.status.success(), "{}\n{:?}", run.stderr, run.stdout);
+    let uri = run.uri().unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/tessera:alice?secret="),
+        "{uri}"
+    );
+    // The URI and the QR code, and the prompt for a code below them, inside 80x24 (the URI
+    // wraps: it counts as the rows it takes); the serial before, and in the last line.
+    assert!(
+        run.stdout[0].starts_with("New TOTP token TOTP"),
+        "{:?}",
+        run.stdout
+    );
+    let shown: Vec<&String> = run
+        .stdout
+        .iter()
+        .skip_while(|l| !l.starts_with("otpauth://"))
+        .take_while(|l| !l.contains(" is saved"))
+        .collect();
+    let rows: usize = shown
+        .iter()
+        .map(|l| l.chars().count().div_ceil(80).max(1))
+        .sum();
+    assert!(rows < 24, "{rows} rows: {:#?}", run.stdout);
+    assert!(
+        shown[1..].iter().all(|l| l.chars().count() <= 80),
+        "{:#?}",
+        run.stdout
+    );
+    let serial = run.stdout[0]
+        .split(' ')
+        .nth(3)
+        .unwrap()
+        .trim_end_matches('.');
+    assert!(
+        run.stdout.last().unwrap().contains(serial),
+        "{:?}",
+        run.stdout
+    );
+    let tokens = fx.store().list_tokens(Some("alice")).unwrap();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0].kind.name(), "totp");
+    assert!(tokens[0].has_pin());
+    let row = fx.audit().into_iter().last().unwrap();
+    assert_eq!(
+        (row.result.as_str(), row.service.as_str()),
+        ("enroll", "tessera-enroll")
+    );
+    assert_eq!(row.serial, tokens[0].serial);
+    assert!(!row.reason.contains(&secret_of(uri)));
+}
+
+#[test]
+fn an_enrolled_hotp_token_opens_a_pam_login_and_a_second_enroll_needs_it() {
+    if needs_root() {
+        return;
+    }
+    let fx = Fixture::new(CONFIG);
+    let run = enroll_as(&fx, 10001, &["--type", "hotp"], &["4321", "4321"], |uri| {
+        vec![oathtool(uri, Some(0))]
+    });
+    assert!(run.status.success(), "{}", run.stderr);
+    let uri = run.uri().unwrap().to_string();
+    // The new token opens a login through libpam (the confirmation used code 0).
+    let out = fx
+        .login("alice")
+        .answer("PIN", &format!("4321{}", oathtool(&uri, Some(1))))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    // Another enrollment without passing it: refused, no new key shown, nothing saved.
+    let run = enroll_as(&fx, 10001, &[], &["4321000000"], |_| Vec::new());
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    assert!(run.uri().is_none(), "{:?}", run.stdout);
+    assert!(run.stderr.contains("not passed"), "{}", run.stderr);
+    assert_eq!(fx.store().list_tokens(Some("alice")).unwrap().len(), 1);
+    // Passing it (PIN and its next code): a second token.
+    let pass = format!("4321{}", oathtool(&uri, Some(2)));
+    let run = enroll_as(
+        &fx,
+        10001,
+        &["--type", "hotp"],
+        &[&pass, "1111", "1111"],
+        |uri| vec![oathtool(uri, Some(0))],
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(fx.store().list_tokens(Some("alice")).unwrap().len(), 2);
+}
+
+#[test]
+fn bob_outside_the_groups_is_refused_in_one_line() {
+    if needs_root() {
+        return;
+    }
+    let fx = Fixture::new(CONFIG);
+    let run = enroll_as(&fx, 10002, &[], &[], |_| Vec::new());
+    assert_eq!(run.status.code(), Some(1));
+    assert!(run.stdout.is_empty(), "{:?}", run.stdout);
+    assert_eq!(
+        run.stderr.trim(),
+        "tessera: you may not enroll a token yourself here: ask your administrator"
+    );
+    assert!(fx.store().list_tokens(Some("bob")).unwrap().is_empty());
+    let row = fx.audit().into_iter().last().unwrap();
+    assert_eq!(row.user, "bob");
+    assert_eq!(row.result.as_str(), "reject");
+}
+
+#[test]
+fn wrong_codes_or_an_end_of_input_save_nothing() {
+    if needs_root() {
+        return;
+    }
+    let fx = Fixture::new(CONFIG);
+    let run = enroll_as(&fx, 10003, &[], &["4321", "4321"], |_| {
+        vec!["000000".into(), "111111".into(), "222222".into()]
+    });
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("3 wrong codes"), "{}", run.stderr);
+    // Input ends after the PIN (Ctrl-D): given up.
+    let run = enroll_as(&fx, 10003, &[], &["4321", "4321"], |_| Vec::new());
+    assert_ne!(run.status.code(), Some(0), "{}", run.stderr);
+    assert!(fx.store().list_tokens(Some("carol")).unwrap().is_empty());
+    let rows: Vec<_> = fx
+        .audit()
+        .into_iter()
+        .filter(|r| r.user == "carol")
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r.result.as_str() == "reject"),
+        "{rows:?}"
+    );
+}
