@@ -13,8 +13,8 @@
 //! features picked below (user, socket, fs, inotify, signal, process).
 
 use nix::errno::Errno;
-pub use nix::sys::inotify::Inotify;
 use nix::sys::inotify::{AddWatchFlags, InitFlags};
+pub use nix::sys::inotify::{Inotify, InotifyEvent, WatchDescriptor};
 use nix::sys::socket::{getsockopt, setsockopt, sockopt};
 use nix::unistd::{self, Gid, Group, Uid, User};
 use std::ffi::CString;
@@ -102,20 +102,20 @@ pub fn inotify_new() -> std::io::Result<Inotify> {
 }
 
 /// Watches `path` (not following a link at its end) for the events of `mask` (`IN_*` bits).
-pub fn inotify_watch(fd: &Inotify, path: &Path, mask: u32) -> std::io::Result<()> {
+pub fn inotify_watch(fd: &Inotify, path: &Path, mask: u32) -> std::io::Result<WatchDescriptor> {
     let flags = AddWatchFlags::from_bits_truncate(mask) | AddWatchFlags::IN_DONT_FOLLOW;
-    fd.add_watch(path, flags).map(drop).map_err(io)
+    fd.add_watch(path, flags).map_err(io)
 }
 
-/// Whether any event is queued on the inotify instance (all of them are read and dropped):
-/// reads until the queue is empty (EAGAIN).
-pub fn inotify_drain(fd: &Inotify) -> std::io::Result<bool> {
-    let mut any = false;
+/// The events queued on the inotify instance, all of them (reads until EAGAIN); none when
+/// nothing happened.
+pub fn inotify_events(fd: &Inotify) -> std::io::Result<Vec<InotifyEvent>> {
+    let mut all = Vec::new();
     loop {
         match fd.read_events() {
-            Ok(events) if events.is_empty() => return Ok(any),
-            Ok(_) => any = true,
-            Err(Errno::EAGAIN) => return Ok(any),
+            Ok(events) if events.is_empty() => return Ok(all),
+            Ok(mut events) => all.append(&mut events),
+            Err(Errno::EAGAIN) => return Ok(all),
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(io(e)),
         }

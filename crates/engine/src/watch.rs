@@ -2,14 +2,18 @@
 //! the key file, the directories above them: see `fsperm`), made again only when something
 //! they looked at changed. inotify tells: each file and each directory up to `/` is watched for
 //! a change of mode or owner, a rename, a removal or (in a directory) a new entry, and a login
-//! first reads the inotify queue (one `read`, EAGAIN when nothing happened). Any event, or any
-//! failure of inotify, means the whole check runs again, as it did for every login before: a
-//! store or key made writable by others is refused at the next login either way.
+//! first reads the inotify queue (one `read`, EAGAIN when nothing happened). An event of a
+//! watched file, of a directory itself, or of the one entry of a directory that leads to a
+//! watched file (not the other files that come and go in `/tmp` or `/run`), or any failure of
+//! inotify, means the whole check runs again, as it did for every login before: a store or key
+//! made writable by others is refused at the next login either way.
 //!
 //! A check that fails is never kept: the next login checks again.
 
 use crate::error::Result;
-use crate::sys::Inotify;
+use crate::sys::{Inotify, InotifyEvent, WatchDescriptor};
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
@@ -57,17 +61,18 @@ impl Watched {
 
     /// Watches every file and every directory above them on a new inotify descriptor; `None`
     /// if any watch can't be set (then nothing is kept).
-    fn arm(&self) -> Option<Inotify> {
+    fn arm(&self) -> Option<Armed> {
         let fd = crate::sys::inotify_new().ok()?;
         let file_mask = if self.content {
             CONTENT_EVENTS
         } else {
             FILE_EVENTS
         };
-        let mut dirs: Vec<PathBuf> = Vec::new();
+        // Each directory and the names in it that lead to a watched file (`None`: any name).
+        let mut dirs: Vec<(PathBuf, Option<Vec<OsString>>)> = Vec::new();
         for f in &self.files {
             match crate::sys::inotify_watch(&fd, f, file_mask) {
-                Ok(()) => {}
+                Ok(_) => {}
                 // Not there yet (SQLite's -wal and -shm): its directory's events tell when
                 // it comes.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -75,15 +80,54 @@ impl Watched {
             }
             // The directories the file checks look at.
             for d in crate::fsperm::dirs_above(f).ok()? {
-                if !dirs.contains(&d) {
-                    dirs.push(d);
+                // The entry of `d` on the way to `f`; a directory reached through a link
+                // (`f` is not below it as written) counts every entry.
+                let next = f
+                    .strip_prefix(&d)
+                    .ok()
+                    .and_then(|rest| rest.components().next())
+                    .map(|c| c.as_os_str().to_os_string());
+                match dirs.iter_mut().find(|(p, _)| *p == d) {
+                    Some((_, names)) => match (names.as_mut(), next) {
+                        (Some(list), Some(n)) if !list.contains(&n) => list.push(n),
+                        (Some(_), None) => *names = None,
+                        _ => {}
+                    },
+                    None => dirs.push((d, next.map(|n| vec![n]))),
                 }
             }
         }
-        for d in &dirs {
-            crate::sys::inotify_watch(&fd, d, DIR_EVENTS).ok()?;
+        let mut names = HashMap::new();
+        for (d, which) in dirs {
+            let wd = crate::sys::inotify_watch(&fd, &d, DIR_EVENTS).ok()?;
+            names.insert(wd, which);
         }
-        Some(fd)
+        Some(Armed { fd, names })
+    }
+}
+
+/// An inotify instance with its watches, and for each directory watch the entries whose events
+/// count.
+struct Armed {
+    fd: Inotify,
+    names: HashMap<WatchDescriptor, Option<Vec<OsString>>>,
+}
+
+impl Armed {
+    /// Whether anything the check looked at may have changed since the watches were set.
+    fn changed(&self) -> bool {
+        match crate::sys::inotify_events(&self.fd) {
+            Ok(events) => events.iter().any(|e| self.counts(e)),
+            Err(_) => true,
+        }
+    }
+
+    fn counts(&self, e: &InotifyEvent) -> bool {
+        match (self.names.get(&e.wd), &e.name) {
+            // A watched file, a directory itself, an overflow of the queue (no watch): yes.
+            (None, _) | (Some(_), None) | (Some(None), Some(_)) => true,
+            (Some(Some(names)), Some(name)) => names.contains(name),
+        }
     }
 }
 
@@ -94,7 +138,7 @@ pub struct Checked<T> {
 
 struct State<T> {
     /// Watches set before the kept value's check ran.
-    inotify: Option<Inotify>,
+    inotify: Option<Armed>,
     value: Option<T>,
     /// Checks run (for the tests: how many logins were spared one).
     checks: u64,
@@ -121,8 +165,8 @@ impl<T: Clone> Checked<T> {
         check: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let (Some(fd), Some(v)) = (&st.inotify, &st.value) {
-            if let Ok(false) = crate::sys::inotify_drain(fd) {
+        if let (Some(armed), Some(v)) = (&st.inotify, &st.value) {
+            if !armed.changed() {
                 return Ok(v.clone());
             }
         }
@@ -188,6 +232,15 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(get(&c, &f, false).unwrap(), 1, "nothing changed: kept");
         }
+        // Other files that come and go beside it, or in a directory above (as in /tmp or
+        // /run): nothing the check looks at.
+        for d in [&sub, &dir.path().to_path_buf()] {
+            let other = d.join("unrelated");
+            std::fs::write(&other, b"o").unwrap();
+            chmod(&other, 0o666);
+            std::fs::remove_file(&other).unwrap();
+        }
+        assert_eq!(get(&c, &f, false).unwrap(), 1, "kept");
         // The file made writable by others: refused at the next login.
         chmod(&f, 0o666);
         assert!(get(&c, &f, false).is_err());
