@@ -11,16 +11,17 @@ use std::sync::mpsc;
 use std::time::Duration;
 use support::*;
 
-/// What one run of `tessera enroll` showed.
+/// What one run showed: the lines of the stream that carries the URI (stdout for `tessera
+/// enroll`, stderr for `tessera check`), and all of the other stream.
 struct Run {
     status: ExitStatus,
-    stdout: Vec<String>,
-    stderr: String,
+    lines: Vec<String>,
+    other: String,
 }
 
 impl Run {
     fn uri(&self) -> Option<&str> {
-        self.stdout
+        self.lines
             .iter()
             .find(|l| l.starts_with("otpauth://"))
             .map(String::as_str)
@@ -36,14 +37,27 @@ fn enroll_as(
     first: &[&str],
     then: impl FnOnce(&str) -> Vec<String>,
 ) -> Run {
-    let mut child = Command::new(bin_path("tessera"))
-        .arg("enroll")
+    let mut cmd = Command::new(bin_path("tessera"));
+    cmd.arg("enroll")
         .arg("--socket")
         .arg(&fx.socket)
         .args(args)
         .env_clear()
         .uid(uid)
-        .gid(uid)
+        .gid(uid);
+    dialogue(cmd, false, first, then)
+}
+
+/// Runs `cmd`, writes `first` (one answer a line) at once, then, once a URI is printed (on
+/// stdout, or on stderr where `tessera check` shows its messages), the answers `then` makes of
+/// it.
+fn dialogue(
+    mut cmd: Command,
+    uri_on_stderr: bool,
+    first: &[&str],
+    then: impl FnOnce(&str) -> Vec<String>,
+) -> Run {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -51,7 +65,13 @@ fn enroll_as(
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
+    let (out, mut err): (Box<dyn Read + Send>, Box<dyn Read + Send>) = if uri_on_stderr {
+        let e = Box::new(child.stderr.take().unwrap());
+        (e, Box::new(child.stdout.take().unwrap()))
+    } else {
+        let o = Box::new(child.stdout.take().unwrap());
+        (o, Box::new(child.stderr.take().unwrap()))
+    };
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines() {
             let Ok(line) = line else { break };
@@ -60,7 +80,6 @@ fn enroll_as(
             }
         }
     });
-    let mut err = child.stderr.take().unwrap();
     let errors = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = err.read_to_string(&mut s);
@@ -87,8 +106,8 @@ fn enroll_as(
     let status = child.wait().unwrap();
     Run {
         status,
-        stdout,
-        stderr: errors.join().unwrap(),
+        lines: stdout,
+        other: errors.join().unwrap(),
     }
 }
 
@@ -134,7 +153,7 @@ fn alice_enrolls_a_totp_token_shown_as_uri_and_qr_inside_80x24() {
     let run = enroll_as(&fx, 10001, &[], &["4321", "4321"], |uri| {
         vec![oathtool(uri, None)]
     });
-    assert!(run.status.success(), "{}\n{:?}", run.stderr, run.stdout);
+    assert!(run.status.success(), "{}\n{:?}", run.other, run.lines);
     let uri = run.uri().unwrap();
     assert!(
         uri.starts_with("otpauth://totp/tessera:alice?secret="),
@@ -143,12 +162,12 @@ fn alice_enrolls_a_totp_token_shown_as_uri_and_qr_inside_80x24() {
     // The URI and the QR code, and the prompt for a code below them, inside 80x24 (the URI
     // wraps: it counts as the rows it takes); the serial before, and in the last line.
     assert!(
-        run.stdout[0].starts_with("New TOTP token TOTP"),
+        run.lines[0].starts_with("New TOTP token TOTP"),
         "{:?}",
-        run.stdout
+        run.lines
     );
     let shown: Vec<&String> = run
-        .stdout
+        .lines
         .iter()
         .skip_while(|l| !l.starts_with("otpauth://"))
         .take_while(|l| !l.contains(" is saved"))
@@ -157,21 +176,21 @@ fn alice_enrolls_a_totp_token_shown_as_uri_and_qr_inside_80x24() {
         .iter()
         .map(|l| l.chars().count().div_ceil(80).max(1))
         .sum();
-    assert!(rows < 24, "{rows} rows: {:#?}", run.stdout);
+    assert!(rows < 24, "{rows} rows: {:#?}", run.lines);
     assert!(
         shown[1..].iter().all(|l| l.chars().count() <= 80),
         "{:#?}",
-        run.stdout
+        run.lines
     );
-    let serial = run.stdout[0]
+    let serial = run.lines[0]
         .split(' ')
         .nth(3)
         .unwrap()
         .trim_end_matches('.');
     assert!(
-        run.stdout.last().unwrap().contains(serial),
+        run.lines.last().unwrap().contains(serial),
         "{:?}",
-        run.stdout
+        run.lines
     );
     let tokens = fx.store().list_tokens(Some("alice")).unwrap();
     assert_eq!(tokens.len(), 1);
@@ -195,7 +214,7 @@ fn an_enrolled_hotp_token_opens_a_pam_login_and_a_second_enroll_needs_it() {
     let run = enroll_as(&fx, 10001, &["--type", "hotp"], &["4321", "4321"], |uri| {
         vec![oathtool(uri, Some(0))]
     });
-    assert!(run.status.success(), "{}", run.stderr);
+    assert!(run.status.success(), "{}", run.other);
     let uri = run.uri().unwrap().to_string();
     // The new token opens a login through libpam (the confirmation used code 0).
     let out = fx
@@ -205,9 +224,9 @@ fn an_enrolled_hotp_token_opens_a_pam_login_and_a_second_enroll_needs_it() {
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
     // Another enrollment without passing it: refused, no new key shown, nothing saved.
     let run = enroll_as(&fx, 10001, &[], &["4321000000"], |_| Vec::new());
-    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
-    assert!(run.uri().is_none(), "{:?}", run.stdout);
-    assert!(run.stderr.contains("not passed"), "{}", run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{}", run.other);
+    assert!(run.uri().is_none(), "{:?}", run.lines);
+    assert!(run.other.contains("not passed"), "{}", run.other);
     assert_eq!(fx.store().list_tokens(Some("alice")).unwrap().len(), 1);
     // Passing it (PIN and its next code): a second token.
     let pass = format!("4321{}", oathtool(&uri, Some(2)));
@@ -218,7 +237,7 @@ fn an_enrolled_hotp_token_opens_a_pam_login_and_a_second_enroll_needs_it() {
         &[&pass, "1111", "1111"],
         |uri| vec![oathtool(uri, Some(0))],
     );
-    assert!(run.status.success(), "{}", run.stderr);
+    assert!(run.status.success(), "{}", run.other);
     assert_eq!(fx.store().list_tokens(Some("alice")).unwrap().len(), 2);
 }
 
@@ -230,9 +249,9 @@ fn bob_outside_the_groups_is_refused_in_one_line() {
     let fx = Fixture::new(CONFIG);
     let run = enroll_as(&fx, 10002, &[], &[], |_| Vec::new());
     assert_eq!(run.status.code(), Some(1));
-    assert!(run.stdout.is_empty(), "{:?}", run.stdout);
+    assert!(run.lines.is_empty(), "{:?}", run.lines);
     assert_eq!(
-        run.stderr.trim(),
+        run.other.trim(),
         "tessera: you may not enroll a token yourself here: ask your administrator"
     );
     assert!(fx.store().list_tokens(Some("bob")).unwrap().is_empty());
@@ -250,11 +269,11 @@ fn wrong_codes_or_an_end_of_input_save_nothing() {
     let run = enroll_as(&fx, 10003, &[], &["4321", "4321"], |_| {
         vec!["000000".into(), "111111".into(), "222222".into()]
     });
-    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
-    assert!(run.stderr.contains("3 wrong codes"), "{}", run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{}", run.other);
+    assert!(run.other.contains("3 wrong codes"), "{}", run.other);
     // Input ends after the PIN (Ctrl-D): given up.
     let run = enroll_as(&fx, 10003, &[], &["4321", "4321"], |_| Vec::new());
-    assert_ne!(run.status.code(), Some(0), "{}", run.stderr);
+    assert_ne!(run.status.code(), Some(0), "{}", run.other);
     assert!(fx.store().list_tokens(Some("carol")).unwrap().is_empty());
     let rows: Vec<_> = fx
         .audit()
@@ -266,4 +285,46 @@ fn wrong_codes_or_an_end_of_input_save_nothing() {
         rows.iter().all(|r| r.result.as_str() == "reject"),
         "{rows:?}"
     );
+}
+
+/// A registration code from `tessera token add --type registration`, typed to `tessera check`:
+/// the enrollment runs in the check's dialogue, the new token is saved, the code is used up.
+#[test]
+fn a_registration_code_enrolls_a_token_in_tessera_check() {
+    let fx = Fixture::new("");
+    let out = fx.tessera(
+        &["token", "add", "--user", "alice", "--type", "registration"],
+        "",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let mut lines = printed.lines();
+    let serial = lines.next().unwrap().to_string();
+    let code = lines.next().unwrap().to_string();
+    assert_eq!(code.len(), 16, "{printed}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shown only now"));
+    let check = || {
+        let mut cmd = Command::new(bin_path("tessera"));
+        cmd.arg("--config").arg(&fx.config).args(["check", "alice"]);
+        cmd
+    };
+    drop(fx.store());
+    let run = dialogue(check(), true, &[&code, "4321", "4321"], |uri| {
+        vec![oathtool(uri, None)]
+    });
+    assert!(run.status.success(), "{}\n{:?}", run.other, run.lines);
+    assert!(
+        run.other.starts_with("ACCEPT (serial TOTP"),
+        "{}",
+        run.other
+    );
+    let tokens = fx.store().list_tokens(Some("alice")).unwrap();
+    assert_eq!(tokens.len(), 2);
+    let reg = tokens.iter().find(|t| t.serial == serial).unwrap();
+    assert_eq!(reg.counter, 1, "used up");
+    // The code again: refused, nothing shown.
+    let run = dialogue(check(), true, &[&code], |_| Vec::new());
+    assert_eq!(run.status.code(), Some(1));
+    assert!(run.uri().is_none(), "{:?}", run.lines);
+    assert_eq!(fx.store().list_tokens(Some("alice")).unwrap().len(), 2);
 }

@@ -50,6 +50,11 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
             shown(outln!("REJECT: {reason}"))?;
             Err(Failure::Reported)
         }
+        // The host runs the enrollment a registration code starts; never seen here.
+        Verdict::Enroll { .. } => {
+            shown(outln!("REJECT: the enrollment did not run"))?;
+            Err(Failure::Reported)
+        }
         Verdict::Locked { serial } => {
             shown(outln!(
                 "LOCKED: token {serial} is locked by its fail counter (tessera token reset)"

@@ -43,8 +43,9 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
     // What is shown once and never again (a generated key, its URI and QR code) is made before
     // anything is written: a QR code too large for the URI must not leave a saved token whose
     // key nobody saw.
-    let shown = if plan.kind == TokenType::Tan {
-        // The recovery codes, one a line: printed here once, stored only as keyed hashes.
+    let shown = if matches!(plan.kind, TokenType::Tan | TokenType::Registration) {
+        // The recovery codes (or the registration code), one a line: printed here once,
+        // stored only as keyed hashes.
         let mut s = String::with_capacity(plan.codes.len() * (plan.digits as usize + 1));
         for c in &plan.codes {
             s.push_str(std::str::from_utf8(c).unwrap_or_default());
@@ -143,6 +144,12 @@ fn next_code_note(p: &Plan) -> Option<String> {
              once, typed after the PIN",
             p.codes.len()
         )),
+        TokenType::Registration => Some(
+            "the registration code above is shown only now: give it to the user, who types it \
+             at a login's first prompt to enroll a token of their own; it is used up once that \
+             token is saved"
+                .into(),
+        ),
         _ => None,
     }
 }
@@ -347,6 +354,18 @@ fn settings(cfg: &Config, a: &AddArgs, plan: &mut Plan, has_pin: bool) -> CliRes
                 count: Some(count),
                 ..TokenInfo::default()
             };
+        }
+        TokenType::Registration => {
+            if has_pin {
+                return Err(Failure::usage(
+                    "a registration token has no PIN: its code is the whole pass",
+                ));
+            }
+            let g = tessera_engine::tokens::registration::generate(&mut rand::rngs::OsRng)?;
+            plan.digits = tessera_engine::tokens::registration::CODE_LEN;
+            plan.key = g.key;
+            plan.codes = vec![g.code];
+            plan.generated = true;
         }
         TokenType::FourEyes => {
             if has_pin {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use tessera_engine::config::Config;
 use tessera_engine::engine::{SystemAccounts, SystemClock};
 use tessera_engine::enroll::qr::Background;
-use tessera_engine::enroll::{self, dialogue::SERVICE, Enrolled, Enrollee};
-use tessera_engine::host::Resources;
+use tessera_engine::enroll::{dialogue::SERVICE, Enrolled, Enrollee};
+use tessera_engine::host::{self, Resources};
 use tessera_proto::{self as proto, EnrollRequest, Reply};
 
 /// How long the user may take to answer one prompt of an enrollment: finding the app and
@@ -60,7 +60,7 @@ pub(crate) fn serve<C: Channel, R: Resources>(
         wait: ANSWER_TIMEOUT,
         settle: &settle,
     };
-    let out = enroll::self_service(
+    let out = host::enroll_self(
         res,
         cfg,
         &SystemAccounts,

@@ -257,7 +257,8 @@ fn log_err(line: &str) -> Reply {
 pub fn verdict(v: &Verdict) -> proto::Verdict {
     match v {
         Verdict::Accept { .. } | Verdict::PassOnNoToken => proto::Verdict::Success,
-        Verdict::Reject { .. } => proto::Verdict::AuthErr,
+        // Enroll never leaves the host (it runs the enrollment): denied if it did.
+        Verdict::Reject { .. } | Verdict::Enroll { .. } => proto::Verdict::AuthErr,
         Verdict::Locked { .. } | Verdict::SourceLocked { .. } => proto::Verdict::MaxTries,
         Verdict::NoToken | Verdict::Skipped { .. } => proto::Verdict::Ignore,
         Verdict::Unavailable(_) => proto::Verdict::AuthinfoUnavail,

@@ -161,6 +161,14 @@ pub enum Verdict {
     Unavailable(Error),
     /// The conversation failed or answered NULL.
     ConversationFailed(String),
+    /// A registration code matched: the login goes on with the enrollment of the user's new
+    /// token ([`crate::host::authenticate`] runs it and gives the verdict of that).
+    Enroll {
+        /// The registration token, used up once the new token is saved.
+        registration: String,
+        user: String,
+        realm: String,
+    },
 }
 
 impl Verdict {

@@ -38,7 +38,7 @@ pub struct Enrollee {
 }
 
 /// The token to make.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Wanted {
     pub kind: TokenType,
     /// The terminal the QR code is drawn for.
@@ -46,6 +46,10 @@ pub struct Wanted {
     /// The user had no token when the dialogue began: the new one is then saved only if that
     /// is still so (two enrollments at once make one token, not two without a check of either).
     pub first: bool,
+    /// The registration token whose code started the dialogue: used up in the transaction
+    /// that saves the new token, which is saved only if the code is still unused then (two
+    /// logins with one code make one token).
+    pub spend: Option<String>,
 }
 
 /// How an enrollment ended.
@@ -121,6 +125,7 @@ pub fn make_token<S: Store>(
     conv: &mut impl Conversation,
 ) -> Enrollment {
     let kind = wanted.kind;
+    let bg = wanted.qr;
     let serial = new_serial(kind);
     let token = Some((serial.as_str(), kind));
     let params = TokenParams {
@@ -166,7 +171,7 @@ pub fn make_token<S: Store>(
             )
         }
     };
-    let shown = show(cfg, &account, &otp_key, &params, wanted.qr, conv);
+    let shown = show(cfg, &account, &otp_key, &params, bg, conv);
     let counter = match shown.and_then(|()| confirm(cfg, clock, &otp_key, &params, conv)) {
         Ok(Some(counter)) => counter,
         Ok(None) => {
@@ -218,6 +223,14 @@ pub fn make_token<S: Store>(
         if wanted.first && !tx.tokens_of(&who.user, &who.realm)?.is_empty() {
             return Ok(false);
         }
+        if let Some(reg) = &wanted.spend {
+            match tx.token(reg)? {
+                Some(t) if t.active && t.counter < tokens::registration::USED => {
+                    tx.record_success(reg, tokens::registration::USED)?
+                }
+                _ => return Ok(false),
+            }
+        }
         tx.insert_token(&record)?;
         tx.audit(&done)?;
         Ok(true)
@@ -236,6 +249,11 @@ pub fn make_token<S: Store>(
                 events: vec![done],
             }
         }
+        Ok(false) if wanted.spend.is_some() => end(
+            AuditResult::Reject,
+            "enrollment refused: the registration code was used meanwhile; nothing saved",
+            Enrolled::Refused("the registration code was used meanwhile".into()),
+        ),
         Ok(false) => end(
             AuditResult::Reject,
             "enrollment refused: a token was enrolled for the user meanwhile; nothing saved",

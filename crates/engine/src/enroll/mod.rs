@@ -1,13 +1,12 @@
 //! Making a new token: its serial and key, the `otpauth://` URI and QR code an authenticator
 //! app scans, the checks of a new PIN. `tessera token add` (root, for anyone) and the
-//! enrollment dialogue (a user for themselves: [`dialogue`]) share them.
+//! enrollment dialogue (a user for themselves: [`dialogue`]) share them. Who may enroll, and
+//! when, is the host's to decide (`crate::host::enroll`).
 
 pub mod dialogue;
-mod gate;
 pub mod qr;
 
 pub use dialogue::{Enrolled, Enrollee, Enrollment, Wanted};
-pub use gate::self_service;
 
 use crate::crypto::{self, Secret};
 use crate::tokens::{Algorithm, TokenType};

@@ -33,6 +33,7 @@ pub(super) const SPEC: super::Spec = super::Spec {
     pin_is_pass: false,
     pass_of_others: false,
     four_eyes_member: false,
+    starts_enrollment: false,
     sends: Some(super::Sends::Email),
     prompt: |p| &p.email,
     add_options: &["--email"],

@@ -116,6 +116,7 @@ pub(super) const SPEC: super::Spec = super::Spec {
     pin_is_pass: false,
     pass_of_others: true,
     four_eyes_member: false,
+    starts_enrollment: false,
     sends: None,
     prompt: super::spec::otp_prompt,
     add_options: &["--4eyes"],

@@ -11,6 +11,7 @@ mod info;
 mod oath;
 pub mod ocra;
 mod pw;
+pub mod registration;
 mod sent;
 pub mod sms;
 mod spass;
@@ -54,10 +55,11 @@ pub enum TokenType {
     Ocra,
     FourEyes,
     Tan,
+    Registration,
 }
 
 impl TokenType {
-    pub const ALL: [TokenType; 9] = [
+    pub const ALL: [TokenType; 10] = [
         TokenType::Hotp,
         TokenType::Totp,
         TokenType::Pw,
@@ -67,6 +69,7 @@ impl TokenType {
         TokenType::Ocra,
         TokenType::FourEyes,
         TokenType::Tan,
+        TokenType::Registration,
     ];
 
     /// What the engine and `tessera token add` know of the type: one line per type.
@@ -81,6 +84,7 @@ impl TokenType {
             TokenType::Ocra => &ocra::SPEC,
             TokenType::FourEyes => &foureyes::SPEC,
             TokenType::Tan => &tan::SPEC,
+            TokenType::Registration => &registration::SPEC,
         }
     }
 

@@ -430,6 +430,7 @@ pub(super) const SPEC: super::Spec = super::Spec {
     pin_is_pass: false,
     pass_of_others: false,
     four_eyes_member: false,
+    starts_enrollment: false,
     sends: None,
     prompt: |p| &p.ocra,
     add_options: &["--ocra-suite", "--key", "--genkey", "--counter"],

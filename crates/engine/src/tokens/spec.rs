@@ -25,6 +25,9 @@ pub struct Spec {
     pub pass_of_others: bool,
     /// May stand for its user in a `4eyes` pass.
     pub four_eyes_member: bool,
+    /// Its accepted pass starts the enrollment of a new token of its user instead of letting
+    /// the login in (`registration`).
+    pub starts_enrollment: bool,
     /// Its OTP is sent out of band at a PIN-only pass.
     pub sends: Option<Sends>,
     /// The message of its challenge, from `[prompts]`.

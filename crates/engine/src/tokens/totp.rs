@@ -102,6 +102,7 @@ pub(super) const SPEC: super::Spec = super::Spec {
     pin_is_pass: false,
     pass_of_others: false,
     four_eyes_member: true,
+    starts_enrollment: false,
     sends: None,
     prompt: |p| &p.totp,
     add_options: &["--key", "--genkey", "--digits", "--algorithm", "--period"],

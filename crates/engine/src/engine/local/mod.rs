@@ -728,6 +728,17 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                     if let Some(id) = transaction {
                         tx.close_challenges(id, ChallengeState::Answered)?;
                     }
+                    if t.kind.spec().starts_enrollment {
+                        // Not in yet: the enrollment decides (the code is used up only once
+                        // the new token is saved).
+                        let why = "registration code matched: the enrollment of a token starts";
+                        tx.audit(&at.challenge(now, &t, why))?;
+                        return Ok(Verdict::Enroll {
+                            registration: t.serial,
+                            user: t.user,
+                            realm: t.realm,
+                        });
+                    }
                     let reason = if transaction.is_some() {
                         "challenge answered"
                     } else {

@@ -23,6 +23,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
+mod enroll;
+
+pub use enroll::self_service as enroll_self;
+
 /// Where a login's store and link to the remote servers come from.
 pub trait Resources {
     type Store: Store;
@@ -173,7 +177,33 @@ pub fn authenticate<R: Resources>(
                     return out;
                 }
             };
-            LocalEngine::new(cfg, &store, &key, clock).authenticate(login, opts, conv)
+            let out = LocalEngine::new(cfg, &store, &key, clock).authenticate(login, opts, conv);
+            match out.verdict {
+                Verdict::Enroll {
+                    registration,
+                    user,
+                    realm,
+                } => {
+                    let who = crate::enroll::Enrollee {
+                        user,
+                        realm,
+                        uid: login.caller,
+                        service: login.service.clone(),
+                        rhost: login.rhost.clone(),
+                    };
+                    enroll::at_login(
+                        cfg,
+                        &store,
+                        &key,
+                        clock,
+                        &who,
+                        registration,
+                        out.events,
+                        conv,
+                    )
+                }
+                _ => out,
+            }
         }
         Mode::Remote => {
             // The store is optional here: it takes the audit rows and serves the local

@@ -2,14 +2,16 @@
 //! groups`, ask for a type of `[enroll] types`, and, when they have a token already (active or
 //! not: a token an admin disabled must not be sidestepped), pass it in the same dialogue, as a
 //! login would (its PIN and OTP, the fail counters, the source lock, the audit row). Then the
-//! [`dialogue`](super::dialogue) makes the token.
+//! [`dialogue`](crate::enroll::dialogue) makes the token.
 
-use super::dialogue::{make_token, Enrolled, Enrollee, Enrollment, Wanted};
-use super::qr::Background;
+use super::Resources;
 use crate::config::{Config, Mode, SELF_ENROLL_TYPES};
-use crate::engine::{Accounts, Clock, Conversation, Login, Options, Verdict};
-use crate::host::{self, Resources};
-use crate::store::Store;
+use crate::crypto::StoreKey;
+use crate::engine::{Accounts, Clock, Conversation, Login, Options, Outcome, Verdict};
+use crate::enroll::dialogue::{make_token, Enrolled, Enrollee, Enrollment, Wanted};
+use crate::enroll::qr::Background;
+use crate::error::Error;
+use crate::store::{AuditEntry, Store};
 use crate::tokens::TokenType;
 
 /// Runs a user's enrollment of a token for themselves (`tessera enroll`). `who` was named by
@@ -77,7 +79,7 @@ pub fn self_service<R: Resources>(
             ruser: String::new(),
             caller: who.uid,
         };
-        let passed = host::authenticate(res, cfg, &Options::default(), &login, conv, clock);
+        let passed = super::authenticate(res, cfg, &Options::default(), &login, conv, clock);
         events = passed.events;
         if !matches!(passed.verdict, Verdict::Accept { .. }) {
             let mut refused = Enrollment::refused(
@@ -96,11 +98,48 @@ pub fn self_service<R: Resources>(
         kind,
         qr,
         first: !has,
+        spend: None,
     };
     let mut made = make_token(cfg, &store, &key, clock, who, wanted, conv);
     events.append(&mut made.events);
     made.events = events;
     made
+}
+
+/// A registration code matched (the local engine's [`Verdict::Enroll`]): the user's new token is
+/// enrolled in the login's conversation, and the login's verdict is the enrollment's (in once
+/// the token is saved; the code is used up then). The type is the first of `[enroll] types`;
+/// the groups don't apply: the admin gave this user the code.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn at_login<S: Store>(
+    cfg: &Config,
+    store: &S,
+    key: &StoreKey,
+    clock: &impl Clock,
+    who: &Enrollee,
+    registration: String,
+    mut events: Vec<AuditEntry>,
+    conv: &mut impl Conversation,
+) -> Outcome {
+    let kind = wanted_type(cfg, None).unwrap_or(TokenType::Totp);
+    let wanted = Wanted {
+        kind,
+        qr: Background::Dark,
+        first: false,
+        spend: Some(registration),
+    };
+    let made = make_token(cfg, store, key, clock, who, wanted, conv);
+    events.extend(made.events);
+    let verdict = match made.outcome {
+        Enrolled::Saved { serial } => Verdict::Accept { serial },
+        Enrolled::Refused(told) => {
+            let _ = conv.error(&format!("{told}."));
+            Verdict::Reject { reason: told }
+        }
+        Enrolled::Failed(Error::Conversation(m)) => Verdict::ConversationFailed(m),
+        Enrolled::Failed(e) => Verdict::Unavailable(e),
+    };
+    Outcome { verdict, events }
 }
 
 /// The type to enroll: the one asked for if `[enroll] types` has it, else the first there.
@@ -139,6 +178,7 @@ fn wanted_type(cfg: &Config, asked: Option<&str>) -> Result<TokenType, String> {
 mod tests {
     use super::*;
     use crate::crypto::{secret, Secret, StoreKey};
+    use crate::engine::{Login, Options, Outcome, Verdict};
     use crate::error::Error;
     use crate::host::OneLogin;
     use crate::store::{AuditResult, SqliteStore};
@@ -272,7 +312,7 @@ mod tests {
                 user: "alice".into(),
                 realm: self.cfg.auth.default_realm.clone(),
                 uid: 10001,
-                service: super::super::dialogue::SERVICE.into(),
+                service: crate::enroll::dialogue::SERVICE.into(),
                 rhost: String::new(),
             };
             let accounts = InGroups(groups.iter().map(|g| g.to_string()).collect());
@@ -405,7 +445,7 @@ mod tests {
         );
     }
 
-    const CODE_TRIES_FOR_TEST: usize = super::super::dialogue::CODE_TRIES;
+    const CODE_TRIES_FOR_TEST: usize = crate::enroll::dialogue::CODE_TRIES;
 
     #[test]
     fn a_user_with_a_token_passes_it_first() {
@@ -438,6 +478,82 @@ mod tests {
         user.others = vec![format!("4321{next}")];
         let out = w.enroll(&["staff"], Some("hotp"), &mut user);
         assert!(matches!(out.outcome, Enrolled::Saved { .. }), "{out:?}");
+        assert_eq!(w.tokens().len(), 2);
+    }
+
+    /// alice's registration token, and its code.
+    fn registration(w: &World) -> (String, String) {
+        let g = crate::tokens::registration::generate(&mut rand::rngs::OsRng).unwrap();
+        let mut t = crate::store::TokenRecord::new(
+            "REG1",
+            "alice",
+            "default",
+            TokenType::Registration,
+            w.key.seal("REG1", &g.key),
+        );
+        t.digits = crate::tokens::registration::CODE_LEN;
+        w.store().insert_token(&t).unwrap();
+        ("REG1".into(), String::from_utf8(g.code.to_vec()).unwrap())
+    }
+
+    fn login_with(w: &World, user: &mut AppUser) -> Outcome {
+        let login = Login {
+            service: "sshd".into(),
+            rhost: "192.0.2.9".into(),
+            user: "alice".into(),
+            authtok: None,
+            tty: String::new(),
+            ruser: String::new(),
+            caller: 0,
+        };
+        crate::host::authenticate(
+            &OneLogin,
+            &w.cfg,
+            &Options::default(),
+            &login,
+            user,
+            &FixedClock::at(NOW),
+        )
+    }
+
+    #[test]
+    fn a_registration_code_enrolls_a_token_at_login_and_is_used_up_by_it() {
+        // No [enroll] groups: the admin gave alice the code.
+        let w = World::new("");
+        let (reg, code) = registration(&w);
+        // Three wrong codes from the new token: refused, and the registration code still works.
+        let mut user = AppUser::new("4321");
+        user.others = vec![code.to_ascii_uppercase()];
+        user.wrong = CODE_TRIES_FOR_TEST;
+        let out = login_with(&w, &mut user);
+        assert!(matches!(out.verdict, Verdict::Reject { .. }), "{out:?}");
+        assert_eq!(w.tokens().len(), 1, "only the registration token");
+        let mut user = AppUser::new("4321");
+        user.others = vec![code.clone()];
+        let out = login_with(&w, &mut user);
+        let Verdict::Accept { serial } = &out.verdict else {
+            panic!("{out:?}")
+        };
+        assert!(serial.starts_with("TOTP"), "{serial}");
+        assert_eq!(user.prompts[0], "PIN: ", "the code at the first prompt");
+        assert!(user.uri().starts_with("otpauth://totp/tessera:alice?"));
+        let results: Vec<AuditResult> = out.events.iter().map(|e| e.result).collect();
+        assert_eq!(results, [AuditResult::Challenge, AuditResult::Enroll]);
+        assert_eq!(out.events[1].service, "sshd");
+        let spent = w.tokens().into_iter().find(|t| t.serial == reg).unwrap();
+        assert_eq!(spent.counter, crate::tokens::registration::USED);
+        // The code again: refused, no new key shown.
+        let mut user = AppUser::new("1111");
+        user.others = vec![code];
+        let out = login_with(&w, &mut user);
+        assert!(matches!(out.verdict, Verdict::Reject { .. }), "{out:?}");
+        assert!(user.infos.iter().all(|l| !l.starts_with("otpauth://")));
+        assert!(
+            out.events
+                .iter()
+                .any(|e| e.reason == "registration code already used"),
+            "{out:?}"
+        );
         assert_eq!(w.tokens().len(), 2);
     }
 }
