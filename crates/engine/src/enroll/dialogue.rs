@@ -202,7 +202,10 @@ pub fn make_token<S: Store>(
         algorithm: params.algorithm,
         period: params.period,
         counter,
-        description: "enrolled by its user".into(),
+        description: match &wanted.spend {
+            Some(reg) => format!("enrolled by its user with the registration code {reg}"),
+            None => "enrolled by its user (tessera enroll)".into(),
+        },
         created: clock.now(),
         ..TokenRecord::new(
             &serial,
