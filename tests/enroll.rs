@@ -10,6 +10,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 use support::*;
+use tessera_engine::tokens::Origin;
 
 /// What one run showed: the lines of the stream that carries the URI (stdout for `tessera
 /// enroll`, stderr for `tessera check`), and all of the other stream.
@@ -196,6 +197,18 @@ fn alice_enrolls_a_totp_token_shown_as_uri_and_qr_inside_80x24() {
     assert_eq!(tokens.len(), 1);
     assert_eq!(tokens[0].kind.name(), "totp");
     assert!(tokens[0].has_pin());
+    assert_eq!(tokens[0].info.origin, Some(Origin::SelfService));
+    // token list says how it was enrolled.
+    let listed = fx.tessera(&["token", "list", "--user", "alice"], "");
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    let header = listed.lines().next().unwrap();
+    let row = listed.lines().nth(1).unwrap();
+    let at = header.find("ENROLLED").unwrap();
+    assert_eq!(
+        row[at..].split_whitespace().next(),
+        Some("self"),
+        "{listed}"
+    );
     let row = fx.audit().into_iter().last().unwrap();
     assert_eq!(
         (row.result.as_str(), row.service.as_str()),
@@ -309,6 +322,12 @@ fn a_registration_code_enrolls_a_token_in_tessera_check() {
         cmd
     };
     drop(fx.store());
+    // A wrong code is a failure like a wrong OTP: the fail counter counts it.
+    let wrong: String = code.chars().rev().collect();
+    let run = dialogue(check(), true, &[&wrong], |_| Vec::new());
+    assert_eq!(run.status.code(), Some(1), "{}", run.other);
+    let reg = fx.token(&serial);
+    assert_eq!((reg.fail_count, reg.counter), (1, 0), "counted, not used");
     let run = dialogue(check(), true, &[&code, "4321", "4321"], |uri| {
         vec![oathtool(uri, None)]
     });
@@ -322,9 +341,63 @@ fn a_registration_code_enrolls_a_token_in_tessera_check() {
     assert_eq!(tokens.len(), 2);
     let reg = tokens.iter().find(|t| t.serial == serial).unwrap();
     assert_eq!(reg.counter, 1, "used up");
+    assert_eq!(reg.info.origin, Some(Origin::Admin));
+    let new = tokens.iter().find(|t| t.serial != serial).unwrap();
+    assert_eq!(new.info.origin, Some(Origin::Registration));
     // The code again: refused, nothing shown.
     let run = dialogue(check(), true, &[&code], |_| Vec::new());
     assert_eq!(run.status.code(), Some(1));
     assert!(run.uri().is_none(), "{:?}", run.lines);
     assert_eq!(fx.store().list_tokens(Some("alice")).unwrap().len(), 2);
+}
+
+/// A client killed in the middle (at the prompt for a code, the key already shown): the daemon
+/// gives the enrollment up, saves nothing and audits it.
+#[test]
+fn a_client_killed_mid_dialogue_leaves_nothing() {
+    if needs_root() {
+        return;
+    }
+    let fx = Fixture::new(CONFIG);
+    let mut child = Command::new(bin_path("tessera"))
+        .arg("enroll")
+        .arg("--socket")
+        .arg(&fx.socket)
+        .env_clear()
+        .uid(10003)
+        .gid(10003)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "4321\n4321").unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    for line in out.lines() {
+        if line.unwrap().starts_with("otpauth://") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let row = loop {
+        let rows: Vec<_> = fx
+            .audit()
+            .into_iter()
+            .filter(|r| r.user == "carol")
+            .collect();
+        if let Some(r) = rows.last() {
+            break r.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no audit row for carol"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(row.result.as_str(), "reject", "{row:?}");
+    assert!(row.reason.starts_with("enrollment not finished"), "{row:?}");
+    assert!(fx.store().list_tokens(Some("carol")).unwrap().is_empty());
 }

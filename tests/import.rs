@@ -250,6 +250,7 @@ fn pskc_files_of_rfc_6030_plain_and_with_a_password() {
     assert!(out.contains("987654321"), "{out}");
     let t = fx.token("987654321");
     assert_eq!((t.user.as_str(), t.digits, t.counter), ("alice", 8, 0));
+    assert_eq!(t.info.origin, Some(tessera_engine::tokens::Origin::Import));
     assert_eq!(login(&fx, "alice", &code(RFC_KEY, 0, 8)), PAM_SUCCESS);
     assert_eq!(login(&fx, "alice", &code(RFC_KEY, 0, 8)), PAM_AUTH_ERR);
 

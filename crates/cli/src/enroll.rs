@@ -181,6 +181,7 @@ fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
         codes: Vec::new(),
     };
     settings(cfg, a, &mut plan, has_pin)?;
+    plan.info.origin = Some(tessera_engine::tokens::Origin::Admin);
     Ok(plan)
 }
 

@@ -293,6 +293,10 @@ fn plan(
         pin_hash,
         description: format!("imported from {}", f.file),
         created: SystemClock.now(),
+        info: tessera_engine::tokens::TokenInfo {
+            origin: Some(tessera_engine::tokens::Origin::Import),
+            ..Default::default()
+        },
         ..TokenRecord::new(&serial, &user, &realm, kind, Vec::new())
     };
     let key: Secret = match &t.kind {

@@ -126,6 +126,7 @@ fn list(cfg: &Config, user: Option<&str>, json: bool) -> CliResult<()> {
         "PIN",
         "FAILS",
         "COUNTER",
+        "ENROLLED",
         "DESCRIPTION",
     ]);
     for v in &views {
@@ -143,6 +144,7 @@ fn list(cfg: &Config, user: Option<&str>, json: bool) -> CliResult<()> {
                 Some((left, count)) => format!("{left}/{count} left"),
                 None => t.counter.to_string(),
             },
+            t.info.origin.map_or("-", |o| o.name()).into(),
             t.description.clone(),
         ]);
     }

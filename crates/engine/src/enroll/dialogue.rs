@@ -206,6 +206,13 @@ pub fn make_token<S: Store>(
             Some(reg) => format!("enrolled by its user with the registration code {reg}"),
             None => "enrolled by its user (tessera enroll)".into(),
         },
+        info: tokens::TokenInfo {
+            origin: Some(match wanted.spend {
+                Some(_) => tokens::Origin::Registration,
+                None => tokens::Origin::SelfService,
+            }),
+            ..tokens::TokenInfo::default()
+        },
         created: clock.now(),
         ..TokenRecord::new(
             &serial,

@@ -22,6 +22,35 @@ pub struct TokenInfo {
     /// `4eyes`: the rule, checked when it is read ([`super::foureyes::Policy::from_info`]).
     #[serde(rename = "4eyes", skip_serializing_if = "Option::is_none")]
     pub four_eyes: Option<FourEyesInfo>,
+    /// How the token came to be (any type); `None` for tokens of versions before it was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// How a token was enrolled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// `tessera token add`, by root.
+    Admin,
+    /// `tessera enroll`, by its user.
+    #[serde(rename = "self")]
+    SelfService,
+    /// At a login, with a registration code.
+    Registration,
+    /// `tessera import`.
+    Import,
+}
+
+impl Origin {
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Admin => "admin",
+            Origin::SelfService => "self",
+            Origin::Registration => "registration",
+            Origin::Import => "import",
+        }
+    }
 }
 
 /// A 4eyes rule as stored: N users of a realm, their parts joined by the separator.
@@ -65,6 +94,13 @@ mod tests {
         );
         // Rows of older builds, and fields this build does not know, still read.
         let old: TokenInfo = serde_json::from_str(r#"{"count":10,"note":"x"}"#).unwrap();
-        assert_eq!(old.count, Some(10));
+        assert_eq!((old.count, old.origin), (Some(10), None));
+        let own = TokenInfo {
+            origin: Some(Origin::SelfService),
+            ..TokenInfo::default()
+        };
+        assert_eq!(own.to_json(), r#"{"origin":"self"}"#);
+        let back: TokenInfo = serde_json::from_str(&own.to_json()).unwrap();
+        assert_eq!(back, own);
     }
 }

@@ -21,7 +21,7 @@ mod totp;
 
 pub use foureyes::FourEyes;
 pub use hotp::Hotp;
-pub use info::{FourEyesInfo, TokenInfo};
+pub use info::{FourEyesInfo, Origin, TokenInfo};
 pub use oath::{hotp_code, Algorithm};
 pub use ocra::Ocra;
 pub use pw::Pw;
