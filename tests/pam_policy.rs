@@ -131,3 +131,39 @@ fn a_grace_window_skips_the_next_logins_from_the_same_host_only() {
         .run();
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
 }
+
+/// The end of a rollout: `enforce` from a day on takes `nullok` back for a group. Before the
+/// day (a rule dated in the future) a member without a token is let through by nullok
+/// (PAM_IGNORE, the next module decides); from it (a rule dated in the past) the member is
+/// refused, and a member with a token logs in as before.
+#[test]
+fn enforce_from_a_day_on_takes_nullok_back_for_a_group() {
+    let rule = |from: &str| {
+        format!(
+            "[[policy]]\nservice = \"tessera-test\"\ngroup = \"admins\"\naction = \"enforce\"\nfrom = \"{from}\"\n"
+        )
+    };
+    let fx = Fixture::new(&rule("2999-01-01"));
+    let t = Tok::hotp("H1", "bob", "1234");
+    fx.add(&t);
+    fx.set_stack(&[&fx.tessera_line("required", "nullok"), PERMIT]);
+    // carol (admins) has no token: before the day, nullok lets the stack decide.
+    let out = fx.login("carol").run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    assert!(out.messages.is_empty(), "{out:?}");
+    fx.write_config(&rule("2020-01-01"));
+    fx.reload();
+    let out = fx.login("carol").answer("PIN", "whatever").run();
+    assert_ne!(out.code, PAM_SUCCESS, "{out:?}");
+    let rows = audit_reasons(&fx);
+    assert!(rows.iter().any(|(r, _)| r == "reject"), "{rows:?}");
+    // bob, with a token, logs in with it.
+    let out = fx
+        .login("bob")
+        .answer("PIN", &format!("1234{}", t.hotp_at(0)))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    // erin is in no such group: nullok still applies to her.
+    let out = fx.login("erin").run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+}

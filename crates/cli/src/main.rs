@@ -180,6 +180,9 @@ struct PolicyTestArgs {
     /// The terminal (PAM_TTY)
     #[arg(long, default_value = "")]
     tty: String,
+    /// The day of the login, YYYY-MM-DD (rules with `from`) [default: now]
+    #[arg(long, value_name = "DATE")]
+    at: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -424,9 +427,19 @@ pub fn main() -> ExitCode {
 /// `tessera policy test`: the rule that decides, the action and the criteria that matched.
 fn policy_test(cfg: &Config, a: &PolicyTestArgs) -> CliResult<()> {
     use tessera_engine::engine::SystemAccounts;
+    use tessera_engine::engine::{Clock, SystemClock};
+    use tessera_engine::policy::Day;
     use tessera_engine::policy::{decide, Action, Who};
     let accounts = SystemAccounts;
-    let who = Who::of(&a.service, &a.user, &a.rhost, &a.tty, &accounts);
+    let now = match &a.at {
+        Some(text) => {
+            Day::parse(text)
+                .ok_or_else(|| Failure::usage(format!("--at {text}: not a date YYYY-MM-DD")))?
+                .start
+        }
+        None => SystemClock.now(),
+    };
+    let who = Who::of(&a.service, &a.user, &a.rhost, &a.tty, now, &accounts);
     let d = decide(&cfg.policy, &who, &accounts);
     let what = match (d.action, d.grace) {
         (Action::Require, 0) => "require: the second factor is asked".to_string(),
@@ -436,6 +449,9 @@ fn policy_test(cfg: &Config, a: &PolicyTestArgs) -> CliResult<()> {
         ),
         (Action::Skip, _) => "skip: PAM_IGNORE, no second factor asked".into(),
         (Action::Deny, _) => "deny: refused without a prompt".into(),
+        (Action::Enforce, _) => "enforce: the second factor is asked, also where the PAM line \
+                                 has nullok (a user without a token is refused)"
+            .into(),
     };
     outln!("{}: {what}", d.describe())?;
     // PAM_IGNORE is no "let in": what it does depends on the rest of the service's stack.

@@ -4,8 +4,11 @@
 //! (primary or supplementary, through NSS), `rhost` addresses or CIDR networks (IPv4, IPv6)
 //! that PAM_RHOST must be in. No rule matching: `require`.
 //!
+//! `from` (a date, `YYYY-MM-DD`) makes a rule apply from 00:00 UTC of that day on.
+//!
 //! `skip` gives PAM_IGNORE, never PAM_SUCCESS: a `sufficient` line can't turn a skipped factor
-//! into a login. `deny` refuses without a prompt. A `require` rule may have a grace window:
+//! into a login. `deny` refuses without a prompt. `enforce` is `require` where the module's
+//! `nullok` does not apply: a user without a token is refused (the end of a rollout). A `require` rule may have a grace window:
 //! after a second factor accepted for the same account, service and remote host, the next
 //! logins within `grace` seconds are skipped like `skip` (and audited as such).
 
@@ -20,6 +23,8 @@ pub enum Action {
     Require,
     Skip,
     Deny,
+    /// `require`, and `nullok` on the PAM line no longer lets a user without a token in.
+    Enforce,
 }
 
 impl Action {
@@ -28,6 +33,7 @@ impl Action {
             Action::Require => "require",
             Action::Skip => "skip",
             Action::Deny => "deny",
+            Action::Enforce => "enforce",
         }
     }
 }
@@ -49,6 +55,72 @@ pub struct Rule {
     pub action: Action,
     /// Seconds; 0 (the default) is no grace window.
     pub grace: u64,
+    /// The rule applies from this day on (`YYYY-MM-DD`, from 00:00 UTC); unset: always.
+    #[serde(deserialize_with = "day")]
+    pub from: Option<Day>,
+}
+
+/// A day, as the Unix time of its 00:00 UTC, and as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Day {
+    pub start: u64,
+    pub text: String,
+}
+
+impl Day {
+    /// `YYYY-MM-DD` (a real date of the Gregorian calendar, year 1970 to 9999).
+    pub fn parse(text: &str) -> Option<Day> {
+        let b = text.as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<u64> {
+            let part = text.get(r)?;
+            part.bytes()
+                .all(|c| c.is_ascii_digit())
+                .then(|| part.parse().ok())?
+        };
+        let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+        let days_in = [
+            31,
+            if leap { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        if y < 1970 || !(1..=12).contains(&m) || d == 0 || d > days_in[(m - 1) as usize] {
+            return None;
+        }
+        // Days before this one since 1970-01-01 (the civil-from-days algorithm, inverted).
+        let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+        let era = y2 / 400;
+        let yoe = y2 - era * 400;
+        let doy = (153 * m2 + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        Some(Day {
+            start: days * 86_400,
+            text: text.to_string(),
+        })
+    }
+}
+
+fn day<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Day>, D::Error> {
+    let text = String::deserialize(d)?;
+    Day::parse(&text).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "\"{}\" is not a date YYYY-MM-DD",
+            text.escape_debug()
+        ))
+    })
 }
 
 /// The longest grace window: a day.
@@ -100,6 +172,8 @@ pub struct Who<'a> {
     pub user: String,
     pub rhost: &'a str,
     pub tty: &'a str,
+    /// The Unix time of the login (for rules with `from`).
+    pub now: u64,
 }
 
 impl<'a> Who<'a> {
@@ -110,6 +184,7 @@ impl<'a> Who<'a> {
         user: &str,
         rhost: &'a str,
         tty: &'a str,
+        now: u64,
         accounts: &dyn Accounts,
     ) -> Who<'a> {
         Who {
@@ -117,6 +192,7 @@ impl<'a> Who<'a> {
             user: accounts.canonical(user).unwrap_or_else(|| user.to_string()),
             rhost,
             tty,
+            now,
         }
     }
 }
@@ -188,6 +264,12 @@ pub fn decide(rules: &[Rule], who: &Who<'_>, accounts: &dyn Accounts) -> Decisio
                 Some(p) => why.push(format!("tty {p}")),
                 None => continue,
             }
+        }
+        if let Some(day) = &r.from {
+            if who.now < day.start {
+                continue;
+            }
+            why.push(format!("from {}", day.text));
         }
         return Decision {
             rule: Some(i),
@@ -299,7 +381,55 @@ mod tests {
     }
 
     fn who<'a>(service: &'a str, user: &'a str, rhost: &'a str, tty: &'a str) -> Who<'a> {
-        Who::of(service, user, rhost, tty, &Fixed)
+        Who::of(service, user, rhost, tty, 0, &Fixed)
+    }
+
+    #[test]
+    fn days_are_dates_of_the_calendar_from_their_midnight_utc() {
+        let start = |t: &str| Day::parse(t).map(|d| d.start);
+        assert_eq!(start("1970-01-01"), Some(0));
+        assert_eq!(start("2000-03-01"), Some(951_868_800));
+        assert_eq!(start("2024-02-29"), Some(1_709_164_800));
+        assert_eq!(start("2027-01-15"), Some(1_799_971_200));
+        for bad in [
+            "2023-02-29",
+            "2027-13-01",
+            "2027-00-10",
+            "2027-1-5",
+            " 2027-01-05",
+            "2027-01-32",
+            "1969-12-31",
+            "2027/01/05",
+            "+027-01-05",
+            "",
+        ] {
+            assert_eq!(start(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_rule_with_from_applies_from_that_day_on() {
+        let r = rules(
+            r#"
+            [[policy]]
+            group = "admins"
+            action = "enforce"
+            from = "2027-01-15"
+            "#,
+        );
+        let day = Day::parse("2027-01-15").unwrap().start;
+        let mut w = who("sshd", "alice", "", "");
+        w.now = day - 1;
+        assert_eq!(decide(&r, &w, &Fixed).rule, None, "the day before");
+        w.now = day;
+        let d = decide(&r, &w, &Fixed);
+        assert_eq!((d.rule, d.action), (Some(0), Action::Enforce));
+        assert_eq!(d.why, "group admins, from 2027-01-15");
+        w.user = "bob".into();
+        assert_eq!(decide(&r, &w, &Fixed).rule, None, "not in the group");
+        let bad = toml::from_str::<toml::Value>("from = \"2027-02-30\"").unwrap();
+        let e = Rule::deserialize(bad).unwrap_err().to_string();
+        assert!(e.contains("\"2027-02-30\" is not a date YYYY-MM-DD"), "{e}");
     }
 
     #[test]

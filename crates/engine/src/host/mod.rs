@@ -159,9 +159,19 @@ pub fn authenticate<R: Resources>(
     conv: &mut impl Conversation,
     clock: &impl Clock,
 ) -> Outcome {
-    if let Some(decided) = apply_policy(res, cfg, login, clock) {
-        return decided;
-    }
+    let enforced;
+    let opts = match apply_policy(res, cfg, login, clock) {
+        Applied::Decided(outcome) => return outcome,
+        Applied::Asks => opts,
+        // `enforce`: the PAM line's nullok no longer lets a user without a token in.
+        Applied::AsksWithoutNullok => {
+            enforced = Options {
+                nullok: false,
+                ..opts.clone()
+            };
+            &enforced
+        }
+    };
     match cfg.auth.mode {
         Mode::Local => {
             let store = match res.store(cfg) {
@@ -231,40 +241,48 @@ pub fn authenticate<R: Resources>(
 
 /// What `[[policy]]` says for this login: an outcome when it decides (skip, deny, a grace
 /// window that holds), `None` to go on with the second factor.
-fn apply_policy<R: Resources>(
-    res: &R,
-    cfg: &Config,
-    login: &Login,
-    clock: &impl Clock,
-) -> Option<Outcome> {
+/// What `[[policy]]` makes of a login.
+enum Applied {
+    /// Decided without a second factor (skipped, denied, within a grace window).
+    Decided(Outcome),
+    /// The second factor is asked, with the module's options.
+    Asks,
+    /// The second factor is asked, and `nullok` does not apply (`enforce`).
+    AsksWithoutNullok,
+}
+
+fn apply_policy<R: Resources>(res: &R, cfg: &Config, login: &Login, clock: &impl Clock) -> Applied {
     if cfg.policy.is_empty() {
-        return None;
+        return Applied::Asks;
     }
     let accounts = SystemAccounts;
+    let now = clock.now();
     let who = Who::of(
         &login.service,
         &login.user,
         &login.rhost,
         &login.tty,
+        now,
         &accounts,
     );
     let d = policy::decide(&cfg.policy, &who, &accounts);
-    if d.action == Action::Require && d.grace == 0 {
-        return None;
+    match (d.action, d.grace) {
+        (Action::Require, 0) => return Applied::Asks,
+        (Action::Enforce, _) => return Applied::AsksWithoutNullok,
+        _ => {}
     }
     // One store for the grace window's look-up and the audit row (absent on a remote-only
     // host: no grace window there, and the row goes to syslog only).
     let store = res.store(cfg).ok();
-    let now = clock.now();
     let (result, reason) = match d.action {
-        Action::Require => {
+        Action::Require | Action::Enforce => {
             let since = now.saturating_sub(d.grace);
-            let recent = store
-                .as_ref()?
-                .accepted_since(&who.user, &login.service, &login.rhost, since)
-                .unwrap_or(false);
+            let recent = store.as_ref().is_some_and(|s| {
+                s.accepted_since(&who.user, &login.service, &login.rhost, since)
+                    .unwrap_or(false)
+            });
             if !recent {
-                return None;
+                return Applied::Asks;
             }
             let why = format!(
                 "skipped: a second factor within the last {} s ({})",
@@ -297,7 +315,7 @@ fn apply_policy<R: Resources>(
     if let Some(store) = &store {
         let _ = store.write(|tx| tx.audit(&event));
     }
-    Some(Outcome {
+    Applied::Decided(Outcome {
         verdict,
         events: vec![event],
     })
