@@ -38,10 +38,21 @@ fn enroll_as(
     first: &[&str],
     then: impl FnOnce(&str) -> Vec<String>,
 ) -> Run {
+    enroll_at(&fx.socket, uid, args, first, then)
+}
+
+/// `enroll_as` against the daemon on `socket`.
+fn enroll_at(
+    socket: &std::path::Path,
+    uid: u32,
+    args: &[&str],
+    first: &[&str],
+    then: impl FnOnce(&str) -> Vec<String>,
+) -> Run {
     let mut cmd = Command::new(bin_path("tessera"));
     cmd.arg("enroll")
         .arg("--socket")
-        .arg(&fx.socket)
+        .arg(socket)
         .args(args)
         .env_clear()
         .uid(uid)
@@ -271,6 +282,38 @@ fn bob_outside_the_groups_is_refused_in_one_line() {
     let row = fx.audit().into_iter().last().unwrap();
     assert_eq!(row.user, "bob");
     assert_eq!(row.result.as_str(), "reject");
+
+    // No PAM module logs this dialogue: the daemon sends the syslog line itself (authpriv).
+    let log = fx.dir.path().join("syslog.sock");
+    let syslog = std::os::unix::net::UnixDatagram::bind(&log).unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let socket = fx.dir.path().join("logging.sock");
+    let mut cmd = Command::new(bin_path("tesserad"));
+    cmd.arg("--config")
+        .arg(&fx.config)
+        .arg("--socket")
+        .arg(&socket)
+        .env("TESSERA_SYSLOG_SOCKET", &log);
+    let daemon = Daemon::spawn(cmd, &socket);
+    daemon.wait_for(&["listening on"]);
+    let run = enroll_at(&socket, 10002, &[], &[], |_| Vec::new());
+    assert_eq!(run.status.code(), Some(1));
+    let mut buf = [0u8; 2048];
+    let n = syslog.recv(&mut buf).unwrap();
+    let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+    // <85>: facility authpriv (10), priority notice (5).
+    assert!(
+        line.starts_with("<85>") && line.contains("tesserad"),
+        "{line}"
+    );
+    assert!(
+        line.contains("result=reject user=\"bob\"")
+            && line.contains("enrollment refused: not in [enroll] groups"),
+        "{line}"
+    );
+    daemon.wait_for(&["tessera-enroll: result=reject"]);
 }
 
 #[test]

@@ -5,15 +5,10 @@
 
 use super::input::Terminal;
 use super::{CheckArgs, CliResult, Failure};
-use syslog::{Facility, Formatter3164};
 use tessera_engine::config::Config;
 use tessera_engine::engine::{Login, Options, SystemClock, Verdict};
 use tessera_engine::error::Error;
 use tessera_engine::host::{self, OneLogin};
-use tessera_engine::store::AuditEntry;
-
-/// Sends the syslog lines to this Unix datagram socket instead of `/dev/log` (for tests).
-pub const SYSLOG_SOCKET_ENV: &str = "TESSERA_SYSLOG_SOCKET";
 
 /// A verdict line nobody reads any more (stdout closed) leaves the verdict's exit code as it is.
 fn shown(printed: CliResult<()>) -> CliResult<()> {
@@ -42,7 +37,7 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
         &mut Terminal::default(),
         &SystemClock,
     );
-    log_events(&outcome.events);
+    tessera_engine::syslog::send("tessera", &outcome.events);
     match outcome.verdict {
         Verdict::Accept { serial } => outln!("ACCEPT (serial {serial})"),
         Verdict::PassOnNoToken => outln!("ACCEPT (no token, pass_on_no_token)"),
@@ -77,31 +72,5 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
         }
         Verdict::Unavailable(e) => Err(Failure::Error(Error::Invalid(format!("unavailable: {e}")))),
         Verdict::ConversationFailed(m) => Err(Failure::Error(Error::Conversation(m))),
-    }
-}
-
-/// One syslog line per audit event, facility authpriv, with the module's line format and
-/// priorities. A missing syslog socket is not an error: the audit table has the events too.
-fn log_events(events: &[AuditEntry]) {
-    let formatter = Formatter3164 {
-        facility: Facility::LOG_AUTHPRIV,
-        hostname: None,
-        process: "tessera".into(),
-        pid: std::process::id(),
-    };
-    let logger = match std::env::var_os(SYSLOG_SOCKET_ENV) {
-        Some(path) => syslog::unix_custom(formatter, path),
-        None => syslog::unix(formatter),
-    };
-    let Ok(mut logger) = logger else { return };
-    for e in events {
-        let line = e.log_line();
-        // The same priorities as the daemon's (`AuditResult::priority`).
-        let _ = match e.priority() {
-            3 => logger.err(line),
-            4 => logger.warning(line),
-            6 => logger.info(line),
-            _ => logger.notice(line),
-        };
     }
 }

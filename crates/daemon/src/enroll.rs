@@ -1,9 +1,9 @@
 //! `tessera enroll`: a user enrolls a token for themselves over the socket. Who the user is
 //! comes from the kernel (SO_PEERCRED: the caller's uid, and NSS's account of it), never from
 //! the request; the dialogue is the engine's ([`tessera_engine::enroll`]), carried over the
-//! connection like a login's conversation. Every enrollment, refused or done, is an audit row
-//! and a line on the daemon's stderr (the journal, or its log file); the new key goes to the
-//! user only.
+//! connection like a login's conversation. Every enrollment, refused or done, is an audit row,
+//! a syslog line (authpriv) and a line on the daemon's stderr; the new key goes to the user
+//! only.
 
 use crate::link::{Link, SocketConversation};
 use crate::session::{refuse, Caller, Channel};
@@ -71,6 +71,9 @@ pub(crate) fn serve<C: Channel, R: Resources>(
         &SystemClock,
     );
     let chan = conv.link;
+    // No PAM module logs this dialogue: the daemon does, to syslog and its stderr (the
+    // journal, or the log file of a hand-started daemon).
+    tessera_engine::syslog::send("tesserad", &out.events);
     for e in &out.events {
         eprintln!("tesserad: {SERVICE}: {}", e.log_line());
     }

@@ -30,6 +30,7 @@ pub mod policy;
 pub mod remote;
 pub mod store;
 pub mod sys;
+pub mod syslog;
 pub mod testing;
 pub mod tokens;
 pub mod userfile;
