@@ -12,7 +12,6 @@
 use super::{CheckContext, Token};
 use crate::crypto::{ct_eq, Secret};
 use crate::error::{Error, Result};
-use hmac::{Hmac, Mac};
 
 /// The characters of a code: lower-case letters and digits without the look-alikes.
 pub const ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
@@ -21,8 +20,7 @@ pub const CODE_LEN: u32 = 16;
 /// The counter of a used code.
 pub const USED: u64 = 1;
 
-const HMAC_KEY_LEN: usize = 32;
-const HASH_LEN: usize = 32;
+use super::tan::{HASH_LEN, HMAC_KEY_LEN};
 
 pub struct Registration {
     pub len: u32,
@@ -53,12 +51,10 @@ pub fn generate(rng: &mut dyn rand::RngCore) -> Result<Generated> {
     Ok(Generated { code, key })
 }
 
-/// HMAC-SHA256(key, code in lower case).
+/// The keyed hash of `tan` codes, of the code in lower case.
 fn hash(key: &[u8], code: &[u8]) -> Option<[u8; HASH_LEN]> {
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).ok()?;
     let lower = zeroize::Zeroizing::new(code.to_ascii_lowercase());
-    mac.update(&lower);
-    Some(mac.finalize().into_bytes().into())
+    super::tan::hash(key, &lower)
 }
 
 impl Token for Registration {

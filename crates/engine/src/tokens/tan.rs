@@ -37,8 +37,8 @@ pub const MAX_DIGITS: u32 = 10;
 /// The default code length.
 pub const DEFAULT_DIGITS: u32 = 8;
 
-const HMAC_KEY_LEN: usize = 32;
-const HASH_LEN: usize = 32;
+pub(super) const HMAC_KEY_LEN: usize = 32;
+pub(super) const HASH_LEN: usize = 32;
 
 pub struct Tan {
     pub digits: u32,
@@ -53,8 +53,8 @@ pub enum Refusal {
 }
 
 /// HMAC-SHA256(key, code). HMAC takes keys of any length, so this is never `None`; if it were,
-/// enrolment fails and a login matches nothing.
-fn hash(key: &[u8], code: &[u8]) -> Option<[u8; HASH_LEN]> {
+/// enrolment fails and a login matches nothing. (Registration codes are kept the same way.)
+pub(super) fn hash(key: &[u8], code: &[u8]) -> Option<[u8; HASH_LEN]> {
     let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).ok()?;
     mac.update(code);
     Some(mac.finalize().into_bytes().into())
