@@ -444,3 +444,64 @@ fn a_client_killed_mid_dialogue_leaves_nothing() {
     assert!(row.reason.starts_with("enrollment not finished"), "{row:?}");
     assert!(fx.store().list_tokens(Some("carol")).unwrap().is_empty());
 }
+
+/// The registration code in one pass: an earlier module's password (PAM_AUTHTOK, here
+/// pam_unix's) with `use_first_pass` starts the enrollment like the code typed at tessera's own
+/// prompt; the rest of the dialogue goes through libpam's conversation (information messages
+/// with the URI and QR code, then the prompts), and the login succeeds once the token is saved.
+#[test]
+fn a_registration_code_in_one_pass_through_libpam() {
+    let fx = Fixture::new("");
+    let out = fx.tessera(
+        &["token", "add", "--user", "alice", "--type", "registration"],
+        "",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let code = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    fx.set_stack(&[UNIX_FIRST, &fx.tessera_line("required", "use_first_pass")]);
+    let out = fx
+        .login("alice")
+        .answer("Password", &code)
+        .answer("New PIN", "4321")
+        .answer("Repeat", "4321")
+        .answer_seeing("Code from the app", |shown| {
+            let uri = shown
+                .iter()
+                .find(|m| m.text.starts_with("otpauth://"))
+                .map(|m| m.text.clone())
+                .unwrap_or_default();
+            oathtool(&uri, None)
+        })
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    assert_eq!(
+        out.prompts(),
+        [
+            "Password: ",
+            "New PIN for the token: ",
+            "Repeat the PIN: ",
+            "Code from the app: "
+        ]
+    );
+    let qr_rows = out
+        .messages
+        .iter()
+        .filter(|m| {
+            !m.text.is_empty()
+                && m.text
+                    .chars()
+                    .all(|c| " \u{2580}\u{2584}\u{2588}".contains(c))
+        })
+        .count();
+    assert!((19..=21).contains(&qr_rows), "{out:?}");
+    let tokens = fx.store().list_tokens(Some("alice")).unwrap();
+    assert_eq!(tokens.len(), 2);
+    assert!(tokens
+        .iter()
+        .any(|t| t.info.origin == Some(Origin::Registration)));
+}

@@ -431,10 +431,11 @@ pub enum Reply {
     Compute(Compute),
 }
 
-/// What a [`Compute`] reply runs: prompt text in, answer out.
-pub type ComputeFn = dyn Fn(&str) -> Vec<u8> + Send + Sync;
+/// What a [`Compute`] reply runs: the prompt's text and every message of the dialogue so far
+/// (information lines too) in, answer out.
+pub type ComputeFn = dyn Fn(&str, &[Msg]) -> Vec<u8> + Send + Sync;
 
-/// A function of the prompt text that gives the answer.
+/// A function of the prompt (and what was shown before it) that gives the answer.
 #[derive(Clone)]
 pub struct Compute(pub std::sync::Arc<ComputeFn>);
 
@@ -560,7 +561,19 @@ impl PamLogin {
     ) -> Self {
         self.reply(
             expect,
-            Reply::Compute(Compute(std::sync::Arc::new(move |p| f(p).into_bytes()))),
+            Reply::Compute(Compute(std::sync::Arc::new(move |p, _| f(p).into_bytes()))),
+        )
+    }
+    /// Expects a prompt containing `expect` and answers what `f` makes of the messages shown
+    /// so far (an enrollment's URI, say).
+    pub fn answer_seeing(
+        self,
+        expect: &str,
+        f: impl Fn(&[Msg]) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.reply(
+            expect,
+            Reply::Compute(Compute(std::sync::Arc::new(move |_, m| f(m).into_bytes()))),
         )
     }
     pub fn reply(mut self, expect: &str, reply: Reply) -> Self {
@@ -754,7 +767,7 @@ unsafe fn converse_inner(
                 std::thread::sleep(d);
                 t
             }
-            Reply::Compute(f) => (f.0)(&text),
+            Reply::Compute(f) => (f.0)(&text, &state.messages),
             Reply::Null => continue,
             Reply::NoResponse => {
                 // SAFETY: as above; `resp` is a valid out-pointer.
