@@ -81,7 +81,8 @@ pub struct Metrics {
 
 #[derive(Default)]
 struct Figures {
-    logins: BTreeMap<(String, LoginResult), u64>,
+    /// Per service (at most [`MAX_SERVICES`] and `(other)`), per result.
+    logins: BTreeMap<String, BTreeMap<LoginResult, u64>>,
     /// Logins per bucket of [`DURATION_BUCKETS`] (not cumulative), and past the last one.
     buckets: [u64; DURATION_BUCKETS.len() + 1],
     duration_sum: f64,
@@ -104,18 +105,16 @@ impl Metrics {
     pub fn login(&self, service: &str, result: LoginResult, took: Duration, events: &[AuditEntry]) {
         let mut f = self.lock();
         let service = service_label(service);
-        let known = f.logins.keys().any(|(s, _)| *s == service);
-        let distinct = || {
-            let mut names: Vec<&String> = f.logins.keys().map(|(s, _)| s).collect();
-            names.dedup();
-            names.len()
-        };
-        let service = if known || distinct() < MAX_SERVICES {
+        let service = if f.logins.contains_key(&service) || f.logins.len() < MAX_SERVICES {
             service
         } else {
             OTHER_SERVICE.to_string()
         };
-        *f.logins.entry((service, result)).or_insert(0) += 1;
+        *f.logins
+            .entry(service)
+            .or_default()
+            .entry(result)
+            .or_insert(0) += 1;
         let secs = took.as_secs_f64();
         let bucket = DURATION_BUCKETS
             .iter()
@@ -154,13 +153,15 @@ impl Metrics {
             None,
             "Logins served since the daemon started, by PAM service and result.",
         );
-        for ((service, result), n) in &f.logins {
-            let _ = writeln!(
-                out,
-                "tessera_logins_total{{service=\"{}\",result=\"{}\"}} {n}",
-                escape(service),
-                result.label()
-            );
+        for (service, results) in &f.logins {
+            for (result, n) in results {
+                let _ = writeln!(
+                    out,
+                    "tessera_logins_total{{service=\"{}\",result=\"{}\"}} {n}",
+                    escape(service),
+                    result.label()
+                );
+            }
         }
         family(
             &mut out,
