@@ -173,16 +173,27 @@ pub fn audit_follow(cfg: &Config, user: Option<&str>, limit: u32, json: bool) ->
     for e in &backlog {
         print_followed(e, json)?;
     }
+    const BATCH: u32 = 1000;
     loop {
-        let rows = store.audit_after(last, user, 1000)?;
+        // One look a poll while nothing is written: the newest row's id.
+        let newest = store.last_audit_id()?;
+        if newest < last {
+            // A store put back from a backup may have fewer rows: go on from its newest.
+            last = newest;
+        }
+        if newest == last {
+            std::thread::sleep(FOLLOW_EVERY);
+            continue;
+        }
+        let rows = store.audit_after(last, user, BATCH)?;
         for (id, e) in &rows {
             print_followed(e, json)?;
             last = *id;
         }
-        if rows.is_empty() {
-            // A store put back from a backup may have fewer rows: start again from its newest.
-            last = last.min(store.last_audit_id()?);
-            std::thread::sleep(FOLLOW_EVERY);
+        if rows.len() < BATCH as usize {
+            // Every row up to `newest` was read, other users' too (with --user): the next
+            // look starts there, not again over rows it skipped.
+            last = last.max(newest);
         }
     }
 }
