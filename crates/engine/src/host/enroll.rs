@@ -168,10 +168,7 @@ fn wanted_type(cfg: &Config, asked: Option<&str>) -> Result<TokenType, String> {
             }
         ));
     }
-    TokenType::ALL
-        .into_iter()
-        .find(|k| k.name() == name)
-        .ok_or_else(|| format!("no token type {}", name.escape_debug()))
+    TokenType::parse(name).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -230,16 +227,19 @@ mod tests {
                 .find(|l| l.starts_with("otpauth://"))
                 .expect("a URI was shown")
         }
-        fn app_code(&self) -> String {
+        /// The base32 key of the URI shown.
+        fn secret(&self) -> &str {
             let uri = self.uri();
-            let b32 = uri
-                .split("secret=")
+            uri.split("secret=")
                 .nth(1)
                 .unwrap()
                 .split('&')
                 .next()
-                .unwrap();
-            let key = crate::crypto::decode_base32(b32).unwrap();
+                .unwrap()
+        }
+        fn app_code(&self) -> String {
+            let uri = self.uri();
+            let key = crate::crypto::decode_base32(self.secret()).unwrap();
             let moving = if uri.starts_with("otpauth://hotp/") {
                 0
             } else {
@@ -370,14 +370,7 @@ mod tests {
         assert_eq!(rows[0].result, AuditResult::Enroll);
         assert_eq!(rows[0].serial, *serial);
         assert_eq!(rows[0].caller, Some(10001));
-        let secret = user
-            .uri()
-            .split("secret=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap();
+        let secret = user.secret();
         assert!(out.events.iter().all(|e| !e.log_line().contains(secret)));
         assert!(rows.iter().all(|e| !e.reason.contains(secret)));
     }
