@@ -18,10 +18,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (  # noqa: E402
-    CLEANUP, ROOT, Results, World, add_user, require_root, run, sshd_with_stack,
+    CLEANUP, ROOT, Results, World, add_user, kbd_interactive, require_root, run,
+    sshd_with_stack,
 )
 
-import paramiko  # noqa: E402
 
 require_root()
 R = Results("container")
@@ -78,26 +78,9 @@ port = sshd_with_stack(W, f"tessera-e2e-ctr-{tag}", stack, {
 
 def ssh_login(*answers):
     """keyboard-interactive as alice over a real SSH connection: (in?, prompts asked)."""
-    asked = []
     left = list(answers)
-    t = paramiko.Transport(("127.0.0.1", port))
-    try:
-        t.start_client(timeout=10)
-
-        def handler(_title, _instructions, prompts):
-            out = []
-            for text, _echo in prompts:
-                asked.append(text)
-                out.append(left.pop(0) if left else "")
-            return out
-
-        try:
-            t.auth_interactive(alice, handler)
-        except paramiko.AuthenticationException:
-            pass
-        return t.is_authenticated(), asked
-    finally:
-        t.close()
+    ok, seen = kbd_interactive(port, alice, lambda _p, _s: left.pop(0) if left else "")
+    return ok, [prompt for _, prompt in seen]
 
 
 ok, asked = ssh_login("1234", otp.next())

@@ -375,3 +375,32 @@ def sshd_with_stack(w, service, stack_text, settings, users):
     if not wait_port(port, proc):
         raise RuntimeError(f"sshd {service} did not start: {open(logf.name).read()}")
     return port
+
+
+def kbd_interactive(port, user, answer):
+    """keyboard-interactive as `user` over a real SSH connection (paramiko) to 127.0.0.1:port.
+    answer(prompt, shown) gives each answer, where `shown` is what came with the prompt: sshd
+    puts PAM's information messages before the prompt's last line (and in the instructions,
+    where a client reads them). Returns (logged in?, [(shown, prompt)])."""
+    import paramiko
+    seen = []
+    t = paramiko.Transport(("127.0.0.1", port))
+    try:
+        t.start_client(timeout=10)
+
+        def handler(_title, instructions, prompts):
+            out = []
+            for text, _echo in prompts:
+                *info, prompt = text.split("\n")
+                shown = "\n".join(filter(None, [instructions, *info]))
+                seen.append((shown, prompt))
+                out.append(answer(prompt, shown))
+            return out
+
+        try:
+            t.auth_interactive(user, handler)
+        except paramiko.AuthenticationException:
+            pass
+        return t.is_authenticated(), seen
+    finally:
+        t.close()

@@ -11,16 +11,13 @@ second time. Run as root: tests/e2e/registration.py
 
 import os
 import re
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (  # noqa: E402
-    Results, World, add_user, require_root, run, sshd_with_stack,
+    Results, World, add_user, kbd_interactive, require_root, run, sshd_with_stack,
 )
-
-import paramiko  # noqa: E402
 
 require_root()
 R = Results("registration")
@@ -52,31 +49,8 @@ def totp(secret, later=0):
 
 
 def ssh(answer):
-    """keyboard-interactive as alice; answer(prompt, shown) gives each answer, where `shown` is
-    what came with the prompt: sshd puts PAM's information messages before the prompt's last
-    line (and in the instructions, where a client reads them). Returns (logged in?,
-    [(shown, prompt)])."""
-    seen = []
-    t = paramiko.Transport(("127.0.0.1", port))
-    try:
-        t.start_client(timeout=10)
-
-        def handler(_title, instructions, prompts):
-            out = []
-            for text, _echo in prompts:
-                *info, prompt = text.split("\n")
-                shown = "\n".join(filter(None, [instructions, *info]))
-                seen.append((shown, prompt))
-                out.append(answer(prompt, shown))
-            return out
-
-        try:
-            t.auth_interactive(alice, handler)
-        except paramiko.AuthenticationException:
-            pass
-        return t.is_authenticated(), seen
-    finally:
-        t.close()
+    """keyboard-interactive as alice: (logged in?, [(shown, prompt)])."""
+    return kbd_interactive(port, alice, answer)
 
 
 state = {}
