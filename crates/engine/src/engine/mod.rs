@@ -28,7 +28,16 @@ pub trait Conversation {
 
 /// A hidden prompt whose NULL answer is an error: a login can't go on without a pass.
 pub(crate) fn ask(conv: &mut impl Conversation, text: &str) -> Result<Secret, Error> {
-    conv.prompt(text, false)?
+    answer(conv, text, false)
+}
+
+/// A prompt (echoed or not) whose NULL answer is an error: the user closed the dialogue.
+pub(crate) fn answer(
+    conv: &mut impl Conversation,
+    text: &str,
+    echo: bool,
+) -> Result<Secret, Error> {
+    conv.prompt(text, echo)?
         .ok_or_else(|| Error::Conversation("the conversation answered NULL".into()))
 }
 

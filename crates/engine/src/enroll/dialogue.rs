@@ -11,7 +11,7 @@ use super::qr::{self, Background};
 use super::{login_name, new_serial, otpauth_uri, pin_problem, random_key, KeyUri};
 use crate::config::{Config, OtpPin};
 use crate::crypto::{self, Secret, StoreKey};
-use crate::engine::{Clock, Conversation};
+use crate::engine::{answer, Clock, Conversation};
 use crate::error::Error;
 use crate::store::{AuditEntry, AuditResult, Store, TokenRecord};
 use crate::tokens::{self, Algorithm, CheckContext, TokenParams, TokenType};
@@ -360,10 +360,4 @@ fn confirm(
         }
     }
     Ok(None)
-}
-
-/// A prompt whose NULL answer is an error (the user closed the dialogue).
-fn answer(conv: &mut impl Conversation, text: &str, echo: bool) -> Result<Secret, Error> {
-    conv.prompt(text, echo)?
-        .ok_or_else(|| Error::Conversation("the conversation answered NULL".into()))
 }
