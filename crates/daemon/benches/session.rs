@@ -72,7 +72,6 @@ fn one(host: &Host, cfg: &Config, counters: &Counters, pass: &[u8]) -> Verdict {
     let caller = Caller {
         uid: 0,
         may_choose_config: false,
-        load: None,
     };
     session::serve(&mut daemon, &caller, Ok(cfg), host, counters).unwrap();
     drop(daemon);

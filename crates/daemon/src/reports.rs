@@ -2,8 +2,8 @@
 //! (`tessera doctor`) and its counters (`tessera metrics`).
 
 use crate::link::Link;
-use crate::metrics::{Metrics, Now};
-use crate::session::{refuse, Caller, Channel};
+use crate::metrics::Now;
+use crate::session::{refuse, Caller, Channel, Counters};
 use tessera_engine::config::Config;
 use tessera_engine::host::Resources;
 use tessera_engine::remote::breaker::ServerHealth;
@@ -17,6 +17,7 @@ pub(crate) fn status<C: Channel, R: Resources>(
     caller: &Caller,
     config: std::result::Result<&Config, &str>,
     res: &R,
+    counters: &Counters,
 ) -> std::result::Result<(), proto::ProtoError> {
     if !may_watch(caller) {
         return refuse(
@@ -72,8 +73,8 @@ pub(crate) fn status<C: Channel, R: Resources>(
             }
         }
     }
-    if let Some(load) = &caller.load {
-        say("ok", load.to_string());
+    if let Some(capacity) = &counters.capacity {
+        say("ok", capacity.load().to_string());
     }
     for l in lines {
         chan.queue(&Reply::Info(l));
@@ -93,7 +94,7 @@ pub(crate) fn metrics<C: Channel, R: Resources>(
     caller: &Caller,
     config: std::result::Result<&Config, &str>,
     res: &R,
-    metrics: &Metrics,
+    counters: &Counters,
 ) -> std::result::Result<(), proto::ProtoError> {
     if !may_watch(caller) {
         return refuse(
@@ -102,9 +103,13 @@ pub(crate) fn metrics<C: Channel, R: Resources>(
         );
     }
     let remote = config.map(|c| remote_health(c, res)).unwrap_or_default();
-    let text = metrics.render(&Now {
+    let text = counters.metrics.render(&Now {
         config_loaded: config.is_ok(),
-        load: caller.load.unwrap_or_default(),
+        load: counters
+            .capacity
+            .as_ref()
+            .map(|c| c.load())
+            .unwrap_or_default(),
         remote: &remote,
     });
     for line in text.lines() {

@@ -76,8 +76,10 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
     // Said once everything is set up (its user, the SIGHUP thread): what comes next is logins.
     eprintln!("{listening}");
     let capacity = Arc::new(Capacity::default());
-    let load = Arc::clone(&capacity);
-    let counters = Counters::default();
+    let counters = Counters {
+        capacity: Some(Arc::clone(&capacity)),
+        ..Counters::default()
+    };
     // Who asks is known before anything is read: a place is counted against the caller's uid
     // (see `capacity`), and a caller without one is refused at once.
     let admit = move |mut stream: UnixStream| {
@@ -103,8 +105,6 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
         let caller = Caller {
             uid,
             may_choose_config: uid == 0,
-            // For a status request, which only root or the daemon's own user may make.
-            load: (uid == 0 || uid == tessera_engine::sys::euid()).then(|| load.load()),
         };
         let cfg = borrowed(&generation.config);
         if let Err(e) = session::serve(&mut stream, &caller, cfg, &*generation.host, &counters) {
@@ -249,7 +249,6 @@ pub fn stdio(config: &Path) -> Result<(), String> {
             let caller = Caller {
                 uid,
                 may_choose_config: true,
-                load: None,
             };
             session::serve(&mut sock, &caller, cfg_ref, &OneLogin, &Counters::default())
         }
@@ -258,7 +257,6 @@ pub fn stdio(config: &Path) -> Result<(), String> {
             let caller = Caller {
                 uid: invoker,
                 may_choose_config: true,
-                load: None,
             };
             session::serve(
                 &mut Stdio,

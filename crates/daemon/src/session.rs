@@ -1,12 +1,13 @@
 //! One login on one connection: read the login, check who may ask for it, run the engine with
 //! the conversation carried over the socket, send the log lines and the verdict.
 
-use crate::capacity::Load;
+use crate::capacity::Capacity;
 use crate::link::{Link, SocketConversation};
 use crate::metrics::{LoginResult, Metrics};
 use crate::refusals::{Refusals, RowUpdate};
 use crate::reports;
 use std::io::{Read, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_engine::config::Config;
 use tessera_engine::crypto::secret;
@@ -46,8 +47,6 @@ pub struct Caller {
     /// `config=` of the PAM line is honoured: for a child the module spawned for this login,
     /// and for root callers of the socket.
     pub may_choose_config: bool,
-    /// The socket server's load, for a status or metrics request (root or the daemon's user).
-    pub load: Option<Load>,
 }
 
 /// What the sessions of one daemon count together.
@@ -57,6 +56,8 @@ pub struct Counters {
     pub refusals: Refusals,
     /// `tessera metrics`.
     pub metrics: Metrics,
+    /// The socket server's places, read by a status or metrics request; none under `--stdio`.
+    pub capacity: Option<Arc<Capacity>>,
 }
 
 impl Caller {
@@ -99,10 +100,8 @@ pub fn serve<C: Channel, R: Resources>(
                 ),
             )
         }
-        Ok(Request::Status) => return reports::status(chan, caller, config, res),
-        Ok(Request::Metrics) => {
-            return reports::metrics(chan, caller, config, res, &counters.metrics)
-        }
+        Ok(Request::Status) => return reports::status(chan, caller, config, res, counters),
+        Ok(Request::Metrics) => return reports::metrics(chan, caller, config, res, counters),
         Ok(Request::Enroll(asked)) => {
             return crate::enroll::serve(chan, caller, config, res, &asked)
         }
