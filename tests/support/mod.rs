@@ -348,17 +348,9 @@ impl Fixture {
         self.set_stack(&[&self.tessera_line("required", args)]);
     }
 
-    /// Opens the store once the daemon has committed what it wrote behind its replies (its
-    /// rejected attempts' failures and audit rows); drop it before the module runs (see the
-    /// module comment).
+    /// Opens the store (every attempt the daemon answered is committed); drop it before the
+    /// module runs (see the module comment).
     pub fn store(&self) -> SqliteStore {
-        let s = self.store_unsettled();
-        s.wait_for_writers().unwrap();
-        s
-    }
-
-    /// Opens the store as it is on disk now: rows the daemon writes behind may still be missing.
-    pub fn store_unsettled(&self) -> SqliteStore {
         SqliteStore::open(&self.db, 2000).unwrap()
     }
 

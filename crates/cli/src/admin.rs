@@ -159,8 +159,7 @@ pub fn audit(cfg: &Config, user: Option<&str>, limit: u32, json: bool) -> CliRes
     t.print()
 }
 
-/// How often `audit --follow` looks for new rows: a row shows within this (plus the daemon's
-/// `commit_behind_ms`). A look is one indexed query; nothing is held open between looks, so
+/// How often `audit --follow` looks for new rows: a row shows within this. A look is one indexed query; nothing is held open between looks, so
 /// the daemon's writes and checkpoints never wait for it.
 const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 

@@ -7,18 +7,12 @@
 
 use crate::link::{Link, SocketConversation};
 use crate::session::{refuse, Caller, Channel};
-use std::time::Duration;
 use tessera_engine::config::Config;
 use tessera_engine::engine::{SystemAccounts, SystemClock};
 use tessera_engine::enroll::qr::Background;
 use tessera_engine::enroll::{dialogue::SERVICE, Enrolled, Enrollee};
 use tessera_engine::host::{self, Resources};
 use tessera_proto::{self as proto, EnrollRequest, Reply};
-
-/// How long the user may take to answer one prompt of an enrollment: finding the app and
-/// scanning the code takes longer than typing a PIN. (The caller's own places are at stake
-/// only: each uid has a few, see `capacity`.)
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(180);
 
 pub(crate) fn serve<C: Channel, R: Resources>(
     chan: &mut Link<'_, C>,
@@ -54,11 +48,9 @@ pub(crate) fn serve<C: Channel, R: Resources>(
     } else {
         Background::Dark
     };
-    let settle = || res.settle();
     let mut conv = SocketConversation {
         link: chan,
-        wait: ANSWER_TIMEOUT,
-        settle: &settle,
+        wait: caller.answer_wait(),
     };
     let out = host::enroll_self(
         res,
@@ -94,7 +86,5 @@ pub(crate) fn serve<C: Channel, R: Resources>(
         }
     };
     chan.queue(&Reply::Verdict(verdict));
-    let sent = chan.flush();
-    res.settle();
-    sent
+    chan.flush()
 }

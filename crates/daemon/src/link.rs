@@ -81,15 +81,11 @@ pub(crate) struct SocketConversation<'l, 'c, C: Channel> {
     pub(crate) link: &'l mut Link<'c, C>,
     /// The longest wait for one answer.
     pub(crate) wait: Duration,
-    /// Commits what the store holds behind the replies (see `Resources::settle`).
-    pub(crate) settle: &'l dyn Fn(),
 }
 
 impl<C: Channel> SocketConversation<'_, '_, C> {
-    /// Sends `r` with what was queued before it, now. What was written so far (a challenge,
-    /// a send) is committed first: the user acts on a prompt, and may do so from elsewhere.
+    /// Sends `r` with what was queued before it, now.
     fn send(&mut self, r: &Reply) -> Result<(), Error> {
-        (self.settle)();
         self.link.queue(r);
         self.link
             .flush()

@@ -61,8 +61,8 @@ pub struct Counters {
 }
 
 impl Caller {
-    /// The longest wait for one answer.
-    fn answer_wait(&self) -> Duration {
+    /// The longest wait for one answer (of a login or an enrollment).
+    pub(crate) fn answer_wait(&self) -> Duration {
         if self.uid == 0 {
             ANSWER_TIMEOUT
         } else {
@@ -153,11 +153,9 @@ pub fn serve<C: Channel, R: Resources>(
         prompt: login.prompt.clone(),
         debug: login.flags.debug,
     };
-    let settle = || res.settle();
     let mut conv = SocketConversation {
         link: chan,
         wait: caller.answer_wait(),
-        settle: &settle,
     };
     let outcome = host::authenticate(res, cfg, &opts, &engine_login, &mut conv, &SystemClock);
     let chan = conv.link;
@@ -173,10 +171,7 @@ pub fn serve<C: Channel, R: Resources>(
     let v = verdict(&outcome.verdict);
     count(LoginResult::of(v), &outcome.events);
     chan.queue(&Reply::Verdict(v));
-    let sent = chan.flush();
-    // A reject's rows were written behind the reply: commit them now that it is sent.
-    res.settle();
-    sent
+    chan.flush()
 }
 
 /// Who may ask (as unix_chkpwd decides for pam_unix): root for any user, anyone else only for
@@ -230,9 +225,7 @@ fn refuse_caller<C: Channel>(
         line: e.log_line(),
     });
     chan.queue(&Reply::Verdict(proto::Verdict::AuthErr));
-    let sent = chan.flush();
-    res.settle();
-    sent
+    chan.flush()
 }
 
 /// Ends a session that can't be served: one log line, PAM_AUTHINFO_UNAVAIL.

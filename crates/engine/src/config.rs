@@ -33,10 +33,10 @@ pub struct StoreConfig {
     pub key_file: PathBuf,
     /// How long a login waits for a store held by another writer, in milliseconds.
     pub busy_timeout_ms: u64,
-    /// tesserad: how long after a rejected attempt's reply its failure counts and audit row
-    /// are committed, in milliseconds (0: at once, but after the reply). Rejects in that time
-    /// share one commit; a crash loses them.
-    pub commit_behind_ms: u64,
+    /// No longer used: every attempt's counts are committed before its reply, so that no
+    /// crash of the daemon gives a guess back. Still read, so that a config of an older
+    /// version loads; `tessera doctor` says it can go.
+    pub commit_behind_ms: Option<u64>,
 }
 
 /// The audit table: how long its rows are kept.
@@ -352,7 +352,7 @@ impl Default for StoreConfig {
             path: PathBuf::from("/var/lib/tessera/tessera.db"),
             key_file: PathBuf::from("/etc/tessera/secret.key"),
             busy_timeout_ms: 5000,
-            commit_behind_ms: 0,
+            commit_behind_ms: None,
         }
     }
 }
@@ -507,12 +507,6 @@ impl Config {
         }
         if a.max_fail == 0 {
             return Err(("auth.max_fail", "must be at least 1".into()));
-        }
-        if self.store.commit_behind_ms > 10_000 {
-            return Err((
-                "store.commit_behind_ms",
-                "must be at most 10000 (10 seconds)".into(),
-            ));
         }
         if a.hotp_window > 1000 {
             return Err(("auth.hotp_window", "must be at most 1000".into()));

@@ -36,9 +36,6 @@ pub trait Resources {
     fn key(&self, cfg: &Config) -> Result<Arc<StoreKey>, Error> {
         load_key(cfg).map(Arc::new)
     }
-    /// Called before a prompt is sent and once a login's verdict is: commits what was written
-    /// behind the replies (nothing to do where every write commits before it returns).
-    fn settle(&self) {}
 }
 
 /// Everything opened for one login and closed after it.
@@ -68,7 +65,7 @@ pub struct Host {
 }
 
 /// A store, with the settings its connections are opened with.
-type PoolKey = (PathBuf, u64, u64, u64);
+type PoolKey = (PathBuf, u64, u64);
 
 impl Host {
     /// The pool of the config's store.
@@ -77,18 +74,14 @@ impl Host {
             cfg.store.path.clone(),
             cfg.store.busy_timeout_ms,
             cfg.audit.keep_days,
-            cfg.store.commit_behind_ms,
         );
         let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(pools.entry(key).or_insert_with(|| {
-            Arc::new(
-                StorePool::new(
-                    &cfg.store.path,
-                    cfg.store.busy_timeout_ms,
-                    cfg.audit.keep_days,
-                )
-                .commit_behind(std::time::Duration::from_millis(cfg.store.commit_behind_ms)),
-            )
+            Arc::new(StorePool::new(
+                &cfg.store.path,
+                cfg.store.busy_timeout_ms,
+                cfg.audit.keep_days,
+            ))
         }))
     }
 }
@@ -97,18 +90,6 @@ impl Resources for Host {
     type Store = PooledStore;
     fn store(&self, cfg: &Config) -> Result<PooledStore, Error> {
         self.pool(cfg).checkout()
-    }
-    fn settle(&self) {
-        let pools: Vec<Arc<StorePool>> = self
-            .pools
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
-        for p in pools {
-            p.settle();
-        }
     }
     fn key(&self, cfg: &Config) -> Result<Arc<StoreKey>, Error> {
         let path = &cfg.store.key_file;

@@ -14,28 +14,17 @@
 //! moved. A closure that fails is rolled back to its savepoint alone; a commit that fails fails
 //! every member of its batch.
 //!
-//! Writes behind ([`GroupWriter::with_write_behind`], tesserad): a member that wrote nothing that
-//! must be durable (a rejected attempt: its failure counts and audit row) returns as soon as it
-//! has run, before its batch commits: the reject's reply does not wait for the disk. The host
-//! commits the batch once the verdict is sent, and before it sends a prompt (the user acts on
-//! what the prompt says: a challenge must be in the store) ([`GroupWriter::commit_if_due`]);
-//! with a `delay`,
-//! the committer thread commits it that much later instead, and the rejects of that time share
-//! one commit (the committer also looks every second, for a host that did not). The member's rows are in
-//! the open batch already, so every later member (the next attempt's checks under the write
-//! lock, an accept's recheck of the locks) sees them. What a crash can lose is the rows of
-//! the batch not yet committed: rejected attempts of the last moment, never an accepted OTP's
-//! counter (a durable member always waits for the commit and its sync). A commit that fails
-//! turns writing behind off until one succeeds: the next attempts wait for their own commits
-//! again, and fail (unavailable) if their failures can't be counted.
+//! Nothing is answered before it is committed: a rejected attempt's failure counts and audit
+//! row are in the store file before its reply (a commit that needs no sync: SQLite's WAL with
+//! `synchronous = NORMAL` loses it only to a power cut, never to a killed daemon), so that no
+//! crash gives a guess back; an accepted OTP's counter is also synced before its reply.
 
 use super::{ExecuteCached, SqliteStore, SqliteTx, StoreTx};
 use crate::error::{Error, Result};
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 /// The most writers one batch takes, so that a steady stream of logins still commits.
 const MAX_BATCH: usize = 64;
@@ -54,18 +43,6 @@ pub struct GroupWriter {
     /// stay broken after it has (one opened on a read-only file system stays read-only), so
     /// its pool opens a new one.
     broken: AtomicBool,
-    /// Set for a writer that writes behind.
-    behind: Option<Behind>,
-}
-
-/// What writing behind needs.
-struct Behind {
-    /// How long a batch with members that returned waits for more before it is committed.
-    delay: Duration,
-    /// Wakes the committer thread when such a member returns.
-    wake: Condvar,
-    /// Cleared by a commit that failed, set again by one that worked.
-    ok: AtomicBool,
 }
 
 struct State {
@@ -73,21 +50,11 @@ struct State {
     open: Option<OpenBatch>,
 }
 
-impl State {
-    /// When the open batch's members that returned before it are due for their commit.
-    fn behind_due(&self, b: &Behind) -> Option<Instant> {
-        let since = self.open.as_ref()?.behind_since?;
-        Some(since + b.delay)
-    }
-}
-
 struct OpenBatch {
     result: BatchResult,
     members: usize,
     /// A member wrote something that must be synced before its verdict.
     durable: bool,
-    /// When the first member returned before the commit (writing behind).
-    behind_since: Option<Instant>,
 }
 
 impl GroupWriter {
@@ -101,27 +68,7 @@ impl GroupWriter {
             queued: AtomicUsize::new(0),
             commits: AtomicU64::new(0),
             broken: AtomicBool::new(false),
-            behind: None,
         })
-    }
-
-    /// A writer whose members that write nothing durable return before their commit, which a
-    /// committer thread of its own makes `delay` after the first of them returned (see the
-    /// module's text). The thread ends when the writer is dropped.
-    pub fn with_write_behind(store: SqliteStore, delay: Duration) -> Result<Arc<GroupWriter>> {
-        let mut w = GroupWriter::new(store)?;
-        w.behind = Some(Behind {
-            delay,
-            wake: Condvar::new(),
-            ok: AtomicBool::new(true),
-        });
-        let w = Arc::new(w);
-        let weak = Arc::downgrade(&w);
-        std::thread::Builder::new()
-            .name("tessera-commit".into())
-            .spawn(move || commit_behind(&weak))
-            .map_err(|e| Error::Store(format!("no thread to commit behind: {e}")))?;
-        Ok(w)
     }
 
     /// Runs `f` as a member of the open batch (or of a new one), and returns once the batch is
@@ -152,26 +99,9 @@ impl GroupWriter {
             result: BatchResult::default(),
             members: 0,
             durable: false,
-            behind_since: None,
         });
         batch.members += 1;
         batch.durable |= durable;
-        if let (Some(b), false, Member::Done(Ok(_))) = (&self.behind, durable, &out) {
-            if b.ok.load(Ordering::SeqCst) {
-                // Nothing to wait for: the host commits it once its reply is sent
-                // (`commit_if_due`), or the committer thread `delay` later, or a member that
-                // follows.
-                batch.behind_since.get_or_insert_with(crate::io_time::now);
-                if !b.delay.is_zero() {
-                    b.wake.notify_one();
-                }
-                drop(st);
-                return match out {
-                    Member::Done(r) => r,
-                    Member::Panicked(p) => panic::resume_unwind(p),
-                };
-            }
-        }
         let result = Arc::clone(&batch.result);
         let others_follow = self.queued.load(Ordering::SeqCst) > 0 && batch.members < MAX_BATCH;
         let value = match out {
@@ -209,20 +139,6 @@ impl GroupWriter {
             Some(Ok(())) => Ok(value),
             Some(Err(why)) => Err(Error::Store(why.clone())),
             None => Err(Error::Store("a write batch ended without a commit".into())),
-        }
-    }
-
-    /// Commits the open batch if members returned before it and its delay has passed: the host
-    /// calls this once a login's reply is sent, so that a reject's rows are committed by the
-    /// thread that served it, without waking the committer thread.
-    pub fn commit_if_due(&self) {
-        let Some(b) = &self.behind else { return };
-        let mut st = self.lock();
-        if st
-            .behind_due(b)
-            .is_some_and(|due| crate::io_time::now() >= due)
-        {
-            self.commit(&mut st);
         }
     }
 
@@ -271,15 +187,6 @@ impl GroupWriter {
         }
         if let Err(e) = &res {
             self.note(e);
-            if batch.behind_since.is_some() {
-                eprintln!(
-                    "tesserad: the failures and audit rows of rejected attempts could not be \
-                     written: {e}; until a commit works again, each attempt waits for its own"
-                );
-            }
-        }
-        if let Some(b) = &self.behind {
-            b.ok.store(res.is_ok(), Ordering::SeqCst);
         }
         st.store
             .checkpoint_if_longer_than(super::DAEMON_WAL_TRUNCATE_BYTES);
@@ -298,37 +205,6 @@ impl GroupWriter {
                 .result
                 .set(Err(format!("the transaction was rolled back: {why}")));
             self.committed.notify_all();
-        }
-    }
-}
-
-impl Drop for GroupWriter {
-    /// Rows written behind are committed before the connection closes (a pool that starts over
-    /// drops its writer).
-    fn drop(&mut self) {
-        let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if st.open.is_some() {
-            let _ = st.store.conn.execute_cached("COMMIT", []);
-        }
-    }
-}
-
-/// The committer thread of a writer that writes behind: commits each batch whose members
-/// returned before it, `delay` after the first of them did. It holds the writer only while it
-/// looks (at most a second at a time), so that a writer its pool dropped ends, and with it
-/// the thread.
-fn commit_behind(writer: &Weak<GroupWriter>) {
-    while let Some(w) = writer.upgrade() {
-        let Some(b) = &w.behind else { return };
-        let mut st = w.lock();
-        match st.behind_due(b) {
-            Some(due) if crate::io_time::now() >= due => w.commit(&mut st),
-            Some(due) => {
-                let wait = due.saturating_duration_since(crate::io_time::now());
-                // At most a second: the writer must not be held past its pool's drop.
-                drop(b.wake.wait_timeout(st, wait.min(Duration::from_secs(1))));
-            }
-            None => drop(b.wake.wait_timeout(st, Duration::from_secs(1))),
         }
     }
 }
@@ -439,73 +315,14 @@ mod tests {
             .fail_count
     }
 
-    /// A writer that writes behind, on a new store of `n` tokens.
-    fn behind_with_tokens(
-        n: usize,
-        delay: Duration,
-    ) -> (tempfile::TempDir, std::path::PathBuf, Arc<GroupWriter>) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        store_with_tokens(&path, n);
-        let w =
-            GroupWriter::with_write_behind(SqliteStore::open(&path, 5000).unwrap(), delay).unwrap();
-        (dir, path, w)
-    }
-
+    /// A reject (nothing to sync) is in the store file when its write returns: another
+    /// connection (a daemon started after this one was killed) sees it.
     #[test]
-    fn a_reject_returns_before_its_commit_and_the_next_writer_sees_it() {
-        let (_dir, path, w) = behind_with_tokens(1, Duration::from_millis(800));
+    fn a_reject_is_committed_before_its_write_returns() {
+        let (_dir, path, w) = writer_with_tokens(1);
         w.write(|tx| tx.record_failure("T0", 100)).unwrap();
-        // Returned, not committed: another connection does not see it yet...
-        assert_eq!(fails(&path, "T0"), 0);
-        assert_eq!(w.commits(), 0);
-        // ...but the next member of the writer does (the same open batch).
-        let seen = w
-            .write(|tx| {
-                tx.record_failure("T0", 101)?;
-                Ok(tx.token("T0")?.unwrap().fail_count)
-            })
-            .unwrap();
-        assert_eq!(seen, 2);
-        // The committer commits both, once, `delay` after the first returned.
-        for _ in 0..300 {
-            if w.commits() > 0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        assert_eq!(fails(&path, "T0"), 1);
         assert_eq!(w.commits(), 1);
-        assert_eq!(fails(&path, "T0"), 2);
-    }
-
-    #[test]
-    fn an_accept_waits_for_its_commit_and_takes_the_rejects_before_it_along() {
-        let (_dir, path, w) = behind_with_tokens(2, Duration::from_secs(60));
-        w.write(|tx| tx.record_failure("T1", 100)).unwrap();
-        w.write(|tx| tx.record_success("T0", 7)).unwrap();
-        // Durable: committed (and synced) before it returned, with the reject's row.
-        assert_eq!(counter(&path, "T0"), 7);
-        assert_eq!(fails(&path, "T1"), 1);
-        assert_eq!(w.commits(), 1);
-    }
-
-    #[test]
-    fn rows_written_behind_are_committed_when_the_writer_is_dropped() {
-        let (_dir, path, w) = behind_with_tokens(1, Duration::from_secs(60));
-        w.write(|tx| tx.record_failure("T0", 100)).unwrap();
-        assert_eq!(fails(&path, "T0"), 0);
-        // The committer thread holds the writer for at most a second at a time: the writer
-        // ends (and commits) within that.
-        drop(w);
-        let mut n = 0;
-        for _ in 0..300 {
-            n = fails(&path, "T0");
-            if n == 1 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(n, 1);
     }
 
     #[test]

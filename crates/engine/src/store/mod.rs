@@ -435,15 +435,6 @@ impl SqliteStore {
         })
     }
 
-    /// Returns once no other connection is in the middle of a write: takes the write lock (as
-    /// long as `busy_timeout` allows) and gives it back. tesserad holds that lock from a
-    /// rejected attempt's rows until their commit (it writes them behind its reply), so a
-    /// reader that must see every attempt answered so far calls this first.
-    pub fn wait_for_writers(&self) -> Result<()> {
-        self.conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK")?;
-        Ok(())
-    }
-
     /// Creates a store (0600) if there is none, and opens it.
     pub fn create(path: &Path, busy_timeout_ms: u64) -> Result<SqliteStore> {
         if !path.exists() {

@@ -20,7 +20,6 @@ use crate::error::{Error, Result};
 use crate::watch::{Checked, Watched};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 /// Idle reading connections kept for the next logins; more are opened when more logins run at
 /// once, and closed when they end.
@@ -30,9 +29,6 @@ pub struct StorePool {
     path: PathBuf,
     busy_timeout_ms: u64,
     keep_audit_days: u64,
-    /// Writes behind: `Some(delay)` for the daemon (see `group`), `None`: each write waits
-    /// for its commit.
-    commit_behind: Option<Duration>,
     state: Mutex<PoolState>,
     /// The file checks, made again only when something they looked at changed.
     checked: Checked<CheckedFiles>,
@@ -64,25 +60,9 @@ impl StorePool {
             path: path.to_path_buf(),
             busy_timeout_ms,
             keep_audit_days,
-            commit_behind: None,
             state: Mutex::default(),
             checked: Checked::default(),
         }
-    }
-
-    /// Commits what the writer holds behind the replies, if it is due (see `group`).
-    pub fn settle(&self) {
-        let writer = self.lock().writer.clone();
-        if let Some(w) = writer {
-            w.commit_if_due();
-        }
-    }
-
-    /// The writer replies to rejected attempts before their rows are committed, and commits
-    /// them `delay` later (see `group`).
-    pub fn commit_behind(mut self, delay: Duration) -> StorePool {
-        self.commit_behind = Some(delay);
-        self
     }
 
     pub fn path(&self) -> &Path {
@@ -117,10 +97,7 @@ impl StorePool {
         let writer = match writer {
             Some(w) => w,
             None => {
-                let w = self.open().and_then(|s| match self.commit_behind {
-                    Some(delay) => GroupWriter::with_write_behind(s, delay),
-                    None => GroupWriter::new(s).map(Arc::new),
-                });
+                let w = self.open().and_then(|s| GroupWriter::new(s).map(Arc::new));
                 let w = self.failing(generation, w)?;
                 let mut st = self.lock();
                 if st.generation == generation {
@@ -131,10 +108,6 @@ impl StorePool {
                 }
             }
         };
-        // Rows an earlier login wrote behind its reply (its rejects) are committed before this
-        // login reads: its checks before the prompt (a locked source, a locked token) must see
-        // every attempt answered so far, and the reading connection sees only commits.
-        writer.commit_if_due();
         Ok(PooledStore {
             pool: Arc::clone(self),
             reader: Some(reader),
