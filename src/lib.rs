@@ -92,6 +92,7 @@ fn authenticate<'h>(pam: &Pam<'h>, argv: impl Iterator<Item = &'h CStr>, flags: 
             .map(|c| login::capped(c, MAX_FIELD)),
         tty: tty.as_str(),
         ruser: ruser.as_str(),
+        uid: ffi::uid(),
     };
     pam_code(client::authenticate(pam, &args, &login, &mut conv))
 }

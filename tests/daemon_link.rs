@@ -378,7 +378,11 @@ fn a_daemon_killed_right_after_its_rejects_gives_no_guess_back() {
     // Refused before the prompt, whatever would be typed.
     let out = fx.login("alice").run();
     assert_eq!(out.code, PAM_MAXTRIES, "no guess given back: {out:?}");
-    assert_eq!(token().counter, 1, "the code refused at the lock is not used up");
+    assert_eq!(
+        token().counter,
+        1,
+        "the code refused at the lock is not used up"
+    );
 }
 
 /// A screen locker runs PAM as the logged-in user: through the daemon it may authenticate its

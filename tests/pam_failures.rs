@@ -413,45 +413,39 @@ fn a_null_answer_to_a_challenge_is_a_conversation_error_and_closes_it() {
     assert_eq!(fx.token("H1").counter, 0);
 }
 
-/// Through libpam: the module sends PAM_RUSER, and what `su` run by bob fails locks bob's
-/// source for alice only: carol's `su` and alice over ssh go on. (Run as root, as sshd and su
-/// are: a caller of another uid is always counted on its uid.)
+/// Through real libpam, as polkit-agent-helper-1 runs it: setuid root, PAM_RUSER set to the
+/// account asked for (alice), not to who runs it. bob's failures through it count on bob's
+/// real uid, which the module sends, never on PAM_RUSER: bob is refused, while alice's own
+/// sudo (real uid alice, PAM_RUSER alice) and carol's helper go on. Before, PAM_RUSER was the
+/// source, and bob locked alice's sudo.
 #[test]
-fn a_local_users_failures_lock_that_user_only() {
+fn a_setuid_helpers_failures_count_on_the_real_uid_not_on_pam_ruser() {
     if tessera_engine::sys::euid() != 0 {
-        eprintln!("a_local_users_failures_lock_that_user_only: needs a root caller; not run");
+        eprintln!("a_setuid_helpers_failures_count_on_the_real_uid: needs root; not run");
         return;
     }
     let fx = Fixture::new("[auth]\nmax_fail = 2\n");
     let t = Tok::hotp("H1", "alice", "1234");
     fx.add(&t);
+    let (alice, bob, carol) = (10001, 10002, 10003);
+    let as_alice = [("ruser", "alice")];
     for _ in 0..2 {
-        let out = fx
-            .login("alice")
-            .ruser("bob")
-            .answer("PIN", &format!("1234{}", wrong_otp(&t, 0)))
-            .run();
+        let wrong = format!("1234{}", wrong_otp(&t, 0));
+        let out = pam_as_setuid_helper(&fx, bob, "alice", &as_alice, &[&wrong]);
         assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
     }
-    let out = fx.login("alice").ruser("bob").run();
-    assert_eq!(out.code, PAM_MAXTRIES, "refused before any prompt: {out:?}");
-    let out = fx
-        .login("alice")
-        .ruser("carol")
-        .answer("PIN", &pin_otp(&t, 0))
-        .run();
+    let out = pam_as_setuid_helper(&fx, bob, "alice", &as_alice, &[]);
+    assert_eq!(out.code, PAM_MAXTRIES, "{out:?}");
+    assert!(out.prompts.is_empty(), "refused before any prompt: {out:?}");
+    let sudo = [("ruser", "alice"), ("tty", "/dev/pts/1")];
+    let out = pam_as_setuid_helper(&fx, alice, "alice", &sudo, &[&pin_otp(&t, 0)]);
+    assert_eq!(out.code, PAM_SUCCESS, "alice's own sudo: {out:?}");
+    let out = pam_as_setuid_helper(&fx, carol, "alice", &as_alice, &[&pin_otp(&t, 1)]);
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
-    let out = fx
-        .login("alice")
-        .rhost("192.0.2.7")
-        .answer("PIN", &pin_otp(&t, 1))
-        .run();
-    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
-    assert!(
-        fx.audit()
-            .iter()
-            .any(|e| e.result == "locked" && e.reason.contains("from ruser=bob")),
-        "{:?}",
-        fx.audit()
-    );
+    let audit = fx.audit();
+    let locked: Vec<_> = audit.iter().filter(|e| e.result == "locked").collect();
+    assert_eq!(locked.len(), 1, "{audit:?}");
+    assert!(locked[0].reason.contains("from uid=10002"), "{locked:?}");
+    assert_eq!(locked[0].source, "uid=10002");
+    assert_eq!(locked[0].ruser, "alice", "PAM_RUSER is kept in the row");
 }

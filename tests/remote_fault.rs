@@ -814,8 +814,9 @@ fn guesses_at_offline_values_count_and_lock_their_source() {
     }
     assert_eq!(
         store
-            .source_failures("dave", "", "rhost=203.0.113.9")
+            .standing("dave", "", "rhost=203.0.113.9", 0)
             .unwrap()
+            .source
             .map(|c| c.0),
         Some(3)
     );

@@ -235,7 +235,9 @@ fn a_huge_user_name_is_capped_in_the_audit_table_and_the_log() {
     let grown = std::fs::metadata(&fx.db).unwrap().len()
         + std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0)
         - before;
-    assert!(grown < 200 * 1024, "the store grew by {grown} bytes");
+    // Whole, the names alone would add 600 KB. Each attempt is two commits of a few pages to
+    // the WAL (its place in the counts before the pass is compared, then its verdict).
+    assert!(grown < 400 * 1024, "the store grew by {grown} bytes");
     let (_, err) = pamtester(&fx, &"b".repeat(120 * 1024), &["1234000000"]);
     let lines = syslog_lines(&err);
     assert!(

@@ -11,4 +11,4 @@ mod sys;
 
 pub use buf::Buf;
 pub use pam::*;
-pub use sys::{euid, spawn, strerror, Child, Socket};
+pub use sys::{euid, spawn, strerror, uid, Child, Socket};

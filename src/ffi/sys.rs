@@ -27,6 +27,13 @@ pub fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// The real user id of this process: who ran `sudo` or `su`, or a setuid helper (the daemon
+/// counts a root caller's failures without PAM_RHOST on it).
+pub fn uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
 /// A connected Unix stream socket, closed when dropped.
 pub struct Socket(c_int);
 

@@ -852,6 +852,60 @@ pub fn pamtester(fx: &Fixture, user: &str, lines: &[&str]) -> (std::process::Exi
     pamtester_env(fx, user, lines, &[])
 }
 
+/// What a login by a setuid helper showed, and its PAM code.
+#[derive(Debug)]
+pub struct HelperLogin {
+    pub code: i32,
+    pub prompts: Vec<String>,
+    pub messages: Vec<String>,
+}
+
+/// A login through real libpam (`pam_start_confdir` on the fixture's stack) by a process with
+/// the effective uid root and the real uid `ruid`, as a setuid-root helper started by that
+/// account runs (polkit-agent-helper-1, sudo, su): `tests/support/pam_as.py`. `items` are
+/// PAM items (`ruser`, `rhost`, `tty`); each prompt gets the next of `answers`.
+pub fn pam_as_setuid_helper(
+    fx: &Fixture,
+    ruid: u32,
+    user: &str,
+    items: &[(&str, &str)],
+    answers: &[&str],
+) -> HelperLogin {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pam_as.py");
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(script)
+        .arg(&fx.services)
+        .arg(SERVICE)
+        .arg(user)
+        .arg(ruid.to_string());
+    for (k, v) in items {
+        cmd.arg(format!("{k}={v}"));
+    }
+    cmd.arg("--").args(answers);
+    let out = cmd.output().expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut seen = HelperLogin {
+        code: -1,
+        prompts: Vec::new(),
+        messages: Vec::new(),
+    };
+    for line in stdout.lines() {
+        if let Some(p) = line.strip_prefix("prompt ") {
+            seen.prompts.push(p.to_string());
+        } else if let Some(c) = line.strip_prefix("code ") {
+            seen.code = c.parse().unwrap_or(-1);
+        } else {
+            seen.messages.push(line.to_string());
+        }
+    }
+    assert!(
+        seen.code >= 0,
+        "pam_as.py: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    seen
+}
+
 /// A proxy that an attacker would run: it records every request and answers every one, proxied
 /// or not, with privacyIDEA's "accepted" (a `CONNECT` with "established", then what comes
 /// through the tunnel). A login that reaches it is a login the attacker decided. The fake HTTP

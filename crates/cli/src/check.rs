@@ -28,6 +28,7 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
         ruser: String::new(),
         // Whoever runs the command: the failures of `tessera check` are counted on its uid.
         caller: tessera_engine::sys::uid(),
+        uid: tessera_engine::sys::uid(),
     };
     let outcome = host::authenticate(
         &OneLogin,
@@ -59,6 +60,13 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
         Verdict::SourceLocked { source } => {
             shown(outln!(
                 "LOCKED: too many failures from {source} (tessera token reset clears it)"
+            ))?;
+            Err(Failure::Reported)
+        }
+        Verdict::ClassLocked { class } => {
+            shown(outln!(
+                "LOCKED: too many failures from {class} sources for this user (tessera token \
+                 reset clears it)"
             ))?;
             Err(Failure::Reported)
         }

@@ -314,7 +314,7 @@ fn check_locks(r: &mut Report, store: &SqliteStore, cfg: &Config) -> CliResult<(
     use tessera_engine::engine::Clock;
     let now = tessera_engine::engine::SystemClock.now();
     let auth = &cfg.auth;
-    let locked: Vec<String> = match auth.lock_scope {
+    let mut locked: Vec<String> = match auth.lock_scope {
         tessera_engine::config::LockScope::Source => store
             .source_failures_of(None)?
             .into_iter()
@@ -328,6 +328,14 @@ fn check_locks(r: &mut Report, store: &SqliteStore, cfg: &Config) -> CliResult<(
             .map(|t| format!("{}/{}", t.user, t.serial))
             .collect(),
     };
+    // A user's class of sources refused by the sum of its failures (`account_max_fail`).
+    locked.extend(
+        store
+            .class_failures_of(None)?
+            .into_iter()
+            .filter(|f| auth.class_locks(f.count, f.last_fail, now))
+            .map(|f| format!("{} from every {} source", f.user, f.class)),
+    );
     if locked.is_empty() {
         return r.ok("no source or token is locked by failures");
     }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use tessera_engine::config::{Config, LockScope};
 use tessera_engine::crypto;
 use tessera_engine::engine::{self, Clock, SystemClock};
-use tessera_engine::store::{SourceFailures, TokenRecord};
+use tessera_engine::store::{ClassFailures, SourceFailures, TokenRecord};
 use tessera_engine::tokens::{self, CheckContext, TokenType};
 
 pub fn run(cfg: &Config, cmd: TokenCmd) -> CliResult<()> {
@@ -36,12 +36,16 @@ pub fn run(cfg: &Config, cmd: TokenCmd) -> CliResult<()> {
             let store = engine::open_store(cfg)?;
             let t = store.get_token(&serial)?;
             store.reset_failures(&serial)?;
-            // The failures of its user's sources too: the user is let in again from anywhere.
+            // The failures of its user's sources and their sums too: the user is let in
+            // again from anywhere.
             let n = store.clear_source_failures_of(&t.user, &t.realm)?;
+            let c = store.clear_class_failures_of(&t.user, &t.realm)?;
             outln!(
-                "token {serial}: fail counter cleared, and the failures of {n} source{} of {}",
+                "token {serial}: fail counter cleared, and the failures of {n} source{} of {} \
+                 and their sums for {c} class{} of sources",
                 if n == 1 { "" } else { "s" },
-                t.user
+                t.user,
+                if c == 1 { "" } else { "es" },
             )
         }
         TokenCmd::Resync { serial, otp1, otp2 } => resync(cfg, &serial, &otp1, &otp2),
@@ -62,6 +66,38 @@ struct TokenView<'a> {
     /// `token show`: the failures counted on its user's sources (`lock_scope = "source"`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     sources: Vec<SourceView>,
+    /// `token show`: its user's failures summed per class of sources (`account_max_fail`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    classes: Vec<ClassView>,
+}
+
+/// One class's sum of failures, as shown.
+#[derive(Serialize)]
+struct ClassView {
+    #[serde(flatten)]
+    failures: ClassFailures,
+    /// It refuses the user's logins from every source of the class now.
+    locked: bool,
+    /// When it opens by itself (`account_clear_timeout`), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<u64>,
+}
+
+fn class_view(cfg: &Config, f: ClassFailures, now: u64) -> ClassView {
+    ClassView {
+        locked: cfg.auth.class_locks(f.count, f.last_fail, now),
+        until: cfg.auth.class_opens_at(f.last_fail),
+        failures: f,
+    }
+}
+
+/// How a lock reads: ` locked until T`, ` locked (tessera token reset)`, or nothing.
+fn lock_state(locked: bool, until: Option<u64>) -> String {
+    match (locked, until) {
+        (true, Some(u)) => format!(" locked until {}", output::time(u)),
+        (true, None) => " locked (tessera token reset)".into(),
+        (false, _) => String::new(),
+    }
 }
 
 /// One source's failures, as shown.
@@ -102,6 +138,7 @@ fn view<'a>(cfg: &Config, t: &'a TokenRecord, now: u64) -> TokenView<'a> {
             && cfg.auth.locks(t.fail_count, t.last_fail, now),
         codes_left: tan_codes(t).map(|(left, _)| left),
         sources: Vec::new(),
+        classes: Vec::new(),
     }
 }
 
@@ -162,6 +199,12 @@ fn show(cfg: &Config, serial: &str, json: bool) -> CliResult<()> {
         .filter(|f| f.realm == t.realm)
         .map(|f| source_view(cfg, f, now))
         .collect();
+    v.classes = store
+        .class_failures_of(Some(&t.user))?
+        .into_iter()
+        .filter(|f| f.realm == t.realm)
+        .map(|f| class_view(cfg, f, now))
+        .collect();
     if json {
         return output::json(&v);
     }
@@ -204,11 +247,7 @@ fn show(cfg: &Config, serial: &str, json: bool) -> CliResult<()> {
         ("created", output::time(t.created)),
     ]);
     for s in &v.sources {
-        let state = match (s.locked, s.until) {
-            (true, Some(u)) => format!(" locked until {}", output::time(u)),
-            (true, None) => " locked (tessera token reset)".into(),
-            (false, _) => String::new(),
-        };
+        let state = lock_state(s.locked, s.until);
         f.push((
             "source",
             format!(
@@ -217,6 +256,19 @@ fn show(cfg: &Config, serial: &str, json: bool) -> CliResult<()> {
                 s.failures.count,
                 cfg.auth.max_fail,
                 output::time(s.failures.last_fail)
+            ),
+        ));
+    }
+    for c in &v.classes {
+        f.push((
+            "class",
+            format!(
+                "{} sources: {}/{}{} in a row, last {}",
+                c.failures.class,
+                c.failures.count,
+                cfg.auth.account_max_fail,
+                lock_state(c.locked, c.until),
+                output::time(c.failures.last_fail)
             ),
         ));
     }

@@ -141,6 +141,7 @@ pub fn serve<C: Channel, R: Resources>(
         tty: login.tty.clone(),
         ruser: login.ruser.clone(),
         caller: caller.uid,
+        uid: login.uid,
     };
     if let Err(why) = may_ask(caller, &engine_login.user) {
         count(LoginResult::Refused, &[]);
@@ -251,7 +252,9 @@ pub fn verdict(v: &Verdict) -> proto::Verdict {
         Verdict::Accept { .. } | Verdict::PassOnNoToken => proto::Verdict::Success,
         // Enroll never leaves the host (it runs the enrollment): denied if it did.
         Verdict::Reject { .. } | Verdict::Enroll { .. } => proto::Verdict::AuthErr,
-        Verdict::Locked { .. } | Verdict::SourceLocked { .. } => proto::Verdict::MaxTries,
+        Verdict::Locked { .. } | Verdict::SourceLocked { .. } | Verdict::ClassLocked { .. } => {
+            proto::Verdict::MaxTries
+        }
         Verdict::NoToken | Verdict::Skipped { .. } => proto::Verdict::Ignore,
         Verdict::Unavailable(_) => proto::Verdict::AuthinfoUnavail,
         Verdict::ConversationFailed(_) => proto::Verdict::ConvErr,

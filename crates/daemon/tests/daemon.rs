@@ -576,8 +576,10 @@ def field(b): return struct.pack(">I", len(b)) + b
 def read():
     n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
     return s.recv(n, socket.MSG_WAITALL)
-login = struct.pack(">I", 3) + field(b"tessera-test") + field(b"") + field(sys.argv[2].encode())
+import os
+login = struct.pack(">I", 4) + field(b"tessera-test") + field(b"") + field(sys.argv[2].encode())
 login += b"\x00" + b"\x00" * 5 + b"\x00" + b"\x00" + field(b"") + field(b"")
+login += struct.pack(">I", os.getuid())
 frame(1, login)
 while True:
     m = read()

@@ -20,12 +20,13 @@ const BOB: u32 = 10002;
 /// The hostile client, run as bob: `python3 -c PY_HOSTILE SOCKET MODE N` (see each mode).
 /// It prints one line of figures when done.
 const PY_HOSTILE: &str = r#"
-import socket, struct, sys, time
+import os, socket, struct, sys, time
 path, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 def field(b): return struct.pack(">I", len(b)) + b
 def login(user, service=b"sshd", rhost=b""):
-    body = struct.pack(">I", 3) + field(service) + field(rhost) + field(user)
+    body = struct.pack(">I", 4) + field(service) + field(rhost) + field(user)
     body += b"\x00" + b"\x00" * 5 + b"\x00" + b"\x00" + field(b"") + field(b"")
+    body += struct.pack(">I", os.getuid())
     return struct.pack(">I", 1 + len(body)) + b"\x01" + body
 def tags(s):
     # The tags of the frames the daemon sends until it closes.

@@ -111,6 +111,21 @@ pub struct AuthConfig {
     pub fail_clear_timeout: u64,
     /// What `max_fail` failures in a row lock.
     pub lock_scope: LockScope,
+    /// Failures in a row from one class of sources (familiar or unfamiliar), summed for a
+    /// user, that refuse that class for the user.
+    pub account_max_fail: u32,
+    /// How long a class refused by `account_max_fail` stays refused after its last failure
+    /// (seconds; 0: until `tessera token reset`).
+    pub account_clear_timeout: u64,
+    /// A source is familiar to a user for this many days after a second factor passed from
+    /// it (the user's own uid always is).
+    pub familiar_days: u64,
+    /// The IPv6 network a remote address is counted as (a host picks its address from its
+    /// /64).
+    pub source_prefix_v6: u8,
+    /// PIN hashes (Argon2id) run at most this many at a time; `None`: the CPUs the daemon may
+    /// use.
+    pub pin_hash_parallel: Option<u32>,
     pub pass_on_no_token: bool,
     pub hotp_window: u64,
     pub totp_window: u64,
@@ -367,6 +382,11 @@ impl Default for AuthConfig {
             max_fail: 10,
             fail_clear_timeout: 600,
             lock_scope: LockScope::Source,
+            account_max_fail: 50,
+            account_clear_timeout: 86_400,
+            familiar_days: 90,
+            source_prefix_v6: 64,
+            pin_hash_parallel: None,
             pass_on_no_token: false,
             hotp_window: 10,
             totp_window: 1,
@@ -393,6 +413,31 @@ impl AuthConfig {
     /// and `doctor`.
     pub fn locks(&self, count: u32, last_fail: Option<u64>, now: u64) -> bool {
         count >= self.max_fail && !last_fail.is_some_and(|l| self.lock_expired(l, now))
+    }
+
+    /// When a class refused by `account_max_fail` failures, the last at `last_fail`, opens
+    /// by itself: the first second past `account_clear_timeout` (so that no span of
+    /// `account_clear_timeout` seconds holds more than `account_max_fail` of its failures);
+    /// `None` when only an admin opens it.
+    pub fn class_opens_at(&self, last_fail: u64) -> Option<u64> {
+        (self.account_clear_timeout > 0)
+            .then(|| last_fail.saturating_add(self.account_clear_timeout + 1))
+    }
+
+    /// Whether `count` failures in a row from one class of sources, the last at `last_fail`,
+    /// refuse that class now.
+    pub fn class_locks(&self, count: u32, last_fail: u64, now: u64) -> bool {
+        count >= self.account_max_fail
+            && !self.class_opens_at(last_fail).is_some_and(|at| now >= at)
+    }
+
+    /// How many PIN hashes run at once: `pin_hash_parallel`, else the CPUs this process may
+    /// use (its affinity and cgroup quota, as the standard library reads them).
+    pub fn pin_hashes_at_once(&self) -> usize {
+        match self.pin_hash_parallel {
+            Some(n) => n as usize,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
     }
 }
 
@@ -507,6 +552,21 @@ impl Config {
         }
         if a.max_fail == 0 {
             return Err(("auth.max_fail", "must be at least 1".into()));
+        }
+        if a.account_max_fail == 0 || a.account_max_fail > 100_000 {
+            return Err((
+                "auth.account_max_fail",
+                "must be between 1 and 100000".into(),
+            ));
+        }
+        if a.source_prefix_v6 == 0 || a.source_prefix_v6 > 128 {
+            return Err(("auth.source_prefix_v6", "must be between 1 and 128".into()));
+        }
+        if a.familiar_days > 3650 {
+            return Err(("auth.familiar_days", "must be at most 3650".into()));
+        }
+        if a.pin_hash_parallel.is_some_and(|n| n == 0 || n > 256) {
+            return Err(("auth.pin_hash_parallel", "must be between 1 and 256".into()));
         }
         if a.hotp_window > 1000 {
             return Err(("auth.hotp_window", "must be at most 1000".into()));

@@ -99,13 +99,7 @@ impl Day {
         if y < 1970 || !(1..=12).contains(&m) || d == 0 || d > days_in[(m - 1) as usize] {
             return None;
         }
-        // Days before this one since 1970-01-01 (the civil-from-days algorithm, inverted).
-        let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-        let era = y2 / 400;
-        let yoe = y2 - era * 400;
-        let doy = (153 * m2 + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        let days = era * 146_097 + doe - 719_468;
+        let days = crate::calendar::days_from_civil(y as i64, m as u32, d as u32) as u64;
         Some(Day {
             start: days * 86_400,
             text: text.to_string(),

@@ -235,6 +235,20 @@ pub fn with_fs_ids<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> std::io::Res
 }
 
 /// The real user id of this process.
+/// Whether `ip` is an address of one of this host's interfaces (`getifaddrs`). A host whose
+/// interfaces can't be listed has none but loopback.
+pub fn is_own_address(ip: std::net::IpAddr) -> bool {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return false;
+    };
+    addrs.filter_map(|a| a.address).any(|a| {
+        a.as_sockaddr_in()
+            .map(|v4| std::net::IpAddr::V4(v4.ip()))
+            .or_else(|| a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())))
+            == Some(ip)
+    })
+}
+
 pub fn uid() -> u32 {
     unistd::getuid().as_raw()
 }

@@ -39,8 +39,9 @@ pub use owned::*;
 pub use wire::*;
 
 /// The protocol version the module announces; a daemon that speaks another one refuses.
-/// (3: the login carries PAM_RUSER; a full daemon may answer [`Reply::Busy`].)
-pub const VERSION: u32 = 3;
+/// (3: the login carries PAM_RUSER; a full daemon may answer [`Reply::Busy`]. 4: and the
+/// calling process's real uid.)
+pub const VERSION: u32 = 4;
 
 /// The largest first frame (the login) the daemon reads. The socket is open to every local
 /// user, and this is read before the daemon knows whether the caller may ask at all: it must

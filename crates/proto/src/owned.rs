@@ -71,8 +71,11 @@ pub struct Login {
     /// PAM_TTY (`[[policy]] tty`): "" when the application set none.
     pub tty: String,
     /// PAM_RUSER (the user who asks, for `su` and `sudo`): "" when the application set none.
-    /// With PAM_TTY it names the source of a local login that failures are counted on.
+    /// Audited, never a source: any setuid helper (polkit's) sets it to whom it likes.
     pub ruser: String,
+    /// The real uid of the process that calls PAM (`getuid()`): who ran `sudo` or `su`, or a
+    /// setuid helper. A root caller's login without PAM_RHOST counts its failures on it.
+    pub uid: u32,
 }
 
 /// Module → daemon.
@@ -165,6 +168,7 @@ impl Login {
             config: self.config.as_deref(),
             tty: &self.tty,
             ruser: &self.ruser,
+            uid: self.uid,
         }
     }
 }
@@ -235,6 +239,7 @@ impl Request {
                 let config = p.opt(string)?;
                 let tty = string(&mut p)?;
                 let ruser = string(&mut p)?;
+                let uid = p.u32()?;
                 Request::Authenticate(Login {
                     version,
                     service,
@@ -246,6 +251,7 @@ impl Request {
                     config,
                     tty,
                     ruser,
+                    uid,
                 })
             }
             T_ANSWER => Request::Answer(p.opt(secret)?),
@@ -350,6 +356,7 @@ mod tests {
             config: None,
             tty: "pts/3".into(),
             ruser: "bob".into(),
+            uid: 10002,
         }
     }
 
@@ -444,6 +451,7 @@ mod tests {
             config: Some(field.clone()),
             tty: field.clone(),
             ruser: field,
+            uid: u32::MAX,
         };
         let frame = Request::Authenticate(l).encode();
         assert!(frame.len() - 4 <= MAX_LOGIN_FRAME, "{}", frame.len());

@@ -141,6 +141,8 @@ pub struct LoginFields<'a> {
     pub config: Option<&'a str>,
     pub tty: &'a str,
     pub ruser: &'a str,
+    /// The real uid of the process that calls PAM (`getuid()`).
+    pub uid: u32,
 }
 
 impl LoginFields<'_> {
@@ -157,6 +159,7 @@ impl LoginFields<'_> {
             + opt_field(self.config.map(str::as_bytes))
             + field(self.tty.len())
             + field(self.ruser.len())
+            + 4
     }
 
     /// Writes the whole frame ([`LoginFields::frame_len`] bytes).
@@ -179,6 +182,7 @@ impl LoginFields<'_> {
         put_opt(s, self.config.map(str::as_bytes));
         put_bytes(s, self.tty.as_bytes());
         put_bytes(s, self.ruser.as_bytes());
+        put_u32(s, self.uid);
     }
 }
 

@@ -3,8 +3,12 @@
 //! entry point that picks local or remote mode is [`crate::host::authenticate`].
 
 mod local;
+pub(crate) mod lockout;
+mod source;
 
 pub use local::LocalEngine;
+pub use lockout::{missed_message, Lockout};
+pub use source::Source;
 
 use crate::config::{Config, OtpPin};
 use crate::crypto::{Secret, StoreKey};
@@ -96,36 +100,10 @@ pub struct Login {
     /// `tessera check`). Only root may set the service, remote host and user it asks for
     /// freely: for any other caller those are its own words, and it is its own source.
     pub caller: u32,
-}
-
-/// The audit reason of a login refused because its source is locked.
-pub(crate) fn source_locked_reason(count: u32, source: &str) -> String {
-    format!("source locked: {count} failures from {source}")
-}
-
-/// The longest part of a source's name kept (a remote host or user name from outside).
-const SOURCE_PART_MAX: usize = 128;
-
-impl Login {
-    /// Where this attempt comes from, as failures are counted (`lock_scope = "source"`): the
-    /// remote host; else the local user who asks (PAM_RUSER: `su`, `sudo`); else the terminal
-    /// (a console login); else the caller's uid. A caller other than root is always its uid:
-    /// it chose the rest itself. PAM_RUSER is taken without the terminal: a new terminal costs
-    /// nothing, so it must not buy a new count of tries.
-    pub fn source(&self) -> String {
-        let part = |s: &str| crate::store::cap_to(s, SOURCE_PART_MAX).into_owned();
-        if self.caller != 0 {
-            format!("uid={}", self.caller)
-        } else if !self.rhost.is_empty() {
-            format!("rhost={}", part(&self.rhost))
-        } else if !self.ruser.is_empty() {
-            format!("ruser={}", part(&self.ruser))
-        } else if !self.tty.is_empty() {
-            format!("tty={}", part(&self.tty))
-        } else {
-            "uid=0".into()
-        }
-    }
+    /// The real uid of the process that called PAM, as the module sends it (`getuid()`): who
+    /// ran `sudo` or `su`, or a setuid helper. Where no remote host is named, a root caller's
+    /// failures count on it ([`Source`]).
+    pub uid: u32,
 }
 
 /// Per-service switches, from the PAM line (or the command's flags).
@@ -157,6 +135,11 @@ pub enum Verdict {
     /// The attempt's source is locked by its failures (`lock_scope = "source"`).
     SourceLocked {
         source: String,
+    },
+    /// The attempt's class of sources is locked for the user by its failures summed
+    /// (`account_max_fail`).
+    ClassLocked {
+        class: crate::store::SourceClass,
     },
     /// The user has no token and `nullok` is set.
     NoToken,
@@ -235,6 +218,10 @@ pub trait Accounts {
     fn groups(&self, _user: &str) -> Vec<String> {
         Vec::new()
     }
+    /// The account's uid (a login from it is familiar to the account).
+    fn uid(&self, _user: &str) -> Option<u32> {
+        None
+    }
 }
 
 /// The accounts NSS knows (`getpwnam_r`).
@@ -246,6 +233,9 @@ impl Accounts for SystemAccounts {
     }
     fn groups(&self, user: &str) -> Vec<String> {
         crate::sys::group_names(user)
+    }
+    fn uid(&self, user: &str) -> Option<u32> {
+        crate::sys::account(user).map(|a| a.uid)
     }
 }
 

@@ -111,6 +111,7 @@ fn event(
         result,
         reason: reason.into(),
         caller: Some(who.uid),
+        ..AuditEntry::default()
     }
 }
 

@@ -78,6 +78,7 @@ pub fn self_service<R: Resources>(
             tty: String::new(),
             ruser: String::new(),
             caller: who.uid,
+            uid: who.uid,
         };
         let passed = super::authenticate(res, cfg, &Options::default(), &login, conv, clock);
         events = passed.events;
@@ -498,6 +499,7 @@ mod tests {
             tty: String::new(),
             ruser: String::new(),
             caller: 0,
+            uid: 0,
         };
         crate::host::authenticate(
             &OneLogin,

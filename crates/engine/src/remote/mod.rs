@@ -58,7 +58,8 @@ pub fn authenticate<C: Conversation, K: Clock, S: Store>(
         clock,
         store,
         offline_items: Vec::new(),
-        source: login.source(),
+        source: crate::engine::Source::on_this_host(login, cfg.auth.source_prefix_v6),
+        place: None,
         events: Vec::new(),
         written: 0,
     };
@@ -188,7 +189,10 @@ struct Run<'a, K: Clock, S: Store> {
     /// The offline values in the server's last answer (`[remote] offline`).
     offline_items: Vec<offline::Item>,
     /// Where the login comes from, as guesses at offline values are counted.
-    source: String,
+    source: crate::engine::Source,
+    /// The login's place in the counts of its source and class, taken before a pass is
+    /// compared with the offline values.
+    place: Option<crate::engine::lockout::Place>,
     events: Vec<AuditEntry>,
     /// How many of `events` are already in the audit table.
     written: usize,
@@ -207,6 +211,8 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             result,
             reason: reason.into(),
             caller: Some(self.login.caller),
+            source: self.source.to_string(),
+            ruser: self.login.ruser.clone(),
         });
     }
 

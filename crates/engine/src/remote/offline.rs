@@ -10,7 +10,8 @@
 use super::client::{Client, Request, Unreachable};
 use super::Run;
 use crate::crypto::ct_eq;
-use crate::engine::{Clock, Verdict};
+use crate::engine::lockout::{self, Lockout, Who};
+use crate::engine::{Accounts, Clock, Verdict};
 use crate::store::{AuditResult, OfflineBatch, OfflineValue, Store};
 use serde_json::Value;
 
@@ -41,29 +42,13 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             return None;
         }
         // Offline values are hashes anyone at the prompt can guess at while the server is out of
-        // reach: each pass that matches none counts a failure on its source, and a locked
-        // source is refused before any value is looked at. A login the server (or a value)
-        // accepts clears the count ([`Run::offline_outcome`]).
-        if let Some(locked) = self.offline_source_locked(store, &realm) {
-            return Some(locked);
+        // reach: the pass takes its place in the counts of its source and class before any
+        // value is compared (a locked one is refused whatever was typed); a login the server
+        // (or a value) accepts gives it back ([`Run::offline_outcome`]).
+        if let Some(refused) = self.offline_place(store, &realm) {
+            return Some(refused);
         }
-        let Some(found) = find(&values, pass, self.cfg.auth.hotp_window).cloned() else {
-            let (now, max_fail) = (self.clock.now(), self.cfg.auth.max_fail);
-            let (user, source) = (&self.user, &self.source);
-            if let Err(e) =
-                store.write(|tx| tx.record_source_failure(user, &realm, source, now, max_fail))
-            {
-                // Uncounted, the guess would be free: the attempt ends here.
-                self.event(
-                    AuditResult::Error,
-                    &format!("the failure could not be counted: {e}"),
-                    "",
-                    "",
-                );
-                return Some(Verdict::Unavailable(e));
-            }
-            return None;
-        };
+        let found = find(&values, pass, self.cfg.auth.hotp_window).cloned()?;
         let left = values
             .iter()
             .filter(|v| v.serial == found.serial && v.counter > found.counter)
@@ -103,32 +88,73 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
         }
     }
 
-    /// The attempt's source, if its failures against the offline values lock it now.
-    fn offline_source_locked(&mut self, store: &S, realm: &str) -> Option<Verdict> {
-        let (count, last) = store
-            .source_failures(&self.user, realm, &self.source)
-            .ok()
-            .flatten()?;
-        if !self.cfg.auth.locks(count, Some(last), self.clock.now()) {
-            return None;
+    /// Who the offline values are guessed at for: a user that has some (so one the server
+    /// accepted before).
+    fn who<'w>(&'w self, realm: &'w str) -> Who<'w> {
+        let own_uid = self.source.uid().is_some()
+            && crate::engine::SystemAccounts.uid(&self.user) == self.source.uid();
+        Who {
+            user: &self.user,
+            realm,
+            source: &self.source,
+            known: true,
+            own_uid,
         }
-        let why = crate::engine::source_locked_reason(count, &self.source);
-        self.event(AuditResult::Locked, &why, "", "");
-        Some(Verdict::SourceLocked {
-            source: self.source.clone(),
-        })
     }
 
-    /// After the login: an accepted one clears the failures its source counted against the
-    /// offline values.
+    /// Takes the login's place in the counts (see `crate::engine::lockout`), or refuses a
+    /// locked source or class: `Some` ends the login.
+    fn offline_place(&mut self, store: &S, realm: &str) -> Option<Verdict> {
+        let now = self.clock.now();
+        let auth = &self.cfg.auth;
+        let who = self.who(realm);
+        let taken = store.write(|tx| {
+            let taken = lockout::take(tx, auth, &who, now)?;
+            if taken.is_err() {
+                lockout::failed(tx, &who, now)?;
+            }
+            Ok(taken)
+        });
+        match taken {
+            Ok(Ok(place)) => {
+                self.place = Some(place);
+                None
+            }
+            Ok(Err(l)) => {
+                let why = l.reason(&self.source);
+                self.event(AuditResult::Locked, &why, "", "");
+                Some(match l {
+                    Lockout::Source { .. } => Verdict::SourceLocked {
+                        source: self.source.to_string(),
+                    },
+                    Lockout::Class { class, .. } => Verdict::ClassLocked { class },
+                })
+            }
+            Err(e) => {
+                // Uncounted, the guess would be free: the attempt ends here.
+                self.event(
+                    AuditResult::Error,
+                    &format!("the attempt could not be counted: {e}"),
+                    "",
+                    "",
+                );
+                Some(Verdict::Unavailable(e))
+            }
+        }
+    }
+
+    /// After the login: an accepted one gives its place back (its source's count and class's
+    /// sum start again).
     pub(super) fn offline_outcome(&mut self, verdict: &Verdict) {
         let (true, Some(store), true) = (self.cfg.remote.offline, self.store, verdict.is_accept())
         else {
             return;
         };
         let realm = self.realm.clone().unwrap_or_default();
-        let (user, source) = (&self.user, &self.source);
-        let _ = store.write(|tx| tx.clear_source_failures(user, &realm, Some(source)));
+        let now = self.clock.now();
+        let who = self.who(&realm);
+        let (auth, place) = (&self.cfg.auth, self.place.as_ref());
+        let _ = store.write(|tx| lockout::passed(tx, auth, &who, place, now));
     }
 
     /// Asks the server for as many new values as the login used (`/validate/offlinerefill`,

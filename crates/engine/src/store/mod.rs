@@ -16,8 +16,8 @@ pub use backup::{
 pub use group::GroupWriter;
 pub use offline::{OfflineBatch, OfflineValue};
 pub use pool::{PooledStore, StorePool};
-pub use sources::SourceFailures;
-pub use states::{AuditResult, ChallengeState};
+pub use sources::{ClassFailures, Missed, SourceFailures, Standing};
+pub use states::{AuditResult, ChallengeState, SourceClass};
 
 use crate::error::{Error, Kind, Result};
 use crate::tokens::{Algorithm, TokenInfo, TokenParams, TokenType, MAX_COUNTER};
@@ -151,6 +151,11 @@ pub struct AuditEntry {
     /// The uid of the process that asked for this attempt (the daemon's caller, or whoever
     /// runs `tessera check`); `None` in rows of older versions.
     pub caller: Option<u32>,
+    /// Where the attempt came from, as its failures are counted ("" in rows of older
+    /// versions, and where no source was named).
+    pub source: String,
+    /// PAM_RUSER as the application set it ("" for none): kept, never a source.
+    pub ruser: String,
 }
 
 /// A row built field by field (`..AuditEntry::default()`) says what it is; until then, an error.
@@ -170,7 +175,7 @@ impl AuditEntry {
     /// lines.
     pub fn log_line(&self) -> String {
         format!(
-            "result={} user=\"{}\" realm=\"{}\" serial=\"{}\" type={} service=\"{}\" rhost=\"{}\" reason=\"{}\"",
+            "result={} user=\"{}\" realm=\"{}\" serial=\"{}\" type={} service=\"{}\" rhost=\"{}\" source=\"{}\" ruser=\"{}\" reason=\"{}\"",
             self.result,
             cap(&self.user).escape_debug(),
             cap(&self.realm).escape_debug(),
@@ -178,6 +183,8 @@ impl AuditEntry {
             if self.kind.is_empty() { "-" } else { &self.kind },
             cap(&self.service).escape_debug(),
             cap(&self.rhost).escape_debug(),
+            cap(&self.source).escape_debug(),
+            cap(&self.ruser).escape_debug(),
             cap(&self.reason).escape_debug()
         )
     }
@@ -197,8 +204,15 @@ pub trait Store {
     /// The offline values a privacyIDEA server handed out for a user's tokens (`[remote]
     /// offline`), lowest counter first.
     fn offline_values(&self, user: &str, realm: &str) -> Result<Vec<OfflineValue>>;
-    /// The failures of `user` from `source` in a row, and when the last was.
-    fn source_failures(&self, user: &str, realm: &str, source: &str) -> Result<Option<(u32, u64)>>;
+    /// What counts against an attempt of `user` from `source` (see [`Standing`]); a second
+    /// factor passed at or after `passed_since` makes the source familiar.
+    fn standing(
+        &self,
+        user: &str,
+        realm: &str,
+        source: &str,
+        passed_since: u64,
+    ) -> Result<Standing>;
 }
 
 /// What the engine does inside a write transaction.
@@ -252,9 +266,14 @@ pub trait StoreTx {
     fn put_offline(&self, batch: &OfflineBatch, replace: bool) -> Result<()>;
     /// The token a refill of `serial`'s offline values must show.
     fn offline_refill_token(&self, serial: &str) -> Result<Option<String>>;
-    /// The failures of `user` from `source` in a row, and when the last was, read under the
-    /// write lock.
-    fn source_failures(&self, user: &str, realm: &str, source: &str) -> Result<Option<(u32, u64)>>;
+    /// [`Store::standing`], read under the write lock.
+    fn standing(
+        &self,
+        user: &str,
+        realm: &str,
+        source: &str,
+        passed_since: u64,
+    ) -> Result<Standing>;
     /// Counts a failure of `user` from `source` (rows that can lock nothing any more, given
     /// `max_fail`, are dropped on the way).
     fn record_source_failure(
@@ -265,9 +284,37 @@ pub trait StoreTx {
         now: u64,
         max_fail: u32,
     ) -> Result<()>;
+    /// Takes back one failure counted on `source` (an attempt that was no guess).
+    fn take_back_source_failure(&self, user: &str, realm: &str, source: &str) -> Result<()>;
     /// Clears the failures of `user` from `source` (a success there, or a lock whose time has
     /// passed), or from every source (`None`).
     fn clear_source_failures(&self, user: &str, realm: &str, source: Option<&str>) -> Result<u64>;
+    /// Counts a failure of `user` from a source of `class`.
+    fn record_class_failure(
+        &self,
+        user: &str,
+        realm: &str,
+        class: SourceClass,
+        now: u64,
+    ) -> Result<()>;
+    /// Takes back one failure counted on `class`.
+    fn take_back_class_failure(&self, user: &str, realm: &str, class: SourceClass) -> Result<()>;
+    /// Clears the sum of `class` (a success from it, or a lock whose time has passed).
+    fn clear_class_failures(&self, user: &str, realm: &str, class: SourceClass) -> Result<()>;
+    /// Notes that `user` passed the second factor from `source` now; sources passed from last
+    /// before `forget_before` are forgotten.
+    fn mark_familiar(
+        &self,
+        user: &str,
+        realm: &str,
+        source: &str,
+        now: u64,
+        forget_before: u64,
+    ) -> Result<()>;
+    /// Notes a failure the user is told of at the next success.
+    fn note_missed(&self, user: &str, realm: &str, source: &str, now: u64) -> Result<()>;
+    /// The failures since the last success, taken.
+    fn take_missed(&self, user: &str, realm: &str) -> Result<Option<Missed>>;
     /// Writes an audit row, or with `row` rewrites that row's reason (a count that grew);
     /// returns the row's id.
     fn audit_row(&self, e: &AuditEntry, row: Option<i64>) -> Result<i64>;
@@ -646,9 +693,21 @@ impl SqliteStore {
         sources::list(&self.conn, user)
     }
 
-    /// Clears the failures of every source of a user (`tessera token reset`).
+    /// Clears the failures of every source of a user (`tessera token reset`); the count of
+    /// sources cleared.
     pub fn clear_source_failures_of(&self, user: &str, realm: &str) -> Result<u64> {
         sources::clear(&self.conn, user, realm, None)
+    }
+
+    /// Clears a user's sums of both classes of sources (`tessera token reset`); the count of
+    /// classes that had failures.
+    pub fn clear_class_failures_of(&self, user: &str, realm: &str) -> Result<u64> {
+        sources::class_clear(&self.conn, user, realm, None)
+    }
+
+    /// The failures summed per class of sources, of one user or all.
+    pub fn class_failures_of(&self, user: Option<&str>) -> Result<Vec<ClassFailures>> {
+        sources::class_list(&self.conn, user)
     }
 
     pub fn remove_token(&self, serial: &str) -> Result<()> {
@@ -730,7 +789,7 @@ fn insert_token(conn: &Connection, t: &TokenRecord) -> Result<()> {
 
 /// The columns [`audit_from_row`] reads.
 const AUDIT_COLS: &str =
-    "id, time, service, rhost, user, realm, serial, type, result, reason, caller";
+    "id, time, service, rhost, user, realm, serial, type, result, reason, caller, source, ruser";
 
 fn audit_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, AuditEntry)> {
     Ok((
@@ -746,6 +805,8 @@ fn audit_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, AuditEntry)> 
             result: word(r, 8, AuditResult::parse)?,
             reason: r.get(9)?,
             caller: r.get(10)?,
+            source: r.get(11)?,
+            ruser: r.get(12)?,
         },
     ))
 }
@@ -767,8 +828,14 @@ impl Store for SqliteStore {
         offline::values(&self.conn, user, realm)
     }
 
-    fn source_failures(&self, user: &str, realm: &str, source: &str) -> Result<Option<(u32, u64)>> {
-        sources::get(&self.conn, user, realm, source)
+    fn standing(
+        &self,
+        user: &str,
+        realm: &str,
+        source: &str,
+        passed_since: u64,
+    ) -> Result<Standing> {
+        sources::standing(&self.conn, user, realm, source, passed_since)
     }
 
     fn accepted_since(&self, user: &str, service: &str, rhost: &str, since: u64) -> Result<bool> {
@@ -999,8 +1066,55 @@ impl StoreTx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn source_failures(&self, user: &str, realm: &str, source: &str) -> Result<Option<(u32, u64)>> {
-        sources::get(self.tx, user, realm, source)
+    fn standing(
+        &self,
+        user: &str,
+        realm: &str,
+        source: &str,
+        passed_since: u64,
+    ) -> Result<Standing> {
+        sources::standing(self.tx, user, realm, source, passed_since)
+    }
+
+    fn take_back_source_failure(&self, user: &str, realm: &str, source: &str) -> Result<()> {
+        sources::take_back(self.tx, user, realm, source)
+    }
+
+    fn record_class_failure(
+        &self,
+        user: &str,
+        realm: &str,
+        class: SourceClass,
+        now: u64,
+    ) -> Result<()> {
+        sources::class_record(self.tx, user, realm, class, now)
+    }
+
+    fn take_back_class_failure(&self, user: &str, realm: &str, class: SourceClass) -> Result<()> {
+        sources::class_take_back(self.tx, user, realm, class)
+    }
+
+    fn clear_class_failures(&self, user: &str, realm: &str, class: SourceClass) -> Result<()> {
+        sources::class_clear(self.tx, user, realm, Some(class)).map(drop)
+    }
+
+    fn mark_familiar(
+        &self,
+        user: &str,
+        realm: &str,
+        source: &str,
+        now: u64,
+        forget_before: u64,
+    ) -> Result<()> {
+        sources::mark_familiar(self.tx, user, realm, source, now, forget_before)
+    }
+
+    fn note_missed(&self, user: &str, realm: &str, source: &str, now: u64) -> Result<()> {
+        sources::note_missed(self.tx, user, realm, source, now)
+    }
+
+    fn take_missed(&self, user: &str, realm: &str) -> Result<Option<Missed>> {
+        sources::take_missed(self.tx, user, realm)
     }
 
     fn record_source_failure(
@@ -1036,7 +1150,7 @@ impl StoreTx for SqliteTx<'_> {
         self.tx
             .prepare_cached(
                 "INSERT INTO audit (time, service, rhost, user, realm, serial, type, result, \
-                 reason, caller) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                 reason, caller, source, ruser) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
             )?
             .execute(params![
                 e.time as i64,
@@ -1048,7 +1162,9 @@ impl StoreTx for SqliteTx<'_> {
                 cap(&e.kind),
                 e.result.as_str(),
                 cap(&e.reason),
-                e.caller
+                e.caller,
+                cap(&e.source),
+                cap(&e.ruser)
             ])?;
         if let Some(keep) = self.audit_keep {
             if self.tx.last_insert_rowid() % AUDIT_PRUNE_EVERY == 0 {

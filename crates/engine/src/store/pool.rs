@@ -194,8 +194,14 @@ impl Store for PooledStore {
         self.read(|r| r.offline_values(user, realm))
     }
 
-    fn source_failures(&self, user: &str, realm: &str, source: &str) -> Result<Option<(u32, u64)>> {
-        self.read(|r| r.source_failures(user, realm, source))
+    fn standing(
+        &self,
+        user: &str,
+        realm: &str,
+        source: &str,
+        passed_since: u64,
+    ) -> Result<super::Standing> {
+        self.read(|r| r.standing(user, realm, source, passed_since))
     }
 }
 

@@ -88,4 +88,33 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX source_fails_time ON source_fails (last_fail);
     ALTER TABLE audit ADD COLUMN caller INTEGER;",
+    // 6: failures summed per user and class of source ([auth] account_max_fail), the sources
+    // a user passed the second factor from (familiar ones), the failures the user is told of at
+    // the next success, and the source and PAM_RUSER of each audited attempt
+    "CREATE TABLE class_fails (
+        user      TEXT NOT NULL,
+        realm     TEXT NOT NULL,
+        class     TEXT NOT NULL,
+        count     INTEGER NOT NULL,
+        last_fail INTEGER NOT NULL,
+        PRIMARY KEY (user, realm, class)
+    );
+    CREATE TABLE familiar_sources (
+        user      TEXT NOT NULL,
+        realm     TEXT NOT NULL,
+        source    TEXT NOT NULL,
+        last_pass INTEGER NOT NULL,
+        PRIMARY KEY (user, realm, source)
+    );
+    CREATE INDEX familiar_sources_time ON familiar_sources (last_pass);
+    CREATE TABLE missed_fails (
+        user        TEXT NOT NULL,
+        realm       TEXT NOT NULL,
+        count       INTEGER NOT NULL,
+        last_fail   INTEGER NOT NULL,
+        last_source TEXT NOT NULL,
+        PRIMARY KEY (user, realm)
+    );
+    ALTER TABLE audit ADD COLUMN source TEXT NOT NULL DEFAULT '';
+    ALTER TABLE audit ADD COLUMN ruser TEXT NOT NULL DEFAULT '';",
 ];

@@ -97,6 +97,16 @@ words! {
     }
 }
 
+words! {
+    /// The class of an attempt's source for a user, whose failures are summed for the user
+    /// (`[auth] account_max_fail`): a source the user passed the second factor from within
+    /// `familiar_days`, or the user's own uid; or any other.
+    SourceClass {
+        Familiar = "familiar",
+        Unfamiliar = "unfamiliar",
+    }
+}
+
 impl AuditResult {
     /// Its syslog priority: info for what went as it should, notice for refusals, warning for
     /// locks and warnings, err for errors.
@@ -130,6 +140,9 @@ mod tests {
         }
         for s in ChallengeState::ALL {
             assert_eq!(ChallengeState::parse(s.as_str()), Some(*s));
+        }
+        for c in SourceClass::ALL {
+            assert_eq!(SourceClass::parse(c.as_str()), Some(*c));
         }
         assert_eq!(AuditResult::parse("maybe"), None);
         assert_eq!(AuditResult::Locked, "locked");

@@ -76,6 +76,8 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
         let transaction_id = new_transaction_id();
         let (opened, undelivered) = self.deliver(chosen, pin, &transaction_id, now, conv);
         if opened.is_empty() {
+            // The PIN was right and nothing could be sent: no guess to count.
+            at.no_failure = true;
             self.write(at, |tx, at| self.take_back(at, tx, &undelivered, now))?;
             let error = undelivered
                 .into_iter()
@@ -114,9 +116,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
                     for id in chosen.iter().filter_map(|(_, send)| *send) {
                         tx.forget_send(id)?;
                     }
-                    if let Some(locked) = self.source_accepts(tx, at, now)? {
-                        return Ok((Selection::Refused(locked), false));
-                    }
+                    self.passed(tx, at, now)?;
                     tx.record_success(&t.serial, t.counter)?;
                     tx.audit(&at.accept(now, &t, "PIN matched (spass)"))?;
                     let accepted = Verdict::Accept { serial: t.serial };
@@ -148,7 +148,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
                 // Only sends held back: the PIN was right, no guess to count.
                 at.no_failure = true;
             } else {
-                self.source_failed(tx, at, now)?;
+                self.failed(tx, at, now)?;
             }
             // A locked token whose PIN matched is refused like a wrong PIN (the audit row says
             // why): the answer must not tell that the PIN was right.
@@ -383,7 +383,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
             } else {
                 return Ok(Answerable::Open(rows));
             };
-            self.source_failed(tx, at, now)?;
+            self.failed(tx, at, now)?;
             tx.audit(&at.reject(now, None, audited))?;
             Ok(Answerable::Refused(told))
         })?;

@@ -118,13 +118,9 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
                     reason: why.reason().into(),
                 }));
             }
-            // Before any member's code is looked at (and used up).
-            if let Some(locked) = self.source_locked_now(tx, at, now)? {
-                return Ok(Decision::Ends(locked));
-            }
             let users = self.members_accepted(tx, pairs, &ctx, now)?;
             if users.len() >= policy.count as usize {
-                self.source_accepts(tx, at, now)?;
+                self.passed(tx, at, now)?;
                 tx.record_success(&own.serial, own.counter)?;
                 let why = format!(
                     "4eyes: tokens of {} users of realm {} matched",
@@ -135,7 +131,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
                 Ok(Decision::Ends(Verdict::Accept { serial: own.serial }))
             } else {
                 tx.record_failure(&own.serial, now)?;
-                self.source_failed(tx, at, now)?;
+                self.failed(tx, at, now)?;
                 let why = policy.shortfall(users.len());
                 tx.audit(&at.reject(now, Some(&own), &why))?;
                 Ok(Decision::Refused(Verdict::Reject { reason: why }))

@@ -3,9 +3,10 @@
 //! Every step that reads and then changes a token (an OTP check, a fail count, a challenge
 //! answer) runs inside one store write transaction that re-reads the token under the lock.
 
+use super::lockout::{self, Lockout, Place, Who};
 use super::{
     ask, first_prompt, resolve_user, Accounts, Clock, Conversation, Login, Options, Outcome,
-    SystemAccounts, Verdict,
+    Source, SystemAccounts, Verdict,
 };
 use crate::config::{Config, LockScope, OtpPin};
 use crate::crypto::{
@@ -13,7 +14,7 @@ use crate::crypto::{
 };
 use crate::delivery::Courier;
 use crate::error::{Error, Kind, Result};
-use crate::store::{AuditEntry, AuditResult, ChallengeState, Store, StoreTx, TokenRecord};
+use crate::store::{AuditEntry, AuditResult, ChallengeState, Missed, Store, StoreTx, TokenRecord};
 use crate::tokens::{self, CheckContext, Sends, Token, TokenType};
 
 mod challenge;
@@ -75,16 +76,33 @@ struct Attempt<'a> {
     /// Checking an earlier module's pass under `try_first_pass`: a pass that matches no PIN
     /// falls through to the prompt without counting a failure.
     probing_first_pass: bool,
-    /// Where it comes from, as failures are counted ([`Login::source`]).
-    source: String,
-    /// This attempt's failure was counted on its source, in the transaction that refused it.
-    source_counted: bool,
-    /// A refusal that is no guess (a send held back by `max_per_hour`, no pass from an earlier
-    /// module under `use_first_pass`): nothing is counted.
+    /// Where it comes from, as failures are counted ([`Source`]).
+    source: Source,
+    /// The source is the account's own uid (familiar to it whatever the store says).
+    own_uid: bool,
+    /// Its place in the counts of its source and class, taken before anything typed is
+    /// compared ([`lockout::take`]).
+    place: Option<Place>,
+    /// A refusal that is no guess (a send held back by `max_per_hour`, an OTP that could not
+    /// be sent, no pass from an earlier module under `use_first_pass`): its place is given back.
     no_failure: bool,
+    /// The failures since the user's last success, taken by the accepting transaction: the
+    /// user is told of them once the login is in.
+    missed: Option<Missed>,
 }
 
 impl Attempt<'_> {
+    /// Who the attempt is for and where it comes from, as its counts are kept.
+    fn who(&self) -> Who<'_> {
+        Who {
+            user: &self.user,
+            realm: &self.realm,
+            source: &self.source,
+            known: self.known,
+            own_uid: self.own_uid,
+        }
+    }
+
     fn accept(&mut self, now: u64, token: &TokenRecord, reason: &str) -> AuditEntry {
         self.event(now, Some(token), AuditResult::Accept, reason)
     }
@@ -149,6 +167,8 @@ impl Attempt<'_> {
             result,
             reason: reason.into(),
             caller: Some(self.login.caller),
+            source: self.source.to_string(),
+            ruser: self.login.ruser.clone(),
         }
     }
 }
@@ -223,6 +243,8 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         let known = resolved.is_some();
         // An unknown user is audited under the name as given; no token is looked up for it.
         let (user, realm) = resolved.unwrap_or_else(|| super::split_realm(self.cfg, &login.user));
+        let source = Source::on_this_host(login, self.cfg.auth.source_prefix_v6);
+        let own_uid = known && source.uid().is_some() && self.accounts.uid(&user) == source.uid();
         Attempt {
             login,
             user,
@@ -232,9 +254,11 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             events: Vec::new(),
             pending: Vec::new(),
             probing_first_pass: false,
-            source: login.source(),
-            source_counted: false,
+            source,
+            own_uid,
+            place: None,
             no_failure: false,
+            missed: None,
         }
     }
 
@@ -263,7 +287,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
     ) -> Outcome {
         let mut at = self.attempt(login);
         let verdict = match self.run(&mut at, opts, conv) {
-            Ok(v) => self.count_at_source(&mut at, v),
+            Ok(v) => self.settle_place(&mut at, v),
             Err(Error::Conversation(m)) => {
                 let e = at.error(self.clock.now(), None, &format!("conversation: {m}"));
                 self.audit_error(&e);
@@ -280,6 +304,9 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         };
         if verdict.is_accept() {
             self.rehash_pins(&at.rehash);
+            if let Some(m) = &at.missed {
+                let _ = conv.info(&super::missed_message(m));
+            }
         }
         at.settle(false);
         Outcome {
@@ -299,20 +326,23 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         r
     }
 
-    /// With `lock_scope = "source"`, the net under the counting done in each refusing
-    /// transaction ([`Self::source_failed`]): a rejected attempt whose failure no transaction
-    /// counted is counted here, so that no refusal is a free guess. A count that can't be
-    /// written makes the attempt fail (unavailable).
-    fn count_at_source(&self, at: &mut Attempt, v: Verdict) -> Verdict {
-        let counted = at.source_counted || at.no_failure || at.probing_first_pass;
-        if self.cfg.auth.lock_scope != LockScope::Source
-            || counted
-            || !matches!(v, Verdict::Reject { .. })
-        {
-            return v;
-        }
+    /// An attempt's place once its verdict is known: given back by a refusal that was no
+    /// guess. The net under [`Self::take_place`]: a rejected attempt that took no place (a
+    /// path that compared without taking one) takes it now, so that no refusal is a free
+    /// guess. A count that can't be written makes the attempt fail (unavailable).
+    fn settle_place(&self, at: &mut Attempt, v: Verdict) -> Verdict {
         let now = self.clock.now();
-        match self.write(at, |tx, at| self.source_failed(tx, at, now)) {
+        let written = match (&at.place, at.no_failure) {
+            (Some(_), true) => self.write(at, |tx, at| match &at.place {
+                Some(p) => lockout::give_back(tx, &at.who(), p),
+                None => Ok(()),
+            }),
+            (None, false) if matches!(v, Verdict::Reject { .. }) && !at.probing_first_pass => {
+                self.take_place(at).map(drop)
+            }
+            _ => Ok(()),
+        };
+        match written {
             Ok(()) => v,
             Err(e) => {
                 at.error(now, None, &format!("the failure could not be counted: {e}"));
@@ -321,74 +351,68 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         }
     }
 
-    /// In a refusing transaction (`lock_scope = "source"`): counts the failure on the
-    /// attempt's source, in the same commit as the refusal, so that logins at once can't
-    /// overshoot `max_fail` between the refusal and its count.
-    fn source_failed(&self, tx: &dyn StoreTx, at: &mut Attempt, now: u64) -> Result<()> {
-        if self.cfg.auth.lock_scope != LockScope::Source || at.source_counted {
+    /// Takes the attempt's place in the counts of its source and class, in a transaction of
+    /// its own committed before anything typed is compared; or refuses a locked source or
+    /// class, whatever was typed. (A login takes one place, however many passes it compares.)
+    fn take_place(&self, at: &mut Attempt) -> Result<Option<Verdict>> {
+        if at.place.is_some() {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let taken = self.write(at, |tx, at| {
+            match lockout::take(tx, &self.cfg.auth, &at.who(), now)? {
+                Ok(place) => Ok(Ok(place)),
+                Err(l) => self.refuse_locked(tx, at, now, l).map(Err),
+            }
+        })?;
+        match taken {
+            Ok(place) => {
+                at.place = Some(place);
+                Ok(None)
+            }
+            Err(refused) => Ok(Some(refused)),
+        }
+    }
+
+    /// In a refusing transaction: notes the failure for the user's next success (its counts
+    /// were taken with its place).
+    fn failed(&self, tx: &dyn StoreTx, at: &mut Attempt, now: u64) -> Result<()> {
+        if at.no_failure || at.probing_first_pass {
             return Ok(());
         }
-        let max_fail = self.cfg.auth.max_fail;
-        tx.record_source_failure(&at.user, &at.realm, &at.source, now, max_fail)?;
-        at.source_counted = true;
+        lockout::failed(tx, &at.who(), now)
+    }
+
+    /// In an accepting transaction: the source's count and its class's sum start again, and
+    /// the failures since the last success are taken to be told.
+    fn passed(&self, tx: &dyn StoreTx, at: &mut Attempt, now: u64) -> Result<()> {
+        at.missed = lockout::passed(tx, &self.cfg.auth, &at.who(), at.place.as_ref(), now)?;
         Ok(())
     }
 
-    /// In an accepting transaction: the source's count is cleared (when it had one), and a
-    /// source that reached `max_fail` meanwhile (a login at the same time failed) refuses
-    /// instead: the check before the prompt was made outside this transaction.
-    fn source_accepts(
+    /// The refusal of a locked source or class, audited in `tx`.
+    fn refuse_locked(
         &self,
         tx: &dyn StoreTx,
         at: &mut Attempt,
         now: u64,
-    ) -> Result<Option<Verdict>> {
-        if let Some(locked) = self.source_locked_now(tx, at, now)? {
-            return Ok(Some(locked));
-        }
-        if self.cfg.auth.lock_scope == LockScope::Source {
-            tx.clear_source_failures(&at.user, &at.realm, Some(&at.source))?;
-        }
-        Ok(None)
-    }
-
-    /// Whether the source is locked, read under the write lock (and the refusal audited).
-    fn source_locked_now(
-        &self,
-        tx: &dyn StoreTx,
-        at: &mut Attempt,
-        now: u64,
-    ) -> Result<Option<Verdict>> {
-        if self.cfg.auth.lock_scope != LockScope::Source {
-            return Ok(None);
-        }
-        match tx.source_failures(&at.user, &at.realm, &at.source)? {
-            Some((count, last)) if self.cfg.auth.locks(count, Some(last), now) => {
-                self.refuse_locked_source(tx, at, now, count).map(Some)
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// The refusal of a locked source, audited in `tx`.
-    fn refuse_locked_source(
-        &self,
-        tx: &dyn StoreTx,
-        at: &mut Attempt,
-        now: u64,
-        count: u32,
+        lockout: Lockout,
     ) -> Result<Verdict> {
-        let why = crate::engine::source_locked_reason(count, &at.source);
+        let why = lockout.reason(&at.source);
         tx.audit(&at.event(now, None, AuditResult::Locked, &why))?;
-        Ok(Verdict::SourceLocked {
-            source: at.source.clone(),
+        lockout::failed(tx, &at.who(), now)?;
+        Ok(match lockout {
+            Lockout::Source { .. } => Verdict::SourceLocked {
+                source: at.source.to_string(),
+            },
+            Lockout::Class { class, .. } => Verdict::ClassLocked { class },
         })
     }
 
-    /// With `lock_scope = "source"`, whether this attempt's source is locked for the user (and
-    /// it is refused before any PIN check, whatever was typed); with `"token"`, whether every
-    /// active token of the user is locked. A source lock whose `fail_clear_timeout` has passed
-    /// is cleared here.
+    /// Whether this attempt is refused before any prompt: its source or its class of sources
+    /// is locked for the user (read before the prompt; [`Self::take_place`] decides again
+    /// under the write lock), or with `lock_scope = "token"` every active token of the user is
+    /// locked.
     fn refused_for_failures(
         &self,
         at: &mut Attempt,
@@ -396,43 +420,31 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         now: u64,
     ) -> Result<Option<Verdict>> {
         let auth = &self.cfg.auth;
-        match auth.lock_scope {
-            LockScope::Source => {
-                let Some((count, last)) = self
-                    .store
-                    .source_failures(&at.user, &at.realm, &at.source)?
-                else {
-                    return Ok(None);
-                };
-                if auth.locks(count, Some(last), now) {
-                    return self
-                        .write(at, |tx, at| self.refuse_locked_source(tx, at, now, count))
-                        .map(Some);
-                }
-                if count >= auth.max_fail {
-                    // Its time has passed: the next failure counts from one again.
-                    let at = &*at;
-                    self.store.write(|tx| {
-                        tx.clear_source_failures(&at.user, &at.realm, Some(&at.source))
-                    })?;
-                }
-                Ok(None)
-            }
-            LockScope::Token => {
-                let active: Vec<&TokenRecord> = tokens.iter().filter(|t| t.active).collect();
-                let locked = |t: &&TokenRecord| auth.locks(t.fail_count, t.last_fail, now);
-                if active.is_empty() || !active.iter().all(locked) {
-                    return Ok(None);
-                }
-                let first = active[0];
-                self.write(at, |tx, at| {
-                    tx.audit(&at.passed_over(now, first, PassedOver::Locked))
-                })?;
-                Ok(Some(Verdict::Locked {
-                    serial: first.serial.clone(),
-                }))
-            }
+        let since = lockout::familiar_since(auth, now);
+        let standing = self
+            .store
+            .standing(&at.user, &at.realm, at.source.as_str(), since)?;
+        let class = lockout::class_of(&at.who(), &standing);
+        if let Some(l) = lockout::lockout(auth, &at.who(), &standing, class, now) {
+            return self
+                .write(at, |tx, at| self.refuse_locked(tx, at, now, l))
+                .map(Some);
         }
+        if auth.lock_scope == LockScope::Token {
+            let active: Vec<&TokenRecord> = tokens.iter().filter(|t| t.active).collect();
+            let locked = |t: &&TokenRecord| auth.locks(t.fail_count, t.last_fail, now);
+            if active.is_empty() || !active.iter().all(locked) {
+                return Ok(None);
+            }
+            let first = active[0];
+            self.write(at, |tx, at| {
+                tx.audit(&at.passed_over(now, first, PassedOver::Locked))
+            })?;
+            return Ok(Some(Verdict::Locked {
+                serial: first.serial.clone(),
+            }));
+        }
+        Ok(None)
     }
 
     /// Replaces PIN hashes made with older parameters (or before the pepper) after a good
@@ -563,6 +575,9 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         pass: &[u8],
         conv: &mut impl Conversation,
     ) -> Result<Verdict> {
+        if let Some(refused) = self.take_place(at)? {
+            return Ok(refused);
+        }
         if pass.len() > MAX_PASS_LEN {
             let now = self.clock.now();
             return self.fail(
@@ -706,6 +721,8 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 }
                 let logic = self.logic(&t)?;
                 let key = self.key.open(&t.serial, &t.sealed_key)?;
+                #[cfg(test)]
+                OTP_CHECKS.with(|n| n.set(n.get() + 1));
                 let result = match transaction {
                     Some(_) => logic.check_challenge(
                         &key,
@@ -717,13 +734,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                     None => logic.check(&key, otp, t.counter, &ctx),
                 };
                 if let Some(counter) = result {
-                    if let Some(locked) = self.source_accepts(tx, at, now)? {
-                        // Nothing of the token moves: the code stays unused.
-                        if let Some(id) = transaction {
-                            tx.close_challenges(id, ChallengeState::Failed)?;
-                        }
-                        return Ok(locked);
-                    }
+                    self.passed(tx, at, now)?;
                     tx.record_success(&t.serial, counter)?;
                     if let Some(id) = transaction {
                         tx.close_challenges(id, ChallengeState::Answered)?;
@@ -756,7 +767,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             if let Some(id) = transaction {
                 tx.close_challenges(id, ChallengeState::Failed)?;
             }
-            self.source_failed(tx, at, now)?;
+            self.failed(tx, at, now)?;
             for (t, why) in &checked {
                 tx.record_failure(&t.serial, now)?;
                 tx.audit(&at.reject(now, Some(t), why))?;
@@ -789,7 +800,12 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
     /// two-request client, and tests of "answered once").
     pub fn answer(&self, login: &Login, transaction_id: &str, otp: &[u8]) -> Outcome {
         let mut at = self.attempt(login);
-        let verdict = match self.answer_challenge(&mut at, transaction_id, otp) {
+        let verdict = match self.take_place(&mut at) {
+            Ok(Some(refused)) => Ok(refused),
+            Ok(None) => self.answer_challenge(&mut at, transaction_id, otp),
+            Err(e) => Err(e),
+        };
+        let verdict = match verdict {
             Ok(v) => v,
             Err(e) => Verdict::Unavailable(e),
         };
@@ -854,7 +870,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             for t in tokens.iter().filter(|t| t.active) {
                 tx.record_failure(&t.serial, now)?;
             }
-            self.source_failed(tx, at, now)?;
+            self.failed(tx, at, now)?;
             tx.audit(&at.reject(now, None, reason))?;
             Ok(Verdict::Reject {
                 reason: reason.into(),
@@ -862,6 +878,23 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         })
     }
 }
+
+#[cfg(test)]
+thread_local! {
+    /// The OTP checks of [`LocalEngine::check_otp`] on this thread, for tests of what a login
+    /// compares (with [`crate::crypto::pin_checks`], the PIN checks).
+    static OTP_CHECKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many things typed this thread compared so far: PIN checks (burnt ones too) and OTP
+/// checks.
+#[cfg(test)]
+fn comparisons() -> u64 {
+    crate::crypto::pin_checks() + OTP_CHECKS.with(|n| n.get())
+}
+
+#[cfg(test)]
+mod lockout_tests;
 
 #[cfg(test)]
 mod tests {
@@ -1083,8 +1116,8 @@ mod tests {
     }
 
     /// The check before the prompt is made outside any transaction: a failure of another login
-    /// from the same source that lands while this one types must still stop it. The accepting
-    /// transaction looks again, so `max_fail` guesses at once are `max_fail` guesses, not more.
+    /// from the same source that lands while this one types must still stop it. The pass takes
+    /// its place under the write lock, so `max_fail` guesses at once are `max_fail` guesses.
     #[test]
     fn a_source_locked_while_the_user_typed_refuses_the_right_code() {
         let mut cfg = Config::default();
