@@ -77,6 +77,11 @@ impl Daemon {
         panic!("tesserad never said any of {what:?}");
     }
 
+    /// The stderr lines it wrote so far and not yet read, without waiting for more.
+    pub fn stderr_so_far(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().try_iter().collect()
+    }
+
     /// The stderr lines not yet read, up to its end (once the process is gone).
     pub fn rest_of_stderr(&self) -> Vec<String> {
         self.stderr.lock().unwrap().iter().collect()

@@ -6,6 +6,7 @@
 //! only.
 
 use crate::link::{Link, SocketConversation};
+use crate::refusals::{Limited, Refusals};
 use crate::session::{refuse, Caller, Channel};
 use tessera_engine::config::Config;
 use tessera_engine::engine::{SystemAccounts, SystemClock};
@@ -19,6 +20,7 @@ pub(crate) fn serve<C: Channel, R: Resources>(
     caller: &Caller,
     config: Result<&Config, &str>,
     res: &R,
+    refusals: &Refusals,
     asked: &EnrollRequest,
 ) -> Result<(), proto::ProtoError> {
     let cfg = match config {
@@ -52,8 +54,15 @@ pub(crate) fn serve<C: Channel, R: Resources>(
         link: chan,
         wait: caller.answer_wait(),
     };
-    let out = host::enroll_self(
+    // A caller's refused enrollments take at most one audit row a minute.
+    let limited = Limited {
         res,
+        refusals,
+        uid: caller.uid,
+        counted_only: std::cell::Cell::new(false),
+    };
+    let out = host::enroll_self(
+        &limited,
         cfg,
         &SystemAccounts,
         &who,
@@ -64,9 +73,14 @@ pub(crate) fn serve<C: Channel, R: Resources>(
     );
     let chan = conv.link;
     // No PAM module logs this dialogue: the daemon does, to syslog and its stderr (the
-    // journal, or the log file of a hand-started daemon).
-    tessera_engine::syslog::send("tesserad", &out.events);
-    for e in &out.events {
+    // journal, or the log file of a hand-started daemon). A refusal counted in its minute's
+    // audit row (the caller's second and later that minute) is not logged again.
+    let mut logged = &out.events[..];
+    if matches!(out.outcome, Enrolled::Refused(_)) && limited.counted_only.get() {
+        logged = &logged[..logged.len().saturating_sub(1)];
+    }
+    tessera_engine::syslog::send("tesserad", logged);
+    for e in logged {
         eprintln!("tesserad: {SERVICE}: {}", e.log_line());
     }
     let verdict = match out.outcome {

@@ -3,7 +3,8 @@
 //! collector or a scrape.
 //!
 //! What a caller sends is hostile: the PAM service name comes from the caller (any local user
-//! may connect), so it is capped in length, stripped of control bytes, escaped, and only the
+//! may connect), so only root callers' names make series (the others' logins count under
+//! `(user)`), and those are capped in length, stripped of control bytes, escaped, and only the
 //! first [`MAX_SERVICES`] names get series of their own; the rest count under `(other)`. The
 //! counters are a fixed size however many logins come.
 
@@ -20,6 +21,9 @@ use tessera_proto::Verdict;
 pub const MAX_SERVICES: usize = 32;
 /// The label of the services past [`MAX_SERVICES`].
 pub const OTHER_SERVICE: &str = "(other)";
+/// The label of every login a caller other than root asked for (a screen locker), whatever
+/// service it named.
+pub const USER_SERVICE: &str = "(user)";
 /// The longest service name kept (in characters); a longer one is cut.
 const SERVICE_CHARS: usize = 64;
 /// Upper bounds of the login-duration buckets, in seconds: a reject or a PIN+OTP login takes

@@ -6,6 +6,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
+use tessera_engine::config::{Config, RemoteConfig};
+use tessera_engine::crypto::StoreKey;
+use tessera_engine::engine::Clock;
+use tessera_engine::error::Error;
+use tessera_engine::host::Resources;
+use tessera_engine::remote::client::Link;
+use tessera_engine::store::{AuditEntry, Store};
 
 /// Uids remembered at most; past it, the entries of past minutes are forgotten.
 const MAX_UIDS: usize = 4096;
@@ -69,6 +76,65 @@ impl Refusals {
                 e.written_at = now;
             }
         }
+    }
+}
+
+impl Refusals {
+    /// Audits `row`, a refusal of `uid`'s request, within the limit: at most one row per uid
+    /// and minute, whose reason carries the minute's count. The store is opened only if a
+    /// row is due. Returns whether this refusal is the first of its minute (the one to log).
+    pub fn audit<S: Store>(
+        &self,
+        uid: u32,
+        row: &AuditEntry,
+        store: impl FnOnce() -> Option<S>,
+    ) -> bool {
+        let now = tessera_engine::engine::SystemClock.now();
+        let opened = std::cell::OnceCell::new();
+        let mut store = Some(store);
+        let mut first = false;
+        self.count(uid, now, |u: RowUpdate| {
+            first |= u.row.is_none() && u.count == 1;
+            let row = AuditEntry {
+                reason: format!("{} ({} requests in this minute)", row.reason, u.count),
+                ..row.clone()
+            };
+            let s = opened
+                .get_or_init(|| store.take().and_then(|open| open()))
+                .as_ref()?;
+            s.write(|tx| tx.audit_row(&row, u.row)).ok()
+        });
+        first
+    }
+}
+
+/// A caller's view of the host's resources: the audit rows of its refused requests go
+/// through the daemon's [`Refusals`] (a non-root caller's loop of refused enrollments must
+/// not fill the disk).
+pub(crate) struct Limited<'a, R> {
+    pub res: &'a R,
+    pub refusals: &'a Refusals,
+    pub uid: u32,
+    /// The last refusal was counted in its minute's row: it is not logged again.
+    pub counted_only: std::cell::Cell<bool>,
+}
+
+impl<R: Resources> Resources for Limited<'_, R> {
+    type Store = R::Store;
+    fn store(&self, cfg: &Config) -> Result<Self::Store, Error> {
+        self.res.store(cfg)
+    }
+    fn remote_link(&self, remote: &RemoteConfig) -> Result<Link, Error> {
+        self.res.remote_link(remote)
+    }
+    fn key(&self, cfg: &Config) -> Result<std::sync::Arc<StoreKey>, Error> {
+        self.res.key(cfg)
+    }
+    fn audit_refusal(&self, cfg: &Config, row: &AuditEntry) {
+        let first = self
+            .refusals
+            .audit(self.uid, row, || self.res.store(cfg).ok());
+        self.counted_only.set(!first);
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::capacity::Capacity;
 use crate::link::{Link, SocketConversation};
 use crate::metrics::{LoginResult, Metrics};
-use crate::refusals::{Refusals, RowUpdate};
+use crate::refusals::Refusals;
 use crate::reports;
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use tessera_engine::config::Config;
 use tessera_engine::crypto::secret;
 use tessera_engine::engine::{self, Login, Options, SystemClock, Verdict};
 use tessera_engine::host::{self, Resources};
-use tessera_engine::store::{AuditEntry, Store};
+use tessera_engine::store::AuditEntry;
 use tessera_proto::{self as proto, Reply, Request};
 
 /// How long a client may take to send its whole login after connecting (not per read: a
@@ -103,14 +103,20 @@ pub fn serve<C: Channel, R: Resources>(
         Ok(Request::Status) => return reports::status(chan, caller, config, res, counters),
         Ok(Request::Metrics) => return reports::metrics(chan, caller, config, res, counters),
         Ok(Request::Enroll(asked)) => {
-            return crate::enroll::serve(chan, caller, config, res, &asked)
+            return crate::enroll::serve(chan, caller, config, res, &counters.refusals, &asked)
         }
         Ok(_) => return refuse(chan, "the first message was not a login"),
         Err(e) => return refuse(chan, &format!("a bad first message: {e}")),
     };
+    // Only root callers name a series: any user may connect and name a service, and the
+    // names of the first 32 would take the series sshd and sudo need.
+    let service = match caller.uid {
+        0 => login.service.as_str(),
+        _ => crate::metrics::USER_SERVICE,
+    };
     let count = |result, events: &[AuditEntry]| {
         let took = started.elapsed();
-        counters.metrics.login(&login.service, result, took, events);
+        counters.metrics.login(service, result, took, events);
     };
     let own;
     let cfg = match (&login.config, caller.may_choose_config) {
@@ -211,16 +217,7 @@ fn refuse_caller<C: Channel>(
         caller: Some(login.caller),
         ..AuditEntry::default()
     };
-    // Opened only if a row is due, and once.
-    let store = std::cell::OnceCell::new();
-    refusals.count(login.caller, now, |u: RowUpdate| {
-        let row = AuditEntry {
-            reason: format!("{why} ({} requests in this minute)", u.count),
-            ..e.clone()
-        };
-        let store = store.get_or_init(|| res.store(cfg).ok()).as_ref()?;
-        store.write(|tx| tx.audit_row(&row, u.row)).ok()
-    });
+    refusals.audit(login.caller, &e, || res.store(cfg).ok());
     chan.queue(&Reply::Log {
         priority: e.priority(),
         line: e.log_line(),

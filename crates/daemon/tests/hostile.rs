@@ -134,6 +134,38 @@ elif mode == "flood":
             pass
         s.close()
     print("connections %d" % count, flush=True)
+elif mode == "enroll":
+    # n enrollment requests (`tessera enroll`), one after another; the verdicts seen.
+    seen = {}
+    for _ in range(n):
+        s = socket.socket(socket.AF_UNIX); s.connect(path); s.settimeout(10)
+        s.sendall(struct.pack(">I", 3) + b"\x06\x00\x00")
+        t = tags(s); s.close()
+        v = "verdict" if 21 in t else "none"
+        seen[v] = seen.get(v, 0) + 1
+    print(" ".join("%s %d" % kv for kv in sorted(seen.items())), flush=True)
+elif mode == "services":
+    # n logins of the caller's own account (argv 4: user), each naming another PAM service,
+    # answered with a wrong pass; the verdicts seen.
+    user = sys.argv[4].encode()
+    seen = 0
+    for i in range(n):
+        s = socket.socket(socket.AF_UNIX); s.connect(path); s.settimeout(10)
+        s.sendall(login(user, ("svc-%d" % i).encode(), b""))
+        buf, done = b"", False
+        while not done:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+            while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+                k = struct.unpack(">I", buf[:4])[0]; m = buf[4:4 + k]; buf = buf[4 + k:]
+                if m[0] == 16:
+                    s.sendall(struct.pack(">I", 2 + 4 + 4) + b"\x02\x01" + field(b"0000"))
+                elif m[0] == 21:
+                    seen += 1; done = True
+        s.close()
+    print("verdicts %d" % seen, flush=True)
 elif mode == "prompt":
     # bob's own login, left at its prompt: how long until the daemon closes it.
     s = socket.socket(socket.AF_UNIX); s.connect(path); s.settimeout(600)
@@ -309,6 +341,91 @@ fn refused_requests_for_another_account_take_one_row_a_minute() {
         .sum();
     // Brought up to date at most once a second: the last second's may be counted later.
     assert!(counted <= 10_000 && counted > 0, "{rows:?}");
+}
+
+/// 3,000 enrollment requests from bob, who is not in `[enroll] groups`: every one refused,
+/// but the audit keeps one row per minute with the count, the store grows less than 64 KiB,
+/// and the daemon logs the first refusal of the minute only. (Before: 3,000 rows, +1.8 MB and
+/// 3,000 log lines in 0.8 s.)
+#[test]
+fn three_thousand_refused_enrollments_take_one_row_a_minute() {
+    let Some((w, d)) = world_with("[enroll]\ngroups = [\"staff\"]\n") else {
+        return;
+    };
+    root_logins_stay_fast(&d, 0);
+    let before = store_bytes(&w);
+    let rows_before = w.audit().len();
+    let out = as_bob(&d, "enroll", 3000).wait_with_output().unwrap();
+    let seen = words(&out);
+    assert_eq!(figure(&seen, "verdict"), 3000.0, "{seen:?}");
+    let grew = store_bytes(&w).saturating_sub(before);
+    let rows: Vec<_> = w.audit().into_iter().skip(rows_before).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let logged = d
+        .stderr_so_far()
+        .into_iter()
+        .filter(|l| l.contains("enrollment refused"))
+        .count();
+    eprintln!(
+        "3,000 refused enrollments: the store grew {grew} bytes, {} rows, {logged} log lines",
+        rows.len()
+    );
+    assert!(grew < 64 * 1024, "the store grew {grew} bytes");
+    assert!((1..=2).contains(&rows.len()), "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.caller == Some(BOB) && r.reason.contains("not in [enroll] groups")),
+        "{rows:?}"
+    );
+    assert!((1..=2).contains(&logged), "{logged} lines");
+}
+
+/// bob's own logins naming 40 services make no series: they count under `service="(user)"`,
+/// and root's sshd keeps a series of its own. (Before, a user's first 32 names took every
+/// series, and root's sshd counted under `(other)`.)
+#[test]
+fn a_users_service_names_make_no_metric_series() {
+    let Some((_w, d)) = world() else { return };
+    let out = as_uid(BOB, &d, "services", 40, &["bob"])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(figure(&words(&out), "verdicts"), 40.0);
+    let mut sshd = login("alice");
+    sshd.service = "sshd".into();
+    let seen = dialogue(
+        &mut d.connect(),
+        sshd,
+        &[format!("1234{}", otp(0)).as_bytes()],
+    );
+    assert_eq!(seen.verdict, Some(Verdict::Success), "{seen:?}");
+    let mut c = d.connect();
+    tessera_proto::write_frame(&mut c, &tessera_proto::Request::Metrics.encode()).unwrap();
+    let mut text = String::new();
+    loop {
+        let body = tessera_proto::read_frame(&mut c).unwrap();
+        match tessera_proto::Reply::decode(&body).unwrap() {
+            tessera_proto::Reply::Info(l) => text.push_str(&format!("{l}\n")),
+            _ => break,
+        }
+    }
+    let logins: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("tessera_logins_total{"))
+        .collect();
+    assert!(
+        logins
+            .iter()
+            .any(|l| l.contains("service=\"sshd\"") && l.contains("result=\"success\"")),
+        "{logins:?}"
+    );
+    // 10 wrong, then refused at bob's max_fail: all 40 under one label.
+    let of_users: u64 = logins
+        .iter()
+        .filter(|l| l.contains("service=\"(user)\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(of_users, 40, "{logins:?}");
+    assert!(!text.contains("svc-"), "{logins:?}");
 }
 
 /// bob's own login left at its prompt holds its place 60 s, not 300 s.

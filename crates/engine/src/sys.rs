@@ -40,13 +40,34 @@ pub fn group_names(user: &str) -> Vec<String> {
     let Ok(c_user) = CString::new(user) else {
         return Vec::new();
     };
-    let Ok(gids) = unistd::getgrouplist(&c_user, Gid::from_raw(acct.gid)) else {
+    let Ok(gids) = nss(|| unistd::getgrouplist(&c_user, Gid::from_raw(acct.gid))) else {
         return Vec::new();
     };
     gids.into_iter()
-        .filter_map(|g| Group::from_gid(g).ok().flatten())
+        .filter_map(|g| nss(|| Group::from_gid(g)).ok().flatten())
         .filter_map(|g| valid_name(g.name))
         .collect()
+}
+
+/// Runs one NSS lookup; one at a time while cwrap's nss_wrapper is loaded (the tests' and
+/// benches' accounts, `tests/nss/run`). nss_wrapper 1.1.12 keeps its user and group lists
+/// without locks: threads that look up at once read a list another is reloading (a crash
+/// of tesserad in a bench: a use after free in `getpwnam_r`) and share one position in
+/// `getgrouplist` (groups missing or twice). glibc's own lookups, SSSD's and LDAP's are
+/// thread-safe and stay parallel: a slow directory must not make every login wait.
+fn nss<T>(lookup: impl FnOnce() -> T) -> T {
+    static WRAPPED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let wrapped = *WRAPPED.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/maps").is_ok_and(|m| m.contains("libnss_wrapper"))
+    });
+    if !wrapped {
+        return lookup();
+    }
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    lookup()
 }
 
 /// An account of this host, as NSS has it.
@@ -78,12 +99,15 @@ fn valid_name(name: String) -> Option<String> {
 /// The account `name` stands for (`getpwnam_r`); see [`account_name`]. A name with a NUL byte
 /// is none.
 pub fn account(name: &str) -> Option<Account> {
-    User::from_name(name).ok().flatten().and_then(Account::of)
+    nss(|| User::from_name(name))
+        .ok()
+        .flatten()
+        .and_then(Account::of)
 }
 
 /// The account with the user id `uid` (`getpwuid_r`): the owner of a file, by name.
 pub fn account_of_uid(uid: u32) -> Option<Account> {
-    User::from_uid(Uid::from_raw(uid))
+    nss(|| User::from_uid(Uid::from_raw(uid)))
         .ok()
         .flatten()
         .and_then(Account::of)
@@ -444,6 +468,29 @@ fn io(e: Errno) -> std::io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 16 threads resolving the test accounts and their groups at once (tests run under
+    /// nss_wrapper, `tests/nss/run`) see what one thread sees, every time. Unserialised,
+    /// nss_wrapper gave groups missing or twice in every run, and crashed one run in ten.
+    #[test]
+    fn lookups_at_once_see_what_one_sees() {
+        let users = ["alice", "bob", "carol", "dave", "erin"];
+        let alone: Vec<(Option<Account>, Vec<String>)> =
+            users.iter().map(|u| (account(u), group_names(u))).collect();
+        assert!(alone.iter().all(|(a, _)| a.is_some()), "{alone:?}");
+        std::thread::scope(|s| {
+            for _ in 0..16 {
+                s.spawn(|| {
+                    for _ in 0..200 {
+                        for (u, want) in users.iter().zip(&alone) {
+                            assert_eq!(&(account(u), group_names(u)), want, "{u}");
+                            assert_eq!(account(&format!("{u}x")), None);
+                        }
+                    }
+                });
+            }
+        });
+    }
 
     #[test]
     fn root_is_an_account_and_odd_names_are_not() {

@@ -74,17 +74,10 @@ pub struct Enrollment {
 impl Enrollment {
     /// An enrollment refused before any token was made: the reason goes to the audit table (when
     /// `store` can be written) and to the user.
-    pub fn refused(
-        store: Option<&impl Store>,
-        who: &Enrollee,
-        now: u64,
-        told: &str,
-        reason: &str,
-    ) -> Enrollment {
+    /// An enrollment refused before any work: `told` to the user, `reason` in its audit row
+    /// (which the host writes: `Resources::audit_refusal`).
+    pub fn refused(who: &Enrollee, now: u64, told: &str, reason: &str) -> Enrollment {
         let e = event(who, now, None, AuditResult::Reject, reason);
-        if let Some(s) = store {
-            let _ = s.write(|tx| tx.audit(&e));
-        }
         Enrollment {
             outcome: Enrolled::Refused(told.into()),
             events: vec![e],
@@ -193,7 +186,17 @@ pub fn make_token<S: Store>(
             )
         }
     };
-    let pin_hash = match pin.map(|p| crypto::hash_pin(&p, &key.pepper())).transpose() {
+    let pepper = key.pepper();
+    // At the gate like a login's hashes, in the queue of the enrolling user's uid.
+    let queue = format!("uid={}", who.uid);
+    let hasher = crypto::PinHasher {
+        pepper: &pepper,
+        turn: crypto::Turn {
+            queue: &queue,
+            parallel: cfg.auth.pin_hashes_at_once(),
+        },
+    };
+    let pin_hash = match pin.map(|p| hasher.hash(&p)).transpose() {
         Ok(h) => h,
         Err(e) => return end(AuditResult::Error, &e.to_string(), Enrolled::Failed(e)),
     };

@@ -29,10 +29,14 @@ pub fn self_service<R: Resources>(
     clock: &impl Clock,
 ) -> Enrollment {
     let now = clock.now();
-    let store = res.store(cfg);
     let refuse = |told: &str, reason: &str| {
         let reason = format!("enrollment refused: {reason}");
-        Enrollment::refused(store.as_ref().ok(), who, now, told, &reason)
+        let refused = Enrollment::refused(who, now, told, &reason);
+        refused
+            .events
+            .iter()
+            .for_each(|e| res.audit_refusal(cfg, e));
+        refused
     };
     if cfg.auth.mode != Mode::Local {
         return refuse(
@@ -55,7 +59,7 @@ pub fn self_service<R: Resources>(
         outcome: Enrolled::Failed(e),
         events: Vec::new(),
     };
-    let store = match store {
+    let store = match res.store(cfg) {
         Ok(s) => s,
         Err(e) => return failed(e),
     };
@@ -84,12 +88,15 @@ pub fn self_service<R: Resources>(
         events = passed.events;
         if !matches!(passed.verdict, Verdict::Accept { .. }) {
             let mut refused = Enrollment::refused(
-                Some(&store),
                 who,
                 clock.now(),
                 "the token you have was not passed; nothing was enrolled",
                 "enrollment refused: the user's token was not passed",
             );
+            refused
+                .events
+                .iter()
+                .for_each(|e| res.audit_refusal(cfg, e));
             events.append(&mut refused.events);
             refused.events = events;
             return refused;

@@ -36,6 +36,14 @@ pub trait Resources {
     fn key(&self, cfg: &Config) -> Result<Arc<StoreKey>, Error> {
         load_key(cfg).map(Arc::new)
     }
+    /// Writes the audit row of a request refused before any work was done for it (an
+    /// enrollment its user may not make). A host that counts such refusals per caller
+    /// (tesserad) keeps each non-root caller to one row a minute.
+    fn audit_refusal(&self, cfg: &Config, row: &AuditEntry) {
+        if let Ok(s) = self.store(cfg) {
+            let _ = s.write(|tx| tx.audit(row));
+        }
+    }
 }
 
 /// Everything opened for one login and closed after it.

@@ -16,14 +16,15 @@
 
 use super::group::GroupWriter;
 use super::{CheckedFiles, SqliteStore, Store, StoreTx, TokenRecord};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::watch::{Checked, Watched};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Idle reading connections kept for the next logins; more are opened when more logins run at
-/// once, and closed when they end.
-const MAX_IDLE: usize = 16;
+/// Idle reading connections kept; more are opened when more reads run at once, and closed
+/// after. A login takes one for each read only (not while it waits for a hash or its user), so
+/// a hundred logins at once hold a few, not a hundred.
+const MAX_IDLE: usize = 8;
 
 pub struct StorePool {
     path: PathBuf,
@@ -70,7 +71,8 @@ impl StorePool {
     }
 
     /// The store for one login: the file checks (made again if anything they looked at
-    /// changed), then an idle connection (or a new one) to read and the shared writer.
+    /// changed), a reading connection that opens (kept idle for the login's reads) and the
+    /// shared writer.
     pub fn checkout(self: &Arc<Self>) -> Result<PooledStore> {
         let identity = self
             .checked
@@ -94,6 +96,7 @@ impl StorePool {
             Some(r) => r,
             None => self.failing(generation, self.open())?,
         };
+        self.give_back(generation, reader);
         let writer = match writer {
             Some(w) => w,
             None => {
@@ -110,10 +113,34 @@ impl StorePool {
         };
         Ok(PooledStore {
             pool: Arc::clone(self),
-            reader: Some(reader),
             writer,
             generation,
         })
+    }
+
+    /// An idle reading connection of `generation`, or a new one.
+    fn reader(&self, generation: u64) -> Result<SqliteStore> {
+        let idle = {
+            let mut st = self.lock();
+            if st.generation == generation {
+                st.idle.pop()
+            } else {
+                None
+            }
+        };
+        match idle {
+            Some(r) => Ok(r),
+            None => self.failing(generation, self.open()),
+        }
+    }
+
+    /// Keeps a reading connection for the next read, if it is of the current generation and
+    /// fewer than [`MAX_IDLE`] are kept.
+    fn give_back(&self, generation: u64, reader: SqliteStore) {
+        let mut st = self.lock();
+        if st.generation == generation && st.idle.len() < MAX_IDLE {
+            st.idle.push(reader);
+        }
     }
 
     /// `result`, after dropping the connections of `generation` if it failed for a reason that
@@ -146,24 +173,23 @@ impl StorePool {
     }
 }
 
-/// One login's use of a [`StorePool`]; its reading connection goes back to the pool at the end.
+/// One login's use of a [`StorePool`]: each read borrows an idle connection of the pool.
 pub struct PooledStore {
     pool: Arc<StorePool>,
-    reader: Option<SqliteStore>,
     writer: Arc<GroupWriter>,
     /// The pool's generation the connections belong to.
     generation: u64,
 }
 
 impl PooledStore {
-    /// Runs `read` on the reading connection.
+    /// Runs `read` on a reading connection of the pool.
     fn read<T>(&self, read: impl FnOnce(&SqliteStore) -> Result<T>) -> Result<T> {
-        // Taken only by `drop`.
-        let reader = self
-            .reader
-            .as_ref()
-            .ok_or_else(|| Error::Store("the connection was given back".into()))?;
-        self.pool.failing(self.generation, read(reader))
+        let reader = self.pool.reader(self.generation)?;
+        let out = read(&reader);
+        if out.is_ok() {
+            self.pool.give_back(self.generation, reader);
+        }
+        self.pool.failing(self.generation, out)
     }
 }
 
@@ -205,18 +231,6 @@ impl Store for PooledStore {
     }
 }
 
-impl Drop for PooledStore {
-    fn drop(&mut self) {
-        let Some(reader) = self.reader.take() else {
-            return;
-        };
-        let mut st = self.pool.lock();
-        if st.generation == self.generation && st.idle.len() < MAX_IDLE {
-            st.idle.push(reader);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,9 +263,14 @@ mod tests {
         {
             let s = pool.checkout().unwrap();
             assert!(Arc::ptr_eq(&s.writer, &writer), "the writer is kept");
-            assert_eq!(pool.lock().idle.len(), 0, "the idle reader was taken");
+            assert_eq!(
+                pool.lock().idle.len(),
+                1,
+                "the reader is kept between reads"
+            );
+            assert_eq!(serials(&s), ["OLD"]);
         }
-        assert_eq!(pool.lock().idle.len(), 1, "and given back");
+        assert_eq!(pool.lock().idle.len(), 1, "and still one");
 
         // A restored backup renamed over the store: the kept connections belong to the old
         // file and must not serve the new one.

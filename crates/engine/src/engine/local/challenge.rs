@@ -121,13 +121,12 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
                     tx.audit(&at.accept(now, &t, "PIN matched (spass)"))?;
                     let accepted = Verdict::Accept { serial: t.serial };
                     return Ok((Selection::Accepted(accepted), false));
-                } else if self.does_challenge(t.kind) {
+                } else {
+                    // The PIN alone was compared only where it opens a challenge.
                     match self.reserve_send(tx, &t, now)? {
                         Ok(send) => chosen.push((t, send)),
                         Err(why) => limited.push((t, why)),
                     }
-                } else {
-                    passed.push((t, PassedOver::NoChallenge));
                 }
             }
             // Not sent: no failure counted (the PIN was right), one row each.
@@ -139,9 +138,6 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
                 return Ok((Selection::Challenge(chosen), any_limited));
             }
             for (t, why) in &passed {
-                if *why == PassedOver::NoChallenge {
-                    tx.record_failure(&t.serial, now)?;
-                }
                 tx.audit(&at.passed_over(now, t, *why))?;
             }
             if passed.is_empty() {

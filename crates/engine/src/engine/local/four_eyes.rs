@@ -4,7 +4,7 @@
 //! then one write transaction that checks the members' OTPs and decides.
 
 use super::{Attempt, LocalEngine, Verdict};
-use crate::crypto::{burn_pin_check, Secret};
+use crate::crypto::Secret;
 use crate::engine::Clock;
 use crate::error::Result;
 use crate::store::{Store, StoreTx, TokenRecord};
@@ -79,12 +79,12 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
                 match *n {
                     Some(n) if part.len() >= n => {
                         let (pin, otp) = part.split_at(part.len() - n);
-                        let right = self.pin_check(m, pin).is_right();
+                        let right = self.pin_check(at, m, pin).is_right();
                         if right && first.is_none() {
                             first = Some((m, otp));
                         }
                     }
-                    _ => burn_pin_check(part, &self.pepper),
+                    _ => self.hasher(at).burn(part),
                 }
             }
             if let Some((m, otp)) = first {

@@ -5,6 +5,7 @@
 //! attacks from a thousand sources.
 
 use super::*;
+use crate::crypto::hash_pin;
 use crate::engine::{Login, Options, Verdict};
 use crate::store::{SourceClass, SqliteStore};
 use crate::testing::{FixedClock, ScriptedConv};

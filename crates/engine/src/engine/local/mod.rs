@@ -9,9 +9,7 @@ use super::{
     Source, SystemAccounts, Verdict,
 };
 use crate::config::{Config, LockScope, OtpPin};
-use crate::crypto::{
-    burn_pin_check, check_pin, ct_eq, hash_pin, Pepper, PinCheck, Secret, StoreKey,
-};
+use crate::crypto::{ct_eq, Pepper, PinCheck, PinHasher, Secret, StoreKey, Turn};
 use crate::delivery::Courier;
 use crate::error::{Error, Kind, Result};
 use crate::store::{AuditEntry, AuditResult, ChallengeState, Missed, Store, StoreTx, TokenRecord};
@@ -179,8 +177,6 @@ enum PassedOver {
     Disabled,
     /// Its fail counter reached `max_fail` (and `fail_clear_timeout` has not passed).
     Locked,
-    /// The PIN alone, for a type that opens no challenge (in this config).
-    NoChallenge,
 }
 
 impl PassedOver {
@@ -189,14 +185,13 @@ impl PassedOver {
         match self {
             PassedOver::Disabled => "token disabled",
             PassedOver::Locked => "token locked: too many failures",
-            PassedOver::NoChallenge => "PIN alone, but this token type does no challenge response",
         }
     }
 
     fn result(self) -> AuditResult {
         match self {
             PassedOver::Locked => AuditResult::Locked,
-            PassedOver::Disabled | PassedOver::NoChallenge => AuditResult::Reject,
+            PassedOver::Disabled => AuditResult::Reject,
         }
     }
 }
@@ -303,7 +298,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             }
         };
         if verdict.is_accept() {
-            self.rehash_pins(&at.rehash);
+            self.rehash_pins(&at);
             if let Some(m) = &at.missed {
                 let _ = conv.info(&super::missed_message(m));
             }
@@ -449,9 +444,9 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
 
     /// Replaces PIN hashes made with older parameters (or before the pepper) after a good
     /// login, unless an admin changed the PIN meanwhile. Best effort: the old hash still works.
-    fn rehash_pins(&self, outdated: &[OutdatedPin]) {
-        for o in outdated {
-            if let Ok(new) = hash_pin(&o.pin, &self.pepper) {
+    fn rehash_pins(&self, at: &Attempt) {
+        for o in &at.rehash {
+            if let Ok(new) = self.hasher(at).hash(&o.pin) {
                 let _ = self
                     .store
                     .write(|tx| tx.replace_pin_hash(&o.serial, &o.hash, &new));
@@ -460,13 +455,14 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
     }
 
     /// Whether `pin` is the PIN of `t`.
-    fn pin_check(&self, t: &TokenRecord, pin: &[u8]) -> PinCheck {
+    fn pin_check(&self, at: &Attempt, t: &TokenRecord, pin: &[u8]) -> PinCheck {
+        let hasher = self.hasher(at);
         match &t.pin_hash {
-            Some(h) => check_pin(pin, h, &self.pepper),
+            Some(h) => hasher.check(pin, h),
             // A token without a PIN: the pass is the OTP alone. The check is still paid, so
             // timing does not tell a PIN-less token from one with a PIN.
             None => {
-                burn_pin_check(pin, &self.pepper);
+                hasher.burn(pin);
                 if ct_eq(pin, b"") {
                     PinCheck::Right
                 } else {
@@ -478,7 +474,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
 
     /// [`Self::pin_check`], noting an outdated hash that matched for [`Self::rehash_pins`].
     fn pin_matches(&self, at: &mut Attempt, t: &TokenRecord, pin: &[u8]) -> bool {
-        let check = self.pin_check(t, pin);
+        let check = self.pin_check(at, t, pin);
         if let (PinCheck::RightOutdated, Some(h)) = (check, &t.pin_hash) {
             at.rehash.push(OutdatedPin {
                 serial: t.serial.clone(),
@@ -637,9 +633,13 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         }
     }
 
-    /// Compares the pass with each token's PIN, as PIN+OTP and as the PIN alone: two PIN checks
-    /// per token, and two for a user with no tokens, so timing does not tell a one-token user
-    /// from an unknown one. (It does show how many tokens a user has, as privacyIDEA's does.)
+    /// Compares the pass with each token's PIN: as PIN+OTP (one PIN check), and as the PIN
+    /// alone (a second) only where the PIN alone does something (a challenge, `spass`) and
+    /// the first did not match. Where it does nothing, a right PIN with a wrong OTP and a
+    /// wrong PIN cost the same: time does not tell the PIN. (Where it opens a challenge, the
+    /// challenge tells the PIN anyway, as privacyIDEA's does.) A user without tokens pays what
+    /// a wrong PIN of one TOTP token costs, so time does not tell an unknown user from a
+    /// one-token one; it does show how many tokens a user has, as privacyIDEA's does.
     fn match_pin<'t>(
         &self,
         at: &mut Attempt,
@@ -647,8 +647,9 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         pass: &[u8],
     ) -> PassMatch<'t> {
         if tokens.is_empty() {
-            burn_pin_check(pass, &self.pepper);
-            burn_pin_check(pass, &self.pepper);
+            for _ in 0..self.pin_checks_of(TokenType::Totp) {
+                self.hasher(at).burn(pass);
+            }
             return PassMatch::Nothing;
         }
         let mut with_otp = Vec::new();
@@ -667,24 +668,26 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                     let why = format!("token {} can't be used: {e}", t.serial);
                     let row = at.error(self.clock.now(), Some(t), &why);
                     self.audit_error(&row);
-                    burn_pin_check(pass, &self.pepper);
-                    burn_pin_check(pass, &self.pepper);
+                    for _ in 0..self.pin_checks_of(t.kind) {
+                        self.hasher(at).burn(pass);
+                    }
                     continue;
                 }
             };
             let n = logic.otp_len();
-            if n > 0 && pass.len() >= n {
-                let (pin, tail) = pass.split_at(pass.len() - n);
-                if self.pin_matches(at, t, pin) {
-                    with_otp.push((t, crate::crypto::secret(tail)));
-                    continue;
+            if n > 0 {
+                if pass.len() >= n {
+                    let (pin, tail) = pass.split_at(pass.len() - n);
+                    if self.pin_matches(at, t, pin) {
+                        with_otp.push((t, crate::crypto::secret(tail)));
+                        continue;
+                    }
+                } else {
+                    // A short pass costs what a long one does.
+                    self.hasher(at).burn(pass);
                 }
-            } else {
-                // Every token costs two checks whatever the pass, like an unknown user does:
-                // a short pass must not tell a one-token user from a user who doesn't exist.
-                burn_pin_check(pass, &self.pepper);
             }
-            if self.pin_matches(at, t, pass) {
+            if self.pin_alone_counts(t.kind) && self.pin_matches(at, t, pass) {
                 pin_only.push(t);
             }
         }
@@ -692,6 +695,30 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             (false, _) => PassMatch::Otp(with_otp),
             (true, false) => PassMatch::PinOnly(pin_only),
             (true, true) => PassMatch::Nothing,
+        }
+    }
+
+    /// Whether the PIN alone does something for a token of this type: opens a challenge, or
+    /// is its whole pass (`spass`).
+    fn pin_alone_counts(&self, kind: TokenType) -> bool {
+        kind.spec().pin_is_pass || self.does_challenge(kind)
+    }
+
+    /// The PIN checks a wrong pass costs on a token of this type.
+    fn pin_checks_of(&self, kind: TokenType) -> u32 {
+        let otp = u32::from(!kind.spec().pin_is_pass);
+        otp + u32::from(self.pin_alone_counts(kind))
+    }
+
+    /// PIN hashing with this store's pepper, waiting at the gate in the queue of the
+    /// attempt's source (`crate::crypto::Gate`).
+    fn hasher<'h>(&'h self, at: &'h Attempt) -> PinHasher<'h> {
+        PinHasher {
+            pepper: &self.pepper,
+            turn: Turn {
+                queue: at.source.as_str(),
+                parallel: self.cfg.auth.pin_hashes_at_once(),
+            },
         }
     }
 
@@ -899,6 +926,7 @@ mod lockout_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::hash_pin;
     use crate::delivery::OutOfBand;
     use crate::engine::{Login, Options, Verdict};
     use crate::store::SqliteStore;
@@ -1349,12 +1377,13 @@ mod tests {
     #[test]
     fn a_pin_alone_opens_no_challenge_unless_configured() {
         let fx = tans();
+        // The PIN alone does nothing for a tan token here: it is not even compared (a right
+        // PIN then costs what a wrong one does), and is refused as a wrong pass.
+        let before = crate::crypto::pin_checks();
         let out = login(&Config::default(), &fx, "1234");
         assert!(matches!(out.verdict, Verdict::Reject { .. }));
-        assert_eq!(
-            reasons(&out),
-            ["PIN alone, but this token type does no challenge response"]
-        );
+        assert_eq!(reasons(&out), ["wrong PIN or unknown user"]);
+        assert_eq!(crate::crypto::pin_checks() - before, 1);
         // With tan in challenge_response, the code answers the challenge.
         let mut cfg = Config::default();
         cfg.auth.challenge_response.push("tan".into());

@@ -2,7 +2,6 @@
 //! constant-time comparison, and zeroizing containers.
 
 use crate::error::{Error, Kind, Result};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
@@ -10,6 +9,12 @@ use std::io::Read;
 use std::path::Path;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
+
+mod pin;
+
+#[cfg(test)]
+pub(crate) use pin::pin_checks;
+pub use pin::{check_pin, hash_pin, verify_pin, Gate, PinCheck, PinHasher, Turn, PIN_HASH_MEMORY};
 
 /// Bytes that are wiped when dropped: PINs, passes, OTPs, token keys.
 pub type Secret = Zeroizing<Vec<u8>>;
@@ -141,114 +146,6 @@ impl StoreKey {
     }
 }
 
-/// Argon2id cost for PINs: OWASP's minimum (19 MiB, 2 passes, 1 lane). One check costs about
-/// 25 ms on this machine (`cargo bench --bench engine` prints it), inside the 50 ms budget. The
-/// cost is stored in each PHC string, so a hash made with other parameters still verifies and
-/// is replaced on the next good login ([`PinCheck::RightOutdated`]).
-const PIN_M_COST: u32 = 19 * 1024;
-const PIN_T_COST: u32 = 2;
-const PIN_P_COST: u32 = 1;
-
-/// The `keyid` a PHC string carries when the pepper went into it; a hash without it is from
-/// before the pepper (and is verified without one, then replaced).
-const PEPPER_KEYID: &[u8] = b"pepper1";
-
-fn pin_params() -> Result<argon2::Params> {
-    let mut b = argon2::ParamsBuilder::new();
-    b.m_cost(PIN_M_COST).t_cost(PIN_T_COST).p_cost(PIN_P_COST);
-    argon2::KeyId::new(PEPPER_KEYID)
-        .map(|k| b.keyid(k))
-        .and_then(|b| b.build())
-        .map_err(|e| Error::Invalid(format!("PIN hash parameters: {e}")))
-}
-
-fn argon2_with(pepper: Option<&Pepper>, params: argon2::Params) -> Result<argon2::Argon2<'_>> {
-    let (alg, ver) = (argon2::Algorithm::Argon2id, argon2::Version::V0x13);
-    match pepper {
-        Some(p) => argon2::Argon2::new_with_secret(p.0.as_ref(), alg, ver, params)
-            .map_err(|e| Error::Invalid(format!("PIN hashing: {e}"))),
-        None => Ok(argon2::Argon2::new(alg, ver, params)),
-    }
-}
-
-/// Hashes a PIN to a PHC string (`$argon2id$v=19$m=19456,t=2,p=1,keyid=...$salt$hash`).
-pub fn hash_pin(pin: &[u8], pepper: &Pepper) -> Result<String> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    argon2_with(Some(pepper), pin_params()?)?
-        .hash_password(pin, &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| Error::Invalid(format!("PIN hashing failed: {e}")))
-}
-
-/// What a PIN check found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PinCheck {
-    Wrong,
-    Right,
-    /// Right, but the hash has older parameters or no pepper: store a new one.
-    RightOutdated,
-}
-
-impl PinCheck {
-    pub fn is_right(self) -> bool {
-        self != PinCheck::Wrong
-    }
-}
-
-/// Checks a PIN against a stored PHC string. An unparsable hash never matches.
-pub fn check_pin(pin: &[u8], phc: &str, pepper: &Pepper) -> PinCheck {
-    let Ok(h) = PasswordHash::new(phc) else {
-        return PinCheck::Wrong;
-    };
-    let Ok(params) = argon2::Params::try_from(&h) else {
-        return PinCheck::Wrong;
-    };
-    let peppered = params.keyid() == PEPPER_KEYID;
-    let current = peppered
-        && params.m_cost() == PIN_M_COST
-        && params.t_cost() == PIN_T_COST
-        && params.p_cost() == PIN_P_COST;
-    let Ok(argon) = argon2_with(peppered.then_some(pepper), params) else {
-        return PinCheck::Wrong;
-    };
-    #[cfg(test)]
-    PIN_CHECKS.with(|n| n.set(n.get() + 1));
-    match (argon.verify_password(pin, &h).is_ok(), current) {
-        (false, _) => PinCheck::Wrong,
-        (true, true) => PinCheck::Right,
-        (true, false) => PinCheck::RightOutdated,
-    }
-}
-
-#[cfg(test)]
-thread_local! {
-    /// The Argon2 runs of [`check_pin`] on this thread (burnt ones too), for tests of how much
-    /// work a login does.
-    static PIN_CHECKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-/// How many PIN checks (Argon2 runs) this thread made so far.
-#[cfg(test)]
-pub(crate) fn pin_checks() -> u64 {
-    PIN_CHECKS.with(|n| n.get())
-}
-
-/// Whether `pin` is the PIN of `phc`.
-pub fn verify_pin(pin: &[u8], phc: &str, pepper: &Pepper) -> bool {
-    check_pin(pin, phc, pepper).is_right()
-}
-
-/// Work equal to one PIN check, for users and tokens that don't exist, so that timing does not
-/// tell them apart from a wrong PIN.
-pub fn burn_pin_check(pin: &[u8], pepper: &Pepper) {
-    let _ = check_pin(pin, DUMMY_PIN_HASH, pepper);
-}
-
-/// A PHC string with the parameters of `hash_pin` (a test keeps them in step); it matches no
-/// PIN under any pepper. A constant rather than hashed at first use: a fresh process would
-/// otherwise pay one extra Argon2 run for an unknown user only.
-const DUMMY_PIN_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1,keyid=cGVwcGVyMQ$73vR8yhihozNPp/yPJOE9w$Ub6spAHJZpvUM5MRuXf8fjvxBkeE1r8gPMltUFQ9gQM";
-
 pub fn encode_hex(b: &[u8]) -> String {
     const D: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);
@@ -347,35 +244,6 @@ mod tests {
     }
 
     #[test]
-    fn pin_hash_verifies_only_the_pin_and_only_with_its_key() {
-        let key = StoreKey::generate();
-        let h = hash_pin(b"1234", &key.pepper()).unwrap();
-        assert!(
-            h.starts_with("$argon2id$v=19$m=19456,t=2,p=1,keyid="),
-            "{h}"
-        );
-        assert_eq!(check_pin(b"1234", &h, &key.pepper()), PinCheck::Right);
-        assert!(!verify_pin(b"12345", &h, &key.pepper()));
-        assert!(!verify_pin(b"1234", "garbage", &key.pepper()));
-        // A stolen store without the key file: the right PIN does not verify.
-        assert!(!verify_pin(b"1234", &h, &StoreKey::generate().pepper()));
-    }
-
-    #[test]
-    fn an_old_hash_verifies_and_asks_to_be_replaced() {
-        // As tessera made them before: 8 MiB, no pepper.
-        let old = "$argon2id$v=19$m=8192,t=2,p=1$c2FsdHNhbHRzYWx0$";
-        let params = argon2::Params::new(8192, 2, 1, None).unwrap();
-        let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-        let salt = SaltString::from_b64("c2FsdHNhbHRzYWx0").unwrap();
-        let h = a.hash_password(b"1234", &salt).unwrap().to_string();
-        assert!(h.starts_with(old), "{h}");
-        let pepper = StoreKey::generate().pepper();
-        assert_eq!(check_pin(b"1234", &h, &pepper), PinCheck::RightOutdated);
-        assert_eq!(check_pin(b"4321", &h, &pepper), PinCheck::Wrong);
-    }
-
-    #[test]
     fn hex_and_base32() {
         assert_eq!(&decode_hex("00ff10").unwrap()[..], [0, 255, 16]);
         assert!(decode_hex("0g").is_none());
@@ -415,15 +283,5 @@ mod tests {
         let key: Vec<u8> = (0..=255).collect();
         assert_eq!(&decode_base32(&encode_base32(&key)).unwrap()[..], &key[..]);
         assert_eq!(&decode_hex(&encode_hex(&key)).unwrap()[..], &key[..]);
-    }
-
-    #[test]
-    fn the_dummy_pin_hash_costs_what_a_real_one_does() {
-        // Same algorithm, parameters and pepper marker as hash_pin, so burning a check takes
-        // as long as one.
-        let real = hash_pin(b"1234", &StoreKey::generate().pepper()).unwrap();
-        let params = |phc: &str| phc.split('$').take(4).collect::<Vec<_>>().join("$");
-        assert_eq!(params(DUMMY_PIN_HASH), params(&real));
-        assert!(argon2::Params::try_from(&PasswordHash::new(DUMMY_PIN_HASH).unwrap()).is_ok());
     }
 }
