@@ -10,7 +10,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 use support::*;
-use tessera_engine::tokens::Origin;
+use tessera_engine::tokens::{Origin, TokenType};
 
 /// What one run showed: the lines of the stream that carries the URI (stdout for `tessera
 /// enroll`, stderr for `tessera check`), and all of the other stream.
@@ -392,6 +392,72 @@ fn a_registration_code_enrolls_a_token_in_tessera_check() {
     assert_eq!(run.status.code(), Some(1));
     assert!(run.uri().is_none(), "{:?}", run.lines);
     assert_eq!(fx.store().list_tokens(Some("alice")).unwrap().len(), 2);
+}
+
+/// A registration code expires: `token add --valid-for` sets when (default a week; `token list`
+/// shows it); from then on the code is refused like a wrong pass (counted as a failure, the
+/// audit says "expired"), and `doctor` lists it. (Before, a code never expired.)
+#[test]
+fn an_expired_registration_code_is_refused_like_a_wrong_pass() {
+    use tessera_engine::tokens::registration;
+    let fx = Fixture::new("");
+    let out = fx.tessera(
+        &[
+            "token",
+            "add",
+            "--user",
+            "bob",
+            "--type",
+            "registration",
+            "--valid-for",
+            "12h",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let serial = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let t = fx.token(&serial);
+    let expires = t.info.expires.unwrap();
+    assert!(expires.abs_diff(t.created + 12 * 3600) <= 2, "{t:?}");
+    let list = fx.tessera(&["token", "list"], "");
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.contains("unused, expires 20"), "{list}");
+    // A code that expired a second ago, as an older one would have after its week.
+    let g = registration::generate(&mut rand::rngs::OsRng).unwrap();
+    let code = String::from_utf8(g.code.to_vec()).unwrap();
+    let mut tok = Tok::new(TokenType::Registration, "REG9", "alice", "", &g.key);
+    tok.pin = None;
+    tok.digits = registration::CODE_LEN;
+    tok.info = serde_json::json!({ "expires": now() - 1 });
+    fx.add(&tok);
+    let out = fx.login("alice").answer("PIN", &code).run();
+    assert_eq!(out.code, PAM_AUTH_ERR, "{out:?}");
+    let t = fx.token("REG9");
+    assert_eq!((t.fail_count, t.counter), (1, 0), "counted, not used");
+    assert!(
+        fx.audit()
+            .iter()
+            .any(|e| e.serial == "REG9" && e.reason == "registration code expired"),
+        "{:?}",
+        fx.audit()
+    );
+    assert!(
+        fx.store().list_tokens(Some("alice")).unwrap().len() == 1,
+        "nothing enrolled"
+    );
+    let list = fx.tessera(&["token", "list"], "");
+    assert!(String::from_utf8_lossy(&list.stdout).contains("expired 20"));
+    let doctor = fx.tessera(&["doctor"], "");
+    let said = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        said.contains("1 registration code(s) expired unused (alice/REG9)"),
+        "{said}"
+    );
 }
 
 /// A client killed in the middle (at the prompt for a code, the key already shown): the daemon

@@ -246,3 +246,44 @@ fn a_fifo_as_config_is_refused_without_hanging() {
     assert_eq!(out.code, PAM_AUTHINFO_UNAVAIL, "{out:?}");
     assert_told_unavailable(&out, "a FIFO as config");
 }
+
+/// The store's three files marked immutable (`chattr +i`) under a running tesserad: SQLite
+/// writes to its shared-memory mapping of the `-shm` file, and a write to a page of a file
+/// that can't be written killed the daemon with SIGBUS at the next login. Now that login is
+/// refused as unavailable, naming the `-shm` in the log; the daemon lives, and once the files
+/// can be written again its next login works.
+#[test]
+fn an_immutable_shm_is_refused_without_killing_the_daemon() {
+    if tessera_engine::sys::euid() != 0 {
+        eprintln!("an_immutable_shm_is_refused: needs root (chattr +i); not run");
+        return;
+    }
+    let fx = fixture_with_token();
+    login_once(&fx);
+    let files = [fx.db.clone(), sidecar(&fx, "-wal"), sidecar(&fx, "-shm")];
+    let chattr = |flag: &str| {
+        let ok = std::process::Command::new("chattr")
+            .arg(flag)
+            .args(&files)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "chattr {flag}");
+    };
+    let pid = fx.daemon_pid();
+    chattr("+i");
+    let lines = refused_with_log(&fx);
+    chattr("-i");
+    assert_logged(&lines, &["-shm"]);
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "the daemon lives"
+    );
+    let t = Tok::hotp("H1", "alice", "1234");
+    let out = fx
+        .login("alice")
+        .answer("PIN", &format!("1234{}", t.hotp_at(1)))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    assert_eq!(fx.daemon_pid(), pid);
+}

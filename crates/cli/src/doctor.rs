@@ -133,6 +133,7 @@ fn check_all(r: &mut Report, config_path: &Path, socket: &Path) -> CliResult<()>
     if let Some(store) = &store {
         check_pinless(r, store, &alone)?;
         check_locks(r, store, &cfg)?;
+        check_registrations(r, store)?;
     }
     check_daemon(r, socket)?;
     check_syslog(r)
@@ -633,6 +634,33 @@ fn check_pinless(r: &mut Report, store: &SqliteStore, alone: &[String]) -> CliRe
         super::output::clean(&super::output::some_tokens(&pinless)),
         alone.join(", "),
         super::import::PIN_FIX
+    ))
+}
+
+/// Registration codes that expired unused: the users they were for have not enrolled. (A code
+/// is refused once expired, like a wrong one; `token remove` tidies it away.)
+fn check_registrations(r: &mut Report, store: &SqliteStore) -> CliResult<()> {
+    use tessera_engine::engine::Clock;
+    let now = tessera_engine::engine::SystemClock.now();
+    let Ok(tokens) = store.list_tokens(None) else {
+        return Ok(()); // check_tokens said why
+    };
+    let expired: Vec<(&str, &str)> = tokens
+        .iter()
+        .filter(|t| {
+            t.counter < tessera_engine::tokens::registration::USED
+                && t.expires().is_some_and(|e| now >= e)
+        })
+        .map(|t| (t.user.as_str(), t.serial.as_str()))
+        .collect();
+    if expired.is_empty() {
+        return Ok(());
+    }
+    r.warn(&format!(
+        "{} registration code(s) expired unused ({}): those users have not enrolled; issue a \
+         new code (tessera token add --type registration) and remove the old one",
+        expired.len(),
+        super::output::clean(&super::output::some_tokens(&expired)),
     ))
 }
 

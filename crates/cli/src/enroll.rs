@@ -144,12 +144,14 @@ fn next_code_note(p: &Plan) -> Option<String> {
              once, typed after the PIN",
             p.codes.len()
         )),
-        TokenType::Registration => Some(
+        TokenType::Registration => Some(format!(
             "the registration code above is shown only now: give it to the user, who types it \
-             at a login's first prompt to enroll a token of their own; it is used up once that \
-             token is saved"
-                .into(),
-        ),
+             at a login's first prompt to enroll a token of their own before {} UTC; it is used \
+             up once that token is saved",
+            p.info
+                .expires
+                .map_or_else(String::new, |t| crate::output::time(t)[..16].to_string())
+        )),
         _ => None,
     }
 }
@@ -200,6 +202,7 @@ fn check_options(kind: TokenType, a: &AddArgs) -> CliResult<()> {
         ("--period", a.period.is_some()),
         ("--counter", a.counter.is_some()),
         ("--count", a.count.is_some()),
+        ("--valid-for", a.valid_for.is_some()),
     ];
     let spec = kind.spec();
     if let Some((flag, _)) = given
@@ -362,11 +365,14 @@ fn settings(cfg: &Config, a: &AddArgs, plan: &mut Plan, has_pin: bool) -> CliRes
                     "a registration token has no PIN: its code is the whole pass",
                 ));
             }
-            let g = tessera_engine::tokens::registration::generate(&mut rand::rngs::OsRng)?;
-            plan.digits = tessera_engine::tokens::registration::CODE_LEN;
+            use tessera_engine::tokens::registration;
+            let g = registration::generate(&mut rand::rngs::OsRng)?;
+            plan.digits = registration::CODE_LEN;
             plan.key = g.key;
             plan.codes = vec![g.code];
             plan.generated = true;
+            let valid_for = a.valid_for.unwrap_or(registration::DEFAULT_VALID_FOR);
+            plan.info.expires = Some(SystemClock.now().saturating_add(valid_for));
         }
         TokenType::FourEyes => {
             if has_pin {

@@ -266,6 +266,26 @@ fn algorithm_arg() -> impl TypedValueParser<Value = Algorithm> {
     PossibleValuesParser::new(Algorithm::ALL.map(Algorithm::name)).try_map(|s| Algorithm::parse(&s))
 }
 
+/// `--valid-for`: a duration in seconds, minutes, hours or days (`90s`, `30m`, `12h`, `7d`),
+/// at least a minute and at most a year.
+fn duration_arg(s: &str) -> Result<u64, String> {
+    let bad = || format!("\"{s}\" is not a duration such as 90s, 30m, 12h or 7d");
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86_400),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    if !(60..=366 * 86_400).contains(&secs) {
+        return Err(format!("{s}: a code must be good for 1 minute to 366 days"));
+    }
+    Ok(secs)
+}
+
 #[derive(Debug, Args)]
 struct AddArgs {
     /// The login name of the token owner
@@ -300,6 +320,9 @@ struct AddArgs {
     /// tan: how many single-use recovery codes to generate and print, 1 to 63 [default: 10]
     #[arg(long, value_name = "N")]
     count: Option<u32>,
+    /// registration: how long the code is good for, in s, m, h or d (e.g. 12h) [default: 7d]
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    valid_for: Option<u64>,
     /// E-mail address (type email)
     #[arg(long, value_name = "ADDRESS")]
     email: Option<String>,
@@ -606,5 +629,25 @@ mod tests {
     #[test]
     fn clap_definitions_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_in_seconds_minutes_hours_and_days() {
+        assert_eq!(duration_arg("90s"), Ok(90));
+        assert_eq!(duration_arg("30m"), Ok(1800));
+        assert_eq!(duration_arg("12h"), Ok(43_200));
+        assert_eq!(duration_arg("7d"), Ok(604_800));
+        for bad in [
+            "",
+            "d",
+            "7",
+            "7w",
+            "-1d",
+            "30s",
+            "367d",
+            "99999999999999999999d",
+        ] {
+            assert!(duration_arg(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -120,6 +120,18 @@ fn source_view(cfg: &Config, f: SourceFailures, now: u64) -> SourceView {
     }
 }
 
+/// Where a registration code stands: used, expired (since when), or good until when.
+fn registration_state(t: &TokenRecord, expires: u64, now: u64) -> String {
+    let minute = |t: u64| output::time(t)[..16].to_string();
+    if t.counter >= tokens::registration::USED {
+        "used".into()
+    } else if now >= expires {
+        format!("expired {}", minute(expires))
+    } else {
+        format!("unused, expires {}", minute(expires))
+    }
+}
+
 /// A tan token's codes (from its info) and how many of them are left.
 fn tan_codes(t: &TokenRecord) -> Option<(u32, u32)> {
     if t.kind != TokenType::Tan {
@@ -176,10 +188,12 @@ fn list(cfg: &Config, user: Option<&str>, json: bool) -> CliResult<()> {
             output::yes_no(t.active),
             output::yes_no(v.has_pin),
             fails(cfg, v),
-            // A tan token's counter is the bit set of its used codes: shown as codes left.
-            match tan_codes(t) {
-                Some((left, count)) => format!("{left}/{count} left"),
-                None => t.counter.to_string(),
+            // A tan token's counter is the bit set of its used codes: shown as codes left; a
+            // registration code's, whether it is used.
+            match (tan_codes(t), t.expires()) {
+                (Some((left, count)), _) => format!("{left}/{count} left"),
+                (None, Some(expires)) => registration_state(t, expires, now),
+                (None, None) => t.counter.to_string(),
             },
             t.info.origin.map_or("-", |o| o.name()).into(),
             t.description.clone(),

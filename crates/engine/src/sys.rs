@@ -273,6 +273,19 @@ pub fn is_own_address(ip: std::net::IpAddr) -> bool {
     })
 }
 
+/// Whether this process may write `path` (`faccessat` with the effective ids): refused for a
+/// file marked immutable even to root, and on a read-only mount. Nothing is opened (closing a
+/// descriptor of a file would drop the process's POSIX locks on it: SQLite's).
+pub fn may_write(path: &Path) -> std::io::Result<()> {
+    unistd::faccessat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        unistd::AccessFlags::W_OK,
+        nix::fcntl::AtFlags::AT_EACCESS,
+    )
+    .map_err(io)
+}
+
 pub fn uid() -> u32 {
     unistd::getuid().as_raw()
 }

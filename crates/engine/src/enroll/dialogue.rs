@@ -129,6 +129,7 @@ pub fn make_token<S: Store>(
         period: 30,
         drift: 0,
         ocra_suite: None,
+        expires: None,
     };
     let otp_key = random_key(params.algorithm);
     let end = |result: AuditResult, reason: &str, outcome: Enrolled| {

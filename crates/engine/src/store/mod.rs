@@ -113,7 +113,20 @@ impl TokenRecord {
             period: self.period,
             drift: self.drift,
             ocra_suite: self.info.ocra_suite.clone(),
+            expires: self.expires(),
         }
+    }
+
+    /// When a registration code is refused from: as kept, or (a code of an older version)
+    /// [`registration::DEFAULT_VALID_FOR`](crate::tokens::registration::DEFAULT_VALID_FOR)
+    /// after it was made. `None` for other types.
+    pub fn expires(&self) -> Option<u64> {
+        (self.kind == TokenType::Registration).then(|| {
+            self.info.expires.unwrap_or_else(|| {
+                self.created
+                    .saturating_add(crate::tokens::registration::DEFAULT_VALID_FOR)
+            })
+        })
     }
 
     pub fn has_pin(&self) -> bool {
@@ -474,7 +487,17 @@ impl SqliteStore {
             Error::io(Kind::Store, path, e).hint(" (run `tessera init`)")
         })?;
         let wal_exists = crate::fsperm::check_beside(&wal_path(path))?.is_some();
-        crate::fsperm::check_beside(&crate::fsperm::with_suffix(path, "-shm"))?;
+        let shm = crate::fsperm::with_suffix(path, "-shm");
+        if crate::fsperm::check_beside(&shm)?.is_some() {
+            // SQLite maps the -shm file shared and writes to the mapping: once the file can't
+            // be written (marked immutable, a read-only mount), a write to a page of it kills
+            // the process with SIGBUS. Refused here, before a connection touches it.
+            crate::sys::may_write(&shm).map_err(|e| {
+                Error::io(Kind::Store, &shm, e).hint(
+                    " (SQLite's shared memory must be writable: chattr -i, or a writable mount)",
+                )
+            })?;
+        }
         use std::os::unix::fs::MetadataExt;
         Ok(CheckedFiles {
             identity: (meta.dev(), meta.ino()),

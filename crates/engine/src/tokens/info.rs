@@ -25,6 +25,11 @@ pub struct TokenInfo {
     /// How the token came to be (any type); `None` for tokens of versions before it was kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+    /// `registration`: the code is refused from this time on (Unix seconds). Codes of
+    /// versions before it was kept expire [`super::registration::DEFAULT_VALID_FOR`] after
+    /// they were made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
 }
 
 /// How a token was enrolled.

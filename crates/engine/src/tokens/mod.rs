@@ -117,6 +117,8 @@ pub struct TokenParams {
     pub drift: i64,
     /// The OCRA suite of an `ocra` token (from the token's `info`).
     pub ocra_suite: Option<String>,
+    /// When a `registration` code is refused from (Unix seconds).
+    pub expires: Option<u64>,
 }
 
 /// What a check may look at besides the key and the OTP.

@@ -19,11 +19,21 @@ pub const ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
 pub const CODE_LEN: u32 = 16;
 /// The counter of a used code.
 pub const USED: u64 = 1;
+/// How long a code is good for unless `--valid-for` says otherwise: a week (seconds).
+pub const DEFAULT_VALID_FOR: u64 = 7 * 86_400;
 
 use super::tan::{HASH_LEN, HMAC_KEY_LEN};
 
 pub struct Registration {
     pub len: u32,
+    /// Refused from this time on (Unix seconds).
+    pub expires: Option<u64>,
+}
+
+impl Registration {
+    fn expired(&self, now: u64) -> bool {
+        self.expires.is_some_and(|e| now >= e)
+    }
 }
 
 /// A new code, to print once, and the key blob to seal and store.
@@ -62,15 +72,15 @@ impl Token for Registration {
         self.len as usize
     }
 
-    /// The code, if unused: its counter stays where it is (used up only when the enrollment it
-    /// starts saves a token).
-    fn check(&self, key: &[u8], otp: &[u8], counter: u64, _ctx: &CheckContext) -> Option<u64> {
+    /// The code, if unused and not expired: its counter stays where it is (used up only when
+    /// the enrollment it starts saves a token).
+    fn check(&self, key: &[u8], otp: &[u8], counter: u64, ctx: &CheckContext) -> Option<u64> {
         if key.len() != HMAC_KEY_LEN + HASH_LEN || otp.len() != self.len as usize {
             return None;
         }
         let (k, stored) = key.split_at(HMAC_KEY_LEN);
         let matched = hash(k, otp).is_some_and(|typed| ct_eq(stored, &typed));
-        (matched && counter < USED).then_some(counter)
+        (matched && counter < USED && !self.expired(ctx.now)).then_some(counter)
     }
 
     fn refusal_reason(
@@ -80,9 +90,15 @@ impl Token for Registration {
         counter: u64,
         ctx: &CheckContext,
     ) -> Option<&'static str> {
-        let right = self.check(key, otp, 0, ctx).is_some();
+        let open = Registration {
+            len: self.len,
+            expires: None,
+        };
+        let right = open.check(key, otp, 0, ctx).is_some();
         Some(if right && counter >= USED {
             "registration code already used"
+        } else if right && self.expired(ctx.now) {
+            "registration code expired"
         } else {
             "wrong registration code"
         })
@@ -98,10 +114,15 @@ pub(super) const SPEC: super::Spec = super::Spec {
     starts_enrollment: true,
     sends: None,
     prompt: |p| &p.otp,
-    add_options: &[],
+    add_options: &["--valid-for"],
     add_required: &[],
     // The code's length is kept in `digits`; whether it is used, in `counter`.
-    logic: |p| Ok(Box::new(Registration { len: p.digits })),
+    logic: |p| {
+        Ok(Box::new(Registration {
+            len: p.digits,
+            expires: p.expires,
+        }))
+    },
 };
 
 #[cfg(test)]
@@ -125,7 +146,10 @@ mod tests {
             !g.key.windows(g.code.len()).any(|w| w == &g.code[..]),
             "only a hash kept"
         );
-        let r = Registration { len: CODE_LEN };
+        let r = Registration {
+            len: CODE_LEN,
+            expires: None,
+        };
         assert_eq!(
             r.check(&g.key, &g.code, 0, &CTX),
             Some(0),
@@ -146,6 +170,23 @@ mod tests {
             Some("wrong registration code")
         );
         assert_eq!(r.check(&g.key, &g.code[1..], 0, &CTX), None, "short");
+        // Good until the second it expires; then refused like a wrong code, and told apart
+        // in the audit only.
+        let r = Registration {
+            len: CODE_LEN,
+            expires: Some(1000),
+        };
+        let at = |now| CheckContext { now, ..CTX };
+        assert_eq!(r.check(&g.key, &g.code, 0, &at(999)), Some(0));
+        assert_eq!(r.check(&g.key, &g.code, 0, &at(1000)), None);
+        assert_eq!(
+            r.refusal_reason(&g.key, &g.code, 0, &at(1000)),
+            Some("registration code expired")
+        );
+        assert_eq!(
+            r.refusal_reason(&g.key, &wrong, 0, &at(1000)),
+            Some("wrong registration code")
+        );
     }
 
     #[test]

@@ -603,3 +603,35 @@ fn random_attacks_from_a_thousand_sources_never_pass_the_bound() {
         assert!(counter > 10);
     }
 }
+
+/// Time must not tell a right PIN where the PIN alone does nothing: with challenge response
+/// off, a right PIN with a wrong OTP and a wrong PIN each cost one PIN check (before, the
+/// wrong PIN cost two: 44 against 23 ms in the bench). An unknown user costs what a wrong PIN
+/// of one token does, with challenge response off and on.
+#[test]
+fn a_right_pin_with_a_wrong_otp_costs_what_a_wrong_pin_does() {
+    let checks = |cfg: &Config, login: &Login, pass: &str| {
+        let w = World::new(cfg.clone());
+        let before = crate::crypto::pin_checks();
+        let t = w.attempt(T0, login, &[pass]);
+        assert!(matches!(t.verdict, Verdict::Reject { .. }), "{t:?}");
+        crate::crypto::pin_checks() - before
+    };
+    let mut off = config(10, 50);
+    off.auth.challenge_response = Vec::new();
+    let alice = from("192.0.2.7");
+    let mallory = Login {
+        user: "mallory".into(),
+        ..from("192.0.2.7")
+    };
+    let right_pin = checks(&off, &alice, "1234000000");
+    let wrong_pin = checks(&off, &alice, "9999000000");
+    let unknown = checks(&off, &mallory, "9999000000");
+    assert_eq!((right_pin, wrong_pin, unknown), (1, 1, 1));
+    // With challenge response on, the PIN alone opens a challenge (which tells the PIN in any
+    // case): a wrong PIN is also checked as the PIN alone.
+    let on = config(10, 50);
+    let wrong_pin = checks(&on, &alice, "9999000000");
+    let unknown = checks(&on, &mallory, "9999000000");
+    assert_eq!((wrong_pin, unknown), (2, 2));
+}
