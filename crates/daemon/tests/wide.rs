@@ -373,3 +373,84 @@ fn loopback_addresses_and_an_ipv6_network_are_one_source() {
         "{sources:?}"
     );
 }
+
+/// The daemon's resident memory now (VmRSS), in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Mixed logins at 8 at once (right PIN+OTPs, wrong PINs, right PINs with wrong OTPs, PINs
+/// alone answered wrongly, unknown users) from many sources: after a warm-up tenth, the
+/// daemon's memory stays flat (grows less than 8 MiB), and its peak stays under the bound of
+/// docs/security.md (2 places × 19 MiB + 96 MiB). `TESSERA_ENDURANCE_LOGINS` sets how many
+/// (CI: 2,500; the figure in docs/security.md is of 50,000).
+#[test]
+fn mixed_logins_at_eight_at_once_keep_memory_flat() {
+    let total: usize = std::env::var("TESSERA_ENDURANCE_LOGINS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2500);
+    let w =
+        World::new("[auth]\npin_hash_parallel = 2\nmax_fail = 100000\naccount_max_fail = 100000\n");
+    let d = start(&w);
+    let counter = std::sync::atomic::AtomicU64::new(0);
+    let right = std::sync::Mutex::new(());
+    let one = |i: usize| -> Option<Verdict> {
+        let rhost = format!("198.18.{}.{}", (i / 250) % 250, 1 + i % 250);
+        match i % 5 {
+            // One right login at a time: the HOTP counter moves in order.
+            0 => {
+                let _in_turn = right.lock().unwrap();
+                let c = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                try_pass(&d, "192.0.2.7", &format!("1234{}", otp(c))).verdict
+            }
+            1 => try_pass(&d, &rhost, "9999000000").verdict,
+            2 => try_pass(&d, &rhost, "1234000000").verdict,
+            3 => dialogue(&mut d.connect(), from(&rhost), &[b"1234", b"000000"]).verdict,
+            _ => {
+                let mut l = from(&rhost);
+                l.user = format!("nobody{i}").into_bytes();
+                dialogue(&mut d.connect(), l, &[b"9999000000"]).verdict
+            }
+        }
+    };
+    let run = |range: std::ops::Range<usize>| {
+        let next = std::sync::atomic::AtomicUsize::new(range.start);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if i >= range.end {
+                        break;
+                    }
+                    let v = one(i);
+                    let want = if i % 5 == 0 {
+                        Verdict::Success
+                    } else {
+                        Verdict::AuthErr
+                    };
+                    assert_eq!(v, Some(want), "login {i}");
+                });
+            }
+        });
+    };
+    let started = Instant::now();
+    run(0..total / 10);
+    let warm = rss_kib(d.pid());
+    run(total / 10..total);
+    let end = rss_kib(d.pid());
+    let peak = peak_kib(d.pid());
+    eprintln!(
+        "{total} mixed logins at 8 at once in {:?}: RSS {} MiB after the warm-up tenth, {} MiB \
+         at the end, peak {} MiB",
+        started.elapsed(),
+        warm / 1024,
+        end / 1024,
+        peak / 1024
+    );
+    assert!(end <= warm + 8 * 1024, "grew from {warm} to {end} KiB");
+    let bound = (2 * 19 + 96) * 1024;
+    assert!(peak < bound, "peak {peak} KiB, bound {bound} KiB");
+}

@@ -273,6 +273,37 @@ pub fn is_own_address(ip: std::net::IpAddr) -> bool {
     })
 }
 
+/// The memory this process may use, from its control group (cgroup v2's `memory.max`, v1's
+/// `memory.limit_in_bytes`); `None` where there is no limit or none can be read.
+pub fn memory_limit() -> Option<u64> {
+    let groups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    for line in groups.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let files = if controllers.is_empty() {
+            vec![
+                format!("/sys/fs/cgroup{path}/memory.max"),
+                format!("/sys/fs/cgroup/unified{path}/memory.max"),
+            ]
+        } else if controllers.split(',').any(|c| c == "memory") {
+            vec![format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")]
+        } else {
+            continue;
+        };
+        for f in files {
+            let Ok(text) = std::fs::read_to_string(&f) else {
+                continue;
+            };
+            // "max", or v1's way of saying no limit (a page-rounded i64::MAX).
+            match text.trim().parse::<u64>() {
+                Ok(n) if n < 1 << 60 => return Some(n),
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
 /// Whether this process may write `path` (`faccessat` with the effective ids): refused for a
 /// file marked immutable even to root, and on a read-only mount. Nothing is opened (closing a
 /// descriptor of a file would drop the process's POSIX locks on it: SQLite's).
