@@ -131,6 +131,88 @@ fn max_fail_failures_lock_the_source_until_an_admin_resets_it() {
     assert_eq!(out.code, PAM_SUCCESS);
 }
 
+/// The ceiling from everywhere together, through libpam: with `account_max_fail = 3`, three
+/// wrong passes from three hosts lock every unfamiliar source for alice (a fourth host is
+/// refused before any prompt), while alice from her own uid (a screen locker) gets in;
+/// `token show` and `doctor` show the class's sum and its lock, `token reset` clears it.
+#[test]
+fn unfamiliar_sources_together_reach_the_ceiling_and_reset_opens_it() {
+    let fx = Fixture::new("[auth]\naccount_max_fail = 3\n");
+    let t = Tok::hotp("H1", "alice", "1234");
+    fx.add(&t);
+    for host in ["203.0.113.1", "203.0.113.2", "2001:db8::1"] {
+        let out = fx
+            .login("alice")
+            .rhost(host)
+            .answer("PIN", &format!("1234{}", wrong_otp(&t, 0)))
+            .run();
+        assert_eq!(out.code, PAM_AUTH_ERR, "{host}: {out:?}");
+    }
+    let out = fx.login("alice").rhost("198.51.100.9").run();
+    assert_eq!(out.code, PAM_MAXTRIES, "refused before any prompt: {out:?}");
+    let shown = fx.tessera(&["token", "show", "H1"], "");
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("unfamiliar sources: 3/3 locked until"),
+        "{shown}"
+    );
+    let said = fx.tessera(&["doctor"], "");
+    let said = String::from_utf8_lossy(&said.stdout);
+    assert!(
+        said.contains("alice from every unfamiliar source"),
+        "{said}"
+    );
+    let out = fx.tessera(&["token", "reset", "H1"], "");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("1 class of sources"), "{said}");
+    let out = fx
+        .login("alice")
+        .rhost("198.51.100.9")
+        .answer("PIN", &pin_otp(&t, 0))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+}
+
+/// After a passed second factor, the owner is told of the failures since her last success in
+/// one information message (PAM_TEXT_INFO), once; not under PAM_SILENT.
+#[test]
+fn the_owner_is_told_of_failures_since_her_last_login() {
+    let fx = Fixture::new("");
+    let t = Tok::hotp("H1", "alice", "1234");
+    fx.add(&t);
+    let fail = || {
+        let out = fx
+            .login("alice")
+            .rhost("198.51.100.7")
+            .answer("PIN", &format!("1234{}", wrong_otp(&t, 0)))
+            .run();
+        assert_eq!(out.code, PAM_AUTH_ERR);
+    };
+    fail();
+    fail();
+    let out = fx.login("alice").answer("PIN", &pin_otp(&t, 0)).run();
+    assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
+    let told = format!("{:?}", out.messages);
+    assert!(
+        told.contains("2 failed attempts since your last login, the last from 198.51.100.7 at "),
+        "{told}"
+    );
+    let out = fx.login("alice").answer("PIN", &pin_otp(&t, 1)).run();
+    assert_eq!(out.code, PAM_SUCCESS);
+    assert!(!format!("{:?}", out.messages).contains("failed attempt"), "once");
+    fail();
+    let out = fx
+        .login("alice")
+        .silent()
+        .answer("PIN", &pin_otp(&t, 2))
+        .run();
+    assert_eq!(out.code, PAM_SUCCESS);
+    assert!(
+        !format!("{:?}", out.messages).contains("failed attempt"),
+        "not under PAM_SILENT: {out:?}"
+    );
+}
+
 // The lock that clears after `fail_clear_timeout` is tested on the engine's fixed clock
 // (crates/engine/src/engine/local/mod.rs, `a_lock_clears_after_fail_clear_timeout`).
 
