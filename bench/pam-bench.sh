@@ -171,9 +171,10 @@ reset_state() {
         else
             "$SETUP" "$s/$1.db" "$s/$1.key" "$KEYHEX" "${pin[@]}" --total 10 "${users[@]}"
         fi
-        # max_fail: the reject runs fail thousands of times in a row; a locked token would be
-        # refused before its OTP check and so measure another path.
-        printf '[store]\npath = "%s"\nkey_file = "%s"\n[auth]\notppin = "%s"\nmax_fail = 4294967295\n' \
+        # max_fail, account_max_fail: the reject runs fail thousands of times in a row; a
+        # locked source or class would be refused before its OTP check and so measure another
+        # path.
+        printf '[store]\npath = "%s"\nkey_file = "%s"\n[auth]\notppin = "%s"\nmax_fail = 4294967295\naccount_max_fail = 100000\n' \
             "$s/$1.db" "$s/$1.key" "$otppin" > "$s/$1.toml"
         chmod 600 "$s/$1.toml"
         stop_daemon

@@ -199,7 +199,10 @@ fn the_owner_is_told_of_failures_since_her_last_login() {
     );
     let out = fx.login("alice").answer("PIN", &pin_otp(&t, 1)).run();
     assert_eq!(out.code, PAM_SUCCESS);
-    assert!(!format!("{:?}", out.messages).contains("failed attempt"), "once");
+    assert!(
+        !format!("{:?}", out.messages).contains("failed attempt"),
+        "once"
+    );
     fail();
     let out = fx
         .login("alice")

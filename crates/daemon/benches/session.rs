@@ -39,6 +39,7 @@ fn fixture() -> (tempfile::TempDir, Config) {
     cfg.auth.otppin = OtpPin::None;
     // Thousands of rejects: neither the token nor the source may lock.
     cfg.auth.max_fail = u32::MAX;
+    cfg.auth.account_max_fail = u32::MAX;
     let key = StoreKey::generate();
     tessera_engine::fsperm::create_private_file(&cfg.store.key_file, key.to_hex().as_bytes())
         .unwrap();

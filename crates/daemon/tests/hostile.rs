@@ -173,6 +173,13 @@ elif mode == "prompt":
     s.sendall(login(b"bob"))
     t = tags(s)
     print("prompted %d closed %.1f" % (16 in t, time.time() - t0), flush=True)
+elif mode == "enroll_prompt":
+    # An enrollment (`tessera enroll`) left at its first prompt: how long until it is closed.
+    s = socket.socket(socket.AF_UNIX); s.connect(path); s.settimeout(600)
+    t0 = time.time()
+    s.sendall(struct.pack(">I", 3) + b"\x06\x00\x00")
+    t = tags(s)
+    print("prompted %d closed %.1f" % (16 in t, time.time() - t0), flush=True)
 "#;
 
 /// The hostile client as bob, its output piped.
@@ -433,6 +440,23 @@ fn a_users_service_names_make_no_metric_series() {
 fn a_non_root_callers_prompt_waits_a_minute() {
     let Some((_w, d)) = world() else { return };
     let out = as_bob(&d, "prompt", 1).wait_with_output().unwrap();
+    let w = words(&out);
+    assert_eq!(figure(&w, "prompted"), 1.0, "{w:?}");
+    let closed = figure(&w, "closed");
+    assert!((59.0..=65.0).contains(&closed), "closed after {closed} s");
+}
+
+/// carol's enrollment (she is in `[enroll] groups`) left at its first prompt holds its place
+/// 60 s, as a login's does (before: 180 s).
+#[test]
+fn a_non_root_callers_enrollment_prompt_waits_a_minute() {
+    let Some((_w, d)) = world_with("[enroll]\ngroups = [\"staff\"]\n") else {
+        return;
+    };
+    let carol = 10003;
+    let out = as_uid(carol, &d, "enroll_prompt", 1, &[])
+        .wait_with_output()
+        .unwrap();
     let w = words(&out);
     assert_eq!(figure(&w, "prompted"), 1.0, "{w:?}");
     let closed = figure(&w, "closed");

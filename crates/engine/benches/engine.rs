@@ -43,6 +43,7 @@ impl Fixture {
         // The reject benches fail thousands of times: keep the token from locking, so that
         // every iteration takes the same path (a locked token is refused before the OTP check).
         cfg.auth.max_fail = u32::MAX;
+        cfg.auth.account_max_fail = u32::MAX;
         let key = StoreKey::generate();
         tessera_engine::fsperm::create_private_file(&cfg.store.key_file, key.to_hex().as_bytes())
             .unwrap();

@@ -260,17 +260,34 @@ pub fn with_fs_ids<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> std::io::Res
 
 /// The real user id of this process.
 /// Whether `ip` is an address of one of this host's interfaces (`getifaddrs`). A host whose
-/// interfaces can't be listed has none but loopback.
+/// interfaces can't be listed has none but loopback. The list is kept for a few seconds: a
+/// login from a remote address asks, and listing the interfaces (a netlink dump) costs more
+/// than the rest of a refused attempt.
 pub fn is_own_address(ip: std::net::IpAddr) -> bool {
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
-        return false;
-    };
-    addrs.filter_map(|a| a.address).any(|a| {
-        a.as_sockaddr_in()
-            .map(|v4| std::net::IpAddr::V4(v4.ip()))
-            .or_else(|| a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())))
-            == Some(ip)
-    })
+    use std::sync::{Mutex, PoisonError};
+    type Kept = Option<(std::time::Instant, Vec<std::net::IpAddr>)>;
+    static KEPT: Mutex<Kept> = Mutex::new(None);
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+    let now = crate::io_time::now();
+    let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+    let stale = !kept
+        .as_ref()
+        .is_some_and(|(at, _)| now.saturating_duration_since(*at) <= FRESH);
+    if stale {
+        let addrs = nix::ifaddrs::getifaddrs()
+            .map(|all| {
+                all.filter_map(|a| a.address)
+                    .filter_map(|a| {
+                        a.as_sockaddr_in()
+                            .map(|v4| std::net::IpAddr::V4(v4.ip()))
+                            .or_else(|| a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        *kept = Some((now, addrs));
+    }
+    kept.as_ref().is_some_and(|(_, addrs)| addrs.contains(&ip))
 }
 
 /// The memory this process may use, from its control group (cgroup v2's `memory.max`, v1's

@@ -117,12 +117,47 @@ pub(crate) fn take(
     who: &Who,
     now: u64,
 ) -> Result<std::result::Result<Place, Lockout>> {
+    match check(tx, auth, who, now)? {
+        Ok(open) => count(tx, auth, who, &open, now).map(Ok),
+        Err(lockout) => Ok(Err(lockout)),
+    }
+}
+
+/// Where an attempt that may go on stands: its class, and what the store said.
+#[derive(Debug, Clone)]
+pub(crate) struct Open {
+    pub class: SourceClass,
+    standing: Standing,
+}
+
+/// The first half of [`take`], under the write lock: refuses a locked source or class. For a
+/// transaction that compares an OTP itself, which then counts the attempt ([`count`]) only if
+/// it refuses it: its place and its verdict are one commit, so nothing can come between them,
+/// and an accept writes no counts at all.
+pub(crate) fn check(
+    tx: &dyn StoreTx,
+    auth: &AuthConfig,
+    who: &Who,
+    now: u64,
+) -> Result<std::result::Result<Open, Lockout>> {
     let source = who.source.as_str();
     let standing = tx.standing(who.user, who.realm, source, familiar_since(auth, now))?;
     let class = class_of(who, &standing);
-    if let Some(lockout) = lockout(auth, who, &standing, class, now) {
-        return Ok(Err(lockout));
-    }
+    Ok(match lockout(auth, who, &standing, class, now) {
+        Some(l) => Err(l),
+        None => Ok(Open { class, standing }),
+    })
+}
+
+/// The second half of [`take`]: counts the attempt on its source and class.
+pub(crate) fn count(
+    tx: &dyn StoreTx,
+    auth: &AuthConfig,
+    who: &Who,
+    open: &Open,
+    now: u64,
+) -> Result<Place> {
+    let (source, standing, class) = (who.source.as_str(), &open.standing, open.class);
     let source_counted = auth.lock_scope == LockScope::Source;
     if source_counted {
         if standing.source.is_some_and(|(n, _)| n >= auth.max_fail) {
@@ -141,11 +176,11 @@ pub(crate) fn take(
         }
         tx.record_class_failure(who.user, who.realm, class, now)?;
     }
-    Ok(Ok(Place {
+    Ok(Place {
         class,
         source_counted,
         class_counted,
-    }))
+    })
 }
 
 /// An attempt that turned out to be no guess gives its place back.
@@ -166,7 +201,7 @@ pub(crate) fn passed(
     tx: &dyn StoreTx,
     auth: &AuthConfig,
     who: &Who,
-    place: Option<&Place>,
+    class: Option<SourceClass>,
     now: u64,
 ) -> Result<Option<Missed>> {
     let source = who.source.as_str();
@@ -176,8 +211,8 @@ pub(crate) fn passed(
     if !who.known {
         return Ok(None);
     }
-    let class = match place {
-        Some(p) => p.class,
+    let class = match class {
+        Some(c) => c,
         None => {
             let standing = tx.standing(who.user, who.realm, source, familiar_since(auth, now))?;
             class_of(who, &standing)

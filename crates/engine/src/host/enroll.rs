@@ -493,6 +493,8 @@ mod tests {
             w.key.seal("REG1", &g.key),
         );
         t.digits = crate::tokens::registration::CODE_LEN;
+        // Made a day before the logins' time: good for a week.
+        t.created = NOW - 86_400;
         w.store().insert_token(&t).unwrap();
         ("REG1".into(), String::from_utf8(g.code.to_vec()).unwrap())
     }

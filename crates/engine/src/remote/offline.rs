@@ -154,7 +154,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
         let now = self.clock.now();
         let who = self.who(&realm);
         let (auth, place) = (&self.cfg.auth, self.place.as_ref());
-        let _ = store.write(|tx| lockout::passed(tx, auth, &who, place, now));
+        let _ = store.write(|tx| lockout::passed(tx, auth, &who, place.map(|p| p.class), now));
     }
 
     /// Asks the server for as many new values as the login used (`/validate/offlinerefill`,

@@ -520,6 +520,16 @@ impl SqliteStore {
         let ctx = |e: rusqlite::Error| Error::sqlite(path, e);
         conn.busy_timeout(Duration::from_millis(busy_timeout_ms))
             .map_err(ctx)?;
+        // A login runs some 30 distinct statements (its reads, its counts, its audit row):
+        // each parsed once per connection and kept. rusqlite keeps 16 by default, and a
+        // statement evicted is parsed again at its next use.
+        conn.set_prepared_statement_cache_capacity(64);
+        // The query planner's stability guarantee: a plan does not depend on the values bound
+        // to it. Without it, SQLite marks a statement whose plan looked at a bound value (an
+        // ORDER BY after `user = ?1`, a join on `?1`) as expired at every new binding, and
+        // parses and plans it again at each use: every read of a login, every time.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .map_err(ctx)?;
         // Every login runs alone in its process, so its connection is the last one to close:
         // by default SQLite would then checkpoint, delete the WAL and its index, and the next
         // login would create both again: three more fsyncs and two file creations per login.
@@ -1369,5 +1379,29 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM sends", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 1);
+    }
+}
+
+#[cfg(test)]
+mod statement_tests {
+    use super::*;
+
+    /// A cached statement is planned once: a login's reads are not parsed again at each use
+    /// (a query planned on its bound values was, every time, before the stability guarantee).
+    #[test]
+    fn cached_statements_are_not_prepared_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::create(&dir.path().join("t.db"), 5000).unwrap();
+        for i in 0..50 {
+            s.tokens_of(&format!("user{}", i % 3), "default").unwrap();
+            s.standing(&format!("user{}", i % 3), "default", "local", i)
+                .unwrap();
+        }
+        let sql = format!(
+            "SELECT {TOKEN_COLS} FROM tokens WHERE user = ?1 AND realm = ?2 ORDER BY serial"
+        );
+        let st = s.conn.prepare_cached(&sql).unwrap();
+        assert_eq!(st.get_status(rusqlite::StatementStatus::Run), 50);
+        assert_eq!(st.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }
 }

@@ -88,33 +88,43 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX source_fails_time ON source_fails (last_fail);
     ALTER TABLE audit ADD COLUMN caller INTEGER;",
-    // 6: failures summed per user and class of source ([auth] account_max_fail), the sources
-    // a user passed the second factor from (familiar ones), the failures the user is told of at
-    // the next success, and the source and PAM_RUSER of each audited attempt
-    "CREATE TABLE class_fails (
-        user      TEXT NOT NULL,
-        realm     TEXT NOT NULL,
-        class     TEXT NOT NULL,
-        count     INTEGER NOT NULL,
-        last_fail INTEGER NOT NULL,
-        PRIMARY KEY (user, realm, class)
-    );
+    // 6: per user, the failures summed per class of sources ([auth] account_max_fail) and
+    // those the user is told of at the next success, in one row (a refused attempt changes
+    // one page for both); the sources a user passed the second factor from (familiar ones);
+    // the source and PAM_RUSER of each audited attempt; source_fails keyed by its primary key
+    // alone (WITHOUT ROWID: a refused attempt changes one page of it, not two)
+    "CREATE TABLE account_fails (
+        user             TEXT NOT NULL,
+        realm            TEXT NOT NULL,
+        familiar         INTEGER NOT NULL DEFAULT 0,
+        familiar_last    INTEGER NOT NULL DEFAULT 0,
+        unfamiliar       INTEGER NOT NULL DEFAULT 0,
+        unfamiliar_last  INTEGER NOT NULL DEFAULT 0,
+        missed           INTEGER NOT NULL DEFAULT 0,
+        missed_last      INTEGER NOT NULL DEFAULT 0,
+        missed_source    TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (user, realm)
+    ) WITHOUT ROWID;
     CREATE TABLE familiar_sources (
         user      TEXT NOT NULL,
         realm     TEXT NOT NULL,
         source    TEXT NOT NULL,
         last_pass INTEGER NOT NULL,
         PRIMARY KEY (user, realm, source)
-    );
+    ) WITHOUT ROWID;
     CREATE INDEX familiar_sources_time ON familiar_sources (last_pass);
-    CREATE TABLE missed_fails (
-        user        TEXT NOT NULL,
-        realm       TEXT NOT NULL,
-        count       INTEGER NOT NULL,
-        last_fail   INTEGER NOT NULL,
-        last_source TEXT NOT NULL,
-        PRIMARY KEY (user, realm)
-    );
+    CREATE TABLE source_fails_by_key (
+        user      TEXT NOT NULL,
+        realm     TEXT NOT NULL,
+        source    TEXT NOT NULL,
+        count     INTEGER NOT NULL,
+        last_fail INTEGER NOT NULL,
+        PRIMARY KEY (user, realm, source)
+    ) WITHOUT ROWID;
+    INSERT INTO source_fails_by_key SELECT user, realm, source, count, last_fail FROM source_fails;
+    DROP TABLE source_fails;
+    ALTER TABLE source_fails_by_key RENAME TO source_fails;
+    CREATE INDEX source_fails_time ON source_fails (last_fail);
     ALTER TABLE audit ADD COLUMN source TEXT NOT NULL DEFAULT '';
     ALTER TABLE audit ADD COLUMN ruser TEXT NOT NULL DEFAULT '';",
 ];

@@ -25,22 +25,6 @@ pub struct SourceFailures {
 /// only a lock stays until an admin clears it).
 pub const IDLE_RETENTION: u64 = 86_400;
 
-pub(super) fn get(
-    conn: &Connection,
-    user: &str,
-    realm: &str,
-    source: &str,
-) -> Result<Option<(u32, u64)>> {
-    let mut st = conn.prepare_cached(
-        "SELECT count, last_fail FROM source_fails WHERE user = ?1 AND realm = ?2 AND source = ?3",
-    )?;
-    Ok(st
-        .query_row(params![user, realm, source], |r| {
-            Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64))
-        })
-        .optional()?)
-}
-
 /// Counts one failure, and drops the rows that can lock nothing any more.
 pub(super) fn record(
     conn: &Connection,
@@ -116,20 +100,12 @@ pub struct ClassFailures {
     pub last_fail: u64,
 }
 
-pub(super) fn class_get(
-    conn: &Connection,
-    user: &str,
-    realm: &str,
-    class: SourceClass,
-) -> Result<Option<(u32, u64)>> {
-    let mut st = conn.prepare_cached(
-        "SELECT count, last_fail FROM class_fails WHERE user = ?1 AND realm = ?2 AND class = ?3",
-    )?;
-    Ok(st
-        .query_row(params![user, realm, class.as_str()], |r| {
-            Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64))
-        })
-        .optional()?)
+/// The columns of a class's sum and its last failure in `account_fails`.
+fn class_columns(class: SourceClass) -> (&'static str, &'static str) {
+    match class {
+        SourceClass::Familiar => ("familiar", "familiar_last"),
+        SourceClass::Unfamiliar => ("unfamiliar", "unfamiliar_last"),
+    }
 }
 
 pub(super) fn class_record(
@@ -139,11 +115,19 @@ pub(super) fn class_record(
     class: SourceClass,
     now: u64,
 ) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO class_fails (user, realm, class, count, last_fail) VALUES (?1,?2,?3,1,?4) \
-         ON CONFLICT (user, realm, class) DO UPDATE SET count = count + 1, last_fail = ?4",
-    )?
-    .execute(params![user, realm, class.as_str(), now as i64])?;
+    let sql = match class {
+        SourceClass::Familiar => {
+            "INSERT INTO account_fails (user, realm, familiar, familiar_last) VALUES (?1,?2,1,?3) \
+             ON CONFLICT (user, realm) DO UPDATE SET familiar = familiar + 1, familiar_last = ?3"
+        }
+        SourceClass::Unfamiliar => {
+            "INSERT INTO account_fails (user, realm, unfamiliar, unfamiliar_last) \
+             VALUES (?1,?2,1,?3) ON CONFLICT (user, realm) \
+             DO UPDATE SET unfamiliar = unfamiliar + 1, unfamiliar_last = ?3"
+        }
+    };
+    conn.prepare_cached(sql)?
+        .execute(params![user, realm, now as i64])?;
     Ok(())
 }
 
@@ -153,60 +137,68 @@ pub(super) fn class_take_back(
     realm: &str,
     class: SourceClass,
 ) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE class_fails SET count = count - 1 \
-         WHERE user = ?1 AND realm = ?2 AND class = ?3 AND count > 0",
-    )?
-    .execute(params![user, realm, class.as_str()])?;
+    let sql = match class {
+        SourceClass::Familiar => {
+            "UPDATE account_fails SET familiar = familiar - 1 \
+             WHERE user = ?1 AND realm = ?2 AND familiar > 0"
+        }
+        SourceClass::Unfamiliar => {
+            "UPDATE account_fails SET unfamiliar = unfamiliar - 1 \
+             WHERE user = ?1 AND realm = ?2 AND unfamiliar > 0"
+        }
+    };
+    conn.prepare_cached(sql)?.execute(params![user, realm])?;
     Ok(())
 }
 
-/// Clears one class's sum for a user, or both (`None`); the count of rows cleared.
+/// Clears one class's sum for a user, or both (`None`); the count of classes that had one.
 pub(super) fn class_clear(
     conn: &Connection,
     user: &str,
     realm: &str,
     class: Option<SourceClass>,
 ) -> Result<u64> {
-    let n = conn
-        .prepare_cached(
-            "DELETE FROM class_fails WHERE user = ?1 AND realm = ?2 AND (?3 IS NULL OR class = ?3)",
-        )?
-        .execute(params![user, realm, class.map(SourceClass::as_str)])?;
-    Ok(n as u64)
+    let mut n = 0;
+    for c in SourceClass::ALL
+        .iter()
+        .filter(|c| class.is_none() || class == Some(**c))
+    {
+        let (count, _) = class_columns(*c);
+        // Only a row with a sum changes: an accept with none writes nothing here.
+        let sql = format!(
+            "UPDATE account_fails SET {count} = 0 WHERE user = ?1 AND realm = ?2 AND {count} > 0"
+        );
+        n += conn.prepare_cached(&sql)?.execute(params![user, realm])? as u64;
+    }
+    Ok(n)
 }
 
 pub(super) fn class_list(conn: &Connection, user: Option<&str>) -> Result<Vec<ClassFailures>> {
     let mut st = conn.prepare(
-        "SELECT user, realm, class, count, last_fail FROM class_fails \
-         WHERE (?1 IS NULL OR user = ?1) AND count > 0 ORDER BY user, realm, class",
+        "SELECT user, realm, familiar, familiar_last, unfamiliar, unfamiliar_last \
+         FROM account_fails WHERE (?1 IS NULL OR user = ?1) ORDER BY user, realm",
     )?;
     let rows = st.query_map(params![user], |r| {
-        let class: String = r.get(2)?;
-        Ok(ClassFailures {
-            user: r.get(0)?,
-            realm: r.get(1)?,
-            class: SourceClass::parse(&class).unwrap_or(SourceClass::Unfamiliar),
-            count: r.get::<_, i64>(3)? as u32,
-            last_fail: r.get::<_, i64>(4)? as u64,
-        })
+        let (user, realm): (String, String) = (r.get(0)?, r.get(1)?);
+        let of = |class, count: i64, last: i64| {
+            (count > 0).then(|| ClassFailures {
+                user: user.clone(),
+                realm: realm.clone(),
+                class,
+                count: count as u32,
+                last_fail: last as u64,
+            })
+        };
+        Ok([
+            of(SourceClass::Familiar, r.get(2)?, r.get(3)?),
+            of(SourceClass::Unfamiliar, r.get(4)?, r.get(5)?),
+        ])
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// Whether `user` passed the second factor from `source` at or after `since`.
-pub(super) fn familiar(
-    conn: &Connection,
-    user: &str,
-    realm: &str,
-    source: &str,
-    since: u64,
-) -> Result<bool> {
-    let mut st = conn.prepare_cached(
-        "SELECT 1 FROM familiar_sources \
-         WHERE user = ?1 AND realm = ?2 AND source = ?3 AND last_pass >= ?4",
-    )?;
-    Ok(st.exists(params![user, realm, source, since as i64])?)
+    let mut out = Vec::new();
+    for row in rows {
+        out.extend(row?.into_iter().flatten());
+    }
+    Ok(out)
 }
 
 /// Notes a passed second factor of `user` from `source`, and drops the rows that are older
@@ -219,9 +211,12 @@ pub(super) fn mark_familiar(
     now: u64,
     before: u64,
 ) -> Result<()> {
+    // Brought up to date at most once an hour: familiarity is counted in days, and an
+    // accept that changes no page of it writes less to the WAL it syncs.
     conn.prepare_cached(
         "INSERT INTO familiar_sources (user, realm, source, last_pass) VALUES (?1,?2,?3,?4) \
-         ON CONFLICT (user, realm, source) DO UPDATE SET last_pass = ?4",
+         ON CONFLICT (user, realm, source) DO UPDATE SET last_pass = ?4 \
+         WHERE last_pass < ?4 - 3600",
     )?
     .execute(params![user, realm, source, now as i64])?;
     conn.prepare_cached("DELETE FROM familiar_sources WHERE last_pass < ?1")?
@@ -245,19 +240,20 @@ pub(super) fn note_missed(
     now: u64,
 ) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO missed_fails (user, realm, count, last_fail, last_source) \
+        "INSERT INTO account_fails (user, realm, missed, missed_last, missed_source) \
          VALUES (?1,?2,1,?3,?4) ON CONFLICT (user, realm) \
-         DO UPDATE SET count = count + 1, last_fail = ?3, last_source = ?4",
+         DO UPDATE SET missed = missed + 1, missed_last = ?3, missed_source = ?4",
     )?
     .execute(params![user, realm, now as i64, source])?;
     Ok(())
 }
 
-/// The failures since the last success, taken (the row is gone after).
+/// The failures since the last success, taken (counted from none again).
 pub(super) fn take_missed(conn: &Connection, user: &str, realm: &str) -> Result<Option<Missed>> {
     let missed = conn
         .prepare_cached(
-            "SELECT count, last_fail, last_source FROM missed_fails WHERE user = ?1 AND realm = ?2",
+            "SELECT missed, missed_last, missed_source FROM account_fails \
+             WHERE user = ?1 AND realm = ?2 AND missed > 0",
         )?
         .query_row(params![user, realm], |r| {
             Ok(Missed {
@@ -268,7 +264,7 @@ pub(super) fn take_missed(conn: &Connection, user: &str, realm: &str) -> Result<
         })
         .optional()?;
     if missed.is_some() {
-        conn.prepare_cached("DELETE FROM missed_fails WHERE user = ?1 AND realm = ?2")?
+        conn.prepare_cached("UPDATE account_fails SET missed = 0 WHERE user = ?1 AND realm = ?2")?
             .execute(params![user, realm])?;
     }
     Ok(missed)
@@ -303,10 +299,33 @@ pub(super) fn standing(
     source: &str,
     passed_since: u64,
 ) -> Result<Standing> {
-    Ok(Standing {
-        source: get(conn, user, realm, source)?,
-        passed_lately: familiar(conn, user, realm, source, passed_since)?,
-        familiar: class_get(conn, user, realm, SourceClass::Familiar)?,
-        unfamiliar: class_get(conn, user, realm, SourceClass::Unfamiliar)?,
-    })
+    // One statement for the three tables: every attempt reads this, once before its prompt
+    // and once under the write lock.
+    let mut st = conn.prepare_cached(
+        "SELECT s.count, s.last_fail, \
+             EXISTS (SELECT 1 FROM familiar_sources f WHERE f.user = ?1 AND f.realm = ?2 \
+                     AND f.source = ?3 AND f.last_pass >= ?4), \
+             a.familiar, a.familiar_last, a.unfamiliar, a.unfamiliar_last \
+         FROM (SELECT 1) \
+         LEFT JOIN source_fails s ON s.user = ?1 AND s.realm = ?2 AND s.source = ?3 \
+         LEFT JOIN account_fails a ON a.user = ?1 AND a.realm = ?2",
+    )?;
+    let sum = |count: Option<i64>, last: Option<i64>| match (count, last) {
+        (Some(c), Some(l)) if c > 0 => Some((c as u32, l as u64)),
+        _ => None,
+    };
+    Ok(
+        st.query_row(params![user, realm, source, passed_since as i64], |r| {
+            let source = match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
+                (Some(c), Some(l)) => Some((c as u32, l as u64)),
+                _ => None,
+            };
+            Ok(Standing {
+                source,
+                passed_lately: r.get(2)?,
+                familiar: sum(r.get(3)?, r.get(4)?),
+                unfamiliar: sum(r.get(5)?, r.get(6)?),
+            })
+        })?,
+    )
 }

@@ -79,8 +79,13 @@ struct Attempt<'a> {
     /// The source is the account's own uid (familiar to it whatever the store says).
     own_uid: bool,
     /// Its place in the counts of its source and class, taken before anything typed is
-    /// compared ([`lockout::take`]).
+    /// compared ([`lockout::take`]), as far as it was committed.
     place: Option<Place>,
+    /// The place taken in the store transaction under way: its place once that commits.
+    pending_place: Option<Place>,
+    /// Checked in the transaction under way, which compares an OTP itself: counted there if
+    /// it refuses ([`lockout::check`]).
+    open: Option<lockout::Open>,
     /// A refusal that is no guess (a send held back by `max_per_hour`, an OTP that could not
     /// be sent, no pass from an earlier module under `use_first_pass`): its place is given back.
     no_failure: bool,
@@ -120,9 +125,20 @@ impl Attempt<'_> {
     fn settle(&mut self, committed: bool) {
         if committed {
             self.events.append(&mut self.pending);
+            if let Some(p) = self.pending_place.take() {
+                self.place = Some(p);
+            }
         } else {
             self.pending.clear();
+            self.pending_place = None;
         }
+        self.open = None;
+    }
+
+    /// Whether it holds a place (committed, or in the transaction under way), or was let in
+    /// by the transaction under way to be counted there.
+    fn placed(&self) -> bool {
+        self.place.is_some() || self.pending_place.is_some() || self.open.is_some()
     }
 
     fn challenge(&mut self, now: u64, token: &TokenRecord, reason: &str) -> AuditEntry {
@@ -252,6 +268,8 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
             source,
             own_uid,
             place: None,
+            pending_place: None,
+            open: None,
             no_failure: false,
             missed: None,
         }
@@ -346,32 +364,58 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         }
     }
 
-    /// Takes the attempt's place in the counts of its source and class, in a transaction of
-    /// its own committed before anything typed is compared; or refuses a locked source or
-    /// class, whatever was typed. (A login takes one place, however many passes it compares.)
+    /// Takes the attempt's place in the counts of its source and class in a transaction of
+    /// its own, committed before a PIN is compared (PIN hashes run outside any transaction);
+    /// or refuses a locked source or class, whatever was typed. (A login takes one place,
+    /// however many passes it compares.)
     fn take_place(&self, at: &mut Attempt) -> Result<Option<Verdict>> {
-        if at.place.is_some() {
+        if at.placed() {
             return Ok(None);
         }
         let now = self.clock.now();
-        let taken = self.write(at, |tx, at| {
-            match lockout::take(tx, &self.cfg.auth, &at.who(), now)? {
-                Ok(place) => Ok(Ok(place)),
-                Err(l) => self.refuse_locked(tx, at, now, l).map(Err),
-            }
-        })?;
-        match taken {
+        self.write(at, |tx, at| self.place_in(tx, at, now))
+    }
+
+    /// Takes the attempt's place in `tx`, unless it has one; `Some` refuses a locked source or
+    /// class.
+    fn place_in(&self, tx: &dyn StoreTx, at: &mut Attempt, now: u64) -> Result<Option<Verdict>> {
+        if at.placed() {
+            return Ok(None);
+        }
+        match lockout::take(tx, &self.cfg.auth, &at.who(), now)? {
             Ok(place) => {
-                at.place = Some(place);
+                at.pending_place = Some(place);
                 Ok(None)
             }
-            Err(refused) => Ok(Some(refused)),
+            Err(l) => self.refuse_locked(tx, at, now, l).map(Some),
         }
     }
 
-    /// In a refusing transaction: notes the failure for the user's next success (its counts
-    /// were taken with its place).
+    /// In the transaction that checks an OTP (the first thing this attempt compares, with
+    /// `otppin` none or system, or outside a PAM conversation): refuses a locked source or
+    /// class; else the attempt is counted there if that transaction refuses it
+    /// ([`Self::failed`]). Its place and its verdict are one commit, so nothing can come
+    /// between them, and an accept writes no counts.
+    fn check_in(&self, tx: &dyn StoreTx, at: &mut Attempt, now: u64) -> Result<Option<Verdict>> {
+        if at.placed() {
+            return Ok(None);
+        }
+        match lockout::check(tx, &self.cfg.auth, &at.who(), now)? {
+            Ok(open) => {
+                at.open = Some(open);
+                Ok(None)
+            }
+            Err(l) => self.refuse_locked(tx, at, now, l).map(Some),
+        }
+    }
+
+    /// In a refusing transaction: counts the attempt where the transaction let it in
+    /// ([`Self::check_in`]), and notes the failure for the user's next success. (An attempt
+    /// that took its place before has its counts already.)
     fn failed(&self, tx: &dyn StoreTx, at: &mut Attempt, now: u64) -> Result<()> {
+        if let Some(open) = at.open.take() {
+            at.pending_place = Some(lockout::count(tx, &self.cfg.auth, &at.who(), &open, now)?);
+        }
         if at.no_failure || at.probing_first_pass {
             return Ok(());
         }
@@ -381,7 +425,9 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
     /// In an accepting transaction: the source's count and its class's sum start again, and
     /// the failures since the last success are taken to be told.
     fn passed(&self, tx: &dyn StoreTx, at: &mut Attempt, now: u64) -> Result<()> {
-        at.missed = lockout::passed(tx, &self.cfg.auth, &at.who(), at.place.as_ref(), now)?;
+        let place = at.place.as_ref().or(at.pending_place.as_ref());
+        let class = place.map(|p| p.class).or(at.open.take().map(|o| o.class));
+        at.missed = lockout::passed(tx, &self.cfg.auth, &at.who(), class, now)?;
         Ok(())
     }
 
@@ -571,8 +617,13 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         pass: &[u8],
         conv: &mut impl Conversation,
     ) -> Result<Verdict> {
-        if let Some(refused) = self.take_place(at)? {
-            return Ok(refused);
+        // A PIN is compared outside any transaction: the place is committed first. (With
+        // `otppin` none or system the OTP is the first thing compared, in the transaction
+        // that checks it, which takes the place itself.)
+        if self.cfg.auth.otppin == OtpPin::Token {
+            if let Some(refused) = self.take_place(at)? {
+                return Ok(refused);
+            }
         }
         if pass.len() > MAX_PASS_LEN {
             let now = self.clock.now();
@@ -734,6 +785,9 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
     ) -> Result<Verdict> {
         let ctx = self.context(now);
         self.write(at, |tx, at| {
+            if let Some(refused) = self.check_in(tx, at, now)? {
+                return Ok(refused);
+            }
             let mut passed: Vec<(TokenRecord, PassedOver)> = Vec::new();
             let mut checked = Vec::new();
             for cand in candidates {
@@ -827,13 +881,9 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
     /// two-request client, and tests of "answered once").
     pub fn answer(&self, login: &Login, transaction_id: &str, otp: &[u8]) -> Outcome {
         let mut at = self.attempt(login);
-        let verdict = match self.take_place(&mut at) {
-            Ok(Some(refused)) => Ok(refused),
-            Ok(None) => self.answer_challenge(&mut at, transaction_id, otp),
-            Err(e) => Err(e),
-        };
-        let verdict = match verdict {
-            Ok(v) => v,
+        // The place is taken by the transaction that checks the OTP.
+        let verdict = match self.answer_challenge(&mut at, transaction_id, otp) {
+            Ok(v) => self.settle_place(&mut at, v),
             Err(e) => Verdict::Unavailable(e),
         };
         Outcome {
