@@ -78,8 +78,13 @@ fn world() -> World {
 }
 
 fuzz_target!(|i: Input<'_>| {
-    // A registration code of any bytes: matched only by its own code, never when used.
-    let r = Registration { len: CODE_LEN };
+    // A registration code of any bytes: matched only by its own code, never when used, never
+    // once expired (a code that expires at 0 is expired at the check's time, 0).
+    let expires = Some(u64::from(!i.hotp));
+    let r = Registration {
+        len: CODE_LEN,
+        expires,
+    };
     let ctx = CheckContext {
         now: 0,
         hotp_window: 10,
@@ -88,7 +93,7 @@ fuzz_target!(|i: Input<'_>| {
     let g = tessera_engine::tokens::registration::generate(&mut rand::rngs::OsRng).unwrap();
     let counter = u64::from(i.counter);
     if r.check(&g.key, i.code, counter, &ctx).is_some() {
-        assert!(counter == 0 && i.code.eq_ignore_ascii_case(&g.code));
+        assert!(counter == 0 && i.code.eq_ignore_ascii_case(&g.code) && expires == Some(1));
     }
     let _ = r.refusal_reason(&g.key, i.code, counter, &ctx);
 
