@@ -78,6 +78,16 @@ enum Command {
     /// Enroll the tokens of google-authenticator, pam_oath, PSKC or privacyIDEA files, keeping
     /// which codes were used; all of them or none
     Import(ImportArgs),
+    /// The config file
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCmd {
+    /// Say whether the config loads, as tesserad would load it on a reload (exit 0) or why not
+    /// (exit 1): run it before `systemctl reload tesserad`
+    Check,
 }
 
 /// The terminal's background a QR code is drawn for (`--qr`).
@@ -576,6 +586,10 @@ fn run(cli: Cli) -> CliResult<()> {
     let path = config_path(&cli);
     // None of these needs the config: doctor checks it, metrics and enroll ask the daemon.
     match &cli.command {
+        Command::Config(ConfigCmd::Check) => {
+            load_config(&path)?;
+            return outln!("{}: the config loads", path.display());
+        }
         Command::Doctor(a) => return doctor::run(&path, &a.socket),
         Command::Metrics(a) => return daemon::metrics(&a.socket),
         Command::Enroll(a) => return enroll_self(a),
@@ -618,6 +632,7 @@ fn run(cli: Cli) -> CliResult<()> {
             backup::restore(&cfg, &a.file, mode)
         }
         Command::Import(a) => import::run(&cfg, &a),
+        Command::Config(ConfigCmd::Check) => Ok(()),
     }
 }
 

@@ -1614,3 +1614,20 @@ fn doctor_warns_of_tokens_without_a_pin_where_tessera_is_the_only_factor() {
     assert_eq!(warnings(&stdout), "", "{stdout}");
     assert_eq!(code(&out), 0, "{stdout}");
 }
+
+/// `tessera config check`: whether the config loads as tesserad would load it on a reload
+/// (exit 0), or why not in one line (exit 1) — to run before `systemctl reload tesserad`.
+#[test]
+fn config_check_says_whether_the_config_loads() {
+    let env = Env::new();
+    let said = env.ok(&["config", "check"]);
+    assert!(said.contains("the config loads"), "{said}");
+    let typo = Env::with_config("[auth]\nmax_fial = 3\n");
+    let out = typo.run(&["config", "check"], "");
+    assert_eq!(code(&out), 1);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("max_fial") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+}

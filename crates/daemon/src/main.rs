@@ -15,14 +15,16 @@ use tesserad::server;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: tesserad [--config PATH] [--socket PATH] | tesserad --stdio [--config PATH]";
+const USAGE: &str = "usage: tesserad [--config PATH] [--socket PATH] | tesserad --stdio \
+                     [--config PATH] | tesserad --check-config [--config PATH]";
 
 /// What the command line asked for.
 struct Args {
     config: PathBuf,
     socket: PathBuf,
     stdio: bool,
+    /// Only say whether the config loads (before a reload).
+    check_config: bool,
 }
 
 fn parse_args(mut it: impl Iterator<Item = std::ffi::OsString>) -> Result<Option<Args>, String> {
@@ -30,12 +32,14 @@ fn parse_args(mut it: impl Iterator<Item = std::ffi::OsString>) -> Result<Option
         config: PathBuf::from(tessera_engine::config::DEFAULT_PATH),
         socket: PathBuf::from(server::DEFAULT_SOCKET),
         stdio: false,
+        check_config: false,
     };
     while let Some(arg) = it.next() {
         match arg.to_str() {
             Some("--config") => a.config = it.next().ok_or("--config needs a path")?.into(),
             Some("--socket") => a.socket = it.next().ok_or("--socket needs a path")?.into(),
             Some("--stdio") => a.stdio = true,
+            Some("--check-config") => a.check_config = true,
             Some("--version") => {
                 println!("tesserad {}", env!("CARGO_PKG_VERSION"));
                 return Ok(None);
@@ -108,6 +112,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.check_config {
+        // As the daemon would load it on SIGHUP: the file's checks, every key and value.
+        return match tessera_engine::config::Config::load(&args.config) {
+            Ok(_) => {
+                println!("tesserad: {}: the config loads", args.config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tesserad: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     clean_start(args.stdio);
     let result = if args.stdio {
         server::stdio(&args.config)

@@ -38,7 +38,17 @@ pub(crate) fn status<C: Channel, R: Resources>(
     match config {
         Err(e) => say("fail", format!("its config does not load: {e}")),
         Ok(cfg) => {
-            say("ok", "its config loads".into());
+            match counters.failed_reload() {
+                None => say("ok", "its config loads".into()),
+                Some(e) => say(
+                    "warn",
+                    format!(
+                        "its config did not reload: {e}; it serves with the config it loaded \
+                         before (fix the file, check it with tesserad --check-config, then \
+                         reload)"
+                    ),
+                ),
+            }
             let local = cfg.auth.mode == tessera_engine::config::Mode::Local;
             if local || cfg.store.path.exists() {
                 match res.store(cfg) {
@@ -104,7 +114,7 @@ pub(crate) fn metrics<C: Channel, R: Resources>(
     }
     let remote = config.map(|c| remote_health(c, res)).unwrap_or_default();
     let text = counters.metrics.render(&Now {
-        config_loaded: config.is_ok(),
+        config_loaded: config.is_ok() && counters.failed_reload().is_none(),
         load: counters
             .capacity
             .as_ref()

@@ -72,14 +72,18 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
         ),
     };
     serve_as_store_owner(&current)?;
-    reload_on_sighup(config.to_path_buf(), current.clone())?;
-    // Said once everything is set up (its user, the SIGHUP thread): what comes next is logins.
-    eprintln!("{listening}");
     let capacity = Arc::new(Capacity::default());
     let counters = Counters {
         capacity: Some(Arc::clone(&capacity)),
         ..Counters::default()
     };
+    reload_on_sighup(
+        config.to_path_buf(),
+        current.clone(),
+        Arc::clone(&counters.failed_reload),
+    )?;
+    // Said once everything is set up (its user, the SIGHUP thread): what comes next is logins.
+    eprintln!("{listening}");
     // Who asks is known before anything is read: a place is counted against the caller's uid
     // (see `capacity`), and a caller without one is refused at once.
     let admit = move |mut stream: UnixStream| {
@@ -199,28 +203,48 @@ fn bind(socket: &Path) -> Result<UnixListener, String> {
 }
 
 /// A thread that waits for SIGHUP and loads the config again; logins already running keep the
-/// config they started with.
+/// config they started with. A config that does not load leaves the one serving in place, as
+/// sshd and nginx do (a typo must not lock every login out); the daemon says so loudly, and
+/// `tessera doctor` and `tessera_config_loaded 0` show it until a reload works. (One that
+/// fails at the start fails closed: there is nothing to keep.)
 fn reload_on_sighup(
     path: std::path::PathBuf,
     current: Arc<RwLock<Generation>>,
+    failed: Arc<std::sync::Mutex<Option<String>>>,
 ) -> Result<(), String> {
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
         .map_err(|e| format!("SIGHUP: {e}"))?;
     std::thread::spawn(move || {
         for _ in signals.forever() {
             let loaded = Generation::load(&path);
-            let said = match &loaded.config {
-                Ok(_) => format!("tesserad: config reloaded from {}", path.display()),
-                Err(e) => format!("tesserad: config not reloaded: {e}"),
-            };
-            // A config that does not load replaces a good one: logins then fail closed with
-            // the reason, as the in-process module did with a broken config. Swapped before
-            // it is said, so that a login after the line gets the new config.
-            match current.write() {
-                Ok(mut c) => *c = loaded,
-                Err(p) => *p.into_inner() = loaded,
+            let mut failed = failed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut current = current
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match (&loaded.config, current.config.is_ok()) {
+                (Err(e), true) => {
+                    eprintln!(
+                        "tesserad: ERROR: config not reloaded, still serving with the config \
+                         loaded before: {e} (check a config with tesserad --check-config before \
+                         a reload)"
+                    );
+                    *failed = Some(e.clone());
+                }
+                // Swapped before it is said, so that a login after the line gets the new
+                // config. (A daemon that started without a config that loads takes any: the
+                // error of the new one is as good as the old.)
+                (Err(e), false) => {
+                    *current = loaded.clone();
+                    eprintln!("tesserad: config not reloaded: {e}");
+                }
+                (Ok(_), _) => {
+                    *current = loaded.clone();
+                    *failed = None;
+                    eprintln!("tesserad: config reloaded from {}", path.display());
+                }
             }
-            eprintln!("{said}");
         }
     });
     Ok(())

@@ -58,6 +58,18 @@ pub struct Counters {
     pub metrics: Metrics,
     /// The socket server's places, read by a status or metrics request; none under `--stdio`.
     pub capacity: Option<Arc<Capacity>>,
+    /// Why the last SIGHUP's config did not load, while the daemon serves with the one before.
+    pub failed_reload: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Counters {
+    /// Why the last reload failed, if it did (the config before it still serves).
+    pub fn failed_reload(&self) -> Option<String> {
+        self.failed_reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl Caller {

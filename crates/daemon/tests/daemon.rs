@@ -450,13 +450,82 @@ fn sighup_reloads_the_config_for_the_next_login() {
     d.wait_for(&["config reloaded"]);
     let seen = dialogue(&mut d.connect(), login("alice"), &[b"0000"]);
     assert_eq!(seen.prompts, ["Token PIN: "], "{seen:?}");
-    // A broken config fails logins closed, with the reason in the log.
-    w.write_config("[auth]\nmax_fail = 0\n");
+}
+
+/// A typo and SIGHUP: the daemon says loudly that the config was not reloaded and goes on
+/// with the one it had (as sshd and nginx do; before, every login failed as unavailable until
+/// the next good reload). The status (`tessera doctor`) warns with the reason and the metrics
+/// say `tessera_config_loaded 0`, until a reload works. `tesserad --check-config` tells the
+/// two configs apart beforehand.
+#[test]
+fn a_reload_whose_config_does_not_load_keeps_the_last_good_one() {
+    let w = World::new("[prompts]\npin = \"Token PIN: \"\n");
+    let d = start(&w);
+    let check = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tesserad"))
+            .args(["--check-config", "--config"])
+            .arg(&w.config)
+            .output()
+            .unwrap()
+    };
+    let ok = check();
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("the config loads"));
+    w.write_config("[prompts]\npin = \"Token PIN: \"\n[auth]\nmax_fial = 3\n");
+    let bad = check();
+    assert_eq!(bad.status.code(), Some(1), "{bad:?}");
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        said.contains("max_fial") && said.lines().count() == 1,
+        "{said}"
+    );
     d.sighup();
-    d.wait_for(&["config not reloaded"]);
+    let line = d.wait_for(&["config not reloaded"]);
+    assert!(
+        line.contains("ERROR") && line.contains("still serving") && line.contains("max_fial"),
+        "{line}"
+    );
+    // Logins go on with the config loaded before.
+    let ok = format!("1234{}", otp(0));
+    let seen = dialogue(&mut d.connect(), login("alice"), &[ok.as_bytes()]);
+    assert_eq!(seen.verdict, Some(Verdict::Success), "{seen:?}");
+    assert_eq!(seen.prompts, ["Token PIN: "], "{seen:?}");
+    let status = ask(&d, tessera_proto::Request::Status);
+    assert!(
+        status.iter().any(|l| l.starts_with("warn")
+            && l.contains("did not reload")
+            && l.contains("max_fial")),
+        "{status:?}"
+    );
+    let metrics = ask(&d, tessera_proto::Request::Metrics);
+    assert!(
+        metrics.iter().any(|l| l == "tessera_config_loaded 0"),
+        "{metrics:?}"
+    );
+    // Fixed and reloaded: all is well again.
+    w.write_config("");
+    d.reload();
+    let metrics = ask(&d, tessera_proto::Request::Metrics);
+    assert!(
+        metrics.iter().any(|l| l == "tessera_config_loaded 1"),
+        "{metrics:?}"
+    );
     let seen = dialogue(&mut d.connect(), login("alice"), &[b"0000"]);
-    assert_eq!(seen.verdict, Some(Verdict::AuthinfoUnavail), "{seen:?}");
-    assert!(seen.logs.iter().any(|l| l.contains("max_fail")), "{seen:?}");
+    assert_eq!(seen.prompts, ["PIN: "], "{seen:?}");
+}
+
+/// A status or metrics request's information lines.
+fn ask(d: &Daemon, r: tessera_proto::Request) -> Vec<String> {
+    let mut c = d.connect();
+    write_frame(&mut c, &r.encode()).unwrap();
+    let mut lines = Vec::new();
+    loop {
+        match Reply::decode(&read_frame(&mut c).unwrap()).unwrap() {
+            Reply::Info(l) => lines.push(l),
+            Reply::Verdict(_) => return lines,
+            _ => {}
+        }
+    }
 }
 
 /// Who may ask: root for anyone; any other uid only for its own account (a screen locker).
