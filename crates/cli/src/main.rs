@@ -220,14 +220,20 @@ enum TokenCmd {
     Add(Box<AddArgs>),
     /// List tokens
     List {
+        /// Only the tokens of this user
         #[arg(long, value_name = "USER")]
         user: Option<String>,
+        /// Only the tokens of this type (e.g. registration: who has enrolled and who hasn't)
+        #[arg(long = "type", value_name = "TYPE", value_parser = token_type_arg())]
+        kind: Option<TokenType>,
+        /// One JSON array of the tokens (never a PIN hash or a key)
         #[arg(long)]
         json: bool,
     },
     /// Show one token
     Show {
         serial: String,
+        /// The token as one JSON object (never its PIN hash or key)
         #[arg(long)]
         json: bool,
     },

@@ -13,7 +13,7 @@ use tessera_engine::tokens::{self, CheckContext, TokenType};
 pub fn run(cfg: &Config, cmd: TokenCmd) -> CliResult<()> {
     match cmd {
         TokenCmd::Add(a) => enroll::add(cfg, &a),
-        TokenCmd::List { user, json } => list(cfg, user.as_deref(), json),
+        TokenCmd::List { user, kind, json } => list(cfg, user.as_deref(), kind, json),
         TokenCmd::Show { serial, json } => show(cfg, &serial, json),
         TokenCmd::SetPin {
             serial,
@@ -120,6 +120,41 @@ fn source_view(cfg: &Config, f: SourceFailures, now: u64) -> SourceView {
     }
 }
 
+/// A token as `--json` shows it: a registration code has no OTP algorithm, period or drift.
+fn json_of(v: &TokenView) -> serde_json::Value {
+    let mut j = serde_json::to_value(v).unwrap_or_default();
+    if v.token.kind == TokenType::Registration {
+        if let Some(o) = j.as_object_mut() {
+            for k in ["algorithm", "period", "drift"] {
+                o.remove(k);
+            }
+        }
+    }
+    j
+}
+
+/// What the COUNTER column says: an HOTP token's next counter; a TOTP token's last used step
+/// as its time (UTC; its raw step number tells nobody anything); a tan token's codes left; a
+/// registration code's state.
+fn counter_column(t: &TokenRecord, now: u64) -> String {
+    if let Some((left, count)) = tan_codes(t) {
+        return format!("{left}/{count} left");
+    }
+    if let Some(expires) = t.expires() {
+        return registration_state(t, expires, now);
+    }
+    match t.kind {
+        TokenType::Totp if t.counter == 0 => "-".into(),
+        TokenType::Totp => {
+            // The counter is the step after the last one used, on the device's clock.
+            let step = (t.counter - 1) as i64 - t.drift;
+            let at = u64::try_from(step).unwrap_or(0).saturating_mul(t.period);
+            format!("used {}", &output::time(at)[..16])
+        }
+        _ => t.counter.to_string(),
+    }
+}
+
 /// Where a registration code stands: used, expired (since when), or good until when.
 fn registration_state(t: &TokenRecord, expires: u64, now: u64) -> String {
     let minute = |t: u64| output::time(t)[..16].to_string();
@@ -159,11 +194,13 @@ fn fails(cfg: &Config, v: &TokenView) -> String {
     format!("{}/{}{lock}", v.token.fail_count, cfg.auth.max_fail)
 }
 
-fn list(cfg: &Config, user: Option<&str>, json: bool) -> CliResult<()> {
-    let tokens = engine::open_store(cfg)?.list_tokens(user)?;
+fn list(cfg: &Config, user: Option<&str>, kind: Option<TokenType>, json: bool) -> CliResult<()> {
+    let mut tokens = engine::open_store(cfg)?.list_tokens(user)?;
+    tokens.retain(|t| !kind.is_some_and(|k| t.kind != k));
     let now = SystemClock.now();
     let views: Vec<TokenView> = tokens.iter().map(|t| view(cfg, t, now)).collect();
     if json {
+        let views: Vec<serde_json::Value> = views.iter().map(json_of).collect();
         return output::json(&views);
     }
     let mut table = Table::new(&[
@@ -188,13 +225,7 @@ fn list(cfg: &Config, user: Option<&str>, json: bool) -> CliResult<()> {
             output::yes_no(t.active),
             output::yes_no(v.has_pin),
             fails(cfg, v),
-            // A tan token's counter is the bit set of its used codes: shown as codes left; a
-            // registration code's, whether it is used.
-            match (tan_codes(t), t.expires()) {
-                (Some((left, count)), _) => format!("{left}/{count} left"),
-                (None, Some(expires)) => registration_state(t, expires, now),
-                (None, None) => t.counter.to_string(),
-            },
+            counter_column(t, now),
             t.info.origin.map_or("-", |o| o.name()).into(),
             t.description.clone(),
         ]);
@@ -220,7 +251,7 @@ fn show(cfg: &Config, serial: &str, json: bool) -> CliResult<()> {
         .map(|f| class_view(cfg, f, now))
         .collect();
     if json {
-        return output::json(&v);
+        return output::json(&json_of(&v));
     }
     let mut f = vec![
         ("serial", t.serial.clone()),

@@ -1631,3 +1631,57 @@ fn config_check_says_whether_the_config_loads() {
         "{err}"
     );
 }
+
+/// `token list --type registration` lists the codes alone (who has enrolled and who hasn't),
+/// and their `--json` carries no OTP algorithm, period or drift; a TOTP token's COUNTER column
+/// shows when its last code was used (UTC), not a step number.
+#[test]
+fn token_list_by_type_and_what_each_type_shows() {
+    use tessera_engine::tokens::{hotp_code, Algorithm};
+    let env = Env::init();
+    env.ok(&["token", "add", "--user", "alice", "--type", "registration"]);
+    env.ok(&[
+        "token", "add", "--user", "bob", "--type", "totp", "--key", RFC_KEY, "--serial", "T1",
+    ]);
+    let list = env.ok(&["token", "list", "--type", "registration"]);
+    assert!(list.contains("alice") && !list.contains("bob"), "{list}");
+    assert!(list.contains("unused, expires"), "{list}");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["token", "list", "--type", "registration", "--json"]))
+            .unwrap();
+    let reg = &json.as_array().unwrap()[0];
+    assert_eq!(reg["type"], "registration");
+    for k in ["algorithm", "period", "drift"] {
+        assert!(reg.get(k).is_none(), "{k} in {reg}");
+    }
+    let list = env.ok(&["token", "list", "--type", "totp"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("T1 ") && l.contains(" - ")),
+        "{list}"
+    );
+    // A code of the current step, through `tessera check`.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = String::from_utf8(
+        hotp_code(Algorithm::Sha1, b"12345678901234567890", now / 30, 6).to_vec(),
+    )
+    .unwrap();
+    let (rc, out) = env.check("bob", &format!("{code}\n"));
+    assert_eq!(rc, 0, "{out}");
+    let list = env.ok(&["token", "list", "--type", "totp"]);
+    let minute = |t: u64| {
+        let out = std::process::Command::new("date")
+            .args(["-u", "-d", &format!("@{t}"), "+%Y-%m-%d %H:%M"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let step_start = now / 30 * 30;
+    assert!(
+        list.contains(&format!("used {}", minute(step_start))),
+        "{list}"
+    );
+}

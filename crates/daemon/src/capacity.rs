@@ -63,6 +63,18 @@ pub struct Load {
     pub refused: u64,
 }
 
+impl Load {
+    /// The load without the asking connection's own place (a status or metrics request of
+    /// `uid` is no login under way).
+    pub fn without_request_of(mut self, uid: u32) -> Load {
+        match uid {
+            0 => self.root = self.root.saturating_sub(1),
+            _ => self.others = self.others.saturating_sub(1),
+        }
+        self
+    }
+}
+
 impl std::fmt::Display for Load {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

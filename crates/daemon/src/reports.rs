@@ -84,7 +84,10 @@ pub(crate) fn status<C: Channel, R: Resources>(
         }
     }
     if let Some(capacity) = &counters.capacity {
-        say("ok", capacity.load().to_string());
+        say(
+            "ok",
+            capacity.load().without_request_of(caller.uid).to_string(),
+        );
     }
     for l in lines {
         chan.queue(&Reply::Info(l));
@@ -118,7 +121,7 @@ pub(crate) fn metrics<C: Channel, R: Resources>(
         load: counters
             .capacity
             .as_ref()
-            .map(|c| c.load())
+            .map(|c| c.load().without_request_of(caller.uid))
             .unwrap_or_default(),
         remote: &remote,
     });
