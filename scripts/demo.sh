@@ -23,7 +23,20 @@ else
 fi
 work=$(mktemp -d /tmp/tessera-demo.XXXXXX)
 daemon_pid=
-trap '[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null; rm -rf "$work" /tmp/pam.[0-9A-Za-z]* 2>/dev/null || true' EXIT
+# pam_wrapper copies the service directory to /tmp/pam.X for each process and removes it at
+# exit; a copy left by a process that was killed is removed here if it is ours (it holds our
+# service file, which names $work): never another user's or another run's.
+own_pam_copies() {
+  for d in /tmp/pam.[0-9A-Za-z]; do
+    [ -d "$d" ] && [ -O "$d" ] && grep -qs -- "$work" "$d"/* && echo "$d"
+  done
+}
+cleanup() {
+  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null
+  own_pam_copies | while read -r d; do rm -rf "$d"; done
+  rm -rf "$work"
+}
+trap 'cleanup 2>/dev/null || true' EXIT
 chmod 700 "$work"
 
 cat >"$work/tessera.toml" <<TOML

@@ -21,7 +21,8 @@ Usage (as root): tests/e2e/deb.py [PATH.deb]
 Without a path it builds the package from a copy of this tree with `dpkg-buildpackage -b -us
 -uc` (cargo's target/ of this tree is reused as the build cache).
 Refuses to run when libpam-tessera is installed or /etc/tessera or /var/lib/tessera exist: it
-would not purge an administrator's real setup.
+would not purge an administrator's real setup. What a run killed half way left (marked by
+/var/lib/tessera-e2e-deb.in-progress) is purged by the next run.
 """
 
 import glob
@@ -55,9 +56,41 @@ def installed():
     return p.returncode == 0 and p.stdout.strip() not in ("", "un", "pn")
 
 
+# This run's mark: present from before the install until everything is purged again. Found at
+# the start, it says that what is installed is what a run of this test left when it was killed
+# half way (no cleanup runs then), not an administrator's setup: it is purged before going on.
+MARK = "/var/lib/tessera-e2e-deb.in-progress"
+
+
+def purge_leftovers_of_a_killed_run():
+    log(f"{MARK} exists: purging what an interrupted run of this test left")
+    for pid in os.listdir("/proc"):
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            continue
+        if exe.startswith("/usr/sbin/tesserad") or exe.startswith("/tmp/tessera-e2e.deb."):
+            run(["kill", "-9", pid])
+    run(["env", "TESSERA_FORCE_REMOVE=1", "TESSERA_PURGE_STORE=1", "dpkg", "-P", PKG],
+        timeout=300)
+    for leftover in glob.glob("/etc/pam.d/tessera-*") + glob.glob("/tmp/tessera-e2e.deb.*") + [
+            "/etc/tessera", "/var/lib/tessera", "/run/tessera", "/run/tessera-e2e-hand"]:
+        if os.path.isdir(leftover):
+            shutil.rmtree(leftover, ignore_errors=True)
+        elif os.path.exists(leftover):
+            os.remove(leftover)
+    os.remove(MARK)
+
+
+if os.path.exists(MARK):
+    purge_leftovers_of_a_killed_run()
 if installed() or os.path.exists("/etc/tessera") or os.path.exists("/var/lib/tessera"):
     log(f"{PKG} is installed or /etc/tessera or /var/lib/tessera exist: not touching them")
     sys.exit(1)
+with open(MARK, "w") as f:
+    f.write(f"tests/e2e/deb.py pid {os.getpid()}: removed when its cleanup has run\n")
+# Registered first, so run last: after the purge below.
+CLEANUP.add(f"rm {MARK}", lambda: os.path.exists(MARK) and os.remove(MARK))
 
 work = tempfile.mkdtemp(prefix="tessera-e2e.deb.")
 CLEANUP.add(f"rm -r {work}", lambda: shutil.rmtree(work, ignore_errors=True))
@@ -130,8 +163,9 @@ before_state = digest(PAM_STATE)
 
 
 def purge_if_left():
+    # A test that failed half way leaves no package behind, whatever /etc/pam.d holds then.
     if installed():
-        run(["dpkg", "-P", PKG])
+        run(["env", "TESSERA_FORCE_REMOVE=1", "TESSERA_PURGE_STORE=1", "dpkg", "-P", PKG])
 
 
 CLEANUP.add(f"dpkg -P {PKG}", purge_if_left)
@@ -545,19 +579,24 @@ stop_daemon()
 # A service file the administrator copied that loads the module (and one that only mentions it
 # in comments): removing the module would lock that service out, so the removal is refused.
 COPY, COMMENTED = "/etc/pam.d/tessera-copy", "/etc/pam.d/tessera-commented"
+# And one that loads a module of that name from another path (a build of one's own): not the
+# package's module, so not the package's business.
+ELSEWHERE = "/etc/pam.d/tessera-elsewhere"
 
 
 def remove_copies():
-    for f in (COPY, COMMENTED):
+    for f in (COPY, COMMENTED, ELSEWHERE):
         if os.path.exists(f):
             os.remove(f)
 
 
-CLEANUP.add(f"rm {COPY} {COMMENTED}", remove_copies)
+CLEANUP.add(f"rm {COPY} {COMMENTED} {ELSEWHERE}", remove_copies)
 with open(COPY, "w") as f:
     f.write("#%PAM-1.0\nauth required pam_tessera.so\naccount required pam_unix.so\n")
 with open(COMMENTED, "w") as f:
     f.write("#auth required pam_tessera.so\nauth required pam_unix.so # was pam_tessera.so\n")
+with open(ELSEWHERE, "w") as f:
+    f.write(f"auth required {work}/build/libpam_tessera.so\nauth required /opt/x/pam_tessera.so\n")
 p = run(["dpkg", "-r", PKG], timeout=300)
 # dpkg leaves the selection at "remove" (r) and the package installed (i), no error flag.
 status = run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}", PKG]).stdout
@@ -565,7 +604,8 @@ R.check("dpkg -r refuses while a copied file in /etc/pam.d loads pam_tessera, na
         "and line (not a commented one) and TESSERA_FORCE_REMOVE; the package stays installed",
         p.returncode != 0 and status[1:3] == "i " and os.path.exists(MODULE)
         and f"{COPY}:2: auth required pam_tessera.so" in p.stderr
-        and COMMENTED not in p.stderr and "TESSERA_FORCE_REMOVE=1" in p.stderr
+        and COMMENTED not in p.stderr and ELSEWHERE not in p.stderr
+        and "TESSERA_FORCE_REMOVE=1" in p.stderr
         and socket_enabled(), status + p.stdout + p.stderr)
 p = pamtester("tessera-test", user, "1357", otp.next(), ops=AUTH_AND_ACCOUNT)
 R.check("after the refused removal a login still works", p.returncode == 0, p.stderr)
@@ -584,11 +624,30 @@ R.check("a tesserad started by hand as root makes its socket's directory and ser
         os.path.exists("/run/tessera-e2e-hand/t.sock")
         and f"Uid:\t{TUID}\t{TUID}\t{TUID}\t{TUID}" in open(f"/proc/{hand.pid}/status").read(),
         open(f"/proc/{hand.pid}/status").read() if hand.poll() is None else "it ended")
+# And a tesserad that is not this package's: the same binary copied elsewhere (as a container's
+# or a build of one's own would be), on a socket of its own. The removal must leave it alone.
+other_dir = os.path.join(work, "other")
+os.makedirs(other_dir)
+shutil.copy2("/usr/sbin/tesserad", f"{other_dir}/tesserad")
+other = subprocess.Popen([f"{other_dir}/tesserad", "--config", "/etc/tessera/tessera.toml",
+                          "--socket", f"{other_dir}/t.sock"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+CLEANUP.add(f"kill tesserad {other.pid}", lambda: other.poll() is None and other.kill())
+for _ in range(100):
+    if os.path.exists(f"{other_dir}/t.sock"):
+        break
+    time.sleep(0.05)
 p = run(["env", "TESSERA_FORCE_REMOVE=1", "dpkg", "-r", PKG], timeout=300)
 try:
     hand.wait(10)
 except subprocess.TimeoutExpired:
     pass
+R.check("dpkg -r leaves a tesserad run from another path alone (not this package's)",
+        os.path.exists(f"{other_dir}/t.sock") and other.poll() is None
+        and str(other.pid) not in p.stderr, p.stderr)
+# It serves as _tessera: stopped before the purge below removes that user.
+other.terminate()
+other.wait(10)
 R.check("dpkg -r stops a tesserad started outside systemd, and says so",
         hand.poll() is not None
         and re.search(rf"stopping tesserad started outside systemd \(pid [0-9 ]*\b{hand.pid}\b",

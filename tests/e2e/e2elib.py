@@ -124,7 +124,7 @@ class World:
         self.dir = tempfile.mkdtemp(prefix=f"tessera-e2e.{tag}.")
         os.chmod(self.dir, 0o700)
         CLEANUP.add(f"rm -r {self.dir}", lambda: shutil.rmtree(self.dir, ignore_errors=True))
-        CLEANUP.add("rm /tmp/pam.*", remove_pam_wrapper_leftovers)
+        CLEANUP.add("rm our /tmp/pam.X", lambda: remove_pam_wrapper_leftovers(self.dir))
         self.config = os.path.join(self.dir, "tessera.toml")
         with open(self.config, "w") as f:
             f.write(
@@ -260,11 +260,21 @@ def wait_port(port, proc, timeout=10):
     return False
 
 
-def remove_pam_wrapper_leftovers():
-    # pam_wrapper's per-process copies; only its own pattern (/tmp/pam.X), never other files.
+def remove_pam_wrapper_leftovers(ours):
+    """pam_wrapper's per-process copies of a service directory (/tmp/pam.X) that a killed process
+    left: only those holding a service file that names `ours` (this world's directory), never
+    another user's or another run's."""
     for n in os.listdir("/tmp"):
-        if re.fullmatch(r"pam\.[0-9A-Za-z]", n):
-            shutil.rmtree(os.path.join("/tmp", n), ignore_errors=True)
+        d = os.path.join("/tmp", n)
+        if not re.fullmatch(r"pam\.[0-9A-Za-z]", n) or not os.path.isdir(d):
+            continue
+        try:
+            mine = any(ours in open(os.path.join(d, f), errors="replace").read()
+                       for f in os.listdir(d))
+        except OSError:
+            continue
+        if mine:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 class Pty:
