@@ -67,18 +67,18 @@ echo "== tesserad in the foreground on $work/tessera.sock (the module is its thi
 daemon_pid=$!
 for _ in $(seq 100); do grep -q 'listening on' "$work/tesserad.log" 2>/dev/null && break; sleep 0.05; done
 sed 's/^/    | /' "$work/tesserad.log"
-echo "== enroll an HOTP token for $me with PIN 1234"
-serial=$(tessera token add --user "$me" --type hotp --pin 1234 --key "$key" --serial DEMO-HOTP)
+echo "== enroll an HOTP token for $me with PIN 135790"
+serial=$(tessera token add --user "$me" --type hotp --pin 135790 --key "$key" --serial DEMO-HOTP)
 echo "    serial: $serial"
 tessera token list
 
 otp=$(oathtool -c 0 "$key")
 echo "== login 1: PIN alone opens a challenge, then the OTP ($otp) alone"
-login 1234 "$otp"
+login 135790 "$otp"
 echo "== login 2: the same OTP again is refused (it was used)"
-login 1234 "$otp" || true
+login 135790 "$otp" || true
 otp=$(oathtool -c 1 "$key")
-echo "== login 3: PIN+OTP in one pass (1234$otp)"
-login "1234$otp"
+echo "== login 3: PIN+OTP in one pass (135790$otp)"
+login "135790$otp"
 echo "== audit trail (no PIN or OTP is ever stored)"
 tessera audit

@@ -162,7 +162,7 @@ fn alice_enrolls_a_totp_token_shown_as_uri_and_qr_inside_80x24() {
         return;
     }
     let fx = Fixture::new(CONFIG);
-    let run = enroll_as(&fx, 10001, &[], &["4321", "4321"], |uri| {
+    let run = enroll_as(&fx, 10001, &[], &["432109", "432109"], |uri| {
         vec![oathtool(uri, None)]
     });
     assert!(run.status.success(), "{}\n{:?}", run.other, run.lines);
@@ -235,30 +235,34 @@ fn an_enrolled_hotp_token_opens_a_pam_login_and_a_second_enroll_needs_it() {
         return;
     }
     let fx = Fixture::new(CONFIG);
-    let run = enroll_as(&fx, 10001, &["--type", "hotp"], &["4321", "4321"], |uri| {
-        vec![oathtool(uri, Some(0))]
-    });
+    let run = enroll_as(
+        &fx,
+        10001,
+        &["--type", "hotp"],
+        &["432109", "432109"],
+        |uri| vec![oathtool(uri, Some(0))],
+    );
     assert!(run.status.success(), "{}", run.other);
     let uri = run.uri().unwrap().to_string();
     // The new token opens a login through libpam (the confirmation used code 0).
     let out = fx
         .login("alice")
-        .answer("PIN", &format!("4321{}", oathtool(&uri, Some(1))))
+        .answer("PIN", &format!("432109{}", oathtool(&uri, Some(1))))
         .run();
     assert_eq!(out.code, PAM_SUCCESS, "{out:?}");
     // Another enrollment without passing it: refused, no new key shown, nothing saved.
-    let run = enroll_as(&fx, 10001, &[], &["4321000000"], |_| Vec::new());
+    let run = enroll_as(&fx, 10001, &[], &["432109000000"], |_| Vec::new());
     assert_eq!(run.status.code(), Some(1), "{}", run.other);
     assert!(run.uri().is_none(), "{:?}", run.lines);
     assert!(run.other.contains("not passed"), "{}", run.other);
     assert_eq!(fx.store().list_tokens(Some("alice")).unwrap().len(), 1);
     // Passing it (PIN and its next code): a second token.
-    let pass = format!("4321{}", oathtool(&uri, Some(2)));
+    let pass = format!("432109{}", oathtool(&uri, Some(2)));
     let run = enroll_as(
         &fx,
         10001,
         &["--type", "hotp"],
-        &[&pass, "1111", "1111"],
+        &[&pass, "111111", "111111"],
         |uri| vec![oathtool(uri, Some(0))],
     );
     assert!(run.status.success(), "{}", run.other);
@@ -322,13 +326,13 @@ fn wrong_codes_or_an_end_of_input_save_nothing() {
         return;
     }
     let fx = Fixture::new(CONFIG);
-    let run = enroll_as(&fx, 10003, &[], &["4321", "4321"], |_| {
+    let run = enroll_as(&fx, 10003, &[], &["432109", "432109"], |_| {
         vec!["000000".into(), "111111".into(), "222222".into()]
     });
     assert_eq!(run.status.code(), Some(1), "{}", run.other);
     assert!(run.other.contains("3 wrong codes"), "{}", run.other);
     // Input ends after the PIN (Ctrl-D): given up.
-    let run = enroll_as(&fx, 10003, &[], &["4321", "4321"], |_| Vec::new());
+    let run = enroll_as(&fx, 10003, &[], &["432109", "432109"], |_| Vec::new());
     assert_ne!(run.status.code(), Some(0), "{}", run.other);
     assert!(fx.store().list_tokens(Some("carol")).unwrap().is_empty());
     let rows: Vec<_> = fx
@@ -371,7 +375,7 @@ fn a_registration_code_enrolls_a_token_in_tessera_check() {
     assert_eq!(run.status.code(), Some(1), "{}", run.other);
     let reg = fx.token(&serial);
     assert_eq!((reg.fail_count, reg.counter), (1, 0), "counted, not used");
-    let run = dialogue(check(), true, &[&code, "4321", "4321"], |uri| {
+    let run = dialogue(check(), true, &[&code, "432109", "432109"], |uri| {
         vec![oathtool(uri, None)]
     });
     assert!(run.status.success(), "{}\n{:?}", run.other, run.lines);
@@ -387,6 +391,15 @@ fn a_registration_code_enrolls_a_token_in_tessera_check() {
     assert_eq!(reg.info.origin, Some(Origin::Admin));
     let new = tokens.iter().find(|t| t.serial != serial).unwrap();
     assert_eq!(new.info.origin, Some(Origin::Registration));
+    assert_eq!(new.info.registration.as_deref(), Some(serial.as_str()));
+    // The listing says the code is used, and which token it made.
+    let listed = fx.tessera(&["token", "list", "--type", "registration"], "");
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    let row = listed.lines().find(|l| l.starts_with(&serial)).unwrap();
+    assert!(row.contains(&format!("used: {}", new.serial)), "{listed}");
+    let shown = fx.tessera(&["token", "show", &serial, "--json"], "");
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["enrolled_token"], new.serial.as_str());
     // The code again: refused, nothing shown.
     let run = dialogue(check(), true, &[&code], |_| Vec::new());
     assert_eq!(run.status.code(), Some(1));
@@ -481,7 +494,7 @@ fn a_client_killed_mid_dialogue_leaves_nothing() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    writeln!(stdin, "4321\n4321").unwrap();
+    writeln!(stdin, "432109\n432109").unwrap();
     let out = BufReader::new(child.stdout.take().unwrap());
     for line in out.lines() {
         if line.unwrap().starts_with("otpauth://") {
@@ -533,8 +546,8 @@ fn a_registration_code_in_one_pass_through_libpam() {
     let out = fx
         .login("alice")
         .answer("Password", &code)
-        .answer("New PIN", "4321")
-        .answer("Repeat", "4321")
+        .answer("New PIN", "432109")
+        .answer("Repeat", "432109")
         .answer_seeing("Code from the app", |shown| {
             let uri = shown
                 .iter()

@@ -260,7 +260,8 @@ fn old_pin_hashes_are_replaced_on_the_next_good_login() {
         .hash_password(b"1234", &SaltString::from_b64("c2FsdHNhbHRzYWx0").unwrap())
         .unwrap()
         .to_string();
-    fx.store().set_pin_hash("H1", Some(&old)).unwrap();
+    let rule = tessera_engine::config::AuthConfig::default().pin_rule();
+    fx.store().set_pin_hash("H1", Some(&old), &rule).unwrap();
     let out = fx.login("alice").answer("PIN", "1234000000").run();
     assert_eq!(out.code, PAM_AUTH_ERR);
     assert_eq!(

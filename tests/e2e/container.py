@@ -40,7 +40,7 @@ def store_of_owner(w):
 
 W = World("ctr", before_init=store_of_owner)
 alice = add_user(f"tca{tag}")
-otp = W.hotp_token(alice, "1234", f"CTR-{tag}")
+otp = W.hotp_token(alice, "123490", f"CTR-{tag}")
 socket = f"{W.dir}/run/tessera/tessera.sock"
 
 # The entrypoint: `tesserad &` as root, nothing prepared (its socket's directory is missing).
@@ -83,10 +83,10 @@ def ssh_login(*answers):
     return ok, [prompt for _, prompt in seen]
 
 
-ok, asked = ssh_login("1234", otp.next())
+ok, asked = ssh_login("123490", otp.next())
 R.check("ssh as alice: PIN, then the OTP, through the daemon: logged in",
         ok and asked == ["PIN: ", "Please enter your otp value: "], str(asked))
-ok, asked = ssh_login("1234" + otp.wrong())
+ok, asked = ssh_login("123490" + otp.wrong())
 R.check("a wrong OTP over ssh is refused", not ok, str(asked))
 files = sorted(os.listdir(f"{W.dir}/store"))
 owned = all(os.stat(f"{W.dir}/store/{f}").st_uid == OWNER_UID for f in files)
@@ -130,7 +130,7 @@ for _ in range(200):
 R.check("start-stop-daemon --start --background: tesserad runs and listens",
         started.returncode == 0 and pid > 0 and os.path.exists(f"/proc/{pid}"),
         started.stdout + started.stderr)
-ok, asked = ssh_login("1234", otp.next())
+ok, asked = ssh_login("123490", otp.next())
 R.check("ssh as alice through the daemon that start-stop-daemon started: logged in", ok,
         str(asked))
 stopped = run(["start-stop-daemon", "--stop", "--pidfile", pidfile, "--retry", "5"])

@@ -24,7 +24,7 @@ R = Results("flood")
 tag = os.getpid() % 100000
 W = World("fld")
 alice = add_user(f"tfa{tag}")
-otp = W.hotp_token(alice, "1234", f"FLD-{tag}")
+otp = W.hotp_token(alice, "123490", f"FLD-{tag}")
 socket = f"{W.dir}/tesserad.sock"
 
 logf = open(f"{W.dir}/tesserad.log", "w")
@@ -117,7 +117,7 @@ if group:
     kills = oom_kills(group)
     R.check(f"no OOM kill under a 256 MiB memory cgroup ({kills})", kills == 0)
 ok, seen = kbd_interactive(port, alice,
-                           lambda p, _s: "1234" + otp.next() if p.startswith("PIN") else "")
+                           lambda p, _s: "123490" + otp.next() if p.startswith("PIN") else "")
 R.check("then alice logs in through the same daemon", ok and daemon.poll() is None,
         str(seen))
 R.finish()

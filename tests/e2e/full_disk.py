@@ -42,7 +42,7 @@ W = World("full", before_init=mount_small_tmpfs)
 tag = os.getpid() % 100000
 user = add_user(f"tsfull{tag}")  # logins resolve to accounts: the user must exist
 serial = f"FULL-{tag}"
-otp = W.hotp_token(user, "1357", serial)
+otp = W.hotp_token(user, "135790", serial)
 
 svc_dir = os.path.join(W.dir, "pam.d")
 os.mkdir(svc_dir)
@@ -61,7 +61,7 @@ def login(*answers):
     return p.returncode, p.stderr, time.monotonic() - start
 
 
-rc, err, _ = login("1357" + otp.next())
+rc, err, _ = login("135790" + otp.next())
 R.check("with space: PIN+OTP succeeds", rc == 0, err)
 
 # Fill the file system to the last byte.
@@ -78,33 +78,33 @@ st = os.statvfs(W.store_dir)
 R.check("the store's file system is full", st.f_bavail == 0, f"{st.f_bavail} blocks free")
 
 held_back = otp.peek()  # the OTP refused while the disk is full, tried again afterwards
-rc, err, secs = login("1357" + held_back)
+rc, err, secs = login("135790" + held_back)
 R.check("full disk: PIN+OTP is PAM_AUTHINFO_UNAVAIL, promptly",
         rc != 0 and UNAVAIL in err and secs < 10, f"rc={rc} {secs:.1f}s {err}")
 lines = [ln for ln in err.splitlines() if "disk is full" in ln]
 R.check("full disk: one log line says the disk is full, without the OTP or PIN",
-        len(lines) == 1 and held_back not in lines[0] and "1357" not in lines[0], err)
+        len(lines) == 1 and held_back not in lines[0] and "135790" not in lines[0], err)
 
-rc, err, _ = login("1357", held_back)
+rc, err, _ = login("135790", held_back)
 R.check("full disk: a PIN alone (which would open a challenge) is PAM_AUTHINFO_UNAVAIL",
         rc != 0 and UNAVAIL in err and "otp value" not in err, f"rc={rc} {err}")
 
-rc, err, _ = login("1357" + otp.wrong())
+rc, err, _ = login("135790" + otp.wrong())
 R.check("full disk: a wrong OTP fails too (no fail count can be written)",
         rc != 0 and UNAVAIL in err, f"rc={rc} {err}")
 
 p = run([W.binary, "--config", W.config, "token", "add", "--user", user, "--type", "hotp",
-         "--pin", "2468", "--genkey", "--serial", f"FULL2-{tag}"])
+         "--pin", "246802", "--genkey", "--serial", f"FULL2-{tag}"])
 R.check("full disk: `tessera token add` exits 1 with a one-line error",
         p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1
         and "full" in p.stderr, f"rc={p.returncode} {p.stderr!r}")
 
 os.remove(filler)
 
-rc, err, _ = login("1357" + otp.next())
+rc, err, _ = login("135790" + otp.next())
 R.check("space freed: the OTP refused on the full disk was not used up", rc == 0, err)
 assert otp.peek() != held_back
-rc, err, _ = login("1357" + held_back)
+rc, err, _ = login("135790" + held_back)
 R.check("space freed: that OTP is now refused as a replay", rc != 0 and UNAVAIL not in err, err)
 
 serials = W.tessera("token", "list", "--json")

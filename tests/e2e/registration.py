@@ -60,7 +60,7 @@ def enrolling(prompt, instructions):
     if prompt == "PIN: ":
         return code
     if prompt.startswith("New PIN") or prompt.startswith("Repeat"):
-        return "4321"
+        return "432109"
     if prompt.startswith("Code from the app"):
         uri = next((ln for ln in instructions.splitlines() if ln.startswith("otpauth://")), "")
         state["uri"], state["instructions"] = uri, instructions
@@ -85,7 +85,7 @@ tokens = W.tessera("token", "list", "--user", alice)
 R.check("the new TOTP token is saved", "totp" in tokens, tokens)
 
 # A normal login with the new token: its PIN and the app's next code.
-ok, seen = ssh(lambda p, _i: "4321" + totp(secret_of(uri or "secret=A"), 30) if p == "PIN: " else "")
+ok, seen = ssh(lambda p, _i: "432109" + totp(secret_of(uri or "secret=A"), 30) if p == "PIN: " else "")
 R.check("then a normal login with the new token's PIN and code", ok, str(seen))
 
 # The registration code again: refused, no new key shown.

@@ -32,8 +32,8 @@ tag = os.getpid() % 100000
 alice = add_user(f"tsa{tag}")  # keyboard-interactive / password, HOTP token
 bob = add_user(f"tsb{tag}")  # publickey + keyboard-interactive, HOTP token
 carol = add_user(f"tsc{tag}")  # publickey, no token (nullok in the publickey stack)
-otp_a = W.hotp_token(alice, "1234", f"SSH-A-{tag}")
-otp_b = W.hotp_token(bob, "5678", f"SSH-B-{tag}")
+otp_a = W.hotp_token(alice, "123490", f"SSH-A-{tag}")
+otp_b = W.hotp_token(bob, "567890", f"SSH-B-{tag}")
 
 os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
 run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{W.dir}/hostkey"], check=True)
@@ -158,7 +158,7 @@ def askpass_ssh(port, user, answers, extra=()):
 # --- A: keyboard-interactive (and password) with pam.d/sshd -------------------------------
 t0 = time.monotonic()
 otp = otp_a.next()
-lg = Login(port_a, alice).interactive("1234", otp)
+lg = Login(port_a, alice).interactive("123490", otp)
 who = lg.whoami()
 R.check("kbd-int: PIN, then the challenge, then the OTP logs in",
         lg.prompts == [PIN_PROMPT, OTP_PROMPT] and who == alice, f"{lg.prompts} {who!r}")
@@ -167,17 +167,17 @@ R.check("kbd-int: audit row names the sshd service, 127.0.0.1 and the serial",
         a.get("result") == "accept" and a.get("service") == svc_a
         and a.get("rhost") == "127.0.0.1" and a.get("serial") == f"SSH-A-{tag}", str(a))
 
-lg = Login(port_a, alice).interactive("1234" + otp_a.next())
+lg = Login(port_a, alice).interactive("123490" + otp_a.next())
 who = lg.whoami()
 R.check("kbd-int: PIN+OTP in one answer logs in with a single prompt",
         lg.prompts == [PIN_PROMPT] and who == alice, f"{lg.prompts} {who!r}")
 
-lg = Login(port_a, alice).interactive("1234", otp_a.wrong())
+lg = Login(port_a, alice).interactive("123490", otp_a.wrong())
 who = lg.whoami()
 R.check("kbd-int: a wrong OTP after the challenge is refused",
         lg.prompts == [PIN_PROMPT, OTP_PROMPT] and who is None, f"{lg.prompts} {who!r}")
 
-lg = Login(port_a, alice).interactive("1234", otp)
+lg = Login(port_a, alice).interactive("123490", otp)
 R.check("kbd-int: an OTP used before is refused (replay)",
         lg.whoami() is None and audit_last(alice).get("result") == "reject")
 
@@ -185,38 +185,38 @@ lg = Login(port_a, alice).interactive("9999" + otp_a.peek())
 R.check("kbd-int: a wrong PIN with the right OTP is refused, no challenge",
         lg.prompts == [PIN_PROMPT] and lg.whoami() is None, str(lg.prompts))
 
-lg = Login(port_a, bob).interactive("5678" + otp_b.peek())
+lg = Login(port_a, bob).interactive("567890" + otp_b.peek())
 R.check("kbd-int: a second user logs in with his own PIN and token",
         lg.whoami() == bob)
 otp_b.next()
 
-p, prompts = askpass_ssh(port_a, alice, {"PIN": "1234", "otp value": otp_a.next()},
+p, prompts = askpass_ssh(port_a, alice, {"PIN": "123490", "otp value": otp_a.next()},
                          ["-o", "PreferredAuthentications=keyboard-interactive"])
 R.check("OpenSSH ssh (askpass): PIN, then OTP, runs the command",
         p.returncode == 0 and p.stdout.strip() == alice and len(prompts) == 2
         and "PIN" in prompts[0] and "otp value" in prompts[1],
         f"rc={p.returncode} out={p.stdout!r} err={p.stderr.strip()!r} prompts={prompts}")
 
-p, prompts = askpass_ssh(port_a, alice, {"PIN": "1234", "otp value": otp_a.wrong()},
+p, prompts = askpass_ssh(port_a, alice, {"PIN": "123490", "otp value": otp_a.wrong()},
                          ["-o", "PreferredAuthentications=keyboard-interactive"])
 R.check("OpenSSH ssh (askpass): a wrong OTP is refused",
         p.returncode == 255 and p.stdout == "" and len(prompts) == 2,
         f"rc={p.returncode} out={p.stdout!r} prompts={prompts}")
 
-lg = Login(port_a, alice).password("1234" + otp_a.next())
+lg = Login(port_a, alice).password("123490" + otp_a.next())
 R.check("password auth: PIN+OTP in one string logs in", lg.whoami() == alice)
 
-lg = Login(port_a, alice).password("1234")
+lg = Login(port_a, alice).password("123490")
 R.check("password auth: the PIN alone is refused (sshd answers the challenge with it)",
         lg.whoami() is None)
 
-p, prompts = askpass_ssh(port_a, alice, {"password": "1234" + otp_a.next()},
+p, prompts = askpass_ssh(port_a, alice, {"password": "123490" + otp_a.next()},
                          ["-o", "PreferredAuthentications=password"])
 R.check("OpenSSH ssh password auth: PIN+OTP in one string",
         p.returncode == 0 and p.stdout.strip() == alice,
         f"rc={p.returncode} err={p.stderr.strip()!r} prompts={prompts}")
 
-lg = Login(port_a, f"nosuch{tag}").interactive("1234", "123456")
+lg = Login(port_a, f"nosuch{tag}").interactive("123490", "123456")
 R.check("kbd-int: an unknown user gets the same PIN prompt and is refused",
         lg.prompts[:1] == [PIN_PROMPT] and lg.whoami() is None, str(lg.prompts))
 log(f"      (stack A: {time.monotonic() - t0:.1f}s)")
@@ -225,17 +225,17 @@ log(f"      (stack A: {time.monotonic() - t0:.1f}s)")
 t0 = time.monotonic()
 lg = Login(port_b, bob).publickey(user_key)
 partial = lg.remaining
-lg.interactive("5678", otp_b.next())
+lg.interactive("567890", otp_b.next())
 who = lg.whoami()
 R.check("publickey is accepted as a partial success, keyboard-interactive remains",
         partial == ["keyboard-interactive"], str(partial))
 R.check("publickey, then PIN, challenge and OTP logs in",
         lg.prompts == [PIN_PROMPT, OTP_PROMPT] and who == bob, f"{lg.prompts} {who!r}")
 
-lg = Login(port_b, bob).publickey(user_key).interactive("5678", otp_b.wrong())
+lg = Login(port_b, bob).publickey(user_key).interactive("567890", otp_b.wrong())
 R.check("publickey, then a wrong OTP is refused", lg.whoami() is None)
 
-lg = Login(port_b, bob).interactive("5678" + otp_b.peek())
+lg = Login(port_b, bob).interactive("567890" + otp_b.peek())
 R.check("keyboard-interactive without the key first is refused, nothing asked",
         lg.prompts == [] and lg.whoami() is None, str(lg.prompts))
 
@@ -248,7 +248,7 @@ lg = Login(port_b, bob).publickey(user_key).interactive("")
 R.check("nullok does not help a user who has a token (empty answer refused)",
         lg.whoami() is None)
 
-p, prompts = askpass_ssh(port_b, bob, {"PIN": "5678", "otp value": otp_b.next()},
+p, prompts = askpass_ssh(port_b, bob, {"PIN": "567890", "otp value": otp_b.next()},
                          ["-i", f"{W.dir}/userkey", "-o", "IdentitiesOnly=yes"])
 R.check("OpenSSH ssh: publickey, then PIN and OTP through askpass",
         p.returncode == 0 and p.stdout.strip() == bob and len(prompts) == 2,

@@ -21,7 +21,7 @@ W = World("su")
 tag = os.getpid() % 100000
 erin = add_user(f"tse{tag}")  # the target, with a token
 frank = add_user(f"tsf{tag}")  # who runs su, no token
-otp = W.hotp_token(erin, "2468", f"SU-{tag}")
+otp = W.hotp_token(erin, "246802", f"SU-{tag}")
 
 stacks = {}
 for name in ("su", "login"):
@@ -52,15 +52,15 @@ def su(*answers):
     return rc, t.transcript, ok
 
 
-rc, out, ok = su("2468", otp.next())
+rc, out, ok = su("246802", otp.next())
 R.check("su: PIN, challenge, OTP switches to the target user",
         ok and rc == 0 and out.rstrip().endswith(erin), f"rc={rc} {out!r}")
 
-rc, out, ok = su("2468" + otp.next())
+rc, out, ok = su("246802" + otp.next())
 R.check("su: PIN+OTP in one answer", ok and rc == 0 and out.rstrip().endswith(erin),
         f"rc={rc} {out!r}")
 
-rc, out, ok = su("2468", otp.wrong())
+rc, out, ok = su("246802", otp.wrong())
 R.check("su: a wrong OTP is refused", ok and rc not in (0, None)
         and "Authentication failure" in out and not out.rstrip().endswith(erin),
         f"rc={rc} {out!r}")
@@ -85,10 +85,10 @@ def login(pin, code):
     return ok, t.transcript
 
 
-ok, out = login("2468", otp.next())
+ok, out = login("246802", otp.next())
 R.check("login: PIN, challenge, OTP opens erin's shell", ok, repr(out))
 
-ok, out = login("2468", otp.wrong())
+ok, out = login("246802", otp.wrong())
 R.check("login: a wrong OTP gives 'Login incorrect'",
         not ok and "Login incorrect" in out, repr(out))
 

@@ -21,7 +21,7 @@ R = Results("sudo")
 W = World("sudo")
 tag = os.getpid() % 100000
 dave = add_user(f"tsd{tag}")
-otp = W.hotp_token(dave, "4321", f"SUDO-{tag}")
+otp = W.hotp_token(dave, "432109", f"SUDO-{tag}")
 service = f"tessera-e2e-sudo-{tag}"
 W.install_service(service, W.stack("sudo"))
 
@@ -49,20 +49,20 @@ def sudo_s(*answers):
                input="".join(a + "\n" for a in answers))
 
 
-p = sudo_s("4321", otp.next())
+p = sudo_s("432109", otp.next())
 R.check("sudo -S: PIN, then the challenge prompt, then the OTP gives root",
         p.returncode == 0 and p.stdout.strip() == "root"
         and PIN_PROMPT in p.stderr and OTP_PROMPT in p.stderr
         and p.stderr.index(PIN_PROMPT) < p.stderr.index(OTP_PROMPT),
         f"rc={p.returncode} out={p.stdout!r} err={p.stderr!r}")
 
-p = sudo_s("4321" + otp.next())
+p = sudo_s("432109" + otp.next())
 R.check("sudo -S: PIN+OTP in one answer gives root, no challenge",
         p.returncode == 0 and p.stdout.strip() == "root" and OTP_PROMPT not in p.stderr,
         f"rc={p.returncode} out={p.stdout!r} err={p.stderr!r}")
 
 used = otp.peek()
-p = sudo_s("4321", otp.wrong())
+p = sudo_s("432109", otp.wrong())
 R.check("sudo -S: a wrong OTP after the challenge is refused",
         p.returncode != 0 and p.stdout == "" and OTP_PROMPT in p.stderr,
         f"rc={p.returncode} out={p.stdout!r} err={p.stderr!r}")
@@ -73,8 +73,8 @@ R.check("sudo -S: a wrong PIN is refused without a challenge",
         f"rc={p.returncode} err={p.stderr!r}")
 
 last = otp.next()
-p = sudo_s("4321" + last)
-p2 = sudo_s("4321" + last)
+p = sudo_s("432109" + last)
+p2 = sudo_s("432109" + last)
 R.check("sudo -S: the same OTP is accepted once, refused the second time",
         p.returncode == 0 and p2.returncode != 0 and p2.stdout == "",
         f"first rc={p.returncode} second rc={p2.returncode}")
@@ -83,7 +83,7 @@ R.check("sudo -S: the same OTP is accepted once, refused the second time",
 t = Pty([*as_dave, "sudo", "-k", "/usr/bin/id", "-un"])
 ok = t.expect(r"PIN: ") is not None
 if ok:
-    t.send("4321")
+    t.send("432109")
     ok = t.expect(r"Please enter your otp value: ") is not None
 if ok:
     t.send(otp.next())
@@ -95,7 +95,7 @@ R.check("sudo on a pty: PIN, challenge, OTP gives root", ok and rc == 0,
 t = Pty([*as_dave, "sudo", "-k", "/usr/bin/id", "-un"])
 ok = t.expect(r"PIN: ") is not None
 if ok:
-    t.send("4321")
+    t.send("432109")
     ok = t.expect(r"Please enter your otp value: ") is not None
 if ok:
     t.send(otp.wrong())
@@ -108,6 +108,6 @@ rows = json.loads(W.tessera("audit", "--user", dave, "--limit", "100", "--json")
 said = " ".join(f"{r['service']} {r['rhost']} {r['result']} {r['reason']}" for r in rows)
 R.check("audit trail: every attempt under the sudo service, no PIN or OTP in it",
         len(rows) >= 9 and all(r["service"] == service for r in rows)
-        and "4321" not in said and used not in said, said)
+        and "432109" not in said and used not in said, said)
 
 R.finish()

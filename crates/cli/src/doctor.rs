@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use tessera_engine::config::{Config, Fallback, Mode, OtpPin};
 use tessera_engine::engine;
 use tessera_engine::fsperm::{self, Access};
-use tessera_engine::store::SqliteStore;
+use tessera_engine::store::{SqliteStore, TokenRecord};
+use tessera_engine::tokens::TokenType;
 
 #[derive(Default)]
 struct Report {
@@ -132,6 +133,7 @@ fn check_all(r: &mut Report, config_path: &Path, socket: &Path) -> CliResult<()>
     let alone = check_pam(r, init, &cfg)?;
     if let Some(store) = &store {
         check_pinless(r, store, &alone)?;
+        check_pin_rule(r, store, &cfg)?;
         check_locks(r, store, &cfg)?;
         check_registrations(r, store)?;
     }
@@ -619,9 +621,17 @@ fn check_pinless(r: &mut Report, store: &SqliteStore, alone: &[String]) -> CliRe
     let Ok(tokens) = store.list_tokens(None) else {
         return Ok(()); // check_tokens said why
     };
+    // Not every token without a PIN hash is a token without a PIN: a registration code is a
+    // one-time secret that enrolls a token (with a PIN) at its user's first login, and a 4eyes
+    // token's pass is the other users' PIN+OTPs.
+    let has_no_pin = |t: &&TokenRecord| {
+        t.active
+            && t.pin_hash.is_none()
+            && !matches!(t.kind, TokenType::Registration | TokenType::FourEyes)
+    };
     let pinless: Vec<(&str, &str)> = tokens
         .iter()
-        .filter(|t| t.active && t.pin_hash.is_none())
+        .filter(has_no_pin)
         .map(|t| (t.user.as_str(), t.serial.as_str()))
         .collect();
     if pinless.is_empty() {
@@ -634,6 +644,39 @@ fn check_pinless(r: &mut Report, store: &SqliteStore, alone: &[String]) -> CliRe
         super::output::clean(&super::output::some_tokens(&pinless)),
         alone.join(", "),
         super::import::PIN_FIX
+    ))
+}
+
+/// Tokens whose PIN was set under another PIN rule than the config's, or before rules were kept
+/// (older versions, imports): a PIN is kept only as a hash, so the rule can't be checked
+/// against it; their owners set a new one.
+fn check_pin_rule(r: &mut Report, store: &SqliteStore, cfg: &Config) -> CliResult<()> {
+    let Ok(tokens) = store.list_tokens(None) else {
+        return Ok(()); // check_tokens said why
+    };
+    let rule = cfg.auth.pin_rule();
+    let with_pin: Vec<&TokenRecord> = tokens.iter().filter(|t| t.pin_hash.is_some()).collect();
+    let older: Vec<(&str, &str)> = with_pin
+        .iter()
+        .filter(|t| t.info.pin_rule.as_deref() != Some(rule.id().as_str()))
+        .map(|t| (t.user.as_str(), t.serial.as_str()))
+        .collect();
+    if with_pin.is_empty() {
+        return Ok(());
+    }
+    if older.is_empty() {
+        return r.ok(&format!(
+            "PIN rule: every PIN was set under the current one ({})",
+            rule.describe()
+        ));
+    }
+    r.warn(&format!(
+        "{} token PIN(s) set before the current PIN rule ({}) or under another: {}; a PIN is \
+         kept only as a hash, so the rule can't be checked against it: have their owners set a \
+         new one (`tessera token set-pin SERIAL`)",
+        older.len(),
+        rule.describe(),
+        super::output::clean(&super::output::some_tokens(&older)),
     ))
 }
 
@@ -653,6 +696,25 @@ fn check_registrations(r: &mut Report, store: &SqliteStore) -> CliResult<()> {
         })
         .map(|t| (t.user.as_str(), t.serial.as_str()))
         .collect();
+    let waiting: Vec<(&str, &str)> = tokens
+        .iter()
+        .filter(|t| {
+            t.kind == TokenType::Registration
+                && t.counter < tessera_engine::tokens::registration::USED
+                && !t.expires().is_some_and(|e| now >= e)
+        })
+        .map(|t| (t.user.as_str(), t.serial.as_str()))
+        .collect();
+    if !waiting.is_empty() {
+        // Said, so that an admin who sees these tokens without a PIN hash in `token list`
+        // knows they are not tokens without a PIN.
+        r.ok(&format!(
+            "{} registration code(s) not used yet ({}): each is a one-time secret that enrolls \
+             a token, with a PIN, at its user's first login; not a token without a PIN",
+            waiting.len(),
+            super::output::clean(&super::output::some_tokens(&waiting)),
+        ))?;
+    }
     if expired.is_empty() {
         return Ok(());
     }

@@ -19,9 +19,9 @@ const DEFAULT_TAN_COUNT: u32 = 10;
 const MAX_KEY: usize = 128;
 
 /// A token about to be enrolled, its options checked.
-struct Plan {
+pub(crate) struct Plan {
     kind: TokenType,
-    realm: String,
+    pub(crate) realm: String,
     digits: u32,
     algorithm: Algorithm,
     period: u64,
@@ -29,17 +29,20 @@ struct Plan {
     key: Secret,
     generated: bool,
     /// Type-specific settings: email, phone, ocra_suite, 4eyes, the number of tan codes.
-    info: TokenInfo,
+    pub(crate) info: TokenInfo,
     /// The recovery codes of a tan token, shown once.
-    codes: Vec<Secret>,
+    pub(crate) codes: Vec<Secret>,
 }
 
 pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
+    let Some(user) = a.user.as_deref() else {
+        return crate::rollout::issue(cfg, a);
+    };
     let plan = plan(cfg, a)?;
     if let Some(s) = &a.serial {
         check_serial(s)?;
     }
-    let user = account_of(&a.user);
+    let user = account_of(user);
     // What is shown once and never again (a generated key, its URI and QR code) is made before
     // anything is written: a QR code too large for the URI must not leave a saved token whose
     // key nobody saw.
@@ -74,35 +77,23 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
         String::new()
     };
     let shown = zeroize::Zeroizing::new(shown);
-    let pin = input::pin_from_args(a.pin.pin.as_deref(), a.pin.pin_stdin)?;
+    let rule = cfg.auth.pin_rule();
+    let pin = input::pin_from_args(a.pin.pin.as_deref(), a.pin.pin_stdin, &rule)?;
     let store = engine::open_store(cfg)?;
     let store_key = engine::load_key(cfg)?;
     let pin_hash = pin
         .map(|p| crypto::hash_pin(&p, &store_key.pepper()))
         .transpose()?;
-    let mut record = TokenRecord {
+    let pin_rule = pin_hash.as_ref().map(|_| rule.id());
+    let record = TokenRecord {
         pin_hash,
-        digits: plan.digits,
-        algorithm: plan.algorithm,
-        period: plan.period,
-        counter: plan.counter,
-        info: plan.info.clone(),
-        description: a.description.clone().unwrap_or_default(),
-        created: SystemClock.now(),
-        ..TokenRecord::new("", &user, &plan.realm, plan.kind, Vec::new())
+        info: TokenInfo {
+            pin_rule,
+            ..plan.info.clone()
+        },
+        ..record_of(a, &plan, &user)
     };
-    // A generated serial is drawn again on the (unlikely) clash with an existing one.
-    let mut tries = if a.serial.is_some() { 1 } else { 5 };
-    loop {
-        record.serial = a.serial.clone().unwrap_or_else(|| new_serial(plan.kind));
-        record.sealed_key = store_key.seal(&record.serial, &plan.key);
-        tries -= 1;
-        match store.insert_token(&record) {
-            Ok(()) => break,
-            Err(e) if e.kind() == Kind::Invalid && tries > 0 => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let record = save(&store, &store_key, a.serial.as_deref(), record, &plan)?;
     // The note first (stderr, wrapped at 80 columns): on a terminal too short for everything,
     // it is what scrolls away, not the serial, the URI or the code.
     if let Some(note) = next_code_note(&plan) {
@@ -125,6 +116,42 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
         )));
     }
     Ok(())
+}
+
+/// The token `plan` makes for `user`, without a PIN, serial or key yet.
+pub(crate) fn record_of(a: &AddArgs, plan: &Plan, user: &str) -> TokenRecord {
+    TokenRecord {
+        digits: plan.digits,
+        algorithm: plan.algorithm,
+        period: plan.period,
+        counter: plan.counter,
+        info: plan.info.clone(),
+        description: a.description.clone().unwrap_or_default(),
+        created: SystemClock.now(),
+        ..TokenRecord::new("", user, &plan.realm, plan.kind, Vec::new())
+    }
+}
+
+/// Inserts `record` under `serial`, or a generated one (drawn again on the unlikely clash with
+/// an existing one), its key sealed under it. Returns what was saved.
+pub(crate) fn save(
+    store: &tessera_engine::store::SqliteStore,
+    store_key: &crypto::StoreKey,
+    serial: Option<&str>,
+    mut record: TokenRecord,
+    plan: &Plan,
+) -> CliResult<TokenRecord> {
+    let mut tries = if serial.is_some() { 1 } else { 5 };
+    loop {
+        record.serial = serial.map_or_else(|| new_serial(plan.kind), str::to_string);
+        record.sealed_key = store_key.seal(&record.serial, &plan.key);
+        tries -= 1;
+        match store.insert_token(&record) {
+            Ok(()) => return Ok(record),
+            Err(e) if e.kind() == Kind::Invalid && tries > 0 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// What a user trying the new token trips over: a code is accepted once, so the login right
@@ -157,7 +184,7 @@ fn next_code_note(p: &Plan) -> Option<String> {
 }
 
 /// Checks the options against the type and works out the token's parameters.
-fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
+pub(crate) fn plan(cfg: &Config, a: &AddArgs) -> CliResult<Plan> {
     let kind = a.kind;
     check_options(kind, a)?;
     let realm = check_names(cfg, a)?;
@@ -227,15 +254,23 @@ fn check_options(kind: TokenType, a: &AddArgs) -> CliResult<()> {
     Ok(())
 }
 
-/// The user, realm and description as given: names the engine can look up. Returns the realm.
-fn check_names(cfg: &Config, a: &AddArgs) -> CliResult<String> {
-    check_name("user", &a.user)?;
+/// A user name the engine can look up, without the realm separator.
+pub(crate) fn check_user(cfg: &Config, user: &str) -> CliResult<()> {
+    check_name("user", user)?;
     if let Some(sep) = cfg.auth.realm_separator.as_deref() {
-        if a.user.contains(sep) {
+        if user.contains(sep) {
             return Err(Failure::usage(format!(
                 "the user name contains the realm separator \"{sep}\"; give the realm with --realm"
             )));
         }
+    }
+    Ok(())
+}
+
+/// The user, realm and description as given: names the engine can look up. Returns the realm.
+fn check_names(cfg: &Config, a: &AddArgs) -> CliResult<String> {
+    if let Some(user) = a.user.as_deref() {
+        check_user(cfg, user)?;
     }
     let realm = a
         .realm

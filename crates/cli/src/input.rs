@@ -6,6 +6,7 @@ use super::{CliResult, Failure};
 use std::io::{BufRead, IsTerminal, Read, Write};
 use tessera_engine::crypto::Secret;
 use tessera_engine::engine::Conversation;
+use tessera_engine::enroll::{PinProblem, PinRule};
 use tessera_engine::error::Error;
 use zeroize::Zeroizing;
 
@@ -53,8 +54,13 @@ pub fn read_line() -> std::io::Result<Option<Secret>> {
     Ok(Some(buf))
 }
 
-/// A PIN given on the command line, or read from stdin with `--pin-stdin`; `None` if neither.
-pub fn pin_from_args(pin: Option<&str>, pin_stdin: bool) -> CliResult<Option<Secret>> {
+/// A new PIN given on the command line, or read from stdin with `--pin-stdin`; `None` if
+/// neither. Refused unless `rule` takes it.
+pub fn pin_from_args(
+    pin: Option<&str>,
+    pin_stdin: bool,
+    rule: &PinRule,
+) -> CliResult<Option<Secret>> {
     let pin = match (pin, pin_stdin) {
         (Some(p), _) => tessera_engine::crypto::secret(p.as_bytes()),
         (None, true) => {
@@ -65,24 +71,24 @@ pub fn pin_from_args(pin: Option<&str>, pin_stdin: bool) -> CliResult<Option<Sec
         }
         (None, false) => return Ok(None),
     };
-    check_pin(&pin)?;
+    check_pin(&pin, rule)?;
     Ok(Some(pin))
 }
 
 /// Asks for a new PIN: twice with echo off on a terminal, else one line of stdin.
-pub fn new_pin_interactive() -> CliResult<Secret> {
+pub fn new_pin_interactive(rule: &PinRule) -> CliResult<Secret> {
     let read_err = |e: std::io::Error| Failure::invalid(format!("reading the PIN: {e}"));
     if !stdin_is_terminal() {
         let pin = read_line()
             .map_err(read_err)?
             .ok_or_else(|| Failure::invalid("no PIN on stdin"))?;
-        check_pin(&pin)?;
+        check_pin(&pin, rule)?;
         return Ok(pin);
     }
     let first = ask("New PIN: ", false)
         .map_err(read_err)?
         .ok_or_else(|| Failure::invalid("no PIN given"))?;
-    check_pin(&first)?;
+    check_pin(&first, rule)?;
     let again = ask("Repeat PIN: ", false)
         .map_err(read_err)?
         .ok_or_else(|| Failure::invalid("no PIN given"))?;
@@ -92,14 +98,18 @@ pub fn new_pin_interactive() -> CliResult<Secret> {
     Ok(first)
 }
 
-/// A PIN must be something a user can type into a PAM prompt.
-fn check_pin(pin: &[u8]) -> CliResult<()> {
-    match tessera_engine::enroll::pin_problem(pin) {
-        Some(why) if pin.is_empty() => Err(Failure::usage(format!(
+/// A PIN must be something a user can type into a PAM prompt, and what the config's PIN rule
+/// asks for.
+fn check_pin(pin: &[u8], rule: &PinRule) -> CliResult<()> {
+    match rule.problem(pin) {
+        None => Ok(()),
+        Some(why @ PinProblem::Empty) => Err(Failure::usage(format!(
             "{why} (leave the PIN out for a token without one)"
         ))),
-        Some(why) => Err(Failure::usage(why)),
-        None => Ok(()),
+        Some(why @ PinProblem::AgainstRule(_)) => Err(Failure::usage(format!(
+            "{why} (the config's [auth] pin_min_length and pin_contents)"
+        ))),
+        Some(why) => Err(Failure::usage(why.to_string())),
     }
 }
 

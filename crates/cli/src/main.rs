@@ -18,6 +18,7 @@ mod enroll;
 mod import;
 mod input;
 mod pamstack;
+mod rollout;
 mod token;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -305,8 +306,15 @@ fn duration_arg(s: &str) -> Result<u64, String> {
 #[derive(Debug, Args)]
 struct AddArgs {
     /// The login name of the token owner
-    #[arg(long)]
-    user: String,
+    #[arg(long, required_unless_present = "group", conflicts_with = "group")]
+    user: Option<String>,
+    /// registration: one code for each member of this group (as `getent group` lists them)
+    /// who has no token yet; prints user, serial, code and expiry
+    #[arg(long, value_name = "GROUP")]
+    group: Option<String>,
+    /// With --group: print the codes as JSON
+    #[arg(long, requires = "group")]
+    json: bool,
     /// Token type
     #[arg(long = "type", value_name = "TYPE", value_parser = token_type_arg())]
     kind: TokenType,

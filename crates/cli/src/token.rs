@@ -69,6 +69,9 @@ struct TokenView<'a> {
     /// `token show`: its user's failures summed per class of sources (`account_max_fail`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     classes: Vec<ClassView>,
+    /// registration: the token enrolled with the code, once used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enrolled_token: Option<String>,
 }
 
 /// One class's sum of failures, as shown.
@@ -136,12 +139,13 @@ fn json_of(v: &TokenView) -> serde_json::Value {
 /// What the COUNTER column says: an HOTP token's next counter; a TOTP token's last used step
 /// as its time (UTC; its raw step number tells nobody anything); a tan token's codes left; a
 /// registration code's state.
-fn counter_column(t: &TokenRecord, now: u64) -> String {
+fn counter_column(v: &TokenView, now: u64) -> String {
+    let t = v.token;
     if let Some((left, count)) = tan_codes(t) {
         return format!("{left}/{count} left");
     }
     if let Some(expires) = t.expires() {
-        return registration_state(t, expires, now);
+        return registration_state(v, expires, now);
     }
     match t.kind {
         TokenType::Totp if t.counter == 0 => "-".into(),
@@ -156,10 +160,14 @@ fn counter_column(t: &TokenRecord, now: u64) -> String {
 }
 
 /// Where a registration code stands: used, expired (since when), or good until when.
-fn registration_state(t: &TokenRecord, expires: u64, now: u64) -> String {
+fn registration_state(v: &TokenView, expires: u64, now: u64) -> String {
+    let t = v.token;
     let minute = |t: u64| output::time(t)[..16].to_string();
     if t.counter >= tokens::registration::USED {
-        "used".into()
+        match &v.enrolled_token {
+            Some(serial) => format!("used: {serial}"),
+            None => "used".into(),
+        }
     } else if now >= expires {
         format!("expired {}", minute(expires))
     } else {
@@ -186,7 +194,16 @@ fn view<'a>(cfg: &Config, t: &'a TokenRecord, now: u64) -> TokenView<'a> {
         codes_left: tan_codes(t).map(|(left, _)| left),
         sources: Vec::new(),
         classes: Vec::new(),
+        enrolled_token: None,
     }
+}
+
+/// The tokens enrolled with a registration code, by the code's serial.
+fn enrolled_with(tokens: &[TokenRecord]) -> std::collections::HashMap<String, String> {
+    tokens
+        .iter()
+        .filter_map(|t| Some((t.info.registration.clone()?, t.serial.clone())))
+        .collect()
 }
 
 fn fails(cfg: &Config, v: &TokenView) -> String {
@@ -196,9 +213,16 @@ fn fails(cfg: &Config, v: &TokenView) -> String {
 
 fn list(cfg: &Config, user: Option<&str>, kind: Option<TokenType>, json: bool) -> CliResult<()> {
     let mut tokens = engine::open_store(cfg)?.list_tokens(user)?;
+    let made = enrolled_with(&tokens);
     tokens.retain(|t| !kind.is_some_and(|k| t.kind != k));
     let now = SystemClock.now();
-    let views: Vec<TokenView> = tokens.iter().map(|t| view(cfg, t, now)).collect();
+    let views: Vec<TokenView> = tokens
+        .iter()
+        .map(|t| TokenView {
+            enrolled_token: made.get(&t.serial).cloned(),
+            ..view(cfg, t, now)
+        })
+        .collect();
     if json {
         let views: Vec<serde_json::Value> = views.iter().map(json_of).collect();
         return output::json(&views);
@@ -225,7 +249,7 @@ fn list(cfg: &Config, user: Option<&str>, kind: Option<TokenType>, json: bool) -
             output::yes_no(t.active),
             output::yes_no(v.has_pin),
             fails(cfg, v),
-            counter_column(t, now),
+            counter_column(v, now),
             t.info.origin.map_or("-", |o| o.name()).into(),
             t.description.clone(),
         ]);
@@ -250,6 +274,9 @@ fn show(cfg: &Config, serial: &str, json: bool) -> CliResult<()> {
         .filter(|f| f.realm == t.realm)
         .map(|f| class_view(cfg, f, now))
         .collect();
+    if t.kind == TokenType::Registration {
+        v.enrolled_token = enrolled_with(&store.list_tokens(Some(&t.user))?).remove(serial);
+    }
     if json {
         return output::json(&json_of(&v));
     }
@@ -267,6 +294,7 @@ fn show(cfg: &Config, serial: &str, json: bool) -> CliResult<()> {
             ("algorithm", t.algorithm.name().into()),
             ("counter", t.counter.to_string()),
         ]),
+        TokenType::Registration => f.push(("state", counter_column(&v, now))),
         TokenType::Totp => f.extend([
             ("digits", t.digits.to_string()),
             ("algorithm", t.algorithm.name().into()),
@@ -328,24 +356,31 @@ fn set_pin(
     no_pin: bool,
 ) -> CliResult<()> {
     let store = engine::open_store(cfg)?;
+    let rule = cfg.auth.pin_rule();
     // Fails on an unknown serial before anything is asked.
     let t = store.get_token(serial)?;
+    if t.kind == TokenType::Registration {
+        return Err(Failure::usage(format!(
+            "token {serial} is a registration code: it has no PIN (the code is a one-time \
+             secret; its user sets the new token's PIN when enrolling with it)"
+        )));
+    }
     if no_pin {
         if t.kind == TokenType::Spass {
             return Err(Failure::usage(
                 "a spass token needs its PIN: its pass is the PIN alone",
             ));
         }
-        store.set_pin_hash(serial, None)?;
+        store.set_pin_hash(serial, None, &rule)?;
         return outln!("token {serial}: PIN removed");
     }
-    let pin = match input::pin_from_args(pin, pin_stdin)? {
+    let pin = match input::pin_from_args(pin, pin_stdin, &rule)? {
         Some(p) => p,
-        None => input::new_pin_interactive()?,
+        None => input::new_pin_interactive(&rule)?,
     };
     // The pepper comes from the key file: a PIN hash is bound to it.
     let hash = crypto::hash_pin(&pin, &engine::load_key(cfg)?.pepper())?;
-    store.set_pin_hash(serial, Some(&hash))?;
+    store.set_pin_hash(serial, Some(&hash), &rule)?;
     outln!("token {serial}: PIN set")
 }
 

@@ -306,9 +306,10 @@ fn run_by_root_the_backup_is_roots_and_the_store_stays_its_owners() {
     std::fs::write(
         &config,
         format!(
-            "[store]\npath = \"{}\"\nkey_file = \"{}\"\n",
+            "[store]\npath = \"{}\"\nkey_file = \"{}\"\n{}",
             db_dir.join("tessera.db").display(),
-            dir.path().join("secret.key").display()
+            dir.path().join("secret.key").display(),
+            common::short_pins_allowed("")
         ),
     )
     .unwrap();

@@ -126,6 +126,10 @@ pub struct AuthConfig {
     /// PIN hashes (Argon2id) run at most this many at a time; `None`: the CPUs the daemon may
     /// use.
     pub pin_hash_parallel: Option<u32>,
+    /// The fewest characters of a new PIN.
+    pub pin_min_length: usize,
+    /// The characters a new PIN must have.
+    pub pin_contents: crate::enroll::PinContents,
     pub pass_on_no_token: bool,
     pub hotp_window: u64,
     pub totp_window: u64,
@@ -387,6 +391,8 @@ impl Default for AuthConfig {
             familiar_days: 90,
             source_prefix_v6: 64,
             pin_hash_parallel: None,
+            pin_min_length: 6,
+            pin_contents: crate::enroll::PinContents::Any,
             pass_on_no_token: false,
             hotp_window: 10,
             totp_window: 1,
@@ -429,6 +435,14 @@ impl AuthConfig {
     pub fn class_locks(&self, count: u32, last_fail: u64, now: u64) -> bool {
         count >= self.account_max_fail
             && !self.class_opens_at(last_fail).is_some_and(|at| now >= at)
+    }
+
+    /// What a new PIN must be.
+    pub fn pin_rule(&self) -> crate::enroll::PinRule {
+        crate::enroll::PinRule {
+            min_length: self.pin_min_length,
+            contents: self.pin_contents,
+        }
     }
 
     /// How many PIN hashes run at once: `pin_hash_parallel`, else the CPUs this process may
@@ -586,6 +600,12 @@ impl Config {
         }
         if a.pin_hash_parallel.is_some_and(|n| n == 0 || n > 256) {
             return Err(("auth.pin_hash_parallel", "must be between 1 and 256".into()));
+        }
+        if a.pin_min_length == 0 || a.pin_min_length > crate::enroll::MAX_PIN {
+            return Err((
+                "auth.pin_min_length",
+                format!("must be between 1 and {}", crate::enroll::MAX_PIN),
+            ));
         }
         if a.hotp_window > 1000 {
             return Err(("auth.hotp_window", "must be at most 1000".into()));

@@ -49,6 +49,13 @@ pub fn group_names(user: &str) -> Vec<String> {
         .collect()
 }
 
+/// The members of the group `name` as NSS lists them (`getgrnam_r`'s `gr_mem`: `getent group
+/// NAME`); `None` for no such group. Accounts whose primary group it is are not listed there.
+pub fn group_members(name: &str) -> Option<Vec<String>> {
+    let g = nss(|| Group::from_name(name)).ok().flatten()?;
+    Some(g.mem.into_iter().filter_map(valid_name).collect())
+}
+
 /// Runs one NSS lookup; one at a time while cwrap's nss_wrapper is loaded (the tests' and
 /// benches' accounts, `tests/nss/run`). nss_wrapper 1.1.12 keeps its user and group lists
 /// without locks: threads that look up at once read a list another is reloading (a crash

@@ -8,7 +8,7 @@
 //! to an audit row or a log line, and are wiped from memory after use.
 
 use super::qr::{self, Background};
-use super::{login_name, new_serial, otpauth_uri, pin_problem, random_key, KeyUri};
+use super::{login_name, new_serial, otpauth_uri, random_key, KeyUri};
 use crate::config::{Config, OtpPin};
 use crate::crypto::{self, Secret, StoreKey};
 use crate::engine::{answer, Clock, Conversation};
@@ -20,6 +20,9 @@ use crate::tokens::{self, Algorithm, CheckContext, TokenParams, TokenType};
 pub const SERVICE: &str = "tessera-enroll";
 /// Codes a user may type before the new token is given up.
 pub const CODE_TRIES: usize = 3;
+/// New PINs a user may type (refused by the PIN rule, or not repeated alike) before the
+/// enrollment is given up.
+pub const PIN_TRIES: usize = 3;
 /// The longest code answer read (anything longer is wrong anyway).
 const MAX_CODE: usize = 64;
 
@@ -201,6 +204,7 @@ pub fn make_token<S: Store>(
         Ok(h) => h,
         Err(e) => return end(AuditResult::Error, &e.to_string(), Enrolled::Failed(e)),
     };
+    let pin_rule = pin_hash.as_ref().map(|_| cfg.auth.pin_rule().id());
     let record = TokenRecord {
         pin_hash,
         digits: params.digits,
@@ -216,6 +220,8 @@ pub fn make_token<S: Store>(
                 Some(_) => tokens::Origin::Registration,
                 None => tokens::Origin::SelfService,
             }),
+            pin_rule,
+            registration: wanted.spend.clone(),
             ..tokens::TokenInfo::default()
         },
         created: clock.now(),
@@ -314,7 +320,8 @@ fn show(
 }
 
 /// The PIN of the new token, typed twice, hidden: `Ok(Ok(None))` where the config's `otppin`
-/// needs no token PIN; `Ok(Err(why))` for a PIN that can't be used or two that differ.
+/// needs no token PIN. A PIN the rule refuses, or two that differ, is said (with the rule) and
+/// asked again, [`PIN_TRIES`] times in all: then `Ok(Err(why))`.
 fn new_pin(
     cfg: &Config,
     conv: &mut impl Conversation,
@@ -322,15 +329,25 @@ fn new_pin(
     if cfg.auth.otppin != OtpPin::Token {
         return Ok(Ok(None));
     }
-    let first = answer(conv, "New PIN for the token: ", false)?;
-    if let Some(why) = pin_problem(&first) {
-        return Ok(Err(why));
+    let rule = cfg.auth.pin_rule();
+    let mut why = String::new();
+    for n in 1..=PIN_TRIES {
+        let first = answer(conv, "New PIN for the token: ", false)?;
+        why = match rule.problem(&first) {
+            Some(problem) => problem.to_string(),
+            None => {
+                let again = answer(conv, "Repeat the PIN: ", false)?;
+                if crypto::ct_eq(&first, &again) {
+                    return Ok(Ok(Some(first)));
+                }
+                "the two PINs differ".into()
+            }
+        };
+        if n < PIN_TRIES {
+            conv.error(&format!("{why}; try again."))?;
+        }
     }
-    let again = answer(conv, "Repeat the PIN: ", false)?;
-    if !crypto::ct_eq(&first, &again) {
-        return Ok(Err("the two PINs differ".into()));
-    }
-    Ok(Ok(Some(first)))
+    Ok(Err(why))
 }
 
 /// Asks for a code of the new token up to [`CODE_TRIES`] times: the counter to store once one

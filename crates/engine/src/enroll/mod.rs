@@ -4,16 +4,15 @@
 //! when, is the host's to decide (`crate::host::enroll`).
 
 pub mod dialogue;
+pub mod pin_rule;
 pub mod qr;
 
 pub use dialogue::{Enrolled, Enrollee, Enrollment, Wanted};
+pub use pin_rule::{PinContents, PinProblem, PinRule, MAX_PIN};
 
 use crate::crypto::{self, Secret};
 use crate::tokens::{Algorithm, TokenType};
 use rand::RngCore;
-
-/// The longest PIN, in bytes (a PAM pass holds PIN + OTP).
-pub const MAX_PIN: usize = 256;
 
 /// What the URI of a new HOTP or TOTP token says.
 pub struct KeyUri<'a> {
@@ -76,21 +75,6 @@ pub fn new_serial(kind: TokenType) -> String {
         kind.name().to_ascii_uppercase(),
         crypto::encode_hex(&b).to_ascii_uppercase()
     )
-}
-
-/// Why a new PIN can't be used, if it can't: it must be something a user can type into a PAM
-/// prompt.
-pub fn pin_problem(pin: &[u8]) -> Option<String> {
-    if pin.is_empty() {
-        return Some("the PIN is empty".into());
-    }
-    if pin.len() > MAX_PIN {
-        return Some(format!("the PIN is longer than {MAX_PIN} bytes"));
-    }
-    if pin.iter().any(|b| b.is_ascii_control()) {
-        return Some("the PIN contains control characters".into());
-    }
-    None
 }
 
 /// The name the user logs in with: `user<sep>realm` for a realm other than the default.
@@ -161,13 +145,5 @@ mod tests {
         assert_ne!(new_serial(TokenType::Hotp), s);
         assert_eq!(random_key(Algorithm::Sha1).len(), 20);
         assert_eq!(random_key(Algorithm::Sha512).len(), 64);
-    }
-
-    #[test]
-    fn a_pin_must_be_typeable() {
-        assert_eq!(pin_problem(b"1234"), None);
-        assert!(pin_problem(b"").is_some());
-        assert!(pin_problem(b"12\n34").is_some());
-        assert!(pin_problem(&[b'1'; MAX_PIN + 1]).is_some());
     }
 }

@@ -67,13 +67,21 @@ pub fn self_service<R: Resources>(
         Ok(k) => k,
         Err(e) => return failed(e),
     };
-    let has = match store.tokens_of(&who.user, &who.realm) {
-        Ok(t) => !t.is_empty(),
+    let mine = match store.tokens_of(&who.user, &who.realm) {
+        Ok(t) => t,
         Err(e) => return failed(e),
     };
+    let has = !mine.is_empty();
+    // A registration code is passed like a token, and passing it enrolls the new token: that
+    // is this enrollment, not a step before it.
+    let only_codes = mine.iter().all(|t| t.kind == TokenType::Registration);
     let mut events = Vec::new();
     if has {
-        let _ = conv.info("You have a token already: log in with it first.");
+        let _ = conv.info(if only_codes {
+            "You have a registration code: type it at the PIN prompt to enroll your token."
+        } else {
+            "You have a token already: log in with it first."
+        });
         let login = Login {
             service: who.service.clone(),
             rhost: who.rhost.clone(),
@@ -100,6 +108,15 @@ pub fn self_service<R: Resources>(
             events.append(&mut refused.events);
             refused.events = events;
             return refused;
+        }
+        if let Verdict::Accept { serial } = passed.verdict {
+            if !mine.iter().any(|t| t.serial == serial) {
+                // Made just now from a registration code: enrolled once, and done.
+                return Enrollment {
+                    outcome: Enrolled::Saved { serial },
+                    events,
+                };
+            }
         }
     }
     let wanted = Wanted {
@@ -207,6 +224,8 @@ mod tests {
     /// prompts with `pin` (and `repeat`), and the code prompts with the app's code (or
     /// `wrong` codes first). `None` for the PIN answers NULL (Ctrl-D).
     struct AppUser {
+        /// New PINs typed first, one per "New PIN" prompt (ones the rule refuses).
+        weak: Vec<&'static str>,
         pin: Option<&'static str>,
         repeat: Option<&'static str>,
         wrong: usize,
@@ -220,6 +239,7 @@ mod tests {
     impl AppUser {
         fn new(pin: &'static str) -> AppUser {
             AppUser {
+                weak: Vec::new(),
                 pin: Some(pin),
                 repeat: Some(pin),
                 wrong: 0,
@@ -261,7 +281,9 @@ mod tests {
     impl Conversation for AppUser {
         fn prompt(&mut self, text: &str, _echo: bool) -> Result<Option<Secret>, Error> {
             self.prompts.push(text.into());
-            let a = if text.starts_with("New PIN") {
+            let a = if text.starts_with("New PIN") && !self.weak.is_empty() {
+                Some(self.weak.remove(0).to_string())
+            } else if text.starts_with("New PIN") {
                 self.pin.map(String::from)
             } else if text.starts_with("Repeat") {
                 self.repeat.map(String::from)
@@ -346,7 +368,7 @@ mod tests {
     #[test]
     fn a_member_without_a_token_enrolls_one_with_a_right_code() {
         let w = World::new("groups = [\"staff\"]");
-        let mut user = AppUser::new("4321");
+        let mut user = AppUser::new("432109");
         let out = w.enroll(&["users", "staff"], None, &mut user);
         let Enrolled::Saved { serial } = &out.outcome else {
             panic!("{out:?}")
@@ -386,7 +408,7 @@ mod tests {
     #[test]
     fn nobody_outside_the_groups_and_no_type_outside_the_types() {
         let w = World::new("groups = [\"staff\"]\ntypes = [\"totp\"]");
-        let mut user = AppUser::new("4321");
+        let mut user = AppUser::new("432109");
         let out = w.enroll(&["users"], None, &mut user);
         assert!(
             matches!(&out.outcome, Enrolled::Refused(t) if t.contains("ask your administrator")),
@@ -413,9 +435,54 @@ mod tests {
     }
 
     #[test]
+    fn a_pin_the_rule_refuses_is_asked_again_with_the_rule() {
+        let w = World::new("groups = [\"staff\"]");
+        let mut user = AppUser::new("864213");
+        user.weak = vec!["1", "12345"];
+        let out = w.enroll(&["staff"], None, &mut user);
+        let Enrolled::Saved { serial } = &out.outcome else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            user.errors,
+            [
+                "a PIN must have at least 6 characters; try again.",
+                "a PIN must have at least 6 characters; try again."
+            ]
+        );
+        let new_pin = |p: &&String| p.starts_with("New PIN");
+        assert_eq!(user.prompts.iter().filter(new_pin).count(), 3);
+        let t = w.store().get_token(serial).unwrap();
+        assert_eq!(
+            t.info.pin_rule.as_deref(),
+            Some("6:any"),
+            "the rule it was set under"
+        );
+        let phc = t.pin_hash.as_deref().unwrap();
+        assert!(crate::crypto::verify_pin(b"864213", phc, &w.key.pepper()));
+
+        // Three refused in a row: given up, nothing saved; the rule of the config is the one
+        // said (digits only here).
+        let w = World::new("groups = [\"staff\"]");
+        let mut cfg = w.cfg.clone();
+        cfg.auth.pin_contents = crate::enroll::PinContents::Digits;
+        let w = World { cfg, ..w };
+        let mut user = AppUser::new("86421x");
+        user.weak = vec!["abc", "12"];
+        let out = w.enroll(&["staff"], None, &mut user);
+        assert!(
+            matches!(&out.outcome, Enrolled::Refused(t)
+                if t.contains("a PIN must have at least 6 characters, digits only")),
+            "{out:?}"
+        );
+        assert_eq!(user.errors.len(), 2, "told twice, then given up");
+        assert!(w.tokens().is_empty());
+    }
+
+    #[test]
     fn wrong_codes_a_pin_mismatch_or_a_null_answer_save_nothing() {
         let w = World::new("groups = [\"staff\"]\ntypes = [\"totp\", \"hotp\"]");
-        let mut user = AppUser::new("4321");
+        let mut user = AppUser::new("432109");
         user.wrong = CODE_TRIES_FOR_TEST;
         let out = w.enroll(&["staff"], Some("totp"), &mut user);
         assert!(
@@ -423,14 +490,14 @@ mod tests {
             "{out:?}"
         );
         assert_eq!(user.errors.len(), 2, "told twice to try again");
-        let mut user = AppUser::new("4321");
-        user.repeat = Some("4322");
+        let mut user = AppUser::new("432109");
+        user.repeat = Some("432100");
         let out = w.enroll(&["staff"], Some("hotp"), &mut user);
         assert!(
             matches!(&out.outcome, Enrolled::Refused(t) if t.contains("the two PINs differ")),
             "{out:?}"
         );
-        let mut user = AppUser::new("4321");
+        let mut user = AppUser::new("432109");
         user.pin = None;
         let out = w.enroll(&["staff"], None, &mut user);
         assert!(
@@ -451,15 +518,15 @@ mod tests {
     #[test]
     fn a_user_with_a_token_passes_it_first() {
         let w = World::new("groups = [\"staff\"]\ntypes = [\"totp\", \"hotp\"]");
-        let mut user = AppUser::new("4321");
+        let mut user = AppUser::new("432109");
         assert!(matches!(
             w.enroll(&["staff"], None, &mut user).outcome,
             Enrolled::Saved { .. }
         ));
         let first = user.app_code();
         // A wrong pass of the token alice has: refused before any new token is made.
-        let mut user = AppUser::new("1111");
-        user.others = vec!["4321000000".into()];
+        let mut user = AppUser::new("111111");
+        user.others = vec!["432109000000".into()];
         user.pin = None;
         let out = w.enroll(&["staff"], Some("hotp"), &mut user);
         assert!(
@@ -469,14 +536,14 @@ mod tests {
         assert!(user.infos.iter().all(|l| !l.starts_with("otpauth://")));
         assert_eq!(w.tokens().len(), 1);
         // Its PIN and a code it has not used yet: a second token.
-        let mut user = AppUser::new("1111");
+        let mut user = AppUser::new("111111");
         let next = {
             let t = &w.tokens()[0];
             let key = w.key.open(&t.serial, &t.sealed_key).unwrap();
             String::from_utf8(hotp_code(Algorithm::Sha1, &key, NOW / 30 + 1, 6).to_vec()).unwrap()
         };
         assert_ne!(next, first);
-        user.others = vec![format!("4321{next}")];
+        user.others = vec![format!("432109{next}")];
         let out = w.enroll(&["staff"], Some("hotp"), &mut user);
         assert!(matches!(out.outcome, Enrolled::Saved { .. }), "{out:?}");
         assert_eq!(w.tokens().len(), 2);
@@ -526,13 +593,13 @@ mod tests {
         let w = World::new("");
         let (reg, code) = registration(&w);
         // Three wrong codes from the new token: refused, and the registration code still works.
-        let mut user = AppUser::new("4321");
+        let mut user = AppUser::new("432109");
         user.others = vec![code.to_ascii_uppercase()];
         user.wrong = CODE_TRIES_FOR_TEST;
         let out = login_with(&w, &mut user);
         assert!(matches!(out.verdict, Verdict::Reject { .. }), "{out:?}");
         assert_eq!(w.tokens().len(), 1, "only the registration token");
-        let mut user = AppUser::new("4321");
+        let mut user = AppUser::new("432109");
         user.others = vec![code.clone()];
         let out = login_with(&w, &mut user);
         let Verdict::Accept { serial } = &out.verdict else {
@@ -547,7 +614,7 @@ mod tests {
         let spent = w.tokens().into_iter().find(|t| t.serial == reg).unwrap();
         assert_eq!(spent.counter, crate::tokens::registration::USED);
         // The code again: refused, no new key shown.
-        let mut user = AppUser::new("1111");
+        let mut user = AppUser::new("111111");
         user.others = vec![code];
         let out = login_with(&w, &mut user);
         assert!(matches!(out.verdict, Verdict::Reject { .. }), "{out:?}");
@@ -559,5 +626,48 @@ mod tests {
             "{out:?}"
         );
         assert_eq!(w.tokens().len(), 2);
+        let made = w
+            .tokens()
+            .into_iter()
+            .find(|t| &t.serial == serial)
+            .unwrap();
+        assert_eq!(made.info.registration.as_deref(), Some(reg.as_str()));
+    }
+
+    /// `tessera enroll` by a user whose only token is a registration code: the code, typed at
+    /// the PIN prompt, enrolls the token, once (not a second one after it).
+    #[test]
+    fn tessera_enroll_with_only_a_registration_code_enrolls_once() {
+        let w = World::new("groups = [\"staff\"]\ntypes = [\"totp\", \"hotp\"]");
+        let (reg, code) = registration(&w);
+        let mut user = AppUser::new("432109");
+        user.others = vec![code];
+        let out = w.enroll(&["staff"], None, &mut user);
+        let Enrolled::Saved { serial } = &out.outcome else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            user.infos[0],
+            "You have a registration code: type it at the PIN prompt to enroll your token."
+        );
+        let asked = |what: &str| user.prompts.iter().filter(|p| p.starts_with(what)).count();
+        assert_eq!(
+            (asked("PIN"), asked("New PIN"), asked("Code from the app")),
+            (1, 1, 1),
+            "{:?}",
+            user.prompts
+        );
+        let tokens = w.tokens();
+        assert_eq!(tokens.len(), 2, "the code and one new token: {tokens:?}");
+        let made = tokens.iter().find(|t| &t.serial == serial).unwrap();
+        assert_eq!(made.info.registration.as_deref(), Some(reg.as_str()));
+        let spent = tokens.iter().find(|t| t.serial == reg).unwrap();
+        assert_eq!(spent.counter, crate::tokens::registration::USED);
+        let enrolled = out
+            .events
+            .iter()
+            .filter(|e| e.result == AuditResult::Enroll)
+            .count();
+        assert_eq!(enrolled, 1, "{:?}", out.events);
     }
 }

@@ -686,11 +686,20 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub fn set_pin_hash(&self, serial: &str, pin_hash: Option<&str>) -> Result<()> {
+    /// Sets (or with `None` removes) a token's PIN, and keeps in its `info` the PIN rule it was
+    /// set under (`tessera doctor` counts the PINs set under another rule).
+    pub fn set_pin_hash(
+        &self,
+        serial: &str,
+        pin_hash: Option<&str>,
+        rule: &crate::enroll::PinRule,
+    ) -> Result<()> {
+        let mut info = self.get_token(serial)?.info;
+        info.pin_rule = pin_hash.map(|_| rule.id());
         self.update_one(
             serial,
-            "UPDATE tokens SET pin_hash = ?2 WHERE serial = ?1",
-            &[&pin_hash],
+            "UPDATE tokens SET pin_hash = ?2, info = ?3 WHERE serial = ?1",
+            &[&pin_hash, &info.to_json()],
         )
     }
 

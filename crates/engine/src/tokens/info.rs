@@ -30,6 +30,14 @@ pub struct TokenInfo {
     /// they were made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<u64>,
+    /// The PIN rule the token's PIN was set under ([`crate::enroll::PinRule::id`], e.g.
+    /// `6:any`); `None` for a token without a PIN, or whose PIN was set before rules were kept
+    /// or came from an import.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin_rule: Option<String>,
+    /// The registration code (its serial) the token was enrolled with, at its user's login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration: Option<String>,
 }
 
 /// How a token was enrolled.
