@@ -101,11 +101,20 @@ fn max_fail_failures_lock_the_source_until_an_admin_resets_it() {
         assert_eq!(fx.token("H1").fail_count, i);
     }
     // Refused before any prompt: nothing typed (a right PIN and OTP, a PIN alone) is looked
-    // at, and no challenge is opened.
+    // at, and no challenge is opened. The user is told, as an error line, when to try again
+    // (the same words for any name from here: engine lockout tests).
     for _ in 0..2 {
         let out = fx.login("alice").run();
         assert_eq!(out.code, PAM_MAXTRIES, "locked before any prompt: {out:?}");
-        assert!(out.messages.is_empty(), "{out:?}");
+        assert_eq!(out.messages.len(), 1, "{out:?}");
+        let told = &out.messages[0];
+        assert_eq!(told.style, 3, "PAM_ERROR_MSG: {out:?}");
+        assert!(
+            told.text
+                .starts_with("too many failed attempts from here; try again after ")
+                && told.text.ends_with(" UTC, or ask an administrator"),
+            "{out:?}"
+        );
     }
     assert!(fx.challenges().is_empty());
     assert_eq!(fx.token("H1").counter, 0, "the OTP was not used up");

@@ -57,13 +57,13 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
             ))?;
             Err(Failure::Reported)
         }
-        Verdict::SourceLocked { source } => {
+        Verdict::SourceLocked { source, .. } => {
             shown(outln!(
                 "LOCKED: too many failures from {source} (tessera token reset clears it)"
             ))?;
             Err(Failure::Reported)
         }
-        Verdict::ClassLocked { class } => {
+        Verdict::ClassLocked { class, .. } => {
             shown(outln!(
                 "LOCKED: too many failures from {class} sources for this user (tessera token \
                  reset clears it)"

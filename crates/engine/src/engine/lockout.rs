@@ -40,18 +40,26 @@ pub(crate) struct Who<'a> {
 /// A locked source or class: the attempt is refused whatever was typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lockout {
-    /// The source's `max_fail` failures in a row.
-    Source { count: u32 },
-    /// The class's `account_max_fail` failures in a row, summed over its sources.
-    Class { class: SourceClass, count: u32 },
+    /// The source's `max_fail` failures in a row; it opens by itself at `opens_at`
+    /// (`fail_clear_timeout` after the last; `None`: only an admin opens it).
+    Source { count: u32, opens_at: Option<u64> },
+    /// The class's `account_max_fail` failures in a row, summed over its sources; it opens
+    /// by itself at `opens_at` (`account_clear_timeout` after the last).
+    Class {
+        class: SourceClass,
+        count: u32,
+        opens_at: Option<u64>,
+    },
 }
 
 impl Lockout {
     /// The audit row's reason.
     pub fn reason(&self, source: &Source) -> String {
         match self {
-            Lockout::Source { count } => format!("source locked: {count} failures from {source}"),
-            Lockout::Class { class, count } => format!(
+            Lockout::Source { count, .. } => {
+                format!("source locked: {count} failures from {source}")
+            }
+            Lockout::Class { class, count, .. } => format!(
                 "{class} sources locked for this user: {count} failures in a row from them \
                  (this one: {source})"
             ),
@@ -95,14 +103,21 @@ pub(crate) fn lockout(
     if auth.lock_scope == LockScope::Source {
         if let Some((count, last)) = standing.source {
             if auth.locks(count, Some(last), now) {
-                return Some(Lockout::Source { count });
+                return Some(Lockout::Source {
+                    count,
+                    opens_at: auth.lock_opens_at(last),
+                });
             }
         }
     }
     if who.known {
         if let Some((count, last)) = standing.class(class) {
             if auth.class_locks(count, last, now) {
-                return Some(Lockout::Class { class, count });
+                return Some(Lockout::Class {
+                    class,
+                    count,
+                    opens_at: auth.class_opens_at(last),
+                });
             }
         }
     }
@@ -248,6 +263,28 @@ pub fn missed_message(m: &Missed) -> String {
     )
 }
 
+/// What a user refused by a locked source or class is told: the same words for every name
+/// from that source, an account or not (its failures are counted alike), so that they tell a
+/// stranger nothing of the account. `opens_at`: when it opens by itself; shown as the minute
+/// after (`HH:MM`, with the date when that is not today).
+pub fn locked_message(opens_at: Option<u64>, now: u64) -> String {
+    match opens_at {
+        Some(at) => {
+            let minute = utc_minute(at.saturating_add(59));
+            let when = if minute[..10] == utc_minute(now)[..10] {
+                &minute[11..]
+            } else {
+                &minute[..]
+            };
+            format!(
+                "too many failed attempts from here; try again after {when} UTC, or ask an \
+                 administrator"
+            )
+        }
+        None => "too many failed attempts from here; ask an administrator".into(),
+    }
+}
+
 /// `YYYY-MM-DD HH:MM` of a Unix time, UTC.
 fn utc_minute(t: u64) -> String {
     let mut s = crate::calendar::utc_time(t);
@@ -258,6 +295,26 @@ fn utc_minute(t: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_locked_out_user_is_told_when_to_try_again() {
+        // 2026-12-07 14:00:30 UTC, and the lock opens 10 min later.
+        let now = 1_796_652_030;
+        assert_eq!(
+            locked_message(Some(now + 600), now),
+            "too many failed attempts from here; try again after 14:11 UTC, or ask an \
+             administrator"
+        );
+        assert_eq!(
+            locked_message(Some(now + 86_401), now),
+            "too many failed attempts from here; try again after 2026-12-08 14:01 UTC, or ask \
+             an administrator"
+        );
+        assert_eq!(
+            locked_message(None, now),
+            "too many failed attempts from here; ask an administrator"
+        );
+    }
 
     #[test]
     fn the_owner_is_told_in_one_line() {

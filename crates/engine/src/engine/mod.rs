@@ -7,7 +7,7 @@ pub(crate) mod lockout;
 mod source;
 
 pub use local::LocalEngine;
-pub use lockout::{missed_message, Lockout};
+pub use lockout::{locked_message, missed_message, Lockout};
 pub use source::Source;
 
 use crate::config::{Config, OtpPin};
@@ -132,14 +132,17 @@ pub enum Verdict {
     Locked {
         serial: String,
     },
-    /// The attempt's source is locked by its failures (`lock_scope = "source"`).
+    /// The attempt's source is locked by its failures (`lock_scope = "source"`), until
+    /// `opens_at` (`None`: until an admin opens it).
     SourceLocked {
         source: String,
+        opens_at: Option<u64>,
     },
     /// The attempt's class of sources is locked for the user by its failures summed
-    /// (`account_max_fail`).
+    /// (`account_max_fail`), until `opens_at`.
     ClassLocked {
         class: crate::store::SourceClass,
+        opens_at: Option<u64>,
     },
     /// The user has no token and `nullok` is set.
     NoToken,
@@ -166,6 +169,16 @@ pub enum Verdict {
 impl Verdict {
     pub fn is_accept(&self) -> bool {
         matches!(self, Verdict::Accept { .. } | Verdict::PassOnNoToken)
+    }
+
+    /// For a refusal by a locked source or class: what the user is told.
+    pub fn locked_message(&self, now: u64) -> Option<String> {
+        match self {
+            Verdict::SourceLocked { opens_at, .. } | Verdict::ClassLocked { opens_at, .. } => {
+                Some(locked_message(*opens_at, now))
+            }
+            _ => None,
+        }
     }
 }
 

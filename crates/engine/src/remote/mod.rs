@@ -119,6 +119,9 @@ pub fn authenticate<C: Conversation, K: Clock, S: Store>(
     };
     run.offline_outcome(&verdict);
     run.flush(store);
+    if let Some(told) = verdict.locked_message(clock.now()) {
+        let _ = conv.error(&told);
+    }
     Outcome {
         verdict,
         events: run.events,

@@ -124,10 +124,13 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
                 let why = l.reason(&self.source);
                 self.event(AuditResult::Locked, &why, "", "");
                 Some(match l {
-                    Lockout::Source { .. } => Verdict::SourceLocked {
+                    Lockout::Source { opens_at, .. } => Verdict::SourceLocked {
                         source: self.source.to_string(),
+                        opens_at,
                     },
-                    Lockout::Class { class, .. } => Verdict::ClassLocked { class },
+                    Lockout::Class {
+                        class, opens_at, ..
+                    } => Verdict::ClassLocked { class, opens_at },
                 })
             }
             Err(e) => {

@@ -163,7 +163,7 @@ fn loopback_addresses_and_an_ipv6_network_are_one_source() {
     for rhost in ["::1", "127.1.2.3", "localhost"] {
         let t = w.attempt(T0, &from(rhost), &["1234000000"]);
         assert!(
-            matches!(t.verdict, Verdict::SourceLocked { ref source } if source == "local"),
+            matches!(t.verdict, Verdict::SourceLocked { ref source, .. } if source == "local"),
             "{rhost}: {t:?}"
         );
     }
@@ -173,7 +173,7 @@ fn loopback_addresses_and_an_ipv6_network_are_one_source() {
     }
     let t = w.attempt(T0, &from("2001:db8:1:2:dead:beef:0:9"), &["1234000000"]);
     assert!(
-        matches!(t.verdict, Verdict::SourceLocked { ref source } if source == "rhost=2001:db8:1:2::/64"),
+        matches!(t.verdict, Verdict::SourceLocked { ref source, .. } if source == "rhost=2001:db8:1:2::/64"),
         "{t:?}"
     );
     // The next /64 is another source; the owner from her own uid gets in.
@@ -338,7 +338,8 @@ fn unfamiliar_sources_share_a_ceiling_that_never_locks_the_owner_out() {
                 matches!(
                     t.verdict,
                     Verdict::ClassLocked {
-                        class: SourceClass::Unfamiliar
+                        class: SourceClass::Unfamiliar,
+                        ..
                     }
                 ),
                 "{i}: {t:?}"
@@ -381,7 +382,8 @@ fn a_source_is_familiar_for_familiar_days() {
         matches!(
             t.verdict,
             Verdict::ClassLocked {
-                class: SourceClass::Unfamiliar
+                class: SourceClass::Unfamiliar,
+                ..
             }
         ),
         "{t:?}"
@@ -634,4 +636,45 @@ fn a_right_pin_with_a_wrong_otp_costs_what_a_wrong_pin_does() {
     let wrong_pin = checks(&on, &alice, "9999000000");
     let unknown = checks(&on, &mallory, "9999000000");
     assert_eq!((wrong_pin, unknown), (2, 2));
+}
+
+/// A locked source is said, once per attempt, in the same words for alice and for a name that
+/// is no account after as many failures from there: when to try again (the minute after the
+/// lock opens), or to ask an administrator where only one opens it.
+#[test]
+fn a_locked_out_user_is_told_when_to_try_again_in_the_same_words_as_a_stranger() {
+    let w = World::new(config(3, 50));
+    let nobody = Login {
+        user: "nosuch".into(),
+        ..from("203.0.113.7")
+    };
+    for _ in 0..3 {
+        let t = w.seen(T0, &from("203.0.113.7"), &["1234000000"]);
+        assert!(matches!(t.verdict, Verdict::Reject { .. }), "{t:?}");
+        assert!(t.infos.iter().all(|l| !l.contains("too many")), "{t:?}");
+        let t = w.seen(T0, &nobody, &["1234000000"]);
+        assert!(matches!(t.verdict, Verdict::Reject { .. }), "{t:?}");
+    }
+    let said = "too many failed attempts from here; try again after 10:12 UTC, or ask an \
+                administrator";
+    // T0 is 2026-12-07 10:02 UTC; fail_clear_timeout (600 s) opens it at 10:12.
+    assert_eq!(&crate::calendar::utc_time(T0)[..16], "2026-12-07 10:02");
+    let alice = w.seen(T0 + 5, &from("203.0.113.7"), &[&format!("1234{}", hotp(0))]);
+    let stranger = w.seen(T0 + 5, &nobody, &["1234000000"]);
+    for t in [&alice, &stranger] {
+        assert!(t.locked(), "{t:?}");
+        assert_eq!(t.infos, [said], "{t:?}");
+        assert!(t.prompts.is_empty(), "nothing asked: {t:?}");
+    }
+    // Where only an admin opens it.
+    let mut cfg = config(1, 50);
+    cfg.auth.fail_clear_timeout = 0;
+    let w = World::new(cfg);
+    w.seen(T0, &from("198.51.100.1"), &["1234000000"]);
+    let t = w.seen(T0 + 1, &from("198.51.100.1"), &["1234000000"]);
+    assert_eq!(
+        t.infos,
+        ["too many failed attempts from here; ask an administrator"],
+        "{t:?}"
+    );
 }

@@ -321,6 +321,9 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
                 let _ = conv.info(&super::missed_message(m));
             }
         }
+        if let Some(told) = verdict.locked_message(self.clock.now()) {
+            let _ = conv.error(&told);
+        }
         at.settle(false);
         Outcome {
             verdict,
@@ -443,10 +446,13 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         tx.audit(&at.event(now, None, AuditResult::Locked, &why))?;
         lockout::failed(tx, &at.who(), now)?;
         Ok(match lockout {
-            Lockout::Source { .. } => Verdict::SourceLocked {
+            Lockout::Source { opens_at, .. } => Verdict::SourceLocked {
                 source: at.source.to_string(),
+                opens_at,
             },
-            Lockout::Class { class, .. } => Verdict::ClassLocked { class },
+            Lockout::Class {
+                class, opens_at, ..
+            } => Verdict::ClassLocked { class, opens_at },
         })
     }
 
@@ -1168,7 +1174,7 @@ mod tests {
         }
         let out = fx.refused_unasked_from(stranger, 0);
         assert!(
-            matches!(out.verdict, Verdict::SourceLocked { ref source } if source == "rhost=203.0.113.9"),
+            matches!(out.verdict, Verdict::SourceLocked { ref source, .. } if source == "rhost=203.0.113.9"),
             "{out:?}"
         );
         assert_eq!(out.events[0].result, AuditResult::Locked);
@@ -1255,7 +1261,7 @@ mod tests {
         fx.pass_from("198.51.100.2", 1000, "1234000000");
         let out = fx.refused_unasked_from("198.51.100.3", 1000);
         assert!(
-            matches!(out.verdict, Verdict::SourceLocked { ref source } if source == "uid=1000"),
+            matches!(out.verdict, Verdict::SourceLocked { ref source, .. } if source == "uid=1000"),
             "{out:?}"
         );
         // Root's sshd for the same host is another source.
