@@ -4,7 +4,9 @@
 The stack google-authenticator-libpam users expect: pam.d/sshd-password-otp (pam_unix, then
 pam_tessera with otppin = "system") on a real OpenSSH sshd on 127.0.0.1, for real local users
 with real Unix passwords (chpasswd), checked by the real pam_unix. Clients: paramiko
-(keyboard-interactive, which records every prompt) and OpenSSH ssh through SSH_ASKPASS.
+(keyboard-interactive, which records every prompt) and OpenSSH ssh through SSH_ASKPASS. Then
+the same choice through the pam-auth-update profile (debian/pam-configs/tessera, composed by
+the real pam-auth-update on copies of its files) with otppin = "system" in tessera.toml.
 sshd runs through a symlink named after its own PAM service: /etc/pam.d/sshd is never touched.
 Run as root: tests/e2e/sshd_password.py
 """
@@ -13,12 +15,13 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (  # noqa: E402
-    KEY, Results, World, add_user, log, require_root, run, sshd_with_stack,
+    KEY, ROOT, Results, World, add_user, log, require_root, run, sshd_with_stack,
 )
 
 import paramiko  # noqa: E402
@@ -194,14 +197,62 @@ R.check("OpenSSH ssh (askpass): that code still logs in with the right password"
         p.returncode == 0 and p.stdout.strip() == alice and len(asked) == 2,
         f"rc={p.returncode} out={p.stdout!r} err={p.stderr.strip()!r} prompts={asked}")
 
-# No secret in what is kept: the audit (every row of every user) and sshd's own log.
+# --- the same through the pam-auth-update profile ------------------------------------------
+# The documented one-line switch: otppin = "system" in tessera.toml (this world's config has
+# it) with debian/pam-configs/tessera enabled. The real pam-auth-update composes common-auth on
+# copies of /etc/pam.d, /var/lib/pam and /usr/share/pam-configs (a private mount namespace:
+# the real files never change); its auth lines become a second sshd's stack.
+ns = f"{W.dir}/ns"
+for src, dst in (("/etc/pam.d", "pam.d"), ("/var/lib/pam", "var-lib-pam"),
+                 ("/usr/share/pam-configs", "pam-configs")):
+    shutil.copytree(src, f"{ns}/{dst}", symlinks=True)
+shutil.copy(os.path.join(ROOT, "debian", "pam-configs", "tessera"), f"{ns}/pam-configs/tessera")
+mounts = ('mount --bind "$0/pam.d" /etc/pam.d && mount --bind "$0/var-lib-pam" /var/lib/pam && '
+          'mount --bind "$0/pam-configs" /usr/share/pam-configs && exec "$@"')
+p = run(["unshare", "-m", "--propagation", "private", "sh", "-c", mounts, ns,
+         "env", "DEBIAN_FRONTEND=noninteractive", "pam-auth-update", "--enable", "tessera"])
+common = [ln for ln in open(f"{ns}/pam.d/common-auth").read().splitlines()
+          if re.match(r"auth\s", ln)]
+unix = [i for i, ln in enumerate(common) if re.search(r"\spam_unix\.so\b", ln)]
+tess = [i for i, ln in enumerate(common) if re.search(r"\spam_tessera\.so\b", ln)]
+R.check("pam-auth-update --enable tessera puts tessera after pam_unix in common-auth",
+        p.returncode == 0 and len(unix) == 1 and len(tess) == 1 and unix[0] < tess[0],
+        p.stderr + "\n".join(common))
+example = open(os.path.join(ROOT, "pam.d", "sshd-password-otp")).read()
+stack = "\n".join(common + [ln for ln in example.splitlines() if not re.match(r"auth\s", ln)])
+stack = re.sub(r"(?m)^(auth\s+.*?\s)pam_tessera\.so\b",
+               lambda m: m.group(1) + W.module_args(), stack) + "\n"
+service_p = f"tessera-e2e-sshpwp-{tag}"
+port = sshd_with_stack(
+    W, service_p, stack,
+    {"AuthenticationMethods": "keyboard-interactive", "PasswordAuthentication": "no",
+     "PubkeyAuthentication": "no"},
+    (alice, bob, carol),
+)
+prompts, who = login(alice, pw, otp_a.next())
+R.check("profile: right password, then the code alone: logged in",
+        prompts == [PASSWORD_PROMPT, OTP_PROMPT] and who == alice, f"{prompts} {who!r}")
+prompts, who = login(alice, "not-" + pw, otp_a.peek())
+R.check("profile: a wrong password is refused before the code is asked",
+        prompts == [PASSWORD_PROMPT] and who is None, f"{prompts} {who!r}")
+prompts, who = login(alice, pw, otp_a.next())
+R.check("profile: that code was not used up",
+        prompts == [PASSWORD_PROMPT, OTP_PROMPT] and who == alice, f"{prompts} {who!r}")
+prompts, who = login(alice, pw, otp_a.wrong())
+R.check("profile: right password, wrong code: refused",
+        prompts == [PASSWORD_PROMPT, OTP_PROMPT] and who is None, f"{prompts} {who!r}")
+prompts, who = login(carol, passwords[carol])
+R.check("profile: a user without a token logs in with the password alone (its nullok)",
+        prompts == [PASSWORD_PROMPT] and who == carol, f"{prompts} {who!r}")
+
+# No secret in what is kept: the audit (every row of every user) and sshd's own logs.
 audit_text = "".join(W.tessera("audit", "--user", u, "--limit", "200", "--json")
                      for u in (alice, bob, carol))
-sshd_log = open(f"{W.dir}/{service}.log").read()
-for what, text in (("the audit", audit_text), ("sshd's log", sshd_log)):
+sshd_logs = "".join(open(f"{W.dir}/{n}.log").read() for n in (service, service_p))
+for what, text in (("the audit", audit_text), ("sshd's logs", sshd_logs)):
     pw_found = [u for u, p in passwords.items() if p in text]
     codes_found = sorted({c for c in used if re.search(rf"(?<!\d){c}(?!\d)", text)})
-    R.check(f"{what} holds no password and no code typed",
+    R.check(f"{what}: no password and no code typed",
             bool(text) and not pw_found and not codes_found,
             f"passwords of {pw_found}, codes {codes_found}")
 log(f"      ({len(audit_rows(alice))} audit rows for alice)")
