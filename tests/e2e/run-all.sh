@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# tessera's end-to-end tests, as root: real sshd, sudo, su/login, a store on a full disk
-# (its own tmpfs) and the Debian package.
+# tessera's end-to-end tests, as root: real sshd (token PIN and OTP; the Unix password and
+# OTP), sudo, su/login, a store on a full disk (its own tmpfs) and the Debian package.
 # Usage: tests/e2e/run-all.sh [PATH.deb]   (with a .deb the package test skips the build)
 # Each script sets up and removes what it creates and prints `N passed, M failed`.
 set -uo pipefail
@@ -14,7 +14,9 @@ fi
 cargo build --quiet || exit 1
 py=/usr/bin/python3   # the system Python, which has paramiko from python3-paramiko
 failed=()
-for t in sshd.py sshd_lockout.py container.py flood.py registration.py sudo.py su_login.py full_disk.py deb.py; do
+tests=(sshd.py sshd_password.py sshd_lockout.py container.py flood.py registration.py sudo.py
+       su_login.py full_disk.py deb.py)
+for t in "${tests[@]}"; do
   echo "== tests/e2e/$t"
   start=$SECONDS
   args=()
@@ -26,6 +28,6 @@ for t in sshd.py sshd_lockout.py container.py flood.py registration.py sudo.py s
     failed+=("$t")
   fi
 done
-n=9
+n=${#tests[@]}
 echo "e2e: $((n - ${#failed[@]})) passed, ${#failed[@]} failed${failed:+ (${failed[*]})}"
 [ ${#failed[@]} -eq 0 ]

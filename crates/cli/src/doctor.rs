@@ -481,12 +481,36 @@ fn tessera_alone(dir: &Path, name: &str, cfg: &Config) -> bool {
     if !ends_stack && entries[at + 1..].iter().any(is_password) {
         return false;
     }
-    let otppin = match tessera.args.iter().find_map(|a| a.strip_prefix("config=")) {
+    line_otppin(tessera, cfg) == OtpPin::Token
+}
+
+/// The `otppin` a pam_tessera line runs with: that of its `config=`, else `cfg`'s.
+fn line_otppin(line: &PamEntry, cfg: &Config) -> OtpPin {
+    match line.args.iter().find_map(|a| a.strip_prefix("config=")) {
         // A config that does not load fails the login anyway: judged by the default.
         Some(path) => Config::load(Path::new(path)).map_or(OtpPin::Token, |c| c.auth.otppin),
         None => cfg.auth.otppin,
+    }
+}
+
+/// Whether the service `name`'s first pam_tessera auth line runs with `otppin = "system"`
+/// (the password is taken as checked, so only the code is asked) while no password module
+/// ([`PASSWORD_MODULES`]) comes before it: then nothing checked a password, and the code
+/// alone logs in, whatever the token's PIN. (A plain reading of the stack, as
+/// [`tessera_alone`].)
+fn system_without_password(dir: &Path, name: &str, cfg: &Config) -> bool {
+    let mut entries = Vec::new();
+    auth_entries(dir, name, 0, &mut entries);
+    let Some(at) = entries
+        .iter()
+        .position(|e| e.module_name().starts_with("pam_tessera"))
+    else {
+        return false;
     };
-    otppin == OtpPin::Token
+    line_otppin(&entries[at], cfg) == OtpPin::System
+        && !entries[..at]
+            .iter()
+            .any(|e| PASSWORD_MODULES.contains(&e.module_name().as_str()))
 }
 
 /// Where `pam_tessera.so` is installed, every line of the PAM service files that names it (and
@@ -535,6 +559,18 @@ fn check_pam(r: &mut Report, init: Init, cfg: &Config) -> CliResult<Vec<String>>
         .filter(|s| tessera_alone(&dir, s, cfg))
         .cloned()
         .collect();
+    for s in services
+        .iter()
+        .filter(|s| system_without_password(&dir, s, cfg))
+    {
+        r.warn(&format!(
+            "{}: pam_tessera.so runs with otppin = \"system\" but no password module comes \
+             before it, so the code alone logs in; put `auth requisite pam_unix.so` in front \
+             (as pam.d/sshd-password-otp does), or give that line a config with \
+             otppin = \"token\"",
+            dir.join(s).display()
+        ))?;
+    }
     check_ignore_rules(r, &dir, &services, cfg)?;
     if services.is_empty() {
         r.warn(&format!(

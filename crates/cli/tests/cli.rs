@@ -1615,6 +1615,71 @@ fn doctor_warns_of_tokens_without_a_pin_where_tessera_is_the_only_factor() {
     assert_eq!(code(&out), 0, "{stdout}");
 }
 
+/// `otppin = "system"` takes the password as checked by an earlier module: where no password
+/// module comes before pam_tessera, the code alone logs in, and doctor says so.
+#[test]
+fn doctor_warns_of_otppin_system_without_a_password_module_in_front() {
+    let env = Env::init();
+    env.add_rfc_hotp("H1");
+    let module = env.path("pam_tessera.so");
+    std::fs::write(&module, "").unwrap();
+    let system = env.path("password-otp.toml");
+    std::fs::write(&system, "[auth]\notppin = \"system\"\n").unwrap();
+    std::fs::set_permissions(&system, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let line = format!("{} config={}", module.display(), system.display());
+    // The shipped password+OTP stack: pam_unix, then tessera.
+    let shipped = include_str!("../../../pam.d/sshd-password-otp").replace("pam_tessera.so", &line);
+    assert!(shipped.contains(&line));
+    let dir = pam_dir(
+        &env,
+        &[
+            (
+                "common-auth",
+                "auth [success=1 default=ignore] pam_unix.so nullok\n\
+                 auth requisite pam_deny.so\nauth required pam_permit.so\n",
+            ),
+            ("sshd-password-otp", &shipped),
+            (
+                "behind-common-auth",
+                &format!("@include common-auth\nauth required {line}\n"),
+            ),
+            // The main config has otppin = "token": the shipped sshd is not concerned.
+            ("sshd", &format!("auth required {}\n", module.display())),
+        ],
+    );
+    let warnings = |stdout: &str| doctor_lines(stdout, "warn  ", "otppin = \"system\"").join("\n");
+    let out = env.run_with(&["doctor"], "", &[("TESSERA_PAM_DIR", &dir)]);
+    let stdout = text(&out.stdout);
+    assert_eq!(warnings(&stdout), "", "{stdout}");
+    // tessera alone, and a password module only behind it: nothing checked a password first.
+    pam_dir(
+        &env,
+        &[
+            ("otp-only", &format!("auth required {line}\n")),
+            (
+                "password-after",
+                &format!("auth required {line}\nauth required pam_unix.so\n"),
+            ),
+        ],
+    );
+    let out = env.run_with(&["doctor"], "", &[("TESSERA_PAM_DIR", &dir)]);
+    let stdout = text(&out.stdout);
+    let warned = |name: &str| {
+        format!(
+            "warn  {}: pam_tessera.so runs with otppin = \"system\" but no password module \
+             comes before it, so the code alone logs in; put `auth requisite pam_unix.so` in \
+             front (as pam.d/sshd-password-otp does), or give that line a config with \
+             otppin = \"token\"",
+            dir.join(name).display()
+        )
+    };
+    assert_eq!(
+        warnings(&stdout),
+        format!("{}\n{}", warned("otp-only"), warned("password-after")),
+        "{stdout}"
+    );
+}
+
 /// `tessera config check`: whether the config loads as tesserad would load it on a reload
 /// (exit 0), or why not in one line (exit 1) — to run before `systemctl reload tesserad`.
 #[test]
