@@ -118,8 +118,8 @@ fn unavailable(
                 socket,
                 b" (",
                 ffi::strerror(e),
-                b"): start it (systemctl enable --now tesserad.socket); without it only root \
-                  callers can authenticate",
+                b"): start it (systemctl enable --now tesserad.socket, or service tesserad start \
+                  without systemd); without it only root callers can authenticate",
             ],
         ),
         Trouble::NoSocketNoSpawn(c, s) => pam.syslog(

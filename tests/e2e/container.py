@@ -10,6 +10,7 @@ socket and none through a spawned `tesserad --stdio`. Run as root: tests/e2e/con
 """
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -43,17 +44,26 @@ alice = add_user(f"tca{tag}")
 otp = W.hotp_token(alice, "123490", f"CTR-{tag}")
 socket = f"{W.dir}/run/tessera/tessera.sock"
 
-# The entrypoint: `tesserad &` as root, nothing prepared (its socket's directory is missing).
-logf = open(f"{W.dir}/tesserad.log", "w")
-daemon = subprocess.Popen([W.daemon, "--config", W.config, "--socket", socket],
+# The entrypoint: `tesserad --log-file ... &` as root, nothing prepared (its socket's directory
+# is missing), no syslog daemon needed: its lines go to the file, nothing to its stderr.
+logf = open(f"{W.dir}/tesserad.stderr", "w")
+daemon = subprocess.Popen([W.daemon, "--config", W.config, "--socket", socket,
+                           "--log-file", f"{W.dir}/tesserad.log"],
                           stdout=logf, stderr=logf)
 CLEANUP.add(f"stop tesserad {daemon.pid}", lambda: (daemon.terminate(), daemon.wait(10)))
 # It binds as root, then changes user and says so.
+def logged(name="tesserad.log"):
+    try:
+        return open(f"{W.dir}/{name}").read()
+    except OSError:
+        return ""
+
+
 for _ in range(200):
-    if "serving as uid" in open(logf.name).read() or daemon.poll() is not None:
+    if "listening on" in logged() or daemon.poll() is not None:
         break
     time.sleep(0.05)
-said = open(logf.name).read()
+said = logged()
 run_dir = os.path.dirname(socket)
 R.check("tesserad started as root makes its socket's directory (0755) and listens",
         os.path.exists(socket) and stat.S_IMODE(os.stat(run_dir).st_mode) == 0o755, said)
@@ -62,6 +72,10 @@ uids = next((ln.split()[1:] for ln in status.splitlines() if ln.startswith("Uid:
 R.check("and serves as the store's owner (real, effective, saved and fs uid)",
         uids == [str(OWNER_UID)] * 4 and f"serving as uid {OWNER_UID}" in said,
         f"{uids} {said}")
+R.check("its lines are in its --log-file, each with its time, and none on stderr",
+        said and all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ tesserad: ", x)
+                     for x in said.splitlines())
+        and open(logf.name).read() == "", said + open(logf.name).read())
 
 # sshd with the shipped pam.d/sshd, its module pointed at that socket and at no daemon binary.
 with open(os.path.join(ROOT, "pam.d", "sshd")) as f:
@@ -110,7 +124,8 @@ daemon.wait(10)
 pidfile = f"{W.dir}/tesserad.pid"
 started = run(["start-stop-daemon", "--start", "--background", "--make-pidfile",
                "--pidfile", pidfile, "--exec", W.daemon, "--",
-               "--config", W.config, "--socket", socket])
+               "--config", W.config, "--socket", socket,
+               "--log-file", f"{W.dir}/tesserad.sysv.log"])
 pid = 0
 for _ in range(200):
     try:
@@ -127,9 +142,10 @@ for _ in range(200):
         except OSError:
             pass
     time.sleep(0.05)
-R.check("start-stop-daemon --start --background: tesserad runs and listens",
-        started.returncode == 0 and pid > 0 and os.path.exists(f"/proc/{pid}"),
-        started.stdout + started.stderr)
+R.check("start-stop-daemon --start --background: tesserad runs, listens, and says so in its "
+        "--log-file", started.returncode == 0 and pid > 0 and os.path.exists(f"/proc/{pid}")
+        and f"tesserad: listening on {socket}" in logged("tesserad.sysv.log"),
+        started.stdout + started.stderr + logged("tesserad.sysv.log"))
 ok, asked = ssh_login("123490", otp.next())
 R.check("ssh as alice through the daemon that start-stop-daemon started: logged in", ok,
         str(asked))

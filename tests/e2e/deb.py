@@ -16,13 +16,22 @@ neither).
 There is no systemd as PID 1 here (nor in CI): the maintainer scripts only create and remove
 the units' enable links, which is what is checked; the socket unit is emulated with
 systemd-socket-activate and setpriv, as its settings say (ListenStream, SocketMode, User).
+Without systemd postinst starts /etc/init.d/tesserad instead, and says so in one line: where a
+policy-rc.d forbids it (a container's, as here) it says how to start it; installed once as on
+a sysvinit host (the policy hidden, a runlevel: debinit.py), it starts it. The daemon it started serves the store `tessera
+init` makes afterwards (a non-root login through the socket); the init script's status,
+reload (SIGHUP), restart and stop work on its pidfile, and its log file gets the daemon's lines
+with their time, without /dev/log. It is stopped before the emulated socket unit takes the
+socket; the removal stops the daemon of its pidfile (whatever the policy) and the one started
+by hand, and the purge removes the log.
 
 Usage (as root): tests/e2e/deb.py [PATH.deb]
 Without a path it builds the package from a copy of this tree with `dpkg-buildpackage -b -us
 -uc` (cargo's target/ of this tree is reused as the build cache).
 Refuses to run when libpam-tessera is installed or /etc/tessera or /var/lib/tessera exist: it
 would not purge an administrator's real setup. What a run killed half way left (marked by
-/var/lib/tessera-e2e-deb.in-progress) is purged by the next run.
+/var/lib/tessera-e2e-deb.in-progress) is purged by the next run; a run still under way (the
+mark's pid is a live deb.py) is left alone, and this one stops.
 """
 
 import glob
@@ -39,6 +48,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (  # noqa: E402
     CLEANUP, KEY, ROOT, Hotp, Results, add_user, log, pamtester, require_root, run,
 )
+import debinit  # noqa: E402
 
 PKG = "libpam-tessera"
 OTP_PROMPT = "Please enter your otp value: "
@@ -62,6 +72,18 @@ def installed():
 MARK = "/var/lib/tessera-e2e-deb.in-progress"
 
 
+def run_under_way():
+    """The pid of the run that made the mark, if it still runs (two runs share one host's dpkg
+    database: the second must not purge the first's package)."""
+    try:
+        m = re.search(r"pid (\d+)", open(MARK).read())
+        pid = int(m.group(1))
+        alive = pid != os.getpid() and "deb.py" in open(f"/proc/{pid}/cmdline").read()
+    except (OSError, AttributeError, ValueError):
+        return None
+    return pid if alive else None
+
+
 def purge_leftovers_of_a_killed_run():
     log(f"{MARK} exists: purging what an interrupted run of this test left")
     for pid in os.listdir("/proc"):
@@ -74,7 +96,8 @@ def purge_leftovers_of_a_killed_run():
     run(["env", "TESSERA_FORCE_REMOVE=1", "TESSERA_PURGE_STORE=1", "dpkg", "-P", PKG],
         timeout=300)
     for leftover in glob.glob("/etc/pam.d/tessera-*") + glob.glob("/tmp/tessera-e2e.deb.*") + [
-            "/etc/tessera", "/var/lib/tessera", "/run/tessera", "/run/tessera-e2e-hand"]:
+            "/etc/tessera", "/var/lib/tessera", "/run/tessera", "/run/tessera-e2e-hand",
+            debinit.PIDFILE, debinit.LOG]:
         if os.path.isdir(leftover):
             shutil.rmtree(leftover, ignore_errors=True)
         elif os.path.exists(leftover):
@@ -82,6 +105,9 @@ def purge_leftovers_of_a_killed_run():
     os.remove(MARK)
 
 
+if os.path.exists(MARK) and run_under_way():
+    log(f"another run of this test (pid {run_under_way()}) is under way: not touching it")
+    sys.exit(1)
 if os.path.exists(MARK):
     purge_leftovers_of_a_killed_run()
 if installed() or os.path.exists("/etc/tessera") or os.path.exists("/var/lib/tessera"):
@@ -171,8 +197,23 @@ def purge_if_left():
 CLEANUP.add(f"dpkg -P {PKG}", purge_if_left)
 
 # --- install ----------------------------------------------------------------------------------
+# /run/tessera is made by whichever tesserad binds the socket first: removed at the end if this
+# run made it.
+made_run_dir = not os.path.exists("/run/tessera")
+POLICY_FORBIDS = debinit.policy_forbids_start()
 p = run(["dpkg", "-i", deb], timeout=300)
 R.check("dpkg -i installs the package", p.returncode == 0 and installed(), p.stdout + p.stderr)
+said = debinit.said(p)
+if POLICY_FORBIDS:
+    R.check("postinst where a policy-rc.d forbids starting services (a container; no systemd): "
+            "one line says tesserad was not started, and how to start it",
+            len(said) == 1 and "not started" in said[0]
+            and "service tesserad start" in said[0] and debinit.pid() is None,
+            p.stdout + p.stderr)
+else:
+    R.check("postinst without systemd: /etc/init.d/tesserad started, said in one line",
+            len(said) == 1 and "started by /etc/init.d/tesserad" in said[0]
+            and debinit.pid() is not None, p.stdout + p.stderr)
 
 
 def mode(path):
@@ -184,6 +225,17 @@ def mode(path):
 
 R.check(f"module installed as {MODULE}", mode(MODULE) == "0o644", str(mode(MODULE)))
 R.check("tessera command in /usr/sbin", mode("/usr/sbin/tessera") == "0o755")
+init_script = open(debinit.INIT).read() if os.path.exists(debinit.INIT) else ""
+rc_links = sorted(os.path.basename(os.path.dirname(x)) + ":" + os.path.basename(x)[0]
+                  for x in glob.glob("/etc/rc?.d/[SK]*tesserad"))
+R.check("/etc/init.d/tesserad installed (0755, LSB header), started in runlevels 2-5 and "
+        "stopped in 0, 1, 6 (update-rc.d); its logrotate file too",
+        mode(debinit.INIT) == "0o755" and "### BEGIN INIT INFO" in init_script
+        and re.search(r"(?m)^# Provides:\s+tesserad$", init_script) is not None
+        and rc_links == ["rc0.d:K", "rc1.d:K", "rc2.d:S", "rc3.d:S", "rc4.d:S", "rc5.d:S",
+                         "rc6.d:K"]
+        and "copytruncate" in debinit.read("/etc/logrotate.d/libpam-tessera"),
+        f"{mode(debinit.INIT)} {rc_links}")
 p = run(["/usr/sbin/tesserad", "--version"])
 R.check("tesserad in /usr/sbin runs: tesserad --version",
         mode("/usr/sbin/tesserad") == "0o755" and p.returncode == 0
@@ -258,6 +310,16 @@ R.check("postinst creates the system user _tessera (group _tessera, home /var/li
 TUID, TGID = (int(acct[2]), int(acct[3])) if acct else (-1, -1)
 
 
+def wait_for(cond, seconds=10):
+    """Whether cond() became true within that time."""
+    deadline = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def owned(path):
     """(uid, gid, mode) of a path, not following a link; None if it is missing."""
     try:
@@ -269,13 +331,27 @@ def owned(path):
 
 R.check("/var/lib/tessera belongs to _tessera, 0700",
         owned("/var/lib/tessera") == (TUID, TGID, "0o700"), str(owned("/var/lib/tessera")))
-p = run(["dpkg", "-i", deb], timeout=300)
+# As on a sysvinit host (a runlevel, no policy-rc.d): postinst starts the init script.
+p = debinit.dpkg_as_sysvinit_host(work, "-i", deb)
 R.check("installing again (postinst once more) keeps the same _tessera, its directory and the "
         "enabled socket", p.returncode == 0 and account("_tessera") == acct
         and owned("/var/lib/tessera") == (TUID, TGID, "0o700") and socket_enabled(),
         p.stdout + p.stderr)
 R.check("postinst does not warn about tessera init while no PAM file names the module",
         "tessera init" not in p.stderr, p.stderr)
+said, init_pid = debinit.said(p), debinit.pid()
+SOCK = "/run/tessera/tessera.sock"
+R.check("postinst without systemd (invoke-rc.d allowed): /etc/init.d/tesserad starts tesserad, "
+        "as _tessera, on the socket; one line says so, with the pid and the log, and that it "
+        "serves once tessera init is run",
+        len(said) == 1 and init_pid is not None
+        and f"started by /etc/init.d/tesserad (no systemd), pid {init_pid}, log {debinit.LOG}"
+        in said[0] and "tessera init" in said[0]
+        and debinit.uid_and_exe(init_pid) == (TUID, "/usr/sbin/tesserad")
+        and os.path.exists(SOCK), p.stdout + p.stderr + str(debinit.uid_and_exe(init_pid)))
+st = debinit.service("status")
+R.check("service tesserad status: running, exit 0", st.returncode == 0
+        and f"tesserad is running (pid {init_pid}" in st.stdout, st.stdout + st.stderr)
 
 # --- the pam-auth-update profile, on copies of /etc/pam.d and /var/lib/pam --------------------
 ns = os.path.join(work, "ns")
@@ -342,7 +418,7 @@ R.check("tessera init (as root) makes the key and the store _tessera's, 0600; /e
         p.stdout + p.stderr + str((owned(KEYFILE), files)))
 user = add_user(f"tsg{tag}")  # logins resolve to accounts: the user must exist
 serial = run(["tessera", "token", "add", "--user", user, "--type", "hotp",
-              "--pin-stdin", "--key", KEY], input="1357\n")
+              "--pin-stdin", "--key", KEY], input="135790\n")
 R.check("tessera token add prints the serial", serial.returncode == 0
         and re.fullmatch(r"\S+", serial.stdout.strip() or "-") is not None, serial.stderr)
 
@@ -350,12 +426,52 @@ otp = Hotp()
 # Through the installed module's auth and account hooks, as a service would call them.
 AUTH_AND_ACCOUNT = ("authenticate", "acct_mgmt")
 
+# --- tesserad as /etc/init.d/tesserad runs it (no systemd) -----------------------------------
+# The daemon postinst started before `tessera init` takes up the store made since, at its first
+# login. A caller that is not root proves the socket served it (only the socket serves one).
+p = run(["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups",
+         "pamtester", "-v", "tessera-test", user, "authenticate"], input=f"135790{otp.next()}\n")
+R.check("the tesserad postinst started before tessera init serves the store made since: a login "
+        "as the user itself through the socket", p.returncode == 0 and debinit.pid() is not None,
+        p.stderr)
+before = debinit.pid()
+p = debinit.service("reload")
+R.check("service tesserad reload: the config checked, SIGHUP, the same daemon reloads it",
+        p.returncode == 0 and debinit.pid() == before
+        and wait_for(lambda: "config reloaded" in debinit.read(debinit.LOG)),
+        p.stdout + p.stderr + debinit.read(debinit.LOG))
+p = debinit.service("restart")
+after = debinit.pid()
+R.check("service tesserad restart: another daemon, of the package's binary, as _tessera",
+        p.returncode == 0 and after is not None and after != before
+        and debinit.uid_and_exe(after) == (TUID, "/usr/sbin/tesserad")
+        and wait_for(lambda: os.path.exists(SOCK)), p.stdout + p.stderr)
+p = pamtester("tessera-test", user, "135790" + otp.next(), ops=AUTH_AND_ACCOUNT)
+R.check("a login as root through the restarted daemon", p.returncode == 0, p.stderr)
+logged = debinit.read(debinit.LOG)
+st = os.stat(debinit.LOG) if logged else None
+R.check(f"{debinit.LOG} gets the daemon's lines, each with its time ("
+        + ("no /dev/log here" if not os.path.exists("/dev/log") else "/dev/log not needed")
+        + "): its user, the socket, the reload; root's, 0640",
+        logged and all(debinit.TIMED.match(x) for x in logged.splitlines())
+        and f"tesserad: serving as uid {TUID}, the owner of /var/lib/tessera" in logged
+        and logged.count(f"tesserad: listening on {SOCK}\n") >= 2
+        and "tesserad: config reloaded from /etc/tessera/tessera.toml" in logged
+        and (st.st_uid, oct(st.st_mode & 0o777)) == (0, "0o640"),
+        logged + (str((st.st_uid, oct(st.st_mode))) if st else ""))
+p = debinit.service("stop")
+st = debinit.service("status")
+R.check("service tesserad stop: the daemon ends, its pidfile and socket go; status then says "
+        "not running (exit 3)",
+        p.returncode == 0 and debinit.uid_and_exe(after) == (None, None)
+        and not os.path.exists(debinit.PIDFILE) and not os.path.exists(SOCK)
+        and st.returncode == 3 and "not running" in st.stdout,
+        p.stdout + p.stderr + st.stdout)
+
 # --- tesserad as tesserad.socket starts it ----------------------------------------------------
 # systemd-socket-activate binds the socket, waits for the first connection and execs the rest
 # in its own process, with the socket on fd 3 and LISTEN_PID its pid (setpriv execs too, so the
 # pid stays tesserad's): the socket unit's ListenStream=, then the service's User=/Group=.
-SOCK = "/run/tessera/tessera.sock"
-made_run_dir = not os.path.exists("/run/tessera")
 os.makedirs("/run/tessera", mode=0o755, exist_ok=True)
 os.chmod("/run/tessera", 0o755)
 
@@ -413,7 +529,7 @@ def remove_socket_only():
 
 CLEANUP.add(f"rm {socket_only_path}", remove_socket_only)
 
-p = pamtester(SOCKET_ONLY, user, "1357", otp.next())
+p = pamtester(SOCKET_ONLY, user, "135790", otp.next())
 said = daemon_said()
 R.check("pamtester as root through the installed module and the socket: PIN, challenge, OTP "
         "(tesserad socket-activated as _tessera)", p.returncode == 0 and OTP_PROMPT in p.stderr
@@ -428,16 +544,16 @@ except (FileNotFoundError, AttributeError):
 R.check("the socket-activated tesserad runs as _tessera in the process that was started "
         "(LISTEN_PID kept through the execs)",
         comm == "tesserad" and pid_uid == (str(TUID), str(TUID)), f"{comm} {pid_uid}")
-p = pamtester("tessera-test", user, "1357" + otp.next(), ops=AUTH_AND_ACCOUNT)
+p = pamtester("tessera-test", user, "135790" + otp.next(), ops=AUTH_AND_ACCOUNT)
 R.check("pamtester tessera-test: PIN+OTP in one answer", p.returncode == 0, p.stderr)
-p = pamtester("tessera-test", user, "1357", otp.wrong(), ops=AUTH_AND_ACCOUNT)
+p = pamtester("tessera-test", user, "135790", otp.wrong(), ops=AUTH_AND_ACCOUNT)
 R.check("pamtester tessera-test: a wrong OTP is refused",
         p.returncode != 0 and "Authentication failure" in p.stderr, p.stderr)
 # A caller that is not root (a screen locker runs as the user): only the socket serves it,
 # and only for its own account.
 p = run(["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups",
          "pamtester", "-v", "tessera-test", user, "authenticate"],
-        input=f"1357{otp.next()}\n")
+        input=f"135790{otp.next()}\n")
 R.check("pamtester as the user itself (a screen locker) logs in through the socket",
         p.returncode == 0, p.stderr)
 # tessera import, run by root as an admin would: the user's own ~/.google_authenticator (0400,
@@ -497,10 +613,10 @@ R.check("the emulated tesserad stops on SIGTERM", daemon.returncode is not None,
         daemon_said())
 
 # --- no daemon: the module spawns tesserad --stdio, which becomes _tessera -------------------
-p = pamtester("tessera-test", user, "1357", otp.next(), ops=AUTH_AND_ACCOUNT)
+p = pamtester("tessera-test", user, "135790", otp.next(), ops=AUTH_AND_ACCOUNT)
 R.check("daemon stopped: pamtester tessera-test logs in through the tesserad --stdio the module "
         "spawns", p.returncode == 0 and OTP_PROMPT in p.stderr, p.stderr)
-p = pamtester(SOCKET_ONLY, user, "1357" + otp.next())
+p = pamtester(SOCKET_ONLY, user, "135790" + otp.next())
 R.check("daemon stopped: the service that may not spawn fails (so the logins above went "
         "through the socket)", p.returncode != 0, p.stderr)
 otp.counter -= 1  # that OTP never reached the engine
@@ -526,7 +642,7 @@ R.check("upgrade from the in-process module: the directory (0700), the store fil
         p.returncode == 0 and owned(STORE_DIR) == (TUID, TGID, "0o700") and ok
         and owned(KEYFILE) == (TUID, TGID, "0o600") and socket_enabled(),
         p.stdout + p.stderr + str((owned(STORE_DIR), files, owned(KEYFILE))))
-p = pamtester("tessera-test", user, "1357", otp.next(), ops=AUTH_AND_ACCOUNT)
+p = pamtester("tessera-test", user, "135790", otp.next(), ops=AUTH_AND_ACCOUNT)
 R.check("after the upgrade a login works", p.returncode == 0, p.stderr)
 p = run(["tessera", "token", "list"])
 R.check("after the upgrade the tessera command works on the store", p.returncode == 0
@@ -546,7 +662,7 @@ R.check("pam-auth-update --enable tessera adds 'required pam_tessera.so nullok' 
 # Two real users with Unix passwords: one with a token, one without.
 pat, nat = add_user(f"tsp{tag}"), add_user(f"tsn{tag}")
 run(["chpasswd"], input=f"{pat}:pw-{tag}-a\n{nat}:pw-{tag}-n\n", check=True)
-run(["tessera", "token", "add", "--user", pat, "--type", "hotp", "--pin", "8642",
+run(["tessera", "token", "add", "--user", pat, "--type", "hotp", "--pin", "864202",
      "--key", KEY, "--counter", "100"], check=True)
 otp_p = Hotp()
 otp_p.counter = 100
@@ -557,9 +673,9 @@ def via_common(who, *answers):
                    input="".join(a + "\n" for a in answers))
 
 
-p = via_common(pat, f"pw-{tag}-a", "8642", otp_p.next())
+p = via_common(pat, f"pw-{tag}-a", "864202", otp_p.next())
 R.check("profile enabled: Unix password, then token PIN and OTP", p.returncode == 0, p.stderr)
-p = via_common(pat, f"pw-{tag}-a", "8642", otp_p.wrong())
+p = via_common(pat, f"pw-{tag}-a", "864202", otp_p.wrong())
 R.check("profile enabled: the right password and a wrong OTP are refused", p.returncode != 0,
         p.stderr)
 p = via_common(nat, f"pw-{tag}-n")
@@ -607,7 +723,7 @@ R.check("dpkg -r refuses while a copied file in /etc/pam.d loads pam_tessera, na
         and COMMENTED not in p.stderr and ELSEWHERE not in p.stderr
         and "TESSERA_FORCE_REMOVE=1" in p.stderr
         and socket_enabled(), status + p.stdout + p.stderr)
-p = pamtester("tessera-test", user, "1357", otp.next(), ops=AUTH_AND_ACCOUNT)
+p = pamtester("tessera-test", user, "135790", otp.next(), ops=AUTH_AND_ACCOUNT)
 R.check("after the refused removal a login still works", p.returncode == 0, p.stderr)
 # A tesserad started by hand as root, outside systemd (it serves as _tessera): the removal
 # stops it and says so.
@@ -637,7 +753,21 @@ for _ in range(100):
     if os.path.exists(f"{other_dir}/t.sock"):
         break
     time.sleep(0.05)
+# And the init script's daemon (started here if the upgrades above did not: the policy).
+started = debinit.service("start")
+init_pid = debinit.pid()
+R.check("service tesserad start (the admin's command where postinst could not start it)",
+        started.returncode == 0 and init_pid is not None, started.stdout + started.stderr)
 p = run(["env", "TESSERA_FORCE_REMOVE=1", "dpkg", "-r", PKG], timeout=300)
+R.check("dpkg -r stops the init script's tesserad through its pidfile "
+        + ("(said: invoke-rc.d may not, the policy forbids it)" if POLICY_FORBIDS
+           else "(invoke-rc.d)") + ", and removes the pidfile and the socket",
+        init_pid is not None and wait_for(lambda: debinit.uid_and_exe(init_pid) == (None, None))
+        and not os.path.exists(debinit.PIDFILE) and not os.path.exists(SOCK)
+        and (not POLICY_FORBIDS
+             or f"stopped tesserad (pid {init_pid}) of /etc/init.d/tesserad" in p.stderr)
+        and not re.search(rf"outside systemd \(pid [0-9 ]*\b{init_pid}\b", p.stderr),
+        p.stderr)
 try:
     hand.wait(10)
 except subprocess.TimeoutExpired:
@@ -677,7 +807,7 @@ R.check("dpkg -P purges the config and the package's state but keeps the store, 
         and not glob.glob("/etc/systemd/system/*/tesserad.*"), p.stdout + p.stderr)
 p = run(["dpkg", "-i", deb], timeout=300)
 tokens = run(["tessera", "token", "list"])
-login = pamtester("tessera-test", user, "1357", otp.next(), ops=AUTH_AND_ACCOUNT)
+login = pamtester("tessera-test", user, "135790", otp.next(), ops=AUTH_AND_ACCOUNT)
 R.check("installed again after that purge: the kept store and key serve the same tokens, a "
         "login works",
         p.returncode == 0 and account("_tessera") == acct and tokens.returncode == 0
@@ -693,6 +823,10 @@ R.check("TESSERA_PURGE_STORE=1 dpkg -P purges config, key, store and state (no c
 R.check("dpkg -P removes the _tessera user and group, and the socket's enable link",
         account("_tessera") is None and not group_exists("_tessera")
         and not glob.glob("/etc/systemd/system/*/tesserad.*"))
+R.check("no tesserad of the package runs, and its pidfile, log and rc links are gone",
+        not debinit.packaged_daemons() and not os.path.exists(debinit.PIDFILE)
+        and not glob.glob(debinit.LOG + "*") and not glob.glob("/etc/rc?.d/*tesserad"),
+        str((debinit.packaged_daemons(), glob.glob(debinit.LOG + "*"))))
 R.check("nothing named tessera is left that was not there before",
         after <= before_paths, str(sorted(after - before_paths)))
 R.check("/etc/pam.d/common-* and /var/lib/pam are as before the install",

@@ -28,7 +28,7 @@ import paramiko  # noqa: E402
 
 PASSWORD_PROMPT = "Password: "  # pam_unix's
 OTP_PROMPT = "OTP: "  # [prompts] otp: the first prompt when otppin is "system"
-TOKEN_PIN = "1234"  # alice's token has a PIN: otppin = "system" must never ask for it
+TOKEN_PIN = "123490"  # alice's token has a PIN: otppin = "system" must never ask for it
 
 
 def system_otppin(w):

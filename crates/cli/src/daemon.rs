@@ -37,13 +37,13 @@ pub fn ask(conn: &mut UnixStream, request: &Request) -> Result<(Vec<String>, boo
 }
 
 /// `tessera metrics`: the daemon's counters, as it sends them, on stdout.
-pub fn metrics(socket: &Path) -> CliResult<()> {
+pub fn metrics(config: &Path, socket: &Path) -> CliResult<()> {
     let fail = |why: String| Failure::Error(Error::Invalid(why));
     let mut conn = UnixStream::connect(socket).map_err(|e| {
         fail(format!(
-            "no tesserad on {} ({e}): start it (`systemctl enable --now tesserad.socket`, or \
-             tesserad as docs/admin.md says without systemd)",
-            socket.display()
+            "no tesserad on {} ({e}): start it with `{}`",
+            socket.display(),
+            crate::initsys::InitSystem::of_this_host().start(config, socket)
         ))
     })?;
     let (lines, ok) = ask(&mut conn, &Request::Metrics)

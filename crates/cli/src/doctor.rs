@@ -8,6 +8,7 @@
 //! pam_tessera as its only factor, and the syslog socket. Exit 1 if anything failed.
 
 use super::{CliResult, Failure};
+use crate::initsys::{InitSystem, INIT_LOG};
 use crate::pamstack::{auth_entries, pam_entries, PamEntry, PASSWORD_MODULES};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -84,7 +85,7 @@ fn check_all(r: &mut Report, config_path: &Path, socket: &Path) -> CliResult<()>
                 cfg.store.path.display()
             ))?;
             check_pam(r, Init::NotNeeded, &cfg)?;
-            check_daemon(r, socket)?;
+            check_daemon(r, config_path, socket)?;
             return check_syslog(r);
         }
     }
@@ -137,7 +138,7 @@ fn check_all(r: &mut Report, config_path: &Path, socket: &Path) -> CliResult<()>
         check_locks(r, store, &cfg)?;
         check_registrations(r, store)?;
     }
-    check_daemon(r, socket)?;
+    check_daemon(r, config_path, socket)?;
     check_syslog(r)
 }
 
@@ -235,6 +236,11 @@ fn check_beside(r: &mut Report, store: &Path, suffix: &str) -> CliResult<bool> {
 fn check_syslog(r: &mut Report) -> CliResult<()> {
     if Path::new("/dev/log").exists() {
         r.ok("syslog socket /dev/log")
+    } else if InitSystem::of_this_host() == InitSystem::SysV {
+        r.warn(&format!(
+            "no syslog socket /dev/log: logins are recorded in the audit table only (tesserad's \
+             own lines: {INIT_LOG})"
+        ))
     } else {
         r.warn("no syslog socket /dev/log: logins are recorded in the audit table only")
     }
@@ -358,17 +364,19 @@ fn check_locks(r: &mut Report, store: &SqliteStore, cfg: &Config) -> CliResult<(
 }
 
 /// Whether tesserad answers on its socket, which the package's tesserad.socket provides
-/// (enabled and started on install). Without it root callers spawn a tesserad per login, and
-/// every other caller (screen lockers) fails closed: a warning, logins still work.
-fn check_daemon(r: &mut Report, socket: &Path) -> CliResult<()> {
+/// (enabled and started on install), or its init script where systemd does not run. Without it
+/// root callers spawn a tesserad per login, and every other caller (screen lockers) fails
+/// closed: a warning, logins still work. The advice names the commands of this host's init.
+fn check_daemon(r: &mut Report, config: &Path, socket: &Path) -> CliResult<()> {
+    let init = InitSystem::of_this_host();
     let mut conn = match std::os::unix::net::UnixStream::connect(socket) {
         Ok(c) => c,
         Err(e) => {
             return r.warn(&format!(
-                "no tesserad on {} ({e}): the socket unit is not running; start it with \
-                 `systemctl enable --now tesserad.socket` (until then root logins spawn a \
+                "no tesserad on {} ({e}): start it with `{}` (until then root logins spawn a \
                  tesserad each, slower, and screen lockers fail)",
-                socket.display()
+                socket.display(),
+                init.start(config, socket)
             ))
         }
     };
@@ -391,9 +399,9 @@ fn check_daemon(r: &mut Report, socket: &Path) -> CliResult<()> {
             } else {
                 r.fail(&format!(
                     "tesserad answers on {} but can't serve logins (the lines above say why): \
-                     fix that, then restart it (`systemctl restart tesserad.service`, or start \
-                     it again); until then every login through it fails",
-                    socket.display()
+                     fix that, then restart it (`{}`); until then every login through it fails",
+                    socket.display(),
+                    init.restart(config, socket)
                 ))
             }
         }

@@ -16,6 +16,7 @@ mod daemon;
 mod doctor;
 mod enroll;
 mod import;
+mod initsys;
 mod input;
 mod pamstack;
 mod rollout;
@@ -605,7 +606,7 @@ fn run(cli: Cli) -> CliResult<()> {
             return outln!("{}: the config loads", path.display());
         }
         Command::Doctor(a) => return doctor::run(&path, &a.socket),
-        Command::Metrics(a) => return daemon::metrics(&a.socket),
+        Command::Metrics(a) => return daemon::metrics(&path, &a.socket),
         Command::Enroll(a) => return enroll_self(a),
         _ => {}
     }
@@ -630,7 +631,7 @@ fn run(cli: Cli) -> CliResult<()> {
         Command::Audit(a) => admin::audit(&cfg, a.user.as_deref(), a.limit.unwrap_or(50), a.json),
         Command::Check(a) => check::run(&cfg, &a),
         Command::Doctor(a) => doctor::run(&path, &a.socket),
-        Command::Metrics(a) => daemon::metrics(&a.socket),
+        Command::Metrics(a) => daemon::metrics(&path, &a.socket),
         Command::Enroll(a) => enroll_self(&a),
         Command::Policy(PolicyCmd::Test(a)) => policy_test(&cfg, &a),
         Command::Backup(a) => backup::backup(&cfg, &a.file),

@@ -780,6 +780,31 @@ fn doctor_reports_each_check_and_fails_on_a_wrong_key() {
     );
 }
 
+/// Without a daemon, doctor says how to start one with the commands of this host's init:
+/// systemctl where systemd runs, the package's init script where it is installed, else the
+/// daemon's own command with this config and socket (never systemctl on a host without it).
+#[test]
+fn doctor_advises_the_start_command_of_this_host_s_init() {
+    let env = Env::init();
+    let socket = env.path("none.sock");
+    let out = env.run(&["doctor", "--socket", socket.to_str().unwrap()], "");
+    let stdout = text(&out.stdout);
+    let warned = doctor_lines(&stdout, "warn  ", "no tesserad on");
+    assert_eq!(warned.len(), 1, "{stdout}");
+    let expected = if Path::new("/run/systemd/system").is_dir() {
+        "`systemctl enable --now tesserad.socket`".to_string()
+    } else if Path::new("/etc/init.d/tesserad").is_file() {
+        "`service tesserad start`".to_string()
+    } else {
+        format!(
+            "`tesserad --config {} --socket {} --log-file /var/log/tesserad.log &`",
+            env.path("tessera.toml").display(),
+            socket.display()
+        )
+    };
+    assert!(warned[0].contains(&expected), "{expected} in {}", warned[0]);
+}
+
 /// The doctor's lines that start with `prefix` and contain `needle`.
 fn doctor_lines<'a>(stdout: &'a str, prefix: &str, needle: &str) -> Vec<&'a str> {
     stdout

@@ -68,7 +68,7 @@ where
         }
         let run = std::panic::AssertUnwindSafe(|| (shared.serve)(login));
         if std::panic::catch_unwind(run).is_err() {
-            eprintln!("tesserad: a session ended with a panic (a bug); the daemon goes on");
+            crate::say!("tesserad: a session ended with a panic (a bug); the daemon goes on");
         }
     }
 }
@@ -98,7 +98,7 @@ where
             }
             Err(e) => {
                 // Out of descriptors or memory: wait a moment instead of spinning on it.
-                eprintln!("tesserad: accept: {e}");
+                crate::say!("tesserad: accept: {e}");
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -115,7 +115,7 @@ where
     let s = Arc::clone(shared);
     let started = std::thread::Builder::new().spawn(move || accept_loop(&s, false));
     if let Err(e) = started {
-        eprintln!("tesserad: no thread for the next connection ({e}); it waits for one");
+        crate::say!("tesserad: no thread for the next connection ({e}); it waits for one");
     }
 }
 

@@ -28,7 +28,7 @@ pub(crate) fn serve<C: Channel, R: Resources>(
         Err(e) => return refuse(chan, e),
     };
     let Some(account) = tessera_engine::sys::account_of_uid(caller.uid) else {
-        eprintln!(
+        crate::say!(
             "tesserad: enrollment refused: uid {} is no account",
             caller.uid
         );
@@ -81,7 +81,7 @@ pub(crate) fn serve<C: Channel, R: Resources>(
     }
     tessera_engine::syslog::send("tesserad", logged);
     for e in logged {
-        eprintln!("tesserad: {SERVICE}: {}", e.log_line());
+        crate::say!("tesserad: {SERVICE}: {}", e.log_line());
     }
     let verdict = match out.outcome {
         Enrolled::Saved { .. } => proto::Verdict::Success,
@@ -90,7 +90,7 @@ pub(crate) fn serve<C: Channel, R: Resources>(
             proto::Verdict::AuthErr
         }
         Enrolled::Failed(e) => {
-            eprintln!("tesserad: {SERVICE}: uid {}: {e}", caller.uid);
+            crate::say!("tesserad: {SERVICE}: uid {}: {e}", caller.uid);
             chan.queue(&Reply::Error(
                 "the enrollment could not be finished; nothing was saved (the daemon's log says \
                  why)"

@@ -25,6 +25,7 @@ pub mod acceptors;
 pub mod capacity;
 mod enroll;
 mod link;
+pub mod log;
 pub mod metrics;
 pub mod refusals;
 mod reports;

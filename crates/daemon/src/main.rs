@@ -15,8 +15,16 @@ use tesserad::server;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: tesserad [--config PATH] [--socket PATH] | tesserad --stdio \
-                     [--config PATH] | tesserad --check-config [--config PATH]";
+const USAGE: &str = "usage: tesserad [--config PATH] [--socket PATH] [--log-file PATH]
+       tesserad --stdio [--config PATH] [--log-file PATH]
+       tesserad --check-config [--config PATH]
+  --config PATH    the config (default /etc/tessera/tessera.toml)
+  --socket PATH    the socket to bind when systemd passes none (default /run/tessera/tessera.sock)
+  --log-file PATH  append the daemon's lines to PATH, each with its time, instead of stderr
+                   (for hosts without systemd: opened once as root; rotate it with copytruncate)
+  --stdio          serve one login on stdin/stdout (the module spawns this)
+  --check-config   say whether the config loads (before a reload), then exit
+See tesserad(8).";
 
 /// What the command line asked for.
 struct Args {
@@ -25,6 +33,8 @@ struct Args {
     stdio: bool,
     /// Only say whether the config loads (before a reload).
     check_config: bool,
+    /// Where the daemon's lines go instead of stderr (a host without systemd).
+    log_file: Option<PathBuf>,
 }
 
 fn parse_args(mut it: impl Iterator<Item = std::ffi::OsString>) -> Result<Option<Args>, String> {
@@ -33,11 +43,15 @@ fn parse_args(mut it: impl Iterator<Item = std::ffi::OsString>) -> Result<Option
         socket: PathBuf::from(server::DEFAULT_SOCKET),
         stdio: false,
         check_config: false,
+        log_file: None,
     };
     while let Some(arg) = it.next() {
         match arg.to_str() {
             Some("--config") => a.config = it.next().ok_or("--config needs a path")?.into(),
             Some("--socket") => a.socket = it.next().ok_or("--socket needs a path")?.into(),
+            Some("--log-file") => {
+                a.log_file = Some(it.next().ok_or("--log-file needs a path")?.into())
+            }
             Some("--stdio") => a.stdio = true,
             Some("--check-config") => a.check_config = true,
             Some("--version") => {
@@ -126,6 +140,14 @@ fn main() -> ExitCode {
         };
     }
     clean_start(args.stdio);
+    // Opened after the inherited descriptors are closed (it becomes descriptor 2) and before
+    // the server becomes the store's owner: the file may be root's.
+    if let Some(path) = &args.log_file {
+        if let Err(e) = tesserad::log::to_file(path) {
+            eprintln!("tesserad: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = if args.stdio {
         server::stdio(&args.config)
     } else {
@@ -134,7 +156,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tesserad: {e}");
+            tesserad::say!("tesserad: {e}");
             ExitCode::FAILURE
         }
     }

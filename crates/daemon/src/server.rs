@@ -54,7 +54,7 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
         tessera_engine::sys::activated_listener().map_err(|e| format!("socket activation: {e}"))?;
     let current = Arc::new(RwLock::new(Generation::load(config)));
     if let Ok(Generation { config: Err(e), .. }) = current.read().as_deref() {
-        eprintln!("tesserad: {e} (logins fail until it is fixed and tesserad gets SIGHUP)");
+        crate::say!("tesserad: {e} (logins fail until it is fixed and tesserad gets SIGHUP)");
     }
     let (listener, listening) = match activated {
         Some(l) => {
@@ -83,7 +83,7 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
         Arc::clone(&counters.failed_reload),
     )?;
     // Said once everything is set up (its user, the SIGHUP thread): what comes next is logins.
-    eprintln!("{listening}");
+    crate::say!("{listening}");
     // Who asks is known before anything is read: a place is counted against the caller's uid
     // (see `capacity`), and a caller without one is refused at once.
     let admit = move |mut stream: UnixStream| {
@@ -112,7 +112,7 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
         };
         let cfg = borrowed(&generation.config);
         if let Err(e) = session::serve(&mut stream, &caller, cfg, &*generation.host, &counters) {
-            eprintln!("tesserad: a session of uid {uid} ended early: {e}");
+            crate::say!("tesserad: a session of uid {uid} ended early: {e}");
         }
     };
     crate::acceptors::serve(listener, admit, serve).map_err(|e| format!("the socket: {e}"))
@@ -133,7 +133,7 @@ fn serve_as_store_owner(current: &RwLock<Generation>) -> Result<(), String> {
     let store = match current.read().as_deref() {
         Ok(Generation { config: Ok(c), .. }) => c.store.path.clone(),
         Ok(Generation { config: Err(_), .. }) => {
-            eprintln!(
+            crate::say!(
                 "tesserad: started as root with a config that does not load: it can't tell \
                  whose store it serves, so it stays root and fails every login; fix the \
                  config and restart it (a reload keeps it root)"
@@ -144,7 +144,7 @@ fn serve_as_store_owner(current: &RwLock<Generation>) -> Result<(), String> {
     };
     match tessera_engine::sys::become_store_owner(&store) {
         Ok(Some(uid)) => {
-            eprintln!(
+            crate::say!(
                 "tesserad: serving as uid {uid}, the owner of {}",
                 store.parent().unwrap_or(Path::new(".")).display()
             );
@@ -225,7 +225,7 @@ fn reload_on_sighup(
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             match (&loaded.config, current.config.is_ok()) {
                 (Err(e), true) => {
-                    eprintln!(
+                    crate::say!(
                         "tesserad: ERROR: config not reloaded, still serving with the config \
                          loaded before: {e} (check a config with tesserad --check-config before \
                          a reload)"
@@ -237,12 +237,12 @@ fn reload_on_sighup(
                 // error of the new one is as good as the old.)
                 (Err(e), false) => {
                     *current = loaded.clone();
-                    eprintln!("tesserad: config not reloaded: {e}");
+                    crate::say!("tesserad: config not reloaded: {e}");
                 }
                 (Ok(_), _) => {
                     *current = loaded.clone();
                     *failed = None;
-                    eprintln!("tesserad: config reloaded from {}", path.display());
+                    crate::say!("tesserad: config reloaded from {}", path.display());
                 }
             }
         }

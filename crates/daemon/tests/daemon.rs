@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use tessera_proto::{read_frame, write_frame, Reply, Request, Verdict};
 use zeroize::Zeroizing;
@@ -66,37 +66,6 @@ fn stdio_serves_one_login() {
     assert_eq!(seen.verdict, Some(Verdict::Success), "{seen:?}");
 }
 
-/// `tesserad --stdio` spawned by a root login becomes the owner of the store's directory (the
-/// package's _tessera) before it opens anything: the login works, and what SQLite creates
-/// beside the store is that owner's. Needs root (as in CI).
-/// The world's store moved into a directory of its own that `owner` owns, with the key; the
-/// config stays root's (read before the change of user), as the package has them.
-fn store_owned_by(owner: u32) -> World {
-    use std::os::unix::fs::{chown, PermissionsExt};
-    let w = World::new("");
-    let store_dir = w.dir.path().join("store");
-    std::fs::create_dir(&store_dir).unwrap();
-    std::fs::set_permissions(&store_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    for suffix in ["", "-wal", "-shm"] {
-        let from = PathBuf::from(format!("{}{suffix}", w.db.display()));
-        if from.exists() {
-            std::fs::rename(&from, store_dir.join(format!("tessera.db{suffix}"))).unwrap();
-        }
-    }
-    for p in std::fs::read_dir(&store_dir).unwrap() {
-        chown(p.unwrap().path(), Some(owner), Some(owner)).unwrap();
-    }
-    chown(&store_dir, Some(owner), Some(owner)).unwrap();
-    chown(w.dir.path().join("secret.key"), Some(owner), Some(owner)).unwrap();
-    std::fs::set_permissions(w.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let w = World {
-        db: store_dir.join("tessera.db"),
-        ..w
-    };
-    w.write_config("");
-    w
-}
-
 /// The files of the store's directory: each `owner`'s; their names.
 fn store_files_of(w: &World, owner: u32) -> Vec<String> {
     use std::os::unix::fs::MetadataExt;
@@ -111,6 +80,9 @@ fn store_files_of(w: &World, owner: u32) -> Vec<String> {
     names
 }
 
+/// `tesserad --stdio` spawned by a root login becomes the owner of the store's directory (the
+/// package's _tessera) before it opens anything: the login works, and what SQLite creates
+/// beside the store is that owner's. Needs root (as in CI).
 #[test]
 fn stdio_run_by_root_becomes_the_owner_of_the_store_directory() {
     if tessera_engine::sys::euid() != 0 {

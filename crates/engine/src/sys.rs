@@ -2,7 +2,7 @@
 //! lookups (NSS), who is at the other end of a socket, inotify, opening a file in a directory
 //! held open (`openat`), the file system a file is on (`fstatfs`), the user and file-system
 //! ids (becoming the store's owner, reading as another user), the socket systemd passed, and a
-//! clean start for a daemon (umask, signals, inherited descriptors).
+//! clean start for a daemon (umask, signals, inherited descriptors, its stderr).
 //!
 //! No `unsafe` here: the calls go through `nix` (and `listenfd`, `signal-hook`), so the only
 //! `unsafe` of tessera is the PAM module's own FFI (`src/ffi/`). nix rather than rustix:
@@ -526,6 +526,16 @@ pub fn close_fds_from(first: u32) {
         // By number: one that is not open gives EBADF, which is ignored.
         let _ = unistd::close(fd);
     }
+}
+
+/// `open(2)`'s flags: refuse a symbolic link as the last component, and never wait (a FIFO) (for
+/// `OpenOptionsExt::custom_flags`).
+pub use libc::{O_NOFOLLOW, O_NONBLOCK};
+
+/// Makes `file` this process's stderr (`dup2(2)` onto descriptor 2): what is written there
+/// from now on, by any thread (a panic's message too), goes to that file.
+pub fn stderr_to(file: &std::fs::File) -> std::io::Result<()> {
+    unistd::dup2_stderr(file).map_err(io)
 }
 
 /// A nix error as the `std::io::Error` the callers pass on.

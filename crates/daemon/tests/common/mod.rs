@@ -130,3 +130,31 @@ pub fn dialogue(conn: &mut (impl std::io::Read + Write), l: Login, answers: &[&[
         }
     }
 }
+
+/// The world's store moved into a directory of its own that `owner` owns, with the key; the
+/// config stays root's (read before the change of user), as the package has them.
+pub fn store_owned_by(owner: u32) -> World {
+    use std::os::unix::fs::{chown, PermissionsExt};
+    let w = World::new("");
+    let store_dir = w.dir.path().join("store");
+    std::fs::create_dir(&store_dir).unwrap();
+    std::fs::set_permissions(&store_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", w.db.display()));
+        if from.exists() {
+            std::fs::rename(&from, store_dir.join(format!("tessera.db{suffix}"))).unwrap();
+        }
+    }
+    for p in std::fs::read_dir(&store_dir).unwrap() {
+        chown(p.unwrap().path(), Some(owner), Some(owner)).unwrap();
+    }
+    chown(&store_dir, Some(owner), Some(owner)).unwrap();
+    chown(w.dir.path().join("secret.key"), Some(owner), Some(owner)).unwrap();
+    std::fs::set_permissions(w.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let w = World {
+        db: store_dir.join("tessera.db"),
+        ..w
+    };
+    w.write_config("");
+    w
+}
