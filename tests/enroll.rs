@@ -229,6 +229,48 @@ fn alice_enrolls_a_totp_token_shown_as_uri_and_qr_inside_80x24() {
     assert!(!row.reason.contains(&secret_of(uri)));
 }
 
+/// `tessera enroll` through the daemon by a user whose only token is a registration code: the
+/// code, typed at the PIN prompt, enrolls her token, once (before, a second enrollment began
+/// right after the first was saved).
+#[test]
+fn tessera_enroll_with_only_a_registration_code_enrolls_once() {
+    if needs_root() {
+        return;
+    }
+    let fx = Fixture::new(CONFIG);
+    let out = fx.tessera(
+        &["token", "add", "--user", "alice", "--type", "registration"],
+        "",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let (reg, code) = (
+        printed.lines().next().unwrap().to_string(),
+        printed.lines().nth(1).unwrap().to_string(),
+    );
+    let run = enroll_as(&fx, 10001, &[], &[&code, "432109", "432109"], |uri| {
+        vec![oathtool(uri, None)]
+    });
+    assert!(run.status.success(), "{}\n{:?}", run.other, run.lines);
+    let all = format!("{}\n{}", run.lines.join("\n"), run.other);
+    assert!(
+        all.contains("You have a registration code: type it at the PIN prompt"),
+        "{all}"
+    );
+    assert_eq!(
+        all.matches("otpauth://").count(),
+        1,
+        "one token shown: {all}"
+    );
+    let tokens = fx.store().list_tokens(Some("alice")).unwrap();
+    assert_eq!(tokens.len(), 2, "the code and one token: {tokens:?}");
+    let made = tokens.iter().find(|t| t.serial != reg).unwrap();
+    assert_eq!(made.info.registration.as_deref(), Some(reg.as_str()));
+    assert_eq!(made.info.origin, Some(Origin::Registration));
+    let spent = tokens.iter().find(|t| t.serial == reg).unwrap();
+    assert_eq!(spent.counter, 1, "used up");
+}
+
 #[test]
 fn an_enrolled_hotp_token_opens_a_pam_login_and_a_second_enroll_needs_it() {
     if needs_root() {

@@ -14,7 +14,7 @@ fi
 cargo build --quiet || exit 1
 py=/usr/bin/python3   # the system Python, which has paramiko from python3-paramiko
 failed=()
-tests=(sshd.py sshd_password.py sshd_lockout.py container.py flood.py registration.py sudo.py
+tests=(sshd.py sshd_password.py sshd_lockout.py container.py flood.py registration.py rollout.py sudo.py
        su_login.py full_disk.py deb.py)
 for t in "${tests[@]}"; do
   echo "== tests/e2e/$t"
