@@ -140,6 +140,40 @@ fn a_registration_code_has_no_pin_to_set() {
         "{err}"
     );
     assert!(env.token_json("REG1")["info"].get("pin_rule").is_none());
+
+    // doctor, where pam_tessera.so is the only factor: a token without a PIN is warned of, a
+    // registration code is not one (it is said what it is).
+    env.ok(&[
+        "token", "add", "--user", "carol", "--type", "hotp", "--key", RFC_KEY, "--serial", "H2",
+    ]);
+    let module = env.path("pam_tessera.so");
+    std::fs::write(&module, "").unwrap();
+    let pam = env.path("pam.d");
+    std::fs::create_dir_all(&pam).unwrap();
+    std::fs::write(
+        pam.join("sshd"),
+        format!("auth required {}\n", module.display()),
+    )
+    .unwrap();
+    let out = text(
+        &env.run_with(&["doctor"], "", &[("TESSERA_PAM_DIR", &pam)])
+            .stdout,
+    );
+    let pinless: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("without a PIN ("))
+        .collect();
+    assert_eq!(pinless.len(), 1, "{out}");
+    assert!(
+        pinless[0].starts_with("warn  1 token(s) without a PIN (carol/H2)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "ok    1 registration code(s) not used yet (bob/REG1): each is a one-time secret"
+        ),
+        "{out}"
+    );
 }
 
 fn hotp_rfc(counter: u64) -> String {
