@@ -62,7 +62,8 @@ pub trait StoreTx {
     /// since `since`, all the user's tokens of that type together.
     fn sends_since(&self, user: &str, realm: &str, kind: &str, since: u64) -> Result<u64>;
     /// Records an OTP about to be sent, in the transaction that checked the count; returns the
-    /// row's id for [`StoreTx::forget_send`]. Rows older than [`SEND_RETENTION`](super::SEND_RETENTION) are dropped.
+    /// row's id for [`StoreTx::forget_send`]. Rows older than
+    /// [`SEND_RETENTION`](super::SEND_RETENTION) are dropped.
     fn record_send(
         &self,
         user: &str,
