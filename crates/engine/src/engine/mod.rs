@@ -30,6 +30,11 @@ pub trait Conversation {
     }
 }
 
+/// Longer passes (and, in remote mode, challenge answers) are refused before any work: no
+/// PIN+OTP is this long, hashing megabytes per token would let one login hold the store, and a
+/// remote server is not asked. The local and the remote engine refuse alike.
+pub const MAX_PASS_LEN: usize = 1024;
+
 /// A hidden prompt whose NULL answer is an error: a login can't go on without a pass.
 pub(crate) fn ask(conv: &mut impl Conversation, text: &str) -> Result<Secret, Error> {
     answer(conv, text, false)
