@@ -16,7 +16,7 @@ use crate::store::{AuditEntry, AuditResult, ChallengeState, Missed, Store, Store
 use crate::tokens::{self, CheckContext, Sends, Token, TokenType};
 
 mod challenge;
-mod four_eyes;
+mod foureyes_pass;
 
 /// The window `[email]`/`[sms] max_per_hour` counts sends over.
 const SEND_WINDOW: u64 = crate::store::SEND_RETENTION;
