@@ -62,8 +62,8 @@ pub(crate) fn first_prompt<'a>(cfg: &'a Config, opts: &'a Options) -> &'a str {
 
 /// The source of time, in Unix seconds. Read when a step starts, never deep inside a check.
 ///
-/// The engine waits on it too (push polling): a test clock ([`crate::testing::FixedClock`])
-/// makes a wait take no time. Outside this trait's implementations the engine reads no
+/// The engine waits on it too (push polling): a test clock (`testing::FixedClock`, built for
+/// tests only) makes a wait take no time. Outside this trait's implementations the engine reads no
 /// time and sleeps not (`crates/engine/clippy.toml`); I/O deadlines are [`crate::io_time`]'s.
 pub trait Clock {
     fn now(&self) -> u64;
