@@ -16,6 +16,7 @@
 )]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod accounts;
 pub mod calendar;
 pub mod config;
 pub mod crypto;

@@ -9,6 +9,9 @@ mod source;
 pub use local::LocalEngine;
 pub use lockout::{locked_message, missed_message, Lockout};
 pub use source::Source;
+// The accounts seam has its own room below the engine (the policy rules take it too); its
+// names stay reachable here.
+pub use crate::accounts::{Accounts, SystemAccounts};
 
 use crate::config::{Config, OtpPin};
 use crate::crypto::{Secret, StoreKey};
@@ -226,35 +229,6 @@ pub fn open_store(cfg: &Config) -> Result<SqliteStore, Error> {
 /// or one in a directory they can write ([`StoreKey::load`]).
 pub fn load_key(cfg: &Config) -> Result<StoreKey, Error> {
     StoreKey::load(&cfg.store.key_file)
-}
-
-/// Who the accounts of this host are: NSS in production, a fixed list in unit tests.
-pub trait Accounts {
-    /// The account's own name for `name` (NSS's `pw_name`), or `None` for no such account.
-    fn canonical(&self, name: &str) -> Option<String>;
-    /// The names of the groups the account is in, primary and supplementary.
-    fn groups(&self, _user: &str) -> Vec<String> {
-        Vec::new()
-    }
-    /// The account's uid (a login from it is familiar to the account).
-    fn uid(&self, _user: &str) -> Option<u32> {
-        None
-    }
-}
-
-/// The accounts NSS knows (`getpwnam_r`).
-pub struct SystemAccounts;
-
-impl Accounts for SystemAccounts {
-    fn canonical(&self, name: &str) -> Option<String> {
-        crate::sys::account_name(name)
-    }
-    fn groups(&self, user: &str) -> Vec<String> {
-        crate::sys::group_names(user)
-    }
-    fn uid(&self, user: &str) -> Option<u32> {
-        crate::sys::account(user).map(|a| a.uid)
-    }
 }
 
 /// The (user, realm) whose tokens a PAM user name stands for, or `None` for a name that is no
