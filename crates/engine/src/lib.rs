@@ -16,6 +16,7 @@
 )]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod accounts;
 pub mod calendar;
 pub mod config;
 pub mod crypto;
@@ -32,6 +33,10 @@ pub mod remote;
 pub mod store;
 pub mod sys;
 pub mod syslog;
+/// Test doubles (a fixed clock, a scripted conversation): built for the engine's own tests and,
+/// through the `testing` feature, for the benches and the workspace's tests, never into the
+/// binaries.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tokens;
 pub mod userfile;

@@ -12,7 +12,7 @@
 //! after a second factor accepted for the same account, service and remote host, the next
 //! logins within `grace` seconds are skipped like `skip` (and audited as such).
 
-use crate::engine::Accounts;
+use crate::accounts::Accounts;
 use serde::Deserialize;
 use std::net::IpAddr;
 

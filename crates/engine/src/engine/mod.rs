@@ -9,6 +9,9 @@ mod source;
 pub use local::LocalEngine;
 pub use lockout::{locked_message, missed_message, Lockout};
 pub use source::Source;
+// The accounts seam has its own room below the engine (the policy rules take it too); its
+// names stay reachable here.
+pub use crate::accounts::{Accounts, SystemAccounts};
 
 use crate::config::{Config, OtpPin};
 use crate::crypto::{Secret, StoreKey};
@@ -29,6 +32,11 @@ pub trait Conversation {
         Ok(())
     }
 }
+
+/// Longer passes (and, in remote mode, challenge answers) are refused before any work: no
+/// PIN+OTP is this long, hashing megabytes per token would let one login hold the store, and a
+/// remote server is not asked. The local and the remote engine refuse alike.
+pub const MAX_PASS_LEN: usize = 1024;
 
 /// A hidden prompt whose NULL answer is an error: a login can't go on without a pass.
 pub(crate) fn ask(conv: &mut impl Conversation, text: &str) -> Result<Secret, Error> {
@@ -57,8 +65,8 @@ pub(crate) fn first_prompt<'a>(cfg: &'a Config, opts: &'a Options) -> &'a str {
 
 /// The source of time, in Unix seconds. Read when a step starts, never deep inside a check.
 ///
-/// The engine waits on it too (push polling): a test clock ([`crate::testing::FixedClock`])
-/// makes a wait take no time. Outside this trait's implementations the engine reads no
+/// The engine waits on it too (push polling): a test clock (`testing::FixedClock`, built for
+/// tests only) makes a wait take no time. Outside this trait's implementations the engine reads no
 /// time and sleeps not (`crates/engine/clippy.toml`); I/O deadlines are [`crate::io_time`]'s.
 pub trait Clock {
     fn now(&self) -> u64;
@@ -221,35 +229,6 @@ pub fn open_store(cfg: &Config) -> Result<SqliteStore, Error> {
 /// or one in a directory they can write ([`StoreKey::load`]).
 pub fn load_key(cfg: &Config) -> Result<StoreKey, Error> {
     StoreKey::load(&cfg.store.key_file)
-}
-
-/// Who the accounts of this host are: NSS in production, a fixed list in unit tests.
-pub trait Accounts {
-    /// The account's own name for `name` (NSS's `pw_name`), or `None` for no such account.
-    fn canonical(&self, name: &str) -> Option<String>;
-    /// The names of the groups the account is in, primary and supplementary.
-    fn groups(&self, _user: &str) -> Vec<String> {
-        Vec::new()
-    }
-    /// The account's uid (a login from it is familiar to the account).
-    fn uid(&self, _user: &str) -> Option<u32> {
-        None
-    }
-}
-
-/// The accounts NSS knows (`getpwnam_r`).
-pub struct SystemAccounts;
-
-impl Accounts for SystemAccounts {
-    fn canonical(&self, name: &str) -> Option<String> {
-        crate::sys::account_name(name)
-    }
-    fn groups(&self, user: &str) -> Vec<String> {
-        crate::sys::group_names(user)
-    }
-    fn uid(&self, user: &str) -> Option<u32> {
-        crate::sys::account(user).map(|a| a.uid)
-    }
 }
 
 /// The (user, realm) whose tokens a PAM user name stands for, or `None` for a name that is no

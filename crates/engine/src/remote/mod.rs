@@ -21,6 +21,7 @@ use crate::config::{Config, Dialect, Fallback, OtpPin};
 use crate::crypto::Secret;
 use crate::engine::{
     ask, first_prompt, Clock, Conversation, LocalEngine, Login, Options, Outcome, Verdict,
+    MAX_PASS_LEN,
 };
 use crate::error::{Error, Result};
 use crate::store::{AuditEntry, AuditResult, Store};
@@ -32,8 +33,6 @@ use std::time::Duration;
 pub const MAX_ROUNDS: usize = 5;
 /// How often a push challenge is polled.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(1000);
-/// Longer passes are refused without asking the server.
-const MAX_PASS_LEN: usize = 1024;
 
 /// Authenticates `login` against the configured servers. `store` (absent on a host without a
 /// local store) receives the audit rows and serves `fallback = "local"`.

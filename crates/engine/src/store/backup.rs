@@ -17,7 +17,8 @@
 //! `tesserad` sees the restored tokens at its next login. It refuses, unless told otherwise, to
 //! move any counter (HOTP/OCRA counter, TOTP's next step) below the live one.
 
-use super::{cap, counter_sql, token_from_row, SqliteStore, TokenRecord, TOKEN_COLS};
+use super::rows::{counter_sql, token_from_row, TOKEN_COLS};
+use super::{cap, SqliteStore, TokenRecord};
 use crate::crypto::StoreKey;
 use crate::error::{describe_sqlite, Error, Kind, Result};
 use rusqlite::backup::{Backup, StepResult};
@@ -155,7 +156,7 @@ impl Drop for BackupTarget {
         if !self.done {
             drop(self.conn.take());
             let _ = std::fs::remove_file(&self.path);
-            let _ = std::fs::remove_file(super::wal_path(&self.path));
+            let _ = std::fs::remove_file(super::sqlite::wal_path(&self.path));
             let _ = std::fs::remove_file(crate::fsperm::with_suffix(&self.path, "-shm"));
         }
     }
@@ -288,7 +289,7 @@ impl BackupReader {
             }
             _ => crate::fsperm::check_in_place(path, crate::fsperm::Access::Readable, not_found)?,
         };
-        let wal = super::wal_path(path);
+        let wal = super::sqlite::wal_path(path);
         if std::fs::symlink_metadata(&wal).is_ok_and(|m| m.len() > 0) {
             return Err(Error::Invalid(format!(
                 "{}: a WAL ({}) lies beside it: that is a live store or a copy of one, which may \

@@ -19,7 +19,8 @@
 //! `synchronous = NORMAL` loses it only to a power cut, never to a killed daemon), so that no
 //! crash gives a guess back; an accepted OTP's counter is also synced before its reply.
 
-use super::{ExecuteCached, SqliteStore, SqliteTx, StoreTx};
+use super::tx::SqliteTx;
+use super::{ExecuteCached, SqliteStore, StoreTx};
 use crate::error::{Error, Result};
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
@@ -189,7 +190,7 @@ impl GroupWriter {
             self.note(e);
         }
         st.store
-            .checkpoint_if_longer_than(super::DAEMON_WAL_TRUNCATE_BYTES);
+            .checkpoint_if_longer_than(super::sqlite::DAEMON_WAL_TRUNCATE_BYTES);
         self.commits.fetch_add(1, Ordering::SeqCst);
         let _ = batch.result.set(res.map_err(|e| e.to_string()));
         self.committed.notify_all();

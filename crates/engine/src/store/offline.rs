@@ -4,7 +4,7 @@
 //! deletes it and every value of a lower counter, in the transaction that accepts it.
 
 use super::ExecuteCached;
-use super::Result;
+use crate::error::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// One value: the hash of PIN+OTP for one counter of a remote token.
@@ -75,7 +75,7 @@ pub(super) fn put(conn: &Connection, b: &OfflineBatch, replace: bool) -> Result<
     )?;
     for (counter, hash) in &b.values {
         let c = i64::try_from(*counter).map_err(|_| {
-            super::Error::Invalid(format!(
+            crate::error::Error::Invalid(format!(
                 "offline counter {counter} of {} too large",
                 b.serial
             ))

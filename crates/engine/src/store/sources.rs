@@ -4,7 +4,8 @@
 //! (`[auth] account_max_fail`): the ceiling of guesses at one user from everywhere together.
 //! The rules are `crate::engine::lockout`'s; this is their SQL.
 
-use super::{Result, SourceClass};
+use super::SourceClass;
+use crate::error::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 

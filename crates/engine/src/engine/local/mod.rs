@@ -6,7 +6,7 @@
 use super::lockout::{self, Lockout, Place, Who};
 use super::{
     ask, first_prompt, resolve_user, Accounts, Clock, Conversation, Login, Options, Outcome,
-    Source, SystemAccounts, Verdict,
+    Source, SystemAccounts, Verdict, MAX_PASS_LEN,
 };
 use crate::config::{Config, LockScope, OtpPin};
 use crate::crypto::{ct_eq, Pepper, PinCheck, PinHasher, Secret, StoreKey, Turn};
@@ -16,11 +16,7 @@ use crate::store::{AuditEntry, AuditResult, ChallengeState, Missed, Store, Store
 use crate::tokens::{self, CheckContext, Sends, Token, TokenType};
 
 mod challenge;
-mod four_eyes;
-
-/// Longer passes are refused before any work: no PIN+OTP is this long, and hashing megabytes
-/// per token would let one login hold the store.
-pub const MAX_PASS_LEN: usize = 1024;
+mod foureyes_pass;
 
 /// The window `[email]`/`[sms] max_per_hour` counts sends over.
 const SEND_WINDOW: u64 = crate::store::SEND_RETENTION;

@@ -1,4 +1,5 @@
-//! The 4eyes token: its pass is N other users' PIN+OTP, joined by the token's separator; it
+//! The engine's check of a 4eyes token's pass (the token type and its rule are
+//! `tokens/foureyes.rs`). The pass is N other users' PIN+OTP, joined by the token's separator; it
 //! succeeds when tokens of N distinct users of the token's realm accept their parts. Two steps:
 //! the parts matched to members' tokens by PIN (outside any transaction: PIN hashes are slow),
 //! then one write transaction that checks the members' OTPs and decides.
