@@ -34,9 +34,11 @@ pub(crate) struct Plan {
     pub(crate) codes: Vec<Secret>,
 }
 
+/// `token add --user U`: one token. (With `--group` instead, [`crate::rollout`] issues
+/// registration codes.)
 pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
     let Some(user) = a.user.as_deref() else {
-        return crate::rollout::issue(cfg, a);
+        return Err(Failure::usage("--user names the token's owner"));
     };
     let plan = plan(cfg, a)?;
     if let Some(s) = &a.serial {

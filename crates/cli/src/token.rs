@@ -12,6 +12,7 @@ use tessera_engine::tokens::{self, CheckContext, TokenType};
 
 pub fn run(cfg: &Config, cmd: TokenCmd) -> CliResult<()> {
     match cmd {
+        TokenCmd::Add(a) if a.group.is_some() => crate::rollout::issue(cfg, &a),
         TokenCmd::Add(a) => enroll::add(cfg, &a),
         TokenCmd::List { user, kind, json } => list(cfg, user.as_deref(), kind, json),
         TokenCmd::Show { serial, json } => show(cfg, &serial, json),

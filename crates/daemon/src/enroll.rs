@@ -5,9 +5,10 @@
 //! a syslog line (authpriv) and a line on the daemon's stderr; the new key goes to the user
 //! only.
 
+use crate::caller::Caller;
+use crate::link::{refuse, Channel};
 use crate::link::{Link, SocketConversation};
 use crate::refusals::{Limited, Refusals};
-use crate::session::{refuse, Caller, Channel};
 use tessera_engine::config::Config;
 use tessera_engine::engine::{SystemAccounts, SystemClock};
 use tessera_engine::enroll::qr::Background;

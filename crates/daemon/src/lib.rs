@@ -22,6 +22,7 @@
 )]
 
 pub mod acceptors;
+pub mod caller;
 pub mod capacity;
 mod enroll;
 mod link;

@@ -1,15 +1,45 @@
-//! A connection as a session uses it ([`Link`]: frames in through a buffer, replies out in
-//! batches) and the PAM conversation carried over it ([`SocketConversation`]): the client (the
-//! module, or `tessera enroll`) shows each prompt and message and sends the answer back.
+//! A connection ([`Channel`]: the socket, or stdin/stdout under `--stdio`) as a session uses it
+//! ([`Link`]: frames in through a buffer, replies out in batches; [`refuse`] ends one that can't
+//! be served) and the PAM conversation carried over it ([`SocketConversation`]): the client (the
+//! module, or `tessera enroll`) shows each prompt and message and sends the answer back. The
+//! login, enrollment and report handlers all talk through it.
 
-use crate::session::Channel;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use tessera_engine::crypto::{secret, Secret};
 use tessera_engine::engine::Conversation;
 use tessera_engine::error::Error;
 use tessera_proto::{self as proto, write_frame, FrameReader, Reply, Request};
 use zeroize::Zeroizing;
+
+/// A connection: a Unix socket, or stdin/stdout under `--stdio`. Timeouts are set through
+/// `set_read_timeout`, which stdin can't do: there the module's own deadline ends the child.
+pub trait Channel: Read + Write {
+    fn set_read_timeout(&self, t: Duration);
+}
+
+impl Channel for std::os::unix::net::UnixStream {
+    fn set_read_timeout(&self, t: Duration) {
+        let _ = std::os::unix::net::UnixStream::set_read_timeout(self, Some(t));
+    }
+}
+
+/// Ends a session that can't be served: one log line, PAM_AUTHINFO_UNAVAIL.
+pub(crate) fn refuse<C: Channel>(
+    chan: &mut Link<'_, C>,
+    why: &str,
+) -> std::result::Result<(), proto::ProtoError> {
+    chan.queue(&log_err(&format!("refusing: {why}")));
+    chan.queue(&Reply::Verdict(proto::Verdict::AuthinfoUnavail));
+    chan.flush()
+}
+
+pub(crate) fn log_err(line: &str) -> Reply {
+    Reply::Log {
+        priority: 3,
+        line: line.to_string(),
+    }
+}
 
 /// A connection as a session uses it: frames read through a buffer, and replies gathered until
 /// the module must see them (a prompt it answers, a wait it must know of, the verdict), so that

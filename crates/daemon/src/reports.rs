@@ -1,9 +1,10 @@
 //! What root (and the daemon's own user) may ask besides logins: the daemon's status
 //! (`tessera doctor`) and its counters (`tessera metrics`).
 
+use crate::caller::{Caller, Counters};
 use crate::link::Link;
+use crate::link::{refuse, Channel};
 use crate::metrics::Now;
-use crate::session::{refuse, Caller, Channel, Counters};
 use tessera_engine::config::Config;
 use tessera_engine::host::Resources;
 use tessera_engine::remote::breaker::ServerHealth;

@@ -1,13 +1,12 @@
 //! One login on one connection: read the login, check who may ask for it, run the engine with
 //! the conversation carried over the socket, send the log lines and the verdict.
 
-use crate::capacity::Capacity;
-use crate::link::{Link, SocketConversation};
-use crate::metrics::{LoginResult, Metrics};
+pub use crate::caller::{Caller, Counters, ANSWER_TIMEOUT, NON_ROOT_ANSWER_TIMEOUT};
+pub use crate::link::Channel;
+use crate::link::{log_err, refuse, Link, SocketConversation};
+use crate::metrics::LoginResult;
 use crate::refusals::Refusals;
 use crate::reports;
-use std::io::{Read, Write};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_engine::config::Config;
 use tessera_engine::crypto::secret;
@@ -19,69 +18,8 @@ use tessera_proto::{self as proto, Reply, Request};
 /// How long a client may take to send its whole login after connecting (not per read: a
 /// client that trickles a byte at a time is cut off all the same).
 pub const FIRST_FRAME_DEADLINE: Duration = Duration::from_secs(5);
-/// How long a root caller's user may take to answer one prompt (typing a PIN, finding the
-/// phone).
-pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
-/// How long any other caller's user may: a screen locker's user is at the screen, and a
-/// caller that leaves its prompt open must not hold a place of the daemon for long.
-pub const NON_ROOT_ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one frame may take to be written (a client that stopped reading).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A connection: a Unix socket, or stdin/stdout under `--stdio`. Timeouts are set through
-/// `set_read_timeout`, which stdin can't do: there the module's own deadline ends the child.
-pub trait Channel: Read + Write {
-    fn set_read_timeout(&self, t: Duration);
-}
-
-impl Channel for std::os::unix::net::UnixStream {
-    fn set_read_timeout(&self, t: Duration) {
-        let _ = std::os::unix::net::UnixStream::set_read_timeout(self, Some(t));
-    }
-}
-
-/// What the daemon knows of the caller.
-pub struct Caller {
-    /// The peer's uid (SO_PEERCRED), or this process's real uid for a pipe.
-    pub uid: u32,
-    /// `config=` of the PAM line is honoured: for a child the module spawned for this login,
-    /// and for root callers of the socket.
-    pub may_choose_config: bool,
-}
-
-/// What the sessions of one daemon count together.
-#[derive(Default)]
-pub struct Counters {
-    /// Requests for other accounts (the audit rows they take).
-    pub refusals: Refusals,
-    /// `tessera metrics`.
-    pub metrics: Metrics,
-    /// The socket server's places, read by a status or metrics request; none under `--stdio`.
-    pub capacity: Option<Arc<Capacity>>,
-    /// Why the last SIGHUP's config did not load, while the daemon serves with the one before.
-    pub failed_reload: Arc<std::sync::Mutex<Option<String>>>,
-}
-
-impl Counters {
-    /// Why the last reload failed, if it did (the config before it still serves).
-    pub fn failed_reload(&self) -> Option<String> {
-        self.failed_reload
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-}
-
-impl Caller {
-    /// The longest wait for one answer (of a login or an enrollment).
-    pub(crate) fn answer_wait(&self) -> Duration {
-        if self.uid == 0 {
-            ANSWER_TIMEOUT
-        } else {
-            NON_ROOT_ANSWER_TIMEOUT
-        }
-    }
-}
 
 /// Serves one login. `config` is the daemon's config (or the error loading it gave).
 /// `res` keeps the store and the servers' connections (the socket) or opens them for this login
@@ -236,23 +174,6 @@ fn refuse_caller<C: Channel>(
     });
     chan.queue(&Reply::Verdict(proto::Verdict::AuthErr));
     chan.flush()
-}
-
-/// Ends a session that can't be served: one log line, PAM_AUTHINFO_UNAVAIL.
-pub(crate) fn refuse<C: Channel>(
-    chan: &mut Link<'_, C>,
-    why: &str,
-) -> std::result::Result<(), proto::ProtoError> {
-    chan.queue(&log_err(&format!("refusing: {why}")));
-    chan.queue(&Reply::Verdict(proto::Verdict::AuthinfoUnavail));
-    chan.flush()
-}
-
-fn log_err(line: &str) -> Reply {
-    Reply::Log {
-        priority: 3,
-        line: line.to_string(),
-    }
 }
 
 /// The one place where engine verdicts become the module's return codes.

@@ -129,7 +129,7 @@ pub struct AuthConfig {
     /// The fewest characters of a new PIN.
     pub pin_min_length: usize,
     /// The characters a new PIN must have.
-    pub pin_contents: crate::enroll::PinContents,
+    pub pin_contents: crate::pin_rule::PinContents,
     pub pass_on_no_token: bool,
     pub hotp_window: u64,
     pub totp_window: u64,
@@ -166,6 +166,22 @@ pub struct Prompts {
     pub multi: String,
 }
 
+impl Prompts {
+    /// The message of a challenge of the kind a token type names.
+    pub fn challenge(&self, kind: crate::tokens::ChallengePrompt) -> &str {
+        use crate::tokens::ChallengePrompt as P;
+        match kind {
+            P::Otp => &self.otp,
+            P::Hotp => &self.hotp,
+            P::Totp => &self.totp,
+            P::Email => &self.email,
+            P::Sms => &self.sms,
+            P::Ocra => &self.ocra,
+            P::Tan => &self.tan,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fallback {
@@ -183,7 +199,7 @@ pub enum Dialect {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RemoteConfig {
-    #[serde(deserialize_with = "one_or_many")]
+    #[serde(deserialize_with = "crate::text_list::one_or_many")]
     pub url: Vec<String>,
     pub realm: Option<String>,
     pub ca_file: Option<PathBuf>,
@@ -350,21 +366,6 @@ impl Default for EmailConfig {
     }
 }
 
-pub(crate) fn one_or_many<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => vec![s],
-        OneOrMany::Many(v) => v,
-    })
-}
-
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
@@ -392,7 +393,7 @@ impl Default for AuthConfig {
             source_prefix_v6: 64,
             pin_hash_parallel: None,
             pin_min_length: 6,
-            pin_contents: crate::enroll::PinContents::Any,
+            pin_contents: crate::pin_rule::PinContents::Any,
             pass_on_no_token: false,
             hotp_window: 10,
             totp_window: 1,
@@ -438,8 +439,8 @@ impl AuthConfig {
     }
 
     /// What a new PIN must be.
-    pub fn pin_rule(&self) -> crate::enroll::PinRule {
-        crate::enroll::PinRule {
+    pub fn pin_rule(&self) -> crate::pin_rule::PinRule {
+        crate::pin_rule::PinRule {
             min_length: self.pin_min_length,
             contents: self.pin_contents,
         }
@@ -601,10 +602,10 @@ impl Config {
         if a.pin_hash_parallel.is_some_and(|n| n == 0 || n > 256) {
             return Err(("auth.pin_hash_parallel", "must be between 1 and 256".into()));
         }
-        if a.pin_min_length == 0 || a.pin_min_length > crate::enroll::MAX_PIN {
+        if a.pin_min_length == 0 || a.pin_min_length > crate::pin_rule::MAX_PIN {
             return Err((
                 "auth.pin_min_length",
-                format!("must be between 1 and {}", crate::enroll::MAX_PIN),
+                format!("must be between 1 and {}", crate::pin_rule::MAX_PIN),
             ));
         }
         if a.hotp_window > 1000 {

@@ -28,6 +28,7 @@ pub mod fsperm;
 pub mod host;
 pub mod http;
 pub mod io_time;
+pub mod pin_rule;
 pub mod policy;
 pub mod remote;
 pub mod store;
@@ -37,7 +38,8 @@ pub mod syslog;
 /// through the `testing` feature, for the benches and the workspace's tests, never into the
 /// binaries.
 #[cfg(any(test, feature = "testing"))]
-pub mod testing;
+pub use engine::testing;
+mod text_list;
 pub mod tokens;
 pub mod userfile;
 pub mod watch;

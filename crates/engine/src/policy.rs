@@ -42,15 +42,15 @@ impl Action {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Rule {
-    #[serde(deserialize_with = "crate::config::one_or_many")]
+    #[serde(deserialize_with = "crate::text_list::one_or_many")]
     pub service: Vec<String>,
-    #[serde(deserialize_with = "crate::config::one_or_many")]
+    #[serde(deserialize_with = "crate::text_list::one_or_many")]
     pub user: Vec<String>,
-    #[serde(deserialize_with = "crate::config::one_or_many")]
+    #[serde(deserialize_with = "crate::text_list::one_or_many")]
     pub group: Vec<String>,
-    #[serde(deserialize_with = "crate::config::one_or_many")]
+    #[serde(deserialize_with = "crate::text_list::one_or_many")]
     pub rhost: Vec<String>,
-    #[serde(deserialize_with = "crate::config::one_or_many")]
+    #[serde(deserialize_with = "crate::text_list::one_or_many")]
     pub tty: Vec<String>,
     pub action: Action,
     /// Seconds; 0 (the default) is no grace window.

@@ -5,6 +5,10 @@
 mod local;
 pub(crate) mod lockout;
 mod source;
+/// Test doubles of the engine's seams (a fixed clock, a scripted conversation): built for
+/// tests and with the `testing` feature only.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use local::LocalEngine;
 pub use lockout::{locked_message, missed_message, Lockout};

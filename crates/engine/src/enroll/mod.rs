@@ -4,11 +4,10 @@
 //! when, is the host's to decide (`crate::host::enroll`).
 
 pub mod dialogue;
-pub mod pin_rule;
 pub mod qr;
 
+pub use crate::pin_rule::{PinContents, PinProblem, PinRule, MAX_PIN};
 pub use dialogue::{Enrolled, Enrollee, Enrollment, Wanted};
-pub use pin_rule::{PinContents, PinProblem, PinRule, MAX_PIN};
 
 use crate::crypto::{self, Secret};
 use crate::tokens::{Algorithm, TokenType};

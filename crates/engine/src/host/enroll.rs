@@ -465,7 +465,7 @@ mod tests {
         // said (digits only here).
         let w = World::new("groups = [\"staff\"]");
         let mut cfg = w.cfg.clone();
-        cfg.auth.pin_contents = crate::enroll::PinContents::Digits;
+        cfg.auth.pin_contents = crate::pin_rule::PinContents::Digits;
         let w = World { cfg, ..w };
         let mut user = AppUser::new("86421x");
         user.weak = vec!["abc", "12"];

@@ -63,7 +63,7 @@ impl SqliteStore {
         &self,
         serial: &str,
         pin_hash: Option<&str>,
-        rule: &crate::enroll::PinRule,
+        rule: &crate::pin_rule::PinRule,
     ) -> Result<()> {
         let mut info = self.get_token(serial)?.info;
         info.pin_rule = pin_hash.map(|_| rule.id());

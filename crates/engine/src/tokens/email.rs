@@ -35,7 +35,7 @@ pub(super) const SPEC: super::Spec = super::Spec {
     four_eyes_member: false,
     starts_enrollment: false,
     sends: Some(super::Sends::Email),
-    prompt: |p| &p.email,
+    prompt: super::spec::ChallengePrompt::Email,
     add_options: &["--email"],
     add_required: &["--email"],
     // The length of the OTP it sends is kept in `digits` (the engine sets it from the config).

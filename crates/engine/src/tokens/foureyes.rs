@@ -119,7 +119,7 @@ pub(super) const SPEC: super::Spec = super::Spec {
     four_eyes_member: false,
     starts_enrollment: false,
     sends: None,
-    prompt: super::spec::otp_prompt,
+    prompt: super::spec::ChallengePrompt::Otp,
     add_options: &["--4eyes"],
     add_required: &["--4eyes"],
     logic: |_| Ok(Box::new(FourEyes)),

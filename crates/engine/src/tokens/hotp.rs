@@ -76,7 +76,7 @@ pub(super) const SPEC: super::Spec = super::Spec {
     four_eyes_member: true,
     starts_enrollment: false,
     sends: None,
-    prompt: |p| &p.hotp,
+    prompt: super::spec::ChallengePrompt::Hotp,
     add_options: &["--key", "--genkey", "--digits", "--algorithm", "--counter"],
     add_required: &[],
     logic: |p| {

@@ -30,7 +30,7 @@ pub struct TokenInfo {
     /// they were made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<u64>,
-    /// The PIN rule the token's PIN was set under ([`crate::enroll::PinRule::id`], e.g.
+    /// The PIN rule the token's PIN was set under ([`crate::pin_rule::PinRule::id`], e.g.
     /// `6:any`); `None` for a token without a PIN, or whose PIN was set before rules were kept
     /// or came from an import.
     #[serde(skip_serializing_if = "Option::is_none")]

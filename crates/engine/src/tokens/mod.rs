@@ -27,7 +27,7 @@ pub use ocra::Ocra;
 pub use pw::Pw;
 pub use sent::SentOtp;
 pub use spass::Spass;
-pub use spec::{Sends, Spec};
+pub use spec::{ChallengePrompt, Sends, Spec};
 pub use tan::Tan;
 pub use totp::Totp;
 

@@ -432,7 +432,7 @@ pub(super) const SPEC: super::Spec = super::Spec {
     four_eyes_member: false,
     starts_enrollment: false,
     sends: None,
-    prompt: |p| &p.ocra,
+    prompt: super::spec::ChallengePrompt::Ocra,
     add_options: &["--ocra-suite", "--key", "--genkey", "--counter"],
     add_required: &["--ocra-suite"],
     logic: |p| {

@@ -27,7 +27,7 @@ pub(super) const SPEC: super::Spec = super::Spec {
     four_eyes_member: true,
     starts_enrollment: false,
     sends: None,
-    prompt: super::spec::otp_prompt,
+    prompt: super::spec::ChallengePrompt::Otp,
     add_options: &["--key"],
     add_required: &[],
     // A pw token keeps the length of its static password in `digits`.

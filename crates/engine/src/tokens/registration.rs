@@ -113,7 +113,7 @@ pub(super) const SPEC: super::Spec = super::Spec {
     four_eyes_member: false,
     starts_enrollment: true,
     sends: None,
-    prompt: |p| &p.otp,
+    prompt: super::spec::ChallengePrompt::Otp,
     add_options: &["--valid-for"],
     add_required: &[],
     // The code's length is kept in `digits`; whether it is used, in `counter`.

@@ -37,7 +37,7 @@ pub(super) const SPEC: super::Spec = super::Spec {
     four_eyes_member: false,
     starts_enrollment: false,
     sends: Some(super::Sends::Sms),
-    prompt: |p| &p.sms,
+    prompt: super::spec::ChallengePrompt::Sms,
     add_options: &["--phone"],
     add_required: &["--phone"],
     logic: |p| {

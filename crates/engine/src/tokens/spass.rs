@@ -22,7 +22,7 @@ pub(super) const SPEC: super::Spec = super::Spec {
     four_eyes_member: true,
     starts_enrollment: false,
     sends: None,
-    prompt: super::spec::otp_prompt,
+    prompt: super::spec::ChallengePrompt::Otp,
     add_options: &[],
     add_required: &[],
     logic: |_| Ok(Box::new(Spass)),

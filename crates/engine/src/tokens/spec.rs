@@ -4,8 +4,21 @@
 //! `TokenType`, and one line in `spec()`; the engine asks the spec, never the variant.
 
 use super::{Token, TokenParams};
-use crate::config::Prompts;
 use crate::error::Result;
+
+/// Which of `[prompts]`' messages a type's challenge shows; the config maps it to its text
+/// (`Prompts::challenge`), so that a type names its message without knowing the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengePrompt {
+    /// The generic OTP message, for types without one of their own.
+    Otp,
+    Hotp,
+    Totp,
+    Email,
+    Sms,
+    Ocra,
+    Tan,
+}
 
 /// How a type's OTP reaches its user, when it is not shown on a device of theirs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,16 +44,11 @@ pub struct Spec {
     /// Its OTP is sent out of band at a PIN-only pass.
     pub sends: Option<Sends>,
     /// The message of its challenge, from `[prompts]`.
-    pub prompt: fn(&Prompts) -> &str,
+    pub prompt: ChallengePrompt,
     /// The options of `tessera token add` that apply to it (besides user, serial, PIN, realm).
     pub add_options: &'static [&'static str],
     /// Those of them it can't do without.
     pub add_required: &'static [&'static str],
     /// Its logic, from the parameters the store keeps.
     pub logic: fn(&TokenParams) -> Result<Box<dyn Token>>,
-}
-
-/// The generic OTP message, for types without one of their own.
-pub(super) fn otp_prompt(p: &Prompts) -> &str {
-    &p.otp
 }

@@ -230,7 +230,7 @@ pub(super) const SPEC: super::Spec = super::Spec {
     four_eyes_member: false,
     starts_enrollment: false,
     sends: None,
-    prompt: |p| &p.tan,
+    prompt: super::spec::ChallengePrompt::Tan,
     add_options: &["--digits", "--count"],
     add_required: &[],
     // The length of its codes is kept in `digits`; which are used, in `counter`.

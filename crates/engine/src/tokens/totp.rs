@@ -104,7 +104,7 @@ pub(super) const SPEC: super::Spec = super::Spec {
     four_eyes_member: true,
     starts_enrollment: false,
     sends: None,
-    prompt: |p| &p.totp,
+    prompt: super::spec::ChallengePrompt::Totp,
     add_options: &["--key", "--genkey", "--digits", "--algorithm", "--period"],
     add_required: &[],
     logic: |p| {

@@ -410,7 +410,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
 
     /// The message template of a token's type.
     fn prompt_of(&self, t: &TokenRecord) -> &str {
-        (t.kind.spec().prompt)(&self.cfg.prompts)
+        self.cfg.prompts.challenge(t.kind.spec().prompt)
     }
 
     /// The text of a challenge: the message of the token type with its placeholders filled, or

@@ -6,8 +6,8 @@
 //! A script that goes wrong fails the test that runs it: here a panic is the point.
 #![allow(clippy::panic)]
 
+use super::{Clock, Conversation};
 use crate::crypto::{secret, Secret};
-use crate::engine::{Clock, Conversation};
 use crate::error::Error;
 use std::cell::Cell;
 use std::collections::VecDeque;
