@@ -14,7 +14,7 @@ use tessera_proto::{
 };
 
 /// Runs one login against the daemon.
-pub fn authenticate(
+pub fn ask_daemon(
     pam: &Pam<'_>,
     args: &ModuleArgs<'_>,
     login: &LoginFields<'_>,

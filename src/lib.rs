@@ -43,7 +43,7 @@ use tessera_proto::{LoginFields, Verdict, MAX_ANSWER, MAX_FIELD, VERSION};
 pub const LOG_ERR: u8 = 3;
 
 /// One `pam_authenticate`: the arguments, the items, then the dialogue with the daemon.
-fn authenticate<'h>(pam: &Pam<'h>, argv: impl Iterator<Item = &'h CStr>, flags: c_int) -> c_int {
+fn login_from_pam<'h>(pam: &Pam<'h>, argv: impl Iterator<Item = &'h CStr>, flags: c_int) -> c_int {
     let silent = flags & ffi::PAM_SILENT != 0;
     let mut conv = conv::PamConversation::new(pam, silent);
     let args = match args::parse(argv) {
@@ -94,7 +94,7 @@ fn authenticate<'h>(pam: &Pam<'h>, argv: impl Iterator<Item = &'h CStr>, flags: 
         ruser: ruser.as_str(),
         uid: ffi::uid(),
     };
-    pam_code(client::authenticate(pam, &args, &login, &mut conv))
+    pam_code(client::ask_daemon(pam, &args, &login, &mut conv))
 }
 
 /// The one place where verdicts become PAM return codes.

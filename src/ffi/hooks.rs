@@ -36,7 +36,7 @@ pub unsafe extern "C" fn pam_sm_authenticate(
     crate::guard(|| {
         // SAFETY: libpam's handle and argv for this call, used only within it.
         let (pam, args) = unsafe { (Pam::new(pamh), args(argc, argv)) };
-        crate::authenticate(&pam, args, flags)
+        crate::login_from_pam(&pam, args, flags)
     })
 }
 

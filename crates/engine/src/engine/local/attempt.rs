@@ -80,7 +80,7 @@ impl Attempt<'_> {
     }
 
     /// The events of a store transaction that committed (`true`) or failed.
-    pub(super) fn settle(&mut self, committed: bool) {
+    pub(super) fn end_transaction(&mut self, committed: bool) {
         if committed {
             self.events.append(&mut self.pending);
             if let Some(p) = self.pending_place.take() {

@@ -142,7 +142,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
     ) -> Outcome {
         let mut at = self.attempt(login);
         let verdict = match self.run(&mut at, opts, conv) {
-            Ok(v) => self.settle_place(&mut at, v),
+            Ok(v) => self.place_after_verdict(&mut at, v),
             Err(Error::Conversation(m)) => {
                 let e = at.error(self.clock.now(), None, &format!("conversation: {m}"));
                 self.audit_error(&e);
@@ -166,7 +166,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         if let Some(told) = verdict.locked_message(self.clock.now()) {
             let _ = conv.error(&told);
         }
-        at.settle(false);
+        at.end_transaction(false);
         Outcome {
             verdict,
             events: at.events,
@@ -180,7 +180,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         f: impl FnOnce(&dyn StoreTx, &mut Attempt) -> Result<R>,
     ) -> Result<R> {
         let r = self.store.write(|tx| f(tx, at));
-        at.settle(r.is_ok());
+        at.end_transaction(r.is_ok());
         r
     }
 
@@ -447,7 +447,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         let mut at = self.attempt(login);
         // The place is taken by the transaction that checks the OTP.
         let verdict = match self.answer_challenge(&mut at, transaction_id, otp) {
-            Ok(v) => self.settle_place(&mut at, v),
+            Ok(v) => self.place_after_verdict(&mut at, v),
             Err(e) => Verdict::Unavailable(e),
         };
         Outcome {

@@ -10,7 +10,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
     /// guess. The net under [`Self::take_place`]: a rejected attempt that took no place (a
     /// path that compared without taking one) takes it now, so that no refusal is a free
     /// guess. A count that can't be written makes the attempt fail (unavailable).
-    pub(super) fn settle_place(&self, at: &mut Attempt, v: Verdict) -> Verdict {
+    pub(super) fn place_after_verdict(&self, at: &mut Attempt, v: Verdict) -> Verdict {
         let now = self.clock.now();
         let written = match (&at.place, at.no_failure) {
             (Some(_), true) => self.write(at, |tx, at| match &at.place {
