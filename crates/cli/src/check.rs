@@ -4,7 +4,8 @@
 //! written to the audit table by the engine and to syslog (authpriv) here, in the module's format.
 
 use super::input::Terminal;
-use super::{CheckArgs, CliResult, Failure};
+use super::{CliResult, Failure};
+use crate::args::CheckArgs;
 use tessera_engine::config::Config;
 use tessera_engine::engine::{Login, Options, SystemClock, Verdict};
 use tessera_engine::error::Error;

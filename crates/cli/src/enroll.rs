@@ -1,7 +1,8 @@
 //! `tessera token add`: check the options against the type, hash the PIN, seal the key under the
 //! serial, insert. Prints the serial, and for a generated key its `otpauth://` URI.
 
-use super::{input, AddArgs, CliResult, Failure};
+use super::{input, CliResult, Failure};
+use crate::args::AddArgs;
 use tessera_engine::config::Config;
 use tessera_engine::crypto::{self, Secret};
 use tessera_engine::engine::{self, Clock, SystemClock};

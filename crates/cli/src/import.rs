@@ -10,7 +10,8 @@
 //! each format. Tokens without a PIN are named after the table: where tessera is the only
 //! factor of a PAM stack, their code alone logs in.
 
-use super::{enroll, CliResult, Failure, ImportArgs, ImportFormat};
+use super::{enroll, CliResult, Failure};
+use crate::args::{ImportArgs, ImportFormat};
 use serde::Serialize;
 use std::path::Path;
 use tessera_engine::config::Config;

@@ -4,7 +4,8 @@
 //! they are, so the same command run again later issues codes only to those still missing.
 //! `tessera token list --type registration` then shows who has enrolled.
 
-use super::{enroll, AddArgs, CliResult, Failure};
+use super::{enroll, CliResult, Failure};
+use crate::args::AddArgs;
 use serde::Serialize;
 use tessera_engine::config::Config;
 use tessera_engine::engine;

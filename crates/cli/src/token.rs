@@ -2,7 +2,8 @@
 //! `enroll.rs`).
 
 use super::output::{self, Table};
-use super::{enroll, input, CliResult, Failure, TokenCmd};
+use super::{enroll, input, CliResult, Failure};
+use crate::args::TokenCmd;
 use serde::Serialize;
 use tessera_engine::config::{Config, LockScope};
 use tessera_engine::crypto;
