@@ -13,6 +13,7 @@ mod group;
 mod offline;
 mod pool;
 mod records;
+mod restore;
 mod rows;
 mod schema;
 mod sources;
@@ -21,13 +22,12 @@ mod states;
 mod traits;
 mod tx;
 
-pub use backup::{
-    BackupReader, BackupSummary, BackupTarget, RestoreMode, RestoreReport, TokenChange,
-};
+pub use backup::{BackupSummary, BackupTarget};
 pub use group::GroupWriter;
 pub use offline::{OfflineBatch, OfflineValue};
 pub use pool::{PooledStore, StorePool};
 pub use records::{cap, cap_to, AuditEntry, ChallengeRecord, TokenRecord, AUDIT_FIELD_MAX};
+pub use restore::{BackupReader, RestoreMode, RestoreReport, TokenChange};
 pub use sources::{ClassFailures, Missed, SourceFailures, Standing};
 pub(crate) use sqlite::ExecuteCached;
 pub use sqlite::{CheckedFiles, SqliteStore};
