@@ -107,7 +107,7 @@ fn login(user: &str) -> Login {
 fn check(f: &Fixture, store: &SqliteStore, clock: &FixedClock, user: &str, pass: &[u8]) -> Verdict {
     let pass = std::str::from_utf8(pass).unwrap_or_default();
     LocalEngine::new(&f.cfg, store, &f.key, clock)
-        .authenticate(
+        .decide(
             &login(user),
             &Options::default(),
             &mut ScriptedConv::passes(&[pass]).unasked_ok(),

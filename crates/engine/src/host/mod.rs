@@ -176,7 +176,7 @@ pub fn authenticate<R: Resources>(
                     return out;
                 }
             };
-            let out = LocalEngine::new(cfg, &store, &key, clock).authenticate(login, opts, conv);
+            let out = LocalEngine::new(cfg, &store, &key, clock).decide(login, opts, conv);
             match out.verdict {
                 Verdict::Enroll {
                     registration,
@@ -217,7 +217,7 @@ pub fn authenticate<R: Resources>(
             };
             let link = res.remote_link(&cfg.remote);
             let mut outcome =
-                crate::remote::authenticate(cfg, opts, login, conv, clock, store.as_ref(), link);
+                crate::remote::ask_servers(cfg, opts, login, conv, clock, store.as_ref(), link);
             if let Some(e) = store_error {
                 let mut event = Outcome::unavailable(e, login, clock.now()).events;
                 event.append(&mut outcome.events);

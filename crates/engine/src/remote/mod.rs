@@ -41,7 +41,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(1000);
 ///
 /// `link` is the HTTP agent (and a daemon's circuit breaker) for the servers, or the error
 /// building it gave.
-pub fn authenticate<C: Conversation, K: Clock, S: Store>(
+pub fn ask_servers<C: Conversation, K: Clock, S: Store>(
     cfg: &Config,
     opts: &Options,
     login: &Login,
@@ -381,7 +381,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             try_first_pass: from_authtok,
             ..opts.clone()
         };
-        LocalEngine::new(self.cfg, store, &key, self.clock).authenticate(&login, &opts, conv)
+        LocalEngine::new(self.cfg, store, &key, self.clock).decide(&login, &opts, conv)
     }
 }
 

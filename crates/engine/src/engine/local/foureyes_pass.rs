@@ -232,7 +232,7 @@ mod tests {
             ..Login::default()
         };
         let before = pin_checks();
-        let out = engine.authenticate(
+        let out = engine.decide(
             &login,
             &Options::default(),
             &mut ScriptedConv::passes(&[pass]),

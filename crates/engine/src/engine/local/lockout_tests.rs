@@ -92,7 +92,7 @@ impl World {
         let clock = FixedClock::at(now);
         let engine = LocalEngine::new(&self.cfg, &store, &self.key, &clock).with_accounts(&Alice);
         let before = comparisons();
-        let out = engine.authenticate(login, &Options::default(), conv);
+        let out = engine.decide(login, &Options::default(), conv);
         Tried {
             verdict: out.verdict,
             compared: comparisons() - before,

@@ -134,12 +134,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         tokens::for_params(&p)
     }
 
-    pub fn authenticate(
-        &self,
-        login: &Login,
-        opts: &Options,
-        conv: &mut impl Conversation,
-    ) -> Outcome {
+    pub fn decide(&self, login: &Login, opts: &Options, conv: &mut impl Conversation) -> Outcome {
         let mut at = self.attempt(login);
         let verdict = match self.run(&mut at, opts, conv) {
             Ok(v) => self.place_after_verdict(&mut at, v),

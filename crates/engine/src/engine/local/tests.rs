@@ -64,7 +64,7 @@ fn login(cfg: &Config, fx: &Tans, pass: &str) -> Outcome {
         ..Login::default()
     };
     let mut conv = ScriptedConv::passes(&[pass]);
-    engine.authenticate(&login, &Options::default(), &mut conv)
+    engine.decide(&login, &Options::default(), &mut conv)
 }
 
 fn reasons(o: &Outcome) -> Vec<String> {
@@ -116,7 +116,7 @@ impl Timed {
         };
         LocalEngine::new(&self.cfg, &self.store, &self.key, &self.clock)
             .with_accounts(&Alice)
-            .authenticate(&login, &Options::default(), conv)
+            .decide(&login, &Options::default(), conv)
     }
 
     fn pass(&self, pass: &str) -> Outcome {
@@ -466,7 +466,7 @@ fn a_pin_alone_opens_no_challenge_unless_configured() {
         ..Login::default()
     };
     let mut conv = ScriptedConv::passes(&["1234", &fx.codes[3]]);
-    let out = engine.authenticate(&login, &Options::default(), &mut conv);
+    let out = engine.decide(&login, &Options::default(), &mut conv);
     assert!(out.verdict.is_accept(), "{:?}", out.verdict);
     assert_eq!(
         conv.prompts,
@@ -576,7 +576,7 @@ fn pin_only_login(
     };
     // The PIN, then a wrong OTP if a challenge was opened.
     let mut seen = ScriptedConv::passes(&["1234", "000000"]).unasked_ok();
-    let out = engine.authenticate(&login, &Options::default(), &mut seen);
+    let out = engine.decide(&login, &Options::default(), &mut seen);
     (out, seen)
 }
 
