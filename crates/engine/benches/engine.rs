@@ -14,7 +14,8 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 use std::time::{Duration, Instant};
 use tessera_engine::config::{Config, OtpPin};
 use tessera_engine::crypto::{hash_pin, verify_pin, StoreKey};
-use tessera_engine::engine::{self, LocalEngine, Login, Options, Verdict};
+use tessera_engine::engine::{self, Login, Options, Verdict};
+use tessera_engine::login::LocalEngine;
 use tessera_engine::store::{SqliteStore, TokenRecord};
 use tessera_engine::testing::{FixedClock, ScriptedConv};
 use tessera_engine::tokens::{hotp_code, Algorithm, TokenType};

@@ -25,12 +25,14 @@ pub mod engine;
 pub mod enroll;
 pub mod error;
 pub mod fsperm;
-pub mod host;
+pub mod login;
+/// The entry of a login under its older name (the daemon, the command and the tests use it).
+pub use login as host;
+pub use login::remote;
 pub mod http;
 pub mod io_time;
 pub mod pin_rule;
 pub mod policy;
-pub mod remote;
 pub mod store;
 pub mod sys;
 pub mod syslog;

@@ -1,8 +1,7 @@
 //! The authentication decision. Pure Rust, generic over a [`Conversation`] (how we talk to the
 //! user), a [`Clock`] (the source of time) and a [`Store`](crate::store::Store); nothing here knows about PAM. The
-//! entry point that picks local or remote mode is [`crate::host::authenticate`].
+//! entry point that picks local or remote mode is [`crate::login::authenticate`].
 
-mod local;
 pub(crate) mod lockout;
 mod source;
 /// Test doubles of the engine's seams (a fixed clock, a scripted conversation): built for
@@ -10,7 +9,6 @@ mod source;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use local::LocalEngine;
 pub use lockout::{locked_message, missed_message, Lockout};
 pub use source::Source;
 // The accounts seam has its own room below the engine (the policy rules take it too); its
@@ -169,7 +167,7 @@ pub enum Verdict {
     /// The conversation failed or answered NULL.
     ConversationFailed(String),
     /// A registration code matched: the login goes on with the enrollment of the user's new
-    /// token ([`crate::host::authenticate`] runs it and gives the verdict of that).
+    /// token ([`crate::login::authenticate`] runs it and gives the verdict of that).
     Enroll {
         /// The registration token, used up once the new token is saved.
         registration: String,

@@ -22,8 +22,7 @@ pub use dialect::{Challenge, PollState, RemoteAnswer};
 use crate::config::{Config, Dialect, Fallback, OtpPin};
 use crate::crypto::Secret;
 use crate::engine::{
-    ask, first_prompt, Clock, Conversation, LocalEngine, Login, Options, Outcome, Verdict,
-    MAX_PASS_LEN,
+    ask, first_prompt, Clock, Conversation, Login, Options, Outcome, Verdict, MAX_PASS_LEN,
 };
 use crate::error::{Error, Result};
 use crate::store::{AuditEntry, AuditResult, Store};
@@ -381,7 +380,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             try_first_pass: from_authtok,
             ..opts.clone()
         };
-        LocalEngine::new(self.cfg, store, &key, self.clock).decide(&login, &opts, conv)
+        super::LocalEngine::new(self.cfg, store, &key, self.clock).decide(&login, &opts, conv)
     }
 }
 

@@ -1,4 +1,7 @@
-//! The entry point of a login, and what its host keeps between logins.
+//! The login wing: the entry point of a login, and what its host keeps between logins; below
+//! it the local engine ([`local`]), the remote servers ([`remote`]) and who may enroll a token
+//! for themselves. It uses the engine's words (`crate::engine`) and nothing uses it but the
+//! hosts (tesserad, the command).
 //!
 //! [`authenticate`] picks the mode (the local engine, or the remote servers with the store for
 //! audit and fallback). Where the store's connections and the servers' HTTP link come from is
@@ -9,13 +12,12 @@
 use crate::config::{Config, Mode, RemoteConfig};
 use crate::crypto::StoreKey;
 use crate::engine::{
-    load_key, open_store, Clock, Conversation, LocalEngine, Login, Options, Outcome,
-    SystemAccounts, Verdict,
+    load_key, open_store, Clock, Conversation, Login, Options, Outcome, SystemAccounts, Verdict,
 };
 use crate::error::Error;
+use crate::login::remote::breaker::Breaker;
+use crate::login::remote::client::Link;
 use crate::policy::{self, Action, Who};
-use crate::remote::breaker::Breaker;
-use crate::remote::client::Link;
 use crate::store::{AuditEntry, AuditResult};
 use crate::store::{PooledStore, SqliteStore, Store, StorePool};
 use crate::watch::{Checked, Watched};
@@ -24,8 +26,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 mod enroll;
+pub mod local;
+pub mod remote;
 
 pub use enroll::self_service as enroll_self;
+pub use local::LocalEngine;
 
 /// Where a login's store and link to the remote servers come from.
 pub trait Resources {
@@ -127,7 +132,7 @@ impl Resources for Host {
             return Ok(l.clone());
         }
         let link = Link {
-            agent: crate::remote::client::agent(remote)?,
+            agent: crate::login::remote::client::agent(remote)?,
             breaker: Some(Arc::new(Breaker::new(
                 remote.down_after,
                 std::time::Duration::from_secs(remote.down_for),
@@ -216,8 +221,15 @@ pub fn authenticate<R: Resources>(
                 (None, None)
             };
             let link = res.remote_link(&cfg.remote);
-            let mut outcome =
-                crate::remote::ask_servers(cfg, opts, login, conv, clock, store.as_ref(), link);
+            let mut outcome = crate::login::remote::ask_servers(
+                cfg,
+                opts,
+                login,
+                conv,
+                clock,
+                store.as_ref(),
+                link,
+            );
             if let Some(e) = store_error {
                 let mut event = Outcome::unavailable(e, login, clock.now()).events;
                 event.append(&mut outcome.events);

@@ -202,7 +202,7 @@ mod tests {
     use crate::crypto::{secret, Secret, StoreKey};
     use crate::engine::{Login, Options, Outcome, Verdict};
     use crate::error::Error;
-    use crate::host::OneLogin;
+    use crate::login::OneLogin;
     use crate::store::{AuditResult, SqliteStore};
     use crate::testing::FixedClock;
     use crate::tokens::{hotp_code, Algorithm};
@@ -577,7 +577,7 @@ mod tests {
             caller: 0,
             uid: 0,
         };
-        crate::host::authenticate(
+        crate::login::authenticate(
             &OneLogin,
             &w.cfg,
             &Options::default(),
