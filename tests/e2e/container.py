@@ -142,6 +142,11 @@ for _ in range(200):
         except OSError:
             pass
     time.sleep(0.05)
+# The socket answers once it listens; its line about that is written just after: waited for.
+for _ in range(100):
+    if f"tesserad: listening on {socket}" in logged("tesserad.sysv.log"):
+        break
+    time.sleep(0.05)
 R.check("start-stop-daemon --start --background: tesserad runs, listens, and says so in its "
         "--log-file", started.returncode == 0 and pid > 0 and os.path.exists(f"/proc/{pid}")
         and f"tesserad: listening on {socket}" in logged("tesserad.sysv.log"),

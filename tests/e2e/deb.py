@@ -448,6 +448,8 @@ R.check("service tesserad restart: another daemon, of the package's binary, as _
         and wait_for(lambda: os.path.exists(SOCK)), p.stdout + p.stderr)
 p = pamtester("tessera-test", user, "135790" + otp.next(), ops=AUTH_AND_ACCOUNT)
 R.check("a login as root through the restarted daemon", p.returncode == 0, p.stderr)
+# The restarted daemon's "listening" line is written just after its socket answers: waited for.
+wait_for(lambda: debinit.read(debinit.LOG).count(f"tesserad: listening on {SOCK}\n") >= 2)
 logged = debinit.read(debinit.LOG)
 st = os.stat(debinit.LOG) if logged else None
 R.check(f"{debinit.LOG} gets the daemon's lines, each with its time ("
