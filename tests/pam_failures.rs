@@ -226,7 +226,7 @@ fn the_owner_is_told_of_failures_since_her_last_login() {
 }
 
 // The lock that clears after `fail_clear_timeout` is tested on the engine's fixed clock
-// (crates/engine/src/engine/local/mod.rs, `a_lock_clears_after_fail_clear_timeout`).
+// (crates/engine/src/login/local/tests.rs, `a_lock_clears_after_fail_clear_timeout`).
 
 #[test]
 fn a_success_below_max_fail_resets_the_fail_counter() {

@@ -4,9 +4,9 @@ mod support;
 
 use std::time::Duration;
 use support::*;
+use tessera_engine::auth::{Login, SystemClock, Verdict};
 use tessera_engine::config::Config;
 use tessera_engine::crypto::StoreKey;
-use tessera_engine::engine::{Login, SystemClock, Verdict};
 use tessera_engine::login::LocalEngine;
 use tessera_engine::store::{ChallengeRecord, SqliteStore, Store};
 use tessera_engine::tokens::Algorithm;

@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 use support::remote::*;
 use support::{hotp, KEY20};
-use tessera_engine::engine::{Options, Verdict};
+use tessera_engine::auth::{Options, Verdict};
 
 const TIMEOUT: u64 = 2;
 

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use support::pi::{next, servers};
 use support::remote::*;
 use support::{bin_path, hotp, module_path, now, pamtester_command, run_pamtester, KEY20, SERVICE};
+use tessera_engine::auth::Verdict;
 use tessera_engine::config::Config;
-use tessera_engine::engine::Verdict;
 
 const TIMEOUT: u64 = 5;
 const ERIN_HOTP_KEY: &[u8] = b"abcdefghijklmnopqrst";
@@ -26,7 +26,7 @@ fn tls_cfg(ca: &Path) -> (tempfile::TempDir, Config) {
     remote_config_tmp(&[&servers().tls.url], TIMEOUT, &format!("ca_file = {ca:?}"))
 }
 
-fn reject_reason(out: &tessera_engine::engine::Outcome) -> String {
+fn reject_reason(out: &tessera_engine::auth::Outcome) -> String {
     match &out.verdict {
         Verdict::Reject { reason } => reason.clone(),
         v => panic!("expected Reject, got {v:?} ({:?})", out.events),
@@ -313,7 +313,7 @@ fn offline_values_open_logins_without_the_server_and_are_refilled() {
         let pass = format!("davepin{}", hotp(KEY20, counter));
         run(cfg, "dave", &mut ScriptedConv::answers(&[("PIN: ", &pass)]))
     };
-    let accepted = |out: &tessera_engine::engine::Outcome, reason: &str| {
+    let accepted = |out: &tessera_engine::auth::Outcome, reason: &str| {
         assert!(
             out.verdict.is_accept(),
             "{:?} {:?}",

@@ -8,9 +8,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tessera_engine::auth::{Login, Options, Outcome, SystemClock};
 use tessera_engine::config::Config;
 use tessera_engine::crypto::StoreKey;
-use tessera_engine::engine::{Login, Options, Outcome, SystemClock};
 use tessera_engine::host::{self, OneLogin};
 use tessera_engine::testing::FixedClock;
 

@@ -2,9 +2,9 @@
 
 use super::output::{self, Table};
 use super::{CliResult, Failure};
+use tessera_engine::auth::{self, Clock, SystemClock};
 use tessera_engine::config::Config;
 use tessera_engine::crypto::StoreKey;
-use tessera_engine::engine::{self, Clock, SystemClock};
 use tessera_engine::error::{Error, Kind};
 use tessera_engine::fsperm;
 use tessera_engine::store::{AuditEntry, ChallengeState, SqliteStore};
@@ -50,7 +50,7 @@ fn init_store(cfg: &Config) -> CliResult<bool> {
 
     if key_path.exists() || key_path.is_symlink() {
         // Only checked: the mode and the format. Tokens sealed with it must stay readable.
-        engine::load_key(cfg)?;
+        auth::load_key(cfg)?;
         outln!("key {}: exists, kept", key_path.display())?;
         return Ok(false);
     }
@@ -91,7 +91,7 @@ fn create_key(cfg: &Config, owner: Option<(u32, u32)>) -> CliResult<()> {
 }
 
 pub fn challenge_list(cfg: &Config, all: bool, json: bool) -> CliResult<()> {
-    let store = engine::open_store(cfg)?;
+    let store = auth::open_store(cfg)?;
     let rows = store.list_challenges(all)?;
     if json {
         return output::json(&rows);
@@ -126,7 +126,7 @@ pub fn challenge_list(cfg: &Config, all: bool, json: bool) -> CliResult<()> {
 }
 
 pub fn audit(cfg: &Config, user: Option<&str>, limit: u32, json: bool) -> CliResult<()> {
-    let store = engine::open_store(cfg)?;
+    let store = auth::open_store(cfg)?;
     let rows = store.audit_entries(user, limit)?;
     if json {
         return output::json(&rows);
@@ -166,7 +166,7 @@ const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 /// `tessera audit --follow`: the newest `limit` rows, then each new row as it is written, as
 /// one JSON object a line (`--json`) or one text line, until interrupted or stdout is closed.
 pub fn audit_follow(cfg: &Config, user: Option<&str>, limit: u32, json: bool) -> CliResult<()> {
-    let store = engine::open_store(cfg)?;
+    let store = auth::open_store(cfg)?;
     let mut last = store.last_audit_id()?;
     let backlog = store.audit_entries(user, limit)?;
     for e in &backlog {

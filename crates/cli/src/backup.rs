@@ -11,8 +11,8 @@
 
 use super::{CliResult, Failure};
 use std::path::Path;
+use tessera_engine::auth::{self, Clock, SystemClock};
 use tessera_engine::config::Config;
-use tessera_engine::engine::{self, Clock, SystemClock};
 use tessera_engine::error::Error;
 use tessera_engine::store::{BackupReader, BackupTarget, RestoreMode};
 use tessera_engine::sys;
@@ -22,7 +22,7 @@ pub fn backup(cfg: &Config, file: &Path) -> CliResult<()> {
     // As whoever runs the command (root): the file is theirs, in a directory of theirs.
     let mut target = BackupTarget::create(file)?;
     let copy = |target: &mut BackupTarget| -> Result<(), Error> {
-        engine::open_store(cfg)?.backup_to(target)
+        auth::open_store(cfg)?.backup_to(target)
     };
     match owner {
         Some(o) => sys::as_store_owner(&cfg.store.path, o, || copy(&mut target))
@@ -48,8 +48,8 @@ pub fn restore(cfg: &Config, file: &Path, mode: RestoreMode) -> CliResult<()> {
     let owner = sys::store_owner(&cfg.store.path).map(|(uid, _)| uid);
     let reader = BackupReader::open(file, owner)?;
     super::become_store_owner(cfg)?;
-    let store = engine::open_store(cfg)?;
-    let key = engine::load_key(cfg)?;
+    let store = auth::open_store(cfg)?;
+    let key = auth::load_key(cfg)?;
     let report = store
         .restore_from(&reader, mode, &key, SystemClock.now())
         .map_err(Failure::Error)?;

@@ -6,8 +6,8 @@
 use super::input::Terminal;
 use super::{CliResult, Failure};
 use crate::args::CheckArgs;
+use tessera_engine::auth::{Login, Options, SystemClock, Verdict};
 use tessera_engine::config::Config;
-use tessera_engine::engine::{Login, Options, SystemClock, Verdict};
 use tessera_engine::error::Error;
 use tessera_engine::host::{self, OneLogin};
 

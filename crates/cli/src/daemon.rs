@@ -70,7 +70,7 @@ const DIALOGUE_WAIT: Duration = Duration::from_secs(120);
 /// the terminal (hidden where it asks: the PIN), its information lines (the URI, the QR code)
 /// go to stdout. Exit 0 once the token is saved.
 pub fn enroll(socket: &Path, kind: Option<&str>, light: bool) -> CliResult<()> {
-    use tessera_engine::engine::Conversation;
+    use tessera_engine::auth::Conversation;
     let fail = |why: String| Failure::Error(Error::Invalid(why));
     let mut conn = UnixStream::connect(socket).map_err(|e| {
         fail(format!(

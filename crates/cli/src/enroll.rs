@@ -3,9 +3,9 @@
 
 use super::{input, CliResult, Failure};
 use crate::args::AddArgs;
+use tessera_engine::auth::{self, Clock, SystemClock};
 use tessera_engine::config::Config;
 use tessera_engine::crypto::{self, Secret};
-use tessera_engine::engine::{self, Clock, SystemClock};
 pub(crate) use tessera_engine::enroll::new_serial;
 use tessera_engine::enroll::{login_name, otpauth_uri, qr, random_key, KeyUri};
 use tessera_engine::error::Kind;
@@ -82,8 +82,8 @@ pub fn add(cfg: &Config, a: &AddArgs) -> CliResult<()> {
     let shown = zeroize::Zeroizing::new(shown);
     let rule = cfg.auth.pin_rule();
     let pin = input::pin_from_args(a.pin.pin.as_deref(), a.pin.pin_stdin, &rule)?;
-    let store = engine::open_store(cfg)?;
-    let store_key = engine::load_key(cfg)?;
+    let store = auth::open_store(cfg)?;
+    let store_key = auth::load_key(cfg)?;
     let pin_hash = pin
         .map(|p| crypto::hash_pin(&p, &store_key.pepper()))
         .transpose()?;
@@ -513,7 +513,7 @@ fn counter_arg(c: Option<u64>) -> CliResult<u64> {
 }
 
 /// The account's own name for `--user` (logins look tokens up by it: see
-/// `engine::resolve_user`); a name that is no account here is kept as given, with a warning,
+/// `auth::resolve_user`); a name that is no account here is kept as given, with a warning,
 /// since the account may come later (a directory not yet joined).
 pub(crate) fn account_of(user: &str) -> String {
     match tessera_engine::sys::account_name(user) {

@@ -14,9 +14,9 @@ use super::{enroll, CliResult, Failure};
 use crate::args::{ImportArgs, ImportFormat};
 use serde::Serialize;
 use std::path::Path;
+use tessera_engine::auth::{self, Clock, SystemClock};
 use tessera_engine::config::Config;
 use tessera_engine::crypto::{self, Secret};
-use tessera_engine::engine::{self, Clock, SystemClock};
 use tessera_engine::store::TokenRecord;
 use tessera_engine::tokens::{tan, Algorithm, TokenType};
 use tessera_import::{pskc, Imported, Kind};
@@ -85,7 +85,7 @@ pub fn run(cfg: &Config, a: &ImportArgs) -> CliResult<()> {
         return Err(Failure::invalid("no tokens in the files given"));
     }
     super::become_store_owner(cfg)?;
-    let store_key = engine::load_key(cfg)?;
+    let store_key = auth::load_key(cfg)?;
     let mut records = Vec::with_capacity(found.len());
     let mut rows = Vec::with_capacity(found.len());
     for f in &found {
@@ -102,7 +102,7 @@ pub fn run(cfg: &Config, a: &ImportArgs) -> CliResult<()> {
         records.push(record);
         rows.push(row);
     }
-    let store = engine::open_store(cfg)?;
+    let store = auth::open_store(cfg)?;
     for r in &records {
         if store.get_token(&r.serial).is_ok() {
             return Err(Failure::invalid(format!(

@@ -4,8 +4,8 @@
 
 use super::{CliResult, Failure};
 use std::io::{BufRead, IsTerminal, Read, Write};
+use tessera_engine::auth::Conversation;
 use tessera_engine::crypto::Secret;
-use tessera_engine::engine::Conversation;
 use tessera_engine::enroll::{PinProblem, PinRule};
 use tessera_engine::error::Error;
 use zeroize::Zeroizing;

@@ -95,8 +95,8 @@ pub fn main() -> ExitCode {
 
 /// `tessera policy test`: the rule that decides, the action and the criteria that matched.
 fn policy_test(cfg: &Config, a: &PolicyTestArgs) -> CliResult<()> {
-    use tessera_engine::engine::SystemAccounts;
-    use tessera_engine::engine::{Clock, SystemClock};
+    use tessera_engine::auth::SystemAccounts;
+    use tessera_engine::auth::{Clock, SystemClock};
     use tessera_engine::policy::Day;
     use tessera_engine::policy::{decide, Action, Who};
     let accounts = SystemAccounts;

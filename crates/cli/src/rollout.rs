@@ -7,8 +7,8 @@
 use super::{enroll, CliResult, Failure};
 use crate::args::AddArgs;
 use serde::Serialize;
+use tessera_engine::auth;
 use tessera_engine::config::Config;
-use tessera_engine::engine;
 use tessera_engine::store::Store as _;
 use tessera_engine::tokens::TokenType;
 
@@ -50,8 +50,8 @@ pub fn issue(cfg: &Config, a: &AddArgs) -> CliResult<()> {
             group.escape_debug()
         )));
     }
-    let store = engine::open_store(cfg)?;
-    let store_key = engine::load_key(cfg)?;
+    let store = auth::open_store(cfg)?;
+    let store_key = auth::load_key(cfg)?;
     let mut issued = Vec::new();
     let mut skipped = Vec::new();
     for member in &members {

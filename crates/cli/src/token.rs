@@ -5,9 +5,9 @@ use super::output::{self, Table};
 use super::{enroll, input, CliResult, Failure};
 use crate::args::TokenCmd;
 use serde::Serialize;
+use tessera_engine::auth::{self, Clock, SystemClock};
 use tessera_engine::config::{Config, LockScope};
 use tessera_engine::crypto;
-use tessera_engine::engine::{self, Clock, SystemClock};
 use tessera_engine::store::{ClassFailures, SourceFailures, TokenRecord};
 use tessera_engine::tokens::{self, CheckContext, TokenType};
 
@@ -23,19 +23,19 @@ pub fn run(cfg: &Config, cmd: TokenCmd) -> CliResult<()> {
             no_pin,
         } => set_pin(cfg, &serial, pin.pin.as_deref(), pin.pin_stdin, no_pin),
         TokenCmd::Enable { serial } => {
-            engine::open_store(cfg)?.set_active(&serial, true)?;
+            auth::open_store(cfg)?.set_active(&serial, true)?;
             outln!("token {serial} enabled")
         }
         TokenCmd::Disable { serial } => {
-            engine::open_store(cfg)?.set_active(&serial, false)?;
+            auth::open_store(cfg)?.set_active(&serial, false)?;
             outln!("token {serial} disabled")
         }
         TokenCmd::Remove { serial } => {
-            engine::open_store(cfg)?.remove_token(&serial)?;
+            auth::open_store(cfg)?.remove_token(&serial)?;
             outln!("token {serial} removed")
         }
         TokenCmd::Reset { serial } => {
-            let store = engine::open_store(cfg)?;
+            let store = auth::open_store(cfg)?;
             let t = store.get_token(&serial)?;
             store.reset_failures(&serial)?;
             // The failures of its user's sources and their sums too: the user is let in
@@ -214,7 +214,7 @@ fn fails(cfg: &Config, v: &TokenView) -> String {
 }
 
 fn list(cfg: &Config, user: Option<&str>, kind: Option<TokenType>, json: bool) -> CliResult<()> {
-    let mut tokens = engine::open_store(cfg)?.list_tokens(user)?;
+    let mut tokens = auth::open_store(cfg)?.list_tokens(user)?;
     let made = enrolled_with(&tokens);
     tokens.retain(|t| !kind.is_some_and(|k| t.kind != k));
     let now = SystemClock.now();
@@ -260,7 +260,7 @@ fn list(cfg: &Config, user: Option<&str>, kind: Option<TokenType>, json: bool) -
 }
 
 fn show(cfg: &Config, serial: &str, json: bool) -> CliResult<()> {
-    let store = engine::open_store(cfg)?;
+    let store = auth::open_store(cfg)?;
     let t = store.get_token(serial)?;
     let now = SystemClock.now();
     let mut v = view(cfg, &t, now);
@@ -357,7 +357,7 @@ fn set_pin(
     pin_stdin: bool,
     no_pin: bool,
 ) -> CliResult<()> {
-    let store = engine::open_store(cfg)?;
+    let store = auth::open_store(cfg)?;
     let rule = cfg.auth.pin_rule();
     // Fails on an unknown serial before anything is asked.
     let t = store.get_token(serial)?;
@@ -381,7 +381,7 @@ fn set_pin(
         None => input::new_pin_interactive(&rule)?,
     };
     // The pepper comes from the key file: a PIN hash is bound to it.
-    let hash = crypto::hash_pin(&pin, &engine::load_key(cfg)?.pepper())?;
+    let hash = crypto::hash_pin(&pin, &auth::load_key(cfg)?.pepper())?;
     store.set_pin_hash(serial, Some(&hash), &rule)?;
     outln!("token {serial}: PIN set")
 }
@@ -389,7 +389,7 @@ fn set_pin(
 /// Finds two consecutive OTPs beyond the login window and moves the HOTP counter (or sets the
 /// TOTP drift) past them.
 fn resync(cfg: &Config, serial: &str, otp1: &str, otp2: &str) -> CliResult<()> {
-    let store = engine::open_store(cfg)?;
+    let store = auth::open_store(cfg)?;
     let t = store.get_token(serial)?;
     if !matches!(t.kind, TokenType::Hotp | TokenType::Totp) {
         return Err(Failure::invalid(format!(
@@ -397,7 +397,7 @@ fn resync(cfg: &Config, serial: &str, otp1: &str, otp2: &str) -> CliResult<()> {
             t.kind.name()
         )));
     }
-    let key = engine::load_key(cfg)?.open(&t.serial, &t.sealed_key)?;
+    let key = auth::load_key(cfg)?.open(&t.serial, &t.sealed_key)?;
     let ctx = CheckContext {
         now: SystemClock.now(),
         hotp_window: cfg.auth.hotp_window,

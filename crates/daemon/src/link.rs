@@ -6,8 +6,8 @@
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
+use tessera_engine::auth::Conversation;
 use tessera_engine::crypto::{secret, Secret};
-use tessera_engine::engine::Conversation;
 use tessera_engine::error::Error;
 use tessera_proto::{self as proto, write_frame, FrameReader, Reply, Request};
 use zeroize::Zeroizing;

@@ -27,7 +27,7 @@ macro_rules! say {
 pub fn line(args: std::fmt::Arguments) {
     let mut text = String::new();
     if TIMED.load(Ordering::Relaxed) {
-        use tessera_engine::engine::{Clock, SystemClock};
+        use tessera_engine::auth::{Clock, SystemClock};
         text.push_str(&timestamp(SystemClock.now()));
         text.push(' ');
     }

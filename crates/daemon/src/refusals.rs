@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
+use tessera_engine::auth::Clock;
 use tessera_engine::config::{Config, RemoteConfig};
 use tessera_engine::crypto::StoreKey;
-use tessera_engine::engine::Clock;
 use tessera_engine::error::Error;
 use tessera_engine::host::Resources;
 use tessera_engine::remote::client::Link;
@@ -89,7 +89,7 @@ impl Refusals {
         row: &AuditEntry,
         store: impl FnOnce() -> Option<S>,
     ) -> bool {
-        let now = tessera_engine::engine::SystemClock.now();
+        let now = tessera_engine::auth::SystemClock.now();
         let opened = std::cell::OnceCell::new();
         let mut store = Some(store);
         let mut first = false;

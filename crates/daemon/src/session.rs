@@ -8,9 +8,9 @@ use crate::metrics::LoginResult;
 use crate::refusals::Refusals;
 use crate::reports;
 use std::time::{Duration, Instant};
+use tessera_engine::auth::{self, Login, Options, SystemClock, Verdict};
 use tessera_engine::config::Config;
 use tessera_engine::crypto::secret;
-use tessera_engine::engine::{self, Login, Options, SystemClock, Verdict};
 use tessera_engine::host::{self, Resources};
 use tessera_engine::store::AuditEntry;
 use tessera_proto::{self as proto, Reply, Request};
@@ -156,7 +156,7 @@ fn refuse_caller<C: Channel>(
     why: &str,
     refusals: &Refusals,
 ) -> std::result::Result<(), proto::ProtoError> {
-    let now = engine::Clock::now(&SystemClock);
+    let now = auth::Clock::now(&SystemClock);
     let e = AuditEntry {
         time: now,
         service: login.service.clone(),

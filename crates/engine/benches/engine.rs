@@ -12,9 +12,9 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use std::time::{Duration, Instant};
+use tessera_engine::auth::{self, Login, Options, Verdict};
 use tessera_engine::config::{Config, OtpPin};
 use tessera_engine::crypto::{hash_pin, verify_pin, StoreKey};
-use tessera_engine::engine::{self, Login, Options, Verdict};
 use tessera_engine::login::LocalEngine;
 use tessera_engine::store::{SqliteStore, TokenRecord};
 use tessera_engine::testing::{FixedClock, ScriptedConv};
@@ -245,7 +245,7 @@ fn whole_authenticate(c: &mut Criterion) {
         b.iter(|| black_box(SqliteStore::open(&f.cfg.store.path, 5000).unwrap()))
     });
     c.bench_function("store/load_key", |b| {
-        b.iter(|| black_box(engine::load_key(&f.cfg).unwrap()))
+        b.iter(|| black_box(auth::load_key(&f.cfg).unwrap()))
     });
     // The module parses its config on every login too.
     let conf = f.dir.path().join("tessera.toml");

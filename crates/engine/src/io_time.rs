@@ -1,6 +1,6 @@
 //! Waiting on the operating system: the deadlines of network exchanges, SMTP sessions and
 //! child processes, and the short pauses while polling them. This is not the login's time
-//! (that is [`crate::engine::Clock`]'s, which tests fix): a server that hangs must cost real
+//! (that is [`crate::auth::Clock`]'s, which tests fix): a server that hangs must cost real
 //! seconds at most, whatever a test clock says. These are the engine's only reads of the
 //! monotonic clock and its only sleeps outside the `Clock`: `crates/engine/clippy.toml`
 //! forbids the std calls everywhere else.

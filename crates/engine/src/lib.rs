@@ -17,11 +17,11 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod accounts;
+pub mod auth;
 pub mod calendar;
 pub mod config;
 pub mod crypto;
 pub mod delivery;
-pub mod engine;
 pub mod enroll;
 pub mod error;
 pub mod fsperm;
@@ -40,7 +40,7 @@ pub mod syslog;
 /// through the `testing` feature, for the benches and the workspace's tests, never into the
 /// binaries.
 #[cfg(any(test, feature = "testing"))]
-pub use engine::testing;
+pub use auth::testing;
 mod text_list;
 pub mod tokens;
 pub mod userfile;

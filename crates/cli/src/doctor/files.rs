@@ -8,9 +8,9 @@ use super::report::Report;
 use crate::CliResult;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use tessera_engine::auth;
 use tessera_engine::config::Config;
 use tessera_engine::crypto::StoreKey;
-use tessera_engine::engine;
 use tessera_engine::fsperm::{self, Access};
 use tessera_engine::store::SqliteStore;
 
@@ -20,7 +20,7 @@ pub(super) fn load_key(r: &mut Report, cfg: &Config) -> CliResult<Option<StoreKe
     if !check_file(r, "key", &cfg.store.key_file, Access::Secret)? {
         return Ok(None);
     }
-    match engine::load_key(cfg) {
+    match auth::load_key(cfg) {
         Ok(k) => {
             r.ok(&format!(
                 "key {}: 64 hex digits",
@@ -44,7 +44,7 @@ pub(super) fn open_store(r: &mut Report, cfg: &Config) -> CliResult<Option<Sqlit
     if !(store_files_ok && wal_ok && shm_ok) {
         return Ok(None);
     }
-    match engine::open_store(cfg) {
+    match auth::open_store(cfg) {
         Ok(s) => {
             r.ok(&format!(
                 "store {}: opens, schema up to date",

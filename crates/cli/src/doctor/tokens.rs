@@ -40,8 +40,8 @@ pub(super) fn check_tokens(
 /// Sources (or, with `lock_scope = "token"`, tokens) that failures lock now: a warning naming
 /// the first few, and how to open them.
 pub(super) fn check_locks(r: &mut Report, store: &SqliteStore, cfg: &Config) -> CliResult<()> {
-    use tessera_engine::engine::Clock;
-    let now = tessera_engine::engine::SystemClock.now();
+    use tessera_engine::auth::Clock;
+    let now = tessera_engine::auth::SystemClock.now();
     let auth = &cfg.auth;
     let mut locked: Vec<String> = match auth.lock_scope {
         tessera_engine::config::LockScope::Source => store
@@ -158,8 +158,8 @@ pub(super) fn check_pin_rule(r: &mut Report, store: &SqliteStore, cfg: &Config) 
 /// Registration codes that expired unused: the users they were for have not enrolled. (A code
 /// is refused once expired, like a wrong one; `token remove` tidies it away.)
 pub(super) fn check_registrations(r: &mut Report, store: &SqliteStore) -> CliResult<()> {
-    use tessera_engine::engine::Clock;
-    let now = tessera_engine::engine::SystemClock.now();
+    use tessera_engine::auth::Clock;
+    let now = tessera_engine::auth::SystemClock.now();
     let Ok(tokens) = store.list_tokens(None) else {
         return Ok(()); // check_tokens said why
     };

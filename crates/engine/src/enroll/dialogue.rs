@@ -9,9 +9,9 @@
 
 use super::qr::{self, Background};
 use super::{login_name, new_serial, otpauth_uri, random_key, KeyUri};
+use crate::auth::{answer, Clock, Conversation};
 use crate::config::{Config, OtpPin};
 use crate::crypto::{self, Secret, StoreKey};
-use crate::engine::{answer, Clock, Conversation};
 use crate::error::Error;
 use crate::store::{AuditEntry, AuditResult, Store, TokenRecord};
 use crate::tokens::{self, Algorithm, CheckContext, TokenParams, TokenType};

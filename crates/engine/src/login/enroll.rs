@@ -5,9 +5,9 @@
 //! [`dialogue`](crate::enroll::dialogue) makes the token.
 
 use super::Resources;
+use crate::auth::{Accounts, Clock, Conversation, Login, Options, Outcome, Verdict};
 use crate::config::{Config, Mode, SELF_ENROLL_TYPES};
 use crate::crypto::StoreKey;
-use crate::engine::{Accounts, Clock, Conversation, Login, Options, Outcome, Verdict};
 use crate::enroll::dialogue::{make_token, Enrolled, Enrollee, Enrollment, Wanted};
 use crate::enroll::qr::Background;
 use crate::error::Error;
@@ -199,8 +199,8 @@ fn wanted_type(cfg: &Config, asked: Option<&str>) -> Result<TokenType, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::{Login, Options, Outcome, Verdict};
     use crate::crypto::{secret, Secret, StoreKey};
-    use crate::engine::{Login, Options, Outcome, Verdict};
     use crate::error::Error;
     use crate::login::OneLogin;
     use crate::store::{AuditResult, SqliteStore};
@@ -335,7 +335,7 @@ mod tests {
             }
         }
         fn store(&self) -> SqliteStore {
-            crate::engine::open_store(&self.cfg).unwrap()
+            crate::auth::open_store(&self.cfg).unwrap()
         }
         fn enroll(&self, groups: &[&str], kind: Option<&str>, user: &mut AppUser) -> Enrollment {
             let who = Enrollee {

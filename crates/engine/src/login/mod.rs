@@ -1,6 +1,6 @@
 //! The login wing: the entry point of a login, and what its host keeps between logins; below
 //! it the local engine ([`local`]), the remote servers ([`remote`]) and who may enroll a token
-//! for themselves. It uses the engine's words (`crate::engine`) and nothing uses it but the
+//! for themselves. It uses the words of `crate::auth` and nothing uses it but the
 //! hosts (tesserad, the command).
 //!
 //! [`authenticate`] picks the mode (the local engine, or the remote servers with the store for
@@ -9,11 +9,11 @@
 //! check`, `tesserad --stdio`), a [`Host`] keeps them open from one login to the next (tesserad
 //! on its socket: no SQLite open per login, group commit, kept-alive HTTPS connections).
 
-use crate::config::{Config, Mode, RemoteConfig};
-use crate::crypto::StoreKey;
-use crate::engine::{
+use crate::auth::{
     load_key, open_store, Clock, Conversation, Login, Options, Outcome, SystemAccounts, Verdict,
 };
+use crate::config::{Config, Mode, RemoteConfig};
+use crate::crypto::StoreKey;
 use crate::error::Error;
 use crate::login::remote::breaker::Breaker;
 use crate::login::remote::client::Link;

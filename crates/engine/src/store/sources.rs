@@ -2,7 +2,7 @@
 //! one place (a remote host, a local user on a terminal, a caller's uid) lock that place only,
 //! so that a stranger's wrong passes can't lock the owner out. Summed per class of source too
 //! (`[auth] account_max_fail`): the ceiling of guesses at one user from everywhere together.
-//! The rules are `crate::engine::lockout`'s; this is their SQL.
+//! The rules are `crate::auth::lockout`'s; this is their SQL.
 
 use super::SourceClass;
 use crate::error::Result;

@@ -16,8 +16,8 @@
 
 use super::{challenge_aad, Attempt, Candidate, LocalEngine, PassedOver, SEND_LIMIT_MESSAGE};
 use super::{Verdict, SEND_WINDOW};
+use crate::auth::{ask, new_transaction_id, Clock, Conversation};
 use crate::delivery::{Channel, Configured, Courier, OutOfBand};
-use crate::engine::{ask, new_transaction_id, Clock, Conversation};
 use crate::error::{Error, Result};
 use crate::store::{ChallengeRecord, ChallengeState, Store, StoreTx, TokenRecord};
 use crate::tokens::{self, Sends};

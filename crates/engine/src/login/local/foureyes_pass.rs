@@ -5,8 +5,8 @@
 //! then one write transaction that checks the members' OTPs and decides.
 
 use super::{Attempt, LocalEngine, Verdict};
+use crate::auth::Clock;
 use crate::crypto::Secret;
-use crate::engine::Clock;
 use crate::error::Result;
 use crate::store::{Store, StoreTx, TokenRecord};
 use crate::tokens::foureyes;
@@ -175,9 +175,9 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
 #[cfg(test)]
 mod tests {
     use super::super::LocalEngine;
+    use crate::auth::{Accounts, Login, Options, Verdict};
     use crate::config::Config;
     use crate::crypto::{hash_pin, pin_checks, StoreKey};
-    use crate::engine::{Accounts, Login, Options, Verdict};
     use crate::store::{SqliteStore, TokenRecord};
     use crate::testing::{FixedClock, ScriptedConv};
     use crate::tokens::{foureyes, hotp_code, Algorithm, TokenType};

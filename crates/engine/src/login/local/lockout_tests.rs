@@ -1,12 +1,12 @@
 //! The counts an attempt takes its place in before anything it typed is compared
-//! (`engine::lockout`), on the engine with a fixed clock and a real store: sources that can't
+//! (`auth::lockout`), on the engine with a fixed clock and a real store: sources that can't
 //! be multiplied, attempts at once, the right code at the limit, the sum per class of sources
 //! and its ceiling, what the owner is told; and a property test of the bound over random
 //! attacks from a thousand sources.
 
 use super::*;
+use crate::auth::{Login, Options, Verdict};
 use crate::crypto::hash_pin;
-use crate::engine::{Login, Options, Verdict};
 use crate::store::{SourceClass, SqliteStore};
 use crate::testing::{FixedClock, ScriptedConv};
 use std::sync::{Arc, Barrier};

@@ -8,14 +8,14 @@
 //! [`challenge`] (challenges opened and answered), [`foureyes_pass`] (a 4eyes pass), and the
 //! tests in `tests.rs` and `lockout_tests.rs`.
 
-use crate::config::{Config, LockScope, OtpPin};
-use crate::crypto::{ct_eq, Pepper, PinCheck, PinHasher, Secret, StoreKey, Turn};
-use crate::delivery::Courier;
-use crate::engine::lockout::{self, Lockout, Place, Who};
-use crate::engine::{
+use crate::auth::lockout::{self, Lockout, Place, Who};
+use crate::auth::{
     ask, first_prompt, resolve_user, Accounts, Clock, Conversation, Login, Options, Outcome,
     Source, SystemAccounts, Verdict, MAX_PASS_LEN,
 };
+use crate::config::{Config, LockScope, OtpPin};
+use crate::crypto::{ct_eq, Pepper, PinCheck, PinHasher, Secret, StoreKey, Turn};
+use crate::delivery::Courier;
 use crate::error::{Error, Kind, Result};
 use crate::store::{AuditEntry, AuditResult, ChallengeState, Missed, Store, StoreTx, TokenRecord};
 use crate::tokens::{self, CheckContext, Sends, Token, TokenType};
@@ -96,7 +96,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         let known = resolved.is_some();
         // An unknown user is audited under the name as given; no token is looked up for it.
         let (user, realm) =
-            resolved.unwrap_or_else(|| crate::engine::split_realm(self.cfg, &login.user));
+            resolved.unwrap_or_else(|| crate::auth::split_realm(self.cfg, &login.user));
         let source = Source::on_this_host(login, self.cfg.auth.source_prefix_v6);
         let own_uid = known && source.uid().is_some() && self.accounts.uid(&user) == source.uid();
         Attempt {
@@ -156,7 +156,7 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         if verdict.is_accept() {
             self.rehash_pins(&at);
             if let Some(m) = &at.missed {
-                let _ = conv.info(&crate::engine::missed_message(m));
+                let _ = conv.info(&crate::auth::missed_message(m));
             }
         }
         if let Some(told) = verdict.locked_message(self.clock.now()) {

@@ -1,4 +1,4 @@
-//! An attempt's place in the counts (`engine::lockout`), as the local engine takes and settles
+//! An attempt's place in the counts (`auth::lockout`), as the local engine takes and settles
 //! it: refused before any prompt when its source or class is locked, counted before anything
 //! typed is compared, given back by a refusal that was no guess, and the refusal of a locked
 //! source or class.

@@ -2,9 +2,9 @@
 //! and two logins at once with one code.
 
 use super::*;
+use crate::auth::{Login, Options, Verdict};
 use crate::crypto::hash_pin;
 use crate::delivery::OutOfBand;
-use crate::engine::{Login, Options, Verdict};
 use crate::store::SqliteStore;
 use crate::testing::{FixedClock, ScriptedConv};
 use crate::tokens::tan;

@@ -19,11 +19,11 @@ mod rounds;
 pub use crate::http::form_encode;
 pub use dialect::{Challenge, PollState, RemoteAnswer};
 
-use crate::config::{Config, Dialect, Fallback, OtpPin};
-use crate::crypto::Secret;
-use crate::engine::{
+use crate::auth::{
     ask, first_prompt, Clock, Conversation, Login, Options, Outcome, Verdict, MAX_PASS_LEN,
 };
+use crate::config::{Config, Dialect, Fallback, OtpPin};
+use crate::crypto::Secret;
 use crate::error::{Error, Result};
 use crate::store::{AuditEntry, AuditResult, Store};
 use client::{Client, Unreachable};
@@ -58,7 +58,7 @@ pub fn ask_servers<C: Conversation, K: Clock, S: Store>(
         clock,
         store,
         offline_items: Vec::new(),
-        source: crate::engine::Source::on_this_host(login, cfg.auth.source_prefix_v6),
+        source: crate::auth::Source::on_this_host(login, cfg.auth.source_prefix_v6),
         place: None,
         events: Vec::new(),
         written: 0,
@@ -186,10 +186,10 @@ struct Run<'a, K: Clock, S: Store> {
     /// The offline values in the server's last answer (`[remote] offline`).
     offline_items: Vec<offline::Item>,
     /// Where the login comes from, as guesses at offline values are counted.
-    source: crate::engine::Source,
+    source: crate::auth::Source,
     /// The login's place in the counts of its source and class, taken before a pass is
     /// compared with the offline values.
-    place: Option<crate::engine::lockout::Place>,
+    place: Option<crate::auth::lockout::Place>,
     events: Vec<AuditEntry>,
     /// How many of `events` are already in the audit table.
     written: usize,
@@ -316,7 +316,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
         from_authtok: bool,
         conv: &mut impl Conversation,
     ) -> Result<End> {
-        if !crate::engine::valid_user_name(&self.user) {
+        if !crate::auth::valid_user_name(&self.user) {
             // Not sent: no server has such a user. It fails like any unknown user.
             let reason = "user name can't be looked up (empty, too long or control characters)";
             self.event(AuditResult::Reject, reason, "", "");
@@ -367,7 +367,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             );
             return Outcome::unavailable(e, self.login, self.clock.now());
         };
-        let key = match crate::engine::load_key(self.cfg) {
+        let key = match crate::auth::load_key(self.cfg) {
             Ok(k) => k,
             Err(e) => return Outcome::unavailable(e, self.login, self.clock.now()),
         };

@@ -9,9 +9,9 @@
 
 use super::client::{Client, Request, Unreachable};
 use super::Run;
+use crate::auth::lockout::{self, Lockout, Who};
+use crate::auth::{Accounts, Clock, Verdict};
 use crate::crypto::ct_eq;
-use crate::engine::lockout::{self, Lockout, Who};
-use crate::engine::{Accounts, Clock, Verdict};
 use crate::store::{AuditResult, OfflineBatch, OfflineValue, Store};
 use serde_json::Value;
 
@@ -92,7 +92,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
     /// accepted before).
     fn who<'w>(&'w self, realm: &'w str) -> Who<'w> {
         let own_uid = self.source.uid().is_some()
-            && crate::engine::SystemAccounts.uid(&self.user) == self.source.uid();
+            && crate::auth::SystemAccounts.uid(&self.user) == self.source.uid();
         Who {
             user: &self.user,
             realm,
@@ -102,7 +102,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
         }
     }
 
-    /// Takes the login's place in the counts (see `crate::engine::lockout`), or refuses a
+    /// Takes the login's place in the counts (see `crate::auth::lockout`), or refuses a
     /// locked source or class: `Some` ends the login.
     fn offline_place(&mut self, store: &S, realm: &str) -> Option<Verdict> {
         let now = self.clock.now();

@@ -6,8 +6,8 @@
 use super::client::{Client, Request, Unreachable};
 use super::dialect::{error_is_rejection, parse_check, parse_poll};
 use super::{offline, Challenge, PollState, RemoteAnswer, Run, MAX_ROUNDS, POLL_INTERVAL};
+use crate::auth::{ask, Clock, Conversation, Verdict, MAX_PASS_LEN};
 use crate::config::Dialect;
-use crate::engine::{ask, Clock, Conversation, Verdict, MAX_PASS_LEN};
 use crate::error::{Error, Result};
 use crate::store::{AuditResult, Store};
 

@@ -1,6 +1,9 @@
-//! The authentication decision. Pure Rust, generic over a [`Conversation`] (how we talk to the
-//! user), a [`Clock`] (the source of time) and a [`Store`](crate::store::Store); nothing here knows about PAM. The
-//! entry point that picks local or remote mode is [`crate::login::authenticate`].
+//! The words of an authentication decision, below the login wing (`crate::login`) and the
+//! enrollment: the [`Conversation`] (how we talk to the user), the [`Clock`] (the source of
+//! time), a [`Login`] and its [`Options`], the [`Verdict`] and [`Outcome`]; the failure counts
+//! an attempt takes its place in ([`lockout`]) and where it comes from ([`Source`]). Nothing
+//! here knows about PAM. The entry point that picks local or remote mode is
+//! [`crate::login::authenticate`].
 
 pub(crate) mod lockout;
 mod source;
