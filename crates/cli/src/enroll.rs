@@ -180,7 +180,7 @@ fn next_code_note(p: &Plan) -> Option<String> {
              up once that token is saved",
             p.info
                 .expires
-                .map_or_else(String::new, |t| crate::output::time(t)[..16].to_string())
+                .map_or_else(String::new, crate::output::minute)
         )),
         _ => None,
     }

@@ -115,6 +115,11 @@ pub fn time(t: u64) -> String {
     tessera_engine::calendar::utc_time(t)
 }
 
+/// Unix seconds as `YYYY-MM-DD HH:MM` in UTC.
+pub fn minute(t: u64) -> String {
+    tessera_engine::calendar::utc_minute(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,8 +84,7 @@ pub fn issue(cfg: &Config, a: &AddArgs) -> CliResult<()> {
             expires: plan
                 .info
                 .expires
-                .map(|t| crate::output::time(t)[..16].to_string())
-                .unwrap_or_default(),
+                .map_or_else(String::new, crate::output::minute),
         });
     }
     if !skipped.is_empty() {

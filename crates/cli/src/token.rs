@@ -155,7 +155,7 @@ fn counter_column(v: &TokenView, now: u64) -> String {
             // The counter is the step after the last one used, on the device's clock.
             let step = (t.counter - 1) as i64 - t.drift;
             let at = u64::try_from(step).unwrap_or(0).saturating_mul(t.period);
-            format!("used {}", &output::time(at)[..16])
+            format!("used {}", output::minute(at))
         }
         _ => t.counter.to_string(),
     }
@@ -164,16 +164,15 @@ fn counter_column(v: &TokenView, now: u64) -> String {
 /// Where a registration code stands: used, expired (since when), or good until when.
 fn registration_state(v: &TokenView, expires: u64, now: u64) -> String {
     let t = v.token;
-    let minute = |t: u64| output::time(t)[..16].to_string();
     if t.counter >= tokens::registration::USED {
         match &v.enrolled_token {
             Some(serial) => format!("used: {serial}"),
             None => "used".into(),
         }
     } else if now >= expires {
-        format!("expired {}", minute(expires))
+        format!("expired {}", output::minute(expires))
     } else {
-        format!("unused, expires {}", minute(expires))
+        format!("unused, expires {}", output::minute(expires))
     }
 }
 

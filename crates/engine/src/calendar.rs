@@ -38,6 +38,13 @@ pub fn utc_time(t: u64) -> String {
     )
 }
 
+/// `YYYY-MM-DD HH:MM` of a Unix time, UTC: [`utc_time`] to the minute.
+pub fn utc_minute(t: u64) -> String {
+    let mut s = utc_time(t);
+    s.truncate(16);
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

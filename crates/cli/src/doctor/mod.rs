@@ -85,15 +85,23 @@ fn check_all(r: &mut Report, config_path: &Path, socket: &Path) -> CliResult<()>
     // A key or store that failed its file checks fails to load for the same reason: said once.
     let key = files::load_key(r, &cfg)?;
     let store = files::open_store(r, &cfg)?;
-    if let (Some(store), Some(key)) = (&store, &key) {
-        tokens::check_tokens(r, store, key)?;
+    // The tokens are read once for every check of them.
+    let listed = store.as_ref().map(|s| s.list_tokens(None));
+    if let (Some(listed), Some(key)) = (&listed, &key) {
+        tokens::check_tokens(r, listed, key)?;
     }
     let alone = pam::check_pam(r, init, &cfg)?;
     if let Some(store) = &store {
-        tokens::check_pinless(r, store, &alone)?;
-        tokens::check_pin_rule(r, store, &cfg)?;
-        tokens::check_locks(r, store, &cfg)?;
-        tokens::check_registrations(r, store)?;
+        // Where they could not be read, check_tokens said why.
+        let tokens = listed.as_ref().and_then(|l| l.as_ref().ok());
+        if let Some(tokens) = tokens {
+            tokens::check_pinless(r, tokens, &alone)?;
+            tokens::check_pin_rule(r, tokens, &cfg)?;
+        }
+        tokens::check_locks(r, store, tokens, &cfg)?;
+        if let Some(tokens) = tokens {
+            tokens::check_registrations(r, tokens)?;
+        }
     }
     daemon::check_daemon(r, config_path, socket)?;
     daemon::check_syslog(r)

@@ -12,10 +12,10 @@ use tessera_engine::tokens::TokenType;
 /// Every stored key must open with the key file: a wrong key file locks everyone out.
 pub(super) fn check_tokens(
     r: &mut Report,
-    store: &SqliteStore,
+    listed: &tessera_engine::error::Result<Vec<TokenRecord>>,
     key: &tessera_engine::crypto::StoreKey,
 ) -> CliResult<()> {
-    let tokens = match store.list_tokens(None) {
+    let tokens = match listed {
         Ok(t) => t,
         Err(e) => return r.fail(&e.to_string()),
     };
@@ -38,8 +38,14 @@ pub(super) fn check_tokens(
 }
 
 /// Sources (or, with `lock_scope = "token"`, tokens) that failures lock now: a warning naming
-/// the first few, and how to open them.
-pub(super) fn check_locks(r: &mut Report, store: &SqliteStore, cfg: &Config) -> CliResult<()> {
+/// the first few, and how to open them. `tokens`: as listed, or `None` where that failed (read
+/// again here, so that the error ends the command as before).
+pub(super) fn check_locks(
+    r: &mut Report,
+    store: &SqliteStore,
+    tokens: Option<&Vec<TokenRecord>>,
+    cfg: &Config,
+) -> CliResult<()> {
     use tessera_engine::auth::Clock;
     let now = tessera_engine::auth::SystemClock.now();
     let auth = &cfg.auth;
@@ -50,12 +56,14 @@ pub(super) fn check_locks(r: &mut Report, store: &SqliteStore, cfg: &Config) -> 
             .filter(|f| auth.locks(f.count, Some(f.last_fail), now))
             .map(|f| format!("{} from {}", f.user, f.source))
             .collect(),
-        tessera_engine::config::LockScope::Token => store
-            .list_tokens(None)?
-            .into_iter()
-            .filter(|t| auth.locks(t.fail_count, t.last_fail, now))
-            .map(|t| format!("{}/{}", t.user, t.serial))
-            .collect(),
+        tessera_engine::config::LockScope::Token => match tokens {
+            Some(t) => std::borrow::Cow::Borrowed(t),
+            None => std::borrow::Cow::Owned(store.list_tokens(None)?),
+        }
+        .iter()
+        .filter(|t| auth.locks(t.fail_count, t.last_fail, now))
+        .map(|t| format!("{}/{}", t.user, t.serial))
+        .collect(),
     };
     // A user's class of sources refused by the sum of its failures (`account_max_fail`).
     locked.extend(
@@ -87,15 +95,12 @@ pub(super) fn check_locks(r: &mut Report, store: &SqliteStore, cfg: &Config) -> 
 /// Nothing to say otherwise.
 pub(super) fn check_pinless(
     r: &mut Report,
-    store: &SqliteStore,
+    tokens: &[TokenRecord],
     alone: &[String],
 ) -> CliResult<()> {
     if alone.is_empty() {
         return Ok(());
     }
-    let Ok(tokens) = store.list_tokens(None) else {
-        return Ok(()); // check_tokens said why
-    };
     // Not every token without a PIN hash is a token without a PIN: a registration code is a
     // one-time secret that enrolls a token (with a PIN) at its user's first login, and a 4eyes
     // token's pass is the other users' PIN+OTPs.
@@ -125,10 +130,11 @@ pub(super) fn check_pinless(
 /// Tokens whose PIN was set under another PIN rule than the config's, or before rules were kept
 /// (older versions, imports): a PIN is kept only as a hash, so the rule can't be checked
 /// against it; their owners set a new one.
-pub(super) fn check_pin_rule(r: &mut Report, store: &SqliteStore, cfg: &Config) -> CliResult<()> {
-    let Ok(tokens) = store.list_tokens(None) else {
-        return Ok(()); // check_tokens said why
-    };
+pub(super) fn check_pin_rule(
+    r: &mut Report,
+    tokens: &[TokenRecord],
+    cfg: &Config,
+) -> CliResult<()> {
     let rule = cfg.auth.pin_rule();
     let with_pin: Vec<&TokenRecord> = tokens.iter().filter(|t| t.pin_hash.is_some()).collect();
     let older: Vec<(&str, &str)> = with_pin
@@ -155,31 +161,26 @@ pub(super) fn check_pin_rule(r: &mut Report, store: &SqliteStore, cfg: &Config) 
     ))
 }
 
-/// Registration codes that expired unused: the users they were for have not enrolled. (A code
-/// is refused once expired, like a wrong one; `token remove` tidies it away.)
-pub(super) fn check_registrations(r: &mut Report, store: &SqliteStore) -> CliResult<()> {
+/// Registration codes not used yet: those waiting (said, so that they are not taken for tokens
+/// without a PIN), and those that expired unused: the users they were for have not enrolled.
+/// (A code is refused once expired, like a wrong one; `token remove` tidies it away.)
+pub(super) fn check_registrations(r: &mut Report, tokens: &[TokenRecord]) -> CliResult<()> {
     use tessera_engine::auth::Clock;
     let now = tessera_engine::auth::SystemClock.now();
-    let Ok(tokens) = store.list_tokens(None) else {
-        return Ok(()); // check_tokens said why
-    };
-    let expired: Vec<(&str, &str)> = tokens
-        .iter()
-        .filter(|t| {
-            t.counter < tessera_engine::tokens::registration::USED
-                && t.expires().is_some_and(|e| now >= e)
-        })
-        .map(|t| (t.user.as_str(), t.serial.as_str()))
-        .collect();
-    let waiting: Vec<(&str, &str)> = tokens
-        .iter()
-        .filter(|t| {
-            t.kind == TokenType::Registration
-                && t.counter < tessera_engine::tokens::registration::USED
-                && !t.expires().is_some_and(|e| now >= e)
-        })
-        .map(|t| (t.user.as_str(), t.serial.as_str()))
-        .collect();
+    // Only a registration code has an expiry.
+    let (mut expired, mut waiting) = (Vec::new(), Vec::new());
+    for t in tokens {
+        let Some(expires) = t.expires() else { continue };
+        if t.counter >= tessera_engine::tokens::registration::USED {
+            continue;
+        }
+        let named = (t.user.as_str(), t.serial.as_str());
+        if now >= expires {
+            expired.push(named);
+        } else {
+            waiting.push(named);
+        }
+    }
     if !waiting.is_empty() {
         // Said, so that an admin who sees these tokens without a PIN hash in `token list`
         // knows they are not tokens without a PIN.

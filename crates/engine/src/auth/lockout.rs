@@ -259,7 +259,7 @@ pub fn missed_message(m: &Missed) -> String {
     format!(
         "{} failed {attempts} since your last login, the last from {from} at {} UTC",
         m.count,
-        utc_minute(m.last_fail)
+        crate::calendar::utc_minute(m.last_fail)
     )
 }
 
@@ -270,8 +270,8 @@ pub fn missed_message(m: &Missed) -> String {
 pub fn locked_message(opens_at: Option<u64>, now: u64) -> String {
     match opens_at {
         Some(at) => {
-            let minute = utc_minute(at.saturating_add(59));
-            let when = if minute[..10] == utc_minute(now)[..10] {
+            let minute = crate::calendar::utc_minute(at.saturating_add(59));
+            let when = if minute[..10] == crate::calendar::utc_minute(now)[..10] {
                 &minute[11..]
             } else {
                 &minute[..]
@@ -283,13 +283,6 @@ pub fn locked_message(opens_at: Option<u64>, now: u64) -> String {
         }
         None => "too many failed attempts from here; ask an administrator".into(),
     }
-}
-
-/// `YYYY-MM-DD HH:MM` of a Unix time, UTC.
-fn utc_minute(t: u64) -> String {
-    let mut s = crate::calendar::utc_time(t);
-    s.truncate(16);
-    s
 }
 
 #[cfg(test)]
@@ -337,7 +330,10 @@ mod tests {
             missed_message(&one),
             "1 failed attempt since your last login, the last from uid=1002 at 1970-01-01 00:00 UTC"
         );
-        assert_eq!(utc_minute(951_782_400), "2000-02-29 00:00");
-        assert_eq!(utc_minute(4_102_444_799), "2099-12-31 23:59");
+        assert_eq!(crate::calendar::utc_minute(951_782_400), "2000-02-29 00:00");
+        assert_eq!(
+            crate::calendar::utc_minute(4_102_444_799),
+            "2099-12-31 23:59"
+        );
     }
 }
