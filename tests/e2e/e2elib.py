@@ -414,3 +414,14 @@ def kbd_interactive(port, user, answer):
         return t.is_authenticated(), seen
     finally:
         t.close()
+
+
+def secret_of(uri):
+    """The base32 key of an otpauth:// URI."""
+    return re.search(r"secret=([A-Z2-7]+)", uri).group(1)
+
+
+def totp(secret, later=0):
+    """oathtool's TOTP code for the base32 secret, `later` seconds from now."""
+    p = run(["oathtool", "--totp", "--base32", "-N", f"@{int(time.time()) + later}", secret])
+    return p.stdout.strip()

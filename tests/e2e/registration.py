@@ -12,11 +12,10 @@ second time. Run as root: tests/e2e/registration.py
 import os
 import re
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (  # noqa: E402
-    Results, World, add_user, kbd_interactive, require_root, run, sshd_with_stack,
+    Results, World, add_user, kbd_interactive, require_root, secret_of, sshd_with_stack, totp,
 )
 
 require_root()
@@ -36,16 +35,6 @@ port = sshd_with_stack(W, f"tessera-e2e-reg-{tag}", W.stack("sshd"), {
 }, (alice,))
 
 BLOCKS = set(" \u2580\u2584\u2588")
-
-
-def secret_of(uri):
-    return re.search(r"secret=([A-Z2-7]+)", uri).group(1)
-
-
-def totp(secret, later=0):
-    """oathtool's TOTP code for the base32 secret, `later` seconds from now."""
-    p = run(["oathtool", "--totp", "--base32", "-N", f"@{int(time.time()) + later}", secret])
-    return p.stdout.strip()
 
 
 def ssh(answer):

@@ -16,7 +16,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (  # noqa: E402
-    CLEANUP, Results, World, add_user, kbd_interactive, require_root, run, sshd_with_stack,
+    CLEANUP, Results, World, add_user, kbd_interactive, require_root, run, secret_of,
+    sshd_with_stack, totp,
 )
 
 require_root()
@@ -55,11 +56,6 @@ port = sshd_with_stack(W, f"tessera-e2e-rol-{tag}", W.stack("sshd"), {
 }, users)
 
 
-def totp_of(uri):
-    secret = re.search(r"secret=([A-Z2-7]+)", uri).group(1)
-    return run(["oathtool", "--totp", "--base32", secret]).stdout.strip()
-
-
 def enroll_over_ssh(user):
     """The member's first ssh login with her code; (logged in?, prompts)."""
     def answer(prompt, shown):
@@ -69,7 +65,7 @@ def enroll_over_ssh(user):
             return "246813"
         if prompt.startswith("Code from the app"):
             uri = next((ln for ln in shown.splitlines() if ln.startswith("otpauth://")), "")
-            return totp_of(uri) if uri else ""
+            return totp(secret_of(uri)) if uri else ""
         return ""
     ok, seen = kbd_interactive(port, user, answer)
     return ok, [p for _, p in seen]
