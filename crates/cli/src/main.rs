@@ -97,8 +97,8 @@ pub fn main() -> ExitCode {
 fn policy_test(cfg: &Config, a: &PolicyTestArgs) -> CliResult<()> {
     use tessera_engine::auth::SystemAccounts;
     use tessera_engine::auth::{Clock, SystemClock};
-    use tessera_engine::policy::Day;
-    use tessera_engine::policy::{decide, Action, Who};
+    use tessera_engine::config::policy::{Action, Day};
+    use tessera_engine::login::policy::{decide, Who};
     let accounts = SystemAccounts;
     let now = match &a.at {
         Some(text) => {

@@ -32,7 +32,6 @@ pub use login::remote;
 pub mod http;
 pub mod io_time;
 pub mod pin_rule;
-pub mod policy;
 pub mod store;
 pub mod sys;
 pub mod syslog;

@@ -208,7 +208,7 @@ fn check_ignore_rules(
         if !rule.may_ignore() {
             continue;
         }
-        let what = if rule.action == tessera_engine::policy::Action::Skip {
+        let what = if rule.action == tessera_engine::config::policy::Action::Skip {
             "skips the second factor"
         } else {
             "has a grace window"

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 mod auth;
 mod delivery;
 mod enroll;
+pub mod policy;
 mod prompts;
 mod remote;
 mod store;
@@ -39,8 +40,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `[enroll]`: who may enroll a token for themselves (`tessera enroll`).
     pub enroll: EnrollConfig,
-    /// `[[policy]]`: who needs a second factor, where (see [`crate::policy`]).
-    pub policy: Vec<crate::policy::Rule>,
+    /// `[[policy]]`: who needs a second factor, where (see [`policy`]).
+    pub policy: Vec<policy::Rule>,
     /// The file this was read from, for messages; not a key.
     #[serde(skip)]
     pub source: Option<PathBuf>,

@@ -9,16 +9,13 @@
 //! check`, `tesserad --stdio`), a [`Host`] keeps them open from one login to the next (tesserad
 //! on its socket: no SQLite open per login, group commit, kept-alive HTTPS connections).
 
-use crate::auth::{
-    load_key, open_store, Clock, Conversation, Login, Options, Outcome, SystemAccounts, Verdict,
-};
+use crate::auth::{load_key, open_store, Clock, Conversation, Login, Options, Outcome, Verdict};
 use crate::config::{Config, Mode, RemoteConfig};
 use crate::crypto::StoreKey;
 use crate::error::Error;
 use crate::login::remote::breaker::Breaker;
 use crate::login::remote::client::Link;
-use crate::policy::{self, Action, Who};
-use crate::store::{AuditEntry, AuditResult};
+use crate::store::AuditEntry;
 use crate::store::{PooledStore, SqliteStore, Store, StorePool};
 use crate::watch::{Checked, Watched};
 use std::collections::HashMap;
@@ -27,6 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 mod enroll;
 pub mod local;
+pub mod policy;
 pub mod remote;
 
 pub use enroll::self_service as enroll_self;
@@ -154,11 +152,11 @@ pub fn authenticate<R: Resources>(
     clock: &impl Clock,
 ) -> Outcome {
     let enforced;
-    let opts = match apply_policy(res, cfg, login, clock) {
-        Applied::Decided(outcome) => return outcome,
-        Applied::Asks => opts,
+    let opts = match policy::apply_policy(res, cfg, login, clock) {
+        policy::Applied::Decided(outcome) => return outcome,
+        policy::Applied::Asks => opts,
         // `enforce`: the PAM line's nullok no longer lets a user without a token in.
-        Applied::AsksWithoutNullok => {
+        policy::Applied::AsksWithoutNullok => {
             enforced = Options {
                 nullok: false,
                 ..opts.clone()
@@ -238,86 +236,4 @@ pub fn authenticate<R: Resources>(
             outcome
         }
     }
-}
-
-/// What `[[policy]]` says for this login: an outcome when it decides (skip, deny, a grace
-/// window that holds), `None` to go on with the second factor.
-/// What `[[policy]]` makes of a login.
-enum Applied {
-    /// Decided without a second factor (skipped, denied, within a grace window).
-    Decided(Outcome),
-    /// The second factor is asked, with the module's options.
-    Asks,
-    /// The second factor is asked, and `nullok` does not apply (`enforce`).
-    AsksWithoutNullok,
-}
-
-fn apply_policy<R: Resources>(res: &R, cfg: &Config, login: &Login, clock: &impl Clock) -> Applied {
-    if cfg.policy.is_empty() {
-        return Applied::Asks;
-    }
-    let accounts = SystemAccounts;
-    let now = clock.now();
-    let who = Who::of(
-        &login.service,
-        &login.user,
-        &login.rhost,
-        &login.tty,
-        now,
-        &accounts,
-    );
-    let d = policy::decide(&cfg.policy, &who, &accounts);
-    match (d.action, d.grace) {
-        (Action::Require, 0) => return Applied::Asks,
-        (Action::Enforce, _) => return Applied::AsksWithoutNullok,
-        _ => {}
-    }
-    // One store for the grace window's look-up and the audit row (absent on a remote-only
-    // host: no grace window there, and the row goes to syslog only).
-    let store = res.store(cfg).ok();
-    let (result, reason) = match d.action {
-        Action::Require | Action::Enforce => {
-            let since = now.saturating_sub(d.grace);
-            let recent = store.as_ref().is_some_and(|s| {
-                s.accepted_since(&who.user, &login.service, &login.rhost, since)
-                    .unwrap_or(false)
-            });
-            if !recent {
-                return Applied::Asks;
-            }
-            let why = format!(
-                "skipped: a second factor within the last {} s ({})",
-                d.grace,
-                d.describe()
-            );
-            (AuditResult::Skip, why)
-        }
-        Action::Skip => (AuditResult::Skip, format!("skipped by {}", d.describe())),
-        Action::Deny => (AuditResult::Reject, format!("denied by {}", d.describe())),
-    };
-    let verdict = match d.action {
-        Action::Deny => Verdict::Reject {
-            reason: reason.clone(),
-        },
-        _ => Verdict::Skipped {
-            reason: reason.clone(),
-        },
-    };
-    let event = AuditEntry {
-        time: now,
-        service: login.service.clone(),
-        rhost: login.rhost.clone(),
-        user: who.user,
-        result,
-        reason,
-        caller: Some(login.caller),
-        ..AuditEntry::default()
-    };
-    if let Some(store) = &store {
-        let _ = store.write(|tx| tx.audit(&event));
-    }
-    Applied::Decided(Outcome {
-        verdict,
-        events: vec![event],
-    })
 }

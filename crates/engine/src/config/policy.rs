@@ -1,18 +1,19 @@
-//! `[[policy]]`: who needs a second factor, where. Ordered rules; the first whose every given
-//! criterion matches decides. A criterion is a list (any entry may match): `service`, `user`
-//! and `tty` are names with `*` and `?` wildcards, `group` the names of groups the account is in
-//! (primary or supplementary, through NSS), `rhost` addresses or CIDR networks (IPv4, IPv6)
-//! that PAM_RHOST must be in. No rule matching: `require`.
+//! `[[policy]]` as written: who needs a second factor, where. Ordered rules; the first whose
+//! every given criterion matches decides ([`crate::login::policy`] applies them to a login). A
+//! criterion is a list (any entry may match): `service`, `user` and `tty` are names with `*` and
+//! `?` wildcards, `group` the names of groups the account is in (primary or supplementary,
+//! through NSS), `rhost` addresses or CIDR networks (IPv4, IPv6) that PAM_RHOST must be in. No
+//! rule matching: `require`.
 //!
 //! `from` (a date, `YYYY-MM-DD`) makes a rule apply from 00:00 UTC of that day on.
 //!
 //! `skip` gives PAM_IGNORE, never PAM_SUCCESS: a `sufficient` line can't turn a skipped factor
 //! into a login. `deny` refuses without a prompt. `enforce` is `require` where the module's
-//! `nullok` does not apply: a user without a token is refused (the end of a rollout). A `require` rule may have a grace window:
-//! after a second factor accepted for the same account, service and remote host, the next
-//! logins within `grace` seconds are skipped like `skip` (and audited as such).
+//! `nullok` does not apply: a user without a token is refused (the end of a rollout). A
+//! `require` rule may have a grace window: after a second factor accepted for the same account,
+//! service and remote host, the next logins within `grace` seconds are skipped like `skip` (and
+//! audited as such).
 
-use crate::accounts::Accounts;
 use serde::Deserialize;
 use std::net::IpAddr;
 
@@ -159,129 +160,8 @@ impl Rule {
     }
 }
 
-/// Who is logging in, as the rules see it.
-pub struct Who<'a> {
-    pub service: &'a str,
-    /// The account's own name where there is one, else the name given.
-    pub user: String,
-    pub rhost: &'a str,
-    pub tty: &'a str,
-    /// The Unix time of the login (for rules with `from`).
-    pub now: u64,
-}
-
-impl<'a> Who<'a> {
-    /// A login as PAM gives it: the user name resolved to its account's own name (NSS), as
-    /// the rules and the audit table name users.
-    pub fn of(
-        service: &'a str,
-        user: &str,
-        rhost: &'a str,
-        tty: &'a str,
-        now: u64,
-        accounts: &dyn Accounts,
-    ) -> Who<'a> {
-        Who {
-            service,
-            user: accounts.canonical(user).unwrap_or_else(|| user.to_string()),
-            rhost,
-            tty,
-            now,
-        }
-    }
-}
-
-/// What the rules say for a login, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    /// The rule that matched (0-based), or `None`: no rule matched.
-    pub rule: Option<usize>,
-    pub action: Action,
-    pub grace: u64,
-    /// The criteria that matched, for the audit row and `tessera policy test`.
-    pub why: String,
-}
-
-impl Decision {
-    /// "rule 2 (service sshd, rhost 10.0.0.0/8)" or "no rule".
-    pub fn describe(&self) -> String {
-        match self.rule {
-            Some(i) if self.why.is_empty() => {
-                format!("policy rule {} (matches every login)", i + 1)
-            }
-            Some(i) => format!("policy rule {} ({})", i + 1, self.why),
-            None => "no policy rule matches".into(),
-        }
-    }
-}
-
-/// The first rule that matches `who`.
-pub fn decide(rules: &[Rule], who: &Who<'_>, accounts: &dyn Accounts) -> Decision {
-    // Groups are looked up only if a rule asks, and once.
-    let mut groups: Option<Vec<String>> = None;
-    for (i, r) in rules.iter().enumerate() {
-        let mut why = Vec::new();
-        if !r.service.is_empty() {
-            match r.service.iter().find(|p| glob(p, who.service)) {
-                Some(p) => why.push(format!("service {p}")),
-                None => continue,
-            }
-        }
-        if !r.user.is_empty() {
-            match r.user.iter().find(|p| glob(p, &who.user)) {
-                Some(p) => why.push(format!("user {p}")),
-                None => continue,
-            }
-        }
-        if !r.group.is_empty() {
-            let mine = groups.get_or_insert_with(|| accounts.groups(&who.user));
-            match r.group.iter().find(|g| mine.iter().any(|m| m == *g)) {
-                Some(g) => why.push(format!("group {g}")),
-                None => continue,
-            }
-        }
-        if !r.rhost.is_empty() {
-            let Ok(addr) = who.rhost.parse::<IpAddr>() else {
-                continue; // no address (a local login) or a host name: no network contains it
-            };
-            match r
-                .rhost
-                .iter()
-                .find(|n| Network::parse(n).is_some_and(|net| net.contains(addr)))
-            {
-                Some(n) => why.push(format!("rhost {n}")),
-                None => continue,
-            }
-        }
-        if !r.tty.is_empty() {
-            match r.tty.iter().find(|p| glob(p, who.tty)) {
-                Some(p) => why.push(format!("tty {p}")),
-                None => continue,
-            }
-        }
-        if let Some(day) = &r.from {
-            if who.now < day.start {
-                continue;
-            }
-            why.push(format!("from {}", day.text));
-        }
-        return Decision {
-            rule: Some(i),
-            action: r.action,
-            grace: r.grace,
-            why: why.join(", "),
-        };
-    }
-    Decision {
-        rule: None,
-        action: Action::Require,
-        grace: 0,
-        why: String::new(),
-    }
-}
-
 /// `*` (any run, also empty) and `?` (one character); everything else literal.
-fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     // Iterative matching with one backtrack point: linear enough for names.
     let (mut pi, mut ti) = (0, 0);
@@ -306,13 +186,13 @@ fn glob(pattern: &str, text: &str) -> bool {
 }
 
 /// An address and prefix length.
-struct Network {
+pub(crate) struct Network {
     addr: IpAddr,
     prefix: u32,
 }
 
 impl Network {
-    fn parse(s: &str) -> Option<Network> {
+    pub(crate) fn parse(s: &str) -> Option<Network> {
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
@@ -329,7 +209,7 @@ impl Network {
         (prefix <= max).then_some(Network { addr, prefix })
     }
 
-    fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         // An IPv4 address seen as IPv6 (::ffff:a.b.c.d) is the IPv4 address.
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -350,32 +230,15 @@ impl Network {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    struct Fixed;
-    impl Accounts for Fixed {
-        fn canonical(&self, name: &str) -> Option<String> {
-            Some(name.to_string())
-        }
-        fn groups(&self, user: &str) -> Vec<String> {
-            match user {
-                "alice" => vec!["alice".into(), "admins".into()],
-                _ => vec![user.into()],
-            }
-        }
-    }
-
-    fn rules(toml: &str) -> Vec<Rule> {
+    pub(crate) fn rules(toml: &str) -> Vec<Rule> {
         #[derive(Deserialize)]
         struct P {
             policy: Vec<Rule>,
         }
         toml::from_str::<P>(toml).unwrap().policy
-    }
-
-    fn who<'a>(service: &'a str, user: &'a str, rhost: &'a str, tty: &'a str) -> Who<'a> {
-        Who::of(service, user, rhost, tty, 0, &Fixed)
     }
 
     #[test]
@@ -402,78 +265,10 @@ mod tests {
     }
 
     #[test]
-    fn a_rule_with_from_applies_from_that_day_on() {
-        let r = rules(
-            r#"
-            [[policy]]
-            group = "admins"
-            action = "enforce"
-            from = "2027-01-15"
-            "#,
-        );
-        let day = Day::parse("2027-01-15").unwrap().start;
-        let mut w = who("sshd", "alice", "", "");
-        w.now = day - 1;
-        assert_eq!(decide(&r, &w, &Fixed).rule, None, "the day before");
-        w.now = day;
-        let d = decide(&r, &w, &Fixed);
-        assert_eq!((d.rule, d.action), (Some(0), Action::Enforce));
-        assert_eq!(d.why, "group admins, from 2027-01-15");
-        w.user = "bob".into();
-        assert_eq!(decide(&r, &w, &Fixed).rule, None, "not in the group");
+    fn a_from_that_is_no_date_is_refused() {
         let bad = toml::from_str::<toml::Value>("from = \"2027-02-30\"").unwrap();
         let e = Rule::deserialize(bad).unwrap_err().to_string();
         assert!(e.contains("\"2027-02-30\" is not a date YYYY-MM-DD"), "{e}");
-    }
-
-    #[test]
-    fn the_first_matching_rule_decides_and_no_rule_means_require() {
-        let r = rules(
-            r#"
-            [[policy]]
-            service = "sshd"
-            rhost = ["10.0.0.0/8", "2001:db8::/32"]
-            action = "skip"
-            [[policy]]
-            group = "admins"
-            action = "require"
-            grace = 300
-            [[policy]]
-            user = ["guest*", "temp?"]
-            action = "deny"
-            [[policy]]
-            tty = ":*"
-            action = "skip"
-            "#,
-        );
-        let d = decide(&r, &who("sshd", "bob", "10.1.2.3", ""), &Fixed);
-        assert_eq!((d.rule, d.action), (Some(0), Action::Skip));
-        assert_eq!(
-            d.describe(),
-            "policy rule 1 (service sshd, rhost 10.0.0.0/8)"
-        );
-        let d = decide(&r, &who("sshd", "bob", "2001:db8:1::5", ""), &Fixed);
-        assert_eq!(d.rule, Some(0));
-        let d = decide(&r, &who("sshd", "bob", "::ffff:10.9.9.9", ""), &Fixed);
-        assert_eq!(d.rule, Some(0), "IPv4-mapped IPv6 is the IPv4 address");
-        // Outside the networks, a host name, no rhost: the next rules.
-        for rhost in ["192.0.2.7", "host.example.org", ""] {
-            let d = decide(&r, &who("sshd", "bob", rhost, ""), &Fixed);
-            assert_eq!((d.rule, d.action), (None, Action::Require), "{rhost}");
-        }
-        let d = decide(&r, &who("sudo", "alice", "", ""), &Fixed);
-        assert_eq!((d.rule, d.action, d.grace), (Some(1), Action::Require, 300));
-        assert_eq!(d.why, "group admins");
-        let d = decide(&r, &who("sudo", "guest7", "", ""), &Fixed);
-        assert_eq!((d.rule, d.action), (Some(2), Action::Deny));
-        let d = decide(&r, &who("sudo", "temp12", "", ""), &Fixed);
-        assert_eq!(d.rule, None, "? is one character");
-        let d = decide(&r, &who("gdm", "bob", "", ":0"), &Fixed);
-        assert_eq!((d.rule, d.action), (Some(3), Action::Skip));
-        assert_eq!(
-            decide(&[], &who("sshd", "bob", "", ""), &Fixed).describe(),
-            "no policy rule matches"
-        );
     }
 
     #[test]
