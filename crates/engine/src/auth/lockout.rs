@@ -24,9 +24,9 @@ use crate::config::{AuthConfig, LockScope};
 use crate::error::Result;
 use crate::store::{Missed, SourceClass, Standing, StoreTx};
 
-/// Who an attempt is for and where it comes from, as its counts are kept.
+/// Who guesses: the user an attempt is for and where it comes from, as its counts are kept.
 #[derive(Debug, Clone)]
-pub(crate) struct Who<'a> {
+pub(crate) struct Guesser<'a> {
     pub user: &'a str,
     pub realm: &'a str,
     pub source: &'a Source,
@@ -78,7 +78,7 @@ pub(crate) struct Place {
 }
 
 /// The class of `who`'s source, from what the store says of it.
-pub(crate) fn class_of(who: &Who, standing: &Standing) -> SourceClass {
+pub(crate) fn class_of(who: &Guesser, standing: &Standing) -> SourceClass {
     if who.own_uid || standing.passed_lately {
         SourceClass::Familiar
     } else {
@@ -95,7 +95,7 @@ pub(crate) fn familiar_since(auth: &AuthConfig, now: u64) -> u64 {
 /// the prompt so that a locked source is not asked for anything).
 pub(crate) fn lockout(
     auth: &AuthConfig,
-    who: &Who,
+    who: &Guesser,
     standing: &Standing,
     class: SourceClass,
     now: u64,
@@ -129,7 +129,7 @@ pub(crate) fn lockout(
 pub(crate) fn take(
     tx: &dyn StoreTx,
     auth: &AuthConfig,
-    who: &Who,
+    who: &Guesser,
     now: u64,
 ) -> Result<std::result::Result<Place, Lockout>> {
     match check(tx, auth, who, now)? {
@@ -152,7 +152,7 @@ pub(crate) struct Open {
 pub(crate) fn check(
     tx: &dyn StoreTx,
     auth: &AuthConfig,
-    who: &Who,
+    who: &Guesser,
     now: u64,
 ) -> Result<std::result::Result<Open, Lockout>> {
     let source = who.source.as_str();
@@ -168,7 +168,7 @@ pub(crate) fn check(
 pub(crate) fn count(
     tx: &dyn StoreTx,
     auth: &AuthConfig,
-    who: &Who,
+    who: &Guesser,
     open: &Open,
     now: u64,
 ) -> Result<Place> {
@@ -199,7 +199,7 @@ pub(crate) fn count(
 }
 
 /// An attempt that turned out to be no guess gives its place back.
-pub(crate) fn give_back(tx: &dyn StoreTx, who: &Who, place: &Place) -> Result<()> {
+pub(crate) fn give_back(tx: &dyn StoreTx, who: &Guesser, place: &Place) -> Result<()> {
     if place.source_counted {
         tx.take_back_source_failure(who.user, who.realm, who.source.as_str())?;
     }
@@ -215,7 +215,7 @@ pub(crate) fn give_back(tx: &dyn StoreTx, who: &Who, place: &Place) -> Result<()
 pub(crate) fn passed(
     tx: &dyn StoreTx,
     auth: &AuthConfig,
-    who: &Who,
+    who: &Guesser,
     class: Option<SourceClass>,
     now: u64,
 ) -> Result<Option<Missed>> {
@@ -241,7 +241,7 @@ pub(crate) fn passed(
 }
 
 /// A failed or refused attempt of a known user, noted for the user's next success.
-pub(crate) fn failed(tx: &dyn StoreTx, who: &Who, now: u64) -> Result<()> {
+pub(crate) fn failed(tx: &dyn StoreTx, who: &Guesser, now: u64) -> Result<()> {
     if who.known {
         tx.note_missed(who.user, who.realm, who.source.as_str(), now)?;
     }

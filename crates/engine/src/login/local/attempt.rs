@@ -44,8 +44,8 @@ pub(super) struct Attempt<'a> {
 
 impl Attempt<'_> {
     /// Who the attempt is for and where it comes from, as its counts are kept.
-    pub(super) fn who(&self) -> Who<'_> {
-        Who {
+    pub(super) fn guesser(&self) -> Guesser<'_> {
+        Guesser {
             user: &self.user,
             realm: &self.realm,
             source: &self.source,

@@ -8,7 +8,7 @@
 //! [`challenge`] (challenges opened and answered), [`foureyes_pass`] (a 4eyes pass), and the
 //! tests in `tests.rs` and `lockout_tests.rs`.
 
-use crate::auth::lockout::{self, Lockout, Place, Who};
+use crate::auth::lockout::{self, Guesser, Lockout, Place};
 use crate::auth::{
     ask, first_prompt, resolve_user, Accounts, Clock, Conversation, Login, Options, Outcome,
     Source, SystemAccounts, Verdict, MAX_PASS_LEN,

@@ -14,7 +14,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
         let now = self.clock.now();
         let written = match (&at.place, at.no_failure) {
             (Some(_), true) => self.write(at, |tx, at| match &at.place {
-                Some(p) => lockout::give_back(tx, &at.who(), p),
+                Some(p) => lockout::give_back(tx, &at.guesser(), p),
                 None => Ok(()),
             }),
             (None, false) if matches!(v, Verdict::Reject { .. }) && !at.probing_first_pass => {
@@ -54,7 +54,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
         if at.placed() {
             return Ok(None);
         }
-        match lockout::take(tx, &self.cfg.auth, &at.who(), now)? {
+        match lockout::take(tx, &self.cfg.auth, &at.guesser(), now)? {
             Ok(place) => {
                 at.pending_place = Some(place);
                 Ok(None)
@@ -77,7 +77,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
         if at.placed() {
             return Ok(None);
         }
-        match lockout::check(tx, &self.cfg.auth, &at.who(), now)? {
+        match lockout::check(tx, &self.cfg.auth, &at.guesser(), now)? {
             Ok(open) => {
                 at.open = Some(open);
                 Ok(None)
@@ -91,12 +91,18 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
     /// that took its place before has its counts already.)
     pub(super) fn failed(&self, tx: &dyn StoreTx, at: &mut Attempt, now: u64) -> Result<()> {
         if let Some(open) = at.open.take() {
-            at.pending_place = Some(lockout::count(tx, &self.cfg.auth, &at.who(), &open, now)?);
+            at.pending_place = Some(lockout::count(
+                tx,
+                &self.cfg.auth,
+                &at.guesser(),
+                &open,
+                now,
+            )?);
         }
         if at.no_failure || at.probing_first_pass {
             return Ok(());
         }
-        lockout::failed(tx, &at.who(), now)
+        lockout::failed(tx, &at.guesser(), now)
     }
 
     /// In an accepting transaction: the source's count and its class's sum start again, and
@@ -104,7 +110,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
     pub(super) fn passed(&self, tx: &dyn StoreTx, at: &mut Attempt, now: u64) -> Result<()> {
         let place = at.place.as_ref().or(at.pending_place.as_ref());
         let class = place.map(|p| p.class).or(at.open.take().map(|o| o.class));
-        at.missed = lockout::passed(tx, &self.cfg.auth, &at.who(), class, now)?;
+        at.missed = lockout::passed(tx, &self.cfg.auth, &at.guesser(), class, now)?;
         Ok(())
     }
 
@@ -118,7 +124,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
     ) -> Result<Verdict> {
         let why = lockout.reason(&at.source);
         tx.audit(&at.event(now, None, AuditResult::Locked, &why))?;
-        lockout::failed(tx, &at.who(), now)?;
+        lockout::failed(tx, &at.guesser(), now)?;
         Ok(match lockout {
             Lockout::Source { opens_at, .. } => Verdict::SourceLocked {
                 source: at.source.to_string(),
@@ -145,8 +151,8 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
         let standing = self
             .store
             .standing(&at.user, &at.realm, at.source.as_str(), since)?;
-        let class = lockout::class_of(&at.who(), &standing);
-        if let Some(l) = lockout::lockout(auth, &at.who(), &standing, class, now) {
+        let class = lockout::class_of(&at.guesser(), &standing);
+        if let Some(l) = lockout::lockout(auth, &at.guesser(), &standing, class, now) {
             return self
                 .write(at, |tx, at| self.refuse_locked(tx, at, now, l))
                 .map(Some);

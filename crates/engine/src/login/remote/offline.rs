@@ -9,7 +9,7 @@
 
 use super::client::{Client, Request, Unreachable};
 use super::Run;
-use crate::auth::lockout::{self, Lockout, Who};
+use crate::auth::lockout::{self, Guesser, Lockout};
 use crate::auth::{Accounts, Clock, Verdict};
 use crate::crypto::ct_eq;
 use crate::store::{AuditResult, OfflineBatch, OfflineValue, Store};
@@ -90,10 +90,10 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
 
     /// Who the offline values are guessed at for: a user that has some (so one the server
     /// accepted before).
-    fn who<'w>(&'w self, realm: &'w str) -> Who<'w> {
+    fn guesser<'w>(&'w self, realm: &'w str) -> Guesser<'w> {
         let own_uid = self.source.uid().is_some()
             && crate::auth::SystemAccounts.uid(&self.user) == self.source.uid();
-        Who {
+        Guesser {
             user: &self.user,
             realm,
             source: &self.source,
@@ -107,7 +107,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
     fn offline_place(&mut self, store: &S, realm: &str) -> Option<Verdict> {
         let now = self.clock.now();
         let auth = &self.cfg.auth;
-        let who = self.who(realm);
+        let who = self.guesser(realm);
         let taken = store.write(|tx| {
             let taken = lockout::take(tx, auth, &who, now)?;
             if taken.is_err() {
@@ -155,7 +155,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
         };
         let realm = self.realm.clone().unwrap_or_default();
         let now = self.clock.now();
-        let who = self.who(&realm);
+        let who = self.guesser(&realm);
         let (auth, place) = (&self.cfg.auth, self.place.as_ref());
         let _ = store.write(|tx| lockout::passed(tx, auth, &who, place.map(|p| p.class), now));
     }
