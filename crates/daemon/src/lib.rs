@@ -27,6 +27,7 @@ pub mod capacity;
 mod enroll;
 mod link;
 pub mod log;
+mod login;
 pub mod metrics;
 pub mod refusals;
 mod reports;

@@ -1,23 +1,13 @@
 //! Group commit: the write transactions of logins running at once share one SQLite
-//! transaction and one fsync.
+//! transaction and one fsync, and each still returns only once the durability contract of
+//! [`Store::write`](super::Store::write) holds for it.
 //!
-//! tesserad serves logins on threads of one process. An accepted OTP must be on disk before its
-//! verdict (an fsync of the WAL), and that fsync costs more than everything else a login does.
 //! Writers that arrive while a commit is syncing wait for the connection; the first one then
 //! opens a batch, each runs its closure inside a savepoint of it, and the last one in line
-//! commits and syncs for all. Every writer returns only once its batch is committed (and synced,
-//! when anything in it must be), so [`Store::write`](super::Store::write)'s promise holds for
-//! each of them.
-//!
-//! Members of a batch run one after the other on one connection and see what the earlier ones
-//! wrote: two logins with the same OTP are still serialized, and the second finds the counter
-//! moved. A closure that fails is rolled back to its savepoint alone; a commit that fails fails
-//! every member of its batch.
-//!
-//! Nothing is answered before it is committed: a rejected attempt's failure counts and audit
-//! row are in the store file before its reply (a commit that needs no sync: SQLite's WAL with
-//! `synchronous = NORMAL` loses it only to a power cut, never to a killed daemon), so that no
-//! crash gives a guess back; an accepted OTP's counter is also synced before its reply.
+//! commits (and syncs, when a member needs it) for all. Members of a batch run one after the
+//! other on one connection and see what the earlier ones wrote: two logins with the same OTP
+//! are still serialized, and the second finds the counter moved. A closure that fails is
+//! rolled back to its savepoint alone; a commit that fails fails every member of its batch.
 
 use super::tx::SqliteTx;
 use super::{ExecuteCached, SqliteStore, StoreTx};
@@ -60,7 +50,7 @@ struct OpenBatch {
 
 impl GroupWriter {
     pub fn new(store: SqliteStore) -> Result<GroupWriter> {
-        // Commits are synced by hand where they must be (see `StoreTx`); this connection runs
+        // Commits are synced by hand where they must be (see `Store::write`); this connection runs
         // nothing but engine transactions.
         store.conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(GroupWriter {

@@ -285,9 +285,8 @@ impl Store for SqliteStore {
     }
 
     fn write<R>(&self, f: impl FnOnce(&dyn StoreTx) -> Result<R>) -> Result<R> {
-        // The commit itself is not synced (NORMAL); what must be durable is synced right after
-        // it, before the caller sees the result (see `StoreTx`). A rejected attempt thus costs
-        // no fsync. The connection goes back to FULL for everything else.
+        // `Store::write`'s contract: the commit itself is not synced (NORMAL), what must be
+        // durable is synced right after it. The connection goes back to FULL for the rest.
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         let out = self.write_tx(f);
         let restored = self.conn.pragma_update(None, "synchronous", "FULL");

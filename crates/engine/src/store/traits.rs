@@ -15,6 +15,16 @@ pub trait Store {
     /// All tokens of a realm, of every user (the members a 4eyes token counts).
     fn tokens_in_realm(&self, realm: &str) -> Result<Vec<TokenRecord>>;
     /// Runs `f` in one write transaction; commits when it returns `Ok`, rolls back on `Err`.
+    ///
+    /// **The durability contract** (every host keeps it, whether it writes alone or in a group
+    /// commit): `write` returns only once `f`'s writes are committed, and a caller answers
+    /// nothing (no prompt, no verdict) about them before it returns. A commit reaches the
+    /// store file without a sync (SQLite's WAL under `synchronous = NORMAL`), which only a
+    /// power cut can lose, never a killed daemon: so a rejected attempt's failure counts and
+    /// audit row, and an attempt's place in the counts, are there before its reply, and no
+    /// crash gives a guess back. A transaction that makes something used (moves a counter,
+    /// closes a challenge, takes an offline value, adds a token) is also synced (fsync of the
+    /// WAL) before `write` returns, so that no power cut makes a used OTP valid again.
     fn write<R>(&self, f: impl FnOnce(&dyn StoreTx) -> Result<R>) -> Result<R>;
     /// Whether a second factor of `user` was accepted for `service` from `rhost` at or after
     /// `since` (an audit row of a token's accept: a policy's grace window).
@@ -33,13 +43,8 @@ pub trait Store {
     ) -> Result<Standing>;
 }
 
-/// What the engine does inside a write transaction.
-///
-/// A transaction that moves a counter ([`record_success`](StoreTx::record_success)) or closes a
-/// challenge is synced to disk before [`Store::write`] returns, so a power cut can't make a
-/// used OTP or an answered challenge valid again. One that only counts failures and writes
-/// audit rows (every rejected attempt) is not synced on its own: it reaches the disk with the
-/// next synced commit or checkpoint, and a power cut may lose it.
+/// What the engine does inside a write transaction (which steps must be synced: see
+/// [`Store::write`]).
 pub trait StoreTx {
     /// A fresh read of one token, taken under the write lock.
     fn token(&self, serial: &str) -> Result<Option<TokenRecord>>;

@@ -25,7 +25,8 @@ const AUDIT_PRUNE_EVERY: i64 = 64;
 /// savepoint of a group commit, see [`group`](super::group)).
 pub(crate) struct SqliteTx<'a> {
     pub(super) tx: &'a Connection,
-    /// Something was written that must be synced before the verdict is given.
+    /// Something was written that must be synced before `write` returns (see
+    /// [`Store::write`](super::Store::write)).
     pub(super) durable: Cell<bool>,
     pub(super) audit_keep: Option<u64>,
 }
@@ -44,7 +45,6 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn consume_offline(&self, serial: &str, counter: u64) -> Result<bool> {
-        // Synced before the verdict: a value taken must stay taken after a power cut.
         self.durable.set(true);
         offline::consume(self.tx, serial, counter)
     }
