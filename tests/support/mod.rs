@@ -16,10 +16,9 @@ use tessera_engine::crypto::{hash_pin, StoreKey};
 use tessera_engine::store::{AuditEntry, ChallengeRecord, SqliteStore, TokenRecord};
 use tessera_engine::tokens::{hotp_code, Algorithm, TokenType};
 
-mod daemon;
 mod pam_wrapper;
-pub use daemon::Daemon;
 pub use pam_wrapper::*;
+pub use tessera_test_support::Daemon;
 /// The privacyIDEA peer of `../shared` (remote_pi.rs).
 pub mod pi;
 /// Remote mode and the fake HTTP(S) server.

@@ -1,6 +1,6 @@
-//! A tesserad process for a test, killed on drop; its stderr lines arrive on a channel
-//! (startup, reloads). The root tests' `support::Daemon`, and crates/daemon/tests' (by
-//! `#[path]`: the daemon crate's tests are another crate).
+//! What the integration tests of the workspace's crates share: a tesserad process for a test,
+//! killed on drop, whose stderr lines arrive on a channel (startup, reloads). The root tests
+//! (`tests/support`) and the daemon crate's (`crates/daemon/tests/common`) both use it.
 
 use std::io::BufRead;
 use std::os::unix::net::UnixStream;

@@ -10,10 +10,7 @@ use tessera_engine::tokens::{hotp_code, Algorithm, TokenType};
 use tessera_proto::{read_frame, write_frame, Login, Reply, Request, Verdict, VERSION};
 use zeroize::Zeroizing;
 
-#[path = "../../../../tests/support/daemon.rs"]
-#[allow(dead_code)] // the root tests use the rest
-mod daemon_process;
-pub use daemon_process::Daemon;
+pub use tessera_test_support::Daemon;
 
 pub const KEY20: &[u8] = b"12345678901234567890";
 
