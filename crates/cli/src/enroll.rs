@@ -420,7 +420,7 @@ fn settings(cfg: &Config, a: &AddArgs, plan: &mut Plan, has_pin: bool) -> CliRes
             }
             let spec = a.four_eyes.as_deref().unwrap_or_default();
             let sep = a.separator.as_deref().unwrap_or(" ");
-            let policy = tessera_engine::tokens::foureyes::Policy::parse(spec, sep)
+            let policy = tessera_engine::tokens::four_eyes::Policy::parse(spec, sep)
                 .map_err(|e| Failure::usage(e.to_string()))?;
             check_name("realm", &policy.realm)?;
             plan.info = policy.to_info();

@@ -19,7 +19,7 @@ pub struct TokenInfo {
     /// `tan`: how many codes were made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
-    /// `4eyes`: the rule, checked when it is read ([`super::foureyes::Policy::from_info`]).
+    /// `4eyes`: the rule, checked when it is read ([`super::four_eyes::Policy::from_info`]).
     #[serde(rename = "4eyes", skip_serializing_if = "Option::is_none")]
     pub four_eyes: Option<FourEyesInfo>,
     /// How the token came to be (any type); `None` for tokens of versions before it was kept.

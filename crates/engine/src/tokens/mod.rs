@@ -5,7 +5,7 @@
 //! it strictly forward inside one store transaction, an OTP value is accepted at most once.
 
 pub mod email;
-pub mod foureyes;
+pub mod four_eyes;
 mod hotp;
 mod info;
 mod oath;
@@ -19,7 +19,7 @@ mod spec;
 pub mod tan;
 mod totp;
 
-pub use foureyes::FourEyes;
+pub use four_eyes::FourEyes;
 pub use hotp::Hotp;
 pub use info::{FourEyesInfo, Origin, TokenInfo};
 pub use oath::{hotp_code, Algorithm};
@@ -82,7 +82,7 @@ impl TokenType {
             TokenType::Email => &email::SPEC,
             TokenType::Sms => &sms::SPEC,
             TokenType::Ocra => &ocra::SPEC,
-            TokenType::FourEyes => &foureyes::SPEC,
+            TokenType::FourEyes => &four_eyes::SPEC,
             TokenType::Tan => &tan::SPEC,
             TokenType::Registration => &registration::SPEC,
         }

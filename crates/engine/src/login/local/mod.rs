@@ -5,7 +5,7 @@
 //!
 //! Here: the run of one login and the OTP check. Beside it: [`attempt`] (where a login
 //! stands), [`places`] (its place in the failure counts), [`pin`] (the PIN half of a pass),
-//! [`challenge`] (challenges opened and answered), [`foureyes_pass`] (a 4eyes pass), and the
+//! [`challenge`] (challenges opened and answered), [`four_eyes_pass`] (a 4eyes pass), and the
 //! tests in `tests.rs` and `lockout_tests.rs`.
 
 use crate::auth::lockout::{self, Guesser, Lockout, Place};
@@ -22,7 +22,7 @@ use crate::tokens::{self, CheckContext, Sends, Token, TokenType};
 
 mod attempt;
 mod challenge;
-mod foureyes_pass;
+mod four_eyes_pass;
 mod pin;
 mod places;
 

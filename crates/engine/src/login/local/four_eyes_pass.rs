@@ -1,5 +1,5 @@
 //! The engine's check of a 4eyes token's pass (the token type and its rule are
-//! `tokens/foureyes.rs`). The pass is N other users' PIN+OTP, joined by the token's separator; it
+//! `tokens/four_eyes.rs`). The pass is N other users' PIN+OTP, joined by the token's separator; it
 //! succeeds when tokens of N distinct users of the token's realm accept their parts. Two steps:
 //! the parts matched to members' tokens by PIN (outside any transaction: PIN hashes are slow),
 //! then one write transaction that checks the members' OTPs and decides.
@@ -9,7 +9,7 @@ use crate::auth::Clock;
 use crate::crypto::Secret;
 use crate::error::Result;
 use crate::store::{Store, StoreTx, TokenRecord};
-use crate::tokens::foureyes;
+use crate::tokens::four_eyes;
 
 /// What one 4eyes token made of the pass.
 enum Decision {
@@ -33,7 +33,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
             reason: "wrong PIN or unknown user".into(),
         };
         for t in tokens.iter().filter(|t| t.kind.spec().pass_of_others) {
-            let policy = foureyes::Policy::from_info(&t.serial, &t.info)?;
+            let policy = four_eyes::Policy::from_info(&t.serial, &t.info)?;
             let Some(parts) = policy.split(pass) else {
                 return self.fail(at, &[t], now, "4eyes: too many parts in the pass");
             };
@@ -59,7 +59,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
     fn members_matching(
         &self,
         at: &Attempt,
-        policy: &foureyes::Policy,
+        policy: &four_eyes::Policy,
         parts: &[&[u8]],
     ) -> Result<Vec<(TokenRecord, Secret)>> {
         let members: Vec<TokenRecord> = self
@@ -102,7 +102,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
         &self,
         at: &mut Attempt,
         own: &TokenRecord,
-        policy: &foureyes::Policy,
+        policy: &four_eyes::Policy,
         pairs: &[(TokenRecord, Secret)],
         now: u64,
     ) -> Result<Decision> {
@@ -180,7 +180,7 @@ mod tests {
     use crate::crypto::{hash_pin, pin_checks, StoreKey};
     use crate::store::{SqliteStore, TokenRecord};
     use crate::testing::{FixedClock, ScriptedConv};
-    use crate::tokens::{foureyes, hotp_code, Algorithm, TokenType};
+    use crate::tokens::{four_eyes, hotp_code, Algorithm, TokenType};
 
     const KEY: &[u8] = b"12345678901234567890";
 
@@ -220,7 +220,7 @@ mod tests {
             store.insert_token(&t).unwrap();
         }
         let mut f = TokenRecord::new("F1", "alice", "default", TokenType::FourEyes, vec![]);
-        f.info = foureyes::Policy::parse("admins:2", " ").unwrap().to_info();
+        f.info = four_eyes::Policy::parse("admins:2", " ").unwrap().to_info();
         store.insert_token(&f).unwrap();
 
         let cfg = Config::default();

@@ -4,7 +4,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tessera_engine::tokens::foureyes::{Policy, MAX_PARTS};
+use tessera_engine::tokens::four_eyes::{Policy, MAX_PARTS};
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {

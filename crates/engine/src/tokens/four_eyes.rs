@@ -2,7 +2,7 @@
 //! separator; one pass carries N users' PIN+OTP joined by the separator, and it succeeds only
 //! when N distinct other users' tokens of that realm accept their parts. The token itself has
 //! no OTP; the engine checks the parts against the realm's tokens
-//! (`login/local/foureyes_pass.rs`).
+//! (`login/local/four_eyes_pass.rs`).
 
 use super::{CheckContext, Token};
 use crate::error::{Error, Result};
