@@ -159,8 +159,9 @@ pub fn audit(cfg: &Config, user: Option<&str>, limit: u32, json: bool) -> CliRes
     t.print()
 }
 
-/// How often `audit --follow` looks for new rows: a row shows within this. A look is one indexed query; nothing is held open between looks, so
-/// the daemon's writes and checkpoints never wait for it.
+/// How often `audit --follow` looks for new rows: a row shows within this. A look is one indexed
+/// query; nothing is held open between looks, so the daemon's writes and checkpoints never wait for
+/// it.
 const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// `tessera audit --follow`: the newest `limit` rows, then each new row as it is written, as

@@ -3,8 +3,8 @@
 //! 1 failure, 2 usage) and one-line errors.
 //!
 //! Each subcommand lives in its own module and works through the library: the store's admin
-//! operations, the crypto helpers, and for `check` the same [`tessera_engine::host::authenticate`] as the
-//! PAM module.
+//! operations, the crypto helpers, and for `check` the same [`tessera_engine::login::authenticate`]
+//! as the PAM module.
 // The only `unsafe` of tessera is the PAM module's FFI (`src/ffi/`); system calls go through nix.
 #![forbid(unsafe_code)]
 

@@ -10,8 +10,8 @@ use tessera_engine::host::Resources;
 use tessera_engine::remote::breaker::ServerHealth;
 use tessera_proto::{self as proto, Reply};
 
-/// A status request (`tessera doctor`; root or the daemon's user): one `ok ...` or `fail ...` line per thing
-/// a login needs, checked as the daemon (its user, its config, its store and key), then a
+/// A status request (`tessera doctor`; root or the daemon's user): one `ok ...` or `fail ...` line
+/// per thing a login needs, checked as the daemon (its user, its config, its store and key), then a
 /// verdict: success when it can serve logins, unavailable when it can't.
 pub(crate) fn status<C: Channel, R: Resources>(
     chan: &mut Link<'_, C>,

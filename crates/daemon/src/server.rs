@@ -1,5 +1,5 @@
-//! The socket server (kept threads that each accept and serve, the config swapped on SIGHUP) and the one-login
-//! `--stdio` mode.
+//! The socket server (kept threads that each accept and serve, the config swapped on SIGHUP) and
+//! the one-login `--stdio` mode.
 
 use crate::capacity::{Capacity, Full, Slot};
 

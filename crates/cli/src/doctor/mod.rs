@@ -1,11 +1,11 @@
 //! `tessera doctor`: checks, each on one line (`ok`, `warn` or `FAIL`), what a login needs: the
-//! config; for the config, key, store, the store's `-wal` and `-shm` and the SMTP password
-//! file, the file itself (no link, a regular file, owner and mode) and the directories above
-//! it, by the rules the module applies ([`tessera_engine::fsperm`]); the store's schema, that the key
-//! opens the stored tokens, that each remote server answers (remote mode), where the PAM module
-//! is installed, every line of /etc/pam.d that names it (and whether the module file it names
-//! exists), whether `tessera init` was done, tokens without a PIN where a service has
-//! pam_tessera as its only factor, and the syslog socket. Exit 1 if anything failed.
+//! config; for the config, key, store, the store's `-wal` and `-shm` and the SMTP password file,
+//! the file itself (no link, a regular file, owner and mode) and the directories above it, by the
+//! rules the module applies ([`tessera_engine::fsperm`]); the store's schema, that the key opens
+//! the stored tokens, that each remote server answers (remote mode), where the PAM module is
+//! installed, every line of /etc/pam.d that names it (and whether the module file it names exists),
+//! whether `tessera init` was done, tokens without a PIN where a service has pam_tessera as its
+//! only factor, and the syslog socket. Exit 1 if anything failed.
 
 //!
 //! This file runs the checks in their order; each group is a file of its own: [`files`] (the
