@@ -285,13 +285,18 @@ fn a_server_that_keeps_challenging_is_refused_after_bounded_rounds() {
     let f = fake(|_, n| challenge_json(&format!("{n:020}"), &[("interactive", "again: ")]));
     let (_d, cfg) = cfg_for(&[&f.url()], "");
     let mut steps = vec![("PIN: ", "alicepin")];
-    steps.extend(std::iter::repeat(("again: ", "1")).take(tessera_engine::remote::MAX_ROUNDS));
+    steps.extend(
+        std::iter::repeat(("again: ", "1")).take(tessera_engine::login::remote::MAX_ROUNDS),
+    );
     let mut conv = ScriptedConv::answers(&steps);
     let out = run(&cfg, "alice", &mut conv);
     assert!(
         matches!(out.verdict, Verdict::Reject { ref reason } if reason.contains("still challenging"))
     );
-    assert_eq!(f.requests().len(), tessera_engine::remote::MAX_ROUNDS + 1);
+    assert_eq!(
+        f.requests().len(),
+        tessera_engine::login::remote::MAX_ROUNDS + 1
+    );
 }
 
 #[test]
@@ -716,8 +721,8 @@ fn a_dead_server_costs_one_timeout_then_is_skipped_for_a_while() {
     let dead = fake(|_, _| Act::Hang);
     let alive = fake(|_, _| accept_json());
     let (_d, cfg) = cfg_for(&[&dead.url(), &alive.url()], "down_after = 1\ndown_for = 2");
-    let host = tessera_engine::host::Host::default();
-    let login = |host: Option<&tessera_engine::host::Host>| {
+    let host = tessera_engine::login::Host::default();
+    let login = |host: Option<&tessera_engine::login::Host>| {
         let mut conv = ScriptedConv::answers(&[("PIN: ", "alicepin755224")]);
         let t = Instant::now();
         let out = match host {
@@ -749,7 +754,7 @@ fn a_dead_server_costs_one_timeout_then_is_skipped_for_a_while() {
 fn with_every_server_skipped_the_login_is_unavailable_at_once() {
     let dead = fake(|_, _| Act::Hang);
     let (_d, cfg) = cfg_for(&[&dead.url()], "down_after = 2\ndown_for = 30");
-    let host = tessera_engine::host::Host::default();
+    let host = tessera_engine::login::Host::default();
     for _ in 0..2 {
         let mut conv = ScriptedConv::answers(&[("PIN: ", "alicepin755224")]);
         let out = run_hosted(&host, &cfg, "alice", &mut conv);

@@ -9,8 +9,8 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use tessera_engine::config::Dialect;
-use tessera_engine::remote::dialect::{parse_check, parse_poll, Endpoint, PollState};
-use tessera_engine::remote::{offline, RemoteAnswer};
+use tessera_engine::login::remote::dialect::{parse_check, parse_poll, Endpoint, PollState};
+use tessera_engine::login::remote::{offline, RemoteAnswer};
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {

@@ -17,7 +17,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 use tessera_engine::config::{Config, OtpPin};
 use tessera_engine::crypto::StoreKey;
-use tessera_engine::host::Host;
+use tessera_engine::login::Host;
 use tessera_engine::store::{SqliteStore, TokenRecord};
 use tessera_engine::tokens::{hotp_code, Algorithm, TokenType};
 use tessera_proto::{FrameReader, Login, Reply, Request, Verdict, MAX_REPLY_FRAME, VERSION};

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
-use tessera_engine::remote::breaker::ServerHealth;
+use tessera_engine::login::remote::breaker::ServerHealth;
 use tessera_engine::store::{AuditEntry, AuditResult};
 use tessera_proto::Verdict;
 

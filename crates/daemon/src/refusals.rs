@@ -10,8 +10,8 @@ use tessera_engine::auth::Clock;
 use tessera_engine::config::{Config, RemoteConfig};
 use tessera_engine::crypto::StoreKey;
 use tessera_engine::error::Error;
-use tessera_engine::host::Resources;
-use tessera_engine::remote::client::Link;
+use tessera_engine::login::remote::client::Link;
+use tessera_engine::login::Resources;
 use tessera_engine::store::{AuditEntry, Store};
 
 /// Uids remembered at most; past it, the entries of past minutes are forgotten.

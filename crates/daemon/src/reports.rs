@@ -6,8 +6,8 @@ use crate::link::Link;
 use crate::link::{refuse, Channel};
 use crate::metrics::Now;
 use tessera_engine::config::Config;
-use tessera_engine::host::Resources;
-use tessera_engine::remote::breaker::ServerHealth;
+use tessera_engine::login::remote::breaker::ServerHealth;
+use tessera_engine::login::Resources;
 use tessera_proto::{self as proto, Reply};
 
 /// A status request (`tessera doctor`; root or the daemon's user): one `ok ...` or `fail ...` line
@@ -146,7 +146,7 @@ fn remote_health<R: Resources>(cfg: &Config, res: &R) -> Vec<(String, ServerHeal
         return Vec::new();
     }
     match res.remote_link(&cfg.remote) {
-        Ok(link) => tessera_engine::remote::client::health(&link, &cfg.remote),
+        Ok(link) => tessera_engine::login::remote::client::health(&link, &cfg.remote),
         Err(_) => Vec::new(),
     }
 }

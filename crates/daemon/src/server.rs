@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tessera_engine::config::Config;
-use tessera_engine::host::{Host, OneLogin};
+use tessera_engine::login::{Host, OneLogin};
 use tessera_proto::{write_frame, Reply};
 
 pub const DEFAULT_SOCKET: &str = "/run/tessera/tessera.sock";

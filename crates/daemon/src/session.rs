@@ -8,7 +8,7 @@ use crate::link::{refuse, Link};
 use crate::reports;
 use std::time::{Duration, Instant};
 use tessera_engine::config::Config;
-use tessera_engine::host::Resources;
+use tessera_engine::login::Resources;
 use tessera_proto::{self as proto, Request};
 
 /// How long a client may take to send its whole login after connecting (not per read: a

@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the engine's check against a real SQLite store in a temporary
 //! directory: the accept path (PIN+OTP, HOTP counter moving forward), the reject paths (right
 //! PIN and wrong OTP, wrong PIN, unknown user), the same with `otppin = "none"`, the whole
-//! `host::authenticate` (store open and key load per login, as the PAM module does it), and
+//! `login::authenticate` (store open and key load per login, as the PAM module does it), and
 //! the primitives `crypto::verify_pin` (Argon2id) and `tokens::hotp_code`.
 //!
 //! Run: `cargo bench --bench engine` (add `-- --warm-up-time 1 --measurement-time 3` on a busy
@@ -209,15 +209,15 @@ fn engine_paths(c: &mut Criterion) {
     );
 }
 
-/// `host::authenticate` as the PAM module calls it: opens the store and loads the key on every
+/// `login::authenticate` as the PAM module calls it: opens the store and loads the key on every
 /// login. The difference to `engine/otp-only/*` is the per-login cost of opening.
 fn whole_authenticate(c: &mut Criterion) {
     let f = Fixture::new(OtpPin::None);
     let clock = FixedClock::at(1_700_000_000);
     let run = |pass: &[u8]| {
         let pass = std::str::from_utf8(pass).unwrap_or_default();
-        tessera_engine::host::authenticate(
-            &tessera_engine::host::OneLogin,
+        tessera_engine::login::authenticate(
+            &tessera_engine::login::OneLogin,
             &f.cfg,
             &Options::default(),
             &login("alice"),

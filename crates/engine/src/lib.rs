@@ -2,9 +2,10 @@
 //! no terminal in it. `tesserad` (which the thin PAM module asks) and the `tessera` command are
 //! its two users.
 //!
-//! Layers, from the outside in: [`engine`] (every decision, generic over a conversation, a
-//! clock and a store) → [`store`] (SQLite), [`tokens`] (one module per token type), [`remote`]
-//! (the validate client) and [`delivery`] (e-mail and SMS).
+//! Layers, from the outside in: [`login`] (a login's decision: the policy rules, the local
+//! engine, the remote servers) over [`auth`] (the words of a decision: `Conversation`, `Clock`,
+//! `Login`, `Verdict`) and [`enroll`], over [`store`] (SQLite), [`tokens`] (one module per token
+//! type), [`delivery`] (e-mail and SMS) and [`config`]. docs/architecture.md draws the rooms.
 // The only `unsafe` of tessera is the PAM module's FFI (`src/ffi/`); system calls go through nix.
 #![forbid(unsafe_code)]
 #![deny(
@@ -25,12 +26,9 @@ pub mod delivery;
 pub mod enroll;
 pub mod error;
 pub mod fsperm;
-pub mod login;
-/// The entry of a login under its older name (the daemon, the command and the tests use it).
-pub use login as host;
-pub use login::remote;
 pub mod http;
 pub mod io_time;
+pub mod login;
 pub mod pin_rule;
 pub mod store;
 pub mod sys;

@@ -32,7 +32,7 @@ pub(super) fn check_transport(r: &mut Report, cfg: &Config) -> CliResult<()> {
 
 /// Each remote server must answer, with its certificate verified as a login would.
 pub(super) fn check_remote(r: &mut Report, cfg: &Config) -> CliResult<()> {
-    match tessera_engine::remote::probe(cfg) {
+    match tessera_engine::login::remote::probe(cfg) {
         Err(e) => r.fail(&e.to_string()),
         Ok(results) => {
             if !cfg.remote.verify_tls {

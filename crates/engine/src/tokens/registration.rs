@@ -1,7 +1,7 @@
 //! `registration`: privacyIDEA's registration code. An admin gives a user a one-time code
 //! (`tessera token add --user U --type registration` prints it once); typed at a login's first
 //! prompt, it starts the enrollment of the user's own token in the PAM conversation, and it is
-//! used up once that token is saved (see `host::authenticate` and `enroll::dialogue`).
+//! used up once that token is saved (see `login::authenticate` and `enroll::dialogue`).
 //!
 //! The code is [`CODE_LEN`] characters of an alphabet without look-alikes (no 0/o, 1/l/i),
 //! drawn from the OS RNG: 79 bits, typed case-insensitively. As for `tan` codes, only a keyed
