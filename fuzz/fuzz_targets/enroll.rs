@@ -32,7 +32,7 @@ impl Conversation for Answers<'_> {
     fn prompt(&mut self, _text: &str, _echo: bool) -> Result<Option<Secret>, Error> {
         match self.0.next() {
             Some(a) => Ok(a.map(secret)),
-            None => Err(Error::Conversation("no more answers".into())),
+            None => Err(Error::conversation("no more answers")),
         }
     }
     fn info(&mut self, _text: &str) -> Result<(), Error> {

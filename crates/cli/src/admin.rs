@@ -23,7 +23,7 @@ pub fn init(cfg: &Config) -> CliResult<()> {
     let owner = sys::store_owner(&cfg.store.path);
     let need_key = match owner {
         Some(o) => sys::as_store_owner(&cfg.store.path, o, || init_store(cfg))
-            .map_err(|e| Error::Permissions(e.to_string()))??,
+            .map_err(|e| Error::permissions(e.to_string()))??,
         None => init_store(cfg)?,
     };
     if need_key {
@@ -56,7 +56,7 @@ fn init_store(cfg: &Config) -> CliResult<bool> {
     }
     let sealed = store.list_tokens(None)?.len();
     if sealed > 0 {
-        return Err(Error::Key(format!(
+        return Err(Error::key(format!(
             "{}: missing, but the store holds {sealed} token(s) sealed with it; restore the key \
              file (a new key could not open them)",
             key_path.display()
@@ -202,7 +202,7 @@ fn print_followed(e: &AuditEntry, json: bool) -> CliResult<()> {
     use std::io::Write as _;
     let line = if json {
         serde_json::to_string(e)
-            .map_err(|err| Failure::Error(Error::Invalid(format!("JSON: {err}"))))?
+            .map_err(|err| Failure::Error(Error::invalid(format!("JSON: {err}"))))?
     } else {
         format!("{} {}", output::time(e.time), e.log_line())
     };

@@ -26,7 +26,7 @@ pub fn backup(cfg: &Config, file: &Path) -> CliResult<()> {
     };
     match owner {
         Some(o) => sys::as_store_owner(&cfg.store.path, o, || copy(&mut target))
-            .map_err(|e| Error::Permissions(e.to_string()))??,
+            .map_err(|e| Error::permissions(e.to_string()))??,
         None => copy(&mut target)?,
     }
     let s = target.finish()?;

@@ -79,7 +79,7 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
             shown(outln!("IGNORE: no token"))?;
             Err(Failure::Reported)
         }
-        Verdict::Unavailable(e) => Err(Failure::Error(Error::Invalid(format!("unavailable: {e}")))),
-        Verdict::ConversationFailed(m) => Err(Failure::Error(Error::Conversation(m))),
+        Verdict::Unavailable(e) => Err(Failure::Error(Error::invalid(format!("unavailable: {e}")))),
+        Verdict::ConversationFailed(m) => Err(Failure::Error(Error::conversation(m))),
     }
 }

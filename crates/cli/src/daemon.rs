@@ -38,7 +38,7 @@ pub fn ask(conn: &mut UnixStream, request: &Request) -> Result<(Vec<String>, boo
 
 /// `tessera metrics`: the daemon's counters, as it sends them, on stdout.
 pub fn metrics(config: &Path, socket: &Path) -> CliResult<()> {
-    let fail = |why: String| Failure::Error(Error::Invalid(why));
+    let fail = |why: String| Failure::Error(Error::invalid(why));
     let mut conn = UnixStream::connect(socket).map_err(|e| {
         fail(format!(
             "no tesserad on {} ({e}): start it with `{}`",
@@ -71,7 +71,7 @@ const DIALOGUE_WAIT: Duration = Duration::from_secs(120);
 /// go to stdout. Exit 0 once the token is saved.
 pub fn enroll(socket: &Path, kind: Option<&str>, light: bool) -> CliResult<()> {
     use tessera_engine::auth::Conversation;
-    let fail = |why: String| Failure::Error(Error::Invalid(why));
+    let fail = |why: String| Failure::Error(Error::invalid(why));
     let mut conn = UnixStream::connect(socket).map_err(|e| {
         fail(format!(
             "no tesserad on {} ({e}): enrollment goes through the tessera service; ask your \

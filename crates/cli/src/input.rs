@@ -126,8 +126,8 @@ impl Conversation for Terminal {
     fn prompt(&mut self, text: &str, echo: bool) -> Result<Option<Secret>, Error> {
         match ask(text, echo) {
             Ok(Some(answer)) => Ok(Some(answer)),
-            Ok(None) => Err(Error::Conversation("no answer: end of input".into())),
-            Err(e) => Err(Error::Conversation(e.to_string())),
+            Ok(None) => Err(Error::conversation("no answer: end of input")),
+            Err(e) => Err(Error::conversation(e.to_string())),
         }
     }
 
@@ -138,10 +138,10 @@ impl Conversation for Terminal {
         } else {
             writeln!(std::io::stderr(), "{text}")
         };
-        written.map_err(|e| Error::Conversation(e.to_string()))
+        written.map_err(|e| Error::conversation(e.to_string()))
     }
 
     fn error(&mut self, text: &str) -> Result<(), Error> {
-        writeln!(std::io::stderr(), "{text}").map_err(|e| Error::Conversation(e.to_string()))
+        writeln!(std::io::stderr(), "{text}").map_err(|e| Error::conversation(e.to_string()))
     }
 }

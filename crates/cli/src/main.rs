@@ -62,7 +62,7 @@ impl Failure {
         Failure::Usage(msg.into())
     }
     fn invalid(msg: impl Into<String>) -> Failure {
-        Failure::Error(Error::Invalid(msg.into()))
+        Failure::Error(Error::invalid(msg))
     }
 }
 
@@ -196,7 +196,7 @@ fn config_path(cli: &Cli) -> PathBuf {
 /// error for every command, also `init`: the store and key must go where the module will look.
 fn load_config(path: &std::path::Path) -> CliResult<Config> {
     if !path.exists() {
-        return Err(Failure::Error(Error::Config(format!(
+        return Err(Failure::Error(Error::config(format!(
             "{}: no such file (install conf/tessera.toml there, or give --config PATH or {CONFIG_ENV})",
             path.display()
         ))));
@@ -210,7 +210,7 @@ fn load_config(path: &std::path::Path) -> CliResult<Config> {
 /// the store (`-wal`, `-shm`) must stay the daemon's. `init` does this its own way.
 pub fn become_store_owner(cfg: &Config) -> CliResult<Option<u32>> {
     tessera_engine::sys::become_store_owner(&cfg.store.path)
-        .map_err(|e| Failure::Error(Error::Permissions(e.to_string())))
+        .map_err(|e| Failure::Error(Error::permissions(e.to_string())))
 }
 
 fn enroll_self(a: &EnrollArgs) -> CliResult<()> {

@@ -19,13 +19,13 @@ pub fn stdout_failed(e: std::io::Error) -> Failure {
         // The reader has what it wanted: a normal end for a listing, as for `ls | head`.
         return Failure::OutputClosed;
     }
-    Failure::Error(Error::Invalid(format!("stdout: {e}")))
+    Failure::Error(Error::invalid(format!("stdout: {e}")))
 }
 
 /// Prints a value as pretty JSON.
 pub fn json<T: Serialize + ?Sized>(v: &T) -> CliResult<()> {
     let text = serde_json::to_string_pretty(v)
-        .map_err(|e| Failure::Error(Error::Invalid(format!("JSON: {e}"))))?;
+        .map_err(|e| Failure::Error(Error::invalid(format!("JSON: {e}"))))?;
     outln!("{text}")
 }
 

@@ -119,7 +119,7 @@ impl<C: Channel> SocketConversation<'_, '_, C> {
         self.link.queue(r);
         self.link
             .flush()
-            .map_err(|e| Error::Conversation(format!("the module is gone: {e}")))
+            .map_err(|e| Error::conversation(format!("the module is gone: {e}")))
     }
 }
 
@@ -132,18 +132,18 @@ impl<C: Channel> Conversation for SocketConversation<'_, '_, C> {
         let body = self
             .link
             .recv(Instant::now() + self.wait, proto::MAX_ANSWER_FRAME)
-            .map_err(|e| Error::Conversation(format!("no answer from the module: {e}")))?;
+            .map_err(|e| Error::conversation(format!("no answer from the module: {e}")))?;
         match Request::decode(&body) {
             Ok(Request::Answer(a)) => Ok(a.map(|a| secret(&a))),
-            Ok(Request::ConversationFailed(code)) => Err(Error::Conversation(format!(
+            Ok(Request::ConversationFailed(code)) => Err(Error::conversation(format!(
                 "the PAM conversation failed ({code})"
             ))),
             Ok(
                 Request::Authenticate(_) | Request::Status | Request::Metrics | Request::Enroll(_),
-            ) => Err(Error::Conversation(
-                "the module sent another request instead of an answer".into(),
+            ) => Err(Error::conversation(
+                "the module sent another request instead of an answer",
             )),
-            Err(e) => Err(Error::Conversation(format!("a bad answer frame: {e}"))),
+            Err(e) => Err(Error::conversation(format!("a bad answer frame: {e}"))),
         }
     }
 

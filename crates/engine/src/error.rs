@@ -1,48 +1,61 @@
-//! One error type for the whole crate. (A verdict's PAM code is the module's `pam_code`: an
-//! error reaches it as `Verdict::Unavailable`.)
+//! One error type for the whole crate, of one shape: the [`Kind`] that callers match on, the
+//! words, and the I/O or SQLite error that caused it kept as the source. (A verdict's PAM code
+//! is the module's `pam_code`: an error reaches it as `Verdict::Unavailable`.)
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// Why something could not be done. Each variant's message names the file, key or serial it is
-/// about, and never carries a PIN, an OTP or a key.
+/// Why something could not be done: an error of a [`Kind`], made from words
+/// ([`Error::config`], [`Error::store`], …) or from the I/O or SQLite error that caused it
+/// ([`Error::io`], [`Error::sqlite`]). A cause is kept whole as the
+/// [`source`](std::error::Error::source) (as ripgrep's `ignore::Error::WithPath` keeps the path
+/// and the error apart) instead of flattened into a string. The message names the file, key or
+/// serial it is about, and never carries a PIN, an OTP or a key. Match on [`Error::kind`].
+///
+/// Displayed as `{kind}{what} {path}: {words or cause}{hint}`, each part only where there is
+/// one: `store: /var/lib/tessera/store.db: Permission denied (os error 13)`. Boxed:
+/// `Result<()>` is one pointer wide.
 #[derive(Debug)]
-pub enum Error {
-    /// The configuration file is missing, unreadable or invalid.
-    Config(String),
-    /// The store is missing, corrupt, locked or on a full disk.
-    Store(String),
-    /// The secret-encryption key is missing, unreadable or wrong.
-    Key(String),
-    /// A file has modes that let group or others change it (or read a key).
-    Permissions(String),
-    /// The conversation with the user failed (no conversation, NULL answer, error return).
-    Conversation(String),
-    /// The remote validation server could not be used.
-    Remote(String),
-    /// An OTP could not be sent out of band (SMTP relay, sendmail command, SMS gateway).
-    Delivery(String),
-    /// A request of an admin that makes no sense (unknown serial, bad option value).
-    Invalid(String),
-    /// An error of one of the kinds above that an I/O or SQLite error caused, kept whole as the
-    /// [`source`](std::error::Error::source) (as ripgrep's `ignore::Error::WithPath` keeps
-    /// the path and the error apart) instead of flattened into a string. It displays as the
-    /// string variants do: `store: /var/lib/tessera/store.db: Permission denied (os error 13)`.
-    /// Boxed: `Result<T>` stays as small as with the string variants.
-    Caused(Box<Caused>),
+pub struct Error(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    kind: Kind,
+    /// The words of an error made from words; empty for one made from a cause.
+    message: String,
+    /// What the path is, where the message says so (`[email] password_file`), else empty.
+    what: String,
+    path: Option<PathBuf>,
+    source: Option<Cause>,
+    /// Said after the rest: what to do about it (` (run `tessera init`)`), else empty.
+    hint: String,
 }
 
-/// The kind of an [`Error`], whichever variant carries it: match on
-/// [`Error::kind`] rather than on the string variants, which miss a [`Error::Caused`].
+/// The error that caused an [`Error`].
+#[derive(Debug)]
+enum Cause {
+    Io(std::io::Error),
+    Sqlite(rusqlite::Error),
+}
+
+/// The kind of an [`Error`]: what callers match on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// The configuration file is missing, unreadable or invalid.
     Config,
+    /// The store is missing, corrupt, locked or on a full disk.
     Store,
+    /// The secret-encryption key is missing, unreadable or wrong.
     Key,
+    /// A file has modes that let group or others change it (or read a key).
     Permissions,
+    /// The conversation with the user failed (no conversation, NULL answer, error return).
     Conversation,
+    /// The remote validation server could not be used.
     Remote,
+    /// An OTP could not be sent out of band (SMTP relay, sendmail command, SMS gateway).
     Delivery,
+    /// A request of an admin that makes no sense (unknown serial, bad option value).
     Invalid,
 }
 
@@ -62,98 +75,112 @@ impl Kind {
     }
 }
 
-/// The parts of an [`Error::Caused`]; displayed as `{kind}{what} {path}: {cause}{hint}`.
-#[derive(Debug)]
-pub struct Caused {
-    kind: Kind,
-    /// What the path is, where the message says so (`[email] password_file`), else empty.
-    what: String,
-    path: Option<PathBuf>,
-    cause: Cause,
-    /// Said after the cause: what to do about it (` (run `tessera init`)`), else empty.
-    hint: String,
-}
-
-/// The underlying error of an [`Error::Caused`].
-#[derive(Debug)]
-pub enum Cause {
-    Io(std::io::Error),
-    Sqlite(rusqlite::Error),
-}
-
 impl Error {
+    /// An error of `kind` in words.
+    pub fn new(kind: Kind, message: impl Into<String>) -> Error {
+        Error::build(kind, message.into(), None, None)
+    }
+
+    /// A [`Kind::Config`] error: `config: {message}`.
+    pub fn config(message: impl Into<String>) -> Error {
+        Error::new(Kind::Config, message)
+    }
+
+    /// A [`Kind::Store`] error: `store: {message}`.
+    pub fn store(message: impl Into<String>) -> Error {
+        Error::new(Kind::Store, message)
+    }
+
+    /// A [`Kind::Key`] error: `key: {message}`.
+    pub fn key(message: impl Into<String>) -> Error {
+        Error::new(Kind::Key, message)
+    }
+
+    /// A [`Kind::Permissions`] error: `permissions: {message}`.
+    pub fn permissions(message: impl Into<String>) -> Error {
+        Error::new(Kind::Permissions, message)
+    }
+
+    /// A [`Kind::Conversation`] error: `conversation: {message}`.
+    pub fn conversation(message: impl Into<String>) -> Error {
+        Error::new(Kind::Conversation, message)
+    }
+
+    /// A [`Kind::Remote`] error: `remote: {message}`.
+    pub fn remote(message: impl Into<String>) -> Error {
+        Error::new(Kind::Remote, message)
+    }
+
+    /// A [`Kind::Delivery`] error: `delivery: {message}`.
+    pub fn delivery(message: impl Into<String>) -> Error {
+        Error::new(Kind::Delivery, message)
+    }
+
+    /// A [`Kind::Invalid`] error: the message alone, without a prefix.
+    pub fn invalid(message: impl Into<String>) -> Error {
+        Error::new(Kind::Invalid, message)
+    }
+
     /// `{path}: {e}` as an error of `kind`, with `e` kept as the source.
     pub fn io(kind: Kind, path: &Path, e: std::io::Error) -> Error {
-        Error::caused(kind, Some(path), Cause::Io(e))
+        Error::build(kind, String::new(), Some(path), Some(Cause::Io(e)))
     }
 
     /// `{path}: {describe_sqlite(e)}` as a store error, with `e` kept as the source.
     pub fn sqlite(path: &Path, e: rusqlite::Error) -> Error {
-        Error::caused(Kind::Store, Some(path), Cause::Sqlite(e))
+        Error::build(
+            Kind::Store,
+            String::new(),
+            Some(path),
+            Some(Cause::Sqlite(e)),
+        )
     }
 
-    fn caused(kind: Kind, path: Option<&Path>, cause: Cause) -> Error {
-        Error::Caused(Box::new(Caused {
+    fn build(kind: Kind, message: String, path: Option<&Path>, source: Option<Cause>) -> Error {
+        Error(Box::new(Inner {
             kind,
+            message,
             what: String::new(),
             path: path.map(Path::to_path_buf),
-            cause,
+            source,
             hint: String::new(),
         }))
     }
 
-    /// Says what the path of the error is: `[email] password_file /etc/…: …`. On a string
-    /// variant it is put in front of the message.
-    pub fn what(self, what: impl Into<String>) -> Error {
-        let what = what.into();
-        match self {
-            Error::Caused(mut c) => {
-                c.what = what;
-                Error::Caused(c)
-            }
-            other => other.map_message(|m| format!("{what} {m}")),
-        }
+    /// Says what the path (or the message) is about: `[email] password_file /etc/…: …`. A
+    /// second call replaces the first.
+    pub fn what(mut self, what: impl Into<String>) -> Error {
+        self.0.what = what.into();
+        self
     }
 
     /// Adds a hint after the message, such as ` (run `tessera init`)` (with its leading space).
-    pub fn hint(self, hint: impl Into<String>) -> Error {
-        let hint = hint.into();
-        match self {
-            Error::Caused(mut c) => {
-                c.hint.push_str(&hint);
-                Error::Caused(c)
-            }
-            other => other.map_message(|m| m + &hint),
-        }
+    pub fn hint(mut self, hint: impl Into<String>) -> Error {
+        self.0.hint.push_str(&hint.into());
+        self
     }
 
     /// The same error as another kind (a store helper's failure reported as the key's), with
     /// its message and cause kept.
-    pub fn as_kind(self, kind: Kind) -> Error {
-        match self {
-            Error::Caused(mut c) => {
-                c.kind = kind;
-                Error::Caused(c)
-            }
-            other => match other.into_message() {
-                Ok(m) => Error::from_message(kind, m),
-                Err(other) => other,
-            },
-        }
+    pub fn as_kind(mut self, kind: Kind) -> Error {
+        self.0.kind = kind;
+        self
     }
 
     pub fn kind(&self) -> Kind {
-        match self {
-            Error::Config(_) => Kind::Config,
-            Error::Store(_) => Kind::Store,
-            Error::Key(_) => Kind::Key,
-            Error::Permissions(_) => Kind::Permissions,
-            Error::Conversation(_) => Kind::Conversation,
-            Error::Remote(_) => Kind::Remote,
-            Error::Delivery(_) => Kind::Delivery,
-            Error::Invalid(_) => Kind::Invalid,
-            Error::Caused(c) => c.kind,
-        }
+        self.0.kind
+    }
+
+    /// The words the error was made from, without its kind's prefix, `what` or hint (what a
+    /// conversation's failure hands on); empty for an error made from a cause.
+    pub fn message(&self) -> &str {
+        &self.0.message
+    }
+
+    /// The same error with its words rewritten (an OTP a peer echoed scrubbed out of them).
+    pub(crate) fn map_message(mut self, f: impl FnOnce(&str) -> String) -> Error {
+        self.0.message = f(&self.0.message);
+        self
     }
 
     /// A failure of the store's files that can pass without anyone touching tessera: a
@@ -164,111 +191,58 @@ impl Error {
     /// afresh after one. BUSY is not one: it is contention between writers.
     pub fn can_pass(&self) -> bool {
         use rusqlite::ErrorCode as C;
-        let Error::Caused(c) = self else {
-            return false;
-        };
-        match &c.cause {
-            Cause::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+        match &self.0.source {
+            Some(Cause::Sqlite(rusqlite::Error::SqliteFailure(e, _))) => matches!(
                 e.code,
                 C::ReadOnly | C::SystemIoFailure | C::DiskFull | C::CannotOpen
             ),
-            Cause::Sqlite(_) => false,
-            Cause::Io(e) => matches!(
+            Some(Cause::Io(e)) => matches!(
                 e.raw_os_error(),
                 Some(libc::EROFS | libc::EIO | libc::ENOSPC | libc::EDQUOT)
             ),
+            Some(Cause::Sqlite(_)) | None => false,
         }
     }
 
     /// The path the error is about, where it was built with one.
     pub fn path(&self) -> Option<&Path> {
-        match self {
-            Error::Caused(c) => c.path.as_deref(),
-            _ => None,
-        }
-    }
-
-    fn from_message(kind: Kind, m: String) -> Error {
-        match kind {
-            Kind::Config => Error::Config(m),
-            Kind::Store => Error::Store(m),
-            Kind::Key => Error::Key(m),
-            Kind::Permissions => Error::Permissions(m),
-            Kind::Conversation => Error::Conversation(m),
-            Kind::Remote => Error::Remote(m),
-            Kind::Delivery => Error::Delivery(m),
-            Kind::Invalid => Error::Invalid(m),
-        }
-    }
-
-    /// The message of a string variant; a [`Error::Caused`] is given back.
-    fn into_message(self) -> std::result::Result<String, Error> {
-        match self {
-            Error::Config(m)
-            | Error::Store(m)
-            | Error::Key(m)
-            | Error::Permissions(m)
-            | Error::Conversation(m)
-            | Error::Remote(m)
-            | Error::Delivery(m)
-            | Error::Invalid(m) => Ok(m),
-            caused @ Error::Caused(_) => Err(caused),
-        }
-    }
-
-    fn map_message(self, f: impl FnOnce(String) -> String) -> Error {
-        let kind = self.kind();
-        match self.into_message() {
-            Ok(m) => Error::from_message(kind, f(m)),
-            Err(caused) => caused,
-        }
+        self.0.path.as_deref()
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Config(m) => write!(f, "config: {m}"),
-            Error::Store(m) => write!(f, "store: {m}"),
-            Error::Key(m) => write!(f, "key: {m}"),
-            Error::Permissions(m) => write!(f, "permissions: {m}"),
-            Error::Conversation(m) => write!(f, "conversation: {m}"),
-            Error::Remote(m) => write!(f, "remote: {m}"),
-            Error::Delivery(m) => write!(f, "delivery: {m}"),
-            Error::Invalid(m) => write!(f, "{m}"),
-            Error::Caused(c) => {
-                f.write_str(c.kind.prefix())?;
-                if !c.what.is_empty() {
-                    write!(f, "{} ", c.what)?;
-                }
-                if let Some(p) = &c.path {
-                    write!(f, "{}: ", p.display())?;
-                }
-                match &c.cause {
-                    Cause::Io(e) => write!(f, "{e}")?,
-                    Cause::Sqlite(e) => f.write_str(&describe_sqlite(e))?,
-                }
-                f.write_str(&c.hint)
-            }
+        let e = &self.0;
+        f.write_str(e.kind.prefix())?;
+        if !e.what.is_empty() {
+            write!(f, "{} ", e.what)?;
         }
+        if let Some(p) = &e.path {
+            write!(f, "{}: ", p.display())?;
+        }
+        f.write_str(&e.message)?;
+        match &e.source {
+            Some(Cause::Io(c)) => write!(f, "{c}")?,
+            Some(Cause::Sqlite(c)) => f.write_str(&describe_sqlite(c))?,
+            None => {}
+        }
+        f.write_str(&e.hint)
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Caused(c) => match &c.cause {
-                Cause::Io(e) => Some(e),
-                Cause::Sqlite(e) => Some(e),
-            },
-            _ => None,
+        match &self.0.source {
+            Some(Cause::Io(e)) => Some(e),
+            Some(Cause::Sqlite(e)) => Some(e),
+            None => None,
         }
     }
 }
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        Error::caused(Kind::Store, None, Cause::Sqlite(e))
+        Error::build(Kind::Store, String::new(), None, Some(Cause::Sqlite(e)))
     }
 }
 
@@ -295,11 +269,35 @@ mod tests {
     }
 
     #[test]
+    fn each_kind_has_its_prefix_and_an_error_is_one_pointer_wide() {
+        for (e, kind, text) in [
+            (Error::config("m"), Kind::Config, "config: m"),
+            (Error::store("m"), Kind::Store, "store: m"),
+            (Error::key("m"), Kind::Key, "key: m"),
+            (Error::permissions("m"), Kind::Permissions, "permissions: m"),
+            (
+                Error::conversation("m"),
+                Kind::Conversation,
+                "conversation: m",
+            ),
+            (Error::remote("m"), Kind::Remote, "remote: m"),
+            (Error::delivery("m"), Kind::Delivery, "delivery: m"),
+            (Error::invalid("m"), Kind::Invalid, "m"),
+            (Error::new(Kind::Remote, "m"), Kind::Remote, "remote: m"),
+        ] {
+            assert_eq!((e.kind(), e.to_string().as_str()), (kind, text));
+            assert_eq!(e.message(), "m");
+            assert!(e.source().is_none() && e.path().is_none());
+        }
+        assert_eq!(size_of::<Result<()>>(), size_of::<usize>());
+    }
+
+    #[test]
     fn an_io_error_is_kept_as_the_source_and_displays_as_before() {
         let path = Path::new("/var/lib/tessera/store.db");
         let e = Error::io(Kind::Store, path, not_found());
-        // The text the string variant gave: `Error::Store(format!("{}: {e}", path.display()))`.
-        let before = Error::Store(format!("{}: {}", path.display(), not_found()));
+        // The text of the same words without the cause: `Error::store(format!("{}: {e}", …))`.
+        let before = Error::store(format!("{}: {}", path.display(), not_found()));
         assert_eq!(e.to_string(), before.to_string());
         assert_eq!(
             e.to_string(),
@@ -330,8 +328,8 @@ mod tests {
             format!("key: /etc/tessera/pw: {} (run `tessera init`)", not_found())
         );
         assert!(e.source().is_some());
-        // On a string variant the same words land in the message.
-        let e = Error::Store("x".into()).hint(" (y)").what("w");
+        // On an error made from words they go around the words.
+        let e = Error::store("x").hint(" (y)").what("w");
         assert_eq!(e.to_string(), "store: w x (y)");
     }
 
@@ -345,8 +343,8 @@ mod tests {
             format!("key: /etc/tessera/key: {}", not_found())
         );
         assert!(e.source().is_some());
-        let e = Error::Store("m".into()).as_kind(Kind::Key);
-        assert!(matches!(&e, Error::Key(m) if m == "m"), "{e}");
+        let e = Error::store("m").as_kind(Kind::Key);
+        assert!(e.kind() == Kind::Key && e.message() == "m", "{e}");
     }
 
     #[test]
@@ -409,6 +407,6 @@ mod tests {
             io(libc::EROFS).can_pass() && io(libc::ENOSPC).can_pass() && io(libc::EIO).can_pass()
         );
         assert!(!io(libc::ENOENT).can_pass());
-        assert!(!Error::Store("disk I/O error".into()).can_pass());
+        assert!(!Error::store("disk I/O error").can_pass());
     }
 }

@@ -99,7 +99,7 @@ pub fn check_file(path: &Path, meta: &Metadata, access: Access) -> Result<()> {
         return Err(symlink_error(path, NAME_THE_FILE));
     }
     if !kind.is_file() {
-        return Err(Error::Permissions(format!(
+        return Err(Error::permissions(format!(
             "{} is {}, not a regular file; put the file itself there",
             path.display(),
             kind_name(&kind)
@@ -132,7 +132,7 @@ pub fn kind_name(kind: &fs::FileType) -> &'static str {
 /// (the effective uid). Judges `meta` only: see [`check_file`] for the type.
 pub fn refuse_writable_by_others(path: &Path, meta: &Metadata) -> Result<()> {
     if meta.mode() & 0o022 != 0 {
-        return Err(Error::Permissions(format!(
+        return Err(Error::permissions(format!(
             "{} is writable by group or others (mode {:o}); chmod go-w it",
             path.display(),
             meta.mode() & 0o7777
@@ -140,7 +140,7 @@ pub fn refuse_writable_by_others(path: &Path, meta: &Metadata) -> Result<()> {
     }
     let euid = crate::sys::euid();
     if meta.uid() != 0 && meta.uid() != euid {
-        return Err(Error::Permissions(format!(
+        return Err(Error::permissions(format!(
             "{} is owned by uid {}, not root or the running user",
             path.display(),
             meta.uid()
@@ -152,7 +152,7 @@ pub fn refuse_writable_by_others(path: &Path, meta: &Metadata) -> Result<()> {
 /// Refuses a key file that anyone but its owner can read or write.
 pub fn refuse_readable_by_others(path: &Path, meta: &Metadata) -> Result<()> {
     if meta.mode() & 0o077 != 0 {
-        return Err(Error::Permissions(format!(
+        return Err(Error::permissions(format!(
             "{} is accessible by group or others (mode {:o}); chmod 600 it",
             path.display(),
             meta.mode() & 0o7777
@@ -179,7 +179,7 @@ pub fn refuse_readable_by_others(path: &Path, meta: &Metadata) -> Result<()> {
 /// resolved one). Costs one `realpath` and one `stat` per directory: no file is read.
 pub fn check_dirs(path: &Path, owner: u32) -> Result<()> {
     let dirs = dirs_above(path).map_err(|e| {
-        Error::Permissions(format!(
+        Error::permissions(format!(
             "directory {} (above {}): {e}",
             parent_dir(path).display(),
             path.display()
@@ -217,21 +217,21 @@ fn parent_dir(path: &Path) -> &Path {
 /// One directory of [`check_dirs`] (`stat`, so a link is judged by the directory it leads to).
 fn check_dir(dir: &Path, file: &Path, owner: u32) -> Result<()> {
     let meta = fs::metadata(dir).map_err(|e| {
-        Error::Permissions(format!(
+        Error::permissions(format!(
             "directory {} (above {}): {e}",
             dir.display(),
             file.display()
         ))
     })?;
     if !meta.is_dir() {
-        return Err(Error::Permissions(format!(
+        return Err(Error::permissions(format!(
             "{} (above {}) is not a directory",
             dir.display(),
             file.display()
         )));
     }
     if meta.uid() != 0 && meta.uid() != owner {
-        return Err(Error::Permissions(format!(
+        return Err(Error::permissions(format!(
             "directory {} (above {}) is owned by uid {}, not root or the file's owner (uid {owner}); chown root {}",
             dir.display(),
             file.display(),
@@ -241,7 +241,7 @@ fn check_dir(dir: &Path, file: &Path, owner: u32) -> Result<()> {
     }
     let sticky_root = meta.uid() == 0 && meta.mode() & 0o1000 != 0;
     if meta.mode() & 0o022 != 0 && !sticky_root {
-        return Err(Error::Permissions(format!(
+        return Err(Error::permissions(format!(
             "directory {} (above {}) is writable by group or others (mode {:o}); chmod go-w {}",
             dir.display(),
             file.display(),
@@ -260,7 +260,7 @@ fn symlink_error(path: &Path, fix: &str) -> Error {
     let target = fs::read_link(path)
         .map(|t| format!(" to {}", t.display()))
         .unwrap_or_default();
-    Error::Permissions(format!(
+    Error::permissions(format!(
         "{} is a symbolic link{target}; {fix}",
         path.display()
     ))
@@ -324,7 +324,7 @@ mod tests {
     }
 
     fn refuse(e: io::Error) -> Error {
-        Error::Config(e.to_string())
+        Error::config(e.to_string())
     }
 
     #[test]
@@ -343,7 +343,7 @@ mod tests {
         symlink(&f, &link).unwrap();
         let e = open_checked(&link, Access::Readable, refuse).unwrap_err();
         assert!(
-            matches!(&e, Error::Permissions(m) if m.contains("link is a symbolic link to")),
+            e.kind() == Kind::Permissions && e.message().contains("link is a symbolic link to"),
             "{e}"
         );
     }

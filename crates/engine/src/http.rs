@@ -25,7 +25,7 @@ pub fn trusted_roots(ca_file: Option<&Path>, section: &str) -> Result<Vec<Certif
             .map(Path::new)
             .find(|p| p.exists())
             .ok_or_else(|| {
-                Error::Config(format!(
+                Error::config(format!(
                     "no system CA bundle found (looked at {}); set {section} ca_file",
                     SYSTEM_BUNDLES.join(", ")
                 ))
@@ -40,7 +40,7 @@ pub fn trusted_roots(ca_file: Option<&Path>, section: &str) -> Result<Vec<Certif
         })
         .collect();
     if certs.is_empty() {
-        return Err(Error::Config(format!(
+        return Err(Error::config(format!(
             "{section} ca_file {}: no PEM certificate in it",
             path.display()
         )));

@@ -70,7 +70,7 @@ pub struct UserFile {
 /// Reads the file at `path` for its user, by the rules of the module comment; every refusal is
 /// one line that names the file and says what is wrong with it.
 pub fn read(path: &Path, max: u64) -> Result<UserFile> {
-    let refuse = |what: String| Error::Invalid(format!("{} {what}", path.display()));
+    let refuse = |what: String| Error::invalid(format!("{} {what}", path.display()));
     let Some(name) = path.file_name() else {
         return Err(refuse("names no file".into()));
     };

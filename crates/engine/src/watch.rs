@@ -210,7 +210,7 @@ mod tests {
             },
             || {
                 let m = std::fs::symlink_metadata(file)
-                    .map_err(|e| crate::error::Error::Permissions(e.to_string()))?;
+                    .map_err(|e| crate::error::Error::permissions(e.to_string()))?;
                 crate::fsperm::check_file(file, &m, crate::fsperm::Access::Readable)?;
                 crate::fsperm::check_dirs(file, 0)?;
                 Ok(n)

@@ -55,7 +55,7 @@ pub(crate) fn answer(
     echo: bool,
 ) -> Result<Secret, Error> {
     conv.prompt(text, echo)?
-        .ok_or_else(|| Error::Conversation("the conversation answered NULL".into()))
+        .ok_or_else(|| Error::conversation("the conversation answered NULL"))
 }
 
 /// The first prompt: the service's `prompt=`, else the PIN prompt when the pass starts with the

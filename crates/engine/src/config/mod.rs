@@ -84,19 +84,19 @@ impl Config {
                         .and_then(|t| t.split_once('='))
                         .map(|(k, _)| format!("key `{}`: ", k.trim()))
                         .unwrap_or_default();
-                    Error::Config(format!("{}:{l}: {key}{msg}", path.display()))
+                    Error::config(format!("{}:{l}: {key}{msg}", path.display()))
                 }
-                None => Error::Config(format!("{}: {msg}", path.display())),
+                None => Error::config(format!("{}: {msg}", path.display())),
             }
         })?;
         cfg.validate().map_err(|(key, msg)| {
             let line = find_key_line(text, key);
-            Error::Config(format!("{}:{line}: key `{key}`: {msg}", path.display()))
+            Error::config(format!("{}:{line}: key `{key}`: {msg}", path.display()))
         })?;
         for (i, rule) in cfg.policy.iter().enumerate() {
             rule.validate().map_err(|(key, msg)| {
                 let line = find_policy_key_line(text, i, key);
-                Error::Config(format!(
+                Error::config(format!(
                     "{}:{line}: key `{key}` of [[policy]] rule {}: {msg}",
                     path.display(),
                     i + 1

@@ -67,7 +67,7 @@ impl StoreKey {
             .take(4096)
             .read_to_end(&mut raw)
             .map_err(|e| Error::io(Kind::Key, path, e))?;
-        let bad = || Error::Key(format!("{}: not 64 hex digits", path.display()));
+        let bad = || Error::key(format!("{}: not 64 hex digits", path.display()));
         let text = std::str::from_utf8(&raw).map_err(|_| bad())?;
         // `decode_hex` gives a `Secret`: the decoded copy is wiped when `bytes` drops, as is a
         // wrong-length one dropped by the filter.
@@ -107,7 +107,7 @@ impl StoreKey {
     /// Decrypts a token key sealed by [`StoreKey::seal`].
     pub fn open(&self, serial: &str, sealed: &[u8]) -> Result<Secret> {
         if sealed.len() < 24 + 16 {
-            return Err(Error::Key(format!("token {serial}: sealed key too short")));
+            return Err(Error::key(format!("token {serial}: sealed key too short")));
         }
         let cipher = XChaCha20Poly1305::new(self.0.as_ref().into());
         let (nonce, ct) = sealed.split_at(24);
@@ -121,7 +121,7 @@ impl StoreKey {
             )
             .map(Zeroizing::new)
             .map_err(|_| {
-                Error::Key(format!(
+                Error::key(format!(
                     "token {serial}: key does not decrypt (wrong key file?)"
                 ))
             })

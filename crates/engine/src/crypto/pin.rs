@@ -38,7 +38,7 @@ fn pin_params() -> Result<argon2::Params> {
     argon2::KeyId::new(PEPPER_KEYID)
         .map(|k| b.keyid(k))
         .and_then(|b| b.build())
-        .map_err(|e| Error::Invalid(format!("PIN hash parameters: {e}")))
+        .map_err(|e| Error::invalid(format!("PIN hash parameters: {e}")))
 }
 
 /// Whose turn a PIN hash waits for at the gate, and how many may run at once.
@@ -85,7 +85,7 @@ impl PinCheck {
 impl PinHasher<'_> {
     /// Hashes a PIN to a PHC string (`$argon2id$v=19$m=19456,t=2,p=1,keyid=...$salt$hash`).
     pub fn hash(&self, pin: &[u8]) -> Result<String> {
-        let failed = |e: &dyn std::fmt::Display| Error::Invalid(format!("PIN hashing failed: {e}"));
+        let failed = |e: &dyn std::fmt::Display| Error::invalid(format!("PIN hashing failed: {e}"));
         let params = pin_params()?;
         let argon = argon2_with(Some(self.pepper), None, params.clone())?;
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
@@ -170,7 +170,7 @@ fn argon2_with<'p>(
     stored: Option<&PasswordHash<'_>>,
     params: argon2::Params,
 ) -> Result<argon2::Argon2<'p>> {
-    let bad = |e: &dyn std::fmt::Display| Error::Invalid(format!("PIN hashing: {e}"));
+    let bad = |e: &dyn std::fmt::Display| Error::invalid(format!("PIN hashing: {e}"));
     let (alg, ver) = match stored {
         Some(h) => (
             argon2::Algorithm::try_from(h.algorithm).map_err(|e| bad(&e))?,

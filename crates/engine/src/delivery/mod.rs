@@ -8,7 +8,7 @@ pub mod smtp;
 
 use crate::config::Config;
 use crate::crypto::Secret;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use zeroize::Zeroizing;
 
 /// Where an OTP goes.
@@ -52,9 +52,9 @@ impl Courier for Configured<'_> {
             Channel::Sms { phone } => sms::send(&self.0.sms, phone, m),
         };
         // Whatever a peer echoed back, the OTP does not reach a log line.
-        r.map_err(|e| match e {
-            Error::Delivery(msg) => Error::Delivery(scrub(&msg, m.otp)),
-            other => other,
+        r.map_err(|e| match e.kind() {
+            Kind::Delivery => e.map_message(|msg| scrub(msg, m.otp)),
+            _ => e,
         })
     }
 }
@@ -110,13 +110,12 @@ fn vars<'a>(m: &'a OutOfBand<'_>, otp: &'a str, validity: &'a str) -> Vec<(&'a s
 /// The whole mail, CRLF line ends, ready for SMTP's DATA (before dot-stuffing) or sendmail.
 pub fn build_mail(cfg: &crate::config::EmailConfig, to: &str, m: &OutOfBand<'_>) -> Result<Secret> {
     if !crate::tokens::email::valid_address(to) {
-        return Err(Error::Delivery(format!(
+        return Err(Error::delivery(format!(
             "token {}: \"{to}\" is not a plain user@domain address",
             m.serial
         )));
     }
-    let otp =
-        std::str::from_utf8(m.otp).map_err(|_| Error::Delivery("the OTP is not text".into()))?;
+    let otp = std::str::from_utf8(m.otp).map_err(|_| Error::delivery("the OTP is not text"))?;
     let validity = m.validity.to_string();
     let vars = vars(m, otp, &validity);
     let subject = fill(&cfg.subject, &vars);

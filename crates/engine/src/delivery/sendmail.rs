@@ -13,8 +13,8 @@ pub fn send(command: &str, message: &[u8], timeout_secs: u64) -> Result<()> {
     let mut words = command.split_whitespace();
     let program = words
         .next()
-        .ok_or_else(|| Error::Config("[email] sendmail is empty".into()))?;
-    let fail = |what: String| Error::Delivery(format!("sendmail command {program}: {what}"));
+        .ok_or_else(|| Error::config("[email] sendmail is empty"))?;
+    let fail = |what: String| Error::delivery(format!("sendmail command {program}: {what}"));
     let mut child = Command::new(program)
         .args(words)
         .env_clear()

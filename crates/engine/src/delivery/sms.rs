@@ -18,15 +18,14 @@ pub fn send(cfg: &SmsConfig, phone: &str, m: &OutOfBand<'_>) -> Result<()> {
     let url_t = cfg
         .url
         .as_deref()
-        .ok_or_else(|| Error::Delivery("SMS gateway: [sms] url is not set".into()))?;
+        .ok_or_else(|| Error::delivery("SMS gateway: [sms] url is not set"))?;
     if !crate::tokens::sms::valid_phone(phone) {
-        return Err(Error::Delivery(format!(
+        return Err(Error::delivery(format!(
             "token {}: \"{phone}\" is not a phone number",
             m.serial
         )));
     }
-    let otp =
-        std::str::from_utf8(m.otp).map_err(|_| Error::Delivery("the OTP is not text".into()))?;
+    let otp = std::str::from_utf8(m.otp).map_err(|_| Error::delivery("the OTP is not text"))?;
     let validity = m.validity.to_string();
     let vars = vars(m, otp, &validity);
     // Every copy of the OTP made here is a wiped buffer (Zeroizing) built at its final size, so
@@ -45,7 +44,7 @@ pub fn send(cfg: &SmsConfig, phone: &str, m: &OutOfBand<'_>) -> Result<()> {
         ],
     );
     let host = gateway_host(url_t);
-    let fail = |what: String| Error::Delivery(format!("SMS gateway {host}: {what}"));
+    let fail = |what: String| Error::delivery(format!("SMS gateway {host}: {what}"));
     let params: Vec<(String, Zeroizing<String>)> = cfg
         .parameters
         .iter()
@@ -159,7 +158,7 @@ fn agent(cfg: &SmsConfig, https: bool) -> Result<ureq::Agent> {
         .as_deref()
         .map(crate::config::proxy_of)
         .transpose()
-        .map_err(|e| Error::Config(format!("[sms] {e}")))?;
+        .map_err(|e| Error::config(format!("[sms] {e}")))?;
     Ok(ureq::Agent::config_builder()
         .proxy(proxy)
         .tls_config(tls)

@@ -24,7 +24,7 @@ const MAX_LINE: usize = 4096;
 const MAX_LINES: usize = 100;
 
 fn err(host: &str, what: impl std::fmt::Display) -> Error {
-    Error::Delivery(format!("SMTP relay {host}: {what}"))
+    Error::delivery(format!("SMTP relay {host}: {what}"))
 }
 
 /// The time left before `deadline`, or a timeout error when there is none.
@@ -469,14 +469,14 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
         .map(|c| CertificateDer::from(c.der().to_vec()));
     let (added, _) = roots.add_parsable_certificates(certs);
     if added == 0 {
-        return Err(Error::Config(
-            "[email] ca_file: no usable certificate in it".into(),
+        return Err(Error::config(
+            "[email] ca_file: no usable certificate in it",
         ));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(format!("TLS: {e}")))?
+        .map_err(|e| Error::config(format!("TLS: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))

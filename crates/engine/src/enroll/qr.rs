@@ -26,7 +26,7 @@ pub fn render(text: &str, bg: Background) -> Result<String> {
     // Level L: a terminal shows the code sharp and whole, so the least redundancy is enough,
     // and the code stays small: a default TOTP URI fits in 21 rows.
     let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::L)
-        .map_err(|e| Error::Invalid(format!("QR code: {e}")))?;
+        .map_err(|e| Error::invalid(format!("QR code: {e}")))?;
     let width = code.width();
     let colors = code.to_colors();
     let size = width + 2 * QUIET;

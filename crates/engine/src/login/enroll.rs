@@ -10,7 +10,7 @@ use crate::config::{Config, Mode, SELF_ENROLL_TYPES};
 use crate::crypto::StoreKey;
 use crate::enroll::dialogue::{make_token, Enrolled, Enrollee, Enrollment, Wanted};
 use crate::enroll::qr::Background;
-use crate::error::Error;
+use crate::error::Kind;
 use crate::store::{AuditEntry, Store};
 use crate::tokens::TokenType;
 
@@ -161,7 +161,9 @@ pub(super) fn at_login<S: Store>(
             let _ = conv.error(&format!("{told}."));
             Verdict::Reject { reason: told }
         }
-        Enrolled::Failed(Error::Conversation(m)) => Verdict::ConversationFailed(m),
+        Enrolled::Failed(e) if e.kind() == Kind::Conversation => {
+            Verdict::ConversationFailed(e.message().to_owned())
+        }
         Enrolled::Failed(e) => Verdict::Unavailable(e),
     };
     Outcome { verdict, events }
@@ -501,7 +503,7 @@ mod tests {
         user.pin = None;
         let out = w.enroll(&["staff"], None, &mut user);
         assert!(
-            matches!(out.outcome, Enrolled::Failed(Error::Conversation(_))),
+            matches!(&out.outcome, Enrolled::Failed(e) if e.kind() == Kind::Conversation),
             "{out:?}"
         );
         assert!(w.tokens().is_empty());

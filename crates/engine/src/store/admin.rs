@@ -44,7 +44,7 @@ impl SqliteStore {
                 token_from_row,
             )
             .optional()?
-            .ok_or_else(|| Error::Invalid(format!("no token with serial {serial}")))
+            .ok_or_else(|| Error::invalid(format!("no token with serial {serial}")))
     }
 
     fn update_one(&self, serial: &str, sql: &str, p: &[&dyn rusqlite::ToSql]) -> Result<()> {
@@ -52,7 +52,7 @@ impl SqliteStore {
         all.extend_from_slice(p);
         let n = self.conn.execute(sql, all.as_slice())?;
         if n == 0 {
-            return Err(Error::Invalid(format!("no token with serial {serial}")));
+            return Err(Error::invalid(format!("no token with serial {serial}")));
         }
         Ok(())
     }

@@ -63,7 +63,7 @@ impl BackupTarget {
             .open(path)
             .map_err(|e| {
                 if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    Error::Store(format!(
+                    Error::store(format!(
                         "{}: exists; a backup never replaces a file (remove it or name another)",
                         path.display()
                     ))
@@ -90,7 +90,7 @@ impl BackupTarget {
         if identity(&named) != ours {
             // What is at `path` now is not ours: leave it be.
             target.done = true;
-            return Err(Error::Store(format!(
+            return Err(Error::store(format!(
                 "{}: replaced while the backup was being made",
                 path.display()
             )));
@@ -119,7 +119,7 @@ impl BackupTarget {
             .pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get(0))
             .map_err(&ctx)?;
         if !mode.eq_ignore_ascii_case("delete") {
-            return Err(Error::Store(format!(
+            return Err(Error::store(format!(
                 "{}: journal mode stays {mode}",
                 path.display()
             )));
@@ -128,7 +128,7 @@ impl BackupTarget {
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .map_err(&ctx)?;
         if check != "ok" {
-            return Err(Error::Store(format!(
+            return Err(Error::store(format!(
                 "{}: the copy fails its integrity check: {check}",
                 path.display()
             )));
@@ -159,7 +159,7 @@ impl Drop for BackupTarget {
 }
 
 fn closed(path: &Path) -> Error {
-    Error::Store(format!(
+    Error::store(format!(
         "{}: the backup is already finished",
         path.display()
     ))
@@ -183,7 +183,7 @@ fn sync_parent(path: &Path) -> Result<()> {
 /// token table with every column. Returns (schema version, number of tokens).
 pub(super) fn check_tessera(conn: &Connection, path: &Path) -> Result<(i64, u64)> {
     let not_ours = |why: String| {
-        Error::Invalid(format!(
+        Error::invalid(format!(
             "{}: not a tessera store or backup ({why})",
             path.display()
         ))
@@ -196,7 +196,7 @@ pub(super) fn check_tessera(conn: &Connection, path: &Path) -> Result<(i64, u64)
         return Err(not_ours("no tessera schema".into()));
     }
     if version > known {
-        return Err(Error::Invalid(format!(
+        return Err(Error::invalid(format!(
             "{}: schema version {version} is newer than this tessera ({known})",
             path.display()
         )));
@@ -228,7 +228,7 @@ impl SqliteStore {
                     crate::io_time::pause(Duration::from_millis(20))
                 }
                 StepResult::Busy | StepResult::Locked => {
-                    return Err(Error::Store(format!(
+                    return Err(Error::store(format!(
                         "{}: the store stayed locked; try again",
                         self.path.display()
                     )))

@@ -128,8 +128,8 @@ impl GroupWriter {
         drop(st);
         match result.get() {
             Some(Ok(())) => Ok(value),
-            Some(Err(why)) => Err(Error::Store(why.clone())),
-            None => Err(Error::Store("a write batch ended without a commit".into())),
+            Some(Err(why)) => Err(Error::store(why.clone())),
+            None => Err(Error::store("a write batch ended without a commit")),
         }
     }
 
@@ -357,7 +357,7 @@ mod tests {
                 w.write(|tx| {
                     wait.recv().unwrap();
                     tx.record_success("T0", 7)?;
-                    Err::<(), _>(Error::Invalid("this member fails".into()))
+                    Err::<(), _>(Error::invalid("this member fails"))
                 })
             });
             wait_until_held(w);

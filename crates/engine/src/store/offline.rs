@@ -75,7 +75,7 @@ pub(super) fn put(conn: &Connection, b: &OfflineBatch, replace: bool) -> Result<
     )?;
     for (counter, hash) in &b.values {
         let c = i64::try_from(*counter).map_err(|_| {
-            crate::error::Error::Invalid(format!(
+            crate::error::Error::invalid(format!(
                 "offline counter {counter} of {} too large",
                 b.serial
             ))

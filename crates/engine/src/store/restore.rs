@@ -54,7 +54,7 @@ impl BackupReader {
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) if also_owner == Some(m.uid()) && m.file_type().is_file() => {
                 if m.mode() & 0o022 != 0 {
-                    return Err(Error::Permissions(format!(
+                    return Err(Error::permissions(format!(
                         "{} is writable by group or others (mode {:o}); chmod go-w it",
                         path.display(),
                         m.mode() & 0o7777
@@ -67,7 +67,7 @@ impl BackupReader {
         };
         let wal = super::sqlite::wal_path(path);
         if std::fs::symlink_metadata(&wal).is_ok_and(|m| m.len() > 0) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "{}: a WAL ({}) lies beside it: that is a live store or a copy of one, which may \
                  miss what the WAL holds; restore a file made by `tessera backup`",
                 path.display(),
@@ -75,7 +75,7 @@ impl BackupReader {
             )));
         }
         let not_a_backup = |e: rusqlite::Error| {
-            Error::Invalid(format!(
+            Error::invalid(format!(
                 "{}: not a tessera backup ({})",
                 path.display(),
                 describe_sqlite(&e)
@@ -93,7 +93,7 @@ impl BackupReader {
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
             .map_err(not_a_backup)?;
         if check != "ok" {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "{}: damaged backup: {}",
                 path.display(),
                 cap(&check)
@@ -243,7 +243,7 @@ impl SqliteStore {
     ) -> Result<RestoreReport> {
         if let Ok(m) = std::fs::symlink_metadata(&self.path) {
             if identity(&m) == backup.identity {
-                return Err(Error::Invalid(format!(
+                return Err(Error::invalid(format!(
                     "{} is the live store itself",
                     backup.path.display()
                 )));
@@ -253,7 +253,7 @@ impl SqliteStore {
         for t in &wanted {
             counter_sql(&t.serial, t.counter)?;
             if key.open(&t.serial, &t.sealed_key).is_err() {
-                return Err(Error::Key(format!(
+                return Err(Error::key(format!(
                     "{}: token {} does not open with the store's key: a backup of a store with \
                      another key file (restore that key first); nothing changed",
                     backup.path.display(),
@@ -325,7 +325,7 @@ impl SqliteStore {
         }
         if !backwards.is_empty() {
             // Dropping `tx` rolls back; nothing was written yet anyway.
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "restore refused: it would move counters back (OTPs used since the backup would \
                  be accepted again) for {}; nothing changed (--keep-counters restores with the \
                  live counters, --force moves them back)",

@@ -85,7 +85,7 @@ pub(super) fn insert_token(conn: &Connection, t: &TokenRecord) -> Result<()> {
         ],
     )?;
     if n == 0 {
-        return Err(Error::Invalid(format!("token {} already exists", t.serial)));
+        return Err(Error::invalid(format!("token {} already exists", t.serial)));
     }
     Ok(())
 }
@@ -118,7 +118,7 @@ pub(super) fn audit_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Au
 /// would turn negative, and `MAX(counter, ?)` would then keep a wrapped value.
 pub(super) fn counter_sql(serial: &str, c: u64) -> Result<i64> {
     i64::try_from(c).map_err(|_| {
-        Error::Invalid(format!(
+        Error::invalid(format!(
             "token {serial}: counter {c} is beyond the largest counter {MAX_COUNTER}"
         ))
     })

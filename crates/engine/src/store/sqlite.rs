@@ -171,7 +171,7 @@ impl SqliteStore {
             .map_err(ctx)?;
         let known = schema::MIGRATIONS.len() as i64;
         if version > known {
-            return Err(Error::Store(format!(
+            return Err(Error::store(format!(
                 "{}: schema version {version} is newer than this tessera ({known})",
                 path.display()
             )));

@@ -129,7 +129,7 @@ fn write_goes_back_to_full_sync_and_rolls_back_on_error() {
     assert_eq!(sync(&s), 2);
     let r: Result<()> = s.write(|tx| {
         tx.record_success("T1", 5)?;
-        Err(Error::Invalid("no".into()))
+        Err(Error::invalid("no"))
     });
     assert!(r.is_err());
     assert_eq!(sync(&s), 2, "FULL again for admin writes");

@@ -33,7 +33,7 @@ pub struct Policy {
 impl Policy {
     pub fn from_info(serial: &str, info: &super::TokenInfo) -> Result<Policy> {
         let rule = info.four_eyes.as_ref().ok_or_else(|| {
-            Error::Invalid(format!("4eyes token {serial}: no valid \"4eyes\" info"))
+            Error::invalid(format!("4eyes token {serial}: no valid \"4eyes\" info"))
         })?;
         let p = Policy {
             realm: rule.realm.clone(),
@@ -41,27 +41,27 @@ impl Policy {
             separator: rule.separator.clone(),
         };
         p.validate()
-            .map_err(|e| Error::Invalid(format!("4eyes token {serial}: {e}")))?;
+            .map_err(|e| Error::invalid(format!("4eyes token {serial}: {e}")))?;
         Ok(p)
     }
 
     /// Reads `REALM:N` as given to `tessera token add --4eyes`.
     pub fn parse(spec: &str, separator: &str) -> Result<Policy> {
         let (realm, n) = spec.rsplit_once(':').ok_or_else(|| {
-            Error::Invalid(format!(
+            Error::invalid(format!(
                 "--4eyes \"{spec}\": expected REALM:N, e.g. admins:2"
             ))
         })?;
         let count = n
             .parse()
-            .map_err(|_| Error::Invalid(format!("--4eyes \"{spec}\": N must be a number")))?;
+            .map_err(|_| Error::invalid(format!("--4eyes \"{spec}\": N must be a number")))?;
         let p = Policy {
             realm: realm.into(),
             count,
             separator: separator.into(),
         };
         p.validate()
-            .map_err(|e| Error::Invalid(format!("--4eyes \"{spec}\": {e}")))?;
+            .map_err(|e| Error::invalid(format!("--4eyes \"{spec}\": {e}")))?;
         Ok(p)
     }
 

@@ -96,7 +96,7 @@ impl TokenType {
         TokenType::ALL
             .into_iter()
             .find(|t| t.name() == s)
-            .ok_or_else(|| Error::Invalid(format!("unknown token type \"{s}\"")))
+            .ok_or_else(|| Error::invalid(format!("unknown token type \"{s}\"")))
     }
 
     /// Types whose PIN-only pass always opens a challenge, whatever `challenge_response` says.

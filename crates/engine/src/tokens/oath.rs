@@ -26,7 +26,7 @@ impl Algorithm {
             "sha1" => Ok(Algorithm::Sha1),
             "sha256" => Ok(Algorithm::Sha256),
             "sha512" => Ok(Algorithm::Sha512),
-            _ => Err(Error::Invalid(format!(
+            _ => Err(Error::invalid(format!(
                 "unknown algorithm \"{s}\" (sha1, sha256, sha512)"
             ))),
         }

@@ -43,7 +43,7 @@ pub struct Suite {
 }
 
 fn bad(suite: &str, why: &str) -> Error {
-    Error::Invalid(format!("OCRA suite \"{suite}\": {why}"))
+    Error::invalid(format!("OCRA suite \"{suite}\": {why}"))
 }
 
 fn hash_name(s: &str) -> Option<Algorithm> {
@@ -229,7 +229,7 @@ impl Suite {
                 QuestionFormat::Hex => q.bytes().all(|b| b.is_ascii_hexdigit()),
             };
         if !ok {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "OCRA question does not fit {}",
                 self.text
             )));
@@ -285,7 +285,7 @@ pub fn hash_pin_for(a: Algorithm, pin: &[u8]) -> Secret {
 
 fn left_pad(b: &[u8], n: usize) -> Result<Vec<u8>> {
     if b.len() > n {
-        return Err(Error::Invalid(format!("OCRA input longer than {n} bytes")));
+        return Err(Error::invalid(format!("OCRA input longer than {n} bytes")));
     }
     let mut v = vec![0u8; n - b.len()];
     v.extend_from_slice(b);
@@ -436,9 +436,10 @@ pub(super) const SPEC: super::Spec = super::Spec {
     add_options: &["--ocra-suite", "--key", "--genkey", "--counter"],
     add_required: &["--ocra-suite"],
     logic: |p| {
-        let suite = p.ocra_suite.as_deref().ok_or_else(|| {
-            Error::Invalid("an ocra token without an OCRA suite in its info".into())
-        })?;
+        let suite = p
+            .ocra_suite
+            .as_deref()
+            .ok_or_else(|| Error::invalid("an ocra token without an OCRA suite in its info"))?;
         Ok(Box::new(Ocra::new(suite)?))
     },
 };

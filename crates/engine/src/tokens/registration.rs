@@ -56,7 +56,7 @@ pub fn generate(rng: &mut dyn rand::RngCore) -> Result<Generated> {
     }
     let mut key = zeroize::Zeroizing::new(vec![0u8; HMAC_KEY_LEN]);
     rng.fill_bytes(&mut key);
-    let h = hash(&key, &code).ok_or_else(|| Error::Invalid("HMAC-SHA256 failed".into()))?;
+    let h = hash(&key, &code).ok_or_else(|| Error::invalid("HMAC-SHA256 failed"))?;
     key.extend_from_slice(&h);
     Ok(Generated { code, key })
 }

@@ -83,12 +83,12 @@ pub fn new_codes(count: u32, digits: u32) -> Result<Generated> {
 /// Draws `count` distinct codes of `digits` digits from `rng`.
 pub fn generate(count: u32, digits: u32, rng: &mut dyn rand::RngCore) -> Result<Generated> {
     if count == 0 || count > MAX_CODES {
-        return Err(Error::Invalid(format!(
+        return Err(Error::invalid(format!(
             "a tan token holds 1 to {MAX_CODES} codes"
         )));
     }
     if !(MIN_DIGITS..=MAX_DIGITS).contains(&digits) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::invalid(format!(
             "tan codes have {MIN_DIGITS} to {MAX_DIGITS} digits"
         )));
     }
@@ -111,20 +111,20 @@ pub fn generate(count: u32, digits: u32, rng: &mut dyn rand::RngCore) -> Result<
 pub fn from_codes(codes: &[Secret], rng: &mut dyn rand::RngCore) -> Result<(Secret, u32)> {
     let digits = codes.first().map_or(0, |c| c.len());
     if codes.is_empty() || codes.len() > MAX_CODES as usize {
-        return Err(Error::Invalid(format!(
+        return Err(Error::invalid(format!(
             "a tan token holds 1 to {MAX_CODES} codes, not {}",
             codes.len()
         )));
     }
     let digits = u32::try_from(digits).unwrap_or(u32::MAX);
     if !(MIN_DIGITS..=MAX_DIGITS).contains(&digits) || codes.iter().any(|c| !is_digits(c, digits)) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::invalid(format!(
             "tan codes are {MIN_DIGITS} to {MAX_DIGITS} digits, all of one length"
         )));
     }
     for (i, c) in codes.iter().enumerate() {
         if codes[..i].iter().any(|o| o[..] == c[..]) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "code {} is listed twice; a tan token's codes are distinct",
                 i + 1
             )));
@@ -139,7 +139,7 @@ fn seal(codes: &[Secret], rng: &mut dyn rand::RngCore) -> Result<Secret> {
     rng.fill_bytes(&mut key);
     let hmac_key = key.clone();
     for c in codes {
-        let h = hash(&hmac_key, c).ok_or_else(|| Error::Invalid("HMAC-SHA256 failed".into()))?;
+        let h = hash(&hmac_key, c).ok_or_else(|| Error::invalid("HMAC-SHA256 failed"))?;
         key.extend_from_slice(&h);
     }
     Ok(key)

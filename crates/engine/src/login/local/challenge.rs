@@ -83,7 +83,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
                 .into_iter()
                 .next()
                 .map(|u| u.error)
-                .unwrap_or_else(|| Error::Delivery("no challenge could be opened".into()));
+                .unwrap_or_else(|| Error::delivery("no challenge could be opened"));
             return Ok(Verdict::Unavailable(error));
         }
         self.write(at, |tx, at| {

@@ -16,7 +16,7 @@ use crate::auth::{
 use crate::config::{Config, LockScope, OtpPin};
 use crate::crypto::{ct_eq, Pepper, PinCheck, PinHasher, Secret, StoreKey, Turn};
 use crate::delivery::Courier;
-use crate::error::{Error, Kind, Result};
+use crate::error::{Kind, Result};
 use crate::store::{AuditEntry, AuditResult, ChallengeState, Missed, Store, StoreTx, TokenRecord};
 use crate::tokens::{self, CheckContext, Sends, Token, TokenType};
 
@@ -139,10 +139,11 @@ impl<'a, S: Store, C: Clock> LocalEngine<'a, S, C> {
         let mut at = self.attempt(login);
         let verdict = match self.run(&mut at, opts, conv) {
             Ok(v) => self.place_after_verdict(&mut at, v),
-            Err(Error::Conversation(m)) => {
+            Err(err) if err.kind() == Kind::Conversation => {
+                let m = err.message();
                 let e = at.error(self.clock.now(), None, &format!("conversation: {m}"));
                 self.audit_error(&e);
-                Verdict::ConversationFailed(m)
+                Verdict::ConversationFailed(m.to_owned())
             }
             Err(err) => {
                 let e = at.error(self.clock.now(), None, &err.to_string());

@@ -5,6 +5,7 @@ use super::*;
 use crate::auth::{Login, Options, Verdict};
 use crate::crypto::hash_pin;
 use crate::delivery::OutOfBand;
+use crate::error::Error;
 use crate::store::SqliteStore;
 use crate::testing::{FixedClock, ScriptedConv};
 use crate::tokens::tan;
@@ -515,7 +516,7 @@ struct Outbox {
 impl Courier for Outbox {
     fn send(&self, m: &OutOfBand<'_>) -> Result<()> {
         if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(Error::Delivery("relay down".into()));
+            return Err(Error::delivery("relay down"));
         }
         self.sent.lock().unwrap().push(m.serial.to_string());
         Ok(())

@@ -33,7 +33,7 @@ pub struct Server {
 
 impl Server {
     fn parse(url: &str) -> Result<Server, Error> {
-        let bad = |why: &str| Error::Config(format!("[remote] url `{url}`: {why}"));
+        let bad = |why: &str| Error::config(format!("[remote] url `{url}`: {why}"));
         let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
             (true, r)
         } else if let Some(r) = url.strip_prefix("http://") {
@@ -158,7 +158,7 @@ pub fn health(link: &Link, cfg: &RemoteConfig) -> Vec<(String, ServerHealth)> {
 /// The configured servers, in order.
 fn servers(cfg: &RemoteConfig) -> Result<Vec<Server>, Error> {
     if cfg.url.is_empty() {
-        return Err(Error::Config("[remote] url is not set".into()));
+        return Err(Error::config("[remote] url is not set"));
     }
     cfg.url.iter().map(|u| Server::parse(u)).collect()
 }
@@ -185,7 +185,7 @@ pub fn agent(cfg: &RemoteConfig) -> Result<ureq::Agent, Error> {
         .as_deref()
         .map(crate::config::proxy_of)
         .transpose()
-        .map_err(|e| Error::Config(format!("[remote] {e}")))?;
+        .map_err(|e| Error::config(format!("[remote] {e}")))?;
     Ok(ureq::Agent::config_builder()
         .proxy(proxy)
         .tls_config(tls)

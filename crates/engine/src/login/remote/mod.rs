@@ -24,7 +24,7 @@ use crate::auth::{
 };
 use crate::config::{Config, Dialect, Fallback, OtpPin};
 use crate::crypto::Secret;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::store::{AuditEntry, AuditResult, Store};
 use client::{Client, Unreachable};
 use rounds::clean;
@@ -68,9 +68,10 @@ pub fn ask_servers<C: Conversation, K: Clock, S: Store>(
             run.warn_about_transport(&client);
             match run.start(&mut client, opts, conv) {
                 Ok(end) => end,
-                Err(Error::Conversation(m)) => {
+                Err(e) if e.kind() == Kind::Conversation => {
+                    let m = e.message();
                     run.event(AuditResult::Error, &format!("conversation: {m}"), "", "");
-                    End::Verdict(Verdict::ConversationFailed(m))
+                    End::Verdict(Verdict::ConversationFailed(m.to_owned()))
                 }
                 Err(e) => {
                     run.event(AuditResult::Error, &e.to_string(), "", "");
@@ -97,7 +98,7 @@ pub fn ask_servers<C: Conversation, K: Clock, S: Store>(
                     "",
                     "",
                 );
-                Verdict::Unavailable(Error::Remote(format!("no server answered: {why}")))
+                Verdict::Unavailable(Error::remote(format!("no server answered: {why}")))
             }
             Fallback::Local => {
                 run.event(
@@ -361,9 +362,8 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
         from_authtok: bool,
     ) -> Outcome {
         let Some(store) = store else {
-            let e = Error::Remote(
-                "no server answered and the local store for fallback = \"local\" can't be opened"
-                    .into(),
+            let e = Error::remote(
+                "no server answered and the local store for fallback = \"local\" can't be opened",
             );
             return Outcome::unavailable(e, self.login, self.clock.now());
         };

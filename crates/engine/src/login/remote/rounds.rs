@@ -108,7 +108,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
                         return Ok(Verdict::Reject { reason });
                     }
                     self.event(AuditResult::Error, &reason, "", "");
-                    return Ok(Verdict::Unavailable(Error::Remote(reason)));
+                    return Ok(Verdict::Unavailable(Error::remote(reason)));
                 }
                 RemoteAnswer::Challenge(ch) => {
                     let serials = ch.serials.join(",");
@@ -174,7 +174,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             match client.exchange(&req, |_, status, body| parse_poll(status, body)) {
                 Err(Unreachable(why)) => {
                     self.event(AuditResult::Error, &format!("polling: {why}"), "", "");
-                    return Ok(Step::Done(Verdict::Unavailable(Error::Remote(why))));
+                    return Ok(Step::Done(Verdict::Unavailable(Error::remote(why))));
                 }
                 Ok(PollState::Accepted) => break,
                 Ok(PollState::Refused(status)) => {
@@ -208,7 +208,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             Err(Unreachable(why)) => {
                 let why = format!("no server answered: {why}");
                 self.event(AuditResult::Error, &why, "", "");
-                Step::Done(Verdict::Unavailable(Error::Remote(why)))
+                Step::Done(Verdict::Unavailable(Error::remote(why)))
             }
         }
     }
