@@ -7,9 +7,9 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use std::cell::RefCell;
+use tessera_engine::auth::{Clock, Conversation};
 use tessera_engine::config::Config;
 use tessera_engine::crypto::{secret, Secret, StoreKey};
-use tessera_engine::auth::{Clock, Conversation};
 use tessera_engine::enroll::dialogue::{make_token, Enrolled, Enrollee, Wanted};
 use tessera_engine::enroll::qr::Background;
 use tessera_engine::error::Error;

@@ -5,6 +5,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use tessera_engine::tokens::four_eyes::{Policy, MAX_PARTS};
+use tessera_engine::tokens::TokenInfo;
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {
@@ -15,7 +16,8 @@ struct Input<'a> {
 }
 
 fuzz_target!(|i: Input<'_>| {
-    if let Ok(info) = serde_json::from_slice::<serde_json::Value>(i.info) {
+    // The info column as the store reads it (a token's JSON, any bytes here).
+    if let Ok(info) = serde_json::from_slice::<TokenInfo>(i.info) {
         if let Ok(p) = Policy::from_info("FUZZ", &info) {
             split(&p, i.pass);
         }

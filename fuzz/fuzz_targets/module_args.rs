@@ -23,7 +23,10 @@ fuzz_target!(|args: Vec<&[u8]>| {
         let t = pam_tessera::login::Text::new(Some(raw)).unwrap();
         assert!(t.as_str().len() <= tessera_proto::MAX_FIELD);
         if let Ok(s) = std::str::from_utf8(raw) {
-            assert!(s.starts_with(t.as_str()), "UTF-8 is only cut, never changed");
+            assert!(
+                s.starts_with(t.as_str()),
+                "UTF-8 is only cut, never changed"
+            );
         }
     }
 });
