@@ -1,5 +1,5 @@
 //! What the command prints: aligned tables, `key value` blocks, JSON, UTC times. Every write to
-//! stdout goes through [`outln!`], so a failed write is an error (exit 1), not a panic, and a
+//! stdout goes through `outln!`, so a failed write is an error (exit 1), not a panic, and a
 //! reader that stopped reading (`tessera token list | head -2`) ends the command quietly.
 
 use super::{CliResult, Failure};

@@ -1,5 +1,5 @@
 //! One connection, one request: the first frame (within [`FIRST_FRAME_DEADLINE`]) says what
-//! is asked, and this is where it is routed: a login ([`crate::login`]), an enrollment, the
+//! is asked, and this is where it is routed: a login (`login.rs`), an enrollment, the
 //! daemon's status or its metrics.
 
 pub use crate::caller::{Caller, Counters, ANSWER_TIMEOUT, NON_ROOT_ANSWER_TIMEOUT};

@@ -1,7 +1,7 @@
 //! The words of an authentication decision, below the login wing (`crate::login`) and the
 //! enrollment: the [`Conversation`] (how we talk to the user), the [`Clock`] (the source of
 //! time), a [`Login`] and its [`Options`], the [`Verdict`] and [`Outcome`]; the failure counts
-//! an attempt takes its place in ([`lockout`]) and where it comes from ([`Source`]). Nothing
+//! an attempt takes its place in (`lockout`) and where it comes from ([`Source`]). Nothing
 //! here knows about PAM. The entry point that picks local or remote mode is
 //! [`crate::login::authenticate`].
 

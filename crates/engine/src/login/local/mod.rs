@@ -3,9 +3,9 @@
 //! Every step that reads and then changes a token (an OTP check, a fail count, a challenge
 //! answer) runs inside one store write transaction that re-reads the token under the lock.
 //!
-//! Here: the run of one login and the OTP check. Beside it: [`attempt`] (where a login
-//! stands), [`places`] (its place in the failure counts), [`pin`] (the PIN half of a pass),
-//! [`challenge`] (challenges opened and answered), [`four_eyes_pass`] (a 4eyes pass), and the
+//! Here: the run of one login and the OTP check. Beside it: `attempt` (where a login
+//! stands), `places` (its place in the failure counts), `pin` (the PIN half of a pass),
+//! `challenge` (challenges opened and answered), `four_eyes_pass` (a 4eyes pass), and the
 //! tests in `tests.rs` and `lockout_tests.rs`.
 
 use crate::auth::lockout::{self, Guesser, Lockout, Place};
