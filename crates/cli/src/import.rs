@@ -10,7 +10,7 @@
 //! each format. Tokens without a PIN are named after the table: where tessera is the only
 //! factor of a PAM stack, their code alone logs in.
 
-use super::{enroll, CliResult, Failure};
+use super::{token_add, CliResult, Failure};
 use crate::args::{ImportArgs, ImportFormat};
 use serde::Serialize;
 use std::path::Path;
@@ -263,11 +263,11 @@ fn plan(
         .clone()
         .or_else(|| a.realm.clone())
         .unwrap_or_else(|| cfg.auth.default_realm.clone());
-    enroll::check_name("user", &user)
+    token_add::check_name("user", &user)
         .map_err(|_| at(format!("user name {user:?} is not one tessera takes")))?;
-    enroll::check_name("realm", &realm)
+    token_add::check_name("realm", &realm)
         .map_err(|_| at(format!("realm {realm:?} is not one tessera takes")))?;
-    let user = enroll::account_of(&user);
+    let user = token_add::account_of(&user);
     let kind = match &t.kind {
         Kind::Hotp { .. } => TokenType::Hotp,
         Kind::Totp { .. } => TokenType::Totp,
@@ -275,7 +275,7 @@ fn plan(
     };
     let serial = match &t.serial {
         Some(s) => {
-            enroll::check_serial(s).map_err(|_| {
+            token_add::check_serial(s).map_err(|_| {
                 at(format!(
                     "serial {:?} is not 1 to 64 characters of A-Z, a-z, 0-9, '-', '_', '.', ':'",
                     s
@@ -283,7 +283,7 @@ fn plan(
             })?;
             s.clone()
         }
-        None => enroll::new_serial(kind),
+        None => token_add::new_serial(kind),
     };
     let pin_hash = t
         .pin

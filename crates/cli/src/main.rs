@@ -16,13 +16,13 @@ mod backup;
 mod check;
 mod daemon;
 mod doctor;
-mod enroll;
 mod import;
 mod initsys;
 mod input;
 mod pamstack;
 mod rollout;
 mod token;
+mod token_add;
 
 use args::{
     ChallengeCmd, Cli, Command, ConfigCmd, EnrollArgs, PolicyCmd, PolicyTestArgs, QrBackground,

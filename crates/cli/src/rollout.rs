@@ -4,7 +4,7 @@
 //! they are, so the same command run again later issues codes only to those still missing.
 //! `tessera token list --type registration` then shows who has enrolled.
 
-use super::{enroll, CliResult, Failure};
+use super::{token_add, CliResult, Failure};
 use crate::args::AddArgs;
 use serde::Serialize;
 use tessera_engine::auth;
@@ -59,8 +59,8 @@ pub fn issue(cfg: &Config, a: &AddArgs) -> CliResult<()> {
             skipped.push(format!("{} (no account)", member.escape_debug()));
             continue;
         };
-        enroll::check_user(cfg, &user)?;
-        let plan = enroll::plan(cfg, a)?;
+        token_add::check_user(cfg, &user)?;
+        let plan = token_add::plan(cfg, a)?;
         let mine = store.tokens_of(&user, &plan.realm)?;
         if let Some(t) = mine.first() {
             let what = if t.kind == TokenType::Registration {
@@ -71,8 +71,8 @@ pub fn issue(cfg: &Config, a: &AddArgs) -> CliResult<()> {
             skipped.push(format!("{user} ({what})"));
             continue;
         }
-        let record = enroll::record_of(a, &plan, &user);
-        let record = enroll::save(&store, &store_key, None, record, &plan)?;
+        let record = token_add::record_of(a, &plan, &user);
+        let record = token_add::save(&store, &store_key, None, record, &plan)?;
         issued.push(Issued {
             user,
             serial: record.serial,

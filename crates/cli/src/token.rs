@@ -1,8 +1,8 @@
 //! `tessera token ...`: list, show, PIN, enable/disable, remove, reset, resync (`add` is in
-//! `enroll.rs`).
+//! `token_add.rs`).
 
 use super::output::{self, Table};
-use super::{enroll, input, CliResult, Failure};
+use super::{input, token_add, CliResult, Failure};
 use crate::args::TokenCmd;
 use serde::Serialize;
 use tessera_engine::auth::{self, Clock, SystemClock};
@@ -14,7 +14,7 @@ use tessera_engine::tokens::{self, CheckContext, TokenType};
 pub fn run(cfg: &Config, cmd: TokenCmd) -> CliResult<()> {
     match cmd {
         TokenCmd::Add(a) if a.group.is_some() => crate::rollout::issue(cfg, &a),
-        TokenCmd::Add(a) => enroll::add(cfg, &a),
+        TokenCmd::Add(a) => token_add::add(cfg, &a),
         TokenCmd::List { user, kind, json } => list(cfg, user.as_deref(), kind, json),
         TokenCmd::Show { serial, json } => show(cfg, &serial, json),
         TokenCmd::SetPin {

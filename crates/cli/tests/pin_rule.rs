@@ -1,6 +1,6 @@
 //! The PIN rule (`[auth] pin_min_length`, default 6, and `pin_contents`) where root sets a PIN:
 //! `tessera token add` and `token set-pin`; and `tessera doctor` counting the PINs set under
-//! another rule. (A user's own enrollment asks again: engine `login::enroll` tests and
+//! another rule. (A user's own enrollment asks again: engine `login::self_enroll` tests and
 //! tests/e2e/registration.py.)
 
 mod common;

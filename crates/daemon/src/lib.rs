@@ -24,12 +24,12 @@
 pub mod acceptors;
 pub mod caller;
 pub mod capacity;
-mod enroll;
 mod link;
 pub mod log;
 mod login;
 pub mod metrics;
 pub mod refusals;
 mod reports;
+mod self_enroll;
 pub mod server;
 pub mod session;

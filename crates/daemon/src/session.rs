@@ -49,7 +49,7 @@ pub fn serve<C: Channel, R: Resources>(
         Ok(Request::Status) => reports::status(chan, caller, config, res, counters),
         Ok(Request::Metrics) => reports::metrics(chan, caller, config, res, counters),
         Ok(Request::Enroll(asked)) => {
-            crate::enroll::serve(chan, caller, config, res, &counters.refusals, &asked)
+            crate::self_enroll::serve(chan, caller, config, res, &counters.refusals, &asked)
         }
         Ok(_) => refuse(chan, "the first message was not a login"),
         Err(e) => refuse(chan, &format!("a bad first message: {e}")),

@@ -2,7 +2,7 @@
 //! URI and its QR code, as information lines of the conversation), and the token is saved only
 //! once the user types a right code from it. A wrong code, a closed conversation or an error
 //! leaves nothing behind. Who may do this, and the token a user who has one must pass first,
-//! are decided before (`login::enroll`).
+//! are decided before (`login::self_enroll`).
 //!
 //! The key and the URI are secrets: they go to the user through the conversation only, never
 //! to an audit row or a log line, and are wiped from memory after use.

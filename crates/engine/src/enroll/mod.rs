@@ -1,7 +1,7 @@
 //! Making a new token: its serial and key, the `otpauth://` URI and QR code an authenticator
 //! app scans, the checks of a new PIN. `tessera token add` (root, for anyone) and the
 //! enrollment dialogue (a user for themselves: [`dialogue`]) share them. Who may enroll, and
-//! when, is the host's to decide (`crate::login::enroll`).
+//! when, is the host's to decide (`crate::login::self_enroll`).
 
 pub mod dialogue;
 pub mod qr;

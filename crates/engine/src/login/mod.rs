@@ -22,13 +22,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-mod enroll;
 pub mod local;
 pub mod policy;
 pub mod remote;
+mod self_enroll;
 
-pub use enroll::self_service as enroll_self;
 pub use local::LocalEngine;
+pub use self_enroll::enroll_self;
 
 /// Where a login's store and link to the remote servers come from.
 pub trait Resources {
@@ -193,7 +193,7 @@ pub fn authenticate<R: Resources>(
                         service: login.service.clone(),
                         rhost: login.rhost.clone(),
                     };
-                    enroll::at_login(
+                    self_enroll::at_login(
                         cfg,
                         &store,
                         &key,

@@ -18,7 +18,7 @@ use crate::tokens::TokenType;
 /// the host (the daemon: the caller's uid); `kind` is the type asked for (`None`: the first of
 /// `[enroll] types`).
 #[allow(clippy::too_many_arguments)]
-pub fn self_service<R: Resources>(
+pub fn enroll_self<R: Resources>(
     res: &R,
     cfg: &Config,
     accounts: &dyn Accounts,
@@ -348,7 +348,7 @@ mod tests {
                 rhost: String::new(),
             };
             let accounts = InGroups(groups.iter().map(|g| g.to_string()).collect());
-            self_service(
+            enroll_self(
                 &OneLogin,
                 &self.cfg,
                 &accounts,
