@@ -10,7 +10,7 @@ use tessera_engine::auth::Clock;
 use tessera_engine::config::{Config, RemoteConfig};
 use tessera_engine::crypto::StoreKey;
 use tessera_engine::error::Error;
-use tessera_engine::login::remote::client::Link;
+use tessera_engine::login::remote::client::ServerLink;
 use tessera_engine::login::Resources;
 use tessera_engine::store::{AuditEntry, Store};
 
@@ -124,7 +124,7 @@ impl<R: Resources> Resources for Limited<'_, R> {
     fn store(&self, cfg: &Config) -> Result<Self::Store, Error> {
         self.res.store(cfg)
     }
-    fn remote_link(&self, remote: &RemoteConfig) -> Result<Link, Error> {
+    fn remote_link(&self, remote: &RemoteConfig) -> Result<ServerLink, Error> {
         self.res.remote_link(remote)
     }
     fn key(&self, cfg: &Config) -> Result<std::sync::Arc<StoreKey>, Error> {

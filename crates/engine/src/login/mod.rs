@@ -14,7 +14,7 @@ use crate::config::{Config, Mode, RemoteConfig};
 use crate::crypto::StoreKey;
 use crate::error::Error;
 use crate::login::remote::breaker::Breaker;
-use crate::login::remote::client::Link;
+use crate::login::remote::client::ServerLink;
 use crate::store::AuditEntry;
 use crate::store::{PooledStore, SqliteStore, Store, StorePool};
 use crate::watch::{Checked, Watched};
@@ -34,7 +34,7 @@ pub use self_enroll::enroll_self;
 pub trait Resources {
     type Store: Store;
     fn store(&self, cfg: &Config) -> Result<Self::Store, Error>;
-    fn remote_link(&self, remote: &RemoteConfig) -> Result<Link, Error>;
+    fn remote_link(&self, remote: &RemoteConfig) -> Result<ServerLink, Error>;
     /// The store's key, read from its checked file.
     fn key(&self, cfg: &Config) -> Result<Arc<StoreKey>, Error> {
         load_key(cfg).map(Arc::new)
@@ -57,8 +57,8 @@ impl Resources for OneLogin {
     fn store(&self, cfg: &Config) -> Result<SqliteStore, Error> {
         open_store(cfg)
     }
-    fn remote_link(&self, remote: &RemoteConfig) -> Result<Link, Error> {
-        Link::one_login(remote)
+    fn remote_link(&self, remote: &RemoteConfig) -> Result<ServerLink, Error> {
+        ServerLink::one_login(remote)
     }
 }
 
@@ -69,7 +69,7 @@ impl Resources for OneLogin {
 #[derive(Default)]
 pub struct Host {
     pools: Mutex<HashMap<PoolKey, Arc<StorePool>>>,
-    links: Mutex<HashMap<String, Link>>,
+    links: Mutex<HashMap<String, ServerLink>>,
     /// Each key file's key, kept in memory (wiped when dropped) and read again when the file
     /// or a directory above it changes (`crate::watch`).
     keys: Mutex<HashMap<PathBuf, Arc<Checked<Arc<StoreKey>>>>>,
@@ -110,7 +110,7 @@ impl Resources for Host {
         };
         kept.get(|| Watched::content(path), || load_key(cfg).map(Arc::new))
     }
-    fn remote_link(&self, remote: &RemoteConfig) -> Result<Link, Error> {
+    fn remote_link(&self, remote: &RemoteConfig) -> Result<ServerLink, Error> {
         // Everything the agent and the breaker are built from (one config file or another may
         // name the same servers with other settings).
         let key = format!(
@@ -129,7 +129,7 @@ impl Resources for Host {
         if let Some(l) = links.get(&key) {
             return Ok(l.clone());
         }
-        let link = Link {
+        let link = ServerLink {
             agent: crate::login::remote::client::agent(remote)?,
             breaker: Some(Arc::new(Breaker::new(
                 remote.down_after,

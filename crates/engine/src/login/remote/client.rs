@@ -1,5 +1,5 @@
 //! The HTTP side of remote mode: a ureq agent (kept by tesserad from one login to the next, see
-//! [`Link`], so connections stay alive), TLS by rustls against the system roots or
+//! [`ServerLink`], so connections stay alive), TLS by rustls against the system roots or
 //! `[remote].ca_file`, servers tried in order, and a deadline on every exchange.
 //!
 //! Time: one exchange (a check, an answer, one poll) gets `[remote].timeout` seconds in all,
@@ -121,15 +121,15 @@ pub struct Unreachable(pub String);
 /// What a login's client stands on: the HTTP agent ([`agent`]) and, in a long-lived host, the
 /// circuit breaker its logins share.
 #[derive(Clone)]
-pub struct Link {
+pub struct ServerLink {
     pub agent: ureq::Agent,
     pub breaker: Option<Arc<Breaker>>,
 }
 
-impl Link {
+impl ServerLink {
     /// For one login alone: a new agent, no breaker.
-    pub fn one_login(cfg: &RemoteConfig) -> Result<Link, Error> {
-        Ok(Link {
+    pub fn one_login(cfg: &RemoteConfig) -> Result<ServerLink, Error> {
+        Ok(ServerLink {
             agent: agent(cfg)?,
             breaker: None,
         })
@@ -138,7 +138,7 @@ impl Link {
 
 /// Each configured server's base URL and what this link's breaker knows of it (every server
 /// is `Up` for a link without one: nothing is known).
-pub fn health(link: &Link, cfg: &RemoteConfig) -> Vec<(String, ServerHealth)> {
+pub fn health(link: &ServerLink, cfg: &RemoteConfig) -> Vec<(String, ServerHealth)> {
     let now = crate::io_time::now();
     let bases = cfg
         .url
@@ -199,7 +199,7 @@ pub fn agent(cfg: &RemoteConfig) -> Result<ureq::Agent, Error> {
 
 impl Client {
     /// A client for one login over `agent` (see [`agent`]: a long-lived host keeps one).
-    pub fn new(cfg: &RemoteConfig, service: &str, link: Link) -> Result<Client, Error> {
+    pub fn new(cfg: &RemoteConfig, service: &str, link: ServerLink) -> Result<Client, Error> {
         Ok(Client {
             agent: link.agent,
             breaker: link.breaker,

@@ -47,7 +47,7 @@ pub fn ask_servers<C: Conversation, K: Clock, S: Store>(
     conv: &mut C,
     clock: &K,
     store: Option<&S>,
-    link: Result<client::Link>,
+    link: Result<client::ServerLink>,
 ) -> Outcome {
     let (user, realm) = remote_user(cfg, &login.user);
     let mut run = Run {
@@ -133,7 +133,11 @@ pub fn ask_servers<C: Conversation, K: Clock, S: Store>(
 /// verified as for a login) within `timeout`. privacyIDEA is asked for `/healthz/`, LinOTP
 /// for `/validate/ok`; any answer below 500 shows that the server is there.
 pub fn probe(cfg: &Config) -> Result<Vec<(String, std::result::Result<String, String>)>> {
-    let client = Client::new(&cfg.remote, "doctor", client::Link::one_login(&cfg.remote)?)?;
+    let client = Client::new(
+        &cfg.remote,
+        "doctor",
+        client::ServerLink::one_login(&cfg.remote)?,
+    )?;
     let path = match cfg.remote.dialect {
         Dialect::Privacyidea => "/healthz/",
         Dialect::Linotp => "/validate/ok",
