@@ -123,7 +123,7 @@ fn without_a_daemon_root_spawns_one_and_others_fail_closed() {
         ),
     );
     let pass = format!("1234{}", t.hotp_at(0));
-    if tessera_engine::sys::euid() == 0 {
+    if tessera_engine::os::sys::euid() == 0 {
         let (status, err) = pamtester(&fx, "root", &[&pass]);
         assert!(status.success(), "spawned tesserad: {err}");
         // Not root: as alice. The admin's reason goes to the log, the user gets one line.
@@ -271,7 +271,7 @@ fn a_full_daemon_sends_root_to_a_daemon_of_its_own() {
             fx.config.display()
         ),
     );
-    if tessera_engine::sys::euid() != 0 {
+    if tessera_engine::os::sys::euid() != 0 {
         let (status, err) = pamtester(&fx, "alice", &["1234"]);
         assert!(!status.success());
         assert!(
@@ -396,7 +396,7 @@ fn a_non_root_caller_through_the_daemon() {
     let as_alice = |user: &str, line: &str| {
         let mut cmd = pamtester_command(&fx.services, user);
         cmd.env("PAM_WRAPPER_DEBUGLEVEL", "2");
-        if tessera_engine::sys::euid() == 0 {
+        if tessera_engine::os::sys::euid() == 0 {
             cmd.uid(10001).gid(10001);
         }
         let out = run_pamtester(&mut cmd, &[line]);
@@ -405,7 +405,7 @@ fn a_non_root_caller_through_the_daemon() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    if tessera_engine::sys::euid() != 0 {
+    if tessera_engine::os::sys::euid() != 0 {
         // Not root: the test accounts have the test's own uid (tests/nss/run); root's is
         // another's.
         let (ok, err) = as_alice("alice", &format!("1234{}", t.hotp_at(0)));

@@ -147,7 +147,7 @@ fn oathtool(uri: &str, counter: Option<u64>) -> String {
 }
 
 fn needs_root() -> bool {
-    if tessera_engine::sys::euid() != 0 {
+    if tessera_engine::os::sys::euid() != 0 {
         eprintln!("needs root to run as alice, bob and carol: checked in CI");
         return true;
     }

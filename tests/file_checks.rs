@@ -134,7 +134,7 @@ fn store_in_subdir(fx: &Fixture) -> PathBuf {
         db.display(),
         fx.key_file.display()
     );
-    tessera_engine::fsperm::create_private_file(&fx.config, text.as_bytes()).unwrap();
+    tessera_engine::os::fsperm::create_private_file(&fx.config, text.as_bytes()).unwrap();
     fx.reload();
     sub
 }
@@ -174,7 +174,7 @@ fn a_store_in_a_sticky_directory_not_owned_by_root_is_refused() {
     let fx = fixture_with_token();
     let sub = store_in_subdir(&fx);
     std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    if tessera_engine::sys::euid() == 0 {
+    if tessera_engine::os::sys::euid() == 0 {
         std::os::unix::fs::chown(&sub, Some(4242), None).unwrap();
     }
     assert_unavailable(&fx, "sticky directory not owned by root");
@@ -254,7 +254,7 @@ fn a_fifo_as_config_is_refused_without_hanging() {
 /// can be written again its next login works.
 #[test]
 fn an_immutable_shm_is_refused_without_killing_the_daemon() {
-    if tessera_engine::sys::euid() != 0 {
+    if tessera_engine::os::sys::euid() != 0 {
         eprintln!("an_immutable_shm_is_refused: needs root (chattr +i); not run");
         return;
     }

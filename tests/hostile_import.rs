@@ -22,7 +22,7 @@ const CAROL: u32 = 10003;
 const GA: &str = "JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n11223344\n55667788\n";
 
 fn root() -> bool {
-    if tessera_engine::sys::euid() == 0 {
+    if tessera_engine::os::sys::euid() == 0 {
         return true;
     }
     eprintln!("skipped: chown'd files of other users need root");

@@ -19,7 +19,7 @@ fn code(key: &[u8], counter: u64, digits: u32) -> String {
 
 /// The name of whoever runs the tests (root in CI): the owner of the files written here.
 fn me() -> String {
-    tessera_engine::sys::account_of_uid(tessera_engine::sys::euid())
+    tessera_engine::os::sys::account_of_uid(tessera_engine::os::sys::euid())
         .expect("the test user has an account")
         .name
 }
@@ -111,7 +111,7 @@ fn a_google_authenticator_file_keeps_its_used_code_and_scratch_codes() {
         args.push(file.to_str().unwrap());
         args
     };
-    if tessera_engine::sys::euid() == 0 {
+    if tessera_engine::os::sys::euid() == 0 {
         let err = import_refused(&fx, &dry_run(&[]));
         assert_eq!(
             err,

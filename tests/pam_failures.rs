@@ -514,7 +514,7 @@ fn a_null_answer_to_a_challenge_is_a_conversation_error_and_closes_it() {
 /// source, and bob locked alice's sudo.
 #[test]
 fn a_setuid_helpers_failures_count_on_the_real_uid_not_on_pam_ruser() {
-    if tessera_engine::sys::euid() != 0 {
+    if tessera_engine::os::sys::euid() != 0 {
         eprintln!("a_setuid_helpers_failures_count_on_the_real_uid: needs root; not run");
         return;
     }

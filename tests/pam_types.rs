@@ -260,7 +260,7 @@ fn email_goes_over_starttls_with_smtp_auth() {
         "s3cret",
     ]);
     let pwfile = certs.path().join("smtp.password");
-    tessera_engine::fsperm::create_private_file(&pwfile, b"s3cret\n").unwrap();
+    tessera_engine::os::fsperm::create_private_file(&pwfile, b"s3cret\n").unwrap();
     let fx = Fixture::new(&smtp.config(&format!(
         "tls = \"starttls\"\nca_file = \"{}\"\nusername = \"mailer\"\npassword_file = \"{}\"",
         ca.display(),
@@ -282,7 +282,7 @@ fn email_goes_over_starttls_with_smtp_auth() {
 
     // A wrong password: the relay refuses, nothing is sent, the reason names AUTH.
     let badpw = certs.path().join("bad.password");
-    tessera_engine::fsperm::create_private_file(&badpw, b"wrong\n").unwrap();
+    tessera_engine::os::fsperm::create_private_file(&badpw, b"wrong\n").unwrap();
     let fx3 = Fixture::new(&smtp.config(&format!(
         "tls = \"starttls\"\nca_file = \"{}\"\nusername = \"mailer\"\npassword_file = \"{}\"",
         ca.display(),

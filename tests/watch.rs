@@ -70,7 +70,7 @@ fn metrics_count_the_logins_and_a_real_openmetrics_parser_reads_them() {
         "tessera_otp_sends_total{type=\"email\",result=\"sent\"} 0".into(),
     ] {
         let in_use = want.starts_with("tessera_sessions_in_use{caller=\"root\"}");
-        if in_use && tessera_engine::sys::euid() != 0 {
+        if in_use && tessera_engine::os::sys::euid() != 0 {
             continue;
         }
         assert!(text.lines().any(|l| l == want), "{want} in:\n{text}");
@@ -99,7 +99,7 @@ fn metrics_count_the_logins_and_a_real_openmetrics_parser_reads_them() {
 /// in one line, and gets no figure.
 #[test]
 fn metrics_are_refused_to_another_user() {
-    if tessera_engine::sys::euid() != 0 {
+    if tessera_engine::os::sys::euid() != 0 {
         eprintln!("needs root to run as alice: checked in CI");
         return;
     }

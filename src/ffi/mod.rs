@@ -2,7 +2,7 @@
 //! a spawned daemon, a buffer). Built without std in the shipped module (see `lib.rs`), so
 //! each wrapper hands the rest of the module safe values: slices, `Result`s with errno, and
 //! owners that close, wipe and free on drop. (The daemon's raw OS calls are in
-//! `tessera_engine::sys`.)
+//! `tessera_engine::os::sys`.)
 
 mod buf;
 mod hooks;

@@ -273,7 +273,8 @@ impl Fixture {
         let services = dir.path().join("pam.d");
         std::fs::create_dir(&services).unwrap();
         let key = StoreKey::generate();
-        tessera_engine::fsperm::create_private_file(&key_file, key.to_hex().as_bytes()).unwrap();
+        tessera_engine::os::fsperm::create_private_file(&key_file, key.to_hex().as_bytes())
+            .unwrap();
         drop(SqliteStore::create(&db, 2000).unwrap());
         let socket = dir.path().join("tessera.sock");
         let mut fx = Fixture {
@@ -301,7 +302,7 @@ impl Fixture {
             self.key_file.display()
         );
         let _ = std::fs::remove_file(&self.config);
-        tessera_engine::fsperm::create_private_file(&self.config, text.as_bytes()).unwrap();
+        tessera_engine::os::fsperm::create_private_file(&self.config, text.as_bytes()).unwrap();
         self.reload();
     }
 

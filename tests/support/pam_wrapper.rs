@@ -31,7 +31,7 @@ pub fn pam_wrapper_lock() -> PamWrapperLock {
         .write(true)
         .open(std::env::temp_dir().join(format!(
             "tessera-tests-pam-wrapper-{}.lock",
-            tessera_engine::sys::euid()
+            tessera_engine::os::sys::euid()
         )))
         .expect("the pam_wrapper lock file");
     // SAFETY: flock on a descriptor we own; it is released when the file is closed.

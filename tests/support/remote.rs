@@ -404,7 +404,7 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// `user` in the default realm, as `tessera token add` would.
 pub fn local_store_with_hotp(cfg: &Config, user: &str, serial: &str, pin: &str) {
     let key = StoreKey::generate();
-    tessera_engine::fsperm::create_private_file(&cfg.store.key_file, key.to_hex().as_bytes())
+    tessera_engine::os::fsperm::create_private_file(&cfg.store.key_file, key.to_hex().as_bytes())
         .unwrap();
     let store =
         tessera_engine::store::SqliteStore::create(&cfg.store.path, cfg.store.busy_timeout_ms)

@@ -6,9 +6,9 @@ use tessera_engine::auth::{self, Clock, SystemClock};
 use tessera_engine::config::Config;
 use tessera_engine::crypto::StoreKey;
 use tessera_engine::error::{Error, Kind};
-use tessera_engine::fsperm;
+use tessera_engine::os::fsperm;
+use tessera_engine::os::sys;
 use tessera_engine::store::{AuditEntry, ChallengeState, SqliteStore};
-use tessera_engine::sys;
 
 /// Creates what is missing: the store (0600, its directory 0700, schema migrated) and the key
 /// file (0600). An existing key is never replaced; an existing store is only migrated.

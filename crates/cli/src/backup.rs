@@ -14,8 +14,8 @@ use std::path::Path;
 use tessera_engine::auth::{self, Clock, SystemClock};
 use tessera_engine::config::Config;
 use tessera_engine::error::Error;
+use tessera_engine::os::sys;
 use tessera_engine::store::{BackupReader, BackupTarget, RestoreMode};
-use tessera_engine::sys;
 
 pub fn backup(cfg: &Config, file: &Path) -> CliResult<()> {
     let owner = sys::store_owner(&cfg.store.path);

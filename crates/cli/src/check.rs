@@ -28,8 +28,8 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
         tty: String::new(),
         ruser: String::new(),
         // Whoever runs the command: the failures of `tessera check` are counted on its uid.
-        caller: tessera_engine::sys::uid(),
-        uid: tessera_engine::sys::uid(),
+        caller: tessera_engine::os::sys::uid(),
+        uid: tessera_engine::os::sys::uid(),
     };
     let outcome = login::authenticate(
         &OneLogin,

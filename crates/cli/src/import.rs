@@ -1,7 +1,7 @@
 //! `tessera import --format F FILE...`: tokens from the files other OTP systems write (the
 //! readers are in `tessera_import`), enrolled all at once or not at all.
 //!
-//! The files are read first, by [`tessera_engine::userfile`]'s rules: root reads each file for
+//! The files are read first, by [`tessera_engine::os::userfile`]'s rules: root reads each file for
 //! the user whose directory holds it, as that user, and refuses links, FIFOs, hard links,
 //! procfs and files of another owner than their directory's; a google-authenticator file of
 //! root or a system account needs `--user` (its owner would be the tokens' user). Only then
@@ -186,11 +186,11 @@ fn protection(a: &ImportArgs) -> CliResult<Option<pskc::Protection>> {
     Ok(None)
 }
 
-/// The file at `path`, read as [`tessera_engine::userfile`] reads a user's file (no link, a
+/// The file at `path`, read as [`tessera_engine::os::userfile`] reads a user's file (no link, a
 /// regular file with one link on a real file system, owned by its directory's owner, at most
 /// [`MAX_FILE`] bytes), as UTF-8 text; and its owner.
 fn read_text(path: &Path) -> CliResult<(zeroize::Zeroizing<String>, u32)> {
-    let file = tessera_engine::userfile::read(path, MAX_FILE)?;
+    let file = tessera_engine::os::userfile::read(path, MAX_FILE)?;
     let text = std::str::from_utf8(&file.bytes)
         .map_err(|_| Failure::invalid(format!("{}: not UTF-8 text", path.display())))?;
     Ok((zeroize::Zeroizing::new(text.to_string()), file.owner))
@@ -218,7 +218,7 @@ fn read_file(
                 "{} belongs to {}, a system account (uid below UID_MIN {min}, or nobody): pass \
                  --user to say whose it is",
                 path.display(),
-                tessera_engine::userfile::who(uid)
+                tessera_engine::os::userfile::who(uid)
             )));
         }
     }
@@ -230,7 +230,7 @@ fn read_file(
     }
     .map_err(|e| Failure::invalid(format!("{}: {e}", path.display())))?;
     let owner = (format == ImportFormat::GoogleAuthenticator)
-        .then(|| tessera_engine::sys::account_of_uid(uid).map(|a| a.name))
+        .then(|| tessera_engine::os::sys::account_of_uid(uid).map(|a| a.name))
         .flatten();
     let file = super::output::clean(&path.display().to_string());
     Ok(tokens

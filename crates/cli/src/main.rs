@@ -73,7 +73,7 @@ pub fn main() -> ExitCode {
     // A SIGCHLD (or SIGTERM, ...) that the parent left ignored would be ours too: the kernel
     // would reap the sendmail command of an e-mail token before its status is read. SIGPIPE
     // stays ignored, so that `| head` ends a listing through EPIPE (see `output`).
-    tessera_engine::sys::undo_ignored_signals(&[tessera_engine::sys::SIGPIPE]);
+    tessera_engine::os::sys::undo_ignored_signals(&[tessera_engine::os::sys::SIGPIPE]);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return clap_exit(e),
@@ -205,11 +205,11 @@ fn load_config(path: &std::path::Path) -> CliResult<Config> {
 }
 
 /// Run by root, becomes the owner of the store's directory if that is not root (the package's
-/// `_tessera`), as `tesserad --stdio` does ([`tessera_engine::sys::become_store_owner`]): the
+/// `_tessera`), as `tesserad --stdio` does ([`tessera_engine::os::sys::become_store_owner`]): the
 /// engine accepts only files of root or of the effective uid, and what SQLite creates beside
 /// the store (`-wal`, `-shm`) must stay the daemon's. `init` does this its own way.
 pub fn become_store_owner(cfg: &Config) -> CliResult<Option<u32>> {
-    tessera_engine::sys::become_store_owner(&cfg.store.path)
+    tessera_engine::os::sys::become_store_owner(&cfg.store.path)
         .map_err(|e| Failure::Error(Error::permissions(e.to_string())))
 }
 

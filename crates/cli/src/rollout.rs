@@ -34,7 +34,7 @@ pub fn issue(cfg: &Config, a: &AddArgs) -> CliResult<()> {
             "--serial names one token; --group issues one per member (serials are generated)",
         ));
     }
-    let Some(mut members) = tessera_engine::sys::group_members(group) else {
+    let Some(mut members) = tessera_engine::os::sys::group_members(group) else {
         return Err(Failure::usage(format!(
             "no group \"{}\" on this host",
             group.escape_debug()
@@ -55,7 +55,7 @@ pub fn issue(cfg: &Config, a: &AddArgs) -> CliResult<()> {
     let mut issued = Vec::new();
     let mut skipped = Vec::new();
     for member in &members {
-        let Some(user) = tessera_engine::sys::account_name(member) else {
+        let Some(user) = tessera_engine::os::sys::account_name(member) else {
             skipped.push(format!("{} (no account)", member.escape_debug()));
             continue;
         };

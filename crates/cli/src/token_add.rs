@@ -516,7 +516,7 @@ fn counter_arg(c: Option<u64>) -> CliResult<u64> {
 /// `auth::resolve_user`); a name that is no account here is kept as given, with a warning,
 /// since the account may come later (a directory not yet joined).
 pub(crate) fn account_of(user: &str) -> String {
-    match tessera_engine::sys::account_name(user) {
+    match tessera_engine::os::sys::account_name(user) {
         Some(canonical) => {
             if canonical != user {
                 eprintln!(

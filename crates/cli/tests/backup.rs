@@ -145,7 +145,7 @@ fn backup_is_0600_and_never_replaces_a_file() {
     env.ok(&["backup", file.to_str().unwrap()]);
     let m = std::fs::metadata(&file).unwrap();
     assert_eq!(m.mode() & 0o777, 0o600);
-    assert_eq!(m.uid(), tessera_engine::sys::euid());
+    assert_eq!(m.uid(), tessera_engine::os::sys::euid());
     let before = std::fs::read(&file).unwrap();
     let err = one_line_error(&env.run(&["backup", file.to_str().unwrap()], ""));
     assert!(err.contains("exists"), "{err}");
@@ -291,7 +291,7 @@ fn restore_refuses_a_backup_sealed_with_another_key() {
 #[test]
 fn run_by_root_the_backup_is_roots_and_the_store_stays_its_owners() {
     use std::os::unix::fs::chown;
-    if tessera_engine::sys::euid() != 0 {
+    if tessera_engine::os::sys::euid() != 0 {
         eprintln!("skipped: needs root");
         return;
     }

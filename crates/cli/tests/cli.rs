@@ -49,7 +49,7 @@ fn init_refuses_a_new_key_for_a_store_with_tokens() {
 #[test]
 fn run_by_root_the_command_works_as_the_owner_of_the_store_directory() {
     use std::os::unix::fs::{chown, MetadataExt};
-    if tessera_engine::sys::euid() != 0 {
+    if tessera_engine::os::sys::euid() != 0 {
         eprintln!("skipped: needs root");
         return;
     }

@@ -39,7 +39,7 @@ where
     A: Fn(UnixStream) -> Option<T> + Send + Sync + 'static,
     S: Fn(T) + Send + Sync + 'static,
 {
-    tessera_engine::sys::set_accept_timeout(&listener, IDLE_END)?;
+    tessera_engine::os::sys::set_accept_timeout(&listener, IDLE_END)?;
     let shared = Arc::new(Shared {
         listener,
         turn: Mutex::new(()),

@@ -59,7 +59,7 @@ pub fn to_file(path: &Path) -> Result<(), String> {
     if !meta.file_type().is_file() {
         return Err(format!("--log-file {shown}: not a regular file"));
     }
-    tessera_engine::sys::stderr_to(&file).map_err(|e| format!("--log-file {shown}: {e}"))?;
+    tessera_engine::os::sys::stderr_to(&file).map_err(|e| format!("--log-file {shown}: {e}"))?;
     TIMED.store(true, Ordering::Relaxed);
     Ok(())
 }
@@ -67,7 +67,7 @@ pub fn to_file(path: &Path) -> Result<(), String> {
 /// Opens `path` to append, creating it 0640 if it is missing (whatever the umask: the
 /// administrator's group, adm on Debian, may be given it to read).
 fn open_append(path: &Path) -> std::io::Result<File> {
-    use tessera_engine::sys::{O_NOFOLLOW, O_NONBLOCK};
+    use tessera_engine::os::sys::{O_NOFOLLOW, O_NONBLOCK};
     let open = |create: bool| {
         OpenOptions::new()
             .append(true)

@@ -111,7 +111,7 @@ fn may_ask(caller: &Caller, user: &str) -> std::result::Result<(), String> {
     if caller.uid == 0 {
         return Ok(());
     }
-    match tessera_engine::sys::account(user) {
+    match tessera_engine::os::sys::account(user) {
         Some(a) if a.uid == caller.uid => Ok(()),
         _ => Err(format!(
             "refused: uid {} may only authenticate its own account",

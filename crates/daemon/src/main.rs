@@ -74,7 +74,7 @@ fn parse_args(mut it: impl Iterator<Item = std::ffi::OsString>) -> Result<Option
 /// FD_CLOEXEC: an sshd's or sudo's, opened for anything. The socket server gets the same
 /// (whoever starts it by hand), but keeps the sockets systemd passed.
 fn clean_start(stdio: bool) {
-    use tessera_engine::sys;
+    use tessera_engine::os::sys;
     // First: the descriptors are closed by number, so nothing of ours may be open yet (the
     // signal thread below has a socket pair of its own).
     if let Some(first) = first_fd_to_close(stdio, |k| std::env::var(k).ok()) {

@@ -28,7 +28,7 @@ pub(crate) fn status<C: Channel, R: Resources>(
     }
     let mut lines = vec![format!(
         "ok    tesserad runs as uid {}",
-        tessera_engine::sys::euid()
+        tessera_engine::os::sys::euid()
     )];
     let mut serves = true;
     // "ok", "warn" (worth a look, logins are served) or "fail" (logins are not).
@@ -136,7 +136,7 @@ pub(crate) fn metrics<C: Channel, R: Resources>(
 /// Status and metrics are for root and the daemon's own user (`tessera doctor` run by root
 /// asks as the store's owner); they say nothing to anyone else.
 fn may_watch(caller: &Caller) -> bool {
-    caller.uid == 0 || caller.uid == tessera_engine::sys::euid()
+    caller.uid == 0 || caller.uid == tessera_engine::os::sys::euid()
 }
 
 /// The remote servers of a remote-mode config and what the daemon's circuit breaker knows of

@@ -28,7 +28,7 @@ pub(crate) fn serve<C: Channel, R: Resources>(
         Ok(c) => c,
         Err(e) => return refuse(chan, e),
     };
-    let Some(account) = tessera_engine::sys::account_of_uid(caller.uid) else {
+    let Some(account) = tessera_engine::os::sys::account_of_uid(caller.uid) else {
         crate::say!(
             "tesserad: enrollment refused: uid {} is no account",
             caller.uid

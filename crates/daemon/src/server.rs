@@ -50,8 +50,8 @@ fn borrowed(l: &Loaded) -> Result<&Config, &str> {
 pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
     // First, before the threads that serve logins run: it takes LISTEN_* out of the
     // environment. (The one thread before it, main's signal thread, reads no environment.)
-    let activated =
-        tessera_engine::sys::activated_listener().map_err(|e| format!("socket activation: {e}"))?;
+    let activated = tessera_engine::os::sys::activated_listener()
+        .map_err(|e| format!("socket activation: {e}"))?;
     let current = Arc::new(RwLock::new(Generation::load(config)));
     if let Ok(Generation { config: Err(e), .. }) = current.read().as_deref() {
         crate::say!("tesserad: {e} (logins fail until it is fixed and tesserad gets SIGHUP)");
@@ -87,7 +87,7 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
     // Who asks is known before anything is read: a place is counted against the caller's uid
     // (see `capacity`), and a caller without one is refused at once.
     let admit = move |mut stream: UnixStream| {
-        let uid = tessera_engine::sys::peer_uid(&stream).ok()?;
+        let uid = tessera_engine::os::sys::peer_uid(&stream).ok()?;
         match capacity.take(uid) {
             Ok(slot) => Some((stream, uid, slot)),
             Err(full) => {
@@ -127,7 +127,7 @@ pub fn listen(config: &Path, socket: &Path) -> Result<(), String> {
 /// config's error (as any daemon with a broken config does), and says that a restart is needed
 /// once the config is fixed.
 fn serve_as_store_owner(current: &RwLock<Generation>) -> Result<(), String> {
-    if tessera_engine::sys::euid() != 0 {
+    if tessera_engine::os::sys::euid() != 0 {
         return Ok(());
     }
     let store = match current.read().as_deref() {
@@ -142,7 +142,7 @@ fn serve_as_store_owner(current: &RwLock<Generation>) -> Result<(), String> {
         }
         Err(_) => return Err("the config lock is poisoned".into()),
     };
-    match tessera_engine::sys::become_store_owner(&store) {
+    match tessera_engine::os::sys::become_store_owner(&store) {
         Ok(Some(uid)) => {
             crate::say!(
                 "tesserad: serving as uid {uid}, the owner of {}",
@@ -256,9 +256,9 @@ fn reload_on_sighup(
 pub fn stdio(config: &Path) -> Result<(), String> {
     let cfg = load(config);
     // Who started this process, taken before it may change its user below.
-    let invoker = tessera_engine::sys::uid();
+    let invoker = tessera_engine::os::sys::uid();
     if let Ok(c) = &cfg {
-        tessera_engine::sys::become_store_owner(&c.store.path).map_err(|e| e.to_string())?;
+        tessera_engine::os::sys::become_store_owner(&c.store.path).map_err(|e| e.to_string())?;
     }
     let stdin = std::io::stdin();
     let fd = std::os::fd::AsFd::as_fd(&stdin)
@@ -266,7 +266,7 @@ pub fn stdio(config: &Path) -> Result<(), String> {
         .map_err(|e| format!("stdin: {e}"))?;
     let sock = UnixStream::from(fd);
     let cfg_ref = borrowed(&cfg);
-    let result = match tessera_engine::sys::peer_uid(&sock) {
+    let result = match tessera_engine::os::sys::peer_uid(&sock) {
         // A socketpair from the module: the peer is the calling process.
         Ok(uid) => {
             let mut sock = sock;

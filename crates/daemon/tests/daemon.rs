@@ -85,7 +85,7 @@ fn store_files_of(w: &World, owner: u32) -> Vec<String> {
 /// beside the store is that owner's. Needs root (as in CI).
 #[test]
 fn stdio_run_by_root_becomes_the_owner_of_the_store_directory() {
-    if tessera_engine::sys::euid() != 0 {
+    if tessera_engine::os::sys::euid() != 0 {
         eprintln!("skipped: needs root");
         return;
     }
@@ -109,7 +109,7 @@ fn stdio_run_by_root_becomes_the_owner_of_the_store_directory() {
 #[test]
 fn a_socket_server_started_by_root_makes_its_directory_and_serves_as_the_store_owner() {
     use std::os::unix::fs::PermissionsExt;
-    if tessera_engine::sys::euid() != 0 {
+    if tessera_engine::os::sys::euid() != 0 {
         eprintln!("skipped: needs root");
         return;
     }
@@ -155,7 +155,7 @@ fn a_socket_server_started_by_root_makes_its_directory_and_serves_as_the_store_o
 /// and fails each login closed with the config's error, and says a restart is needed.
 #[test]
 fn started_by_root_without_a_config_that_loads_it_fails_closed_and_says_so() {
-    if tessera_engine::sys::euid() != 0 {
+    if tessera_engine::os::sys::euid() != 0 {
         eprintln!("skipped: needs root");
         return;
     }
@@ -509,7 +509,7 @@ fn a_non_root_caller_may_ask_only_for_its_own_account() {
     // The daemon must be able to read the store when the test drops to alice below: the
     // directory and files stay the test's, and the daemon runs as the test's uid.
     let d = start(&w);
-    let me = tessera_engine::sys::euid();
+    let me = tessera_engine::os::sys::euid();
     if me == 0 {
         let ask = |user: &str, pass: &str| -> String {
             let out = Command::new("python3")
@@ -555,7 +555,7 @@ fn a_non_root_caller_may_ask_only_for_its_own_account() {
 /// refused with one log line and "unavailable", nothing of the daemon's state said.
 #[test]
 fn a_status_request_from_another_user_is_refused_and_says_nothing() {
-    if tessera_engine::sys::euid() != 0 {
+    if tessera_engine::os::sys::euid() != 0 {
         eprintln!("skipped: needs root (to ask as alice)");
         return;
     }
@@ -692,11 +692,11 @@ fn a_config_named_by_the_caller_counts_only_for_root() {
         w.db,
         w.dir.path().join("secret.key")
     );
-    tessera_engine::fsperm::create_private_file(&other, text.as_bytes()).unwrap();
+    tessera_engine::os::fsperm::create_private_file(&other, text.as_bytes()).unwrap();
     let mut l = login("alice");
     l.config = Some(other.display().to_string());
     let seen = dialogue(&mut d.connect(), l, &[b"0000"]);
-    let want = if tessera_engine::sys::euid() == 0 {
+    let want = if tessera_engine::os::sys::euid() == 0 {
         "sudo PIN: "
     } else {
         "PIN: "

@@ -211,7 +211,7 @@ fn world() -> Option<(World, Daemon)> {
 }
 
 fn world_with(config: &str) -> Option<(World, Daemon)> {
-    if tessera_engine::sys::euid() != 0 {
+    if tessera_engine::os::sys::euid() != 0 {
         // Another uid is needed for the hostile side; CI runs as root.
         eprintln!("hostile: needs root to run the hostile side as another uid; not run");
         return None;

@@ -117,7 +117,7 @@ fn a_link_a_fifo_or_a_directory_is_refused() {
         use std::os::unix::fs::OpenOptionsExt;
         std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(tessera_engine::sys::O_NONBLOCK)
+            .custom_flags(tessera_engine::os::sys::O_NONBLOCK)
             .open(&fifo)
             .unwrap()
     };
@@ -150,7 +150,7 @@ fn a_link_a_fifo_or_a_directory_is_refused() {
 /// owner: the file stays root's, and the lines after the change of user still reach it.
 #[test]
 fn started_by_root_it_keeps_writing_a_log_of_root_s_after_it_becomes_the_store_owner() {
-    if tessera_engine::sys::euid() != 0 {
+    if tessera_engine::os::sys::euid() != 0 {
         eprintln!("skipped: needs root");
         return;
     }

@@ -83,7 +83,7 @@ fn a_hundred_wrong_pins_at_once_keep_memory_flat_and_the_owner_fast() {
     // the second half unhashed: `unfamiliar_sources_are_refused_at_the_ceiling`).
     let w = World::new("[auth]\npin_hash_parallel = 2\naccount_max_fail = 1000\n");
     let d = start(&w);
-    let cgroup = if tessera_engine::sys::euid() == 0 {
+    let cgroup = if tessera_engine::os::sys::euid() == 0 {
         MemoryCgroup::new(d.pid(), 256 << 20)
     } else {
         None

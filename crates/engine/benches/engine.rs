@@ -46,8 +46,11 @@ impl Fixture {
         cfg.auth.max_fail = u32::MAX;
         cfg.auth.account_max_fail = u32::MAX;
         let key = StoreKey::generate();
-        tessera_engine::fsperm::create_private_file(&cfg.store.key_file, key.to_hex().as_bytes())
-            .unwrap();
+        tessera_engine::os::fsperm::create_private_file(
+            &cfg.store.key_file,
+            key.to_hex().as_bytes(),
+        )
+        .unwrap();
         let store = SqliteStore::create(&cfg.store.path, 5000).unwrap();
         let pin_hash = match otppin {
             OtpPin::Token => Some(hash_pin(PIN, &key.pepper()).unwrap()),

@@ -44,7 +44,7 @@ fn run(a: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     }
     let otp_key = decode_hex(keyhex).ok_or("KEYHEX is not hex")?;
     let key = StoreKey::generate();
-    tessera_engine::fsperm::create_private_file(Path::new(key_path), key.to_hex().as_bytes())?;
+    tessera_engine::os::fsperm::create_private_file(Path::new(key_path), key.to_hex().as_bytes())?;
     let store = SqliteStore::create(Path::new(store_path), 5000)?;
     let pin_hash = match &pin {
         Some(pin) => Some(hash_pin(pin.as_bytes(), &key.pepper())?),

@@ -21,12 +21,12 @@ pub struct SystemAccounts;
 
 impl Accounts for SystemAccounts {
     fn canonical(&self, name: &str) -> Option<String> {
-        crate::sys::account_name(name)
+        crate::os::sys::account_name(name)
     }
     fn groups(&self, user: &str) -> Vec<String> {
-        crate::sys::group_names(user)
+        crate::os::sys::group_names(user)
     }
     fn uid(&self, user: &str) -> Option<u32> {
-        crate::sys::account(user).map(|a| a.uid)
+        crate::os::sys::account(user).map(|a| a.uid)
     }
 }

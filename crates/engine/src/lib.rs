@@ -25,13 +25,11 @@ pub mod crypto;
 pub mod delivery;
 pub mod enroll;
 pub mod error;
-pub mod fsperm;
 pub mod http;
-pub mod io_time;
 pub mod login;
+pub mod os;
 pub mod pin_rule;
 pub mod store;
-pub mod sys;
 pub mod syslog;
 /// Test doubles (a fixed clock, a scripted conversation): built for the engine's own tests and,
 /// through the `testing` feature, for the benches and the workspace's tests, never into the
@@ -40,5 +38,3 @@ pub mod syslog;
 pub use auth::testing;
 mod text_list;
 pub mod tokens;
-pub mod userfile;
-pub mod watch;

@@ -1,5 +1,5 @@
 //! The files a login opens: the config, the key, the store with its `-wal` and `-shm`, and the
-//! SMTP password file, each checked as the module checks it ([`tessera_engine::fsperm`]: no link,
+//! SMTP password file, each checked as the module checks it ([`tessera_engine::os::fsperm`]: no link,
 //! a regular file, owner and mode, the directories above it); whether the key loads and the
 //! store opens; and whether `tessera init` was done. Apart because these are about files on
 //! disk, before anything in them is read.
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use tessera_engine::auth;
 use tessera_engine::config::Config;
 use tessera_engine::crypto::StoreKey;
-use tessera_engine::fsperm::{self, Access};
+use tessera_engine::os::fsperm::{self, Access};
 use tessera_engine::store::SqliteStore;
 
 /// The key file's lines ([`check_file`]), then whether it loads; `None` if either failed (a key
@@ -127,7 +127,7 @@ pub(super) fn check_readable(r: &mut Report, what: &str, path: &Path) -> CliResu
             "{what} {}: {e}: tesserad runs as uid {} and must read it (chown it to that user, \
              mode 0600)",
             path.display(),
-            tessera_engine::sys::euid()
+            tessera_engine::os::sys::euid()
         )),
     }
 }

@@ -1,7 +1,7 @@
 //! `tessera doctor`: checks, each on one line (`ok`, `warn` or `FAIL`), what a login needs: the
 //! config; for the config, key, store, the store's `-wal` and `-shm` and the SMTP password file,
 //! the file itself (no link, a regular file, owner and mode) and the directories above it, by the
-//! rules the module applies ([`tessera_engine::fsperm`]); the store's schema, that the key opens
+//! rules the module applies ([`tessera_engine::os::fsperm`]); the store's schema, that the key opens
 //! the stored tokens, that each remote server answers (remote mode), where the PAM module is
 //! installed, every line of /etc/pam.d that names it (and whether the module file it names exists),
 //! whether `tessera init` was done, tokens without a PIN where a service has pam_tessera as its
@@ -26,7 +26,7 @@ use files::{check_file, check_readable, Init};
 use report::Report;
 use std::path::Path;
 use tessera_engine::config::{Fallback, Mode};
-use tessera_engine::fsperm::Access;
+use tessera_engine::os::fsperm::Access;
 
 pub fn run(config_path: &Path, socket: &Path) -> CliResult<()> {
     let mut r = Report::default();

@@ -31,7 +31,8 @@ impl World {
         let db = dir.path().join("tessera.db");
         let key_file = dir.path().join("secret.key");
         let key = StoreKey::generate();
-        tessera_engine::fsperm::create_private_file(&key_file, key.to_hex().as_bytes()).unwrap();
+        tessera_engine::os::fsperm::create_private_file(&key_file, key.to_hex().as_bytes())
+            .unwrap();
         let store = SqliteStore::create(&db, 2000).unwrap();
         store
             .insert_token(&TokenRecord {
@@ -59,7 +60,7 @@ impl World {
             self.dir.path().join("secret.key")
         );
         let _ = std::fs::remove_file(&self.config);
-        tessera_engine::fsperm::create_private_file(&self.config, text.as_bytes()).unwrap();
+        tessera_engine::os::fsperm::create_private_file(&self.config, text.as_bytes()).unwrap();
     }
 
     /// The audit rows (every attempt the daemon answered is committed).

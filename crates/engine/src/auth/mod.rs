@@ -72,7 +72,7 @@ pub(crate) fn first_prompt<'a>(cfg: &'a Config, opts: &'a Options) -> &'a str {
 ///
 /// The engine waits on it too (push polling): a test clock (`testing::FixedClock`, built for
 /// tests only) makes a wait take no time. Outside this trait's implementations the engine reads no
-/// time and sleeps not (`crates/engine/clippy.toml`); I/O deadlines are [`crate::io_time`]'s.
+/// time and sleeps not (`crates/engine/clippy.toml`); I/O deadlines are [`crate::os::io_time`]'s.
 pub trait Clock {
     fn now(&self) -> u64;
     /// Waits `d` (a real clock sleeps; a test clock moves on).

@@ -43,7 +43,7 @@ impl Source {
 
     /// The source of `login` on this host (its own addresses from `getifaddrs`).
     pub fn on_this_host(login: &Login, prefix_v6: u8) -> Source {
-        Source::of(login, prefix_v6, crate::sys::is_own_address)
+        Source::of(login, prefix_v6, crate::os::sys::is_own_address)
     }
 
     pub fn as_str(&self) -> &str {

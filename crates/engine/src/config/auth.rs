@@ -149,7 +149,7 @@ impl AuthConfig {
             Some(n) => n as usize,
             None => *DEFAULT.get_or_init(|| {
                 let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-                pin_hashes_that_fit(cpus, crate::sys::memory_limit())
+                pin_hashes_that_fit(cpus, crate::os::sys::memory_limit())
             }),
         }
     }

@@ -59,8 +59,11 @@ impl Config {
         let config_error = |e: std::io::Error| Error::io(Kind::Config, path, e);
         // Read from the descriptor that was checked (no link, not writable by others, safe
         // directories): never opened a second time by name.
-        let mut file =
-            crate::fsperm::open_checked(path, crate::fsperm::Access::Readable, config_error)?;
+        let mut file = crate::os::fsperm::open_checked(
+            path,
+            crate::os::fsperm::Access::Readable,
+            config_error,
+        )?;
         let mut text = String::new();
         file.read_to_string(&mut text).map_err(config_error)?;
         let mut cfg = Config::parse(&text, path)?;

@@ -41,15 +41,15 @@ impl StoreKey {
     }
 
     /// Reads a key file: 64 hex digits and an optional newline. The file is opened and
-    /// checked by [`crate::fsperm::open_checked`] (no link, owner only, safe directories), and
+    /// checked by [`crate::os::fsperm::open_checked`] (no link, owner only, safe directories), and
     /// the key is read from that descriptor.
     pub fn load(path: &Path) -> Result<StoreKey> {
-        let file = crate::fsperm::open_checked(path, crate::fsperm::Access::Secret, |e| {
+        let file = crate::os::fsperm::open_checked(path, crate::os::fsperm::Access::Secret, |e| {
             let hint = match e.kind() {
                 std::io::ErrorKind::PermissionDenied => format!(
                     " (read as uid {}: the key must belong to the user tesserad runs as, \
                      the owner of the store's directory)",
-                    crate::sys::euid()
+                    crate::os::sys::euid()
                 ),
                 _ => " (run `tessera init`)".to_string(),
             };

@@ -1,7 +1,7 @@
 //! A sendmail-style command: the whole message on stdin, exit status 0 means accepted. The
 //! command line is split on spaces (no shell), runs with a minimal environment, and is killed
 //! when it takes longer than the timeout. The engine's hosts (tesserad, the tessera command)
-//! undo a SIGCHLD their parent left ignored when they start ([`crate::sys::undo_ignored_signals`]),
+//! undo a SIGCHLD their parent left ignored when they start ([`crate::os::sys::undo_ignored_signals`]),
 //! so the kernel does not reap the child before we read its status.
 
 use crate::error::{Error, Result};
@@ -36,12 +36,12 @@ pub fn send(command: &str, message: &[u8], timeout_secs: u64) -> Result<()> {
             .collect(),
     );
     let written = child.stdin.take().map(|mut i| i.write_all(&lf));
-    let deadline = crate::io_time::deadline(Duration::from_secs(timeout_secs));
+    let deadline = crate::os::io_time::deadline(Duration::from_secs(timeout_secs));
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break s,
-            Ok(None) if crate::io_time::now() < deadline => {
-                crate::io_time::pause(Duration::from_millis(10))
+            Ok(None) if crate::os::io_time::now() < deadline => {
+                crate::os::io_time::pause(Duration::from_millis(10))
             }
             Ok(None) => {
                 let _ = child.kill();

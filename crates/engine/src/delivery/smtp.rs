@@ -29,7 +29,7 @@ fn err(host: &str, what: impl std::fmt::Display) -> Error {
 
 /// The time left before `deadline`, or a timeout error when there is none.
 fn left(deadline: Instant) -> std::io::Result<Duration> {
-    match deadline.checked_duration_since(crate::io_time::now()) {
+    match deadline.checked_duration_since(crate::os::io_time::now()) {
         Some(d) if !d.is_zero() => Ok(d),
         _ => Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
@@ -233,7 +233,7 @@ fn io_err(host: &str, e: &std::io::Error) -> Error {
 /// Sends `message` (headers and body, CRLF lines) to `to` through the relay of `cfg`.
 pub fn send(cfg: &EmailConfig, to: &str, message: &[u8]) -> Result<()> {
     let host = cfg.smtp_host.as_str();
-    let deadline = crate::io_time::deadline(Duration::from_secs(cfg.timeout));
+    let deadline = crate::os::io_time::deadline(Duration::from_secs(cfg.timeout));
     let tls_config = match cfg.tls {
         SmtpTls::None => None,
         _ => Some(tls_config(cfg.ca_file.as_deref())?),
@@ -448,7 +448,8 @@ fn read_password(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     use std::io::Read;
     let password_error =
         |e: std::io::Error| Error::io(Kind::Config, path, e).what("[email] password_file");
-    let file = crate::fsperm::open_checked(path, crate::fsperm::Access::Secret, password_error)?;
+    let file =
+        crate::os::fsperm::open_checked(path, crate::os::fsperm::Access::Secret, password_error)?;
     // Room for the whole read up front (4 KiB is more than any password): a buffer that grew
     // would leave unwiped copies of the first bytes behind.
     let mut text = Zeroizing::new(Vec::with_capacity(4097));

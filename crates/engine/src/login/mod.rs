@@ -15,9 +15,9 @@ use crate::crypto::StoreKey;
 use crate::error::Error;
 use crate::login::remote::breaker::Breaker;
 use crate::login::remote::client::ServerLink;
+use crate::os::watch::{Checked, Watched};
 use crate::store::AuditEntry;
 use crate::store::{PooledStore, SqliteStore, Store, StorePool};
-use crate::watch::{Checked, Watched};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -71,7 +71,7 @@ pub struct Host {
     pools: Mutex<HashMap<PoolKey, Arc<StorePool>>>,
     links: Mutex<HashMap<String, ServerLink>>,
     /// Each key file's key, kept in memory (wiped when dropped) and read again when the file
-    /// or a directory above it changes (`crate::watch`).
+    /// or a directory above it changes (`crate::os::watch`).
     keys: Mutex<HashMap<PathBuf, Arc<Checked<Arc<StoreKey>>>>>,
 }
 

@@ -325,7 +325,7 @@ mod tests {
             let db = dir.path().join("t.db");
             let key_file = dir.path().join("k");
             let key = StoreKey::generate();
-            crate::fsperm::create_private_file(&key_file, key.to_hex().as_bytes()).unwrap();
+            crate::os::fsperm::create_private_file(&key_file, key.to_hex().as_bytes()).unwrap();
             drop(SqliteStore::create(&db, 2000).unwrap());
             let text =
                 format!("[store]\npath = {db:?}\nkey_file = {key_file:?}\n[enroll]\n{enroll}\n");

@@ -153,7 +153,7 @@ impl Drop for BackupTarget {
             drop(self.conn.take());
             let _ = std::fs::remove_file(&self.path);
             let _ = std::fs::remove_file(super::sqlite::wal_path(&self.path));
-            let _ = std::fs::remove_file(crate::fsperm::with_suffix(&self.path, "-shm"));
+            let _ = std::fs::remove_file(crate::os::fsperm::with_suffix(&self.path, "-shm"));
         }
     }
 }
@@ -219,13 +219,13 @@ impl SqliteStore {
         let path = target.path.clone();
         let dest = target.conn.as_mut().ok_or_else(|| closed(&path))?;
         let backup = Backup::new(&self.conn, dest).map_err(at(&path))?;
-        let deadline = crate::io_time::deadline(Duration::from_secs(30));
+        let deadline = crate::os::io_time::deadline(Duration::from_secs(30));
         loop {
             match backup.step(-1).map_err(at(&path))? {
                 StepResult::Done => return Ok(()),
                 StepResult::More => continue,
-                StepResult::Busy | StepResult::Locked if crate::io_time::now() < deadline => {
-                    crate::io_time::pause(Duration::from_millis(20))
+                StepResult::Busy | StepResult::Locked if crate::os::io_time::now() < deadline => {
+                    crate::os::io_time::pause(Duration::from_millis(20))
                 }
                 StepResult::Busy | StepResult::Locked => {
                     return Err(Error::store(format!(

@@ -5,7 +5,7 @@
 //! Opening SQLite (the file, the schema, the pragmas) costs more than a login's own queries, so
 //! a one-login process pays it every time; a daemon pays it once. The file checks of
 //! [`SqliteStore::open`] still hold for every login: they are made again whenever inotify says
-//! a file or directory they looked at changed (`crate::watch`), and a store put in place of
+//! a file or directory they looked at changed (`crate::os::watch`), and a store put in place of
 //! the open one (a restored backup) is opened afresh instead of served from the old file.
 //!
 //! A write or an open that fails for a reason that can pass ([`Error::can_pass`]: a read-only
@@ -17,7 +17,7 @@
 use super::group::GroupWriter;
 use super::{CheckedFiles, SqliteStore, Store, StoreTx, TokenRecord};
 use crate::error::Result;
-use crate::watch::{Checked, Watched};
+use crate::os::watch::{Checked, Watched};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -364,7 +364,7 @@ mod tests {
     /// login works, with the same pool and no SIGHUP. Needs root (as in CI).
     #[test]
     fn a_store_that_could_not_be_written_is_opened_afresh_once_it_can() {
-        if crate::sys::euid() != 0 {
+        if crate::os::sys::euid() != 0 {
             eprintln!("skipped: needs root (chattr +i)");
             return;
         }

@@ -60,10 +60,14 @@ impl BackupReader {
                         m.mode() & 0o7777
                     )));
                 }
-                crate::fsperm::check_dirs(path, m.uid())?;
+                crate::os::fsperm::check_dirs(path, m.uid())?;
                 m
             }
-            _ => crate::fsperm::check_in_place(path, crate::fsperm::Access::Readable, not_found)?,
+            _ => crate::os::fsperm::check_in_place(
+                path,
+                crate::os::fsperm::Access::Readable,
+                not_found,
+            )?,
         };
         let wal = super::sqlite::wal_path(path);
         if std::fs::symlink_metadata(&wal).is_ok_and(|m| m.len() > 0) {

@@ -87,16 +87,17 @@ impl SqliteStore {
     /// (see `check_in_place`), a handful of syscalls and no file read. A host that keeps the
     /// store open (tesserad) makes them again before every login.
     pub fn check_files(path: &Path) -> Result<CheckedFiles> {
-        let meta = crate::fsperm::check_in_place(path, crate::fsperm::Access::Readable, |e| {
-            Error::io(Kind::Store, path, e).hint(" (run `tessera init`)")
-        })?;
-        let wal_exists = crate::fsperm::check_beside(&wal_path(path))?.is_some();
-        let shm = crate::fsperm::with_suffix(path, "-shm");
-        if crate::fsperm::check_beside(&shm)?.is_some() {
+        let meta =
+            crate::os::fsperm::check_in_place(path, crate::os::fsperm::Access::Readable, |e| {
+                Error::io(Kind::Store, path, e).hint(" (run `tessera init`)")
+            })?;
+        let wal_exists = crate::os::fsperm::check_beside(&wal_path(path))?.is_some();
+        let shm = crate::os::fsperm::with_suffix(path, "-shm");
+        if crate::os::fsperm::check_beside(&shm)?.is_some() {
             // SQLite maps the -shm file shared and writes to the mapping: once the file can't
             // be written (marked immutable, a read-only mount), a write to a page of it kills
             // the process with SIGBUS. Refused here, before a connection touches it.
-            crate::sys::may_write(&shm).map_err(|e| {
+            crate::os::sys::may_write(&shm).map_err(|e| {
                 Error::io(Kind::Store, &shm, e).hint(
                     " (SQLite's shared memory must be writable: chattr -i, or a writable mount)",
                 )
@@ -113,9 +114,9 @@ impl SqliteStore {
     pub fn create(path: &Path, busy_timeout_ms: u64) -> Result<SqliteStore> {
         if !path.exists() {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                crate::fsperm::create_private_dir(dir)?;
+                crate::os::fsperm::create_private_dir(dir)?;
             }
-            crate::fsperm::create_private_file(path, b"")?;
+            crate::os::fsperm::create_private_file(path, b"")?;
         }
         Self::open(path, busy_timeout_ms)
     }

@@ -139,7 +139,7 @@ impl ServerLink {
 /// Each configured server's base URL and what this link's breaker knows of it (every server
 /// is `Up` for a link without one: nothing is known).
 pub fn health(link: &ServerLink, cfg: &RemoteConfig) -> Vec<(String, ServerHealth)> {
-    let now = crate::io_time::now();
+    let now = crate::os::io_time::now();
     let bases = cfg
         .url
         .iter()
@@ -232,7 +232,7 @@ impl Client {
         req: &Request<'_>,
         mut parse: impl FnMut(&Server, u16, &[u8]) -> Result<T, String>,
     ) -> Result<T, Unreachable> {
-        let deadline = crate::io_time::deadline(self.timeout);
+        let deadline = crate::os::io_time::deadline(self.timeout);
         let mut order: Vec<usize> = (0..self.servers.len()).collect();
         if let Some(p) = self.preferred {
             order.retain(|&i| i != p);
@@ -241,7 +241,7 @@ impl Client {
         let mut failures = Vec::new();
         let count = order.len();
         for (n, &i) in order.iter().enumerate() {
-            let now = crate::io_time::now();
+            let now = crate::os::io_time::now();
             if now >= deadline {
                 failures.push(format!(
                     "{}: not tried, the {} s timeout had passed",
@@ -281,7 +281,7 @@ impl Client {
             let opened = self
                 .breaker
                 .as_ref()
-                .is_some_and(|b| b.failed(&server.base, crate::io_time::now()));
+                .is_some_and(|b| b.failed(&server.base, crate::os::io_time::now()));
             failures.push(if opened {
                 format!("{failure} (skipped for the next {} s)", self.down_for)
             } else {
@@ -314,7 +314,7 @@ impl Client {
         req: &Request<'_>,
         budget: Duration,
     ) -> Result<(u16, Vec<u8>), String> {
-        let started = crate::io_time::now();
+        let started = crate::os::io_time::now();
         let url = format!(
             "{}{}",
             server.base,

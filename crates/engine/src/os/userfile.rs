@@ -3,7 +3,7 @@
 //! holding it, chooses what root reads, so [`read`] reads only a file that its user could have
 //! given root anyway, and says whose it is.
 //!
-//! The file is judged by what is opened, as [`crate::fsperm`] judges tessera's own files: the
+//! The file is judged by what is opened, as [`crate::os::fsperm`] judges tessera's own files: the
 //! directory holding it is opened without following a link (`O_NOFOLLOW | O_DIRECTORY`), the
 //! file is opened in that open directory (`openat`) as the directory's owner (`setfsuid`, when
 //! run as root: root's right to read every file is not used), without following a link and
@@ -22,7 +22,7 @@
 //! Whom a file of root or of a system account belongs to, the caller must be told (`--user`).
 
 use crate::error::{Error, Kind, Result};
-use crate::{fsperm, sys};
+use crate::os::{fsperm, sys};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};

@@ -127,7 +127,7 @@ pub fn peer_uid(sock: &impl std::os::fd::AsFd) -> std::io::Result<u32> {
     Ok(cred.uid())
 }
 
-/// A new inotify instance, non-blocking and close-on-exec (see `crate::watch`).
+/// A new inotify instance, non-blocking and close-on-exec (see `crate::os::watch`).
 pub fn inotify_new() -> std::io::Result<Inotify> {
     Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).map_err(io)
 }
@@ -275,7 +275,7 @@ pub fn is_own_address(ip: std::net::IpAddr) -> bool {
     type Kept = Option<(std::time::Instant, Vec<std::net::IpAddr>)>;
     static KEPT: Mutex<Kept> = Mutex::new(None);
     const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
-    let now = crate::io_time::now();
+    let now = crate::os::io_time::now();
     let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
     let stale = !kept
         .as_ref()

@@ -11,7 +11,7 @@
 //! A check that fails is never kept: the next login checks again.
 
 use crate::error::Result;
-use crate::sys::{Inotify, InotifyEvent, WatchDescriptor};
+use crate::os::sys::{Inotify, InotifyEvent, WatchDescriptor};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -44,8 +44,8 @@ impl Watched {
         Watched {
             files: vec![
                 path.to_path_buf(),
-                crate::fsperm::with_suffix(path, "-wal"),
-                crate::fsperm::with_suffix(path, "-shm"),
+                crate::os::fsperm::with_suffix(path, "-wal"),
+                crate::os::fsperm::with_suffix(path, "-shm"),
             ],
             content: false,
         }
@@ -62,7 +62,7 @@ impl Watched {
     /// Watches every file and every directory above them on a new inotify descriptor; `None`
     /// if any watch can't be set (then nothing is kept).
     fn arm(&self) -> Option<Armed> {
-        let fd = crate::sys::inotify_new().ok()?;
+        let fd = crate::os::sys::inotify_new().ok()?;
         let file_mask = if self.content {
             CONTENT_EVENTS
         } else {
@@ -71,7 +71,7 @@ impl Watched {
         // Each directory and the names in it that lead to a watched file (`None`: any name).
         let mut dirs: Vec<(PathBuf, Option<Vec<OsString>>)> = Vec::new();
         for f in &self.files {
-            match crate::sys::inotify_watch(&fd, f, file_mask) {
+            match crate::os::sys::inotify_watch(&fd, f, file_mask) {
                 Ok(_) => {}
                 // Not there yet (SQLite's -wal and -shm): its directory's events tell when
                 // it comes.
@@ -79,7 +79,7 @@ impl Watched {
                 Err(_) => return None,
             }
             // The directories the file checks look at.
-            for d in crate::fsperm::dirs_above(f).ok()? {
+            for d in crate::os::fsperm::dirs_above(f).ok()? {
                 // The entry of `d` on the way to `f`; a directory reached through a link
                 // (`f` is not below it as written) counts every entry.
                 let next = f
@@ -99,7 +99,7 @@ impl Watched {
         }
         let mut names = HashMap::new();
         for (d, which) in dirs {
-            let wd = crate::sys::inotify_watch(&fd, &d, DIR_EVENTS).ok()?;
+            let wd = crate::os::sys::inotify_watch(&fd, &d, DIR_EVENTS).ok()?;
             names.insert(wd, which);
         }
         Some(Armed { fd, names })
@@ -116,7 +116,7 @@ struct Armed {
 impl Armed {
     /// Whether anything the check looked at may have changed since the watches were set.
     fn changed(&self) -> bool {
-        match crate::sys::inotify_events(&self.fd) {
+        match crate::os::sys::inotify_events(&self.fd) {
             Ok(events) => events.iter().any(|e| self.counts(e)),
             Err(_) => true,
         }
@@ -211,8 +211,8 @@ mod tests {
             || {
                 let m = std::fs::symlink_metadata(file)
                     .map_err(|e| crate::error::Error::permissions(e.to_string()))?;
-                crate::fsperm::check_file(file, &m, crate::fsperm::Access::Readable)?;
-                crate::fsperm::check_dirs(file, 0)?;
+                crate::os::fsperm::check_file(file, &m, crate::os::fsperm::Access::Readable)?;
+                crate::os::fsperm::check_dirs(file, 0)?;
                 Ok(n)
             },
         )

@@ -138,7 +138,7 @@ pub fn refuse_writable_by_others(path: &Path, meta: &Metadata) -> Result<()> {
             meta.mode() & 0o7777
         )));
     }
-    let euid = crate::sys::euid();
+    let euid = crate::os::sys::euid();
     if meta.uid() != 0 && meta.uid() != euid {
         return Err(Error::permissions(format!(
             "{} is owned by uid {}, not root or the running user",
@@ -189,7 +189,7 @@ pub fn check_dirs(path: &Path, owner: u32) -> Result<()> {
 }
 
 /// The directories [`check_dirs`] checks, from `path`'s parent up to `/`: as written and, when
-/// that differs, as resolved (one `realpath`). `crate::watch` watches the same ones.
+/// that differs, as resolved (one `realpath`). `crate::os::watch` watches the same ones.
 pub fn dirs_above(path: &Path) -> io::Result<Vec<PathBuf>> {
     let parent = parent_dir(path);
     let real = fs::canonicalize(parent)?;
@@ -377,7 +377,7 @@ mod tests {
         fs::create_dir(&sub).unwrap();
         let f = sub.join("f");
         create_private_file(&f, b"").unwrap();
-        let owner = crate::sys::euid();
+        let owner = crate::os::sys::euid();
         chmod(&sub, 0o755);
         assert!(check_dirs(&f, owner).is_ok());
         for mode in [0o775, 0o757, 0o777] {
@@ -402,7 +402,7 @@ mod tests {
         let f = dir.path().join("f");
         create_private_file(&f, b"").unwrap();
         // The file's owner is `owner`: a directory of neither root nor `owner` is refused.
-        let me = crate::sys::euid();
+        let me = crate::os::sys::euid();
         if me != 0 {
             let e = check_dirs(&f, me + 1).unwrap_err().to_string();
             assert!(e.contains("not root or the file's owner"), "{e}");
@@ -422,7 +422,7 @@ mod tests {
         create_private_file(&f, b"").unwrap();
         let via = dir.path().join("via");
         symlink(&real, &via).unwrap();
-        let owner = crate::sys::euid();
+        let owner = crate::os::sys::euid();
         chmod(&real, 0o700);
         assert!(check_dirs(&via.join("f"), owner).is_ok());
         chmod(&real, 0o777);
