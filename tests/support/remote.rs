@@ -11,7 +11,7 @@ use std::time::Duration;
 use tessera_engine::auth::{Login, Options, Outcome, SystemClock};
 use tessera_engine::config::Config;
 use tessera_engine::crypto::StoreKey;
-use tessera_engine::login::{self, OneLogin};
+use tessera_engine::login::{authenticate, Host, OneLogin};
 use tessera_engine::testing::FixedClock;
 
 /// The engine's scripted conversation (`tessera_engine::testing`): one for every test.
@@ -67,13 +67,8 @@ pub fn run(cfg: &Config, user: &str, conv: &mut ScriptedConv) -> Outcome {
 
 /// A login as tesserad runs it: through `host`, which keeps HTTP agents and circuit breakers
 /// from one login to the next.
-pub fn run_hosted(
-    host: &login::Host,
-    cfg: &Config,
-    user: &str,
-    conv: &mut ScriptedConv,
-) -> Outcome {
-    login::authenticate(
+pub fn run_hosted(host: &Host, cfg: &Config, user: &str, conv: &mut ScriptedConv) -> Outcome {
+    authenticate(
         host,
         cfg,
         &Options::default(),
@@ -85,7 +80,7 @@ pub fn run_hosted(
 
 pub fn run_with(cfg: &Config, opts: &Options, l: &Login, conv: &mut ScriptedConv) -> Outcome {
     let clock = FixedClock::at(now());
-    login::authenticate(&OneLogin, cfg, opts, l, conv, &clock)
+    authenticate(&OneLogin, cfg, opts, l, conv, &clock)
 }
 
 // ------------------------------------------------------------------ fake server

@@ -1,5 +1,5 @@
 //! `tessera check USER`: the LinOTP test page in a terminal. The login goes through the same
-//! [`login::authenticate`] as the PAM module, with a terminal conversation (prompts on stderr,
+//! [`authenticate`] as the PAM module, with a terminal conversation (prompts on stderr,
 //! answers from the terminal with echo off, or one line each from a piped stdin). The outcome is
 //! written to the audit table by the engine and to syslog (authpriv) here, in the module's format.
 
@@ -9,7 +9,7 @@ use crate::args::CheckArgs;
 use tessera_engine::auth::{Login, Options, SystemClock, Verdict};
 use tessera_engine::config::Config;
 use tessera_engine::error::Error;
-use tessera_engine::login::{self, OneLogin};
+use tessera_engine::login::{authenticate, OneLogin};
 
 /// A verdict line nobody reads any more (stdout closed) leaves the verdict's exit code as it is.
 fn shown(printed: CliResult<()>) -> CliResult<()> {
@@ -31,7 +31,7 @@ pub fn run(cfg: &Config, a: &CheckArgs) -> CliResult<()> {
         caller: tessera_engine::os::sys::uid(),
         uid: tessera_engine::os::sys::uid(),
     };
-    let outcome = login::authenticate(
+    let outcome = authenticate(
         &OneLogin,
         cfg,
         &Options::default(),

@@ -8,7 +8,7 @@ use crate::refusals::Refusals;
 use std::time::Instant;
 use tessera_engine::auth::{self, Login, Options, SystemClock, Verdict};
 use tessera_engine::config::Config;
-use tessera_engine::login::{self, Resources};
+use tessera_engine::login::{authenticate, Resources};
 use tessera_engine::store::AuditEntry;
 use tessera_proto::{self as proto, Reply};
 
@@ -63,7 +63,7 @@ pub(crate) fn serve<C: Channel, R: Resources>(
         link: chan,
         wait: caller.answer_wait(),
     };
-    let outcome = login::authenticate(res, cfg, &opts, &login, &mut conv, &SystemClock);
+    let outcome = authenticate(res, cfg, &opts, &login, &mut conv, &SystemClock);
     let chan = conv.link;
     for e in &outcome.events {
         chan.queue(&Reply::Log {

@@ -13,7 +13,7 @@ use tessera_engine::auth::{SystemAccounts, SystemClock};
 use tessera_engine::config::Config;
 use tessera_engine::enroll::qr::Background;
 use tessera_engine::enroll::{dialogue::SERVICE, Enrolled, Enrollee};
-use tessera_engine::login::{self, Resources};
+use tessera_engine::login::{enroll_self, Resources};
 use tessera_proto::{self as proto, EnrollRequest, Reply};
 
 pub(crate) fn serve<C: Channel, R: Resources>(
@@ -62,7 +62,7 @@ pub(crate) fn serve<C: Channel, R: Resources>(
         uid: caller.uid,
         counted_only: std::cell::Cell::new(false),
     };
-    let out = login::enroll_self(
+    let out = enroll_self(
         &limited,
         cfg,
         &SystemAccounts,
