@@ -416,6 +416,36 @@ def kbd_interactive(port, user, answer):
         t.close()
 
 
+def askpass_ssh(w, port, user, answers, options=(), timeout=30):
+    """OpenSSH's ssh as `user` to 127.0.0.1:port, running `id -un`, without a TTY: every
+    prompt goes to an askpass script that answers by the prompt's text (answers:
+    {substring: answer}; "" matches any prompt) and logs the prompt, never the answer.
+    `options` are more ssh arguments (`-o ...`). The script holds the answers and is removed
+    after the run. Returns (the CompletedProcess, the prompts asked)."""
+    script, plog = f"{w.dir}/askpass", f"{w.dir}/askpass.log"
+    with open(script, "w") as f:
+        f.write(f"#!/bin/sh\nprintf '%s\\n' \"$1\" >> {plog}\n")
+        f.write('case "$1" in\n')
+        for sub, ans in answers.items():
+            f.write(f"  *'{sub}'*) printf '%s\\n' '{ans}' ;;\n")
+        f.write("  *) exit 1 ;;\nesac\n")
+    os.chmod(script, 0o700)
+    if os.path.exists(plog):
+        os.remove(plog)
+    env = dict(os.environ, SSH_ASKPASS=script, SSH_ASKPASS_REQUIRE="force", DISPLAY="none")
+    cmd = [
+        "ssh", "-F", "/dev/null", "-p", str(port), "-o", "StrictHostKeyChecking=no",
+        "-o", "UserKnownHostsFile=/dev/null", *options, f"{user}@127.0.0.1", "id", "-un",
+    ]
+    try:
+        p = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=timeout, start_new_session=True)
+    finally:
+        os.remove(script)
+    prompts = open(plog).read().splitlines() if os.path.exists(plog) else []
+    return p, prompts
+
+
 def secret_of(uri):
     """The base32 key of an otpauth:// URI."""
     return re.search(r"secret=([A-Z2-7]+)", uri).group(1)

@@ -11,13 +11,12 @@ SSH_ASKPASS (no TTY). Run as root: tests/e2e/sshd.py
 
 import json
 import os
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (  # noqa: E402
-    CLEANUP, Results, World, add_user, log, require_root, run, sshd_with_stack,
+    CLEANUP, Results, World, add_user, askpass_ssh, log, require_root, run, sshd_with_stack,
 )
 
 import paramiko  # noqa: E402
@@ -129,30 +128,10 @@ def audit_last(user):
     return rows[-1] if rows else {}
 
 
-def askpass_ssh(port, user, answers, extra=()):
-    """OpenSSH ssh without a TTY: every prompt goes to an askpass script that answers by the
-    prompt's text (answers: {substring: answer}) and writes the prompt to a log."""
-    script = f"{W.dir}/askpass"
-    plog = f"{W.dir}/askpass.log"
-    with open(script, "w") as f:
-        f.write("#!/bin/sh\nprintf '%s\\n' \"$1\" >> " + plog + "\n")
-        f.write('case "$1" in\n')
-        for sub, ans in answers.items():
-            f.write(f"  *'{sub}'*) printf '%s\\n' '{ans}' ;;\n")
-        f.write("  *) exit 1 ;;\nesac\n")
-    os.chmod(script, 0o700)
-    if os.path.exists(plog):
-        os.remove(plog)
-    env = dict(os.environ, SSH_ASKPASS=script, SSH_ASKPASS_REQUIRE="force", DISPLAY="none")
-    cmd = [
-        "ssh", "-F", "/dev/null", "-p", str(port), "-o", "StrictHostKeyChecking=no",
-        "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-        "-o", "NumberOfPasswordPrompts=1", *extra, f"{user}@127.0.0.1", "id", "-un",
-    ]
-    p = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                       text=True, timeout=30, start_new_session=True)
-    prompts = open(plog).read().splitlines() if os.path.exists(plog) else []
-    return p, prompts
+def openssh(port, user, answers, extra=()):
+    """OpenSSH's ssh through askpass (e2elib.askpass_ssh), one keyboard-interactive round."""
+    return askpass_ssh(W, port, user, answers,
+                       ["-o", "LogLevel=ERROR", "-o", "NumberOfPasswordPrompts=1", *extra])
 
 
 # --- A: keyboard-interactive (and password) with pam.d/sshd -------------------------------
@@ -190,14 +169,14 @@ R.check("kbd-int: a second user logs in with his own PIN and token",
         lg.whoami() == bob)
 otp_b.next()
 
-p, prompts = askpass_ssh(port_a, alice, {"PIN": "123490", "otp value": otp_a.next()},
+p, prompts = openssh(port_a, alice, {"PIN": "123490", "otp value": otp_a.next()},
                          ["-o", "PreferredAuthentications=keyboard-interactive"])
 R.check("OpenSSH ssh (askpass): PIN, then OTP, runs the command",
         p.returncode == 0 and p.stdout.strip() == alice and len(prompts) == 2
         and "PIN" in prompts[0] and "otp value" in prompts[1],
         f"rc={p.returncode} out={p.stdout!r} err={p.stderr.strip()!r} prompts={prompts}")
 
-p, prompts = askpass_ssh(port_a, alice, {"PIN": "123490", "otp value": otp_a.wrong()},
+p, prompts = openssh(port_a, alice, {"PIN": "123490", "otp value": otp_a.wrong()},
                          ["-o", "PreferredAuthentications=keyboard-interactive"])
 R.check("OpenSSH ssh (askpass): a wrong OTP is refused",
         p.returncode == 255 and p.stdout == "" and len(prompts) == 2,
@@ -210,7 +189,7 @@ lg = Login(port_a, alice).password("123490")
 R.check("password auth: the PIN alone is refused (sshd answers the challenge with it)",
         lg.whoami() is None)
 
-p, prompts = askpass_ssh(port_a, alice, {"password": "123490" + otp_a.next()},
+p, prompts = openssh(port_a, alice, {"password": "123490" + otp_a.next()},
                          ["-o", "PreferredAuthentications=password"])
 R.check("OpenSSH ssh password auth: PIN+OTP in one string",
         p.returncode == 0 and p.stdout.strip() == alice,
@@ -248,7 +227,7 @@ lg = Login(port_b, bob).publickey(user_key).interactive("")
 R.check("nullok does not help a user who has a token (empty answer refused)",
         lg.whoami() is None)
 
-p, prompts = askpass_ssh(port_b, bob, {"PIN": "567890", "otp value": otp_b.next()},
+p, prompts = openssh(port_b, bob, {"PIN": "567890", "otp value": otp_b.next()},
                          ["-i", f"{W.dir}/userkey", "-o", "IdentitiesOnly=yes"])
 R.check("OpenSSH ssh: publickey, then PIN and OTP through askpass",
         p.returncode == 0 and p.stdout.strip() == bob and len(prompts) == 2,

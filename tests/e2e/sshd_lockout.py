@@ -9,16 +9,13 @@ tests/e2e/sshd_lockout.py
 
 import json
 import os
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (  # noqa: E402
-    Results, World, add_user, require_root, sshd_with_stack,
+    Results, World, add_user, askpass_ssh, kbd_interactive, require_root, sshd_with_stack,
 )
-
-import paramiko  # noqa: E402
 
 require_root()
 R = Results("sshd lockout")
@@ -34,49 +31,18 @@ port = sshd_with_stack(
 )
 TOLD = "too many failed attempts from here"
 
-
-def paramiko_login(pass_):
-    """One keyboard-interactive attempt; (authenticated, prompts, instructions shown)."""
-    t = paramiko.Transport(("127.0.0.1", port))
-    t.start_client(timeout=10)
-    prompts, shown = [], []
-
-    def handler(_title, instructions, asked):
-        if instructions:
-            shown.append(instructions)
-        prompts.extend(text for text, _echo in asked)
-        return [pass_ for _ in asked]
-
-    try:
-        t.auth_interactive(alice, handler)
-    except paramiko.AuthenticationException:
-        pass
-    ok = t.is_authenticated()
-    t.close()
-    return ok, prompts, shown
-
-
 for _ in range(3):
-    ok, prompts, shown = paramiko_login("123490" + otp.wrong())
+    wrong = "123490" + otp.wrong()
+    ok, seen = kbd_interactive(port, alice, lambda _prompt, _shown: wrong)
+    prompts, shown = [prompt for _, prompt in seen], [info for info, _ in seen]
 R.check("three wrong codes from 127.0.0.1 are refused, each asked for its PIN",
         not ok and prompts == ["PIN: "] and not any(TOLD in s for s in shown), str(shown))
 
 # OpenSSH, as a user types: it would try keyboard-interactive 3 times (NumberOfPasswordPrompts).
-script = f"{W.dir}/askpass"
-plog = f"{W.dir}/askpass.log"
 right = otp.peek()
-with open(script, "w") as f:
-    f.write(f"#!/bin/sh\nprintf '%s\\n' \"$1\" >> {plog}\nprintf '%s\\n' '123490{right}'\n")
-os.chmod(script, 0o700)
-env = dict(os.environ, SSH_ASKPASS=script, SSH_ASKPASS_REQUIRE="force", DISPLAY="none")
 start = time.monotonic()
-p = subprocess.run(
-    ["ssh", "-F", "/dev/null", "-p", str(port), "-o", "StrictHostKeyChecking=no",
-     "-o", "UserKnownHostsFile=/dev/null", f"{alice}@127.0.0.1", "id", "-un"],
-    env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
-    start_new_session=True)
+p, asked = askpass_ssh(W, port, alice, {"": "123490" + right}, timeout=60)
 secs = time.monotonic() - start
-asked = open(plog).read().splitlines() if os.path.exists(plog) else []
 told = [line for line in p.stderr.splitlines() if TOLD in line]
 rows = json.loads(W.tessera("audit", "--user", alice, "--limit", "10", "--json"))
 # sshd then lists no method at all; OpenSSH's client, given an empty list, falls back to its

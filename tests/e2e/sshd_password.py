@@ -16,12 +16,12 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (  # noqa: E402
-    KEY, ROOT, Results, World, add_user, log, require_root, run, sshd_with_stack,
+    KEY, ROOT, Results, World, add_user, askpass_ssh, log, require_root, run,
+    sshd_with_stack,
 )
 
 import paramiko  # noqa: E402
@@ -98,36 +98,14 @@ def audit_rows(user, limit=200):
     return json.loads(W.tessera("audit", "--user", user, "--limit", str(limit), "--json"))
 
 
-def askpass_ssh(user, password, code):
-    """OpenSSH ssh without a TTY: an askpass script answers the password prompt and the OTP
-    prompt by their text and logs each prompt (never the answers)."""
+def openssh(user, password, code):
+    """OpenSSH's ssh without a TTY (e2elib.askpass_ssh): the password prompt and the OTP
+    prompt answered by their text; (the run, the prompts asked)."""
     used.append(code)
-    script, plog = f"{W.dir}/askpass", f"{W.dir}/askpass.log"
-    with open(script, "w") as f:
-        f.write(
-            "#!/bin/sh\n"
-            f"printf '%s\\n' \"$1\" >> {plog}\n"
-            'case "$1" in\n'
-            f"  *'Password:'*) printf '%s\\n' '{password}' ;;\n"
-            f"  *'OTP:'*) printf '%s\\n' '{code}' ;;\n"
-            "  *) exit 1 ;;\n"
-            "esac\n"
-        )
-    os.chmod(script, 0o700)
-    if os.path.exists(plog):
-        os.remove(plog)
-    env = dict(os.environ, SSH_ASKPASS=script, SSH_ASKPASS_REQUIRE="force", DISPLAY="none")
-    cmd = [
-        "ssh", "-F", "/dev/null", "-p", str(port), "-o", "StrictHostKeyChecking=no",
-        "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-        "-o", "PreferredAuthentications=keyboard-interactive",
-        "-o", "NumberOfPasswordPrompts=1", f"{user}@127.0.0.1", "id", "-un",
-    ]
-    p = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                       text=True, timeout=30, start_new_session=True)
-    prompts = open(plog).read().splitlines() if os.path.exists(plog) else []
-    os.remove(script)  # it holds the password
-    return p, prompts
+    return askpass_ssh(W, port, user, {"Password:": password, "OTP:": code},
+                       ["-o", "LogLevel=ERROR",
+                        "-o", "PreferredAuthentications=keyboard-interactive",
+                        "-o", "NumberOfPasswordPrompts=1"])
 
 
 pw = passwords[alice]
@@ -181,18 +159,18 @@ prompts, who = login(bob, passwords[bob], code_b)
 R.check("a TOTP code from an authenticator app (oathtool --totp) with the password logs in",
         prompts == [PASSWORD_PROMPT, OTP_PROMPT] and who == bob, f"{prompts} {who!r}")
 
-p, asked = askpass_ssh(alice, pw, otp_a.next())
+p, asked = openssh(alice, pw, otp_a.next())
 R.check("OpenSSH ssh (askpass): the password, then the code, runs the command",
         p.returncode == 0 and p.stdout.strip() == alice and len(asked) == 2
         and "Password:" in asked[0] and "OTP:" in asked[1]
         and not any("PIN" in a for a in asked),
         f"rc={p.returncode} out={p.stdout!r} err={p.stderr.strip()!r} prompts={asked}")
 
-p, asked = askpass_ssh(alice, "not-" + pw, otp_a.peek())
+p, asked = openssh(alice, "not-" + pw, otp_a.peek())
 R.check("OpenSSH ssh (askpass): a wrong password is refused, the code is not asked",
         p.returncode == 255 and p.stdout == "" and len(asked) == 1 and "Password:" in asked[0],
         f"rc={p.returncode} out={p.stdout!r} prompts={asked}")
-p, asked = askpass_ssh(alice, pw, otp_a.next())
+p, asked = openssh(alice, pw, otp_a.next())
 R.check("OpenSSH ssh (askpass): that code still logs in with the right password",
         p.returncode == 0 and p.stdout.strip() == alice and len(asked) == 2,
         f"rc={p.returncode} out={p.stdout!r} err={p.stderr.strip()!r} prompts={asked}")
