@@ -65,6 +65,19 @@ impl Lockout {
             ),
         }
     }
+
+    /// The verdict of an attempt refused by this lock (local and offline logins alike).
+    pub fn verdict(&self, source: &Source) -> super::Verdict {
+        match *self {
+            Lockout::Source { opens_at, .. } => super::Verdict::SourceLocked {
+                source: source.to_string(),
+                opens_at,
+            },
+            Lockout::Class {
+                class, opens_at, ..
+            } => super::Verdict::ClassLocked { class, opens_at },
+        }
+    }
 }
 
 /// An attempt's place in the counts, taken by [`take`].

@@ -125,15 +125,7 @@ impl<S: Store, C: Clock> LocalEngine<'_, S, C> {
         let why = lockout.reason(&at.source);
         tx.audit(&at.event(now, None, AuditResult::Locked, &why))?;
         lockout::failed(tx, &at.guesser(), now)?;
-        Ok(match lockout {
-            Lockout::Source { opens_at, .. } => Verdict::SourceLocked {
-                source: at.source.to_string(),
-                opens_at,
-            },
-            Lockout::Class {
-                class, opens_at, ..
-            } => Verdict::ClassLocked { class, opens_at },
-        })
+        Ok(lockout.verdict(&at.source))
     }
 
     /// Whether this attempt is refused before any prompt: its source or its class of sources

@@ -9,7 +9,7 @@
 
 use super::client::{Client, Request, Unreachable};
 use super::Run;
-use crate::auth::lockout::{self, Guesser, Lockout};
+use crate::auth::lockout::{self, Guesser};
 use crate::auth::{Accounts, Clock, Verdict};
 use crate::crypto::ct_eq;
 use crate::store::{AuditResult, OfflineBatch, OfflineValue, Store};
@@ -123,15 +123,7 @@ impl<K: Clock, S: Store> Run<'_, K, S> {
             Ok(Err(l)) => {
                 let why = l.reason(&self.source);
                 self.event(AuditResult::Locked, &why, "", "");
-                Some(match l {
-                    Lockout::Source { opens_at, .. } => Verdict::SourceLocked {
-                        source: self.source.to_string(),
-                        opens_at,
-                    },
-                    Lockout::Class {
-                        class, opens_at, ..
-                    } => Verdict::ClassLocked { class, opens_at },
-                })
+                Some(l.verdict(&self.source))
             }
             Err(e) => {
                 // Uncounted, the guess would be free: the attempt ends here.
