@@ -17,14 +17,14 @@ pub trait Store {
     /// Runs `f` in one write transaction; commits when it returns `Ok`, rolls back on `Err`.
     ///
     /// **The durability contract** (every host keeps it, whether it writes alone or in a group
-    /// commit): `write` returns only once `f`'s writes are committed, and a caller answers
-    /// nothing (no prompt, no verdict) about them before it returns. A commit reaches the
-    /// store file without a sync (SQLite's WAL under `synchronous = NORMAL`), which only a
-    /// power cut can lose, never a killed daemon: so a rejected attempt's failure counts and
-    /// audit row, and an attempt's place in the counts, are there before its reply, and no
-    /// crash gives a guess back. A transaction that makes something used (moves a counter,
-    /// closes a challenge, takes an offline value, adds a token) is also synced (fsync of the
-    /// WAL) before `write` returns, so that no power cut makes a used OTP valid again.
+    /// commit): `write` returns only once `f`'s writes are committed, and a caller answers nothing
+    /// (no prompt, no verdict) about them before it returns. A commit reaches the store file
+    /// without a sync (SQLite's WAL under `synchronous = NORMAL`), which only a power cut can lose,
+    /// never a killed daemon: so a rejected attempt's failure counts and audit row, and an
+    /// attempt's place in the counts, are there before its reply, and no crash gives a guess back.
+    /// A transaction that makes something used (moves a counter, closes a challenge, takes or
+    /// stores offline values, adds a token) is also synced (fsync of the WAL) before `write`
+    /// returns, so that no power cut makes a used OTP valid again.
     fn write<R>(&self, f: impl FnOnce(&dyn StoreTx) -> Result<R>) -> Result<R>;
     /// Whether a second factor of `user` was accepted for `service` from `rhost` at or after
     /// `since` (an audit row of a token's accept: a policy's grace window).
